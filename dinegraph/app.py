@@ -1,0 +1,113 @@
+"""The Starlette application: /graphql over HTTP and WebSocket, /health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from cross_web import HTTPException
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+
+from dinegraph.context import Context
+from dinegraph.db.engine import create_engine
+from dinegraph.i18n import locale_from_header
+from dinegraph.schema import build_schema
+from dinegraph.security import InvalidCredentials, viewer_from_headers
+from dinegraph.settings import Settings, get_settings
+
+log = logging.getLogger("dinegraph")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+class DinegraphGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view, with our context, orjson and the GraphQL-over-HTTP media type."""
+
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide=None if settings.production else "graphiql",
+            allow_queries_via_get=True,
+            keep_alive=True,
+            keep_alive_interval=15,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=20,
+        )
+        self.settings = settings
+        self.engine = engine
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        try:
+            viewer = await viewer_from_headers(
+                self.settings,
+                self.engine,
+                authorization=request.headers.get("authorization"),
+                api_key=request.headers.get("x-api-key"),
+            )
+        except InvalidCredentials as exc:
+            raise HTTPException(401, f"Invalid credentials: {exc}") from exc
+        if isinstance(response, Response) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):
+            response.media_type = GRAPHQL_RESPONSE
+        return Context(
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            settings=self.settings,
+            engine=self.engine,
+            viewer=viewer,
+            locale=locale_from_header(request.headers.get("accept-language")),
+        )
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type:
+            response.headers["content-type"] = sub_response.media_type
+        return response
+
+
+async def health(request: Request) -> Response:
+    engine: AsyncEngine = request.app.state.engine
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> Starlette:
+    settings = settings or get_settings()
+    settings.check_servable()
+    engine = engine or create_engine(settings)
+    graphql = DinegraphGraphQL(settings, engine)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            Route("/health", health),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    return app

@@ -1,0 +1,210 @@
+"""`dinegraph`: serve, migrate, seed, export the schema, and issue credentials."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+
+from dinegraph.db import identity as identity_db
+from dinegraph.db.engine import create_engine
+from dinegraph.db.migrate import upgrade
+from dinegraph.db.seed import AlreadySeeded, seed_demo
+from dinegraph.domain.errors import DomainError
+from dinegraph.domain.identity import StaffRole
+from dinegraph.resolvers.ids import decode_id
+from dinegraph.security import issue_staff_token, new_api_key
+from dinegraph.settings import ConfigurationError, Settings, get_settings
+
+app = typer.Typer(
+    pretty_exceptions_enable=False,
+    help="dinegraph: the GraphQL backend of a restaurant chain's mini-program mall.",
+)
+T = TypeVar("T")
+
+StoreOption = Annotated[
+    list[str] | None,
+    typer.Option("--store", help="Store id (number or global ID); repeat for several."),
+]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+    settings = _settings()
+
+    async def main() -> T:
+        return await make(settings)
+
+    return asyncio.run(main())
+
+
+def _store_ids(values: list[str] | None) -> list[int]:
+    ids: list[int] = []
+    for value in values or []:
+        try:
+            ids.append(int(value) if value.isdigit() else decode_id(value, "Store", ["store"]))
+        except DomainError:
+            raise typer.BadParameter(f"not a store id: {value}", param_hint="--store") from None
+    return ids
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+) -> None:
+    """Serve /graphql (HTTP and WebSocket) and /health."""
+    settings = _settings()
+    try:
+        settings.check_servable()
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    bind_host, bind_port = host or settings.host, port or settings.port
+    if not settings.production:
+        typer.echo(f"GraphiQL: http://{bind_host}:{bind_port}/graphql")
+    uvicorn.run(
+        "dinegraph.app:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=workers or settings.workers,
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = _settings()
+    upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@app.command()
+def seed(
+    demo: Annotated[bool, typer.Option("--demo", help="Load the demo chain.")] = False,
+) -> None:
+    """Load the demo chain (味知堂, Shenzhen) into an empty database."""
+    if not demo:
+        typer.echo("nothing to seed: pass --demo", err=True)
+        raise typer.Exit(2)
+
+    async def run(settings: Settings) -> None:
+        engine = create_engine(settings)
+        try:
+            try:
+                counts = await seed_demo(engine)
+            except AlreadySeeded as exc:
+                typer.echo(f"{exc}")
+            else:
+                typer.echo("demo chain loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            staff = await identity_db.ensure_staff(
+                engine, username="hq-admin", role=StaffRole.HQ_ADMIN, store_ids=[]
+            )
+            typer.echo("staff token (HQ_ADMIN hq-admin), for the Authorization: Bearer header:")
+            typer.echo(issue_staff_token(settings, staff))
+        finally:
+            await engine.dispose()
+
+    _run(run)
+
+
+@app.command("export-schema")
+def export_schema(
+    output: Annotated[Path | None, typer.Option(help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print the GraphQL schema (SDL) that clients are written against."""
+    from dinegraph.schema import export_sdl
+
+    sdl = export_sdl()
+    if output is None:
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl, encoding="utf-8")
+
+
+@app.command("staff-token")
+def staff_token(
+    role: Annotated[StaffRole, typer.Option(help="The staff role.")],
+    store: StoreOption = None,
+    username: Annotated[str | None, typer.Option(help="Account name (default: from role).")] = None,
+) -> None:
+    """Create or update a staff account and print a bearer token on the last line."""
+    store_ids = _store_ids(store)
+    if role is StaffRole.STORE_MANAGER and not store_ids:
+        raise typer.BadParameter("a STORE_MANAGER needs at least one --store", param_hint="--store")
+    name = username or (
+        f"{role.value.lower()}-{'-'.join(map(str, store_ids))}" if store_ids else role.value.lower()
+    )
+
+    async def run(settings: Settings) -> str:
+        engine = create_engine(settings)
+        try:
+            viewer = await identity_db.ensure_staff(
+                engine, username=name, role=role, store_ids=store_ids
+            )
+        except identity_db.UnknownStoreError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--store") from exc
+        finally:
+            await engine.dispose()
+        return issue_staff_token(settings, viewer)
+
+    token = _run(run)
+    typer.echo(f"staff {name} ({role.value}); token:")
+    typer.echo(token)
+
+
+@app.command("create-api-key")
+def create_api_key(
+    name: Annotated[str, typer.Option(help="Who the key is for, e.g. the POS vendor.")],
+    scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. stock:write,stock:read.")],
+    store: StoreOption = None,
+) -> None:
+    """Create a partner API key (send it as X-Api-Key) and print it on the last line."""
+    scope_list = sorted({s.strip() for s in scopes.split(",") if s.strip()})
+    if not scope_list:
+        raise typer.BadParameter("give at least one scope", param_hint="--scopes")
+    store_ids = _store_ids(store) or None
+    key = new_api_key()
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings)
+        try:
+            return await identity_db.insert_api_key(
+                engine,
+                name=name,
+                prefix=key.prefix,
+                key_hash=key.key_hash,
+                scopes=scope_list,
+                store_ids=store_ids,
+            )
+        except identity_db.UnknownStoreError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--store") from exc
+        finally:
+            await engine.dispose()
+
+    key_id = _run(run)
+    where = "all stores" if store_ids is None else f"stores {store_ids}"
+    typer.echo(f"API key {key_id} for {name}: scopes {','.join(scope_list)}, {where}")
+    typer.echo(key.key)
+
+
+def main() -> None:  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,52 @@
+"""Per-request context: who is asking, in which language, with fresh loaders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+
+from dinegraph.db.queries import ReadQueries
+from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.domain.identity import Viewer, can_see_unlisted
+from dinegraph.domain.ports import UnitOfWork
+from dinegraph.i18n import Locale
+from dinegraph.resolvers.loaders import Loaders, make_loaders
+from dinegraph.settings import Settings
+
+C = TypeVar("C", contravariant=True)
+R = TypeVar("R", covariant=True)
+
+
+class Service(Protocol[C, R]):
+    def __call__(self, cmd: C, /, *, uow: UnitOfWork, viewer: Viewer) -> Awaitable[R]: ...
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket
+    response: Response | None
+    settings: Settings
+    engine: AsyncEngine
+    viewer: Viewer
+    locale: Locale
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    reads: ReadQueries = field(init=False)
+    loaders: Loaders = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reads = ReadQueries(self.engine)
+        self.loaders = make_loaders(self.reads, include_unlisted=can_see_unlisted(self.viewer))
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    async def run(self, service: Service[C, R], command: C) -> R:
+        """Call a domain service with this request's viewer and a fresh unit of work."""
+        return await service(command, uow=self.uow(), viewer=self.viewer)

@@ -1,0 +1,63 @@
+"""Rows to domain objects: the one place that knows both shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from dinegraph.domain.catalog import (
+    Category,
+    Channel,
+    ComboComponent,
+    Product,
+    ProductKind,
+    Sku,
+    Store,
+)
+from dinegraph.domain.geo import GeoPoint
+
+
+def store(row: Any) -> Store:
+    return Store(
+        id=row.id,
+        code=row.code,
+        name=row.name,
+        address=row.address,
+        location=GeoPoint(row.lat, row.lng),
+        delivery_radius_m=row.delivery_radius_m,
+        opens=row.opens,
+        closes=row.closes,
+        is_open=row.is_open,
+    )
+
+
+def category(row: Any) -> Category:
+    return Category(id=row.id, name=row.name, parent_id=row.parent_id, sort=row.sort)
+
+
+def product(row: Any, channels: Iterable[str]) -> Product:
+    return Product(
+        id=row.id,
+        category_id=row.category_id,
+        kind=ProductKind(row.kind),
+        name=row.name,
+        description=row.description,
+        tags=tuple(row.tags),
+        image_urls=tuple(row.image_urls),
+        channels=frozenset(Channel(c) for c in channels),
+        listed=row.listed,
+        sort=row.sort,
+    )
+
+
+def sku(row: Any, components: Iterable[ComboComponent] = ()) -> Sku:
+    return Sku(
+        id=row.id,
+        product_id=row.product_id,
+        name=row.name,
+        specs=dict(row.specs),
+        price_fen=row.price_fen,
+        tracked=row.tracked,
+        sort=row.sort,
+        components=tuple(components),
+    )

@@ -1,0 +1,149 @@
+"""Read side: batched queries behind the DataLoaders. Each call is one SQL statement."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dinegraph.db import mappers
+from dinegraph.db.tables import (
+    categories,
+    combo_components,
+    product_channels,
+    products,
+    skus,
+    stock_levels,
+    store_prices,
+    stores,
+)
+from dinegraph.domain.catalog import Category, Channel, ComboComponent, Product, Sku, Store
+
+
+@dataclass(frozen=True, slots=True)
+class StockRow:
+    store_id: int
+    sku_id: int
+    available: int | None
+    sold_out: bool
+    low_stock_threshold: int
+    version: int
+
+
+class ReadQueries:
+    """Batch reads for one request; every method issues exactly one statement."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _rows(self, query: sa.Executable) -> Sequence[sa.Row[object]]:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(query)).all()
+
+    async def all_stores(self) -> list[Store]:
+        return [mappers.store(r) for r in await self._rows(sa.select(stores).order_by(stores.c.id))]
+
+    async def stores_by_ids(self, ids: Sequence[int]) -> list[Store]:
+        rows = await self._rows(sa.select(stores).where(stores.c.id.in_(ids)))
+        return [mappers.store(r) for r in rows]
+
+    async def categories_by_ids(self, ids: Sequence[int]) -> list[Category]:
+        rows = await self._rows(sa.select(categories).where(categories.c.id.in_(ids)))
+        return [mappers.category(r) for r in rows]
+
+    async def all_categories(self) -> list[Category]:
+        rows = await self._rows(sa.select(categories).order_by(categories.c.sort, categories.c.id))
+        return [mappers.category(r) for r in rows]
+
+    async def products_by_ids(self, ids: Sequence[int]) -> list[Product]:
+        return await self._products(products.c.id.in_(ids))
+
+    async def products_by_category_ids(
+        self, category_ids: Sequence[int], *, include_unlisted: bool
+    ) -> dict[int, list[Product]]:
+        where = products.c.category_id.in_(category_ids)
+        if not include_unlisted:
+            where = where & products.c.listed.is_(True)
+        grouped: dict[int, list[Product]] = defaultdict(list)
+        for product in await self._products(where):
+            grouped[product.category_id].append(product)
+        return grouped
+
+    async def listed_products_on_channel(self, channel: Channel) -> list[Product]:
+        """Listed products sold on ``channel``, in menu order."""
+        on_channel = sa.exists().where(
+            (product_channels.c.product_id == products.c.id)
+            & (product_channels.c.channel == channel.value)
+        )
+        return await self._products(products.c.listed.is_(True) & on_channel)
+
+    async def _products(self, where: sa.ColumnElement[bool]) -> list[Product]:
+        # Channels come aggregated in the same statement, so a page of products is one query.
+        channel_list = (
+            sa.select(sa.func.aggregate_strings(product_channels.c.channel, ","))
+            .where(product_channels.c.product_id == products.c.id)
+            .scalar_subquery()
+        )
+        query = (
+            sa.select(products, channel_list.label("channel_list"))
+            .where(where)
+            .order_by(products.c.sort, products.c.id)
+        )
+        return [
+            mappers.product(r, r.channel_list.split(",") if r.channel_list else ())
+            for r in await self._rows(query)
+        ]
+
+    async def skus_by_ids(self, ids: Sequence[int]) -> list[Sku]:
+        return await self._skus(skus.c.id.in_(ids))
+
+    async def skus_by_product_ids(self, product_ids: Sequence[int]) -> dict[int, list[Sku]]:
+        grouped: dict[int, list[Sku]] = defaultdict(list)
+        for sku in await self._skus(skus.c.product_id.in_(product_ids)):
+            grouped[sku.product_id].append(sku)
+        return grouped
+
+    async def _skus(self, where: sa.ColumnElement[bool]) -> list[Sku]:
+        query = (
+            sa.select(skus, combo_components.c.component_sku_id, combo_components.c.quantity)
+            .outerjoin(combo_components, combo_components.c.combo_sku_id == skus.c.id)
+            .where(where)
+            .order_by(
+                skus.c.product_id, skus.c.sort, skus.c.id, combo_components.c.component_sku_id
+            )
+        )
+        by_id: dict[int, tuple[sa.Row[object], list[ComboComponent]]] = {}
+        for row in await self._rows(query):
+            entry = by_id.setdefault(row.id, (row, []))
+            if row.component_sku_id is not None:
+                entry[1].append(ComboComponent(row.component_sku_id, row.quantity))
+        return [mappers.sku(row, parts) for row, parts in by_id.values()]
+
+    async def store_prices(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        rows = await self._rows(
+            sa.select(store_prices).where(
+                sa.tuple_(store_prices.c.store_id, store_prices.c.sku_id).in_(pairs)
+            )
+        )
+        return {(r.store_id, r.sku_id): r.price_fen for r in rows}
+
+    async def stock_rows(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], StockRow]:
+        rows = await self._rows(
+            sa.select(stock_levels).where(
+                sa.tuple_(stock_levels.c.store_id, stock_levels.c.sku_id).in_(pairs)
+            )
+        )
+        return {
+            (r.store_id, r.sku_id): StockRow(
+                store_id=r.store_id,
+                sku_id=r.sku_id,
+                available=r.available,
+                sold_out=r.sold_out,
+                low_stock_threshold=r.low_stock_threshold,
+                version=r.version,
+            )
+            for r in rows
+        }

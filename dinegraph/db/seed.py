@@ -1,0 +1,199 @@
+"""The demo chain (味知堂, Shenzhen): stores, categories, products, SKUs, prices and stock."""
+
+from __future__ import annotations
+
+import random
+from datetime import time
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dinegraph.db import demo_data
+from dinegraph.db.engine import WRITE
+from dinegraph.db.tables import (
+    categories,
+    combo_components,
+    product_channels,
+    products,
+    skus,
+    stock_levels,
+    store_prices,
+    stores,
+)
+
+LOW_STOCK_THRESHOLD = 5
+
+
+class AlreadySeeded(Exception):
+    """The database holds stores already; the demo chain only goes into an empty one."""
+
+
+async def seed_demo(engine: AsyncEngine, *, rng_seed: int = 20261122) -> dict[str, int]:
+    """Load the demo chain into an empty database; returns how many rows of each kind."""
+    rng = random.Random(rng_seed)
+    async with engine.connect() as conn:
+        await conn.execution_options(**{WRITE: True})
+        async with conn.begin():
+            if await conn.scalar(sa.select(sa.func.count()).select_from(stores)):
+                raise AlreadySeeded("the database already holds stores; demo data not loaded")
+            store_ids = await _stores(conn)
+            category_ids = await _categories(conn)
+            sku_ids, tracked, untracked = await _products(conn, category_ids)
+            counts = await _store_state(conn, rng, store_ids, sku_ids, tracked, untracked)
+    return {
+        "stores": len(store_ids),
+        "categories": len(category_ids),
+        "products": len(demo_data.PRODUCTS),
+        "skus": len(sku_ids),
+        **counts,
+    }
+
+
+def _time(text: str) -> time:
+    hour, minute = text.split(":")
+    return time(int(hour), int(minute))
+
+
+async def _insert_ids(
+    conn: AsyncConnection, table: sa.Table, rows: list[dict[str, object]]
+) -> list[int]:
+    result = await conn.execute(
+        table.insert().returning(table.c.id, sort_by_parameter_order=True), rows
+    )
+    return [int(r) for r in result.scalars()]
+
+
+async def _stores(conn: AsyncConnection) -> dict[str, int]:
+    rows: list[dict[str, object]] = [
+        {
+            "code": s["code"],
+            "name": s["name"],
+            "address": s["address"],
+            "lat": s["lat"],
+            "lng": s["lng"],
+            "delivery_radius_m": s["delivery_radius_m"],
+            "opens": _time(s["opens"]),
+            "closes": _time(s["closes"]),
+            "is_open": s["is_open"],
+        }
+        for s in demo_data.STORES
+    ]
+    ids = await _insert_ids(conn, stores, rows)
+    return {s["code"]: i for s, i in zip(demo_data.STORES, ids, strict=True)}
+
+
+async def _categories(conn: AsyncConnection) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    # Parents first, so children can point at them.
+    ordered = sorted(demo_data.CATEGORIES, key=lambda c: c["parent"] is not None)
+    for c in ordered:
+        parent = ids[c["parent"]] if c["parent"] else None
+        (new_id,) = await _insert_ids(
+            conn, categories, [{"name": c["name"], "parent_id": parent, "sort": c["sort"]}]
+        )
+        ids[c["code"]] = new_id
+    return ids
+
+
+async def _products(
+    conn: AsyncConnection, category_ids: dict[str, int]
+) -> tuple[dict[str, int], list[int], list[int]]:
+    product_rows: list[dict[str, object]] = [
+        {
+            "category_id": category_ids[p["category"]],
+            "kind": p["kind"],
+            "name": p["name"],
+            "description": p["description"],
+            "tags": p["tags"],
+            "image_urls": p["image_urls"],
+            "listed": p.get("listed", True),
+            "sort": n,
+        }
+        for n, p in enumerate(demo_data.PRODUCTS)
+    ]
+    product_ids = await _insert_ids(conn, products, product_rows)
+    await conn.execute(
+        product_channels.insert(),
+        [
+            {"product_id": pid, "channel": channel}
+            for p, pid in zip(demo_data.PRODUCTS, product_ids, strict=True)
+            for channel in p["channels"]
+        ],
+    )
+    sku_rows: list[dict[str, object]] = []
+    sku_codes: list[str] = []
+    for p, pid in zip(demo_data.PRODUCTS, product_ids, strict=True):
+        for n, s in enumerate(p["skus"]):
+            sku_codes.append(s["code"])
+            sku_rows.append(
+                {
+                    "product_id": pid,
+                    "name": s["name"],
+                    "specs": s["specs"],
+                    "price_fen": s["price_fen"],
+                    "tracked": s["tracked"],
+                    "sort": n,
+                }
+            )
+    sku_ids = dict(zip(sku_codes, await _insert_ids(conn, skus, sku_rows), strict=True))
+    component_rows = [
+        {
+            "combo_sku_id": sku_ids[p["skus"][0]["code"]],
+            "component_sku_id": sku_ids[c["sku"]],
+            "quantity": c["quantity"],
+        }
+        for p in demo_data.PRODUCTS
+        for c in p.get("components", [])
+    ]
+    if component_rows:
+        await conn.execute(combo_components.insert(), component_rows)
+    tracked = [sku_ids[s["code"]] for p in demo_data.PRODUCTS for s in p["skus"] if s["tracked"]]
+    untracked = [
+        sku_ids[s["code"]]
+        for p in demo_data.PRODUCTS
+        for s in p["skus"]
+        if not s["tracked"] and p["kind"] == "DISH"
+    ]
+    return sku_ids, tracked, untracked
+
+
+async def _store_state(
+    conn: AsyncConnection,
+    rng: random.Random,
+    store_ids: dict[str, int],
+    sku_ids: dict[str, int],
+    tracked: list[int],
+    untracked: list[int],
+) -> dict[str, int]:
+    levels: list[dict[str, object]] = []
+    for store_id in store_ids.values():
+        for sku_id in tracked:
+            # Most stores hold a few dozen of each pre-made dish; a few run low or out.
+            available = rng.choice([0, 3, *range(8, 61)])
+            levels.append(_level(store_id, sku_id, available=available, sold_out=False))
+        for sku_id in rng.sample(untracked, k=2):
+            levels.append(_level(store_id, sku_id, available=None, sold_out=True))
+    await conn.execute(stock_levels.insert(), levels)
+    # The CBD store charges a little more for its dine-in dishes.
+    cbd = store_ids[demo_data.STORES[0]["code"]]
+    prices = [
+        {"store_id": cbd, "sku_id": sku_id, "price_fen": price + 200}
+        for sku_id, price in (
+            await conn.execute(sa.select(skus.c.id, skus.c.price_fen).order_by(skus.c.id).limit(20))
+        ).tuples()
+    ]
+    await conn.execute(store_prices.insert(), prices)
+    return {"stock_levels": len(levels), "store_prices": len(prices)}
+
+
+def _level(
+    store_id: int, sku_id: int, *, available: int | None, sold_out: bool
+) -> dict[str, object]:
+    return {
+        "store_id": store_id,
+        "sku_id": sku_id,
+        "available": available,
+        "sold_out": sold_out,
+        "low_stock_threshold": LOW_STOCK_THRESHOLD,
+        "version": 1,
+    }

@@ -1,0 +1,143 @@
+"""Every table of the product; Alembic migrations must match this metadata exactly."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _created_at() -> sa.Column[object]:
+    return sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
+
+
+stores = sa.Table(
+    "stores",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("code", sa.String(32), nullable=False, unique=True),
+    sa.Column("name", sa.String(60), nullable=False),
+    sa.Column("address", sa.String(200), nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lng", sa.Float, nullable=False),
+    sa.Column("delivery_radius_m", sa.Integer, nullable=False),
+    sa.Column("opens", sa.Time, nullable=False),
+    sa.Column("closes", sa.Time, nullable=False),
+    sa.Column("is_open", sa.Boolean, nullable=False),
+    _created_at(),
+)
+
+categories = sa.Table(
+    "categories",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("parent_id", sa.Integer, sa.ForeignKey("categories.id"), nullable=True, index=True),
+    sa.Column("name", sa.String(60), nullable=False),
+    sa.Column("sort", sa.Integer, nullable=False),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "category_id", sa.Integer, sa.ForeignKey("categories.id"), nullable=False, index=True
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(60), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("image_urls", sa.JSON, nullable=False),
+    sa.Column("listed", sa.Boolean, nullable=False),
+    sa.Column("sort", sa.Integer, nullable=False),
+    _created_at(),
+)
+
+# One row per channel a product is sold on, so the menu filters by channel in SQL.
+product_channels = sa.Table(
+    "product_channels",
+    metadata,
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), primary_key=True),
+    sa.Column("channel", sa.String(16), primary_key=True),
+    sa.Index("ix_product_channels_channel", "channel", "product_id"),
+)
+
+skus = sa.Table(
+    "skus",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(60), nullable=False),
+    sa.Column("specs", sa.JSON, nullable=False),
+    sa.Column("price_fen", sa.Integer, nullable=False),
+    sa.Column("tracked", sa.Boolean, nullable=False),
+    sa.Column("sort", sa.Integer, nullable=False),
+    sa.CheckConstraint("price_fen >= 0", name="price_not_negative"),
+)
+
+combo_components = sa.Table(
+    "combo_components",
+    metadata,
+    sa.Column("combo_sku_id", sa.Integer, sa.ForeignKey("skus.id"), primary_key=True),
+    sa.Column("component_sku_id", sa.Integer, sa.ForeignKey("skus.id"), primary_key=True),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+)
+
+store_prices = sa.Table(
+    "store_prices",
+    metadata,
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), primary_key=True),
+    sa.Column("sku_id", sa.Integer, sa.ForeignKey("skus.id"), primary_key=True),
+    sa.Column("price_fen", sa.Integer, nullable=False),
+    sa.CheckConstraint("price_fen >= 0", name="price_not_negative"),
+)
+
+# Per store and SKU: the counted level of a tracked SKU (available), or the sold-out flag
+# (沽清) of a made-to-order one. Changed only through the stock ledger.
+stock_levels = sa.Table(
+    "stock_levels",
+    metadata,
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), primary_key=True),
+    sa.Column("sku_id", sa.Integer, sa.ForeignKey("skus.id"), primary_key=True),
+    sa.Column("available", sa.Integer, nullable=True),
+    sa.Column("sold_out", sa.Boolean, nullable=False),
+    sa.Column("low_stock_threshold", sa.Integer, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.CheckConstraint("available IS NULL OR available >= 0", name="available_not_negative"),
+)
+
+staff = sa.Table(
+    "staff",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(60), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("store_ids", sa.JSON, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    _created_at(),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(60), nullable=False),
+    # The key's public prefix finds the row; only a SHA-256 of the whole key is kept.
+    sa.Column("prefix", sa.String(16), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("store_ids", sa.JSON, nullable=True),
+    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    _created_at(),
+)

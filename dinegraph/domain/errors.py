@@ -1,0 +1,47 @@
+"""Expected failures, each with a stable code that clients branch on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_ID = "INVALID_ID"
+    INVALID_INPUT = "INVALID_INPUT"
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    INVALID_COORDINATES = "INVALID_COORDINATES"
+    DUPLICATE = "DUPLICATE"
+    CATEGORY_CYCLE = "CATEGORY_CYCLE"
+    CHANNEL_REQUIRED = "CHANNEL_REQUIRED"
+    COMBO_NEEDS_COMPONENTS = "COMBO_NEEDS_COMPONENTS"
+    INVALID_COMBO_COMPONENT = "INVALID_COMBO_COMPONENT"
+    NEGATIVE_PRICE = "NEGATIVE_PRICE"
+    PAGE_SIZE_TOO_LARGE = "PAGE_SIZE_TOO_LARGE"
+    INVALID_CURSOR = "INVALID_CURSOR"
+
+
+class DomainError(Exception):
+    """A rule refused a request; nothing was changed.
+
+    ``field`` is the path of the input field at fault, ``params`` fill the message.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        field: Sequence[str] | None = None,
+        **params: object,
+    ) -> None:
+        super().__init__(code.value)
+        self.code = code
+        self.field = list(field) if field is not None else None
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"DomainError({self.code.value}, field={self.field}, params={self.params})"

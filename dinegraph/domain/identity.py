@@ -1,0 +1,91 @@
+"""Who is asking, and what each kind of viewer may do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from dinegraph.domain.errors import DomainError, ErrorCode
+
+
+class StaffRole(StrEnum):
+    HQ_ADMIN = "HQ_ADMIN"
+    """Head office: everything, in every store."""
+    OPERATOR = "OPERATOR"
+    """Head-office operations: the product centre and campaigns, chain-wide."""
+    STORE_MANAGER = "STORE_MANAGER"
+    """One or more stores: their prices, stock and orders."""
+
+
+class Scope(StrEnum):
+    STOCK_READ = "stock:read"
+    STOCK_WRITE = "stock:write"
+    ORDERS_READ = "orders:read"
+    DELIVERY_WRITE = "delivery:write"
+    CATALOG_READ = "catalog:read"
+
+
+@dataclass(frozen=True, slots=True)
+class Anonymous:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MemberViewer:
+    member_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaffViewer:
+    staff_id: int
+    username: str
+    role: StaffRole
+    store_ids: frozenset[int]
+
+    def manages(self, store_id: int) -> bool:
+        return self.role is StaffRole.HQ_ADMIN or store_id in self.store_ids
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerViewer:
+    api_key_id: int
+    name: str
+    scopes: frozenset[str]
+    store_ids: frozenset[int] | None  # None: every store of the chain
+
+    def covers(self, store_id: int) -> bool:
+        return self.store_ids is None or store_id in self.store_ids
+
+
+Viewer = Anonymous | MemberViewer | StaffViewer | PartnerViewer
+
+ANONYMOUS = Anonymous()
+
+
+def require_staff(viewer: Viewer) -> StaffViewer:
+    if isinstance(viewer, StaffViewer):
+        return viewer
+    if isinstance(viewer, Anonymous):
+        raise DomainError(ErrorCode.UNAUTHENTICATED)
+    raise DomainError(ErrorCode.FORBIDDEN)
+
+
+def require_catalog_editor(viewer: Viewer) -> StaffViewer:
+    """The product centre is the chain's: head office and its operators edit it."""
+    staff = require_staff(viewer)
+    if staff.role not in (StaffRole.HQ_ADMIN, StaffRole.OPERATOR):
+        raise DomainError(ErrorCode.FORBIDDEN)
+    return staff
+
+
+def require_store_manager(viewer: Viewer, store_id: int) -> StaffViewer:
+    """Staff who run ``store_id``: head office, or a manager of that very store."""
+    staff = require_staff(viewer)
+    if not staff.manages(store_id):
+        raise DomainError(ErrorCode.FORBIDDEN, field=["storeId"])
+    return staff
+
+
+def can_see_unlisted(viewer: Viewer) -> bool:
+    """Unlisted products are drafts or retired: only staff see them."""
+    return isinstance(viewer, StaffViewer)

@@ -1,0 +1,1 @@
+"""Use cases: each loads aggregates, applies the rules and commits one unit of work."""

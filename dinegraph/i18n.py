@@ -1,0 +1,66 @@
+"""Messages of ``UserError`` by code: Chinese by default, English on ``Accept-Language: en``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from dinegraph.domain.errors import DomainError, ErrorCode
+
+
+class Locale(StrEnum):
+    ZH = "zh"
+    EN = "en"
+
+
+def locale_from_header(accept_language: str | None) -> Locale:
+    """The first supported language the client lists; Chinese when none is."""
+    if accept_language:
+        for part in accept_language.split(","):
+            tag = part.split(";")[0].strip().lower()
+            if tag.startswith("en"):
+                return Locale.EN
+            if tag.startswith("zh") or tag == "*":
+                return Locale.ZH
+    return Locale.ZH
+
+
+_MESSAGES: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.UNAUTHENTICATED: ("请先登录", "Sign in first"),
+    ErrorCode.FORBIDDEN: ("没有权限执行此操作", "You are not allowed to do this"),
+    ErrorCode.NOT_FOUND: ("找不到该对象", "Not found"),
+    ErrorCode.INVALID_ID: ("ID 无效或类型不符", "The ID is malformed or of the wrong type"),
+    ErrorCode.INVALID_INPUT: ("输入无效", "Invalid input"),
+    ErrorCode.REQUIRED: ("此项为必填", "This is required"),
+    ErrorCode.TOO_LONG: ("内容过长，最多 {max} 个字符", "Too long: at most {max} characters"),
+    ErrorCode.OUT_OF_RANGE: ("超出范围（{min}–{max}）", "Out of range ({min}–{max})"),
+    ErrorCode.INVALID_COORDINATES: ("坐标无效", "Invalid coordinates"),
+    ErrorCode.DUPLICATE: ("已存在相同的记录", "Such a record exists already"),
+    ErrorCode.CATEGORY_CYCLE: (
+        "不能把分类移到它自己或其子分类下",
+        "A category cannot move under itself or its subcategories",
+    ),
+    ErrorCode.CHANNEL_REQUIRED: ("至少选择一个销售渠道", "Choose at least one sales channel"),
+    ErrorCode.COMBO_NEEDS_COMPONENTS: (
+        "套餐至少包含一个单品",
+        "A combo needs at least one component",
+    ),
+    ErrorCode.INVALID_COMBO_COMPONENT: (
+        "套餐组成无效：只能由已存在的非套餐规格组成",
+        "Invalid combo component: only existing SKUs of non-combo products",
+    ),
+    ErrorCode.NEGATIVE_PRICE: ("价格不能为负数", "A price cannot be negative"),
+    ErrorCode.PAGE_SIZE_TOO_LARGE: (
+        "每页最多 {max} 条",
+        "At most {max} items per page",
+    ),
+    ErrorCode.INVALID_CURSOR: ("分页游标无效", "Invalid page cursor"),
+}
+
+
+def message_for(error: DomainError, locale: Locale) -> str:
+    zh, en = _MESSAGES.get(error.code, ("请求无法完成", "The request cannot be completed"))
+    template = en if locale is Locale.EN else zh
+    try:
+        return template.format(**error.params)
+    except (KeyError, IndexError):
+        return template

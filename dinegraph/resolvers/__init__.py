@@ -1,0 +1,1 @@
+"""Thin functions that turn GraphQL calls into domain calls, and the per-request loaders."""

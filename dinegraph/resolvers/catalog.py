@@ -1,0 +1,89 @@
+"""Reads of the product centre: nearby stores, one store, a store's menu, nodes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from dinegraph.domain.catalog import (
+    Category,
+    Channel,
+    Product,
+    Sku,
+    Store,
+    menu_sections,
+    store_price,
+    stores_by_distance,
+)
+from dinegraph.domain.geo import GeoPoint
+from dinegraph.domain.identity import can_see_unlisted
+from dinegraph.domain.stock import StockView, stock_view
+from dinegraph.resolvers.ids import decode_id
+from dinegraph.resolvers.pagination import Page, page_of
+
+if TYPE_CHECKING:
+    from dinegraph.context import Context
+
+
+async def stores_page(
+    ctx: Context, *, near: GeoPoint | None, first: int | None, after: str | None
+) -> Page[tuple[Store, int | None]]:
+    """Every store, nearest first when ``near`` is given, else in id order."""
+    stores = await ctx.reads.all_stores()
+    for store in stores:
+        ctx.loaders.store.prime(store.id, store)
+    ranked: list[tuple[Store, int | None]]
+    if near is None:
+        ranked = [(store, None) for store in stores]
+    else:
+        ranked = list(stores_by_distance(stores, near))
+    return page_of(ranked, first=first, after=after, max_page_size=ctx.settings.max_page_size)
+
+
+async def store_by_global_id(ctx: Context, global_id: str, field: str = "id") -> Store | None:
+    return await ctx.loaders.store.load(decode_id(global_id, "Store", [field]))
+
+
+async def menu_categories(ctx: Context, channel: Channel) -> list[tuple[Category, list[Product]]]:
+    products = await ctx.loaders.listed_products_on_channel.load(channel)
+    categories = await ctx.reads.all_categories()
+    return menu_sections(categories, products)
+
+
+async def category_products(ctx: Context, category: Category) -> list[Product]:
+    return await ctx.loaders.products_of_category.load(category.id)
+
+
+async def skus_of(ctx: Context, product: Product) -> list[Sku]:
+    return await ctx.loaders.skus_of_product.load(product.id)
+
+
+async def price_at(ctx: Context, sku: Sku, store_id: int | None) -> int:
+    if store_id is None:
+        return sku.price_fen
+    return store_price(sku, await ctx.loaders.store_price.load((store_id, sku.id)))
+
+
+async def stock_at(ctx: Context, sku: Sku, store_id: int | None) -> StockView | None:
+    if store_id is None:
+        return None
+    row = await ctx.loaders.stock.load((store_id, sku.id))
+    if row is None:
+        return stock_view(sku, None, False, 0)
+    return stock_view(sku, row.available, row.sold_out, row.version)
+
+
+async def visible_products(ctx: Context, ids: Iterable[int]) -> list[Product | None]:
+    """Products by id; unlisted ones only for staff, as if they did not exist for others."""
+    found = await ctx.loaders.product.load_many(list(ids))
+    if can_see_unlisted(ctx.viewer):
+        return found
+    return [p if p is not None and p.listed else None for p in found]
+
+
+async def visible_skus(ctx: Context, ids: Iterable[int]) -> list[Sku | None]:
+    skus = await ctx.loaders.sku.load_many(list(ids))
+    products = await visible_products(ctx, [s.product_id if s else 0 for s in skus])
+    return [
+        s if s is not None and p is not None else None for s, p in zip(skus, products, strict=True)
+    ]

@@ -1,0 +1,57 @@
+"""Relay pagination over an ordered list: ``first`` capped, opaque offset cursors."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from dinegraph.domain.errors import DomainError, ErrorCode
+
+T = TypeVar("T")
+
+DEFAULT_PAGE_SIZE = 20
+_PREFIX = "offset:"
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"{_PREFIX}{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DomainError(ErrorCode.INVALID_CURSOR, field=["after"]) from exc
+    number = raw.removeprefix(_PREFIX)
+    if not raw.startswith(_PREFIX) or not number.isdigit():
+        raise DomainError(ErrorCode.INVALID_CURSOR, field=["after"])
+    return int(number)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[tuple[str, T]]  # (cursor, item)
+    has_next_page: bool
+    has_previous_page: bool
+    total_count: int
+
+
+def page_of(
+    items: Sequence[T], *, first: int | None, after: str | None, max_page_size: int
+) -> Page[T]:
+    """One page of ``items`` after the ``after`` cursor."""
+    size = DEFAULT_PAGE_SIZE if first is None else first
+    if size < 0:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["first"], min=0, max=max_page_size)
+    if size > max_page_size:
+        raise DomainError(ErrorCode.PAGE_SIZE_TOO_LARGE, field=["first"], max=max_page_size)
+    start = 0 if after is None else decode_cursor(after) + 1
+    chosen = items[start : start + size]
+    return Page(
+        items=[(encode_cursor(start + i), item) for i, item in enumerate(chosen)],
+        has_next_page=start + size < len(items),
+        has_previous_page=start > 0,
+        total_count=len(items),
+    )

@@ -1,0 +1,97 @@
+"""Assembles the one Schema, with the abuse limits and error masking of its mode."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.relay import GlobalIDValueError
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
+
+from dinegraph.domain.errors import DomainError
+from dinegraph.schema.catalog_mutations import CatalogMutation
+from dinegraph.schema.query import Query
+from dinegraph.settings import Settings
+
+log = logging.getLogger("dinegraph.errors")
+
+_EXPECTED = (DomainError, GlobalIDValueError)
+
+
+def _unexpected(error: GraphQLError) -> bool:
+    """An exception nobody planned for, as opposed to a validation or a domain failure."""
+    original = error.original_error
+    return original is not None and not isinstance(original, _EXPECTED)
+
+
+def _request_id(execution_context: ExecutionContext | None) -> str:
+    context = execution_context.context if execution_context else None
+    return str(getattr(context, "request_id", "-"))
+
+
+class _MaskUnexpectedErrors(MaskErrors):
+    """Production answers an unexpected error with a request id and nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=_unexpected)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        request_id = _request_id(self.execution_context)
+        return GraphQLError(
+            message=f"Internal server error (request id {request_id})",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+        )
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        request_id = _request_id(execution_context)
+        for error in errors:
+            if _unexpected(error):
+                log.error(
+                    "unexpected error in request %s at %s",
+                    request_id,
+                    error.path,
+                    exc_info=error.original_error,
+                )
+            else:
+                log.debug("request %s: %s", request_id, error.message)
+
+
+@strawberry.type
+class Mutation(CatalogMutation):
+    pass
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        QueryDepthLimiter(max_depth=settings.max_query_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens),
+    ]
+    if settings.production:
+        extensions += [DisableIntrospection(), _MaskUnexpectedErrors()]
+    config: Any = StrawberryConfig(disable_field_suggestions=settings.production)
+    return _Schema(query=Query, mutation=Mutation, extensions=extensions, config=config)
+
+
+def export_sdl() -> str:
+    """The schema as clients see it, independent of mode."""
+    return build_schema(Settings()).as_str() + "\n"

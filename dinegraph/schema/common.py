@@ -1,0 +1,51 @@
+"""Types shared by every area: money, points on the map, errors, connections."""
+
+from __future__ import annotations
+
+import strawberry
+
+from dinegraph.domain.errors import DomainError
+from dinegraph.domain.errors import ErrorCode as DomainErrorCode
+from dinegraph.domain.money import display_fen
+from dinegraph.i18n import Locale, message_for
+
+ErrorCode = strawberry.enum(
+    DomainErrorCode, name="ErrorCode", description="Stable codes of expected failures."
+)
+
+
+@strawberry.type(description="An expected failure; nothing was changed.")
+class UserError:
+    code: ErrorCode
+    message: str
+    field: list[str] | None = None
+
+    @classmethod
+    def of(cls, error: DomainError, locale: Locale) -> UserError:
+        return cls(
+            code=error.code,
+            message=message_for(error, locale),
+            field=error.field,
+        )
+
+
+@strawberry.type(description="An amount of money in fen (1/100 yuan).")
+class Money:
+    fen: int
+    display: str = strawberry.field(description="As a price tag reads it, e.g. ¥58.00.")
+
+    @classmethod
+    def of(cls, fen: int) -> Money:
+        return cls(fen=fen, display=display_fen(fen))
+
+
+@strawberry.type(description="A point in GCJ-02 coordinates.")
+class GeoPoint:
+    lat: float
+    lng: float
+
+
+@strawberry.input(description="A point in GCJ-02 coordinates, as the mini-program sends it.")
+class GeoPointInput:
+    lat: float
+    lng: float

@@ -1,0 +1,47 @@
+"""Turning domain failures into GraphQL answers: payload errors, query errors, masking."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from dinegraph.domain.errors import DomainError
+from dinegraph.i18n import message_for
+from dinegraph.schema.common import UserError
+
+if TYPE_CHECKING:
+    from dinegraph.context import Context
+
+T = TypeVar("T")
+log = logging.getLogger("dinegraph.errors")
+
+
+async def attempt(
+    info: strawberry.Info[Context, None], action: Callable[[], Awaitable[T]]
+) -> tuple[T | None, list[UserError]]:
+    """Run a mutation's domain call; an expected failure becomes ``errors``."""
+    try:
+        return await action(), []
+    except DomainError as error:
+        return None, [UserError.of(error, info.context.locale)]
+
+
+class QueryError(GraphQLError):
+    """An expected failure of a query field, with its stable code in ``extensions``."""
+
+
+@contextmanager
+def raise_for_query(info: strawberry.Info[Context, None]) -> Iterator[None]:
+    """In a query field, an expected failure becomes a GraphQL error with a code."""
+    try:
+        yield
+    except DomainError as error:
+        extensions: dict[str, object] = {"code": error.code.value}
+        if error.field:
+            extensions["field"] = error.field
+        raise QueryError(message_for(error, info.context.locale), extensions=extensions) from error

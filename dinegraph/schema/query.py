@@ -1,0 +1,71 @@
+"""The query root."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+from dinegraph.context import Context
+from dinegraph.domain.geo import GeoPoint
+from dinegraph.resolvers import catalog as resolve
+from dinegraph.schema.catalog import CategoryNode, Channel, Menu, StoreNode
+from dinegraph.schema.common import GeoPointInput
+from dinegraph.schema.errors import raise_for_query
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.type(description="Stores, ordered by distance when `near` is given.")
+class StoreConnection(relay.Connection[StoreNode]):
+    total_count: int
+
+
+@strawberry.type
+class Query:
+    node: relay.Node | None = relay.node(description="Any object by its global ID.")
+    nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in order.")
+
+    @strawberry.field(description="The chain's stores; nearest first when `near` is given.")
+    async def stores(
+        self,
+        info: Info,
+        near: GeoPointInput | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> StoreConnection:
+        with raise_for_query(info):
+            point = GeoPoint.checked(near.lat, near.lng) if near is not None else None
+            page = await resolve.stores_page(info.context, near=point, first=first, after=after)
+        return StoreConnection(
+            edges=[
+                relay.Edge(cursor=cursor, node=StoreNode.of(store, distance))
+                for cursor, (store, distance) in page.items
+            ],
+            page_info=relay.PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=page.items[0][0] if page.items else None,
+                end_cursor=page.items[-1][0] if page.items else None,
+            ),
+            total_count=page.total_count,
+        )
+
+    @strawberry.field
+    async def store(self, info: Info, id: strawberry.ID) -> StoreNode | None:
+        with raise_for_query(info):
+            store = await resolve.store_by_global_id(info.context, id)
+        return StoreNode.of(store) if store else None
+
+    @strawberry.field(description="Every category, top level first, for navigation and admin.")
+    async def categories(self, info: Info) -> list[CategoryNode]:
+        return [CategoryNode.of(c) for c in await info.context.reads.all_categories()]
+
+    @strawberry.field(
+        description="What a store sells on a channel: listed products, store prices, live stock."
+    )
+    async def menu(self, info: Info, store_id: strawberry.ID, channel: Channel) -> Menu | None:
+        with raise_for_query(info):
+            store = await resolve.store_by_global_id(info.context, store_id, field="storeId")
+        if store is None:
+            return None
+        return Menu(store=StoreNode.of(store), channel=channel, store_entity=store)

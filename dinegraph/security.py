@@ -1,0 +1,109 @@
+"""Bearer tokens (JWT) and partner API keys: issuing them and turning them back into viewers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dinegraph.db import identity as identity_db
+from dinegraph.domain.identity import ANONYMOUS, StaffViewer, Viewer
+from dinegraph.settings import Settings
+
+_ALGORITHM = "HS256"
+_ISSUER = "dinegraph"
+_KEY_PREFIX = "dg"
+
+
+class InvalidCredentials(Exception):
+    """The request carried credentials, and they are wrong, expired or revoked."""
+
+
+def issue_staff_token(
+    settings: Settings, viewer: StaffViewer, *, now: datetime | None = None
+) -> str:
+    issued = now or datetime.now(UTC)
+    claims = {
+        "iss": _ISSUER,
+        "sub": f"staff:{viewer.staff_id}",
+        "iat": issued,
+        "exp": issued + timedelta(hours=settings.staff_token_ttl_hours),
+    }
+    return jwt.encode(claims, settings.signing_key, algorithm=_ALGORITHM)
+
+
+def _decode(settings: Settings, token: str) -> dict[str, object]:
+    try:
+        claims: dict[str, object] = jwt.decode(
+            token,
+            settings.signing_key,
+            algorithms=[_ALGORITHM],
+            issuer=_ISSUER,
+            options={"require": ["exp", "iat", "sub", "iss"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidCredentials(str(exc)) from exc
+    return claims
+
+
+@dataclass(frozen=True, slots=True)
+class NewApiKey:
+    key: str
+    prefix: str
+    key_hash: str
+
+
+def new_api_key() -> NewApiKey:
+    """A random key ``dg_<prefix>_<secret>``; the prefix finds it, only its hash is stored."""
+    prefix = secrets.token_hex(6)
+    key = f"{_KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}"
+    return NewApiKey(key=key, prefix=prefix, key_hash=hash_api_key(key))
+
+
+def hash_api_key(key: str) -> str:
+    # Keys carry 256 random bits, so a fast hash is enough; a password hash would add nothing.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def viewer_from_headers(
+    settings: Settings,
+    engine: AsyncEngine,
+    *,
+    authorization: str | None,
+    api_key: str | None,
+) -> Viewer:
+    """Who is asking: a bearer token, an API key, or nobody. Bad credentials raise."""
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise InvalidCredentials("Authorization must be 'Bearer <token>'")
+        return await _viewer_from_token(settings, engine, token.strip())
+    if api_key:
+        return await _viewer_from_api_key(engine, api_key.strip())
+    return ANONYMOUS
+
+
+async def _viewer_from_token(settings: Settings, engine: AsyncEngine, token: str) -> Viewer:
+    claims = _decode(settings, token)
+    kind, _, raw_id = str(claims["sub"]).partition(":")
+    if kind == "staff" and raw_id.isdigit():
+        staff = await identity_db.staff_viewer(engine, int(raw_id))
+        if staff is not None:
+            return staff
+    raise InvalidCredentials("unknown or inactive account")
+
+
+async def _viewer_from_api_key(engine: AsyncEngine, key: str) -> Viewer:
+    scheme, _, rest = key.partition("_")
+    prefix, _, secret = rest.partition("_")  # the prefix is hex: the first "_" ends it
+    if scheme != _KEY_PREFIX or not prefix or not secret:
+        raise InvalidCredentials("malformed API key")
+    stored = await identity_db.api_key_by_prefix(engine, prefix)
+    if stored is None or not hmac.compare_digest(stored.key_hash, hash_api_key(key)):
+        raise InvalidCredentials("unknown or revoked API key")
+    return stored.viewer

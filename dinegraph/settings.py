@@ -1,0 +1,71 @@
+"""Configuration from ``DINEGRAPH_*`` environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Only ever used in development mode; production refuses to start without its own key.
+_DEVELOPMENT_SECRET = "dinegraph-development-secret-do-not-use-in-production"
+
+
+class Mode(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run a server; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DINEGRAPH_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./dinegraph.db"
+    broker_url: str = "memory://"
+    mode: Mode = Mode.DEVELOPMENT
+    secret_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+
+    # Abuse limits applied to every operation.
+    max_query_depth: int = Field(default=12, ge=1)
+    max_aliases: int = Field(default=30, ge=1)
+    max_tokens: int = Field(default=3000, ge=10)
+    max_page_size: int = Field(default=100, ge=1, le=100)
+
+    sqlite_busy_timeout_ms: int = 10_000
+    database_pool_size: int = 10
+
+    staff_token_ttl_hours: int = 12
+
+    @property
+    def production(self) -> bool:
+        return self.mode is Mode.PRODUCTION
+
+    @property
+    def signing_key(self) -> str:
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if self.production:
+            raise ConfigurationError(
+                "DINEGRAPH_SECRET_KEY is not set: production mode needs a secret key of its "
+                "own, e.g. DINEGRAPH_SECRET_KEY=$(python3 -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        return _DEVELOPMENT_SECRET
+
+    def check_servable(self) -> None:
+        """Fail at once, with the fix, when these settings cannot serve."""
+        _ = self.signing_key
+        if self.production and len(self.signing_key) < 32:
+            raise ConfigurationError("DINEGRAPH_SECRET_KEY must be at least 32 characters long")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
