@@ -10,18 +10,21 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from cross_web import HTTPException
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from cross_web import HTTPException
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from dinegraph.context import Context
-from dinegraph.db.engine import create_engine
+from dinegraph.db.engine import counting, create_engine
 from dinegraph.i18n import locale_from_header
 from dinegraph.schema import build_schema
 from dinegraph.security import InvalidCredentials, viewer_from_headers
@@ -80,6 +83,27 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         return response
 
 
+class ServerTimingMiddleware:
+    """Reports the SQL statements each HTTP request ran, for N+1 hunting and benchmarks."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        counter = counting()
+
+        async def send_with_timing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.append("server-timing", f'db;desc="{counter.count} statements"')
+            await send(message)
+
+        await self.app(scope, receive, send_with_timing)
+
+
 async def health(request: Request) -> Response:
     engine: AsyncEngine = request.app.state.engine
     async with engine.connect() as conn:
@@ -107,6 +131,7 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
             Route("/health", health),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(ServerTimingMiddleware)] if settings.sends_server_timing else [],
     )
     app.state.engine = engine
     app.state.settings = settings

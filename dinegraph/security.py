@@ -12,7 +12,7 @@ import jwt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import identity as identity_db
-from dinegraph.domain.identity import ANONYMOUS, StaffViewer, Viewer
+from dinegraph.domain.identity import ANONYMOUS, MemberViewer, StaffViewer, Viewer
 from dinegraph.settings import Settings
 
 _ALGORITHM = "HS256"
@@ -24,17 +24,22 @@ class InvalidCredentials(Exception):
     """The request carried credentials, and they are wrong, expired or revoked."""
 
 
+def _issue(settings: Settings, subject: str, ttl: timedelta, now: datetime | None) -> str:
+    issued = now or datetime.now(UTC)
+    claims = {"iss": _ISSUER, "sub": subject, "iat": issued, "exp": issued + ttl}
+    return jwt.encode(claims, settings.signing_key, algorithm=_ALGORITHM)
+
+
 def issue_staff_token(
     settings: Settings, viewer: StaffViewer, *, now: datetime | None = None
 ) -> str:
-    issued = now or datetime.now(UTC)
-    claims = {
-        "iss": _ISSUER,
-        "sub": f"staff:{viewer.staff_id}",
-        "iat": issued,
-        "exp": issued + timedelta(hours=settings.staff_token_ttl_hours),
-    }
-    return jwt.encode(claims, settings.signing_key, algorithm=_ALGORITHM)
+    ttl = timedelta(hours=settings.staff_token_ttl_hours)
+    return _issue(settings, f"staff:{viewer.staff_id}", ttl, now)
+
+
+def issue_member_token(settings: Settings, member_id: int, *, now: datetime | None = None) -> str:
+    ttl = timedelta(minutes=settings.member_token_ttl_minutes)
+    return _issue(settings, f"member:{member_id}", ttl, now)
 
 
 def _decode(settings: Settings, token: str) -> dict[str, object]:
@@ -95,6 +100,9 @@ async def _viewer_from_token(settings: Settings, engine: AsyncEngine, token: str
         staff = await identity_db.staff_viewer(engine, int(raw_id))
         if staff is not None:
             return staff
+    if kind == "member" and raw_id.isdigit():
+        # Short-lived and signed; member accounts and revocation come with member login.
+        return MemberViewer(int(raw_id))
     raise InvalidCredentials("unknown or inactive account")
 
 

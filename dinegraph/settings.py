@@ -38,14 +38,22 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=3000, ge=10)
     max_page_size: int = Field(default=100, ge=1, le=100)
 
+    # Adds `Server-Timing: db;desc="N statements"` to each HTTP answer (on in development).
+    server_timing: bool | None = None
+
     sqlite_busy_timeout_ms: int = 10_000
     database_pool_size: int = 10
 
     staff_token_ttl_hours: int = 12
+    member_token_ttl_minutes: int = 30
 
     @property
     def production(self) -> bool:
         return self.mode is Mode.PRODUCTION
+
+    @property
+    def sends_server_timing(self) -> bool:
+        return not self.production if self.server_timing is None else self.server_timing
 
     @property
     def signing_key(self) -> str:

@@ -7,7 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from dinegraph.db.engine import create_engine
+from dinegraph.db.engine import WRITE, create_engine
 from dinegraph.db.tables import metadata
 from dinegraph.settings import Settings
 
@@ -33,6 +33,7 @@ async def _run_async() -> None:
     engine = create_engine(Settings(), _url())
     try:
         async with engine.connect() as conn:
+            await conn.execution_options(**{WRITE: True})
             await conn.run_sync(_run)
             await conn.commit()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
@@ -15,6 +16,31 @@ WRITE = "dinegraph_write"
 """Execution option that marks a connection's transaction as a write (SQLite: IMMEDIATE)."""
 
 
+class StatementCount:
+    """Counts SQL statements issued while it is the current one (see ``counting``)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+_current_count: ContextVar[StatementCount | None] = ContextVar("sql_count", default=None)
+
+
+def counting() -> StatementCount:
+    """Start counting the statements of this task and the tasks it starts."""
+    counter = StatementCount()
+    _current_count.set(counter)
+    return counter
+
+
+def _count_statement(*_: object) -> None:
+    counter = _current_count.get()
+    if counter is not None:
+        counter.count += 1
+
+
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
@@ -22,13 +48,16 @@ def is_sqlite(url: str) -> bool:
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     url = url or settings.database_url
     if is_sqlite(url):
-        return _sqlite_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
-    return create_async_engine(
-        url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_pool_size,
-        pool_pre_ping=True,
-    )
+        engine = _sqlite_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    else:
+        engine = create_async_engine(
+            url,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_pool_size,
+            pool_pre_ping=True,
+        )
+    event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    return engine
 
 
 def _sqlite_engine(url: str, *, busy_timeout_ms: int) -> AsyncEngine:
@@ -48,8 +77,9 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A write takes the lock up front: a deferred transaction that reads and then writes
-        # fails with SQLITE_BUSY instead of waiting for the busy timeout.
-        immediate = conn.get_execution_options().get(WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # fails with SQLITE_BUSY instead of waiting for the busy timeout. Reads issue no
+        # BEGIN at all: each read is one statement, consistent on its own under WAL.
+        if conn.get_execution_options().get(WRITE, False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

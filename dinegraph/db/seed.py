@@ -180,7 +180,7 @@ async def _store_state(
         {"store_id": cbd, "sku_id": sku_id, "price_fen": price + 200}
         for sku_id, price in (
             await conn.execute(sa.select(skus.c.id, skus.c.price_fen).order_by(skus.c.id).limit(20))
-        ).tuples()
+        )
     ]
     await conn.execute(store_prices.insert(), prices)
     return {"stock_levels": len(levels), "store_prices": len(prices)}

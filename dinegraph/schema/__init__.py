@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -81,13 +82,15 @@ class Mutation(CatalogMutation):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
-        QueryDepthLimiter(max_depth=settings.max_query_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        MaxTokensLimiter(max_token_count=settings.max_tokens),
+    # Factories, not instances: every operation gets extensions of its own (shared
+    # instances would share per-operation state between concurrent requests).
+    extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
     ]
     if settings.production:
-        extensions += [DisableIntrospection(), _MaskUnexpectedErrors()]
+        extensions += [DisableIntrospection, _MaskUnexpectedErrors]
     config: Any = StrawberryConfig(disable_field_suggestions=settings.production)
     return _Schema(query=Query, mutation=Mutation, extensions=extensions, config=config)
 

@@ -6,6 +6,7 @@ import strawberry
 from strawberry import relay
 
 from dinegraph.context import Context
+from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.schema.catalog import CategoryNode, Channel, Menu, StoreNode
@@ -15,6 +16,22 @@ from dinegraph.schema.errors import raise_for_query
 Info = strawberry.Info[Context, None]
 
 
+async def _resolve_nodes(info: Info, ids: list[relay.GlobalID]) -> list[relay.Node | None]:
+    """Each type resolves its own ids in one batch, with its own visibility rules."""
+    by_type: dict[str, list[str]] = {}
+    for gid in ids:
+        by_type.setdefault(gid.type_name, []).append(gid.node_id)
+    found: dict[tuple[str, str], relay.Node | None] = {}
+    for type_name, node_ids in by_type.items():
+        definition = info.schema.get_type_by_name(type_name)
+        origin = getattr(definition, "origin", None)
+        if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
+            continue
+        resolved = await origin.resolve_nodes(info=info, node_ids=node_ids, required=False)
+        found.update(zip(((type_name, i) for i in node_ids), resolved, strict=True))
+    return [found.get((gid.type_name, gid.node_id)) for gid in ids]
+
+
 @strawberry.type(description="Stores, ordered by distance when `near` is given.")
 class StoreConnection(relay.Connection[StoreNode]):
     total_count: int
@@ -22,8 +39,19 @@ class StoreConnection(relay.Connection[StoreNode]):
 
 @strawberry.type
 class Query:
-    node: relay.Node | None = relay.node(description="Any object by its global ID.")
-    nodes: list[relay.Node | None] = relay.node(description="Objects by global ID, in order.")
+    @strawberry.field(description="Any object by its global ID; null when not found or not yours.")
+    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
+        (found,) = await _resolve_nodes(info, [id])
+        return found
+
+    @strawberry.field(description="Objects by global ID, in the order asked; null where unseen.")
+    async def nodes(self, info: Info, ids: list[relay.GlobalID]) -> list[relay.Node | None]:
+        if len(ids) > info.context.settings.max_page_size:
+            with raise_for_query(info):
+                raise DomainError(
+                    ErrorCode.PAGE_SIZE_TOO_LARGE, ["ids"], max=info.context.settings.max_page_size
+                )
+        return await _resolve_nodes(info, ids)
 
     @strawberry.field(description="The chain's stores; nearest first when `near` is given.")
     async def stores(

@@ -1,0 +1,41 @@
+# Two commands do all the set-up: `make run` and `make test`.
+# uv comes from PATH, or is bootstrapped with pip into .tools/ on first use.
+
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := .venv
+
+.PHONY: run test lint typecheck schema bench clean
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+.venv/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+run: .venv/.synced
+	.venv/bin/dinegraph migrate
+	.venv/bin/dinegraph seed --demo
+	.venv/bin/dinegraph serve
+
+test: .venv/.synced
+	.venv/bin/pytest $(PYTEST_ARGS)
+
+lint: .venv/.synced
+	.venv/bin/ruff check dinegraph tests bench migrations
+	.venv/bin/ruff format --check dinegraph tests bench migrations
+
+typecheck: .venv/.synced
+	.venv/bin/mypy
+
+schema: .venv/.synced
+	.venv/bin/dinegraph export-schema --output schema.graphql
+
+bench: .venv/.synced
+	.venv/bin/python bench/menu.py
+
+clean:
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

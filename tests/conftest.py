@@ -1,0 +1,133 @@
+"""Shared fixtures: one demo database per run, an app on it, and viewers' credentials."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dinegraph.app import create_app
+from dinegraph.db import identity as identity_db
+from dinegraph.db.engine import create_engine
+from dinegraph.db.seed import seed_demo
+from dinegraph.domain.identity import StaffRole
+from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
+from dinegraph.settings import Settings
+from tests.databases import fresh_database
+
+
+def pytest_report_header() -> str:
+    from tests.databases import ON_POSTGRES
+
+    return f"dinegraph database: {'PostgreSQL' if ON_POSTGRES else 'SQLite'}"
+
+
+@pytest.fixture(scope="session")
+def demo_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database holding the demo chain, shared by the whole run (read mostly)."""
+    with fresh_database(tmp_path_factory.mktemp("db")) as url:
+        engine = create_engine(Settings(), url)
+
+        async def load() -> None:
+            try:
+                await seed_demo(engine)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(load())
+        yield url
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "secret_key": "test-secret-key-that-is-long-enough-for-production",
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(demo_database_url: str) -> Settings:
+    return make_settings(demo_database_url)
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    hq_admin: dict[str, str]
+    operator: dict[str, str]
+    manager_store_1: dict[str, str]
+    member: dict[str, str]
+    partner: dict[str, str]
+
+
+@pytest.fixture(scope="session")
+async def credentials(settings: Settings, engine: AsyncEngine) -> Credentials:
+    async def staff(username: str, role: StaffRole, stores: list[int]) -> dict[str, str]:
+        viewer = await identity_db.ensure_staff(
+            engine, username=username, role=role, store_ids=stores
+        )
+        return {"Authorization": f"Bearer {issue_staff_token(settings, viewer)}"}
+
+    key = new_api_key()
+    await identity_db.insert_api_key(
+        engine,
+        name="test POS",
+        prefix=key.prefix,
+        key_hash=key.key_hash,
+        scopes=["stock:write"],
+        store_ids=[1],
+    )
+    return Credentials(
+        hq_admin=await staff("test-hq", StaffRole.HQ_ADMIN, []),
+        operator=await staff("test-operator", StaffRole.OPERATOR, []),
+        manager_store_1=await staff("test-manager-1", StaffRole.STORE_MANAGER, [1]),
+        member={"Authorization": f"Bearer {issue_member_token(settings, 424242)}"},
+        partner={"X-Api-Key": key.key},
+    )
+
+
+class GraphQLClient:
+    """Posts operations to an in-process app and returns the decoded answer."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.http = client
+
+    async def execute(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+
+@pytest.fixture(scope="session")
+async def gql(settings: Settings, engine: AsyncEngine) -> AsyncIterator[GraphQLClient]:
+    app = create_app(settings, engine)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield GraphQLClient(client)
+
+
+@pytest.fixture
+def tmp_db_dir(tmp_path: Path) -> Path:
+    return tmp_path

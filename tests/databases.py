@@ -1,0 +1,61 @@
+"""Test databases: a SQLite file, or a PostgreSQL database created and dropped per use."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from dinegraph.db.migrate import upgrade
+
+POSTGRES_URL = os.environ.get("DINEGRAPH_TEST_DATABASE_URL")
+ON_POSTGRES = bool(POSTGRES_URL)
+SKIP_POSTGRES_REASON = (
+    "PostgreSQL tests need DINEGRAPH_TEST_DATABASE_URL, "
+    "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test (CI sets it)"
+)
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+@contextmanager
+def postgres_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``server_url``; dropped afterwards."""
+    name = f"dinegraph_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def fresh_database(
+    tmp: Path, *, migrated: bool = True, postgres: bool = ON_POSTGRES
+) -> Iterator[str]:
+    """An empty database of the kind this run targets, migrated to head unless told not."""
+    if postgres:
+        assert POSTGRES_URL, SKIP_POSTGRES_REASON
+        with postgres_database(POSTGRES_URL) as url:
+            if migrated:
+                upgrade(url)
+            yield url
+    else:
+        url = f"sqlite+aiosqlite:///{tmp / f'{uuid.uuid4().hex[:8]}.db'}"
+        if migrated:
+            upgrade(url)
+        yield url
