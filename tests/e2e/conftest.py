@@ -1,0 +1,79 @@
+"""A real `dinegraph serve` process on the run's demo database, on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dinegraph.settings import Settings
+
+DINEGRAPH = str(Path(sys.executable).with_name("dinegraph"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    assert settings.secret_key is not None
+    return {
+        **os.environ,
+        "DINEGRAPH_DATABASE_URL": settings.database_url,
+        "DINEGRAPH_SECRET_KEY": settings.secret_key.get_secret_value(),
+        **extra,
+    }
+
+
+def run_cli(settings: Settings, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [DINEGRAPH, *args],
+        env=cli_env(settings, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [DINEGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=cli_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read() if process.stdout else ""
+                pytest.fail(f"dinegraph serve did not come up:\n{output}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout:
+            process.stdout.close()

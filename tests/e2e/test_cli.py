@@ -1,0 +1,88 @@
+"""The CLI as an operator uses it: credentials it prints work against a real server."""
+
+from __future__ import annotations
+
+import httpx
+
+from dinegraph.resolvers.ids import encode_id
+from dinegraph.settings import Settings
+from tests.e2e.conftest import run_cli
+
+SET_PRICE = """mutation($input: SetStorePriceInput!) {
+  setStorePrice(input: $input) { sku { price { fen } } errors { code } }
+}"""
+
+
+def _set_price(server: str, headers: dict[str, str], store: int) -> dict[str, object]:
+    response = httpx.post(
+        f"{server}/graphql",
+        json={
+            "query": SET_PRICE,
+            "variables": {
+                "input": {
+                    "storeId": encode_id("Store", store),
+                    "skuId": encode_id("Sku", 40),
+                    "priceFen": 999,
+                }
+            },
+        },
+        headers=headers,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    payload: dict[str, object] = response.json()["data"]["setStorePrice"]
+    return payload
+
+
+def test_staff_token_for_a_store_manager_works_for_that_store_only(
+    settings: Settings, live_server: str
+) -> None:
+    result = run_cli(settings, "staff-token", "--role", "STORE_MANAGER", "--store", "3")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert _set_price(live_server, headers, 3) == {"sku": {"price": {"fen": 999}}, "errors": []}
+    assert _set_price(live_server, headers, 4) == {"sku": None, "errors": [{"code": "FORBIDDEN"}]}
+
+
+def test_store_manager_without_a_store_and_unknown_stores_are_refused(settings: Settings) -> None:
+    assert run_cli(settings, "staff-token", "--role", "STORE_MANAGER").returncode != 0
+    unknown = run_cli(settings, "staff-token", "--role", "STORE_MANAGER", "--store", "9999")
+    assert unknown.returncode != 0 and "9999" in unknown.stderr
+
+
+def test_api_key_identifies_a_partner(settings: Settings, live_server: str) -> None:
+    result = run_cli(
+        settings, "create-api-key", "--name", "美团外卖", "--scopes", "stock:write", "--store", "1"
+    )
+    assert result.returncode == 0, result.stderr
+    key = result.stdout.strip().splitlines()[-1]
+    assert key.startswith("dg_")
+    # A partner is known (not 401) but may not price stores.
+    assert _set_price(live_server, {"X-Api-Key": key}, 1)["errors"] == [{"code": "FORBIDDEN"}]
+    wrong = httpx.post(
+        f"{live_server}/graphql",
+        json={"query": "{ categories { id } }"},
+        headers={"X-Api-Key": key[:-2] + "xx"},
+        timeout=10,
+    )
+    assert wrong.status_code == 401
+
+
+def test_seeding_twice_leaves_the_data_alone(settings: Settings) -> None:
+    result = run_cli(settings, "seed", "--demo")
+    assert result.returncode == 0, result.stderr
+    assert "already holds stores" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].count(".") == 2  # a JWT on the last line
+
+
+def test_production_refuses_to_serve_without_a_secret_key(settings: Settings) -> None:
+    result = run_cli(settings, "serve", DINEGRAPH_MODE="production", DINEGRAPH_SECRET_KEY="")
+    assert result.returncode == 2
+    assert "DINEGRAPH_SECRET_KEY" in result.stderr
+
+
+def test_export_schema_prints_the_sdl(settings: Settings) -> None:
+    result = run_cli(settings, "export-schema")
+    assert result.returncode == 0
+    assert "menu(storeId: ID!, channel: Channel!): Menu" in result.stdout

@@ -1,0 +1,164 @@
+"""GraphQL over HTTP: GET for queries only, credentials, abuse limits, production masking."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dinegraph.app import create_app
+from dinegraph.schema.query import Query
+from dinegraph.settings import ConfigurationError, Mode, Settings
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+async def production(settings: Settings, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    prod = make_settings(settings.database_url, mode=Mode.PRODUCTION, max_query_depth=6)
+    app = create_app(prod, engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def development(settings: Settings, engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, engine)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+
+
+async def test_queries_work_over_get_and_mutations_do_not(development: httpx.AsyncClient) -> None:
+    ok = await development.get("/graphql", params={"query": "{ stores(first: 1) { totalCount } }"})
+    assert ok.status_code == 200 and ok.json()["data"]["stores"]["totalCount"] > 0
+    refused = await development.get(
+        "/graphql",
+        params={"query": 'mutation { createCategory(input: {name: "x"}) { errors { code } } }'},
+    )
+    assert refused.status_code == 400
+    assert "mutations are not allowed" in refused.text.lower()
+
+
+async def test_graphql_response_media_type_is_used_when_asked(
+    development: httpx.AsyncClient,
+) -> None:
+    response = await development.post(
+        "/graphql",
+        json={"query": "{ stores(first: 1) { totalCount } }"},
+        headers={"Accept": "application/graphql-response+json, application/json"},
+    )
+    assert response.headers["content-type"].startswith("application/graphql-response+json")
+    plain = await development.post(
+        "/graphql", json={"query": "{ stores(first: 1) { totalCount } }"}
+    )
+    assert plain.headers["content-type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"X-Api-Key": "dg_0000_nothing"},
+        {"X-Api-Key": "garbage"},
+    ],
+)
+async def test_bad_credentials_are_refused_outright(
+    development: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await development.post(
+        "/graphql", json={"query": "{ categories { id } }"}, headers=headers
+    )
+    assert response.status_code == 401
+
+
+async def test_an_expired_token_is_refused(
+    development: httpx.AsyncClient, settings: Settings
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from dinegraph.domain.identity import StaffRole, StaffViewer
+    from dinegraph.security import issue_staff_token
+
+    staff = StaffViewer(staff_id=1, username="x", role=StaffRole.HQ_ADMIN, store_ids=frozenset())
+    old = issue_staff_token(settings, staff, now=datetime.now(UTC) - timedelta(days=2))
+    response = await development.post(
+        "/graphql",
+        json={"query": "{ categories { id } }"},
+        headers={"Authorization": f"Bearer {old}"},
+    )
+    assert response.status_code == 401
+
+
+def _nested(depth: int) -> str:
+    inner = "id"
+    for _ in range(depth):
+        inner = f"parent {{ {inner} }}"
+    return f"{{ categories {{ {inner} }} }}"
+
+
+async def test_depth_alias_and_token_limits(production: httpx.AsyncClient) -> None:
+    deep = (await production.post("/graphql", json={"query": _nested(10)})).json()
+    assert "exceeds maximum operation depth" in deep["errors"][0]["message"]
+    aliases = " ".join(f"a{i}: categories {{ id }}" for i in range(31))
+    many = (await production.post("/graphql", json={"query": f"{{ {aliases} }}"})).json()
+    assert "aliases found" in many["errors"][0]["message"]
+    tokens = "{ " + " ".join("__typename" for _ in range(3100)) + " }"
+    long = (await production.post("/graphql", json={"query": tokens})).json()
+    assert "more than 3000 tokens" in long["errors"][0]["message"]
+
+
+async def test_production_hides_introspection_suggestions_and_the_ide(
+    production: httpx.AsyncClient, development: httpx.AsyncClient
+) -> None:
+    intro = (
+        await production.post("/graphql", json={"query": "{ __schema { types { name } } }"})
+    ).json()
+    assert intro.get("data") is None and intro["errors"]
+    typo = (await production.post("/graphql", json={"query": "{ storez { totalCount } }"})).json()
+    assert "Did you mean" not in typo["errors"][0]["message"]
+    dev_typo = (
+        await development.post("/graphql", json={"query": "{ storez { totalCount } }"})
+    ).json()
+    assert "Did you mean" in dev_typo["errors"][0]["message"]
+    ide = await production.get("/graphql", headers={"Accept": "text/html"})
+    assert "graphiql" not in ide.text.lower()
+    dev_ide = await development.get("/graphql", headers={"Accept": "text/html"})
+    assert "graphiql" in dev_ide.text.lower()
+
+
+async def test_production_masks_unexpected_errors_with_a_request_id(
+    production: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(self: Query, info: object) -> list[object]:
+        raise RuntimeError("secret connection string leaked here")
+
+    monkeypatch.setattr(Query, "categories", broken)
+    definition = Query.__strawberry_definition__  # type: ignore[attr-defined]
+    field = next(f for f in definition.fields if f.name == "categories")
+    monkeypatch.setattr(field.base_resolver, "wrapped_func", broken)
+    with caplog.at_level(logging.ERROR, logger="dinegraph.errors"):
+        body = (await production.post("/graphql", json={"query": "{ categories { id } }"})).json()
+    error = body["errors"][0]
+    assert "secret" not in error["message"]
+    request_id = error["extensions"]["requestId"]
+    assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert request_id in error["message"]
+    assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_production_refuses_to_start_without_a_secret_key() -> None:
+    with pytest.raises(ConfigurationError, match="DINEGRAPH_SECRET_KEY"):
+        Settings(mode=Mode.PRODUCTION, secret_key=None).check_servable()
+    with pytest.raises(ConfigurationError, match="at least 32"):
+        Settings(mode=Mode.PRODUCTION, secret_key="short").check_servable()
+    Settings(mode=Mode.DEVELOPMENT).check_servable()
+
+
+async def test_health(development: httpx.AsyncClient) -> None:
+    response = await development.get("/health")
+    assert response.json() == {"status": "ok"}
