@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -94,7 +95,7 @@ class SqlCatalogRepository:
         )
         new_id = await self._insert(products, **_product_values(product))
         await self._write_channels(new_id, channels)
-        return Product(**{**_product_fields(product), "id": new_id})
+        return replace(product, id=new_id)
 
     async def save_product(self, product: Product) -> None:
         await self._conn.execute(
@@ -200,10 +201,6 @@ class SqlCatalogRepository:
         ]
         if rows:
             await self._conn.execute(combo_components.insert(), rows)
-
-
-def _product_fields(product: Product) -> dict[str, object]:
-    return {name: getattr(product, name) for name in Product.__slots__}
 
 
 def _product_values(product: Product) -> dict[str, object]:

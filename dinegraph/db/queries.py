@@ -64,7 +64,7 @@ class ReadQueries:
     async def products_by_category_ids(
         self, category_ids: Sequence[int], *, include_unlisted: bool
     ) -> dict[int, list[Product]]:
-        where = products.c.category_id.in_(category_ids)
+        where: sa.ColumnElement[bool] = products.c.category_id.in_(category_ids)
         if not include_unlisted:
             where = where & products.c.listed.is_(True)
         grouped: dict[int, list[Product]] = defaultdict(list)

@@ -74,7 +74,8 @@ class CatalogRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction: enter, change, ``commit()``; leaving without commit rolls back."""
 
-    catalog: CatalogRepository
+    @property
+    def catalog(self) -> CatalogRepository: ...
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -14,9 +14,12 @@ from dinegraph.schema.common import GeoPoint, Money
 
 Info = strawberry.Info[Context, None]
 
-Channel = strawberry.enum(domain.Channel, name="Channel", description="Where a product is sold.")
-ProductKind = strawberry.enum(
-    domain.ProductKind,
+# The domain's enums are the schema's own: strawberry.enum registers them in place.
+Channel = domain.Channel
+ProductKind = domain.ProductKind
+strawberry.enum(Channel, name="Channel", description="Where a product is sold.")
+strawberry.enum(
+    ProductKind,
     name="ProductKind",
     description="DISH made to order, COMBO of other SKUs, RETAIL pre-made goods.",
 )

@@ -9,9 +9,8 @@ from dinegraph.domain.errors import ErrorCode as DomainErrorCode
 from dinegraph.domain.money import display_fen
 from dinegraph.i18n import Locale, message_for
 
-ErrorCode = strawberry.enum(
-    DomainErrorCode, name="ErrorCode", description="Stable codes of expected failures."
-)
+ErrorCode = DomainErrorCode
+strawberry.enum(ErrorCode, name="ErrorCode", description="Stable codes of expected failures.")
 
 
 @strawberry.type(description="An expected failure; nothing was changed.")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import cast
+
 import strawberry
 from strawberry import relay
 
@@ -27,7 +30,10 @@ async def _resolve_nodes(info: Info, ids: list[relay.GlobalID]) -> list[relay.No
         origin = getattr(definition, "origin", None)
         if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
             continue
-        resolved = await origin.resolve_nodes(info=info, node_ids=node_ids, required=False)
+        resolved = await cast(
+            "Awaitable[list[relay.Node | None]]",
+            origin.resolve_nodes(info=info, node_ids=node_ids, required=False),
+        )
         found.update(zip(((type_name, i) for i in node_ids), resolved, strict=True))
     return [found.get((gid.type_name, gid.node_id)) for gid in ids]
 

@@ -18,7 +18,10 @@ CREATE_CATEGORY = """mutation($input: CreateCategoryInput!) {
 }"""
 CREATE_PRODUCT = """mutation($input: CreateProductInput!) {
   createProduct(input: $input) {
-    product { id name kind listed channels skus { id name tracked price { fen } specs { name value } } }
+    product {
+      id name kind listed channels
+      skus { id name tracked price { fen } specs { name value } }
+    }
     errors { code message field }
   }
 }"""
@@ -184,8 +187,9 @@ async def test_bad_product_input_is_refused_with_a_code_and_changes_nothing(
 
 async def test_a_combo_cannot_contain_a_combo(gql: GraphQLClient, credentials: Credentials) -> None:
     combo_sku = await gql.execute(
-        """{ menu(storeId: "%s", channel: DELIVERY) { categories { products { kind skus { id } } } } }"""
-        % encode_id("Store", 2)
+        """query($store: ID!) { menu(storeId: $store, channel: DELIVERY) {
+            categories { products { kind skus { id } } } } }""",
+        {"store": encode_id("Store", 2)},
     )
     nested = next(
         p["skus"][0]["id"]

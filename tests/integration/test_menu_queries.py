@@ -215,7 +215,9 @@ async def test_menu_of_an_unknown_store_is_null_and_a_wrong_id_is_an_error(
 async def test_store_price_override_applies_only_at_that_store(gql: GraphQLClient) -> None:
     query = """query($id: ID!, $store: ID!) {
       node(id: $id) { ... on Sku { basePrice { fen } } }
-      menu(storeId: $store, channel: DELIVERY) { categories { products { skus { id price { fen } } } } }
+      menu(storeId: $store, channel: DELIVERY) {
+        categories { products { skus { id price { fen } } } }
+      }
     }"""
     # The demo chain's CBD store (id 1) charges 2 yuan more on the first SKUs.
     sku_id = encode_id("Sku", 1)
