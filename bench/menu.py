@@ -162,6 +162,47 @@ def machine_cpu() -> tuple[int, int] | None:
     return sum(values) - idle, sum(values)
 
 
+def cpu_of_command(command: str) -> float:
+    """CPU seconds of every live process named ``command`` (e.g. the PostgreSQL backends)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        if head.partition("(")[2] == command:
+            fields = tail.split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def machine_busy_over(seconds: float) -> float | None:
+    before = machine_cpu()
+    time.sleep(seconds)
+    after = machine_cpu()
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return (after[0] - before[0]) / (after[1] - before[1])
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> float | None:
+    """Wait (up to max_wait) until the machine is mostly idle; returns the last busy share.
+
+    Other jobs on a small machine (a test run, a build) would take CPU from the servers
+    under test and make the figures meaningless.
+    """
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = machine_busy_over(1.0)
+        if busy is None or busy <= threshold:
+            return busy
+        if time.monotonic() >= deadline:
+            log(f"WARNING: the machine is still {busy:.0%} busy; the figures will suffer")
+            return busy
+        log(f"the machine is {busy:.0%} busy with other work; waiting for it to quieten")
+        time.sleep(4.0)
+
+
 def run_cli(args: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(
         [*dinegraph_command(), *args],
@@ -226,6 +267,7 @@ class Phase:
     errors: list[str] = field(default_factory=list)
     client_cpu_s: float = 0.0
     server_cpu_s: float | None = None
+    database_cpu_s: float | None = None
     machine_busy: float | None = None
 
 
@@ -274,7 +316,14 @@ def new_client() -> httpx.AsyncClient:
 
 
 async def drive(
-    send: Send, store_ids: list[str], *, clients: int, warmup: float, seconds: float, pid: int
+    send: Send,
+    store_ids: list[str],
+    *,
+    clients: int,
+    warmup: float,
+    seconds: float,
+    pid: int,
+    database_command: str | None,
 ) -> Phase:
     """`clients` loops, each on its own keep-alive connection, for warmup + seconds.
 
@@ -311,9 +360,13 @@ async def drive(
     async def meter() -> None:
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
         cpu0, server0, machine0 = time.process_time(), proc_cpu_seconds(pid), machine_cpu()
+        db0 = cpu_of_command(database_command) if database_command else None
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
         cpu1, server1, machine1 = time.process_time(), proc_cpu_seconds(pid), machine_cpu()
+        db1 = cpu_of_command(database_command) if database_command else None
         phase.client_cpu_s = cpu1 - cpu0
+        if db0 is not None and db1 is not None:
+            phase.database_cpu_s = db1 - db0
         if server0 is not None and server1 is not None:
             phase.server_cpu_s = server1 - server0
         if machine0 is not None and machine1 is not None and machine1[1] > machine0[1]:
@@ -337,6 +390,16 @@ def summarise(phase: Phase, seconds: float, server: Server) -> dict[str, Any]:
     requests = len(phase.samples)
     peak_kb = proc_status_kb(server.process.pid, "VmHWM")
     server_cpu = phase.server_cpu_s
+
+    def pct_of_one_core(cpu_s: float | None) -> float | None:
+        return None if cpu_s is None else round(100 * cpu_s / seconds, 1)
+
+    other_cpu = None
+    if phase.machine_busy is not None and server_cpu is not None:
+        all_cpu = phase.machine_busy * len(os.sched_getaffinity(0)) * seconds
+        other_cpu = max(
+            0.0, all_cpu - server_cpu - phase.client_cpu_s - (phase.database_cpu_s or 0)
+        )
     return {
         "requests": requests,
         "errors": len(phase.errors),
@@ -345,16 +408,16 @@ def summarise(phase: Phase, seconds: float, server: Server) -> dict[str, Any]:
         "p90_ms": round(percentile(latencies, 90), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(latencies[-1], 2),
-        "sql_statements_per_request": statistics.median(statements) if statements else None,
-        "response_bytes": statistics.median(s.size for s in phase.samples),
-        "server_cpu_pct": None if server_cpu is None else round(100 * server_cpu / seconds, 1),
+        "sql_statements_per_request": statistics.median_low(statements) if statements else None,
+        "response_bytes": statistics.median_low(s.size for s in phase.samples),
+        # CPU over the measured window, in % of one core (the machine has nproc cores).
+        "server_cpu_pct": pct_of_one_core(server_cpu),
         "server_cpu_ms_per_request": (
             None if server_cpu is None else round(1000 * server_cpu / requests, 3)
         ),
-        "client_cpu_pct": round(100 * phase.client_cpu_s / seconds, 1),
-        "machine_cpu_busy_pct": (
-            None if phase.machine_busy is None else round(100 * phase.machine_busy, 1)
-        ),
+        "client_cpu_pct": pct_of_one_core(phase.client_cpu_s),
+        "database_cpu_pct": pct_of_one_core(phase.database_cpu_s),
+        "other_cpu_pct": pct_of_one_core(other_cpu),
         "server_peak_rss_mb": None if peak_kb is None else round(peak_kb / 1024, 1),
     }
 
@@ -443,6 +506,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds (10)")
     parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured seconds first (2)")
     parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="wait up to this many seconds for other work on the machine to finish (120)",
+    )
+    parser.add_argument(
         "--database-url",
         help="a PostgreSQL server to create a scratch database on, e.g. "
         "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres (default: SQLite in a temp dir)",
@@ -525,12 +594,12 @@ async def measure(
     )
     store_ids = await open_store_ids(product)
     byte_equal = await verify_same_answers(product, floor, store_ids)
-
     results: dict[str, dict[str, Any]] = {}
     for server, send in (
         (product, graphql_sender(product.base_url)),
         (floor, floor_sender(floor.base_url)),
     ):
+        busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
         log(f"{server.name}: {args.clients} clients, {args.warmup}s warm-up + {args.seconds}s")
         phase = await drive(
             send,
@@ -539,8 +608,12 @@ async def measure(
             warmup=args.warmup,
             seconds=args.seconds,
             pid=server.process.pid,
+            database_command="postgres" if database == "postgresql" else None,
         )
         results[server.name] = summarise(phase, args.seconds, server)
+        results[server.name]["machine_busy_before_pct"] = (
+            None if busy is None else round(100 * busy, 1)
+        )
         if phase.errors:
             log(f"{server.name}: {len(phase.errors)} errors, first: {phase.errors[0]}")
         log(f"{server.name}: {orjson.dumps(results[server.name]).decode()}")

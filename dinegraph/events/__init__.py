@@ -1,0 +1,1 @@
+"""Broker adapters that carry domain events between processes (memory, PostgreSQL, Redis)."""
