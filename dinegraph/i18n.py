@@ -54,6 +54,20 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "At most {max} items per page",
     ),
     ErrorCode.INVALID_CURSOR: ("分页游标无效", "Invalid page cursor"),
+    ErrorCode.OUT_OF_STOCK: ("库存不足，仅剩 {available} 件", "Out of stock: {available} left"),
+    ErrorCode.SOLD_OUT: ("该菜品今日已沽清", "Sold out for today"),
+    ErrorCode.NOT_TRACKED: (
+        "该规格不计库存，只能设置沽清",
+        "This SKU is made to order: it can only be marked sold out",
+    ),
+    ErrorCode.TRACKED: (
+        "该规格按库存计数，请调整库存",
+        "This SKU is counted: change its stock level instead",
+    ),
+    ErrorCode.IDEMPOTENCY_KEY_REUSED: (
+        "该单号已用于内容不同的请求",
+        "This key was already used for a different request",
+    ),
 }
 
 

@@ -5,22 +5,27 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import mappers
+from dinegraph.db.stock import movement_of
 from dinegraph.db.tables import (
     categories,
     combo_components,
     product_channels,
     products,
     skus,
+    stock_ledger,
     stock_levels,
+    stock_movements,
     store_prices,
     stores,
 )
 from dinegraph.domain.catalog import Category, Channel, ComboComponent, Product, Sku, Store
+from dinegraph.domain.stock import Movement
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +36,21 @@ class StockRow:
     sold_out: bool
     low_stock_threshold: int
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    id: int
+    movement_id: int
+    store_id: int
+    sku_id: int
+    kind: str
+    source: str
+    reference: str
+    reason: str
+    delta: int
+    balance_after: int
+    created_at: datetime
 
 
 class ReadQueries:
@@ -147,3 +167,46 @@ class ReadQueries:
             )
             for r in rows
         }
+
+    async def ledger_rows(
+        self, *, store_id: int, sku_id: int | None, before_id: int | None, limit: int
+    ) -> list[LedgerRow]:
+        """Ledger rows of a store (and SKU), newest first, older than ``before_id``."""
+        where = [stock_ledger.c.store_id == store_id]
+        if sku_id is not None:
+            where.append(stock_ledger.c.sku_id == sku_id)
+        if before_id is not None:
+            where.append(stock_ledger.c.id < before_id)
+        query = (
+            sa.select(
+                stock_ledger,
+                stock_movements.c.source,
+                stock_movements.c.reference,
+                stock_movements.c.reason,
+            )
+            .join(stock_movements, stock_movements.c.id == stock_ledger.c.movement_id)
+            .where(*where)
+            .order_by(stock_ledger.c.id.desc())
+            .limit(limit)
+        )
+        rows = await self._rows(query)
+        return [
+            LedgerRow(
+                id=r.id,
+                movement_id=r.movement_id,
+                store_id=r.store_id,
+                sku_id=r.sku_id,
+                kind=r.kind,
+                source=r.source,
+                reference=r.reference,
+                reason=r.reason,
+                delta=r.delta,
+                balance_after=r.balance_after,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+    async def movements_by_ids(self, ids: Sequence[int]) -> list[Movement]:
+        rows = await self._rows(sa.select(stock_movements).where(stock_movements.c.id.in_(ids)))
+        return [movement_of(r) for r in rows]

@@ -16,10 +16,13 @@ from dinegraph.db.tables import (
     product_channels,
     products,
     skus,
+    stock_ledger,
     stock_levels,
+    stock_movements,
     store_prices,
     stores,
 )
+from dinegraph.domain.stock import LedgerKind, MovementLine, MovementSource, fingerprint
 
 LOW_STOCK_THRESHOLD = 5
 
@@ -166,14 +169,44 @@ async def _store_state(
     untracked: list[int],
 ) -> dict[str, int]:
     levels: list[dict[str, object]] = []
+    ledger: list[dict[str, object]] = []
     for store_id in store_ids.values():
+        opening: list[tuple[int, int]] = []
         for sku_id in tracked:
             # Most stores hold a few dozen of each pre-made dish; a few run low or out.
             available = rng.choice([0, 3, *range(8, 61)])
             levels.append(_level(store_id, sku_id, available=available, sold_out=False))
+            if available:
+                opening.append((sku_id, available))
         for sku_id in rng.sample(untracked, k=2):
             levels.append(_level(store_id, sku_id, available=None, sold_out=True))
+        # Opening stock goes through the ledger like any restock: a level is its rows' sum.
+        movement_id = await conn.scalar(
+            stock_movements.insert()
+            .values(
+                store_id=store_id,
+                source=MovementSource.RESTOCK.value,
+                reference="demo-opening-stock",
+                fingerprint=fingerprint(MovementLine(s, q) for s, q in opening),
+                lines=[list(pair) for pair in opening],
+                reason="开业备货",
+                actor="seed",
+            )
+            .returning(stock_movements.c.id)
+        )
+        ledger += [
+            {
+                "movement_id": movement_id,
+                "store_id": store_id,
+                "sku_id": sku_id,
+                "kind": LedgerKind.RESTOCK.value,
+                "delta": quantity,
+                "balance_after": quantity,
+            }
+            for sku_id, quantity in opening
+        ]
     await conn.execute(stock_levels.insert(), levels)
+    await conn.execute(stock_ledger.insert(), ledger)
     # The CBD store charges a little more for its dine-in dishes.
     cbd = store_ids[demo_data.STORES[0]["code"]]
     prices = [

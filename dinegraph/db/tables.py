@@ -141,3 +141,39 @@ api_keys = sa.Table(
     sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     _created_at(),
 )
+
+# One accepted change of stock: a sale, an order hold or release, a restock, an adjustment.
+# (store, source, reference) is its idempotency key: a replay finds this row and its
+# fingerprint, and changes nothing. The key includes the store because POS and platform
+# order numbers are only unique within a store.
+stock_movements = sa.Table(
+    "stock_movements",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("lines", sa.JSON, nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("actor", sa.String(40), nullable=False),
+    _created_at(),
+    sa.UniqueConstraint("store_id", "source", "reference", name="uq_stock_movements_key"),
+)
+
+# Every change of a tracked level, one row per SKU; a level equals the sum of its deltas.
+stock_ledger = sa.Table(
+    "stock_ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("movement_id", sa.Integer, sa.ForeignKey("stock_movements.id"), nullable=False),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("sku_id", sa.Integer, sa.ForeignKey("skus.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("delta", sa.Integer, nullable=False),
+    sa.Column("balance_after", sa.Integer, nullable=False),
+    _created_at(),
+    sa.UniqueConstraint("movement_id", "sku_id", name="uq_stock_ledger_movement_sku"),
+    sa.Index("ix_stock_ledger_store_sku", "store_id", "sku_id", "id"),
+    sa.CheckConstraint("balance_after >= 0", name="balance_not_negative"),
+)

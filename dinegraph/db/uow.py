@@ -2,22 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.engine import WRITE
+from dinegraph.db.stock import SqlStockRepository
+from dinegraph.domain.stock import StockEvent
+
+
+class EventSink(Protocol):
+    """Where committed events go: the process's broker (see ``dinegraph.events``)."""
+
+    async def publish(self, events: Sequence[StockEvent]) -> None: ...
 
 
 class SqlUnitOfWork:
-    """Opens a write transaction on enter; commits only when told, rolls back otherwise."""
+    """Opens a write transaction on enter; commits only when told, rolls back otherwise.
+
+    Events recorded during the work reach the sink only after a successful commit, so a
+    subscriber never hears of a change that was rolled back.
+    """
 
     catalog: SqlCatalogRepository
+    stock: SqlStockRepository
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
         self._engine = engine
+        self._sink = events
         self._conn: AsyncConnection | None = None
+        self._pending: list[StockEvent] = []
 
     async def __aenter__(self) -> SqlUnitOfWork:
         conn = await self._engine.connect()
@@ -29,6 +46,8 @@ class SqlUnitOfWork:
             raise
         self._conn = conn
         self.catalog = SqlCatalogRepository(conn)
+        self.stock = SqlStockRepository(conn)
+        self._pending = []
         return self
 
     async def __aexit__(
@@ -46,7 +65,13 @@ class SqlUnitOfWork:
         finally:
             await conn.close()
 
+    def record(self, event: StockEvent) -> None:
+        self._pending.append(event)
+
     async def commit(self) -> None:
         if self._conn is None:
             raise RuntimeError("commit() outside of 'async with uow'")
         await self._conn.commit()
+        events, self._pending = self._pending, []
+        if events and self._sink is not None:
+            await self._sink.publish(events)

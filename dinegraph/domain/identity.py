@@ -86,6 +86,36 @@ def require_store_manager(viewer: Viewer, store_id: int) -> StaffViewer:
     return staff
 
 
+def require_stock_writer(viewer: Viewer, store_id: int) -> Viewer:
+    """Sales from elsewhere: a partner with ``stock:write`` for the store, or its staff."""
+    if isinstance(viewer, PartnerViewer):
+        if Scope.STOCK_WRITE in viewer.scopes and viewer.covers(store_id):
+            return viewer
+        raise DomainError(ErrorCode.FORBIDDEN, field=["storeId"])
+    return require_store_manager(viewer, store_id)
+
+
+def require_stock_reader(viewer: Viewer, store_id: int) -> Viewer:
+    """The ledger and alerts: the store's staff, or a partner with a stock scope for it."""
+    if isinstance(viewer, PartnerViewer):
+        stock_scopes = {Scope.STOCK_READ, Scope.STOCK_WRITE}
+        if stock_scopes & viewer.scopes and viewer.covers(store_id):
+            return viewer
+        raise DomainError(ErrorCode.FORBIDDEN, field=["storeId"])
+    return require_store_manager(viewer, store_id)
+
+
+def actor_of(viewer: Viewer) -> str:
+    """Who made a change, as the ledger records it."""
+    if isinstance(viewer, StaffViewer):
+        return f"staff:{viewer.staff_id}"
+    if isinstance(viewer, PartnerViewer):
+        return f"api_key:{viewer.api_key_id}"
+    if isinstance(viewer, MemberViewer):
+        return f"member:{viewer.member_id}"
+    return "anonymous"
+
+
 def can_see_unlisted(viewer: Viewer) -> bool:
     """Unlisted products are drafts or retired: only staff see them."""
     return isinstance(viewer, StaffViewer)

@@ -15,6 +15,14 @@ from dinegraph.domain.catalog import (
     Sku,
     Store,
 )
+from dinegraph.domain.stock import (
+    LedgerKind,
+    Movement,
+    MovementLine,
+    MovementSource,
+    StockEvent,
+    StockLevel,
+)
 
 
 class CatalogRepository(Protocol):
@@ -71,11 +79,57 @@ class CatalogRepository(Protocol):
     async def set_store_price(self, store_id: int, sku_id: int, price_fen: int | None) -> None: ...
 
 
+class StockRepository(Protocol):
+    async def claim_movement(
+        self,
+        *,
+        store_id: int,
+        source: MovementSource,
+        reference: str,
+        fingerprint: str,
+        reason: str,
+        actor: str,
+        lines: tuple[MovementLine, ...],
+    ) -> Movement | None:
+        """Record a movement's key; None when the key is taken (waits for a racing writer)."""
+
+    async def movement_by_key(
+        self, store_id: int, source: MovementSource, reference: str
+    ) -> Movement | None: ...
+
+    async def change_level(self, store_id: int, sku_id: int, delta: int) -> StockLevel | None:
+        """Add ``delta`` unless the level would go below zero (then None); creates the row
+        of a tracked SKU on its first restock."""
+
+    async def add_ledger_row(
+        self,
+        *,
+        movement_id: int,
+        store_id: int,
+        sku_id: int,
+        kind: LedgerKind,
+        delta: int,
+        balance_after: int,
+    ) -> None: ...
+
+    async def get_level(self, store_id: int, sku_id: int) -> StockLevel | None: ...
+
+    async def set_sold_out(self, store_id: int, sku_id: int, sold_out: bool) -> StockLevel: ...
+
+    async def set_threshold(self, store_id: int, sku_id: int, threshold: int) -> StockLevel: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: enter, change, ``commit()``; leaving without commit rolls back."""
 
     @property
     def catalog(self) -> CatalogRepository: ...
+
+    @property
+    def stock(self) -> StockRepository: ...
+
+    def record(self, event: StockEvent) -> None:
+        """Keep an event to publish once this unit of work has committed."""
 
     async def __aenter__(self) -> UnitOfWork: ...
 

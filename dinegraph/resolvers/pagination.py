@@ -35,7 +35,7 @@ class Page(Generic[T]):
     items: list[tuple[str, T]]  # (cursor, item)
     has_next_page: bool
     has_previous_page: bool
-    total_count: int
+    total_count: int | None
 
 
 def page_of(

@@ -23,6 +23,7 @@ from strawberry.types import ExecutionContext
 from dinegraph.domain.errors import DomainError
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.query import Query
+from dinegraph.schema.stock import StockMutation
 from dinegraph.settings import Settings
 
 log = logging.getLogger("dinegraph.errors")
@@ -77,7 +78,7 @@ class _Schema(strawberry.Schema):
 
 
 @strawberry.type
-class Mutation(CatalogMutation):
+class Mutation(CatalogMutation, StockMutation):
     pass
 
 

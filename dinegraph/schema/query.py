@@ -15,6 +15,7 @@ from dinegraph.resolvers import catalog as resolve
 from dinegraph.schema.catalog import CategoryNode, Channel, Menu, StoreNode
 from dinegraph.schema.common import GeoPointInput
 from dinegraph.schema.errors import raise_for_query
+from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
 
 Info = strawberry.Info[Context, None]
 
@@ -81,8 +82,13 @@ class Query:
                 start_cursor=page.items[0][0] if page.items else None,
                 end_cursor=page.items[-1][0] if page.items else None,
             ),
-            total_count=page.total_count,
+            total_count=page.total_count or 0,
         )
+
+    stock_ledger: StockLedgerConnection = strawberry.field(
+        resolver=stock_ledger,
+        description="Every change of a store's tracked stock, newest first (staff, partners).",
+    )
 
     @strawberry.field
     async def store(self, info: Info, id: strawberry.ID) -> StoreNode | None:

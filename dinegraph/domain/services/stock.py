@@ -1,0 +1,222 @@
+"""Changing stock: sales from every channel, restocks, adjustments and sold-out flags.
+
+Every change of a tracked level goes through ``_apply_movement``: one movement keyed by
+(store, source, reference), one ledger row per SKU, a conditional update that never takes a
+level below zero, and a ``StockChanged`` event published only after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dinegraph.domain.catalog import Sku
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.identity import (
+    Viewer,
+    actor_of,
+    require_stock_writer,
+    require_store_manager,
+)
+from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.stock import (
+    AdjustStock,
+    Movement,
+    MovementLine,
+    MovementSource,
+    RecordSale,
+    Restock,
+    SetLowStockThreshold,
+    SetSoldOut,
+    StockLevel,
+    changed,
+    check_delta,
+    check_quantity,
+    check_threshold,
+    clean_reason,
+    clean_reference,
+    fingerprint,
+    kind_of,
+    low_stock_crossed,
+    sale_lines,
+)
+
+
+async def record_sale(cmd: RecordSale, *, uow: UnitOfWork, viewer: Viewer) -> Movement:
+    """Deduct a sale made at the POS, on a takeaway platform or in the mini-program.
+
+    All lines or none. A replay of the same external order returns the first sale and
+    changes nothing; the same order id with other lines is ``IDEMPOTENCY_KEY_REUSED``.
+    """
+    require_stock_writer(viewer, cmd.store_id)
+    reference = clean_reference(cmd.external_order_id, ["externalOrderId"])
+    lines = sale_lines(cmd.lines)
+    return await _apply_movement(
+        uow,
+        viewer,
+        store_id=cmd.store_id,
+        source=MovementSource(cmd.source.value),
+        reference=reference,
+        lines=lines,
+        reason="",
+        line_field="lines",
+        key_field="externalOrderId",
+    )
+
+
+async def restock(cmd: Restock, *, uow: UnitOfWork, viewer: Viewer) -> Movement:
+    """Add delivered units of a tracked SKU; ``reference`` makes a retry harmless."""
+    require_store_manager(viewer, cmd.store_id)
+    quantity = check_quantity(cmd.quantity)
+    return await _apply_movement(
+        uow,
+        viewer,
+        store_id=cmd.store_id,
+        source=MovementSource.RESTOCK,
+        reference=clean_reference(cmd.reference, ["reference"]),
+        lines=(MovementLine(cmd.sku_id, quantity),),
+        reason=clean_reason(cmd.reason, required=False),
+        line_field=None,
+        key_field="reference",
+    )
+
+
+async def adjust_stock(cmd: AdjustStock, *, uow: UnitOfWork, viewer: Viewer) -> Movement:
+    """Correct a level after a count, breakage or waste; the reason is kept in the ledger."""
+    require_store_manager(viewer, cmd.store_id)
+    delta = check_delta(cmd.delta)
+    return await _apply_movement(
+        uow,
+        viewer,
+        store_id=cmd.store_id,
+        source=MovementSource.ADJUSTMENT,
+        reference=clean_reference(cmd.reference, ["reference"]),
+        lines=(MovementLine(cmd.sku_id, delta),),
+        reason=clean_reason(cmd.reason, required=True),
+        line_field=None,
+        key_field="reference",
+    )
+
+
+async def set_sold_out(cmd: SetSoldOut, *, uow: UnitOfWork, viewer: Viewer) -> StockLevel:
+    """Mark a made-to-order dish sold out for the day (沽清), or back on sale."""
+    require_store_manager(viewer, cmd.store_id)
+    async with uow:
+        await _store(uow, cmd.store_id)
+        sku = await _sku(uow, cmd.sku_id, ["skuId"])
+        if sku.tracked:
+            raise DomainError(ErrorCode.TRACKED, field=["skuId"])
+        level = await uow.stock.set_sold_out(cmd.store_id, cmd.sku_id, cmd.sold_out)
+        uow.record(changed(level, sku))
+        await uow.commit()
+    return level
+
+
+async def set_low_stock_threshold(
+    cmd: SetLowStockThreshold, *, uow: UnitOfWork, viewer: Viewer
+) -> StockLevel:
+    """Below or at this level, staff get a low-stock alert."""
+    require_store_manager(viewer, cmd.store_id)
+    threshold = check_threshold(cmd.threshold)
+    async with uow:
+        await _store(uow, cmd.store_id)
+        sku = await _sku(uow, cmd.sku_id, ["skuId"])
+        if not sku.tracked:
+            raise DomainError(ErrorCode.NOT_TRACKED, field=["skuId"])
+        level = await uow.stock.set_threshold(cmd.store_id, cmd.sku_id, threshold)
+        await uow.commit()
+    return level
+
+
+async def _apply_movement(
+    uow: UnitOfWork,
+    viewer: Viewer,
+    *,
+    store_id: int,
+    source: MovementSource,
+    reference: str,
+    lines: Sequence[MovementLine],
+    reason: str,
+    line_field: str | None,
+    key_field: str,
+) -> Movement:
+    print_ = fingerprint(lines, reason)
+    async with uow:
+        await _store(uow, store_id)
+        movement = await uow.stock.claim_movement(
+            store_id=store_id,
+            source=source,
+            reference=reference,
+            fingerprint=print_,
+            reason=reason,
+            actor=actor_of(viewer),
+            lines=tuple(lines),
+        )
+        if movement is None:
+            return await _replay(uow, store_id, source, reference, print_, key_field)
+        skus = await uow.catalog.skus_with_kinds(line.sku_id for line in lines)
+        kind = kind_of(source)
+        for n, line in enumerate(lines):
+            field = [line_field, str(n)] if line_field else []
+            found = skus.get(line.sku_id)
+            if found is None:
+                raise DomainError(ErrorCode.NOT_FOUND, field=[*field, "skuId"])
+            sku = found[0]
+            if not sku.tracked:
+                await _check_not_sold_out(uow, store_id, sku, [*field, "skuId"])
+                continue
+            level = await uow.stock.change_level(store_id, sku.id, line.quantity)
+            if level is None:
+                current = await uow.stock.get_level(store_id, sku.id)
+                raise DomainError(
+                    ErrorCode.OUT_OF_STOCK,
+                    field=[*field, "quantity"],
+                    available=(current.available or 0) if current else 0,
+                )
+            await uow.stock.add_ledger_row(
+                movement_id=movement.id,
+                store_id=store_id,
+                sku_id=sku.id,
+                kind=kind,
+                delta=line.quantity,
+                balance_after=level.available or 0,
+            )
+            uow.record(changed(level, sku))
+            alert = low_stock_crossed((level.available or 0) - line.quantity, level)
+            if alert is not None:
+                uow.record(alert)
+        await uow.commit()
+    return movement
+
+
+async def _replay(
+    uow: UnitOfWork,
+    store_id: int,
+    source: MovementSource,
+    reference: str,
+    print_: str,
+    key_field: str,
+) -> Movement:
+    movement = await uow.stock.movement_by_key(store_id, source, reference)
+    if movement is None:  # pragma: no cover - the key was taken, so the row exists
+        raise RuntimeError("claimed movement key without a movement")
+    if movement.fingerprint != print_:
+        raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, field=[key_field])
+    return movement
+
+
+async def _check_not_sold_out(uow: UnitOfWork, store_id: int, sku: Sku, field: list[str]) -> None:
+    level = await uow.stock.get_level(store_id, sku.id)
+    if level is not None and level.sold_out:
+        raise DomainError(ErrorCode.SOLD_OUT, field=field)
+
+
+async def _store(uow: UnitOfWork, store_id: int) -> None:
+    if await uow.catalog.get_store(store_id) is None:
+        raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
+
+
+async def _sku(uow: UnitOfWork, sku_id: int, field: list[str]) -> Sku:
+    sku = await uow.catalog.get_sku(sku_id)
+    if sku is None:
+        raise DomainError(ErrorCode.NOT_FOUND, field=field)
+    return sku
