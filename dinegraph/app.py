@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import sqlalchemy as sa
@@ -21,10 +21,14 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
 
 from dinegraph.context import Context
 from dinegraph.db.engine import counting, create_engine
+from dinegraph.domain.identity import ANONYMOUS, Viewer
+from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.i18n import locale_from_header
 from dinegraph.schema import build_schema
 from dinegraph.security import InvalidCredentials, viewer_from_headers
@@ -38,7 +42,7 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 class DinegraphGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context, orjson and the GraphQL-over-HTTP media type."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+    def __init__(self, settings: Settings, engine: AsyncEngine, broker: Broker) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide=None if settings.production else "graphiql",
@@ -51,17 +55,20 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         )
         self.settings = settings
         self.engine = engine
+        self.broker = broker
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
-        try:
-            viewer = await viewer_from_headers(
-                self.settings,
-                self.engine,
-                authorization=request.headers.get("authorization"),
-                api_key=request.headers.get("x-api-key"),
-            )
-        except InvalidCredentials as exc:
-            raise HTTPException(401, f"Invalid credentials: {exc}") from exc
+        viewer: Viewer = ANONYMOUS
+        if isinstance(request, Request):
+            try:
+                viewer = await viewer_from_headers(
+                    self.settings,
+                    self.engine,
+                    authorization=request.headers.get("authorization"),
+                    api_key=request.headers.get("x-api-key"),
+                )
+            except InvalidCredentials as exc:
+                raise HTTPException(401, f"Invalid credentials: {exc}") from exc
         if isinstance(response, Response) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):
             response.media_type = GRAPHQL_RESPONSE
         return Context(
@@ -71,7 +78,24 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             engine=self.engine,
             viewer=viewer,
             locale=locale_from_header(request.headers.get("accept-language")),
+            broker=self.broker,
         )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """WebSocket credentials ride in connection_init: authorization or apiKey."""
+        params = context.connection_params or {}
+        authorization, api_key = params.get("authorization"), params.get("apiKey")
+        try:
+            context.viewer = await viewer_from_headers(
+                self.settings,
+                self.engine,
+                authorization=authorization if isinstance(authorization, str) else None,
+                api_key=api_key if isinstance(api_key, str) else None,
+            )
+        except InvalidCredentials as exc:
+            raise ConnectionRejectionError({"reason": "invalid credentials"}) from exc
+        context.refresh_loaders()
+        return cast(UnsetType, UNSET)
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -115,13 +139,16 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
     settings = settings or get_settings()
     settings.check_servable()
     engine = engine or create_engine(settings)
-    graphql = DinegraphGraphQL(settings, engine)
+    broker = create_broker(settings.broker_url)
+    graphql = DinegraphGraphQL(settings, engine, broker)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await broker.start()
         try:
             yield
         finally:
+            await broker.stop()
             await engine.dispose()
 
     app = Starlette(
@@ -134,5 +161,6 @@ def create_app(settings: Settings | None = None, engine: AsyncEngine | None = No
         middleware=[Middleware(ServerTimingMiddleware)] if settings.sends_server_timing else [],
     )
     app.state.engine = engine
+    app.state.broker = broker
     app.state.settings = settings
     return app

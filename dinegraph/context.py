@@ -16,6 +16,7 @@ from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import UnitOfWork
+from dinegraph.events.brokers import Broker
 from dinegraph.i18n import Locale
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
@@ -36,16 +37,22 @@ class Context:
     engine: AsyncEngine
     viewer: Viewer
     locale: Locale
+    broker: Broker
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    connection_params: dict[str, object] | None = None
     reads: ReadQueries = field(init=False)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = ReadQueries(self.engine)
+        self.refresh_loaders()
+
+    def refresh_loaders(self) -> None:
+        """New loaders: per request over HTTP, per message on a long-lived WebSocket."""
         self.loaders = make_loaders(self.reads, include_unlisted=can_see_unlisted(self.viewer))
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine)
+        return SqlUnitOfWork(self.engine, events=self.broker)
 
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""

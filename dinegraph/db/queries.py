@@ -53,6 +53,15 @@ class LedgerRow:
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class StockLevelRow:
+    sku: Sku
+    available: int | None
+    sold_out: bool
+    low_stock_threshold: int | None
+    version: int
+
+
 class ReadQueries:
     """Batch reads for one request; every method issues exactly one statement."""
 
@@ -210,3 +219,37 @@ class ReadQueries:
     async def movements_by_ids(self, ids: Sequence[int]) -> list[Movement]:
         rows = await self._rows(sa.select(stock_movements).where(stock_movements.c.id.in_(ids)))
         return [movement_of(r) for r in rows]
+
+    async def store_stock(
+        self, store_id: int, sku_ids: Sequence[int] | None
+    ) -> list[StockLevelRow]:
+        """Stock of a store's tracked SKUs and made-to-order dishes (those that can sell out)."""
+        query = (
+            sa.select(
+                skus,
+                stock_levels.c.available,
+                stock_levels.c.sold_out,
+                stock_levels.c.low_stock_threshold,
+                stock_levels.c.version,
+            )
+            .join(products, products.c.id == skus.c.product_id)
+            .outerjoin(
+                stock_levels,
+                (stock_levels.c.sku_id == skus.c.id) & (stock_levels.c.store_id == store_id),
+            )
+            .order_by(skus.c.id)
+        )
+        if sku_ids is not None:
+            query = query.where(skus.c.id.in_(sku_ids))
+        else:
+            query = query.where(skus.c.tracked.is_(True) | (products.c.kind == "DISH"))
+        return [
+            StockLevelRow(
+                sku=mappers.sku(r),
+                available=r.available,
+                sold_out=bool(r.sold_out),
+                low_stock_threshold=r.low_stock_threshold,
+                version=r.version or 0,
+            )
+            for r in await self._rows(query)
+        ]

@@ -17,7 +17,11 @@ from dinegraph.domain.stock import StockEvent
 class EventSink(Protocol):
     """Where committed events go: the process's broker (see ``dinegraph.events``)."""
 
-    async def publish(self, events: Sequence[StockEvent]) -> None: ...
+    async def publish_in_transaction(
+        self, conn: AsyncConnection, events: Sequence[StockEvent]
+    ) -> None: ...
+
+    async def publish_after_commit(self, events: Sequence[StockEvent]) -> None: ...
 
 
 class SqlUnitOfWork:
@@ -71,7 +75,9 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         if self._conn is None:
             raise RuntimeError("commit() outside of 'async with uow'")
-        await self._conn.commit()
         events, self._pending = self._pending, []
         if events and self._sink is not None:
-            await self._sink.publish(events)
+            await self._sink.publish_in_transaction(self._conn, events)
+        await self._conn.commit()
+        if events and self._sink is not None:
+            await self._sink.publish_after_commit(events)

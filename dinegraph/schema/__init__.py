@@ -24,6 +24,7 @@ from dinegraph.domain.errors import DomainError
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.stock import StockMutation
+from dinegraph.schema.subscriptions import Subscription
 from dinegraph.settings import Settings
 
 log = logging.getLogger("dinegraph.errors")
@@ -93,7 +94,13 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     if settings.production:
         extensions += [DisableIntrospection, _MaskUnexpectedErrors]
     config: Any = StrawberryConfig(disable_field_suggestions=settings.production)
-    return _Schema(query=Query, mutation=Mutation, extensions=extensions, config=config)
+    return _Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=config,
+    )
 
 
 def export_sdl() -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -44,12 +45,13 @@ def run_cli(settings: Settings, *args: str, **extra: str) -> subprocess.Complete
     )
 
 
-@pytest.fixture(scope="session")
-def live_server(settings: Settings) -> Iterator[str]:
+@contextmanager
+def running_server(settings: Settings, **env: str) -> Iterator[str]:
+    """A `dinegraph serve` process on a free loopback port; stopped on exit."""
     port = free_port()
     process = subprocess.Popen(
         [DINEGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=cli_env(settings),
+        env=cli_env(settings, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -64,6 +66,7 @@ def live_server(settings: Settings) -> Iterator[str]:
             except httpx.HTTPError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
                 output = process.stdout.read() if process.stdout else ""
                 pytest.fail(f"dinegraph serve did not come up:\n{output}")
             time.sleep(0.1)
@@ -77,3 +80,9 @@ def live_server(settings: Settings) -> Iterator[str]:
             process.wait()
         if process.stdout:
             process.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(settings: Settings) -> Iterator[str]:
+    with running_server(settings) as url:
+        yield url

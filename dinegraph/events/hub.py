@@ -1,0 +1,85 @@
+"""Local fan-out: one broker subscription per topic per process, many WebSocket readers.
+
+Each reader has a ``Mailbox`` holding only the latest event per key (per SKU), so a slow
+client skips stale values instead of growing a queue, and never holds the others up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass, field
+
+from dinegraph.domain.stock import StockEvent
+
+log = logging.getLogger("dinegraph.events")
+
+
+def event_key(event: StockEvent) -> Hashable:
+    return (type(event).__name__, event.store_id, event.sku_id)
+
+
+@dataclass(eq=False)
+class Mailbox:
+    _latest: dict[Hashable, StockEvent] = field(default_factory=dict)
+    _ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def put(self, event: StockEvent) -> None:
+        key = event_key(event)
+        current = self._latest.get(key)
+        if current is None or current.version <= event.version:
+            self._latest[key] = event
+        self._ready.set()
+
+    async def take(self) -> list[StockEvent]:
+        """Wait for news, then everything that is newest since the last take."""
+        await self._ready.wait()
+        self._ready.clear()
+        events, self._latest = list(self._latest.values()), {}
+        return events
+
+
+class Hub:
+    """Keeps the topics this process's readers follow subscribed on the broker."""
+
+    def __init__(
+        self,
+        listen: Callable[[str], Awaitable[None]],
+        unlisten: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self._listen = listen
+        self._unlisten = unlisten
+        self._boxes: dict[str, set[Mailbox]] = {}
+        self._lock = asyncio.Lock()
+
+    def deliver(self, topic: str, event: StockEvent) -> None:
+        for box in self._boxes.get(topic, ()):
+            box.put(event)
+
+    async def join(self, topics: list[str]) -> Mailbox:
+        box = Mailbox()
+        async with self._lock:
+            for topic in topics:
+                readers = self._boxes.setdefault(topic, set())
+                if not readers:
+                    await self._listen(topic)
+                readers.add(box)
+        return box
+
+    async def leave(self, topics: list[str], box: Mailbox) -> None:
+        async with self._lock:
+            for topic in topics:
+                readers = self._boxes.get(topic)
+                if readers is None:
+                    continue
+                readers.discard(box)
+                if not readers:
+                    del self._boxes[topic]
+                    try:
+                        await self._unlisten(topic)
+                    except Exception:  # the broker may be gone at shutdown
+                        log.warning("could not unsubscribe from %s", topic, exc_info=True)
+
+    def readers(self, topic: str) -> int:
+        return len(self._boxes.get(topic, ()))

@@ -1,0 +1,64 @@
+"""Live feeds: the current state first, then every committed change, latest value only."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from dinegraph.context import Context
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.identity import require_store_manager
+from dinegraph.domain.stock import LowStock, StockChanged, stock_view
+from dinegraph.events.codec import low_stock_topic, stock_topic
+
+
+async def stock_feed(
+    ctx: Context, store_id: int, sku_ids: list[int] | None
+) -> AsyncIterator[StockChanged]:
+    """Public: a store's stock, as every menu page shows it."""
+    if await ctx.loaders.store.load(store_id) is None:
+        raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
+    wanted = set(sku_ids) if sku_ids is not None else None
+    topics = [stock_topic(store_id)]
+    # Join before reading the snapshot, so no change between the two can be missed;
+    # versions drop anything the snapshot already covered.
+    box = await ctx.broker.hub.join(topics)
+    try:
+        sent: dict[int, int] = {}
+        for row in await ctx.reads.store_stock(store_id, sku_ids):
+            view = stock_view(row.sku, row.available, row.sold_out, row.version)
+            sent[row.sku.id] = row.version
+            yield StockChanged(store_id, row.sku.id, view.available, view.sold_out, row.version)
+        while True:
+            for event in await box.take():
+                if not isinstance(event, StockChanged):
+                    continue
+                if wanted is not None and event.sku_id not in wanted:
+                    continue
+                if event.version <= sent.get(event.sku_id, -1):
+                    continue
+                sent[event.sku_id] = event.version
+                ctx.refresh_loaders()
+                yield event
+    finally:
+        await ctx.broker.hub.leave(topics, box)
+
+
+async def low_stock_feed(ctx: Context, store_ids: list[int]) -> AsyncIterator[LowStock]:
+    """Staff of the stores: what is low now, then each level that falls to its threshold."""
+    for store_id in store_ids:
+        require_store_manager(ctx.viewer, store_id)
+    topics = [low_stock_topic(s) for s in store_ids]
+    box = await ctx.broker.hub.join(topics)
+    try:
+        for store_id in store_ids:
+            for row in await ctx.reads.store_stock(store_id, None):
+                threshold = row.low_stock_threshold
+                if row.sku.tracked and threshold is not None and (row.available or 0) <= threshold:
+                    yield LowStock(store_id, row.sku.id, row.available or 0, threshold, row.version)
+        while True:
+            for event in await box.take():
+                if isinstance(event, LowStock):
+                    ctx.refresh_loaders()
+                    yield event
+    finally:
+        await ctx.broker.hub.leave(topics, box)

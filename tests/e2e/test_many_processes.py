@@ -1,0 +1,56 @@
+"""Two server processes on one PostgreSQL database: a sale through one reaches the other."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from dinegraph.resolvers.ids import encode_id
+from dinegraph.settings import Settings
+from tests.conftest import Credentials
+from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON
+from tests.e2e.conftest import running_server
+from tests.e2e.test_stock_feed import STORE, _restock, _sell
+from tests.wsclient import session
+
+REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(not ON_POSTGRES, reason=SKIP_POSTGRES_REASON),
+]
+
+
+def _broker_url(settings: Settings, kind: str) -> str:
+    if kind == "postgres":
+        return (
+            make_url(settings.database_url)
+            .set(drivername="postgres")
+            .render_as_string(hide_password=False)
+        )
+    if not REDIS_URL:
+        pytest.skip("the redis broker test needs DINEGRAPH_TEST_REDIS_URL (CI sets it)")
+    return REDIS_URL
+
+
+@pytest.mark.parametrize("broker", ["postgres", "redis"])
+async def test_a_sale_through_process_a_reaches_a_subscriber_of_process_b(
+    settings: Settings, credentials: Credentials, broker: str
+) -> None:
+    url = _broker_url(settings, broker)
+    sku = encode_id("Sku", 130)
+    query = """subscription($s: ID!, $k: [ID!]) {
+        stockChanged(storeId: $s, skuIds: $k) { available version } }"""
+    with (
+        running_server(settings, DINEGRAPH_BROKER_URL=url) as a,
+        running_server(settings, DINEGRAPH_BROKER_URL=url) as b,
+    ):
+        await _restock(a, credentials.manager_store_1, sku, 5)
+        async with session(b) as ws:
+            await ws.subscribe(query, {"s": STORE, "k": [sku]})
+            first = (await ws.next_data())["stockChanged"]
+            assert (await _sell(a, credentials.partner, sku))["errors"] == []
+            update = (await ws.next_data())["stockChanged"]
+    assert update == {"available": first["available"] - 1, "version": first["version"] + 1}
