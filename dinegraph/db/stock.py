@@ -175,15 +175,16 @@ class SqlStockRepository:
     async def _upsert(
         self, store_id: int, sku_id: int, *, available: int | None, **changes: object
     ) -> StockLevel:
-        insert = self._insert(stock_levels).values(
-            store_id=store_id,
-            sku_id=sku_id,
-            available=available,
-            sold_out=False,
-            low_stock_threshold=DEFAULT_LOW_STOCK_THRESHOLD,
-            version=1,
+        new_row: dict[str, object] = {
+            "store_id": store_id,
+            "sku_id": sku_id,
+            "available": available,
+            "sold_out": False,
+            "low_stock_threshold": DEFAULT_LOW_STOCK_THRESHOLD,
+            "version": 1,
             **changes,
-        )
+        }
+        insert = self._insert(stock_levels).values(**new_row)
         statement = insert.on_conflict_do_update(
             index_elements=["store_id", "sku_id"],
             set_={**changes, "version": stock_levels.c.version + 1},
