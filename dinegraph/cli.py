@@ -67,7 +67,7 @@ def serve(
     """Serve /graphql (HTTP and WebSocket) and /health."""
     settings = _settings()
     try:
-        settings.check_servable()
+        settings.check_servable(workers)
     except ConfigurationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -12,6 +12,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _DEVELOPMENT_SECRET = "dinegraph-development-secret-do-not-use-in-production"
 
 
+_BROKERS = ("memory", "postgres", "postgresql", "redis", "rediss")
+
+
 class Mode(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -67,11 +70,27 @@ class Settings(BaseSettings):
             )
         return _DEVELOPMENT_SECRET
 
-    def check_servable(self) -> None:
+    def check_servable(self, workers: int | None = None) -> None:
         """Fail at once, with the fix, when these settings cannot serve."""
         _ = self.signing_key
         if self.production and len(self.signing_key) < 32:
             raise ConfigurationError("DINEGRAPH_SECRET_KEY must be at least 32 characters long")
+        broker = self.broker_url.split(":", 1)[0]
+        if broker not in _BROKERS:
+            raise ConfigurationError(
+                f"DINEGRAPH_BROKER_URL {self.broker_url!r} is not supported: use memory://, "
+                "postgres://user@host/db or redis://host:6379/0"
+            )
+        if broker.startswith("postgres") and not self.database_url.startswith("postgresql"):
+            raise ConfigurationError(
+                "the postgres broker sends NOTIFY inside the writing transaction, so "
+                "DINEGRAPH_DATABASE_URL must be that same PostgreSQL database"
+            )
+        if broker == "memory" and (workers or self.workers) > 1:
+            raise ConfigurationError(
+                "several workers need a shared broker: set DINEGRAPH_BROKER_URL to "
+                "postgres://... (the same database) or redis://..., or serve one worker"
+            )
 
 
 @lru_cache(maxsize=1)

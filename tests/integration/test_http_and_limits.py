@@ -162,3 +162,18 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
 async def test_health(development: httpx.AsyncClient) -> None:
     response = await development.get("/health")
     assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"broker_url": "kafka://x"}, "not supported"),
+        ({"broker_url": "postgres://localhost/db"}, "same PostgreSQL database"),
+        ({"workers": 2}, "shared broker"),
+    ],
+)
+def test_broker_settings_that_cannot_work_are_refused_at_start(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings(database_url="sqlite+aiosqlite:///x.db", **changes).check_servable()  # type: ignore[arg-type]
