@@ -162,6 +162,15 @@ def low_stock_crossed(before: int, level: StockLevel) -> LowStock | None:
     return LowStock(level.store_id, level.sku_id, after, level.low_stock_threshold, level.version)
 
 
+def low_now(
+    store_id: int, sku: Sku, available: int | None, threshold: int | None, version: int
+) -> LowStock | None:
+    """A tracked SKU already at or below its threshold, as a fresh subscriber hears of it."""
+    if not sku.tracked or threshold is None or (available or 0) > threshold:
+        return None
+    return LowStock(store_id, sku.id, available or 0, threshold, version)
+
+
 # --- commands -------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from dinegraph.context import Context
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import require_store_manager
-from dinegraph.domain.stock import LowStock, StockChanged, stock_view
+from dinegraph.domain.stock import LowStock, StockChanged, low_now, stock_view
 from dinegraph.events.codec import low_stock_topic, stock_topic
 
 
@@ -52,9 +52,11 @@ async def low_stock_feed(ctx: Context, store_ids: list[int]) -> AsyncIterator[Lo
     try:
         for store_id in store_ids:
             for row in await ctx.reads.store_stock(store_id, None):
-                threshold = row.low_stock_threshold
-                if row.sku.tracked and threshold is not None and (row.available or 0) <= threshold:
-                    yield LowStock(store_id, row.sku.id, row.available or 0, threshold, row.version)
+                alert = low_now(
+                    store_id, row.sku, row.available, row.low_stock_threshold, row.version
+                )
+                if alert is not None:
+                    yield alert
         while True:
             for event in await box.take():
                 if isinstance(event, LowStock):
