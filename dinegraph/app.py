@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +25,9 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 from strawberry.types.unset import UNSET, UnsetType
 
 from dinegraph.context import Context
@@ -39,6 +44,34 @@ log = logging.getLogger("dinegraph")
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with protocol-level keep-alive: a `ping` every interval.
+
+    Strawberry answers pings but sends none on this protocol; proxies and mobile networks
+    drop idle sockets, and a client needs the ping to notice a dead connection.
+    """
+
+    keep_alive_interval: float = 15
+
+    async def handle(self) -> None:
+        pinger = asyncio.create_task(self._ping())
+        try:
+            await super().handle()
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self.keep_alive_interval)
+            if self.connection_acknowledged:
+                try:
+                    await self.send_message({"type": "ping"})
+                except Exception:  # the socket is gone; the handler is shutting down
+                    return
+
+
 class DinegraphGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context, orjson and the GraphQL-over-HTTP media type."""
 
@@ -47,15 +80,18 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             build_schema(settings),
             graphql_ide=None if settings.production else "graphiql",
             allow_queries_via_get=True,
-            keep_alive=True,
-            keep_alive_interval=15,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            connection_init_wait_timeout=timedelta(seconds=10),
-            max_subscriptions_per_connection=20,
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
         )
         self.settings = settings
         self.engine = engine
         self.broker = broker
+        self.graphql_transport_ws_handler_class = type(
+            "TransportWSHandler",
+            (_TransportWSHandler,),
+            {"keep_alive_interval": settings.ws_keepalive_seconds},
+        )
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer: Viewer = ANONYMOUS

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # Adds `Server-Timing: db;desc="N statements"` to each HTTP answer (on in development).
     server_timing: bool | None = None
 
+    # WebSocket (graphql-transport-ws) limits.
+    ws_max_subscriptions: int = Field(default=20, ge=1)
+    ws_init_timeout_seconds: float = Field(default=10, gt=0)
+    ws_keepalive_seconds: float = Field(default=15, gt=0)
+
     sqlite_busy_timeout_ms: int = 10_000
     database_pool_size: int = 10
 

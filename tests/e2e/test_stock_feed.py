@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -15,6 +16,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from dinegraph.db.tables import products, skus
 from dinegraph.resolvers.ids import encode_id
+from dinegraph.settings import Settings
 from tests.conftest import Credentials
 from tests.wsclient import session
 
@@ -199,3 +201,29 @@ async def test_the_legacy_graphql_ws_protocol_is_refused(live_server: str) -> No
         async with connect(url, subprotocols=["graphql-ws"], open_timeout=5) as ws:  # type: ignore[list-item]
             await ws.send('{"type": "connection_init"}')
             await asyncio.wait_for(ws.recv(), 5)
+
+
+async def test_websocket_limits(settings: Settings) -> None:
+    from tests.e2e.conftest import running_server
+
+    with running_server(
+        settings,
+        DINEGRAPH_WS_MAX_SUBSCRIPTIONS="3",
+        DINEGRAPH_WS_INIT_TIMEOUT_SECONDS="1",
+        DINEGRAPH_WS_KEEPALIVE_SECONDS="0.5",
+    ) as server:
+        query = """subscription($s: ID!, $k: [ID!]) {
+            stockChanged(storeId: $s, skuIds: $k) { version } }"""
+        async with session(server) as ws:
+            for _ in range(4):
+                await ws.subscribe(query, {"s": STORE, "k": [encode_id("Sku", 130)]})
+            messages = [await ws.receive() for _ in range(4)]
+            errors = [m for m in messages if m["type"] == "error"]
+            assert [e["payload"][0]["message"] for e in errors] == ["Subscription limit reached"]
+            ping = json.loads(await asyncio.wait_for(ws.ws.recv(), 5))
+            assert ping["type"] == "ping"
+        url = server.replace("http://", "ws://") + "/graphql"
+        async with connect(url, subprotocols=["graphql-transport-ws"]) as silent:  # type: ignore[list-item]
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(silent.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
