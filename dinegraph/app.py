@@ -30,13 +30,20 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
-from dinegraph.context import Context
+from dinegraph.context import Context, Services
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.domain.identity import ANONYMOUS, Viewer
+from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.i18n import locale_from_header
+from dinegraph.integrations.development import DevelopmentWechatLogin, LoggingSmsSender
 from dinegraph.schema import build_schema
-from dinegraph.security import InvalidCredentials, viewer_from_headers
+from dinegraph.security import (
+    InvalidCredentials,
+    MemberAccessTokens,
+    login_code_key,
+    viewer_from_headers,
+)
 from dinegraph.settings import Settings, get_settings
 
 log = logging.getLogger("dinegraph")
@@ -75,7 +82,9 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
 class DinegraphGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context, orjson and the GraphQL-over-HTTP media type."""
 
-    def __init__(self, settings: Settings, engine: AsyncEngine, broker: Broker) -> None:
+    def __init__(
+        self, settings: Settings, engine: AsyncEngine, broker: Broker, services: Services
+    ) -> None:
         super().__init__(
             build_schema(settings),
             graphql_ide=None if settings.production else "graphiql",
@@ -87,6 +96,7 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         self.settings = settings
         self.engine = engine
         self.broker = broker
+        self.services = services
         self.graphql_transport_ws_handler_class = type(
             "TransportWSHandler",
             (_TransportWSHandler,),
@@ -115,6 +125,7 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             viewer=viewer,
             locale=locale_from_header(request.headers.get("accept-language")),
             broker=self.broker,
+            services=self.services,
         )
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
@@ -171,12 +182,29 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def create_app(settings: Settings | None = None, engine: AsyncEngine | None = None) -> Starlette:
+def default_services(settings: Settings) -> Services:
+    return Services(
+        sms=LoggingSmsSender(),
+        wechat=DevelopmentWechatLogin(),
+        auth=AuthConfig(
+            code_key=login_code_key(settings),
+            access_tokens=MemberAccessTokens(settings),
+            refresh_ttl=timedelta(days=settings.refresh_token_ttl_days),
+            codes_per_ip_per_hour=settings.login_codes_per_ip_per_hour,
+        ),
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    engine: AsyncEngine | None = None,
+    services: Services | None = None,
+) -> Starlette:
     settings = settings or get_settings()
     settings.check_servable()
     engine = engine or create_engine(settings)
     broker = create_broker(settings.broker_url)
-    graphql = DinegraphGraphQL(settings, engine, broker)
+    graphql = DinegraphGraphQL(settings, engine, broker, services or default_services(settings))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -17,10 +17,12 @@ from dinegraph.db import identity as identity_db
 from dinegraph.db.engine import create_engine
 from dinegraph.db.migrate import upgrade
 from dinegraph.db.seed import AlreadySeeded, seed_demo
+from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.errors import DomainError
 from dinegraph.domain.identity import StaffRole
+from dinegraph.domain.members import check_phone, default_nickname
 from dinegraph.resolvers.ids import decode_id
-from dinegraph.security import issue_staff_token, new_api_key
+from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
 from dinegraph.settings import ConfigurationError, Settings, get_settings
 
 app = typer.Typer(
@@ -168,6 +170,39 @@ def staff_token(
     token = _run(run)
     typer.echo(f"staff {name} ({role.value}); token:")
     typer.echo(token)
+
+
+@app.command("member-token")
+def member_token(
+    phone: Annotated[str, typer.Option(help="The member's mobile number.")],
+) -> None:
+    """Development only: create the member if needed and print an access token last."""
+    settings = _settings()
+    if settings.production:
+        typer.echo("error: member-token is for development mode only", err=True)
+        raise typer.Exit(2)
+    try:
+        number = check_phone(phone)
+    except DomainError:
+        raise typer.BadParameter(f"not a mobile number: {phone}", param_hint="--phone") from None
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings)
+        try:
+            async with SqlUnitOfWork(engine) as uow:
+                member = await uow.members.by_phone(number)
+                if member is None:
+                    member = await uow.members.add(
+                        phone=number, openid=None, nickname=default_nickname(number)
+                    )
+                await uow.commit()
+            return member.id
+        finally:
+            await engine.dispose()
+
+    member_id = _run(run)
+    typer.echo(f"member {member_id} ({number}); access token:")
+    typer.echo(issue_member_token(settings, member_id))
 
 
 @app.command("create-api-key")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,11 +16,22 @@ from starlette.websockets import WebSocket
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
-from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.ports import SmsSender, UnitOfWork, WechatLogin
+from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.events.brokers import Broker
 from dinegraph.i18n import Locale
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    """Outside services and sign-in settings, chosen once by the wiring."""
+
+    sms: SmsSender
+    wechat: WechatLogin
+    auth: AuthConfig
+
 
 C = TypeVar("C", contravariant=True)
 R = TypeVar("R", covariant=True)
@@ -38,6 +50,7 @@ class Context:
     viewer: Viewer
     locale: Locale
     broker: Broker
+    services: Services
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     connection_params: dict[str, object] | None = None
     reads: ReadQueries = field(init=False)
@@ -50,6 +63,14 @@ class Context:
     def refresh_loaders(self) -> None:
         """New loaders: per request over HTTP, per message on a long-lived WebSocket."""
         self.loaders = make_loaders(self.reads, include_unlisted=can_see_unlisted(self.viewer))
+
+    @property
+    def client_ip(self) -> str:
+        client = self.request.client
+        return client.host if client else "unknown"
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, events=self.broker)

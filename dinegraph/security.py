@@ -42,6 +42,21 @@ def issue_member_token(settings: Settings, member_id: int, *, now: datetime | No
     return _issue(settings, f"member:{member_id}", ttl, now)
 
 
+class MemberAccessTokens:
+    """Short-lived member access tokens (JWT), for the sign-in services."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def issue(self, member_id: int) -> str:
+        return issue_member_token(self._settings, member_id)
+
+
+def login_code_key(settings: Settings) -> bytes:
+    """Key of the login codes' HMAC, derived so it differs from the token signing key."""
+    return hmac.new(settings.signing_key.encode(), b"login-codes", hashlib.sha256).digest()
+
+
 def _decode(settings: Settings, token: str) -> dict[str, object]:
     try:
         claims: dict[str, object] = jwt.decode(
@@ -100,8 +115,12 @@ async def _viewer_from_token(settings: Settings, engine: AsyncEngine, token: str
         staff = await identity_db.staff_viewer(engine, int(raw_id))
         if staff is not None:
             return staff
-    if kind == "member" and raw_id.isdigit():
-        # Short-lived and signed; member accounts and revocation come with member login.
+    if (
+        kind == "member"
+        and raw_id.isdigit()
+        and await identity_db.member_exists(engine, int(raw_id))
+    ):
+        # Access tokens are short-lived; signing out revokes the refresh tokens behind them.
         return MemberViewer(int(raw_id))
     raise InvalidCredentials("unknown or inactive account")
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dinegraph.domain.tiers import Tier
 
 # Only ever used in development mode; production refuses to start without its own key.
 _DEVELOPMENT_SECRET = "dinegraph-development-secret-do-not-use-in-production"
@@ -54,10 +57,30 @@ class Settings(BaseSettings):
 
     staff_token_ttl_hours: int = 12
     member_token_ttl_minutes: int = 30
+    refresh_token_ttl_days: int = 30
+    # Trailing-12-month spend (fen) that reaches each tier.
+    tier_silver_fen: int = 100_000
+    tier_gold_fen: int = 500_000
+    tier_black_diamond_fen: int = 2_000_000
+    time_zone: str = "Asia/Shanghai"
+    login_codes_per_ip_per_hour: int = 30
 
     @property
     def production(self) -> bool:
         return self.mode is Mode.PRODUCTION
+
+    @property
+    def tier_thresholds(self) -> dict[Tier, int]:
+        return {
+            Tier.NORMAL: 0,
+            Tier.SILVER: self.tier_silver_fen,
+            Tier.GOLD: self.tier_gold_fen,
+            Tier.BLACK_DIAMOND: self.tier_black_diamond_fen,
+        }
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     @property
     def sends_server_timing(self) -> bool:

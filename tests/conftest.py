@@ -16,6 +16,7 @@ from dinegraph.app import create_app
 from dinegraph.db import identity as identity_db
 from dinegraph.db.engine import create_engine
 from dinegraph.db.seed import seed_demo
+from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.identity import StaffRole
 from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
 from dinegraph.settings import Settings
@@ -82,6 +83,9 @@ async def credentials(settings: Settings, engine: AsyncEngine) -> Credentials:
         )
         return {"Authorization": f"Bearer {issue_staff_token(settings, viewer)}"}
 
+    async with SqlUnitOfWork(engine) as uow:
+        member = await uow.members.add(phone="13800000001", openid=None, nickname="测试会员")
+        await uow.commit()
     key = new_api_key()
     await identity_db.insert_api_key(
         engine,
@@ -95,7 +99,7 @@ async def credentials(settings: Settings, engine: AsyncEngine) -> Credentials:
         hq_admin=await staff("test-hq", StaffRole.HQ_ADMIN, []),
         operator=await staff("test-operator", StaffRole.OPERATOR, []),
         manager_store_1=await staff("test-manager-1", StaffRole.STORE_MANAGER, [1]),
-        member={"Authorization": f"Bearer {issue_member_token(settings, 424242)}"},
+        member={"Authorization": f"Bearer {issue_member_token(settings, member.id)}"},
         partner={"X-Api-Key": key.key},
     )
 

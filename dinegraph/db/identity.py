@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.engine import WRITE
-from dinegraph.db.tables import api_keys, staff, stores
+from dinegraph.db.tables import api_keys, members, staff, stores
 from dinegraph.domain.identity import PartnerViewer, StaffRole, StaffViewer
 
 
@@ -32,6 +32,12 @@ async def staff_viewer(engine: AsyncEngine, staff_id: int) -> StaffViewer | None
         role=StaffRole(row.role),
         store_ids=frozenset(row.store_ids),
     )
+
+
+async def member_exists(engine: AsyncEngine, member_id: int) -> bool:
+    async with engine.connect() as conn:
+        found = await conn.scalar(sa.select(members.c.id).where(members.c.id == member_id))
+    return found is not None
 
 
 async def api_key_by_prefix(engine: AsyncEngine, prefix: str) -> StoredApiKey | None:

@@ -11,10 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import mappers
+from dinegraph.db.members import address_of, member_of
 from dinegraph.db.stock import movement_of
 from dinegraph.db.tables import (
     categories,
     combo_components,
+    member_addresses,
+    members,
+    points_ledger,
     product_channels,
     products,
     skus,
@@ -25,6 +29,7 @@ from dinegraph.db.tables import (
     stores,
 )
 from dinegraph.domain.catalog import Category, Channel, ComboComponent, Product, Sku, Store
+from dinegraph.domain.members import Address, Member
 from dinegraph.domain.stock import Movement
 
 
@@ -60,6 +65,17 @@ class StockLevelRow:
     sold_out: bool
     low_stock_threshold: int | None
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class PointsRow:
+    id: int
+    kind: str
+    reference: str
+    delta: int
+    balance_after: int
+    expires_at: datetime | None
+    created_at: datetime
 
 
 class ReadQueries:
@@ -250,6 +266,44 @@ class ReadQueries:
                 sold_out=bool(r.sold_out),
                 low_stock_threshold=r.low_stock_threshold,
                 version=r.version or 0,
+            )
+            for r in await self._rows(query)
+        ]
+
+    async def members_by_ids(self, ids: Sequence[int]) -> list[tuple[Member, int]]:
+        """Members with their points balance."""
+        rows = await self._rows(sa.select(members).where(members.c.id.in_(ids)))
+        return [(member_of(r), int(r.points)) for r in rows]
+
+    async def addresses_of(self, member_ids: Sequence[int]) -> dict[int, list[Address]]:
+        grouped: dict[int, list[Address]] = defaultdict(list)
+        query = (
+            sa.select(member_addresses)
+            .where(member_addresses.c.member_id.in_(member_ids))
+            .order_by(member_addresses.c.is_default.desc(), member_addresses.c.id)
+        )
+        for row in await self._rows(query):
+            grouped[row.member_id].append(address_of(row))
+        return grouped
+
+    async def points_rows(
+        self, member_id: int, *, before_id: int | None, limit: int
+    ) -> list[PointsRow]:
+        where = [points_ledger.c.member_id == member_id]
+        if before_id is not None:
+            where.append(points_ledger.c.id < before_id)
+        query = (
+            sa.select(points_ledger).where(*where).order_by(points_ledger.c.id.desc()).limit(limit)
+        )
+        return [
+            PointsRow(
+                id=r.id,
+                kind=r.kind,
+                reference=r.reference,
+                delta=r.delta,
+                balance_after=r.balance_after,
+                expires_at=r.expires_at,
+                created_at=r.created_at,
             )
             for r in await self._rows(query)
         ]

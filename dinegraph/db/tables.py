@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on both databases (SQLite keeps no offset: it stores UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = sa.MetaData(
     naming_convention={
@@ -16,9 +42,7 @@ metadata = sa.MetaData(
 
 
 def _created_at() -> sa.Column[object]:
-    return sa.Column(
-        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    )
+    return sa.Column("created_at", UtcDateTime(), nullable=False, server_default=sa.func.now())
 
 
 stores = sa.Table(
@@ -138,7 +162,7 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False),
     sa.Column("scopes", sa.JSON, nullable=False),
     sa.Column("store_ids", sa.JSON, nullable=True),
-    sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
     _created_at(),
 )
 
@@ -176,4 +200,88 @@ stock_ledger = sa.Table(
     sa.UniqueConstraint("movement_id", "sku_id", name="uq_stock_ledger_movement_sku"),
     sa.Index("ix_stock_ledger_store_sku", "store_id", "sku_id", "id"),
     sa.CheckConstraint("balance_after >= 0", name="balance_not_negative"),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("phone", sa.String(20), nullable=True, unique=True),
+    sa.Column("wechat_openid", sa.String(64), nullable=True, unique=True),
+    sa.Column("nickname", sa.String(30), nullable=False),
+    sa.Column("birthday", sa.Date, nullable=True),
+    sa.Column("tier", sa.String(16), nullable=False),
+    # Kept equal to the sum of the member's points ledger, changed in the same statement
+    # that checks it stays at or above zero.
+    sa.Column("points", sa.Integer, nullable=False, server_default="0"),
+    _created_at(),
+    sa.CheckConstraint("points >= 0", name="points_not_negative"),
+)
+
+# One-time login codes; only an HMAC of the code is kept.
+login_codes = sa.Table(
+    "login_codes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("ip", sa.String(64), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("consumed", sa.Boolean, nullable=False),
+    sa.Index("ix_login_codes_phone", "phone", "created_at"),
+    sa.Index("ix_login_codes_ip", "ip", "created_at"),
+)
+
+# Rotating refresh tokens: each use revokes the token and issues the next of its family;
+# a revoked token presented again revokes the whole family (it was stolen or replayed).
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("family", sa.String(32), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    _created_at(),
+)
+
+member_addresses = sa.Table(
+    "member_addresses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False, index=True),
+    sa.Column("contact_name", sa.String(30), nullable=False),
+    sa.Column("contact_phone", sa.String(20), nullable=False),
+    sa.Column("address", sa.String(200), nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lng", sa.Float, nullable=False),
+    sa.Column("is_default", sa.Boolean, nullable=False),
+)
+
+# Every change of a member's points; the balance is their sum and never negative.
+points_ledger = sa.Table(
+    "points_ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("delta", sa.Integer, nullable=False),
+    sa.Column("balance_after", sa.Integer, nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
+    _created_at(),
+    sa.UniqueConstraint("member_id", "kind", "reference", name="uq_points_ledger_key"),
+    sa.Index("ix_points_ledger_member", "member_id", "id"),
+    sa.CheckConstraint("balance_after >= 0", name="balance_not_negative"),
+)
+
+check_ins = sa.Table(
+    "check_ins",
+    metadata,
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("streak", sa.Integer, nullable=False),
 )

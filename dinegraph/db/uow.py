@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.engine import WRITE
+from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.stock import SqlStockRepository
 from dinegraph.domain.stock import StockEvent
 
@@ -33,6 +34,7 @@ class SqlUnitOfWork:
 
     catalog: SqlCatalogRepository
     stock: SqlStockRepository
+    members: SqlMemberRepository
 
     def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
         self._engine = engine
@@ -51,6 +53,7 @@ class SqlUnitOfWork:
         self._conn = conn
         self.catalog = SqlCatalogRepository(conn)
         self.stock = SqlStockRepository(conn)
+        self.members = SqlMemberRepository(conn)
         self._pending = []
         return self
 

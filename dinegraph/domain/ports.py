@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol
 
@@ -15,6 +16,7 @@ from dinegraph.domain.catalog import (
     Sku,
     Store,
 )
+from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,
@@ -119,6 +121,76 @@ class StockRepository(Protocol):
     async def set_threshold(self, store_id: int, sku_id: int, threshold: int) -> StockLevel: ...
 
 
+class MemberRepository(Protocol):
+    async def get(self, member_id: int, *, lock: bool = False) -> Member | None: ...
+
+    async def by_phone(self, phone: str) -> Member | None: ...
+
+    async def by_openid(self, openid: str) -> Member | None: ...
+
+    async def add(self, *, phone: str | None, openid: str | None, nickname: str) -> Member: ...
+
+    async def save_profile(self, member: Member) -> None: ...
+
+    async def last_code(self, phone: str) -> LoginCode | None: ...
+
+    async def codes_since(
+        self, *, phone: str | None = None, ip: str | None = None, since: datetime
+    ) -> int: ...
+
+    async def add_code(
+        self, *, phone: str, ip: str, code_hash: str, created_at: datetime, expires_at: datetime
+    ) -> None: ...
+
+    async def code_failed(self, code_id: int) -> None: ...
+
+    async def consume_code(self, code_id: int) -> bool: ...
+
+    async def add_refresh_token(
+        self, *, member_id: int, family: str, token_hash: str, expires_at: datetime
+    ) -> None: ...
+
+    async def refresh_token(self, token_hash: str) -> tuple[int, str, datetime, bool] | None: ...
+
+    async def revoke_refresh_token(self, token_hash: str, at: datetime) -> bool: ...
+
+    async def revoke_family(self, family: str, at: datetime) -> None: ...
+
+    async def addresses(self, member_id: int) -> list[Address]: ...
+
+    async def add_address(self, address: Address) -> Address: ...
+
+    async def save_address(self, address: Address) -> None: ...
+
+    async def delete_address(self, address_id: int) -> None: ...
+
+    async def change_points(
+        self,
+        *,
+        member_id: int,
+        kind: PointsKind,
+        reference: str,
+        delta: int,
+        expires_at: datetime | None = None,
+    ) -> int | None: ...
+
+    async def last_check_in(self, member_id: int) -> tuple[date, int] | None: ...
+
+    async def add_check_in(self, member_id: int, day: date, streak: int) -> None: ...
+
+
+class SmsSender(Protocol):
+    """Sends text messages; the development adapter writes them to the log."""
+
+    async def send_login_code(self, phone: str, code: str) -> None: ...
+
+
+class WechatLogin(Protocol):
+    """Turns a mini-program login code into the user's openid (jscode2session)."""
+
+    async def openid_for(self, code: str) -> str | None: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction: enter, change, ``commit()``; leaving without commit rolls back."""
 
@@ -127,6 +199,9 @@ class UnitOfWork(Protocol):
 
     @property
     def stock(self) -> StockRepository: ...
+
+    @property
+    def members(self) -> MemberRepository: ...
 
     def record(self, event: StockEvent) -> None:
         """Keep an event to publish once this unit of work has committed."""

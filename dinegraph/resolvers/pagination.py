@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -54,4 +54,42 @@ def page_of(
         has_next_page=start + size < len(items),
         has_previous_page=start > 0,
         total_count=len(items),
+    )
+
+
+def page_size(first: int | None, max_page_size: int) -> int:
+    size = DEFAULT_PAGE_SIZE if first is None else first
+    if not 0 <= size <= max_page_size:
+        raise DomainError(ErrorCode.PAGE_SIZE_TOO_LARGE, field=["first"], max=max_page_size)
+    return size
+
+
+def encode_key_cursor(kind: str, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{row_id}".encode()).decode()
+
+
+def decode_key_cursor(kind: str, cursor: str | None) -> int | None:
+    """The row id inside a keyset cursor of ``kind``; pages by id never shift as rows arrive."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DomainError(ErrorCode.INVALID_CURSOR, field=["after"]) from exc
+    prefix = f"{kind}:"
+    number = raw.removeprefix(prefix)
+    if not raw.startswith(prefix) or not number.isdigit():
+        raise DomainError(ErrorCode.INVALID_CURSOR, field=["after"])
+    return int(number)
+
+
+def keyset_page(
+    rows: Sequence[T], *, size: int, kind: str, key: Callable[[T], int], after: int | None
+) -> Page[T]:
+    """A page from ``size + 1`` rows fetched newest first: the extra one tells of a next page."""
+    return Page(
+        items=[(encode_key_cursor(kind, key(r)), r) for r in rows[:size]],
+        has_next_page=len(rows) > size,
+        has_previous_page=after is not None,
+        total_count=None,
     )

@@ -15,6 +15,7 @@ from dinegraph.resolvers import catalog as resolve
 from dinegraph.schema.catalog import CategoryNode, Channel, Menu, StoreNode
 from dinegraph.schema.common import GeoPointInput
 from dinegraph.schema.errors import raise_for_query
+from dinegraph.schema.members import Viewer
 from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
 
 Info = strawberry.Info[Context, None]
@@ -89,6 +90,10 @@ class Query:
         resolver=stock_ledger,
         description="Every change of a store's tracked stock, newest first (staff, partners).",
     )
+
+    @strawberry.field(description="Who is asking: a member, staff, or nobody.")
+    def viewer(self) -> Viewer:
+        return Viewer()
 
     @strawberry.field
     async def store(self, info: Info, id: strawberry.ID) -> StoreNode | None:

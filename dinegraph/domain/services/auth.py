@@ -1,0 +1,184 @@
+"""Member sign-in: SMS codes, WeChat, rotating refresh tokens, sign-out."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.members import (
+    CODE_TTL,
+    Member,
+    check_code_request,
+    check_code_usable,
+    check_phone,
+    default_nickname,
+)
+from dinegraph.domain.ports import SmsSender, UnitOfWork, WechatLogin
+
+
+class AccessTokens(Protocol):
+    def issue(self, member_id: int) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    code_key: bytes
+    access_tokens: AccessTokens
+    refresh_ttl: timedelta
+    codes_per_ip_per_hour: int
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    member: Member
+    access_token: str
+    refresh_token: str
+    new_member: bool
+
+
+def _code_hash(key: bytes, phone: str, code: str) -> str:
+    return hmac.new(key, f"{phone}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def request_login_code(
+    phone: str, ip: str, *, uow: UnitOfWork, sms: SmsSender, auth: AuthConfig, now: datetime
+) -> None:
+    """Text a 6-digit code to ``phone``; limited per phone and per client address."""
+    phone = check_phone(phone)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    async with uow:
+        last = await uow.members.last_code(phone)
+        day_start = now - timedelta(days=1)
+        check_code_request(
+            now=now,
+            last_sent=last.created_at if last else None,
+            sent_today=await uow.members.codes_since(phone=phone, since=day_start),
+        )
+        from_ip = await uow.members.codes_since(ip=ip, since=now - timedelta(hours=1))
+        if from_ip >= auth.codes_per_ip_per_hour:
+            raise DomainError(ErrorCode.RATE_LIMITED, field=["phone"], seconds=3600)
+        await uow.members.add_code(
+            phone=phone,
+            ip=ip,
+            code_hash=_code_hash(auth.code_key, phone, code),
+            created_at=now,
+            expires_at=now + CODE_TTL,
+        )
+        await uow.commit()
+    await sms.send_login_code(phone, code)
+
+
+async def login(
+    phone: str, code: str, *, uow: UnitOfWork, auth: AuthConfig, now: datetime
+) -> Session:
+    """Exchange a valid code for a session; the member is created on first sign-in."""
+    phone = check_phone(phone)
+    wrong = False
+    async with uow:
+        found = check_code_usable(await uow.members.last_code(phone), now)
+        if not hmac.compare_digest(found.code_hash, _code_hash(auth.code_key, phone, code.strip())):
+            # The failure must stick even though the call fails: commit, then refuse.
+            await uow.members.code_failed(found.id)
+            await uow.commit()
+            wrong = True
+        else:
+            if not await uow.members.consume_code(found.id):
+                raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
+            member = await uow.members.by_phone(phone)
+            new = member is None
+            if member is None:
+                member = await uow.members.add(
+                    phone=phone, openid=None, nickname=default_nickname(phone)
+                )
+            session = await _open_session(uow, auth, member, now, new=new)
+            await uow.commit()
+    if wrong:
+        raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
+    return session
+
+
+async def login_with_wechat(
+    code: str, *, uow: UnitOfWork, wechat: WechatLogin, auth: AuthConfig, now: datetime
+) -> Session:
+    """Sign in with the mini-program's wx.login code; a phone can be bound later."""
+    openid = await wechat.openid_for(code.strip())
+    if openid is None:
+        raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
+    async with uow:
+        member = await uow.members.by_openid(openid)
+        new = member is None
+        if member is None:
+            member = await uow.members.add(
+                phone=None, openid=openid, nickname=default_nickname(None)
+            )
+        session = await _open_session(uow, auth, member, now, new=new)
+        await uow.commit()
+    return session
+
+
+async def refresh_session(
+    refresh_token: str, *, uow: UnitOfWork, auth: AuthConfig, now: datetime
+) -> Session:
+    """Trade a refresh token for a new pair; the old one stops working.
+
+    A token presented after it was used means someone else holds a copy: the whole family
+    is revoked and both holders must sign in again.
+    """
+    digest = _token_hash(refresh_token)
+    revoked_family: str | None = None
+    async with uow:
+        found = await uow.members.refresh_token(digest)
+        if found is None:
+            raise DomainError(ErrorCode.INVALID_TOKEN, field=["refreshToken"])
+        member_id, family, expires_at, revoked = found
+        if revoked or not await uow.members.revoke_refresh_token(digest, now):
+            await uow.members.revoke_family(family, now)
+            await uow.commit()
+            revoked_family = family
+        else:
+            member = await uow.members.get(member_id)
+            if member is None or now >= expires_at:
+                raise DomainError(ErrorCode.INVALID_TOKEN, field=["refreshToken"])
+            session = await _open_session(uow, auth, member, now, new=False, family=family)
+            await uow.commit()
+    if revoked_family is not None:
+        raise DomainError(ErrorCode.INVALID_TOKEN, field=["refreshToken"])
+    return session
+
+
+async def logout(refresh_token: str, *, uow: UnitOfWork, now: datetime) -> None:
+    """End the session: every token of its family is revoked."""
+    async with uow:
+        found = await uow.members.refresh_token(_token_hash(refresh_token))
+        if found is None:
+            raise DomainError(ErrorCode.INVALID_TOKEN, field=["refreshToken"])
+        await uow.members.revoke_family(found[1], now)
+        await uow.commit()
+
+
+async def _open_session(
+    uow: UnitOfWork,
+    auth: AuthConfig,
+    member: Member,
+    now: datetime,
+    *,
+    new: bool,
+    family: str | None = None,
+) -> Session:
+    refresh = secrets.token_urlsafe(32)
+    await uow.members.add_refresh_token(
+        member_id=member.id,
+        family=family or secrets.token_hex(16),
+        token_hash=_token_hash(refresh),
+        expires_at=now + auth.refresh_ttl,
+    )
+    return Session(member, auth.access_tokens.issue(member.id), refresh, new)

@@ -1,0 +1,1 @@
+"""Adapters to outside services (SMS, WeChat); the development ones never leave the host."""

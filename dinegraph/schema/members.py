@@ -1,0 +1,393 @@
+"""GraphQL types and mutations of members: sign-in, profile, addresses, points, check-in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import TypeVar
+
+import strawberry
+from strawberry import relay
+
+from dinegraph.context import Context
+from dinegraph.db.queries import PointsRow
+from dinegraph.domain import members as domain
+from dinegraph.domain.catalog import UNSET, Unset
+from dinegraph.domain.geo import GeoPoint as DomainPoint
+from dinegraph.domain.identity import StaffViewer
+from dinegraph.domain.services import auth
+from dinegraph.domain.services import members as service
+from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
+from dinegraph.resolvers import members as resolve
+from dinegraph.resolvers.ids import decode_id, encode_id
+from dinegraph.schema.common import GeoPoint, GeoPointInput, UserError
+from dinegraph.schema.errors import attempt
+
+Info = strawberry.Info[Context, None]
+T = TypeVar("T")
+
+strawberry.enum(Tier, name="MemberTier", description="NORMAL, SILVER, GOLD, BLACK_DIAMOND.")
+strawberry.enum(domain.PointsKind, name="PointsKind")
+
+
+@strawberry.type(description="What a tier is worth.")
+class TierBenefits:
+    discount_percent: int
+    free_delivery: bool
+    birthday_coupon: bool
+    points_multiplier: float
+
+
+@strawberry.type
+class TierProgress:
+    current: Tier
+    next: Tier | None
+    spend_to_next_fen: int
+
+
+@strawberry.type
+class Address:
+    id: strawberry.ID
+    contact_name: str
+    contact_phone: str
+    address: str
+    location: GeoPoint
+    is_default: bool
+
+    @classmethod
+    def of(cls, address: domain.Address) -> Address:
+        return cls(
+            id=strawberry.ID(encode_id("Address", address.id)),
+            contact_name=address.contact_name,
+            contact_phone=address.contact_phone,
+            address=address.address,
+            location=GeoPoint(lat=address.location.lat, lng=address.location.lng),
+            is_default=address.is_default,
+        )
+
+
+@strawberry.type(description="One change of a member's points.")
+class PointsEntry:
+    kind: domain.PointsKind
+    reference: str
+    delta: int
+    balance_after: int
+    expires_at: datetime | None
+    created_at: datetime
+
+
+@strawberry.type
+class PointsEdge:
+    cursor: str
+    node: PointsEntry
+
+
+@strawberry.type
+class PointsConnection:
+    edges: list[PointsEdge]
+    page_info: relay.PageInfo
+
+
+def _points_entry(row: PointsRow) -> PointsEntry:
+    return PointsEntry(
+        kind=domain.PointsKind(row.kind),
+        reference=row.reference,
+        delta=row.delta,
+        balance_after=row.balance_after,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+    )
+
+
+@strawberry.type(name="Member", description="A registered customer of the chain.")
+class MemberNode(relay.Node):
+    id: relay.NodeID[int]
+    nickname: str
+    phone: str | None = strawberry.field(description="Masked, e.g. 138****5678.")
+    birthday: date | None
+    tier: Tier
+    points: int = strawberry.field(description="The balance: the sum of the points ledger.")
+    member: strawberry.Private[domain.Member]
+
+    @classmethod
+    def of(cls, member: domain.Member, points: int) -> MemberNode:
+        return cls(
+            id=member.id,
+            nickname=member.nickname,
+            phone=domain.mask_phone(member.phone),
+            birthday=member.birthday,
+            tier=member.tier,
+            points=points,
+            member=member,
+        )
+
+    @strawberry.field
+    def benefits(self) -> TierBenefits:
+        b = BENEFITS[self.tier]
+        return TierBenefits(
+            discount_percent=b.discount_percent,
+            free_delivery=b.free_delivery,
+            birthday_coupon=b.birthday_coupon,
+            points_multiplier=b.points_multiplier,
+        )
+
+    @strawberry.field(description="Spend of the trailing 12 months against the next tier.")
+    def tier_progress(self, info: Info) -> TierProgress:
+        progress = tier_progress(0, info.context.settings.tier_thresholds)
+        return TierProgress(
+            current=self.tier, next=progress.next, spend_to_next_fen=progress.spend_to_next_fen
+        )
+
+    @strawberry.field
+    async def addresses(self, info: Info) -> list[Address]:
+        return [Address.of(a) for a in await resolve.addresses(info.context, self.member.id)]
+
+    @strawberry.field(description="Newest first.")
+    async def points_ledger(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> PointsConnection:
+        page = await resolve.points_page(info.context, self.member.id, first=first, after=after)
+        return PointsConnection(
+            edges=[PointsEdge(cursor=c, node=_points_entry(r)) for c, r in page.items],
+            page_info=relay.PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=page.items[0][0] if page.items else None,
+                end_cursor=page.items[-1][0] if page.items else None,
+            ),
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[MemberNode | None]:
+        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        found = await resolve.members(info.context, ids)
+        return [cls.of(*f) if f else None for f in found]
+
+
+@strawberry.type(description="A staff account, as its holder sees it.")
+class StaffAccount:
+    username: str
+    role: str
+    store_ids: list[strawberry.ID]
+
+
+@strawberry.type(description="Who is asking.")
+class Viewer:
+    @strawberry.field
+    async def member(self, info: Info) -> MemberNode | None:
+        found = await resolve.viewer_member(info.context)
+        return MemberNode.of(*found) if found else None
+
+    @strawberry.field
+    def staff(self, info: Info) -> StaffAccount | None:
+        viewer = info.context.viewer
+        if not isinstance(viewer, StaffViewer):
+            return None
+        return StaffAccount(
+            username=viewer.username,
+            role=viewer.role.value,
+            store_ids=[strawberry.ID(encode_id("Store", s)) for s in sorted(viewer.store_ids)],
+        )
+
+
+# --- payloads and inputs ---------------------------------------------------------------
+
+
+@strawberry.type
+class RequestLoginCodePayload:
+    errors: list[UserError]
+
+
+@strawberry.type
+class LoginPayload:
+    token: str | None = strawberry.field(description="Access token for Authorization: Bearer.")
+    refresh_token: str | None = strawberry.field(description="Trade it for a new pair.")
+    member: MemberNode | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class LogoutPayload:
+    errors: list[UserError]
+
+
+@strawberry.type
+class MemberPayload:
+    member: MemberNode | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class AddressPayload:
+    address: Address | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class CheckInPayload:
+    streak: int | None
+    points_earned: int | None
+    balance: int | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class UpdateProfileInput:
+    nickname: str | None = strawberry.UNSET
+    birthday: date | None = strawberry.UNSET
+
+
+@strawberry.input
+class SaveAddressInput:
+    id: strawberry.ID | None = strawberry.field(default=None, description="Omit to add one.")
+    contact_name: str
+    contact_phone: str
+    address: str
+    location: GeoPointInput
+    is_default: bool = False
+
+
+@strawberry.input
+class DeleteAddressInput:
+    id: strawberry.ID
+
+
+def _keep(value: T | None) -> T | Unset:
+    return UNSET if value is None or value is strawberry.UNSET else value
+
+
+async def _login_payload(
+    info: Info, session: auth.Session | None, errors: list[UserError]
+) -> LoginPayload:
+    if session is None:
+        return LoginPayload(token=None, refresh_token=None, member=None, errors=errors)
+    # The request came in anonymous; the session just opened is this member's own.
+    (found,) = await info.context.reads.members_by_ids([session.member.id])
+    return LoginPayload(
+        token=session.access_token,
+        refresh_token=session.refresh_token,
+        member=MemberNode.of(*found),
+        errors=errors,
+    )
+
+
+@strawberry.type
+class MemberMutation:
+    @strawberry.mutation(description="Text a 6-digit sign-in code to a mobile number.")
+    async def request_login_code(self, info: Info, phone: str) -> RequestLoginCodePayload:
+        ctx = info.context
+
+        async def run() -> None:
+            await auth.request_login_code(
+                phone,
+                ctx.client_ip,
+                uow=ctx.uow(),
+                sms=ctx.services.sms,
+                auth=ctx.services.auth,
+                now=ctx.now(),
+            )
+
+        _, errors = await attempt(info, run)
+        return RequestLoginCodePayload(errors=errors)
+
+    @strawberry.mutation(description="Sign in with the texted code; new numbers become members.")
+    async def login(self, info: Info, phone: str, code: str) -> LoginPayload:
+        ctx = info.context
+
+        async def run() -> auth.Session:
+            return await auth.login(
+                phone, code, uow=ctx.uow(), auth=ctx.services.auth, now=ctx.now()
+            )
+
+        return await _login_payload(info, *await attempt(info, run))
+
+    @strawberry.mutation(description="Sign in with the mini-program's wx.login code.")
+    async def login_with_wechat(self, info: Info, code: str) -> LoginPayload:
+        ctx = info.context
+
+        async def run() -> auth.Session:
+            return await auth.login_with_wechat(
+                code,
+                uow=ctx.uow(),
+                wechat=ctx.services.wechat,
+                auth=ctx.services.auth,
+                now=ctx.now(),
+            )
+
+        return await _login_payload(info, *await attempt(info, run))
+
+    @strawberry.mutation(description="Trade a refresh token for a new token pair.")
+    async def refresh_token(self, info: Info, refresh_token: str) -> LoginPayload:
+        ctx = info.context
+
+        async def run() -> auth.Session:
+            return await auth.refresh_session(
+                refresh_token, uow=ctx.uow(), auth=ctx.services.auth, now=ctx.now()
+            )
+
+        return await _login_payload(info, *await attempt(info, run))
+
+    @strawberry.mutation(description="Sign out: the refresh token and its successors stop working.")
+    async def logout(self, info: Info, refresh_token: str) -> LogoutPayload:
+        ctx = info.context
+
+        async def run() -> None:
+            await auth.logout(refresh_token, uow=ctx.uow(), now=ctx.now())
+
+        _, errors = await attempt(info, run)
+        return LogoutPayload(errors=errors)
+
+    @strawberry.mutation
+    async def update_profile(self, info: Info, input: UpdateProfileInput) -> MemberPayload:
+        async def run() -> domain.Member:
+            birthday: date | Unset | None = UNSET
+            if input.birthday is None or input.birthday is not strawberry.UNSET:
+                birthday = input.birthday
+            cmd = service.UpdateProfile(nickname=_keep(input.nickname), birthday=birthday)
+            return await info.context.run(service.update_profile, cmd)
+
+        member, errors = await attempt(info, run)
+        found = await resolve.viewer_member(info.context) if member else None
+        return MemberPayload(member=MemberNode.of(*found) if found else None, errors=errors)
+
+    @strawberry.mutation(description="Add or change a delivery address (GCJ-02).")
+    async def save_address(self, info: Info, input: SaveAddressInput) -> AddressPayload:
+        async def run() -> domain.Address:
+            cmd = service.SaveAddress(
+                contact_name=input.contact_name,
+                contact_phone=input.contact_phone,
+                address=input.address,
+                location=DomainPoint(input.location.lat, input.location.lng),
+                is_default=input.is_default,
+                address_id=decode_id(input.id, "Address", ["id"]) if input.id else None,
+            )
+            return await info.context.run(service.save_address, cmd)
+
+        address, errors = await attempt(info, run)
+        return AddressPayload(address=Address.of(address) if address else None, errors=errors)
+
+    @strawberry.mutation
+    async def delete_address(self, info: Info, input: DeleteAddressInput) -> AddressPayload:
+        async def run() -> None:
+            await info.context.run(service.delete_address, decode_id(input.id, "Address", ["id"]))
+
+        _, errors = await attempt(info, run)
+        return AddressPayload(address=None, errors=errors)
+
+    @strawberry.mutation(description="Daily check-in (签到); a streak earns a bonus.")
+    async def check_in(self, info: Info) -> CheckInPayload:
+        async def run() -> service.CheckInResult:
+            today = info.context.now().astimezone(info.context.settings.timezone).date()
+            return await info.context.run(service.check_in, service.CheckIn(day=today))
+
+        result, errors = await attempt(info, run)
+        if result is None:
+            return CheckInPayload(streak=None, points_earned=None, balance=None, errors=errors)
+        return CheckInPayload(
+            streak=result.streak,
+            points_earned=result.points_earned,
+            balance=result.balance,
+            errors=errors,
+        )
