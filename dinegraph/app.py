@@ -41,7 +41,7 @@ from dinegraph.schema import build_schema
 from dinegraph.security import (
     InvalidCredentials,
     MemberAccessTokens,
-    login_code_key,
+    derived_key,
     viewer_from_headers,
 )
 from dinegraph.settings import Settings, get_settings
@@ -187,11 +187,12 @@ def default_services(settings: Settings) -> Services:
         sms=LoggingSmsSender(),
         wechat=DevelopmentWechatLogin(),
         auth=AuthConfig(
-            code_key=login_code_key(settings),
+            code_key=derived_key(settings, b"login-codes"),
             access_tokens=MemberAccessTokens(settings),
             refresh_ttl=timedelta(days=settings.refresh_token_ttl_days),
             codes_per_ip_per_hour=settings.login_codes_per_ip_per_hour,
         ),
+        share_key=derived_key(settings, b"coupon-share-codes"),
     )
 
 

@@ -31,6 +31,7 @@ class Services:
     sms: SmsSender
     wechat: WechatLogin
     auth: AuthConfig
+    share_key: bytes
 
 
 C = TypeVar("C", contravariant=True)

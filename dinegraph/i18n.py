@@ -83,6 +83,8 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.CLAIM_NOT_OPEN: ("不在领取时间内", "Not open for claiming now"),
     ErrorCode.NOT_ELIGIBLE: ("不符合领取条件", "You are not eligible for this coupon"),
     ErrorCode.TEMPLATE_STOPPED: ("该优惠券已停止发放", "This coupon is no longer issued"),
+    ErrorCode.INVALID_TRANSITION: ("当前状态不允许此操作", "Not allowed in the current state"),
+    ErrorCode.INVALID_SHARE_CODE: ("分享链接无效", "Invalid share link"),
     ErrorCode.IDEMPOTENCY_KEY_REUSED: (
         "该单号已用于内容不同的请求",
         "This key was already used for a different request",

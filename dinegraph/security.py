@@ -52,9 +52,9 @@ class MemberAccessTokens:
         return issue_member_token(self._settings, member_id)
 
 
-def login_code_key(settings: Settings) -> bytes:
-    """Key of the login codes' HMAC, derived so it differs from the token signing key."""
-    return hmac.new(settings.signing_key.encode(), b"login-codes", hashlib.sha256).digest()
+def derived_key(settings: Settings, purpose: bytes) -> bytes:
+    """A key for one purpose (login codes, share codes), never the token signing key itself."""
+    return hmac.new(settings.signing_key.encode(), purpose, hashlib.sha256).digest()
 
 
 def _decode(settings: Settings, token: str) -> dict[str, object]:

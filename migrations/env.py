@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
 from sqlalchemy.engine import Connection
 
 from dinegraph.db.engine import WRITE, create_engine
-from dinegraph.db.tables import metadata
+from dinegraph.db.tables import UtcDateTime, metadata
 from dinegraph.settings import Settings
 
 target_metadata = metadata
@@ -18,10 +19,18 @@ def _url() -> str:
     return context.config.attributes.get("database_url") or Settings().database_url
 
 
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Render the project's own column types as the plain types they store."""
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        render_item=_render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -11,11 +11,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import mappers
+from dinegraph.db.coupons import coupon_of, template_of
 from dinegraph.db.members import address_of, member_of
 from dinegraph.db.stock import movement_of
 from dinegraph.db.tables import (
     categories,
     combo_components,
+    coupon_templates,
+    coupons,
     member_addresses,
     members,
     points_ledger,
@@ -29,6 +32,7 @@ from dinegraph.db.tables import (
     stores,
 )
 from dinegraph.domain.catalog import Category, Channel, ComboComponent, Product, Sku, Store
+from dinegraph.domain.coupons import Coupon, CouponTemplate
 from dinegraph.domain.members import Address, Member
 from dinegraph.domain.stock import Movement
 
@@ -307,3 +311,43 @@ class ReadQueries:
             )
             for r in await self._rows(query)
         ]
+
+    async def templates(self, *, active_only: bool) -> list[CouponTemplate]:
+        query = sa.select(coupon_templates).order_by(coupon_templates.c.id)
+        if active_only:
+            query = query.where(coupon_templates.c.status == "ACTIVE")
+        return [template_of(r) for r in await self._rows(query)]
+
+    async def templates_by_ids(self, ids: Sequence[int]) -> list[CouponTemplate]:
+        query = sa.select(coupon_templates).where(coupon_templates.c.id.in_(ids))
+        return [template_of(r) for r in await self._rows(query)]
+
+    async def coupons_by_ids(self, ids: Sequence[int]) -> list[Coupon]:
+        return [
+            coupon_of(r) for r in await self._rows(sa.select(coupons).where(coupons.c.id.in_(ids)))
+        ]
+
+    async def member_coupons(
+        self,
+        member_id: int,
+        *,
+        status: str | None,
+        now: datetime,
+        before_id: int | None,
+        limit: int,
+    ) -> list[Coupon]:
+        """A member's coupons, newest first; an AVAILABLE one past its validity reads EXPIRED."""
+        where = [coupons.c.member_id == member_id]
+        if status == "AVAILABLE":
+            where += [coupons.c.status == "AVAILABLE", coupons.c.valid_until > now]
+        elif status == "EXPIRED":
+            where.append(
+                (coupons.c.status == "EXPIRED")
+                | ((coupons.c.status == "AVAILABLE") & (coupons.c.valid_until <= now))
+            )
+        elif status is not None:
+            where.append(coupons.c.status == status)
+        if before_id is not None:
+            where.append(coupons.c.id < before_id)
+        query = sa.select(coupons).where(*where).order_by(coupons.c.id.desc()).limit(limit)
+        return [coupon_of(r) for r in await self._rows(query)]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import random
-from datetime import time
+from datetime import UTC, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db import demo_data
+from dinegraph.db.coupons import template_values
 from dinegraph.db.engine import WRITE
 from dinegraph.db.tables import (
     categories,
     combo_components,
+    coupon_templates,
     product_channels,
     products,
     skus,
@@ -22,6 +24,9 @@ from dinegraph.db.tables import (
     store_prices,
     stores,
 )
+from dinegraph.domain.catalog import Channel
+from dinegraph.domain.coupons import CouponTemplate
+from dinegraph.domain.pricing import CouponKind, CouponScope
 from dinegraph.domain.stock import LedgerKind, MovementLine, MovementSource, fingerprint
 
 LOW_STOCK_THRESHOLD = 5
@@ -43,6 +48,7 @@ async def seed_demo(engine: AsyncEngine, *, rng_seed: int = 20261122) -> dict[st
             category_ids = await _categories(conn)
             sku_ids, tracked, untracked = await _products(conn, category_ids)
             counts = await _store_state(conn, rng, store_ids, sku_ids, tracked, untracked)
+            counts["coupon_templates"] = await _coupon_templates(conn, category_ids)
     return {
         "stores": len(store_ids),
         "categories": len(category_ids),
@@ -217,6 +223,92 @@ async def _store_state(
     ]
     await conn.execute(store_prices.insert(), prices)
     return {"stock_levels": len(levels), "store_prices": len(prices)}
+
+
+async def _coupon_templates(conn: AsyncConnection, category_ids: dict[str, int]) -> int:
+    """One claimable template of each kind, a 限时抢券 and a 裂变券 with its bonus."""
+    now = datetime.now(UTC)
+    month = timedelta(days=30)
+    retail = frozenset(
+        category_ids[c["code"]] for c in demo_data.CATEGORIES if c["parent"] == "retail"
+    )
+    bonus = CouponTemplate(
+        id=0,
+        title="好友助力奖励·无门槛10元",
+        kind=CouponKind.NO_THRESHOLD,
+        amount_off_fen=1000,
+        valid_days=30,
+        total_quantity=10_000,
+        # Earned only through shares: never open for claiming directly.
+        claim_starts_at=now - month,
+        claim_ends_at=now - month + timedelta(seconds=1),
+    )
+    (bonus_id,) = await _insert_ids(conn, coupon_templates, [template_values(bonus)])
+    templates = [
+        CouponTemplate(
+            id=0,
+            title="满100减20",
+            kind=CouponKind.THRESHOLD,
+            amount_off_fen=2000,
+            threshold_fen=10_000,
+            valid_days=30,
+            total_quantity=5_000,
+            per_member_limit=2,
+        ),
+        CouponTemplate(
+            id=0,
+            title="新人无门槛5元",
+            kind=CouponKind.NO_THRESHOLD,
+            amount_off_fen=500,
+            valid_days=14,
+            total_quantity=10_000,
+            new_members_only=True,
+        ),
+        CouponTemplate(
+            id=0,
+            title="预制菜88折(最高减30元)",
+            kind=CouponKind.PERCENT,
+            percent_off=12,
+            cap_fen=3000,
+            scope=CouponScope(category_ids=retail),
+            valid_from=now,
+            valid_until=now + 2 * month,
+            total_quantity=3_000,
+        ),
+        CouponTemplate(
+            id=0,
+            title="外卖免配送费",
+            kind=CouponKind.FREE_DELIVERY,
+            scope=CouponScope(channels=frozenset({Channel.DELIVERY})),
+            valid_days=7,
+            total_quantity=20_000,
+            per_member_limit=3,
+        ),
+        CouponTemplate(
+            id=0,
+            title="限时抢券·满200减50",
+            kind=CouponKind.THRESHOLD,
+            amount_off_fen=5000,
+            threshold_fen=20_000,
+            valid_days=7,
+            total_quantity=1_000,
+            claim_starts_at=now - timedelta(hours=1),
+            claim_ends_at=now + timedelta(days=3),
+        ),
+        CouponTemplate(
+            id=0,
+            title="邀3位好友·满60减10",
+            kind=CouponKind.THRESHOLD,
+            amount_off_fen=1000,
+            threshold_fen=6000,
+            valid_days=30,
+            total_quantity=10_000,
+            fission_friends=3,
+            fission_bonus_template_id=bonus_id,
+        ),
+    ]
+    await _insert_ids(conn, coupon_templates, [template_values(t) for t in templates])
+    return len(templates) + 1
 
 
 def _level(

@@ -285,3 +285,55 @@ check_ins = sa.Table(
     sa.Column("day", sa.Date, primary_key=True),
     sa.Column("streak", sa.Integer, nullable=False),
 )
+
+coupon_templates = sa.Table(
+    "coupon_templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("title", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("amount_off_fen", sa.Integer, nullable=False),
+    sa.Column("threshold_fen", sa.Integer, nullable=False),
+    sa.Column("percent_off", sa.Integer, nullable=False),
+    sa.Column("cap_fen", sa.Integer, nullable=True),
+    # {"stores": [...], "categories": [...], "products": [...], "channels": [...]}
+    sa.Column("scope", sa.JSON, nullable=False),
+    sa.Column("min_tier", sa.String(16), nullable=False),
+    sa.Column("new_members_only", sa.Boolean, nullable=False),
+    sa.Column("valid_from", UtcDateTime(), nullable=True),
+    sa.Column("valid_until", UtcDateTime(), nullable=True),
+    sa.Column("valid_days", sa.Integer, nullable=True),
+    sa.Column("total_quantity", sa.Integer, nullable=False),
+    # Raised only by a conditional UPDATE that keeps it within total_quantity.
+    sa.Column("issued", sa.Integer, nullable=False),
+    sa.Column("per_member_limit", sa.Integer, nullable=False),
+    sa.Column("claim_starts_at", UtcDateTime(), nullable=True),
+    sa.Column("claim_ends_at", UtcDateTime(), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("fission_friends", sa.Integer, nullable=True),
+    sa.Column(
+        "fission_bonus_template_id", sa.Integer, sa.ForeignKey("coupon_templates.id"), nullable=True
+    ),
+    _created_at(),
+    sa.CheckConstraint("issued >= 0 AND issued <= total_quantity", name="issued_within_quantity"),
+)
+
+coupons = sa.Table(
+    "coupons",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("coupon_templates.id"), nullable=False),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("valid_from", UtcDateTime(), nullable=False),
+    sa.Column("valid_until", UtcDateTime(), nullable=False),
+    sa.Column("claimed_at", UtcDateTime(), nullable=False),
+    sa.Column("order_ref", sa.String(64), nullable=True),
+    # 裂变: the coupon whose share code this one was claimed through.
+    sa.Column("shared_from_id", sa.Integer, sa.ForeignKey("coupons.id"), nullable=True),
+    # Set on a bonus coupon: the shared coupon that earned it (at most one bonus each).
+    sa.Column("bonus_for_id", sa.Integer, sa.ForeignKey("coupons.id"), nullable=True, unique=True),
+    sa.Index("ix_coupons_member", "member_id", "status", "id"),
+    sa.Index("ix_coupons_template_member", "template_id", "member_id"),
+    sa.Index("ix_coupons_shared_from", "shared_from_id"),
+)

@@ -9,6 +9,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.catalog import SqlCatalogRepository
+from dinegraph.db.coupons import SqlCouponRepository
 from dinegraph.db.engine import WRITE
 from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.stock import SqlStockRepository
@@ -35,6 +36,7 @@ class SqlUnitOfWork:
     catalog: SqlCatalogRepository
     stock: SqlStockRepository
     members: SqlMemberRepository
+    coupons: SqlCouponRepository
 
     def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
         self._engine = engine
@@ -54,6 +56,7 @@ class SqlUnitOfWork:
         self.catalog = SqlCatalogRepository(conn)
         self.stock = SqlStockRepository(conn)
         self.members = SqlMemberRepository(conn)
+        self.coupons = SqlCouponRepository(conn)
         self._pending = []
         return self
 

@@ -16,6 +16,7 @@ from dinegraph.domain.catalog import (
     Sku,
     Store,
 )
+from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
 from dinegraph.domain.stock import (
     LedgerKind,
@@ -179,6 +180,40 @@ class MemberRepository(Protocol):
     async def add_check_in(self, member_id: int, day: date, streak: int) -> None: ...
 
 
+class CouponRepository(Protocol):
+    async def get_template(self, template_id: int) -> CouponTemplate | None: ...
+
+    async def add_template(self, template: CouponTemplate) -> CouponTemplate: ...
+
+    async def save_template(self, template: CouponTemplate) -> None: ...
+
+    async def take_one(self, template_id: int) -> bool: ...
+
+    async def claimed_by(self, template_id: int, member_id: int) -> int: ...
+
+    async def add_coupon(
+        self,
+        *,
+        template_id: int,
+        member_id: int,
+        valid_from: datetime,
+        valid_until: datetime,
+        claimed_at: datetime,
+        shared_from_id: int | None = None,
+        bonus_for_id: int | None = None,
+    ) -> Coupon: ...
+
+    async def get_coupon(self, coupon_id: int) -> Coupon | None: ...
+
+    async def claims_through(self, coupon_id: int) -> int: ...
+
+    async def has_bonus(self, coupon_id: int) -> bool: ...
+
+    async def change_status(
+        self, coupon_id: int, current: CouponStatus, target: CouponStatus, order_ref: str | None
+    ) -> bool: ...
+
+
 class SmsSender(Protocol):
     """Sends text messages; the development adapter writes them to the log."""
 
@@ -202,6 +237,9 @@ class UnitOfWork(Protocol):
 
     @property
     def members(self) -> MemberRepository: ...
+
+    @property
+    def coupons(self) -> CouponRepository: ...
 
     def record(self, event: StockEvent) -> None:
         """Keep an event to publish once this unit of work has committed."""

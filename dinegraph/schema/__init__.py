@@ -22,6 +22,7 @@ from strawberry.types import ExecutionContext
 
 from dinegraph.domain.errors import DomainError
 from dinegraph.schema.catalog_mutations import CatalogMutation
+from dinegraph.schema.coupons import CouponMutation
 from dinegraph.schema.members import MemberMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.stock import StockMutation
@@ -80,7 +81,7 @@ class _Schema(strawberry.Schema):
 
 
 @strawberry.type
-class Mutation(CatalogMutation, StockMutation, MemberMutation):
+class Mutation(CatalogMutation, StockMutation, MemberMutation, CouponMutation):
     pass
 
 

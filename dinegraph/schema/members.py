@@ -13,6 +13,7 @@ from dinegraph.context import Context
 from dinegraph.db.queries import PointsRow
 from dinegraph.domain import members as domain
 from dinegraph.domain.catalog import UNSET, Unset
+from dinegraph.domain.coupons import CouponStatus
 from dinegraph.domain.geo import GeoPoint as DomainPoint
 from dinegraph.domain.identity import StaffViewer
 from dinegraph.domain.services import auth
@@ -21,6 +22,7 @@ from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
 from dinegraph.resolvers import members as resolve
 from dinegraph.resolvers.ids import decode_id, encode_id
 from dinegraph.schema.common import GeoPoint, GeoPointInput, UserError
+from dinegraph.schema.coupons import CouponConnection, member_coupons
 from dinegraph.schema.errors import attempt
 
 Info = strawberry.Info[Context, None]
@@ -141,6 +143,16 @@ class MemberNode(relay.Node):
     @strawberry.field
     async def addresses(self, info: Info) -> list[Address]:
         return [Address.of(a) for a in await resolve.addresses(info.context, self.member.id)]
+
+    @strawberry.field(description="The member's coupons, newest first.")
+    async def coupons(
+        self,
+        info: Info,
+        status: CouponStatus | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> CouponConnection:
+        return await member_coupons(info, self.member.id, status, first, after)
 
     @strawberry.field(description="Newest first.")
     async def points_ledger(

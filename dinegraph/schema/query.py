@@ -14,6 +14,12 @@ from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.schema.catalog import CategoryNode, Channel, Menu, StoreNode
 from dinegraph.schema.common import GeoPointInput
+from dinegraph.schema.coupons import (
+    CouponFit,
+    CouponTemplateNode,
+    applicable_coupons,
+    claimable_coupons,
+)
 from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
@@ -89,6 +95,14 @@ class Query:
     stock_ledger: StockLedgerConnection = strawberry.field(
         resolver=stock_ledger,
         description="Every change of a store's tracked stock, newest first (staff, partners).",
+    )
+
+    claimable_coupons: list[CouponTemplateNode] = strawberry.field(
+        resolver=claimable_coupons, description="领券中心: what the viewer may claim now."
+    )
+    applicable_coupons: list[CouponFit] = strawberry.field(
+        resolver=applicable_coupons,
+        description="The member's coupons against a cart: those that fit first, by saving.",
     )
 
     @strawberry.field(description="Who is asking: a member, staff, or nobody.")

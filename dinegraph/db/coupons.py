@@ -1,0 +1,205 @@
+"""The coupon repository: templates, their issue counts, and members' coupons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dinegraph.db.tables import coupon_templates, coupons
+from dinegraph.domain.catalog import Channel
+from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, TemplateStatus
+from dinegraph.domain.pricing import CouponKind, CouponScope
+from dinegraph.domain.tiers import Tier
+
+
+def template_of(row: Any) -> CouponTemplate:
+    scope = row.scope or {}
+    return CouponTemplate(
+        id=row.id,
+        title=row.title,
+        kind=CouponKind(row.kind),
+        amount_off_fen=row.amount_off_fen,
+        threshold_fen=row.threshold_fen,
+        percent_off=row.percent_off,
+        cap_fen=row.cap_fen,
+        scope=CouponScope(
+            store_ids=frozenset(scope.get("stores", [])),
+            category_ids=frozenset(scope.get("categories", [])),
+            product_ids=frozenset(scope.get("products", [])),
+            channels=frozenset(Channel(c) for c in scope.get("channels", [])),
+        ),
+        min_tier=Tier(row.min_tier),
+        new_members_only=row.new_members_only,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        valid_days=row.valid_days,
+        total_quantity=row.total_quantity,
+        issued=row.issued,
+        per_member_limit=row.per_member_limit,
+        claim_starts_at=row.claim_starts_at,
+        claim_ends_at=row.claim_ends_at,
+        status=TemplateStatus(row.status),
+        fission_friends=row.fission_friends,
+        fission_bonus_template_id=row.fission_bonus_template_id,
+    )
+
+
+def template_values(t: CouponTemplate) -> dict[str, object]:
+    return {
+        "title": t.title,
+        "kind": t.kind.value,
+        "amount_off_fen": t.amount_off_fen,
+        "threshold_fen": t.threshold_fen,
+        "percent_off": t.percent_off,
+        "cap_fen": t.cap_fen,
+        "scope": {
+            "stores": sorted(t.scope.store_ids),
+            "categories": sorted(t.scope.category_ids),
+            "products": sorted(t.scope.product_ids),
+            "channels": sorted(c.value for c in t.scope.channels),
+        },
+        "min_tier": t.min_tier.value,
+        "new_members_only": t.new_members_only,
+        "valid_from": t.valid_from,
+        "valid_until": t.valid_until,
+        "valid_days": t.valid_days,
+        "total_quantity": t.total_quantity,
+        "issued": t.issued,
+        "per_member_limit": t.per_member_limit,
+        "claim_starts_at": t.claim_starts_at,
+        "claim_ends_at": t.claim_ends_at,
+        "status": t.status.value,
+        "fission_friends": t.fission_friends,
+        "fission_bonus_template_id": t.fission_bonus_template_id,
+    }
+
+
+def coupon_of(row: Any) -> Coupon:
+    return Coupon(
+        id=row.id,
+        template_id=row.template_id,
+        member_id=row.member_id,
+        status=CouponStatus(row.status),
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+        claimed_at=row.claimed_at,
+        order_ref=row.order_ref,
+    )
+
+
+class SqlCouponRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get_template(self, template_id: int) -> CouponTemplate | None:
+        row = (
+            await self._conn.execute(
+                sa.select(coupon_templates).where(coupon_templates.c.id == template_id)
+            )
+        ).first()
+        return template_of(row) if row else None
+
+    async def add_template(self, template: CouponTemplate) -> CouponTemplate:
+        row = (
+            await self._conn.execute(
+                coupon_templates.insert()
+                .values(**template_values(template))
+                .returning(*coupon_templates.c)
+            )
+        ).one()
+        return template_of(row)
+
+    async def save_template(self, template: CouponTemplate) -> None:
+        values = template_values(template)
+        del values["issued"]  # only take_one changes it
+        await self._conn.execute(
+            coupon_templates.update().where(coupon_templates.c.id == template.id).values(**values)
+        )
+
+    async def take_one(self, template_id: int) -> bool:
+        """Count one more issued, unless that would pass the quantity: one atomic step."""
+        result = await self._conn.execute(
+            coupon_templates.update()
+            .where(
+                coupon_templates.c.id == template_id,
+                coupon_templates.c.issued < coupon_templates.c.total_quantity,
+                coupon_templates.c.status == TemplateStatus.ACTIVE.value,
+            )
+            .values(issued=coupon_templates.c.issued + 1)
+        )
+        return result.rowcount == 1
+
+    async def claimed_by(self, template_id: int, member_id: int) -> int:
+        count = await self._conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(coupons)
+            .where(
+                coupons.c.template_id == template_id,
+                coupons.c.member_id == member_id,
+                coupons.c.bonus_for_id.is_(None),
+            )
+        )
+        return int(count or 0)
+
+    async def add_coupon(
+        self,
+        *,
+        template_id: int,
+        member_id: int,
+        valid_from: datetime,
+        valid_until: datetime,
+        claimed_at: datetime,
+        shared_from_id: int | None = None,
+        bonus_for_id: int | None = None,
+    ) -> Coupon:
+        row = (
+            await self._conn.execute(
+                coupons.insert()
+                .values(
+                    template_id=template_id,
+                    member_id=member_id,
+                    status=CouponStatus.AVAILABLE.value,
+                    valid_from=valid_from,
+                    valid_until=valid_until,
+                    claimed_at=claimed_at,
+                    shared_from_id=shared_from_id,
+                    bonus_for_id=bonus_for_id,
+                )
+                .returning(*coupons.c)
+            )
+        ).one()
+        return coupon_of(row)
+
+    async def get_coupon(self, coupon_id: int) -> Coupon | None:
+        row = (
+            await self._conn.execute(sa.select(coupons).where(coupons.c.id == coupon_id))
+        ).first()
+        return coupon_of(row) if row else None
+
+    async def claims_through(self, coupon_id: int) -> int:
+        count = await self._conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(coupons)
+            .where(coupons.c.shared_from_id == coupon_id)
+        )
+        return int(count or 0)
+
+    async def has_bonus(self, coupon_id: int) -> bool:
+        found = await self._conn.scalar(
+            sa.select(coupons.c.id).where(coupons.c.bonus_for_id == coupon_id)
+        )
+        return found is not None
+
+    async def change_status(
+        self, coupon_id: int, current: CouponStatus, target: CouponStatus, order_ref: str | None
+    ) -> bool:
+        """Move a coupon on, only from the status it is known to be in (no lost updates)."""
+        result = await self._conn.execute(
+            coupons.update()
+            .where(coupons.c.id == coupon_id, coupons.c.status == current.value)
+            .values(status=target.value, order_ref=order_ref)
+        )
+        return result.rowcount == 1

@@ -1,0 +1,208 @@
+"""Coupons: head office sets templates up; members claim them; orders redeem them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from dinegraph.domain.coupons import (
+    Coupon,
+    CouponStatus,
+    CouponTemplate,
+    TemplateStatus,
+    check_claimable,
+    check_transition,
+    claim_validity,
+    clean_title,
+    read_share_code,
+)
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.identity import Viewer, require_catalog_editor
+from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.pricing import CouponTerms, check_terms
+from dinegraph.domain.services.members import require_member
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCoupon:
+    template_id: int
+    now: datetime
+    share_code: str | None = None
+    share_key: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    coupon: Coupon
+    bonus: Coupon | None  # the sharer's bonus, when this claim completed their 裂变
+
+
+async def claim_coupon(cmd: ClaimCoupon, *, uow: UnitOfWork, viewer: Viewer) -> Claimed:
+    """Claim one coupon of a template: never past its quantity or the member's limit."""
+    member_id = require_member(viewer)
+    shared_from = read_share_code(cmd.share_key, cmd.share_code) if cmd.share_code else None
+    async with uow:
+        # Locking the member row serialises one member's concurrent claims, so two of them
+        # cannot both pass the per-member limit.
+        member = await uow.members.get(member_id, lock=True)
+        if member is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED)
+        template = await uow.coupons.get_template(cmd.template_id)
+        if template is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=["templateId"])
+        check_claimable(
+            template,
+            member,
+            now=cmd.now,
+            already_claimed=await uow.coupons.claimed_by(template.id, member.id),
+        )
+        source = None
+        if shared_from is not None:
+            source = await uow.coupons.get_coupon(shared_from)
+            if source is None or source.template_id != template.id or source.member_id == member.id:
+                raise DomainError(ErrorCode.INVALID_SHARE_CODE, field=["shareCode"])
+        if not await uow.coupons.take_one(template.id):
+            raise DomainError(ErrorCode.COUPON_SOLD_OUT, field=["templateId"])
+        valid_from, valid_until = claim_validity(template, cmd.now)
+        coupon = await uow.coupons.add_coupon(
+            template_id=template.id,
+            member_id=member.id,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            claimed_at=cmd.now,
+            shared_from_id=source.id if source else None,
+        )
+        bonus = None
+        if source is not None:
+            bonus = await _fission_bonus(uow, template, source, cmd.now)
+        await uow.commit()
+    return Claimed(coupon, bonus)
+
+
+async def _fission_bonus(
+    uow: UnitOfWork, template: CouponTemplate, source: Coupon, now: datetime
+) -> Coupon | None:
+    """When the K-th friend claims through a share code, the sharer gets the bonus coupon."""
+    needed, bonus_id = template.fission_friends, template.fission_bonus_template_id
+    if needed is None or bonus_id is None or await uow.coupons.has_bonus(source.id):
+        return None
+    if await uow.coupons.claims_through(source.id) < needed:
+        return None
+    bonus_template = await uow.coupons.get_template(bonus_id)
+    if bonus_template is None or not await uow.coupons.take_one(bonus_id):
+        return None  # the bonus ran out: the friends' coupons stand
+    valid_from, valid_until = claim_validity(bonus_template, now)
+    return await uow.coupons.add_coupon(
+        template_id=bonus_id,
+        member_id=source.member_id,
+        valid_from=valid_from,
+        valid_until=valid_until,
+        claimed_at=now,
+        bonus_for_id=source.id,
+    )
+
+
+async def create_template(
+    template: CouponTemplate, *, uow: UnitOfWork, viewer: Viewer
+) -> CouponTemplate:
+    """Set up a coupon (head office); ``id`` and ``issued`` of the argument are ignored."""
+    require_catalog_editor(viewer)
+    template = replace(template, id=0, issued=0, title=clean_title(template.title))
+    _check_template(template)
+    async with uow:
+        bonus_id = template.fission_bonus_template_id
+        if bonus_id is not None and await uow.coupons.get_template(bonus_id) is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=["fissionBonusTemplateId"])
+        created = await uow.coupons.add_template(template)
+        await uow.commit()
+    return created
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateTemplate:
+    template_id: int
+    title: str | None = None
+    total_quantity: int | None = None
+    per_member_limit: int | None = None
+    claim_ends_at: datetime | None = None
+    stop: bool = False
+
+
+async def update_template(
+    cmd: UpdateTemplate, *, uow: UnitOfWork, viewer: Viewer
+) -> CouponTemplate:
+    """Rename, add stock, change limits or the end of claiming, or stop issuing."""
+    require_catalog_editor(viewer)
+    async with uow:
+        template = await uow.coupons.get_template(cmd.template_id)
+        if template is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=["id"])
+        if cmd.title is not None:
+            template = replace(template, title=clean_title(cmd.title))
+        if cmd.total_quantity is not None:
+            if cmd.total_quantity < template.issued:
+                raise DomainError(
+                    ErrorCode.OUT_OF_RANGE,
+                    field=["totalQuantity"],
+                    min=template.issued,
+                    max=10_000_000,
+                )
+            template = replace(template, total_quantity=cmd.total_quantity)
+        if cmd.per_member_limit is not None:
+            template = replace(template, per_member_limit=cmd.per_member_limit)
+        if cmd.claim_ends_at is not None:
+            template = replace(template, claim_ends_at=cmd.claim_ends_at)
+        if cmd.stop:
+            template = replace(template, status=TemplateStatus.STOPPED)
+        _check_template(template)
+        await uow.coupons.save_template(template)
+        await uow.commit()
+    return template
+
+
+async def change_coupon_status(
+    coupon_id: int,
+    target: CouponStatus,
+    *,
+    order_ref: str | None,
+    uow: UnitOfWork,
+) -> Coupon:
+    """Lock, use, release or expire a coupon inside the caller's unit of work (orders)."""
+    coupon = await uow.coupons.get_coupon(coupon_id)
+    if coupon is None:
+        raise DomainError(ErrorCode.NOT_FOUND, field=["couponId"])
+    check_transition(coupon.status, target)
+    if not await uow.coupons.change_status(coupon.id, coupon.status, target, order_ref):
+        raise DomainError(ErrorCode.INVALID_TRANSITION, field=["couponId"])
+    return replace(coupon, status=target, order_ref=order_ref)
+
+
+def _check_template(t: CouponTemplate) -> None:
+    if t.total_quantity < 1:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["totalQuantity"], min=1, max=10_000_000)
+    if t.per_member_limit < 1:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["perMemberLimit"], min=1, max=100)
+    if t.valid_days is None and (t.valid_from is None or t.valid_until is None):
+        raise DomainError(ErrorCode.REQUIRED, field=["validity"])
+    if t.valid_days is not None and not 1 <= t.valid_days <= 366:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["validDays"], min=1, max=366)
+    if (t.fission_friends is None) != (t.fission_bonus_template_id is None):
+        raise DomainError(ErrorCode.INVALID_INPUT, field=["fissionFriends"])
+    # The terms as a claim would make them: a window of valid_days stands in for the
+    # claim-relative validity.
+    start = t.valid_from or datetime(2000, 1, 1, tzinfo=UTC)
+    end = t.valid_until or start + timedelta(days=t.valid_days or 0)
+    check_terms(
+        CouponTerms(
+            kind=t.kind,
+            valid_from=start,
+            valid_until=end,
+            amount_off_fen=t.amount_off_fen,
+            threshold_fen=t.threshold_fen,
+            percent_off=t.percent_off,
+            cap_fen=t.cap_fen,
+            scope=t.scope,
+            min_tier=t.min_tier,
+            new_members_only=t.new_members_only,
+        )
+    )

@@ -1,0 +1,257 @@
+"""Coupons: the 领券中心, claiming under real concurrency, 裂变, the wallet and cart fit."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dinegraph.db.tables import coupon_templates, coupons
+from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.resolvers.ids import decode_id, encode_id
+from dinegraph.security import issue_member_token
+from dinegraph.settings import Settings
+from tests.conftest import Credentials, GraphQLClient
+
+CENTRE = "query CouponCentre { claimableCoupons { id title kind } }"
+CLAIM = """
+mutation Claim($templateId: ID!) { claimCoupon(templateId: $templateId) { coupon { id } errors { code message } } }
+"""  # noqa: E501
+WALLET = """
+query Wallet {
+  viewer { member { id tier points coupons(status: AVAILABLE, first: 20) { edges { node { id title expiresAt } } } } }
+}
+"""  # noqa: E501
+CREATE = """mutation($i: CreateCouponTemplateInput!) { createCouponTemplate(input: $i) {
+    template { id remaining } errors { code field } } }"""
+
+
+async def new_members(settings: Settings, engine: AsyncEngine, count: int) -> list[dict[str, str]]:
+    """``count`` fresh members, as Authorization headers."""
+    async with SqlUnitOfWork(engine) as uow:
+        made = [
+            await uow.members.add(phone=None, openid=f"t-{uuid.uuid4().hex}", nickname="券友")
+            for _ in range(count)
+        ]
+        await uow.commit()
+    return [{"Authorization": f"Bearer {issue_member_token(settings, m.id)}"} for m in made]
+
+
+async def new_template(gql: GraphQLClient, credentials: Credentials, **fields: Any) -> str:
+    values = {
+        "title": f"测试券{uuid.uuid4().hex[:4]}",
+        "kind": "NO_THRESHOLD",
+        "amountOffFen": 300,
+        "validDays": 7,
+        "totalQuantity": 10,
+        **fields,
+    }
+    body = await gql.execute(CREATE, {"i": values}, credentials.operator)
+    payload = body["data"]["createCouponTemplate"]
+    assert payload["errors"] == [], payload
+    return str(payload["template"]["id"])
+
+
+async def issued(engine: AsyncEngine, template: str) -> tuple[int, int]:
+    """(the template's issued count, coupons that exist of it)."""
+    template_id = decode_id(template, "CouponTemplate", ["t"])
+    async with engine.connect() as conn:
+        count = await conn.scalar(
+            sa.select(coupon_templates.c.issued).where(coupon_templates.c.id == template_id)
+        )
+        rows = await conn.scalar(
+            sa.select(sa.func.count())
+            .select_from(coupons)
+            .where(coupons.c.template_id == template_id)
+        )
+    return int(count or 0), int(rows or 0)
+
+
+async def test_the_demo_centre_offers_every_kind_and_a_member_claims_into_the_wallet(
+    gql: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    (me,) = await new_members(settings, engine, 1)
+    centre = (await gql.execute(CENTRE, headers=me))["data"]["claimableCoupons"]
+    assert {c["kind"] for c in centre} == {"THRESHOLD", "NO_THRESHOLD", "PERCENT", "FREE_DELIVERY"}
+    assert all("好友助力奖励" not in c["title"] for c in centre)  # earned by sharing only
+    first = centre[0]
+    claimed = (await gql.execute(CLAIM, {"templateId": first["id"]}, me))["data"]["claimCoupon"]
+    assert claimed["errors"] == []
+    wallet = (await gql.execute(WALLET, headers=me))["data"]["viewer"]["member"]
+    nodes = [e["node"] for e in wallet["coupons"]["edges"]]
+    assert [(n["id"], n["title"]) for n in nodes] == [(claimed["coupon"]["id"], first["title"])]
+    assert datetime.fromisoformat(nodes[0]["expiresAt"]) > datetime.now(UTC)
+
+
+async def test_500_concurrent_claims_never_issue_past_the_quantity(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    template = await new_template(gql, credentials, totalQuantity=100)
+    members = await new_members(settings, engine, 500)
+    results = await asyncio.gather(
+        *(gql.execute(CLAIM, {"templateId": template}, m) for m in members)
+    )
+    payloads = [r["data"]["claimCoupon"] for r in results]
+    won = [p for p in payloads if p["coupon"]]
+    lost = [p["errors"][0]["code"] for p in payloads if not p["coupon"]]
+    assert len(won) == 100
+    assert lost == ["COUPON_SOLD_OUT"] * 400
+    assert await issued(engine, template) == (100, 100)
+
+
+async def test_one_members_concurrent_claims_stay_within_the_limit(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    template = await new_template(gql, credentials, totalQuantity=100, perMemberLimit=2)
+    (me,) = await new_members(settings, engine, 1)
+    results = await asyncio.gather(
+        *(gql.execute(CLAIM, {"templateId": template}, me) for _ in range(30))
+    )
+    payloads = [r["data"]["claimCoupon"] for r in results]
+    assert sum(1 for p in payloads if p["coupon"]) == 2
+    assert {p["errors"][0]["code"] for p in payloads if not p["coupon"]} == {"CLAIM_LIMIT_REACHED"}
+    assert await issued(engine, template) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"minTier": "GOLD"}, "NOT_ELIGIBLE"),
+        ({"claimStartsAt": (datetime.now(UTC) + timedelta(days=1)).isoformat()}, "CLAIM_NOT_OPEN"),
+    ],
+)
+async def test_claims_outside_the_rules_are_refused(
+    gql: GraphQLClient,
+    credentials: Credentials,
+    settings: Settings,
+    engine: AsyncEngine,
+    fields: dict[str, Any],
+    code: str,
+) -> None:
+    template = await new_template(gql, credentials, **fields)
+    (me,) = await new_members(settings, engine, 1)
+    body = await gql.execute(CLAIM, {"templateId": template}, me)
+    assert body["data"]["claimCoupon"]["errors"][0]["code"] == code
+    assert await issued(engine, template) == (0, 0)
+
+
+async def test_a_stopped_template_issues_no_more(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    template = await new_template(gql, credentials)
+    stopped = await gql.execute(
+        """mutation($i: UpdateCouponTemplateInput!) { updateCouponTemplate(input: $i) {
+            template { status } errors { code } } }""",
+        {"i": {"id": template, "stop": True}},
+        credentials.operator,
+    )
+    assert stopped["data"]["updateCouponTemplate"]["template"] == {"status": "STOPPED"}
+    (me,) = await new_members(settings, engine, 1)
+    body = await gql.execute(CLAIM, {"templateId": template}, me)
+    assert body["data"]["claimCoupon"]["errors"][0]["code"] == "TEMPLATE_STOPPED"
+
+
+async def test_three_friends_claiming_through_a_share_code_earn_the_bonus(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    bonus = await new_template(gql, credentials, title="奖励券")
+    template = await new_template(
+        gql, credentials, fissionFriends=3, fissionBonusTemplateId=bonus, totalQuantity=50
+    )
+    sharer, *friends = await new_members(settings, engine, 4)
+    mine = await gql.execute(
+        """mutation($t: ID!) { claimCoupon(templateId: $t) { coupon { id shareCode } } }""",
+        {"t": template},
+        sharer,
+    )
+    code = mine["data"]["claimCoupon"]["coupon"]["shareCode"]
+    claim = """mutation($t: ID!, $c: String) { claimCoupon(templateId: $t, shareCode: $c) {
+        coupon { id } bonus { title } errors { code } } }"""
+    forged = await gql.execute(claim, {"t": template, "c": code[:-1] + "0"}, friends[0])
+    assert forged["data"]["claimCoupon"]["errors"] == [{"code": "INVALID_SHARE_CODE"}]
+    results = [
+        (await gql.execute(claim, {"t": template, "c": code}, f))["data"]["claimCoupon"]
+        for f in friends
+    ]
+    assert [r["bonus"] for r in results] == [None, None, {"title": "奖励券"}]
+    wallet = (await gql.execute(WALLET, headers=sharer))["data"]["viewer"]["member"]
+    assert sorted(e["node"]["title"] for e in wallet["coupons"]["edges"])[0] == "奖励券"
+    assert await issued(engine, bonus) == (1, 1)
+
+
+async def test_only_head_office_sets_coupons_up(
+    gql: GraphQLClient, credentials: Credentials
+) -> None:
+    values = {
+        "title": "x",
+        "kind": "NO_THRESHOLD",
+        "amountOffFen": 100,
+        "validDays": 1,
+        "totalQuantity": 1,
+    }
+    for who, code in (
+        (credentials.member, "FORBIDDEN"),
+        (credentials.manager_store_1, "FORBIDDEN"),
+        (None, "UNAUTHENTICATED"),
+    ):
+        body = await gql.execute(CREATE, {"i": values}, who)
+        assert body["data"]["createCouponTemplate"]["errors"][0]["code"] == code
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"kind": "THRESHOLD", "thresholdFen": 300}, ["thresholdFen"]),
+        ({"kind": "PERCENT", "percentOff": 0, "amountOffFen": 0}, ["percentOff"]),
+        ({"validDays": None}, ["validity"]),
+        ({"totalQuantity": 0}, ["totalQuantity"]),
+    ],
+)
+async def test_bad_templates_are_refused(
+    gql: GraphQLClient, credentials: Credentials, fields: dict[str, Any], field: list[str]
+) -> None:
+    values = {
+        "title": "坏券",
+        "kind": "NO_THRESHOLD",
+        "amountOffFen": 300,
+        "validDays": 7,
+        "totalQuantity": 10,
+        **fields,
+    }
+    body = await gql.execute(CREATE, {"i": values}, credentials.operator)
+    assert body["data"]["createCouponTemplate"]["errors"][0]["field"] == field
+
+
+async def test_applicable_coupons_are_sorted_by_saving_with_reasons_for_the_rest(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    small = await new_template(gql, credentials, amountOffFen=300)
+    large = await new_template(gql, credentials, amountOffFen=800)
+    far = await new_template(
+        gql, credentials, kind="THRESHOLD", amountOffFen=5000, thresholdFen=100_000
+    )
+    (me,) = await new_members(settings, engine, 1)
+    for template in (small, large, far):
+        await gql.execute(CLAIM, {"templateId": template}, me)
+    body = await gql.execute(
+        """query($cart: CartInput!) { applicableCoupons(cart: $cart) {
+            coupon { template { id } } saving { fen } reason } }""",
+        {
+            "cart": {
+                "storeId": encode_id("Store", 2),
+                "channel": "DELIVERY",
+                "lines": [{"skuId": encode_id("Sku", 1), "quantity": 2}],
+            }
+        },
+        me,
+    )
+    fits = [
+        (f["coupon"]["template"]["id"], f["saving"] and f["saving"]["fen"], f["reason"])
+        for f in body["data"]["applicableCoupons"]
+    ]
+    assert fits == [(large, 800, None), (small, 300, None), (far, None, "BELOW_THRESHOLD")]
