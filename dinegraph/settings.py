@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     tier_gold_fen: int = 500_000
     tier_black_diamond_fen: int = 2_000_000
     time_zone: str = "Asia/Shanghai"
+    points_expiry_days: int = Field(default=365, ge=1)
     login_codes_per_ip_per_hour: int = 30
 
     @property

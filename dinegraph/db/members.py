@@ -12,6 +12,7 @@ from dinegraph.db.tables import (
     check_ins,
     login_codes,
     member_addresses,
+    member_spend,
     members,
     points_ledger,
     refresh_tokens,
@@ -283,6 +284,55 @@ class SqlMemberRepository:
             )
         )
         return int(balance)
+
+    async def add_spend(
+        self, *, member_id: int, reference: str, amount_fen: int, at: datetime
+    ) -> bool:
+        """Record spend once per reference; False when it was recorded before."""
+        exists = await self._conn.scalar(
+            sa.select(member_spend.c.id).where(
+                member_spend.c.member_id == member_id, member_spend.c.reference == reference
+            )
+        )
+        if exists is not None:
+            return False
+        await self._conn.execute(
+            member_spend.insert().values(
+                member_id=member_id, reference=reference, amount_fen=amount_fen, at=at
+            )
+        )
+        return True
+
+    async def spend_since(self, member_id: int, since: datetime) -> int:
+        total = await self._conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(member_spend.c.amount_fen), 0)).where(
+                member_spend.c.member_id == member_id, member_spend.c.at >= since
+            )
+        )
+        return int(total or 0)
+
+    async def expirable_points(self, now: datetime, limit: int) -> list[tuple[int, int, int]]:
+        """(member, earn row id, points) of earned points past their expiry, not yet expired."""
+        expired = sa.select(points_ledger.c.reference).where(
+            points_ledger.c.kind == PointsKind.EXPIRE.value
+        )
+        rows = await self._conn.execute(
+            sa.select(points_ledger.c.member_id, points_ledger.c.id, points_ledger.c.delta)
+            .where(
+                points_ledger.c.kind == PointsKind.EARN.value,
+                points_ledger.c.expires_at <= now,
+                sa.cast(points_ledger.c.id, sa.String).not_in(expired),
+            )
+            .order_by(points_ledger.c.id)
+            .limit(limit)
+        )
+        return [(r.member_id, r.id, r.delta) for r in rows]
+
+    async def points_balance(self, member_id: int) -> int:
+        balance = await self._conn.scalar(
+            sa.select(members.c.points).where(members.c.id == member_id)
+        )
+        return int(balance or 0)
 
     async def last_check_in(self, member_id: int) -> tuple[date, int] | None:
         row = (

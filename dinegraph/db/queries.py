@@ -20,6 +20,7 @@ from dinegraph.db.tables import (
     coupon_templates,
     coupons,
     member_addresses,
+    member_spend,
     members,
     points_ledger,
     product_channels,
@@ -351,3 +352,10 @@ class ReadQueries:
             where.append(coupons.c.id < before_id)
         query = sa.select(coupons).where(*where).order_by(coupons.c.id.desc()).limit(limit)
         return [coupon_of(r) for r in await self._rows(query)]
+
+    async def spend_since(self, member_id: int, since: datetime) -> int:
+        query = sa.select(sa.func.coalesce(sa.func.sum(member_spend.c.amount_fen), 0)).where(
+            member_spend.c.member_id == member_id, member_spend.c.at >= since
+        )
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)

@@ -337,3 +337,17 @@ coupons = sa.Table(
     sa.Index("ix_coupons_template_member", "template_id", "member_id"),
     sa.Index("ix_coupons_shared_from", "shared_from_id"),
 )
+
+# What members paid, per order: the trailing 12 months of it set the tier. Orders record a
+# completed order's amount and a refund's negative amount, each under its own reference.
+member_spend = sa.Table(
+    "member_spend",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("amount_fen", sa.Integer, nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("member_id", "reference", name="uq_member_spend_key"),
+    sa.Index("ix_member_spend_member_at", "member_id", "at"),
+)

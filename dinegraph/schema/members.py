@@ -18,6 +18,8 @@ from dinegraph.domain.geo import GeoPoint as DomainPoint
 from dinegraph.domain.identity import StaffViewer
 from dinegraph.domain.services import auth
 from dinegraph.domain.services import members as service
+from dinegraph.domain.services import points as points_service
+from dinegraph.domain.services.points import TIER_WINDOW
 from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
 from dinegraph.resolvers import members as resolve
 from dinegraph.resolvers.ids import decode_id, encode_id
@@ -134,10 +136,14 @@ class MemberNode(relay.Node):
         )
 
     @strawberry.field(description="Spend of the trailing 12 months against the next tier.")
-    def tier_progress(self, info: Info) -> TierProgress:
-        progress = tier_progress(0, info.context.settings.tier_thresholds)
+    async def tier_progress(self, info: Info) -> TierProgress:
+        ctx = info.context
+        spend = await ctx.reads.spend_since(self.member.id, ctx.now() - TIER_WINDOW)
+        progress = tier_progress(spend, ctx.settings.tier_thresholds)
         return TierProgress(
-            current=self.tier, next=progress.next, spend_to_next_fen=progress.spend_to_next_fen
+            current=progress.current,
+            next=progress.next,
+            spend_to_next_fen=progress.spend_to_next_fen,
         )
 
     @strawberry.field
@@ -259,6 +265,19 @@ class SaveAddressInput:
     address: str
     location: GeoPointInput
     is_default: bool = False
+
+
+@strawberry.input
+class AdjustMemberPointsInput:
+    member_id: strawberry.ID
+    delta: int
+    reference: str = strawberry.field(description="e.g. the ticket number; retry-safe.")
+
+
+@strawberry.type
+class AdjustMemberPointsPayload:
+    balance: int | None
+    errors: list[UserError]
 
 
 @strawberry.input
@@ -387,6 +406,21 @@ class MemberMutation:
 
         _, errors = await attempt(info, run)
         return AddressPayload(address=None, errors=errors)
+
+    @strawberry.mutation(description="Correct a member's points (head office).")
+    async def adjust_member_points(
+        self, info: Info, input: AdjustMemberPointsInput
+    ) -> AdjustMemberPointsPayload:
+        async def run() -> int:
+            cmd = points_service.AdjustPoints(
+                member_id=decode_id(input.member_id, "Member", ["memberId"]),
+                delta=input.delta,
+                reference=input.reference,
+            )
+            return await info.context.run(points_service.adjust_points, cmd)
+
+        balance, errors = await attempt(info, run)
+        return AdjustMemberPointsPayload(balance=balance, errors=errors)
 
     @strawberry.mutation(description="Daily check-in (签到); a streak earns a bonus.")
     async def check_in(self, info: Info) -> CheckInPayload:
