@@ -349,6 +349,24 @@ class MemberMutation:
 
         return await _login_payload(info, *await attempt(info, run))
 
+    @strawberry.mutation(description="Bind a mobile number to the signed-in (WeChat) member.")
+    async def bind_phone(self, info: Info, phone: str, code: str) -> MemberPayload:
+        ctx = info.context
+
+        async def run() -> domain.Member:
+            return await auth.bind_phone(
+                service.require_member(ctx.viewer),
+                phone,
+                code,
+                uow=ctx.uow(),
+                auth=ctx.services.auth,
+                now=ctx.now(),
+            )
+
+        member, errors = await attempt(info, run)
+        found = await resolve.viewer_member(ctx) if member else None
+        return MemberPayload(member=MemberNode.of(*found) if found else None, errors=errors)
+
     @strawberry.mutation(description="Trade a refresh token for a new token pair.")
     async def refresh_token(self, info: Info, refresh_token: str) -> LoginPayload:
         ctx = info.context

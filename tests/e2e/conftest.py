@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,18 +46,25 @@ def run_cli(settings: Settings, *args: str, **extra: str) -> subprocess.Complete
     )
 
 
+SERVER_LOGS: dict[str, Path] = {}
+"""Where each running server's output goes, by its URL (the SMS adapter logs codes there)."""
+
+
 @contextmanager
 def running_server(settings: Settings, **env: str) -> Iterator[str]:
     """A `dinegraph serve` process on a free loopback port; stopped on exit."""
     port = free_port()
+    log = Path(tempfile.mkstemp(prefix="dinegraph-serve-", suffix=".log")[1])
+    output = log.open("w")
     process = subprocess.Popen(
         [DINEGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=cli_env(settings, **env),
-        stdout=subprocess.PIPE,
+        env=cli_env(settings, PYTHONUNBUFFERED="1", **env),
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
+    SERVER_LOGS[url] = log
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -67,8 +75,7 @@ def running_server(settings: Settings, **env: str) -> Iterator[str]:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                output = process.stdout.read() if process.stdout else ""
-                pytest.fail(f"dinegraph serve did not come up:\n{output}")
+                pytest.fail(f"dinegraph serve did not come up:\n{log.read_text()}")
             time.sleep(0.1)
         yield url
     finally:
@@ -78,8 +85,9 @@ def running_server(settings: Settings, **env: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stdout:
-            process.stdout.close()
+        output.close()
+        SERVER_LOGS.pop(url, None)
+        log.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")

@@ -256,3 +256,27 @@ async def test_codes_are_limited_per_client_address(
             for _ in range(3)
         ]
     assert [a["errors"][0]["code"] if a["errors"] else None for a in answers][-1] == "RATE_LIMITED"
+
+
+async def test_a_wechat_member_binds_a_phone_with_a_code(
+    client: GraphQLClient, sms: CapturedSms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wechat = """mutation($c: String!) { loginWithWechat(code: $c) { token errors { code } } }"""
+    token = (await client.execute(wechat, {"c": f"wx-{new_phone()}"}))["data"]["loginWithWechat"]
+    me = bearer(token["token"])
+    phone = new_phone()
+    await client.execute(REQUEST_CODE, {"phone": phone})
+    bind = """mutation($p: String!, $c: String!) { bindPhone(phone: $p, code: $c) {
+        member { phone } errors { code } } }"""
+    bound = await client.execute(bind, {"p": phone, "c": sms.codes[phone]}, me)
+    assert bound["data"]["bindPhone"] == {
+        "member": {"phone": f"{phone[:3]}****{phone[-4:]}"},
+        "errors": [],
+    }
+    # A minute later the number signs in to the same account.
+    later = datetime.now(UTC) + timedelta(seconds=61)
+    monkeypatch.setattr(Context, "now", lambda self: later)
+    session = await sign_in(client, sms, phone)
+    me_again = await client.execute(VIEWER, headers=bearer(session["token"]))
+    mine = await client.execute(VIEWER, headers=me)
+    assert me_again["data"]["viewer"]["member"]["id"] == mine["data"]["viewer"]["member"]["id"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -104,6 +104,34 @@ async def login(
     if wrong:
         raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
     return session
+
+
+async def bind_phone(
+    member_id: int, phone: str, code: str, *, uow: UnitOfWork, auth: AuthConfig, now: datetime
+) -> Member:
+    """Give a WeChat-only member a phone number, proven with a texted code."""
+    phone = check_phone(phone)
+    bound: Member | None = None
+    async with uow:
+        found = check_code_usable(await uow.members.last_code(phone), now)
+        if not hmac.compare_digest(found.code_hash, _code_hash(auth.code_key, phone, code.strip())):
+            await uow.members.code_failed(found.id)
+            await uow.commit()
+        else:
+            member = await uow.members.get(member_id, lock=True)
+            if member is None:
+                raise DomainError(ErrorCode.UNAUTHENTICATED)
+            holder = await uow.members.by_phone(phone)
+            if holder is not None and holder.id != member_id:
+                raise DomainError(ErrorCode.DUPLICATE, field=["phone"])
+            if not await uow.members.consume_code(found.id):
+                raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
+            bound = replace(member, phone=phone)
+            await uow.members.save_profile(bound)
+            await uow.commit()
+    if bound is None:
+        raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
+    return bound
 
 
 async def login_with_wechat(
