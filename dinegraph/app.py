@@ -205,7 +205,8 @@ def create_app(
     settings.check_servable()
     engine = engine or create_engine(settings)
     broker = create_broker(settings.broker_url)
-    graphql = DinegraphGraphQL(settings, engine, broker, services or default_services(settings))
+    services = services or default_services(settings)
+    graphql = DinegraphGraphQL(settings, engine, broker, services)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -213,6 +214,7 @@ def create_app(
         try:
             yield
         finally:
+            await services.background.cancel()
             await broker.stop()
             await engine.dispose()
 

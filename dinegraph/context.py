@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol, TypeVar
@@ -24,6 +26,32 @@ from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
 
 
+class BackgroundWork:
+    """Tasks a request starts and the process finishes (bulk coupon issues)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    def spawn(self, work: Coroutine[object, object, object]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)  # held, so it is not collected before it ends
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[object]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background work failed", exc_info=task.exception())
+
+    async def wait(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def cancel(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.wait()
+
+
 @dataclass(frozen=True)
 class Services:
     """Outside services and sign-in settings, chosen once by the wiring."""
@@ -32,7 +60,10 @@ class Services:
     wechat: WechatLogin
     auth: AuthConfig
     share_key: bytes
+    background: BackgroundWork = field(default_factory=BackgroundWork)
 
+
+log = logging.getLogger("dinegraph")
 
 C = TypeVar("C", contravariant=True)
 R = TypeVar("R", covariant=True)

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dinegraph.db.tables import coupon_templates, coupons
+from dinegraph.db.tables import (
+    check_ins,
+    coupon_issue_jobs,
+    coupon_templates,
+    coupons,
+    member_spend,
+    members,
+)
 from dinegraph.domain.catalog import Channel
-from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, TemplateStatus
+from dinegraph.domain.coupons import (
+    Coupon,
+    CouponStatus,
+    CouponTemplate,
+    IssueJob,
+    JobStatus,
+    Segment,
+    TemplateStatus,
+)
 from dinegraph.domain.pricing import CouponKind, CouponScope
 from dinegraph.domain.tiers import Tier
 
@@ -203,3 +218,81 @@ class SqlCouponRepository:
             .values(status=target.value, order_ref=order_ref)
         )
         return result.rowcount == 1
+
+
+def job_of(row: Any) -> IssueJob:
+    return IssueJob(
+        id=row.id,
+        template_id=row.template_id,
+        segment=Segment(tier=Tier(row.tier) if row.tier else None, dormant_days=row.dormant_days),
+        status=JobStatus(row.status),
+        issued=row.issued,
+        skipped=row.skipped,
+        last_member_id=row.last_member_id,
+        finished_at=row.finished_at,
+    )
+
+
+class SqlIssueJobRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, template_id: int, segment: Segment) -> IssueJob:
+        row = (
+            await self._conn.execute(
+                coupon_issue_jobs.insert()
+                .values(
+                    template_id=template_id,
+                    tier=segment.tier.value if segment.tier else None,
+                    dormant_days=segment.dormant_days,
+                    status=JobStatus.QUEUED.value,
+                    issued=0,
+                    skipped=0,
+                    last_member_id=0,
+                )
+                .returning(*coupon_issue_jobs.c)
+            )
+        ).one()
+        return job_of(row)
+
+    async def get(self, job_id: int) -> IssueJob | None:
+        row = (
+            await self._conn.execute(
+                sa.select(coupon_issue_jobs).where(coupon_issue_jobs.c.id == job_id)
+            )
+        ).first()
+        return job_of(row) if row else None
+
+    async def save(self, job: IssueJob) -> None:
+        await self._conn.execute(
+            coupon_issue_jobs.update()
+            .where(coupon_issue_jobs.c.id == job.id)
+            .values(
+                status=job.status.value,
+                issued=job.issued,
+                skipped=job.skipped,
+                last_member_id=job.last_member_id,
+                finished_at=job.finished_at,
+            )
+        )
+
+    async def segment_members(
+        self, segment: Segment, *, now: datetime, after_id: int, limit: int
+    ) -> list[int]:
+        """Member ids of the segment above ``after_id``, in id order."""
+        where: list[sa.ColumnElement[bool]] = [members.c.id > after_id]
+        if segment.tier is not None:
+            where.append(members.c.tier == segment.tier.value)
+        if segment.dormant_days is not None:
+            cutoff = now - timedelta(days=segment.dormant_days)
+            where += [
+                members.c.created_at < cutoff,
+                ~sa.exists().where(
+                    (member_spend.c.member_id == members.c.id) & (member_spend.c.at >= cutoff)
+                ),
+                ~sa.exists().where(
+                    (check_ins.c.member_id == members.c.id) & (check_ins.c.day >= cutoff.date())
+                ),
+            ]
+        query = sa.select(members.c.id).where(*where).order_by(members.c.id).limit(limit)
+        return [int(i) for i in await self._conn.scalars(query)]

@@ -11,12 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import mappers
-from dinegraph.db.coupons import coupon_of, template_of
+from dinegraph.db.coupons import coupon_of, job_of, template_of
 from dinegraph.db.members import address_of, member_of
 from dinegraph.db.stock import movement_of
 from dinegraph.db.tables import (
     categories,
     combo_components,
+    coupon_issue_jobs,
     coupon_templates,
     coupons,
     member_addresses,
@@ -33,7 +34,7 @@ from dinegraph.db.tables import (
     stores,
 )
 from dinegraph.domain.catalog import Category, Channel, ComboComponent, Product, Sku, Store
-from dinegraph.domain.coupons import Coupon, CouponTemplate
+from dinegraph.domain.coupons import Coupon, CouponTemplate, IssueJob
 from dinegraph.domain.members import Address, Member
 from dinegraph.domain.stock import Movement
 
@@ -359,3 +360,7 @@ class ReadQueries:
         )
         async with self._engine.connect() as conn:
             return int(await conn.scalar(query) or 0)
+
+    async def issue_jobs(self, ids: Sequence[int]) -> list[IssueJob]:
+        query = sa.select(coupon_issue_jobs).where(coupon_issue_jobs.c.id.in_(ids))
+        return [job_of(r) for r in await self._rows(query)]

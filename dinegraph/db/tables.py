@@ -351,3 +351,20 @@ member_spend = sa.Table(
     sa.UniqueConstraint("member_id", "reference", name="uq_member_spend_key"),
     sa.Index("ix_member_spend_member_at", "member_id", "at"),
 )
+
+# Issuing a template to a segment of members (唤醒券 for the dormant, a tier's perk) runs in
+# the background in batches; this row is its progress.
+coupon_issue_jobs = sa.Table(
+    "coupon_issue_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("coupon_templates.id"), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=True),
+    sa.Column("dormant_days", sa.Integer, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("issued", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.Column("last_member_id", sa.Integer, nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    _created_at(),
+)

@@ -9,7 +9,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.catalog import SqlCatalogRepository
-from dinegraph.db.coupons import SqlCouponRepository
+from dinegraph.db.coupons import SqlCouponRepository, SqlIssueJobRepository
 from dinegraph.db.engine import WRITE
 from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.stock import SqlStockRepository
@@ -37,6 +37,7 @@ class SqlUnitOfWork:
     stock: SqlStockRepository
     members: SqlMemberRepository
     coupons: SqlCouponRepository
+    jobs: SqlIssueJobRepository
 
     def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
         self._engine = engine
@@ -57,6 +58,7 @@ class SqlUnitOfWork:
         self.stock = SqlStockRepository(conn)
         self.members = SqlMemberRepository(conn)
         self.coupons = SqlCouponRepository(conn)
+        self.jobs = SqlIssueJobRepository(conn)
         self._pending = []
         return self
 

@@ -138,6 +138,44 @@ def claimable_now(template: CouponTemplate, member: Member | None, now: datetime
     return True
 
 
+# --- issuing to a segment ---
+
+
+class JobStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    SOLD_OUT = "SOLD_OUT"  # stopped early: the template ran out
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """Members to issue to: a tier, members dormant for N days (唤醒券), or both."""
+
+    tier: Tier | None = None
+    dormant_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssueJob:
+    id: int
+    template_id: int
+    segment: Segment
+    status: JobStatus
+    issued: int
+    skipped: int
+    last_member_id: int
+    finished_at: datetime | None
+
+
+def check_segment(segment: Segment) -> Segment:
+    if segment.tier is None and segment.dormant_days is None:
+        raise DomainError(ErrorCode.REQUIRED, field=["segment"])
+    if segment.dormant_days is not None and not 1 <= segment.dormant_days <= 3650:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["dormantDays"], min=1, max=3650)
+    return segment
+
+
 # --- redemption -----------------------------------------------------------------------
 
 _TRANSITIONS: dict[tuple[CouponStatus, CouponStatus], str] = {

@@ -16,7 +16,7 @@ from dinegraph.domain.catalog import (
     Sku,
     Store,
 )
-from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate
+from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, IssueJob, Segment
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
 from dinegraph.domain.stock import (
     LedgerKind,
@@ -224,6 +224,18 @@ class CouponRepository(Protocol):
     ) -> bool: ...
 
 
+class IssueJobRepository(Protocol):
+    async def add(self, template_id: int, segment: Segment) -> IssueJob: ...
+
+    async def get(self, job_id: int) -> IssueJob | None: ...
+
+    async def save(self, job: IssueJob) -> None: ...
+
+    async def segment_members(
+        self, segment: Segment, *, now: datetime, after_id: int, limit: int
+    ) -> list[int]: ...
+
+
 class SmsSender(Protocol):
     """Sends text messages; the development adapter writes them to the log."""
 
@@ -250,6 +262,9 @@ class UnitOfWork(Protocol):
 
     @property
     def coupons(self) -> CouponRepository: ...
+
+    @property
+    def jobs(self) -> IssueJobRepository: ...
 
     def record(self, event: StockEvent) -> None:
         """Keep an event to publish once this unit of work has committed."""

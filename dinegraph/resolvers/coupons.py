@@ -6,9 +6,16 @@ from dataclasses import dataclass
 
 from dinegraph.context import Context
 from dinegraph.domain.catalog import Channel, store_price
-from dinegraph.domain.coupons import Coupon, CouponTemplate, claimable_now, is_new_member, terms_of
+from dinegraph.domain.coupons import (
+    Coupon,
+    CouponTemplate,
+    IssueJob,
+    claimable_now,
+    is_new_member,
+    terms_of,
+)
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import MemberViewer
+from dinegraph.domain.identity import MemberViewer, require_catalog_editor
 from dinegraph.domain.pricing import Cart, CartLine, Inapplicable, Saving, Shopper, rank_coupons
 from dinegraph.resolvers.members import may_read_member, viewer_member
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size
@@ -94,3 +101,13 @@ async def coupons_for_cart(
     return rank_coupons(
         ((c, terms_of(templates[c.template_id], c)) for c in available), cart, shopper, now
     )
+
+
+async def issue_jobs(ctx: Context, ids: list[int]) -> list[IssueJob | None]:
+    """Jobs by id, for head office only."""
+    try:
+        require_catalog_editor(ctx.viewer)
+    except DomainError:
+        return [None for _ in ids]
+    found = {j.id: j for j in await ctx.reads.issue_jobs(ids)}
+    return [found.get(i) for i in ids]

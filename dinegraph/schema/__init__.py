@@ -22,7 +22,7 @@ from strawberry.types import ExecutionContext
 
 from dinegraph.domain.errors import DomainError
 from dinegraph.schema.catalog_mutations import CatalogMutation
-from dinegraph.schema.coupons import CouponMutation
+from dinegraph.schema.coupons import CouponMutation, CouponSegmentMutation
 from dinegraph.schema.members import MemberMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.stock import StockMutation
@@ -81,7 +81,9 @@ class _Schema(strawberry.Schema):
 
 
 @strawberry.type
-class Mutation(CatalogMutation, StockMutation, MemberMutation, CouponMutation):
+class Mutation(
+    CatalogMutation, StockMutation, MemberMutation, CouponMutation, CouponSegmentMutation
+):
     pass
 
 

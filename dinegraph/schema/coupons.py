@@ -25,6 +25,7 @@ strawberry.enum(CouponKind, name="CouponKind", description="满减, 无门槛, �
 strawberry.enum(domain.CouponStatus, name="CouponStatus")
 strawberry.enum(domain.TemplateStatus, name="CouponTemplateStatus")
 strawberry.enum(Inapplicable, name="CouponInapplicableReason")
+strawberry.enum(domain.JobStatus, name="CouponIssueJobStatus")
 
 
 @strawberry.type(name="CouponTemplate", description="A coupon on offer.")
@@ -378,4 +379,70 @@ class CouponMutation:
         template, errors = await attempt(info, run)
         return CouponTemplatePayload(
             template=CouponTemplateNode.of(template) if template else None, errors=errors
+        )
+
+
+@strawberry.type(name="CouponIssueJob", description="Issuing a coupon to a segment, in batches.")
+class CouponIssueJobNode(relay.Node):
+    id: relay.NodeID[int]
+    status: domain.JobStatus
+    issued: int
+    skipped: int = strawberry.field(description="Members already at the per-member limit.")
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, job: domain.IssueJob) -> CouponIssueJobNode:
+        return cls(
+            id=job.id,
+            status=job.status,
+            issued=job.issued,
+            skipped=job.skipped,
+            finished_at=job.finished_at,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[CouponIssueJobNode | None]:
+        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        return [cls.of(j) if j else None for j in await resolve.issue_jobs(info.context, ids)]
+
+
+@strawberry.input
+class IssueCouponToSegmentInput:
+    template_id: strawberry.ID
+    tier: Tier | None = None
+    dormant_days: int | None = strawberry.field(
+        default=None, description="Members with no order or check-in for this many days."
+    )
+
+
+@strawberry.type
+class IssueCouponToSegmentPayload:
+    job: CouponIssueJobNode | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class CouponSegmentMutation:
+    @strawberry.mutation(description="Issue a coupon to a tier or to dormant members (唤醒券).")
+    async def issue_coupon_to_segment(
+        self, info: Info, input: IssueCouponToSegmentInput
+    ) -> IssueCouponToSegmentPayload:
+        ctx = info.context
+
+        async def run() -> domain.IssueJob:
+            cmd = service.IssueToSegment(
+                template_id=decode_id(input.template_id, "CouponTemplate", ["templateId"]),
+                segment=domain.Segment(tier=input.tier, dormant_days=input.dormant_days),
+            )
+            job = await ctx.run(service.start_issue_job, cmd)
+            ctx.services.background.spawn(
+                service.run_issue_job(job.id, new_uow=ctx.uow, now=ctx.now())
+            )
+            return job
+
+        job, errors = await attempt(info, run)
+        return IssueCouponToSegmentPayload(
+            job=CouponIssueJobNode.of(job) if job else None, errors=errors
         )

@@ -255,3 +255,66 @@ async def test_applicable_coupons_are_sorted_by_saving_with_reasons_for_the_rest
         for f in body["data"]["applicableCoupons"]
     ]
     assert fits == [(large, 800, None), (small, 300, None), (far, None, "BELOW_THRESHOLD")]
+
+
+async def test_issuing_to_dormant_members_runs_in_the_background_and_skips_the_active(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    long_ago = datetime.now(UTC) - timedelta(days=120)
+    async with SqlUnitOfWork(engine) as uow:
+        sleeping = [
+            await uow.members.add(phone=None, openid=f"d-{uuid.uuid4().hex}", nickname="沉睡")
+            for _ in range(7)
+        ]
+        awake = await uow.members.add(phone=None, openid=f"a-{uuid.uuid4().hex}", nickname="活跃")
+        await uow.commit()
+    async with engine.begin() as conn:
+        from dinegraph.db.tables import members as members_table
+
+        await conn.execute(
+            members_table.update()
+            .where(members_table.c.id.in_([m.id for m in [*sleeping, awake]]))
+            .values(created_at=long_ago)
+        )
+    async with SqlUnitOfWork(engine) as uow:
+        await uow.members.add_check_in(awake.id, datetime.now(UTC).date(), 1)
+        await uow.commit()
+    template = await new_template(gql, credentials, title="唤醒券", totalQuantity=100_000)
+    body = await gql.execute(
+        """mutation($i: IssueCouponToSegmentInput!) { issueCouponToSegment(input: $i) {
+            job { id status } errors { code } } }""",
+        {"i": {"templateId": template, "dormantDays": 90}},
+        credentials.operator,
+    )
+    job = body["data"]["issueCouponToSegment"]["job"]
+    assert job["status"] == "QUEUED"
+    status: dict[str, Any] = {}
+    for _ in range(100):
+        status = (
+            await gql.execute(
+                """query($id: ID!) { node(id: $id) { ... on CouponIssueJob {
+                    status issued skipped } } }""",
+                {"id": job["id"]},
+                credentials.operator,
+            )
+        )["data"]["node"]
+        if status["status"] == "DONE":
+            break
+        await asyncio.sleep(0.05)
+    assert status["status"] == "DONE"
+    template_id = decode_id(template, "CouponTemplate", ["t"])
+    async with engine.connect() as conn:
+        holders = set(
+            await conn.scalars(
+                sa.select(coupons.c.member_id).where(coupons.c.template_id == template_id)
+            )
+        )
+    assert {m.id for m in sleeping} <= holders
+    assert awake.id not in holders
+    assert status["issued"] == len(holders)
+    hidden = await gql.execute(
+        """query($id: ID!) { node(id: $id) { ... on CouponIssueJob { status } } }""",
+        {"id": job["id"]},
+        credentials.member,
+    )
+    assert hidden["data"]["node"] is None

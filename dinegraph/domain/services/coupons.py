@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -9,8 +10,12 @@ from dinegraph.domain.coupons import (
     Coupon,
     CouponStatus,
     CouponTemplate,
+    IssueJob,
+    JobStatus,
+    Segment,
     TemplateStatus,
     check_claimable,
+    check_segment,
     check_transition,
     claim_validity,
     clean_title,
@@ -206,3 +211,78 @@ def _check_template(t: CouponTemplate) -> None:
             new_members_only=t.new_members_only,
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class IssueToSegment:
+    template_id: int
+    segment: Segment
+
+
+async def start_issue_job(cmd: IssueToSegment, *, uow: UnitOfWork, viewer: Viewer) -> IssueJob:
+    """Queue issuing a template to a segment (head office); ``run_issue_job`` does the work."""
+    require_catalog_editor(viewer)
+    segment = check_segment(cmd.segment)
+    async with uow:
+        template = await uow.coupons.get_template(cmd.template_id)
+        if template is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=["templateId"])
+        if template.status is TemplateStatus.STOPPED:
+            raise DomainError(ErrorCode.TEMPLATE_STOPPED, field=["templateId"])
+        job = await uow.jobs.add(template.id, segment)
+        await uow.commit()
+    return job
+
+
+async def run_issue_job(
+    job_id: int, *, new_uow: Callable[[], UnitOfWork], now: datetime, batch: int = 200
+) -> IssueJob:
+    """Issue one coupon to each member of the segment, a batch per transaction.
+
+    Members over the per-member limit are skipped; the job stops early when the template
+    runs out. Progress is saved with each batch, so a restarted job resumes where it was.
+    """
+    while True:
+        async with new_uow() as uow:
+            job = await uow.jobs.get(job_id)
+            if job is None or job.status in (JobStatus.DONE, JobStatus.SOLD_OUT):
+                assert job is not None
+                return job
+            template = await uow.coupons.get_template(job.template_id)
+            assert template is not None
+            members = await uow.jobs.segment_members(
+                job.segment, now=now, after_id=job.last_member_id, limit=batch
+            )
+            issued = skipped = 0
+            status = JobStatus.RUNNING
+            for member_id in members:
+                if (
+                    await uow.coupons.claimed_by(template.id, member_id)
+                    >= template.per_member_limit
+                ):
+                    skipped += 1
+                    continue
+                if not await uow.coupons.take_one(template.id):
+                    status = JobStatus.SOLD_OUT
+                    break
+                valid_from, valid_until = claim_validity(template, now)
+                await uow.coupons.add_coupon(
+                    template_id=template.id,
+                    member_id=member_id,
+                    valid_from=valid_from,
+                    valid_until=valid_until,
+                    claimed_at=now,
+                )
+                issued += 1
+            if status is JobStatus.RUNNING and len(members) < batch:
+                status = JobStatus.DONE
+            job = replace(
+                job,
+                status=status,
+                issued=job.issued + issued,
+                skipped=job.skipped + skipped,
+                last_member_id=members[-1] if members else job.last_member_id,
+                finished_at=now if status is not JobStatus.RUNNING else None,
+            )
+            await uow.jobs.save(job)
+            await uow.commit()
