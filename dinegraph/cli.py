@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -21,6 +22,7 @@ from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.errors import DomainError
 from dinegraph.domain.identity import StaffRole
 from dinegraph.domain.members import check_phone, default_nickname
+from dinegraph.domain.services.points import expire_points
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
 from dinegraph.settings import ConfigurationError, Settings, get_settings
@@ -203,6 +205,25 @@ def member_token(
     member_id = _run(run)
     typer.echo(f"member {member_id} ({number}); access token:")
     typer.echo(issue_member_token(settings, member_id))
+
+
+@app.command("expire-points")
+def expire_points_command() -> None:
+    """Expire earned points past their date (run it daily, e.g. from cron)."""
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings)
+        try:
+            total = 0
+            while True:
+                seen, expired = await expire_points(datetime.now(UTC), uow=SqlUnitOfWork(engine))
+                total += expired
+                if seen == 0:
+                    return total
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"expired {_run(run)} points")
 
 
 @app.command("create-api-key")

@@ -109,15 +109,16 @@ async def adjust_points(cmd: AdjustPoints, *, uow: UnitOfWork, viewer: Viewer) -
     return balance
 
 
-async def expire_points(now: datetime, *, uow: UnitOfWork, batch: int = 500) -> int:
-    """Expire earned points past their date, once per earning; returns points expired.
+async def expire_points(now: datetime, *, uow: UnitOfWork, batch: int = 500) -> tuple[int, int]:
+    """Expire earned points past their date, once per earning: (earnings seen, points).
 
     Points already spent cannot expire twice: each earning expires at most what is left
     of the balance.
     """
     total = 0
     async with uow:
-        for member_id, earn_id, points in await uow.members.expirable_points(now, batch):
+        due = await uow.members.expirable_points(now, batch)
+        for member_id, earn_id, points in due:
             await uow.members.get(member_id, lock=True)
             left = await uow.members.points_balance(member_id)
             amount = min(points, left)
@@ -129,4 +130,4 @@ async def expire_points(now: datetime, *, uow: UnitOfWork, batch: int = 500) -> 
             assert balance is not None
             total += amount
         await uow.commit()
-    return total
+    return len(due), total
