@@ -318,3 +318,57 @@ async def test_issuing_to_dormant_members_runs_in_the_background_and_skips_the_a
         credentials.member,
     )
     assert hidden["data"]["node"] is None
+
+
+async def test_redemption_moves_available_locked_used_and_back_on_cancel(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    from dinegraph.domain.coupons import CouponStatus
+    from dinegraph.domain.errors import DomainError
+    from dinegraph.domain.services.coupons import change_coupon_status
+
+    template = await new_template(gql, credentials)
+    (me,) = await new_members(settings, engine, 1)
+    claimed = await gql.execute(CLAIM, {"templateId": template}, me)
+    coupon_id = decode_id(claimed["data"]["claimCoupon"]["coupon"]["id"], "Coupon", ["c"])
+
+    async def move(target: CouponStatus, order: str | None) -> CouponStatus:
+        async with SqlUnitOfWork(engine) as uow:
+            moved = await change_coupon_status(coupon_id, target, order_ref=order, uow=uow)
+            await uow.commit()
+        return moved.status
+
+    assert await move(CouponStatus.LOCKED, "order-1") is CouponStatus.LOCKED
+    assert await move(CouponStatus.AVAILABLE, None) is CouponStatus.AVAILABLE  # cancelled
+    assert await move(CouponStatus.LOCKED, "order-2") is CouponStatus.LOCKED
+    assert await move(CouponStatus.USED, "order-2") is CouponStatus.USED
+    with pytest.raises(DomainError) as err:
+        await move(CouponStatus.LOCKED, "order-3")
+    assert err.value.code.value == "INVALID_TRANSITION"
+    wallet = (await gql.execute(WALLET, headers=me))["data"]["viewer"]["member"]
+    assert wallet["coupons"]["edges"] == []  # a used coupon is no longer AVAILABLE
+
+
+async def test_two_orders_cannot_lock_one_coupon(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    from dinegraph.domain.coupons import CouponStatus
+    from dinegraph.domain.errors import DomainError
+    from dinegraph.domain.services.coupons import change_coupon_status
+
+    template = await new_template(gql, credentials)
+    (me,) = await new_members(settings, engine, 1)
+    claimed = await gql.execute(CLAIM, {"templateId": template}, me)
+    coupon_id = decode_id(claimed["data"]["claimCoupon"]["coupon"]["id"], "Coupon", ["c"])
+
+    async def lock(order: str) -> bool:
+        try:
+            async with SqlUnitOfWork(engine) as uow:
+                await change_coupon_status(coupon_id, CouponStatus.LOCKED, order_ref=order, uow=uow)
+                await uow.commit()
+        except DomainError:
+            return False
+        return True
+
+    results = await asyncio.gather(*(lock(f"order-{n}") for n in range(20)))
+    assert sum(results) == 1
