@@ -204,7 +204,7 @@ def create_app(
     settings = settings or get_settings()
     settings.check_servable()
     engine = engine or create_engine(settings)
-    broker = create_broker(settings.broker_url)
+    broker = create_broker(settings.broker_url, engine)
     services = services or default_services(settings)
     graphql = DinegraphGraphQL(settings, engine, broker, services)
 

@@ -368,3 +368,14 @@ coupon_issue_jobs = sa.Table(
     sa.Column("finished_at", UtcDateTime(), nullable=True),
     _created_at(),
 )
+
+# Events written in the transaction that caused them, for brokers that publish after commit
+# (Redis): published and deleted right after commit, or by the relay if the process died.
+event_outbox = sa.Table(
+    "event_outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("topic", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    _created_at(),
+)

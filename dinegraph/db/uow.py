@@ -21,9 +21,9 @@ class EventSink(Protocol):
 
     async def publish_in_transaction(
         self, conn: AsyncConnection, events: Sequence[StockEvent]
-    ) -> None: ...
+    ) -> object: ...
 
-    async def publish_after_commit(self, events: Sequence[StockEvent]) -> None: ...
+    async def publish_after_commit(self, events: Sequence[StockEvent], receipt: object) -> None: ...
 
 
 class SqlUnitOfWork:
@@ -84,8 +84,9 @@ class SqlUnitOfWork:
         if self._conn is None:
             raise RuntimeError("commit() outside of 'async with uow'")
         events, self._pending = self._pending, []
+        receipt = None
         if events and self._sink is not None:
-            await self._sink.publish_in_transaction(self._conn, events)
+            receipt = await self._sink.publish_in_transaction(self._conn, events)
         await self._conn.commit()
         if events and self._sink is not None:
-            await self._sink.publish_after_commit(events)
+            await self._sink.publish_after_commit(events, receipt)

@@ -10,14 +10,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import sqlalchemy as sa
 from redis import asyncio as aioredis
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dinegraph.db.engine import WRITE
+from dinegraph.db.tables import event_outbox
 from dinegraph.domain.stock import StockEvent
 from dinegraph.events.codec import decode, encode, topic_of
 from dinegraph.events.hub import Hub
@@ -39,11 +42,11 @@ class Broker:
 
     async def publish_in_transaction(
         self, conn: AsyncConnection, events: Sequence[StockEvent]
-    ) -> None:
-        """Called just before COMMIT, on the writing connection."""
+    ) -> object:
+        """Called just before COMMIT, on the writing connection; returns a receipt."""
         return None
 
-    async def publish_after_commit(self, events: Sequence[StockEvent]) -> None:
+    async def publish_after_commit(self, events: Sequence[StockEvent], receipt: object) -> None:
         for event in events:
             self.hub.deliver(topic_of(event), event)
 
@@ -76,13 +79,14 @@ class PostgresBroker(Broker):
 
     async def publish_in_transaction(
         self, conn: AsyncConnection, events: Sequence[StockEvent]
-    ) -> None:
+    ) -> object:
         for event in events:
             await conn.execute(
                 sa.select(sa.func.pg_notify(_pg_channel(topic_of(event)), encode(event).decode()))
             )
+        return None
 
-    async def publish_after_commit(self, events: Sequence[StockEvent]) -> None:
+    async def publish_after_commit(self, events: Sequence[StockEvent], receipt: object) -> None:
         return None  # every process, this one included, hears it through LISTEN
 
     def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
@@ -102,31 +106,94 @@ class PostgresBroker(Broker):
 
 
 class RedisBroker(Broker):
-    """Redis pub/sub, published right after commit."""
+    """Redis pub/sub through a transactional outbox.
 
-    def __init__(self, url: str) -> None:
+    Events are written to ``event_outbox`` in the writing transaction, published right
+    after commit and deleted; a relay publishes what a dead process left behind, so every
+    committed change is heard (at least once: subscribers drop versions they have seen).
+    """
+
+    RELAY_EVERY = 2.0
+    RELAY_AFTER = timedelta(seconds=5)
+
+    def __init__(self, url: str, engine: AsyncEngine) -> None:
         super().__init__()
+        self._engine = engine
         self._redis = aioredis.from_url(url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        self._reader: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self._redis.ping()
-        self._reader = asyncio.create_task(self._read(), name="dinegraph-redis-reader")
+        self._tasks = [
+            asyncio.create_task(self._read(), name="dinegraph-redis-reader"),
+            asyncio.create_task(self._relay(), name="dinegraph-outbox-relay"),
+        ]
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+                await task
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
         await self._redis.aclose()
 
-    async def publish_after_commit(self, events: Sequence[StockEvent]) -> None:
+    async def publish_in_transaction(
+        self, conn: AsyncConnection, events: Sequence[StockEvent]
+    ) -> object:
+        rows = [{"topic": topic_of(e), "payload": encode(e).decode()} for e in events]
+        result = await conn.execute(
+            event_outbox.insert().returning(event_outbox.c.id, sort_by_parameter_order=True), rows
+        )
+        return [int(i) for i in result.scalars()]
+
+    async def publish_after_commit(self, events: Sequence[StockEvent], receipt: object) -> None:
+        await self._publish([(topic_of(e), encode(e)) for e in events])
+        ids = receipt if isinstance(receipt, list) else []
+        if ids:
+            async with self._engine.connect() as conn:
+                await conn.execution_options(**{WRITE: True})
+                async with conn.begin():
+                    await conn.execute(event_outbox.delete().where(event_outbox.c.id.in_(ids)))
+
+    async def _publish(self, messages: Sequence[tuple[str, bytes | str]]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.publish(_pg_channel(topic_of(event)), encode(event))
+            for topic, payload in messages:
+                pipe.publish(_pg_channel(topic), payload)
             await pipe.execute()
+
+    async def _relay(self) -> None:
+        while True:
+            await asyncio.sleep(self.RELAY_EVERY)
+            try:
+                await self.relay_once()
+            except Exception:
+                log.warning("outbox relay failed; retrying", exc_info=True)
+
+    async def relay_once(self) -> int:
+        """Publish and delete outbox rows older than a moment; returns how many."""
+        cutoff = datetime.now(UTC) - self.RELAY_AFTER
+        async with self._engine.connect() as conn:
+            await conn.execution_options(**{WRITE: True})
+            async with conn.begin():
+                stale = (
+                    sa.select(event_outbox.c.id)
+                    .where(event_outbox.c.created_at < cutoff)
+                    .order_by(event_outbox.c.id)
+                    .limit(500)
+                    .scalar_subquery()
+                )
+                rows = (
+                    await conn.execute(
+                        event_outbox.delete()
+                        .where(event_outbox.c.id.in_(stale))
+                        .returning(event_outbox.c.topic, event_outbox.c.payload)
+                    )
+                ).all()
+                if rows:
+                    await self._publish([(r.topic, r.payload) for r in rows])
+        return len(rows)
 
     async def _read(self) -> None:
         while True:
@@ -155,14 +222,14 @@ class RedisBroker(Broker):
         await self._pubsub.unsubscribe(_pg_channel(topic))
 
 
-def create_broker(url: str) -> Broker:
+def create_broker(url: str, engine: AsyncEngine) -> Broker:
     scheme = url.split(":", 1)[0]
     if scheme == "memory":
         return Broker()
     if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
         return PostgresBroker(url)
     if scheme in ("redis", "rediss"):
-        return RedisBroker(url)
+        return RedisBroker(url, engine)
     raise ValueError(
         f"DINEGRAPH_BROKER_URL scheme {scheme!r} is not supported: use memory://, "
         "postgres://user@host/db (the same database as DINEGRAPH_DATABASE_URL) or redis://host"
