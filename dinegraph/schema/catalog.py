@@ -260,3 +260,9 @@ class Menu:
     async def categories(self, info: Info) -> list[CategoryNode]:
         sections = await resolve.menu_categories(info.context, self.channel)
         return [CategoryNode.of(c, products, self.store_entity.id) for c, products in sections]
+
+
+async def sku_at(info: Info, sku_id: int, store_id: int | None) -> SkuNode | None:
+    """A SKU as seen at one store (its price and stock there)."""
+    found = await info.context.loaders.sku.load(sku_id)
+    return SkuNode.of(found, store_id) if found else None

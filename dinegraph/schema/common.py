@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
+from strawberry import relay
 
 from dinegraph.domain.errors import DomainError
 from dinegraph.domain.errors import ErrorCode as DomainErrorCode
@@ -48,3 +51,13 @@ class GeoPoint:
 class GeoPointInput:
     lat: float
     lng: float
+
+
+def page_info(page: Any) -> relay.PageInfo:
+    """Relay page info of a ``resolvers.pagination.Page``."""
+    return relay.PageInfo(
+        has_next_page=page.has_next_page,
+        has_previous_page=page.has_previous_page,
+        start_cursor=page.items[0][0] if page.items else None,
+        end_cursor=page.items[-1][0] if page.items else None,
+    )

@@ -16,7 +16,7 @@ from dinegraph.domain.services import coupons as service
 from dinegraph.domain.tiers import Tier
 from dinegraph.resolvers import coupons as resolve
 from dinegraph.resolvers.ids import decode_id
-from dinegraph.schema.common import Money, UserError
+from dinegraph.schema.common import Money, UserError, page_info
 from dinegraph.schema.errors import attempt, raise_for_query
 
 Info = strawberry.Info[Context, None]
@@ -169,12 +169,7 @@ async def member_coupons(
         )
     return CouponConnection(
         edges=[CouponEdge(cursor=c, node=CouponNode.of(x)) for c, x in page.items],
-        page_info=relay.PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=page.items[0][0] if page.items else None,
-            end_cursor=page.items[-1][0] if page.items else None,
-        ),
+        page_info=page_info(page),
     )
 
 

@@ -23,7 +23,7 @@ from dinegraph.domain.services.points import TIER_WINDOW
 from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
 from dinegraph.resolvers import members as resolve
 from dinegraph.resolvers.ids import decode_id, encode_id
-from dinegraph.schema.common import GeoPoint, GeoPointInput, UserError
+from dinegraph.schema.common import GeoPoint, GeoPointInput, UserError, page_info
 from dinegraph.schema.coupons import CouponConnection, member_coupons
 from dinegraph.schema.errors import attempt
 
@@ -167,12 +167,7 @@ class MemberNode(relay.Node):
         page = await resolve.points_page(info.context, self.member.id, first=first, after=after)
         return PointsConnection(
             edges=[PointsEdge(cursor=c, node=_points_entry(r)) for c, r in page.items],
-            page_info=relay.PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=page.has_previous_page,
-                start_cursor=page.items[0][0] if page.items else None,
-                end_cursor=page.items[-1][0] if page.items else None,
-            ),
+            page_info=page_info(page),
         )
 
     @classmethod

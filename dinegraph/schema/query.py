@@ -13,7 +13,7 @@ from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.schema.catalog import CategoryNode, Channel, Menu, StoreNode
-from dinegraph.schema.common import GeoPointInput
+from dinegraph.schema.common import GeoPointInput, page_info
 from dinegraph.schema.coupons import (
     CouponFit,
     CouponTemplateNode,
@@ -83,12 +83,7 @@ class Query:
                 relay.Edge(cursor=cursor, node=StoreNode.of(store, distance))
                 for cursor, (store, distance) in page.items
             ],
-            page_info=relay.PageInfo(
-                has_next_page=page.has_next_page,
-                has_previous_page=page.has_previous_page,
-                start_cursor=page.items[0][0] if page.items else None,
-                end_cursor=page.items[-1][0] if page.items else None,
-            ),
+            page_info=page_info(page),
             total_count=page.total_count or 0,
         )
 

@@ -14,8 +14,8 @@ from dinegraph.domain import stock as domain
 from dinegraph.domain.services import stock as service
 from dinegraph.resolvers import stock as resolve
 from dinegraph.resolvers.ids import decode_id
-from dinegraph.schema.catalog import SkuNode, StoreNode
-from dinegraph.schema.common import UserError
+from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
+from dinegraph.schema.common import UserError, page_info
 from dinegraph.schema.errors import attempt, raise_for_query
 
 Info = strawberry.Info[Context, None]
@@ -26,11 +26,6 @@ MovementSource = domain.MovementSource
 strawberry.enum(SaleSource, name="SaleSource", description="Where a sale was made.")
 strawberry.enum(LedgerKind, name="StockLedgerKind", description="What a ledger row records.")
 strawberry.enum(MovementSource, name="StockMovementSource", description="What moved stock.")
-
-
-async def _sku(info: Info, sku_id: int, store_id: int) -> SkuNode | None:
-    found = await info.context.loaders.sku.load(sku_id)
-    return SkuNode.of(found, store_id) if found else None
 
 
 async def _store(info: Info, store_id: int) -> StoreNode | None:
@@ -46,7 +41,7 @@ class StockMovementLine:
 
     @strawberry.field
     async def sku(self, info: Info) -> SkuNode | None:
-        return await _sku(info, self.sku_id, self.store_id)
+        return await sku_at(info, self.sku_id, self.store_id)
 
 
 @strawberry.type(
@@ -114,7 +109,7 @@ class StoreStock:
 
     @strawberry.field
     async def sku(self, info: Info) -> SkuNode | None:
-        return await _sku(info, self.level.sku_id, self.level.store_id)
+        return await sku_at(info, self.level.sku_id, self.level.store_id)
 
 
 @strawberry.type(description="One change of a tracked level.")
@@ -143,7 +138,7 @@ class StockLedgerEntry:
 
     @strawberry.field
     async def sku(self, info: Info) -> SkuNode | None:
-        return await _sku(info, self.row.sku_id, self.row.store_id)
+        return await sku_at(info, self.row.sku_id, self.row.store_id)
 
 
 @strawberry.type
@@ -319,10 +314,5 @@ async def stock_ledger(
         )
     return StockLedgerConnection(
         edges=[StockLedgerEdge(cursor=c, node=StockLedgerEntry.of(r)) for c, r in page.items],
-        page_info=relay.PageInfo(
-            has_next_page=page.has_next_page,
-            has_previous_page=page.has_previous_page,
-            start_cursor=page.items[0][0] if page.items else None,
-            end_cursor=page.items[-1][0] if page.items else None,
-        ),
+        page_info=page_info(page),
     )

@@ -10,15 +10,10 @@ from dinegraph.context import Context
 from dinegraph.domain.stock import LowStock, StockChanged
 from dinegraph.resolvers import subscriptions as feeds
 from dinegraph.resolvers.ids import decode_id
-from dinegraph.schema.catalog import SkuNode, StoreNode
+from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.errors import raise_for_query
 
 Info = strawberry.Info[Context, None]
-
-
-async def _sku(info: Info, sku_id: int, store_id: int) -> SkuNode | None:
-    found = await info.context.loaders.sku.load(sku_id)
-    return SkuNode.of(found, store_id) if found else None
 
 
 @strawberry.type(description="A SKU's stock at one store; versions grow with every change.")
@@ -36,7 +31,7 @@ class StockUpdate:
 
     @strawberry.field
     async def sku(self, info: Info) -> SkuNode | None:
-        return await _sku(info, self.event.sku_id, self.event.store_id)
+        return await sku_at(info, self.event.sku_id, self.event.store_id)
 
 
 @strawberry.type(description="A tracked SKU at or below its low-stock threshold.")
@@ -54,7 +49,7 @@ class LowStockAlert:
 
     @strawberry.field
     async def sku(self, info: Info) -> SkuNode | None:
-        return await _sku(info, self.event.sku_id, self.event.store_id)
+        return await sku_at(info, self.event.sku_id, self.event.store_id)
 
     @strawberry.field
     async def store(self, info: Info) -> StoreNode | None:
