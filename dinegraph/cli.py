@@ -88,6 +88,7 @@ def serve(
         port=bind_port,
         workers=workers or settings.workers,
         log_level="info",
+        access_log=not settings.production,  # one line a request costs CPU on a busy node
         proxy_headers=True,
     )
 

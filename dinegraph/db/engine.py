@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -39,6 +41,24 @@ def _count_statement(*_: object) -> None:
     counter = _current_count.get()
     if counter is not None:
         counter.count += 1
+
+
+_write_locks: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def local_write_lock(engine: AsyncEngine) -> asyncio.Lock | None:
+    """SQLite only: one writer at a time within this process.
+
+    SQLite admits one writer anyway; queueing them here hands the lock straight to the next
+    writer, where SQLite's busy handler would make waiters sleep and retry while the lock
+    sits free. Other processes still wait on the busy timeout.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    lock = _write_locks.get(engine.sync_engine)
+    if lock is None:
+        lock = _write_locks[engine.sync_engine] = asyncio.Lock()
+    return lock
 
 
 def is_sqlite(url: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Protocol
@@ -10,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.coupons import SqlCouponRepository, SqlIssueJobRepository
-from dinegraph.db.engine import WRITE
+from dinegraph.db.engine import WRITE, local_write_lock
 from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.stock import SqlStockRepository
+from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.stock import StockEvent
 
 
@@ -43,15 +45,23 @@ class SqlUnitOfWork:
         self._engine = engine
         self._sink = events
         self._conn: AsyncConnection | None = None
+        self._lock: asyncio.Lock | None = None
         self._pending: list[StockEvent] = []
 
     async def __aenter__(self) -> SqlUnitOfWork:
-        conn = await self._engine.connect()
+        self._lock = local_write_lock(self._engine)
+        if self._lock is not None:
+            await self._lock.acquire()
         try:
-            conn = await conn.execution_options(**{WRITE: True})
-            await conn.begin()
+            conn = await self._engine.connect()
+            try:
+                conn = await conn.execution_options(**{WRITE: True})
+                await conn.begin()
+            except BaseException:
+                await conn.close()
+                raise
         except BaseException:
-            await conn.close()
+            self._release()
             raise
         self._conn = conn
         self.catalog = SqlCatalogRepository(conn)
@@ -75,7 +85,20 @@ class SqlUnitOfWork:
             if conn.in_transaction():
                 await conn.rollback()
         finally:
-            await conn.close()
+            try:
+                await conn.close()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    async def peek_template(self, template_id: int) -> CouponTemplate | None:
+        """Read a coupon template outside any write transaction (a cheap early refusal)."""
+        async with self._engine.connect() as conn:
+            return await SqlCouponRepository(conn).get_template(template_id)
 
     def record(self, event: StockEvent) -> None:
         self._pending.append(event)

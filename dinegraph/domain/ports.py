@@ -266,6 +266,9 @@ class UnitOfWork(Protocol):
     @property
     def jobs(self) -> IssueJobRepository: ...
 
+    async def peek_template(self, template_id: int) -> CouponTemplate | None:
+        """A read before the unit begins, to refuse what certainly fails without a lock."""
+
     def record(self, event: StockEvent) -> None:
         """Keep an event to publish once this unit of work has committed."""
 

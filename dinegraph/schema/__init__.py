@@ -9,12 +9,17 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
-    QueryDepthLimiter,
+    ParserCache,
     SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as create_alias_validator
+from strawberry.extensions.query_depth_limiter import (
+    create_validator as create_depth_validator,
 )
 from strawberry.relay import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
@@ -88,12 +93,17 @@ class Mutation(
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    # Factories, not instances: every operation gets extensions of its own (shared
-    # instances would share per-operation state between concurrent requests).
+    # The limit rules are made once per schema, so the validation cache can key on them;
+    # extensions are factories so every operation gets instances of its own.
+    limits = (
+        create_depth_validator(settings.max_query_depth, should_ignore=None),
+        create_alias_validator(settings.max_aliases),
+    )
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=1024),
+        lambda: AddValidationRules(list(limits)),
+        lambda: ValidationCache(maxsize=1024),
     ]
     if settings.production:
         extensions += [DisableIntrospection, _MaskUnexpectedErrors]

@@ -46,6 +46,13 @@ async def claim_coupon(cmd: ClaimCoupon, *, uow: UnitOfWork, viewer: Viewer) -> 
     """Claim one coupon of a template: never past its quantity or the member's limit."""
     member_id = require_member(viewer)
     shared_from = read_share_code(cmd.share_key, cmd.share_code) if cmd.share_code else None
+    # A flash sale's late thousands are refused here, without queueing for a write lock;
+    # the conditional UPDATE below stays the authority.
+    peeked = await uow.peek_template(cmd.template_id)
+    if peeked is not None and peeked.status is TemplateStatus.STOPPED:
+        raise DomainError(ErrorCode.TEMPLATE_STOPPED, field=["templateId"])
+    if peeked is not None and peeked.remaining <= 0:
+        raise DomainError(ErrorCode.COUPON_SOLD_OUT, field=["templateId"])
     async with uow:
         # Locking the member row serialises one member's concurrent claims, so two of them
         # cannot both pass the per-member limit.
