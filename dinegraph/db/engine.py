@@ -74,7 +74,9 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
             url,
             pool_size=settings.database_pool_size,
             max_overflow=settings.database_pool_size,
-            pool_pre_ping=True,
+            # No pre-ping: it costs a round trip per checkout; stale connections are
+            # recycled instead and a failed statement raises as usual.
+            pool_recycle=1800,
         )
     event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
     return engine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import strawberry
 from strawberry import relay
@@ -81,6 +82,7 @@ class CategoryNode(relay.Node):
     category: strawberry.Private[domain.Category]
     menu_products: strawberry.Private[list[domain.Product] | None] = None
     menu_store_id: strawberry.Private[int | None] = None
+    priced: strawberry.Private[list[resolve.MenuProduct] | None] = None
 
     @classmethod
     def of(
@@ -88,6 +90,7 @@ class CategoryNode(relay.Node):
         category: domain.Category,
         products: list[domain.Product] | None = None,
         store_id: int | None = None,
+        priced: list[resolve.MenuProduct] | None = None,
     ) -> CategoryNode:
         return cls(
             id=category.id,
@@ -96,6 +99,7 @@ class CategoryNode(relay.Node):
             category=category,
             menu_products=products,
             menu_store_id=store_id,
+            priced=priced,
         )
 
     @strawberry.field
@@ -107,6 +111,15 @@ class CategoryNode(relay.Node):
 
     @strawberry.field(description="In a menu, what this store sells here on that channel.")
     async def products(self, info: Info) -> list[ProductNode]:
+        if self.priced is not None:
+            return [
+                ProductNode.of(
+                    p.product,
+                    self.menu_store_id,
+                    skus=[SkuNode.of(s.sku, self.menu_store_id, s) for s in p.skus],
+                )
+                for p in self.priced
+            ]
         if self.menu_products is not None:
             return [ProductNode.of(p, self.menu_store_id) for p in self.menu_products]
         return [
@@ -133,9 +146,15 @@ class ProductNode(relay.Node):
     listed: bool
     product: strawberry.Private[domain.Product]
     store_id: strawberry.Private[int | None] = None
+    preset_skus: strawberry.Private[list[SkuNode] | None] = None
 
     @classmethod
-    def of(cls, product: domain.Product, store_id: int | None = None) -> ProductNode:
+    def of(
+        cls,
+        product: domain.Product,
+        store_id: int | None = None,
+        skus: list[SkuNode] | None = None,
+    ) -> ProductNode:
         return cls(
             id=product.id,
             kind=product.kind,
@@ -147,6 +166,7 @@ class ProductNode(relay.Node):
             listed=product.listed,
             product=product,
             store_id=store_id,
+            preset_skus=skus,
         )
 
     @strawberry.field
@@ -155,7 +175,13 @@ class ProductNode(relay.Node):
         return CategoryNode.of(found) if found else None
 
     @strawberry.field(description="Sellable variants, priced for the menu's store if any.")
-    async def skus(self, info: Info) -> list[SkuNode]:
+    def skus(self, info: Info) -> list[SkuNode]:
+        if self.preset_skus is not None:
+            return self.preset_skus
+        # graphql-core awaits what a plain resolver returns: the loader path stays async.
+        return cast("list[SkuNode]", self._load_skus(info))
+
+    async def _load_skus(self, info: Info) -> list[SkuNode]:
         return [
             SkuNode.of(s, self.store_id) for s in await resolve.skus_of(info.context, self.product)
         ]
@@ -203,9 +229,12 @@ class SkuNode(relay.Node):
     base_price: Money = strawberry.field(description="The chain's price before store overrides.")
     sku: strawberry.Private[domain.Sku]
     store_id: strawberry.Private[int | None] = None
+    preset: strawberry.Private[resolve.MenuSku | None] = None
 
     @classmethod
-    def of(cls, sku: domain.Sku, store_id: int | None = None) -> SkuNode:
+    def of(
+        cls, sku: domain.Sku, store_id: int | None = None, preset: resolve.MenuSku | None = None
+    ) -> SkuNode:
         return cls(
             id=sku.id,
             name=sku.name,
@@ -213,6 +242,7 @@ class SkuNode(relay.Node):
             base_price=Money.of(sku.price_fen),
             sku=sku,
             store_id=store_id,
+            preset=preset,
         )
 
     @strawberry.field
@@ -220,11 +250,24 @@ class SkuNode(relay.Node):
         return [SpecOption(name=k, value=v) for k, v in self.sku.specs.items()]
 
     @strawberry.field(description="At the menu's store when in a menu, else the base price.")
-    async def price(self, info: Info) -> Money:
+    def price(self, info: Info) -> Money:
+        if self.preset is not None:
+            return Money.of(self.preset.price_fen)
+        return cast(Money, self._load_price(info))  # awaited by graphql-core
+
+    async def _load_price(self, info: Info) -> Money:
         return Money.of(await resolve.price_at(info.context, self.sku, self.store_id))
 
     @strawberry.field(description="At the menu's store; null outside a store's menu.")
-    async def stock(self, info: Info) -> StockLevel | None:
+    def stock(self, info: Info) -> StockLevel | None:
+        if self.preset is not None:
+            view = self.preset.stock
+            return StockLevel(
+                available=view.available, sold_out=view.sold_out, version=view.version
+            )
+        return cast(StockLevel | None, self._load_stock(info))  # awaited by graphql-core
+
+    async def _load_stock(self, info: Info) -> StockLevel | None:
         view = await resolve.stock_at(info.context, self.sku, self.store_id)
         if view is None:
             return None
@@ -258,8 +301,12 @@ class Menu:
 
     @strawberry.field(description="Categories with something to sell, in menu order.")
     async def categories(self, info: Info) -> list[CategoryNode]:
-        sections = await resolve.menu_categories(info.context, self.channel)
-        return [CategoryNode.of(c, products, self.store_entity.id) for c, products in sections]
+        store_id = self.store_entity.id
+        sections = await resolve.priced_menu(info.context, store_id, self.channel)
+        return [
+            CategoryNode.of(c, [p.product for p in group], store_id, priced=group)
+            for c, group in sections
+        ]
 
 
 async def sku_at(info: Info, sku_id: int, store_id: int | None) -> SkuNode | None:
