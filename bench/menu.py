@@ -163,17 +163,20 @@ def machine_cpu() -> tuple[int, int] | None:
 
 
 def cpu_of_command(command: str) -> float:
-    """CPU seconds of every live process named ``command`` (e.g. the PostgreSQL backends)."""
-    total = 0.0
+    """CPU seconds of the processes named ``command`` (e.g. PostgreSQL's), live or reaped.
+
+    Adds the children's times that each parent has reaped (cutime, cstime), so that the
+    backends PostgreSQL forks for new connections and that exit mid-window still count.
+    """
+    total = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             head, tail = stat.read_text().rsplit(")", 1)
         except (OSError, ValueError):
             continue
         if head.partition("(")[2] == command:
-            fields = tail.split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            total += sum(int(v) for v in tail.split()[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_over(seconds: float) -> float | None:
@@ -201,6 +204,29 @@ def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> float | None:
             return busy
         log(f"the machine is {busy:.0%} busy with other work; waiting for it to quieten")
         time.sleep(4.0)
+
+
+def product_revision() -> dict[str, Any]:
+    """The commit under test, and whether dinegraph/ had uncommitted changes (read-only git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "--no-optional-locks", "-C", str(BENCH_DIR.parent), *args],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    status = git("status", "--porcelain", "--", "dinegraph", "migrations")
+    return {
+        "commit": git("rev-parse", "--short=12", "HEAD"),
+        "uncommitted_changes": None if status is None else bool(status),
+    }
 
 
 def run_cli(args: list[str], env: dict[str, str]) -> str:
@@ -251,6 +277,32 @@ def drop_postgres_database(server_url: URL, bench_url: URL) -> None:
     log(f"dropped PostgreSQL database {name}")
 
 
+class PostgresProbe:
+    """What the PostgreSQL server spends: its processes' CPU and the sessions opened."""
+
+    def __init__(self, url: str) -> None:
+        self._engine = create_async_engine(
+            url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=0
+        )
+
+    def cpu_seconds(self) -> float:
+        return cpu_of_command("postgres")
+
+    async def sessions(self) -> int | None:
+        """Sessions ever opened on the bench database (pg_stat_database, PostgreSQL 14+)."""
+        query = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        try:
+            async with self._engine.connect() as conn:
+                value = (await conn.execute(text(query))).scalar()
+        except Exception as exc:
+            log(f"cannot read pg_stat_database.sessions: {exc!r}")
+            return None
+        return None if value is None else int(value)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+
 # --- measuring -----------------------------------------------------------------------------
 
 
@@ -268,6 +320,7 @@ class Phase:
     client_cpu_s: float = 0.0
     server_cpu_s: float | None = None
     database_cpu_s: float | None = None
+    database_sessions: int | None = None
     machine_busy: float | None = None
 
 
@@ -323,7 +376,7 @@ async def drive(
     warmup: float,
     seconds: float,
     pid: int,
-    database_command: str | None,
+    database: PostgresProbe | None,
 ) -> Phase:
     """`clients` loops, each on its own keep-alive connection, for warmup + seconds.
 
@@ -360,13 +413,17 @@ async def drive(
     async def meter() -> None:
         await asyncio.sleep(max(0.0, window_start - time.perf_counter()))
         cpu0, server0, machine0 = time.process_time(), proc_cpu_seconds(pid), machine_cpu()
-        db0 = cpu_of_command(database_command) if database_command else None
+        db0 = database.cpu_seconds() if database else None
+        sessions0 = await database.sessions() if database else None
         await asyncio.sleep(max(0.0, window_end - time.perf_counter()))
         cpu1, server1, machine1 = time.process_time(), proc_cpu_seconds(pid), machine_cpu()
-        db1 = cpu_of_command(database_command) if database_command else None
+        db1 = database.cpu_seconds() if database else None
+        sessions1 = await database.sessions() if database else None
         phase.client_cpu_s = cpu1 - cpu0
         if db0 is not None and db1 is not None:
             phase.database_cpu_s = db1 - db0
+        if sessions0 is not None and sessions1 is not None:
+            phase.database_sessions = sessions1 - sessions0
         if server0 is not None and server1 is not None:
             phase.server_cpu_s = server1 - server0
         if machine0 is not None and machine1 is not None and machine1[1] > machine0[1]:
@@ -396,7 +453,7 @@ def summarise(phase: Phase, seconds: float, server: Server) -> dict[str, Any]:
 
     other_cpu = None
     if phase.machine_busy is not None and server_cpu is not None:
-        all_cpu = phase.machine_busy * len(os.sched_getaffinity(0)) * seconds
+        all_cpu = phase.machine_busy * (os.cpu_count() or 1) * seconds
         other_cpu = max(
             0.0, all_cpu - server_cpu - phase.client_cpu_s - (phase.database_cpu_s or 0)
         )
@@ -416,7 +473,10 @@ def summarise(phase: Phase, seconds: float, server: Server) -> dict[str, Any]:
             None if server_cpu is None else round(1000 * server_cpu / requests, 3)
         ),
         "client_cpu_pct": pct_of_one_core(phase.client_cpu_s),
+        # PostgreSQL only: its processes' CPU (with exited backends) and the sessions opened
+        # on the bench database.
         "database_cpu_pct": pct_of_one_core(phase.database_cpu_s),
+        "database_sessions_opened": phase.database_sessions,
         "other_cpu_pct": pct_of_one_core(other_cpu),
         "server_peak_rss_mb": None if peak_kb is None else round(peak_kb / 1024, 1),
     }
@@ -576,7 +636,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         servers.append(product)
         floor = start_server("floor", [sys.executable, str(FLOOR_APP)], env, workdir)
         servers.append(floor)
-        return asyncio.run(measure(args, database, product, floor))
+        return asyncio.run(measure(args, database, database_url, product, floor))
     finally:
         for server in servers:
             with contextlib.suppress(Exception):
@@ -586,12 +646,28 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 async def measure(
-    args: argparse.Namespace, database: str, product: Server, floor: Server
+    args: argparse.Namespace, database: str, database_url: str, product: Server, floor: Server
+) -> dict[str, Any]:
+    probe = PostgresProbe(database_url) if database == "postgresql" else None
+    try:
+        return await measure_with(args, database, probe, product, floor)
+    finally:
+        if probe is not None:
+            await probe.close()
+
+
+async def measure_with(
+    args: argparse.Namespace,
+    database: str,
+    probe: PostgresProbe | None,
+    product: Server,
+    floor: Server,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     await asyncio.gather(
         wait_ready(product, "/health", deadline), wait_ready(floor, "/health", deadline)
     )
+    revision = product_revision()
     store_ids = await open_store_ids(product)
     byte_equal = await verify_same_answers(product, floor, store_ids)
     results: dict[str, dict[str, Any]] = {}
@@ -608,7 +684,7 @@ async def measure(
             warmup=args.warmup,
             seconds=args.seconds,
             pid=server.process.pid,
-            database_command="postgres" if database == "postgresql" else None,
+            database=probe,
         )
         results[server.name] = summarise(phase, args.seconds, server)
         results[server.name]["machine_busy_before_pct"] = (
@@ -616,6 +692,9 @@ async def measure(
         )
         if phase.errors:
             log(f"{server.name}: {len(phase.errors)} errors, first: {phase.errors[0]}")
+        other = results[server.name]["other_cpu_pct"]
+        if other is not None and other > 25:
+            log(f"WARNING: other work took {other}% of a core during the {server.name} run")
         log(f"{server.name}: {orjson.dumps(results[server.name]).decode()}")
 
     graphql, floor_result = results["graphql"], results["floor"]
@@ -626,6 +705,7 @@ async def measure(
         "seconds": args.seconds,
         "warmup": args.warmup,
         "stores": len(store_ids),
+        "product": revision,
         "responses_byte_equal": byte_equal,
         "graphql": graphql,
         "floor": floor_result,
