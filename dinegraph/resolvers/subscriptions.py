@@ -25,6 +25,9 @@ async def stock_feed(
     try:
         sent: dict[int, int] = {}
         for row in await ctx.reads.store_stock(store_id, sku_ids):
+            # The snapshot read the SKUs already: nested `sku { ... }` costs no query, now
+            # or on later changes (the connection's loaders keep them).
+            ctx.loaders.sku.prime(row.sku.id, row.sku)
             view = stock_view(row.sku, row.available, row.sold_out, row.version)
             sent[row.sku.id] = row.version
             yield StockChanged(store_id, row.sku.id, view.available, view.sold_out, row.version)
@@ -37,7 +40,6 @@ async def stock_feed(
                 if event.version <= sent.get(event.sku_id, -1):
                     continue
                 sent[event.sku_id] = event.version
-                ctx.refresh_loaders()
                 yield event
     finally:
         await ctx.broker.hub.leave(topics, box)
