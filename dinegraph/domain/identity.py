@@ -116,6 +116,16 @@ def actor_of(viewer: Viewer) -> str:
     return "anonymous"
 
 
+def can_read_member(viewer: Viewer, member_id: int) -> bool:
+    """A member reads only their own account; head office reads any."""
+    if isinstance(viewer, MemberViewer):
+        return viewer.member_id == member_id
+    return isinstance(viewer, StaffViewer) and viewer.role in (
+        StaffRole.HQ_ADMIN,
+        StaffRole.OPERATOR,
+    )
+
+
 def can_see_unlisted(viewer: Viewer) -> bool:
     """Unlisted products are drafts or retired: only staff see them."""
     return isinstance(viewer, StaffViewer)

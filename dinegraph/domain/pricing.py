@@ -14,6 +14,7 @@ from dinegraph.domain.tiers import BENEFITS, Tier, tier_rank
 
 K = TypeVar("K")
 
+MAX_LINE_QUANTITY = 999
 PERCENT_MIN = 1
 PERCENT_MAX = 99
 
@@ -220,3 +221,10 @@ def check_terms(terms: CouponTerms) -> None:
         raise DomainError(ErrorCode.INVALID_INPUT, field=["thresholdFen"])
     if terms.valid_until <= terms.valid_from:
         raise DomainError(ErrorCode.INVALID_INPUT, field=["validUntil"])
+
+
+def check_line_quantity(quantity: int, field: list[str]) -> int:
+    """A cart line orders at least one and at most MAX_LINE_QUANTITY units."""
+    if not 1 <= quantity <= MAX_LINE_QUANTITY:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, field=field, min=1, max=MAX_LINE_QUANTITY)
+    return quantity

@@ -15,9 +15,17 @@ from dinegraph.domain.coupons import (
     terms_of,
 )
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import MemberViewer, require_catalog_editor
-from dinegraph.domain.pricing import Cart, CartLine, Inapplicable, Saving, Shopper, rank_coupons
-from dinegraph.resolvers.members import may_read_member, viewer_member
+from dinegraph.domain.identity import MemberViewer, can_read_member, require_catalog_editor
+from dinegraph.domain.pricing import (
+    Cart,
+    CartLine,
+    Inapplicable,
+    Saving,
+    Shopper,
+    check_line_quantity,
+    rank_coupons,
+)
+from dinegraph.resolvers.members import viewer_member
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size
 
 
@@ -32,7 +40,7 @@ async def claimable_templates(ctx: Context) -> list[CouponTemplate]:
 async def member_coupons(
     ctx: Context, member_id: int, *, status: str | None, first: int | None, after: str | None
 ) -> Page[Coupon]:
-    if not may_read_member(ctx, member_id):
+    if not can_read_member(ctx.viewer, member_id):
         raise DomainError(ErrorCode.FORBIDDEN)
     size = page_size(first, ctx.settings.max_page_size)
     before = decode_key_cursor("coupon", after)
@@ -45,7 +53,7 @@ async def member_coupons(
 async def visible_coupons(ctx: Context, ids: list[int]) -> list[Coupon | None]:
     found = {c.id: c for c in await ctx.reads.coupons_by_ids(ids)}
     return [
-        c if (c := found.get(i)) is not None and may_read_member(ctx, c.member_id) else None
+        c if (c := found.get(i)) is not None and can_read_member(ctx.viewer, c.member_id) else None
         for i in ids
     ]
 
@@ -68,10 +76,7 @@ async def build_cart(ctx: Context, request: CartRequest) -> Cart:
     ):
         if sku is None or product is None or not product.listed:
             raise DomainError(ErrorCode.NOT_FOUND, field=["cart", "lines", str(n), "skuId"])
-        if not 1 <= quantity <= 999:
-            raise DomainError(
-                ErrorCode.OUT_OF_RANGE, field=["cart", "lines", str(n), "quantity"], min=1, max=999
-            )
+        check_line_quantity(quantity, field=["cart", "lines", str(n), "quantity"])
         override = await ctx.loaders.store_price.load((request.store_id, sku_id))
         lines.append(
             CartLine(sku_id, product.id, product.category_id, store_price(sku, override), quantity)

@@ -10,6 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from dinegraph.db.queries import ReadQueries, StockRow
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
+from dinegraph.domain.coupons import CouponTemplate
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -34,6 +35,7 @@ class Loaders:
     products_of_category: DataLoader[int, list[Product]]
     store_price: DataLoader[tuple[int, int], int | None]
     stock: DataLoader[tuple[int, int], StockRow | None]
+    coupon_template: DataLoader[int, CouponTemplate | None]
 
 
 def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
@@ -66,6 +68,9 @@ def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
     async def stock(pairs: list[tuple[int, int]]) -> list[StockRow | None]:
         return _by_key(pairs, await reads.stock_rows(pairs))
 
+    async def coupon_templates(ids: list[int]) -> list[CouponTemplate | None]:
+        return _by_key(ids, _by_id(await reads.templates_by_ids(ids), lambda t: t.id))
+
     return Loaders(
         store=DataLoader(stores),
         category=DataLoader(categories),
@@ -76,4 +81,5 @@ def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
         products_of_category=DataLoader(products_of_categories),
         store_price=DataLoader(store_prices),
         stock=DataLoader(stock),
+        coupon_template=DataLoader(coupon_templates),
     )

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from dinegraph.context import Context
 from dinegraph.db.queries import PointsRow
-from dinegraph.domain.identity import MemberViewer, StaffRole, StaffViewer
+from dinegraph.domain.identity import MemberViewer, can_read_member
 from dinegraph.domain.members import Address, Member
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size
 
 
-def may_read_member(ctx: Context, member_id: int) -> bool:
-    """A member reads only their own account; head office reads any."""
-    viewer = ctx.viewer
-    if isinstance(viewer, MemberViewer):
-        return viewer.member_id == member_id
-    return isinstance(viewer, StaffViewer) and viewer.role in (
-        StaffRole.HQ_ADMIN,
-        StaffRole.OPERATOR,
-    )
-
-
 async def members(ctx: Context, ids: list[int]) -> list[tuple[Member, int] | None]:
-    allowed = [i for i in ids if may_read_member(ctx, i)]
+    allowed = [i for i in ids if can_read_member(ctx.viewer, i)]
     found = {m.id: (m, points) for m, points in await ctx.reads.members_by_ids(allowed)}
     return [found.get(i) for i in ids]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import strawberry
 
 from dinegraph.context import Context
@@ -17,16 +15,10 @@ from dinegraph.schema.catalog import (
     ProductNode,
     SkuNode,
 )
-from dinegraph.schema.common import UserError
+from dinegraph.schema.common import UserError, keep
 from dinegraph.schema.errors import attempt
 
 Info = strawberry.Info[Context, None]
-T = TypeVar("T")
-
-
-def _keep(value: T | None) -> T | domain.Unset:
-    """Left out or null: leave the field as it is."""
-    return domain.UNSET if value is None or value is strawberry.UNSET else value
 
 
 # --- inputs -----------------------------------------------------------------------------
@@ -209,9 +201,9 @@ class CatalogMutation:
                 parent = decode_id(input.parent_id, "Category", ["parentId"])
             cmd = domain.UpdateCategory(
                 category_id=decode_id(input.id, "Category", ["id"]),
-                name=_keep(input.name),
+                name=keep(input.name),
                 parent_id=parent,
-                sort=_keep(input.sort),
+                sort=keep(input.sort),
             )
             return await info.context.run(service.update_category, cmd)
 
@@ -246,11 +238,11 @@ class CatalogMutation:
     @strawberry.mutation(description="Change a product's details (head office).")
     async def update_product(self, info: Info, input: UpdateProductInput) -> ProductPayload:
         async def run() -> domain.Product:
-            category = _keep(input.category_id)
+            category = keep(input.category_id)
             tags, images, channels = (
-                _keep(input.tags),
-                _keep(input.image_urls),
-                _keep(input.channels),
+                keep(input.tags),
+                keep(input.image_urls),
+                keep(input.channels),
             )
             cmd = domain.UpdateProduct(
                 product_id=decode_id(input.id, "Product", ["id"]),
@@ -259,12 +251,12 @@ class CatalogMutation:
                     if isinstance(category, domain.Unset)
                     else decode_id(category, "Category", ["categoryId"])
                 ),
-                name=_keep(input.name),
-                description=_keep(input.description),
+                name=keep(input.name),
+                description=keep(input.description),
                 tags=tags if isinstance(tags, domain.Unset) else tuple(tags),
                 image_urls=images if isinstance(images, domain.Unset) else tuple(images),
                 channels=channels if isinstance(channels, domain.Unset) else frozenset(channels),
-                sort=_keep(input.sort),
+                sort=keep(input.sort),
             )
             return await info.context.run(service.update_product, cmd)
 
@@ -294,11 +286,11 @@ class CatalogMutation:
     @strawberry.mutation(description="Change a SKU's name, specs, base price or parts.")
     async def update_sku(self, info: Info, input: UpdateSkuInput) -> SkuPayload:
         async def run() -> domain.Sku:
-            specs, parts = _keep(input.specs), _keep(input.components)
+            specs, parts = keep(input.specs), keep(input.components)
             cmd = domain.UpdateSku(
                 sku_id=decode_id(input.id, "Sku", ["id"]),
-                name=_keep(input.name),
-                price_fen=_keep(input.price_fen),
+                name=keep(input.name),
+                price_fen=keep(input.price_fen),
                 specs=specs if isinstance(specs, domain.Unset) else _specs(specs),
                 components=(
                     parts if isinstance(parts, domain.Unset) else _components(parts, "components")

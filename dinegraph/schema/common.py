@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from strawberry import relay
 
+from dinegraph.domain.catalog import UNSET, Unset
 from dinegraph.domain.errors import DomainError
 from dinegraph.domain.errors import ErrorCode as DomainErrorCode
 from dinegraph.domain.money import display_fen
@@ -61,3 +62,11 @@ def page_info(page: Any) -> relay.PageInfo:
         start_cursor=page.items[0][0] if page.items else None,
         end_cursor=page.items[-1][0] if page.items else None,
     )
+
+
+T = TypeVar("T")
+
+
+def keep(value: T | None) -> T | Unset:
+    """An update input field left out or null: leave the value as it is."""
+    return UNSET if value is None or value is strawberry.UNSET else value

@@ -90,8 +90,8 @@ class CouponTemplateNode(relay.Node):
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[CouponTemplateNode | None]:
         ids = [int(i) if i.isdigit() else 0 for i in node_ids]
-        found = {t.id: t for t in await info.context.reads.templates_by_ids(ids)}
-        return [cls.of(found[i]) if i in found else None for i in ids]
+        found = await info.context.loaders.coupon_template.load_many(ids)
+        return [cls.of(t) if t else None for t in found]
 
 
 @strawberry.type(name="Coupon", description="A member's own coupon.")
@@ -115,7 +115,8 @@ class CouponNode(relay.Node):
         )
 
     async def _template(self, info: Info) -> domain.CouponTemplate:
-        (found,) = await info.context.reads.templates_by_ids([self.coupon.template_id])
+        found = await info.context.loaders.coupon_template.load(self.coupon.template_id)
+        assert found is not None  # a coupon's template is never deleted
         return found
 
     @strawberry.field

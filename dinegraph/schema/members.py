@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime
-from typing import TypeVar
 
 import strawberry
 from strawberry import relay
@@ -23,12 +22,11 @@ from dinegraph.domain.services.points import TIER_WINDOW
 from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
 from dinegraph.resolvers import members as resolve
 from dinegraph.resolvers.ids import decode_id, encode_id
-from dinegraph.schema.common import GeoPoint, GeoPointInput, UserError, page_info
+from dinegraph.schema.common import GeoPoint, GeoPointInput, UserError, keep, page_info
 from dinegraph.schema.coupons import CouponConnection, member_coupons
 from dinegraph.schema.errors import attempt
 
 Info = strawberry.Info[Context, None]
-T = TypeVar("T")
 
 strawberry.enum(Tier, name="MemberTier", description="NORMAL, SILVER, GOLD, BLACK_DIAMOND.")
 strawberry.enum(domain.PointsKind, name="PointsKind")
@@ -280,10 +278,6 @@ class DeleteAddressInput:
     id: strawberry.ID
 
 
-def _keep(value: T | None) -> T | Unset:
-    return UNSET if value is None or value is strawberry.UNSET else value
-
-
 async def _login_payload(
     info: Info, session: auth.Session | None, errors: list[UserError]
 ) -> LoginPayload:
@@ -389,7 +383,7 @@ class MemberMutation:
             birthday: date | Unset | None = UNSET
             if input.birthday is None or input.birthday is not strawberry.UNSET:
                 birthday = input.birthday
-            cmd = service.UpdateProfile(nickname=_keep(input.nickname), birthday=birthday)
+            cmd = service.UpdateProfile(nickname=keep(input.nickname), birthday=birthday)
             return await info.context.run(service.update_profile, cmd)
 
         member, errors = await attempt(info, run)

@@ -372,3 +372,20 @@ async def test_two_orders_cannot_lock_one_coupon(
 
     results = await asyncio.gather(*(lock(f"order-{n}") for n in range(20)))
     assert sum(results) == 1
+
+
+async def test_the_wallet_runs_the_same_number_of_statements_for_one_coupon_or_five(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    small, large = await new_members(settings, engine, 2)
+    templates = [await new_template(gql, credentials) for _ in range(5)]
+    await gql.execute(CLAIM, {"templateId": templates[0]}, small)
+    for template in templates:
+        await gql.execute(CLAIM, {"templateId": template}, large)
+
+    async def statements(headers: dict[str, str]) -> int:
+        response = await gql.http.post("/graphql", json={"query": WALLET}, headers=headers)
+        assert "errors" not in response.json()
+        return int(response.headers["server-timing"].split('"')[1].split()[0])
+
+    assert await statements(small) == await statements(large)
