@@ -30,13 +30,23 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
-from dinegraph.context import Context, Services
+from dinegraph.context import Clock, Context, Services
 from dinegraph.db.engine import counting, create_engine
+from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.identity import ANONYMOUS, Viewer
+from dinegraph.domain.orders import FeeRules, parse_bands
+from dinegraph.domain.ports import PaymentGateway
+from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import AuthConfig
+from dinegraph.domain.services.orders import SWEEP_BATCH, OrderPolicy, cancel_expired
 from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.i18n import locale_from_header
-from dinegraph.integrations.development import DevelopmentWechatLogin, LoggingSmsSender
+from dinegraph.integrations.development import (
+    DevelopmentPayments,
+    DevelopmentWechatLogin,
+    LoggingSmsSender,
+)
+from dinegraph.payments import payment_notify
 from dinegraph.schema import build_schema
 from dinegraph.security import (
     InvalidCredentials,
@@ -182,7 +192,48 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def sweep_unpaid_orders(
+    engine: AsyncEngine, broker: Broker, services: Services, every_seconds: float
+) -> None:
+    """The scheduler inside the server: cancel unpaid orders once their time is up."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            while True:
+                cancelled = await cancel_expired(
+                    services.clock(), uow=SqlUnitOfWork(engine, events=broker)
+                )
+                if cancelled:
+                    log.info("cancelled %d unpaid orders", len(cancelled))
+                if len(cancelled) < SWEEP_BATCH:
+                    break
+        except Exception:
+            log.exception("unpaid-order sweep failed; trying again next round")
+
+
+def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
+    return OrderPolicy(
+        fees=FeeRules(
+            bands=parse_bands(settings.delivery_fee_bands),
+            free_delivery_from_fen=settings.free_delivery_from_fen,
+            packaging_fen_per_unit=settings.packaging_fee_fen,
+            packaging_cap_fen=settings.packaging_fee_cap_fen,
+        ),
+        weights=RoutingWeights(
+            per_metre=settings.routing_per_metre,
+            per_pending_order=settings.routing_per_pending_order,
+        ),
+        nearby_m=settings.routing_nearby_m,
+        payment_timeout=timedelta(minutes=settings.payment_timeout_minutes),
+        time_zone=settings.timezone,
+        tier_thresholds=settings.tier_thresholds,
+        points_expiry_days=settings.points_expiry_days,
+        payments=payments,
+    )
+
+
 def default_services(settings: Settings) -> Services:
+    notify = settings.payment_notify_secret
     return Services(
         sms=LoggingSmsSender(),
         wechat=DevelopmentWechatLogin(),
@@ -193,6 +244,13 @@ def default_services(settings: Settings) -> Services:
             codes_per_ip_per_hour=settings.login_codes_per_ip_per_hour,
         ),
         share_key=derived_key(settings, b"coupon-share-codes"),
+        orders=order_policy(settings, DevelopmentPayments()),
+        payment_notify_key=(
+            notify.get_secret_value().encode()
+            if notify is not None
+            else derived_key(settings, b"payment-notify")
+        ),
+        clock=Clock(settings.clock_start),
     )
 
 
@@ -211,9 +269,16 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await broker.start()
+        sweeper = asyncio.create_task(
+            sweep_unpaid_orders(engine, broker, services, settings.order_sweep_seconds),
+            name="dinegraph-unpaid-order-sweep",
+        )
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await services.background.cancel()
             await broker.stop()
             await engine.dispose()
@@ -223,6 +288,7 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
+            Route("/payments/notify", payment_notify, methods=["POST"]),
         ],
         lifespan=lifespan,
         middleware=[Middleware(ServerTimingMiddleware)] if settings.sends_server_timing else [],
@@ -230,4 +296,5 @@ def create_app(
     app.state.engine = engine
     app.state.broker = broker
     app.state.settings = settings
+    app.state.services = services
     return app

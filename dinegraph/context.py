@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,10 +16,11 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from dinegraph.db.queries import ReadQueries
-from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.services.auth import AuthConfig
+from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.events.brokers import Broker
 from dinegraph.i18n import Locale
 from dinegraph.resolvers.loaders import Loaders, make_loaders
@@ -52,14 +53,31 @@ class BackgroundWork:
         await self.wait()
 
 
+class Clock:
+    """The server's time: real, or (development only) started at a chosen moment."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._offset = start - datetime.now(UTC) if start is not None else timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, by: timedelta) -> None:
+        """Move the clock on (tests of deadlines, demos)."""
+        self._offset += by
+
+
 @dataclass(frozen=True)
 class Services:
-    """Outside services and sign-in settings, chosen once by the wiring."""
+    """Outside services and settings of the rules, chosen once by the wiring."""
 
     sms: SmsSender
     wechat: WechatLogin
     auth: AuthConfig
     share_key: bytes
+    orders: OrderPolicy
+    payment_notify_key: bytes
+    clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
 
 
@@ -102,10 +120,13 @@ class Context:
         return client.host if client else "unknown"
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return self.services.clock()
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, events=self.broker)
+
+    def reader(self) -> SqlReader:
+        return SqlReader(self.engine)
 
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""

@@ -85,6 +85,22 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.TEMPLATE_STOPPED: ("该优惠券已停止发放", "This coupon is no longer issued"),
     ErrorCode.INVALID_TRANSITION: ("当前状态不允许此操作", "Not allowed in the current state"),
     ErrorCode.INVALID_SHARE_CODE: ("分享链接无效", "Invalid share link"),
+    ErrorCode.NO_STORE_CAN_SERVE: (
+        "附近没有门店能完成这笔订单",
+        "No store nearby can serve this order",
+    ),
+    ErrorCode.STORE_CANNOT_SERVE: (
+        "该门店暂时无法接单（{reason}）",
+        "This store cannot take the order now ({reason})",
+    ),
+    ErrorCode.NOT_ON_CHANNEL: ("该商品不支持当前就餐方式", "Not sold on this channel"),
+    ErrorCode.COUPON_NOT_APPLICABLE: (
+        "该优惠券不能用于这笔订单（{reason}）",
+        "This coupon cannot be used on this order ({reason})",
+    ),
+    ErrorCode.NOTHING_TO_REFUND: ("没有可退的金额", "Nothing is left to refund"),
+    ErrorCode.PAYMENT_MISMATCH: ("支付金额与订单不符", "The payment does not match the order"),
+    ErrorCode.NOT_AVAILABLE: ("该功能当前不可用", "Not available here"),
     ErrorCode.IDEMPOTENCY_KEY_REUSED: (
         "该单号已用于内容不同的请求",
         "This key was already used for a different request",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -9,6 +10,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dinegraph.domain.orders import parse_bands
 from dinegraph.domain.tiers import Tier
 
 # Only ever used in development mode; production refuses to start without its own key.
@@ -66,6 +68,24 @@ class Settings(BaseSettings):
     points_expiry_days: int = Field(default=365, ge=1)
     login_codes_per_ip_per_hour: int = 30
 
+    # Orders.
+    payment_timeout_minutes: float = Field(default=15, gt=0)
+    order_sweep_seconds: float = Field(default=15, gt=0)  # how often unpaid orders expire
+    # Delivery fee by distance: "up to metres:fee fen", ascending; beyond, the last band.
+    delivery_fee_bands: str = "3000:400,5000:600,8000:900"
+    free_delivery_from_fen: int | None = Field(default=6000, ge=0)
+    packaging_fee_fen: int = Field(default=100, ge=0)  # per unit, takeaway only
+    packaging_fee_cap_fen: int = Field(default=600, ge=0)
+    routing_per_metre: float = Field(default=1.0, ge=0)
+    routing_per_pending_order: float = Field(default=300.0, ge=0)
+    routing_nearby_m: int = Field(default=10_000, ge=0)  # stores listed when none can serve
+    # HMAC key of POST /payments/notify; derived from the secret key when unset.
+    payment_notify_secret: SecretStr | None = None
+    # The development payment adapter (payOrder); on in development mode unless set.
+    development_payments: bool | None = None
+    # Development only: the server's clock starts at this time (demos at any hour).
+    clock_start: datetime | None = None
+
     @property
     def production(self) -> bool:
         return self.mode is Mode.PRODUCTION
@@ -82,6 +102,12 @@ class Settings(BaseSettings):
     @property
     def timezone(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
+
+    @property
+    def pays_in_development(self) -> bool:
+        if self.development_payments is None:
+            return not self.production
+        return self.development_payments
 
     @property
     def sends_server_timing(self) -> bool:
@@ -104,6 +130,15 @@ class Settings(BaseSettings):
         _ = self.signing_key
         if self.production and len(self.signing_key) < 32:
             raise ConfigurationError("DINEGRAPH_SECRET_KEY must be at least 32 characters long")
+        if self.production and self.clock_start is not None:
+            raise ConfigurationError("DINEGRAPH_CLOCK_START is for development only")
+        try:
+            parse_bands(self.delivery_fee_bands)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"DINEGRAPH_DELIVERY_FEE_BANDS {self.delivery_fee_bands!r}: {exc}; "
+                "write e.g. 3000:400,5000:600"
+            ) from exc
         broker = self.broker_url.split(":", 1)[0]
         if broker not in _BROKERS:
             raise ConfigurationError(

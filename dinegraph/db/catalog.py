@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 
 import sqlalchemy as sa
@@ -214,3 +214,40 @@ def _product_values(product: Product) -> dict[str, object]:
         "listed": product.listed,
         "sort": product.sort,
     }
+
+
+def select_products(where: sa.ColumnElement[bool]) -> sa.Select[tuple[object, ...]]:
+    """Products with their channels aggregated in, so a page of them is one statement."""
+    channel_list = (
+        sa.select(sa.func.aggregate_strings(product_channels.c.channel, ","))
+        .where(product_channels.c.product_id == products.c.id)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(products, channel_list.label("channel_list"))
+        .where(where)
+        .order_by(products.c.sort, products.c.id)
+    )
+
+
+def products_from(rows: Sequence[sa.Row[object]]) -> list[Product]:
+    return [mappers.product(r, r.channel_list.split(",") if r.channel_list else ()) for r in rows]
+
+
+def select_skus(where: sa.ColumnElement[bool]) -> sa.Select[tuple[object, ...]]:
+    """SKUs with their combo components, one row per component."""
+    return (
+        sa.select(skus, combo_components.c.component_sku_id, combo_components.c.quantity)
+        .outerjoin(combo_components, combo_components.c.combo_sku_id == skus.c.id)
+        .where(where)
+        .order_by(skus.c.product_id, skus.c.sort, skus.c.id, combo_components.c.component_sku_id)
+    )
+
+
+def skus_from(rows: Sequence[sa.Row[object]]) -> list[Sku]:
+    by_id: dict[int, tuple[sa.Row[object], list[ComboComponent]]] = {}
+    for row in rows:
+        entry = by_id.setdefault(row.id, (row, []))
+        if row.component_sku_id is not None:
+            entry[1].append(ComboComponent(row.component_sku_id, row.quantity))
+    return [mappers.sku(row, parts) for row, parts in by_id.values()]

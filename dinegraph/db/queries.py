@@ -11,18 +11,21 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import mappers
+from dinegraph.db.catalog import products_from, select_products, select_skus, skus_from
 from dinegraph.db.coupons import coupon_of, job_of, template_of
 from dinegraph.db.members import address_of, member_of
+from dinegraph.db.orders import line_of, order_of
 from dinegraph.db.stock import movement_of
 from dinegraph.db.tables import (
     categories,
-    combo_components,
     coupon_issue_jobs,
     coupon_templates,
     coupons,
     member_addresses,
     member_spend,
     members,
+    order_lines,
+    orders,
     points_ledger,
     product_channels,
     products,
@@ -30,12 +33,14 @@ from dinegraph.db.tables import (
     stock_ledger,
     stock_levels,
     stock_movements,
+    store_loads,
     store_prices,
     stores,
 )
-from dinegraph.domain.catalog import Category, Channel, ComboComponent, Product, Sku, Store
+from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
 from dinegraph.domain.coupons import Coupon, CouponTemplate, IssueJob
 from dinegraph.domain.members import Address, Member
+from dinegraph.domain.orders import Order, OrderLine
 from dinegraph.domain.stock import Movement
 
 
@@ -132,21 +137,7 @@ class ReadQueries:
         return await self._products(products.c.listed.is_(True) & on_channel)
 
     async def _products(self, where: sa.ColumnElement[bool]) -> list[Product]:
-        # Channels come aggregated in the same statement, so a page of products is one query.
-        channel_list = (
-            sa.select(sa.func.aggregate_strings(product_channels.c.channel, ","))
-            .where(product_channels.c.product_id == products.c.id)
-            .scalar_subquery()
-        )
-        query = (
-            sa.select(products, channel_list.label("channel_list"))
-            .where(where)
-            .order_by(products.c.sort, products.c.id)
-        )
-        return [
-            mappers.product(r, r.channel_list.split(",") if r.channel_list else ())
-            for r in await self._rows(query)
-        ]
+        return products_from(await self._rows(select_products(where)))
 
     async def skus_by_ids(self, ids: Sequence[int]) -> list[Sku]:
         return await self._skus(skus.c.id.in_(ids))
@@ -158,20 +149,7 @@ class ReadQueries:
         return grouped
 
     async def _skus(self, where: sa.ColumnElement[bool]) -> list[Sku]:
-        query = (
-            sa.select(skus, combo_components.c.component_sku_id, combo_components.c.quantity)
-            .outerjoin(combo_components, combo_components.c.combo_sku_id == skus.c.id)
-            .where(where)
-            .order_by(
-                skus.c.product_id, skus.c.sort, skus.c.id, combo_components.c.component_sku_id
-            )
-        )
-        by_id: dict[int, tuple[sa.Row[object], list[ComboComponent]]] = {}
-        for row in await self._rows(query):
-            entry = by_id.setdefault(row.id, (row, []))
-            if row.component_sku_id is not None:
-                entry[1].append(ComboComponent(row.component_sku_id, row.quantity))
-        return [mappers.sku(row, parts) for row, parts in by_id.values()]
+        return skus_from(await self._rows(select_skus(where)))
 
     async def store_prices(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
         rows = await self._rows(
@@ -364,3 +342,48 @@ class ReadQueries:
     async def issue_jobs(self, ids: Sequence[int]) -> list[IssueJob]:
         query = sa.select(coupon_issue_jobs).where(coupon_issue_jobs.c.id.in_(ids))
         return [job_of(r) for r in await self._rows(query)]
+
+    # --- orders ---------------------------------------------------------------------
+
+    async def orders_by_ids(self, ids: Sequence[int]) -> list[Order]:
+        """Orders without their lines (``order_lines`` loads those)."""
+        return [
+            order_of(r) for r in await self._rows(sa.select(orders).where(orders.c.id.in_(ids)))
+        ]
+
+    async def order_lines(self, order_ids: Sequence[int]) -> dict[int, list[OrderLine]]:
+        rows = await self._rows(
+            sa.select(order_lines)
+            .where(order_lines.c.order_id.in_(order_ids))
+            .order_by(order_lines.c.order_id, order_lines.c.line_no)
+        )
+        grouped: dict[int, list[OrderLine]] = defaultdict(list)
+        for r in rows:
+            grouped[r.order_id].append(line_of(r))
+        return grouped
+
+    async def orders_page(
+        self,
+        *,
+        member_id: int | None = None,
+        store_id: int | None = None,
+        statuses: Sequence[str] | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[Order]:
+        """A member's or a store's orders, newest first, keyset-paged by id."""
+        query = sa.select(orders)
+        if member_id is not None:
+            query = query.where(orders.c.member_id == member_id)
+        if store_id is not None:
+            query = query.where(orders.c.store_id == store_id)
+        if statuses:
+            query = query.where(orders.c.status.in_(statuses))
+        if before_id is not None:
+            query = query.where(orders.c.id < before_id)
+        rows = await self._rows(query.order_by(orders.c.id.desc()).limit(limit))
+        return [order_of(r) for r in rows]
+
+    async def pending_orders(self, store_ids: Sequence[int]) -> dict[int, int]:
+        rows = await self._rows(sa.select(store_loads).where(store_loads.c.store_id.in_(store_ids)))
+        return {r.store_id: r.pending_orders for r in rows}

@@ -379,3 +379,101 @@ event_outbox = sa.Table(
     sa.Column("payload", sa.Text, nullable=False),
     _created_at(),
 )
+
+# --- orders -----------------------------------------------------------------------------
+
+# A member's order, with totals frozen when placed. (member, idempotency key) is unique: a
+# replay of placeOrder finds the first order instead of placing a second.
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
+    sa.Column("fingerprint", sa.String(32), nullable=False),
+    sa.Column("subtotal_fen", sa.Integer, nullable=False),
+    sa.Column("tier_discount_fen", sa.Integer, nullable=False),
+    sa.Column("coupon_discount_fen", sa.Integer, nullable=False),
+    sa.Column("delivery_fee_fen", sa.Integer, nullable=False),
+    sa.Column("delivery_discount_fen", sa.Integer, nullable=False),
+    sa.Column("packaging_fee_fen", sa.Integer, nullable=False),
+    sa.Column("total_fen", sa.Integer, nullable=False),
+    sa.Column("refunded_fen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("points_earned", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("coupon_id", sa.Integer, sa.ForeignKey("coupons.id"), nullable=True),
+    sa.Column("address_lat", sa.Float, nullable=True),
+    sa.Column("address_lng", sa.Float, nullable=True),
+    sa.Column("address_detail", sa.String(200), nullable=True),
+    sa.Column("contact_name", sa.String(30), nullable=True),
+    sa.Column("contact_phone", sa.String(20), nullable=True),
+    sa.Column("distance_m", sa.Integer, nullable=True),
+    sa.Column("note", sa.String(200), nullable=False, server_default=""),
+    sa.Column("pickup_code", sa.String(8), nullable=True),
+    sa.Column("placed_at", UtcDateTime(), nullable=False),
+    sa.Column("pay_by", UtcDateTime(), nullable=False),
+    sa.Column("paid_at", UtcDateTime(), nullable=True),
+    sa.Column("completed_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.UniqueConstraint("member_id", "idempotency_key", name="uq_orders_idempotency"),
+    sa.Index("ix_orders_member", "member_id", "id"),
+    sa.Index("ix_orders_store_status", "store_id", "status", "id"),
+    sa.Index("ix_orders_unpaid", "status", "pay_by"),
+)
+
+order_lines = sa.Table(
+    "order_lines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("line_no", sa.Integer, nullable=False),
+    sa.Column("sku_id", sa.Integer, sa.ForeignKey("skus.id"), nullable=False),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("name", sa.String(130), nullable=False),
+    sa.Column("specs", sa.JSON, nullable=False),
+    sa.Column("unit_price_fen", sa.Integer, nullable=False),
+    sa.Column("quantity", sa.Integer, nullable=False),
+    sa.Column("refunded_quantity", sa.Integer, nullable=False, server_default="0"),
+    sa.UniqueConstraint("order_id", "line_no", name="uq_order_lines_line"),
+)
+
+# Money received, keyed by the provider's transaction id: a repeated notification is a no-op.
+payments = sa.Table(
+    "payments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("transaction_id", sa.String(64), nullable=False),
+    sa.Column("amount_fen", sa.Integer, nullable=False),
+    sa.Column("paid_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("provider", "transaction_id", name="uq_payments_transaction"),
+)
+
+refunds = sa.Table(
+    "refunds",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("amount_fen", sa.Integer, nullable=False),
+    sa.Column("lines", sa.JSON, nullable=False),  # [[line_no, quantity], ...]
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("actor", sa.String(40), nullable=False),
+    sa.Column("stock_returned", sa.Boolean, nullable=False),
+    sa.Column("coupon_restored", sa.Boolean, nullable=False),
+    _created_at(),
+    sa.UniqueConstraint("order_id", "reference", name="uq_refunds_reference"),
+)
+
+# Orders in each store's kitchen queue (PAID, ACCEPTED, PREPARING), changed in the same
+# transaction as the order's status, so routing always weighs the current load.
+store_loads = sa.Table(
+    "store_loads",
+    metadata,
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), primary_key=True),
+    sa.Column("pending_orders", sa.Integer, nullable=False),
+)

@@ -13,19 +13,20 @@ from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.coupons import SqlCouponRepository, SqlIssueJobRepository
 from dinegraph.db.engine import WRITE, local_write_lock
 from dinegraph.db.members import SqlMemberRepository
+from dinegraph.db.orders import SqlOrderRepository
 from dinegraph.db.stock import SqlStockRepository
 from dinegraph.domain.coupons import CouponTemplate
-from dinegraph.domain.stock import StockEvent
+from dinegraph.domain.events import Event
 
 
 class EventSink(Protocol):
     """Where committed events go: the process's broker (see ``dinegraph.events``)."""
 
     async def publish_in_transaction(
-        self, conn: AsyncConnection, events: Sequence[StockEvent]
+        self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object: ...
 
-    async def publish_after_commit(self, events: Sequence[StockEvent], receipt: object) -> None: ...
+    async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None: ...
 
 
 class SqlUnitOfWork:
@@ -40,13 +41,14 @@ class SqlUnitOfWork:
     members: SqlMemberRepository
     coupons: SqlCouponRepository
     jobs: SqlIssueJobRepository
+    orders: SqlOrderRepository
 
     def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
         self._engine = engine
         self._sink = events
         self._conn: AsyncConnection | None = None
         self._lock: asyncio.Lock | None = None
-        self._pending: list[StockEvent] = []
+        self._pending: list[Event] = []
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self._lock = local_write_lock(self._engine)
@@ -69,6 +71,7 @@ class SqlUnitOfWork:
         self.members = SqlMemberRepository(conn)
         self.coupons = SqlCouponRepository(conn)
         self.jobs = SqlIssueJobRepository(conn)
+        self.orders = SqlOrderRepository(conn)
         self._pending = []
         return self
 
@@ -100,7 +103,7 @@ class SqlUnitOfWork:
         async with self._engine.connect() as conn:
             return await SqlCouponRepository(conn).get_template(template_id)
 
-    def record(self, event: StockEvent) -> None:
+    def record(self, event: Event) -> None:
         self._pending.append(event)
 
     async def commit(self) -> None:
@@ -113,3 +116,40 @@ class SqlUnitOfWork:
         await self._conn.commit()
         if events and self._sink is not None:
             await self._sink.publish_after_commit(events, receipt)
+
+
+class SqlReader:
+    """The repositories on a plain connection, for reads that need no transaction (quotes).
+
+    Each read is its own statement; nothing is locked, so it never waits for writers.
+    """
+
+    catalog: SqlCatalogRepository
+    stock: SqlStockRepository
+    members: SqlMemberRepository
+    coupons: SqlCouponRepository
+    orders: SqlOrderRepository
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._conn: AsyncConnection | None = None
+
+    async def __aenter__(self) -> SqlReader:
+        conn = await self._engine.connect()
+        self._conn = conn
+        self.catalog = SqlCatalogRepository(conn)
+        self.stock = SqlStockRepository(conn)
+        self.members = SqlMemberRepository(conn)
+        self.coupons = SqlCouponRepository(conn)
+        self.orders = SqlOrderRepository(conn)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()

@@ -57,8 +57,11 @@ class Store:
     is_open: bool
 
     def in_hours(self, at: time) -> bool:
-        """Whether ``at`` lies in opening hours; hours may run past midnight (10:00-02:00)."""
-        if self.opens <= self.closes:
+        """Whether ``at`` lies in opening hours; hours may run past midnight (10:00-02:00),
+        and equal opening and closing times mean open around the clock (24小时营业)."""
+        if self.opens == self.closes:
+            return True
+        if self.opens < self.closes:
             return self.opens <= at < self.closes
         return at >= self.opens or at < self.closes
 

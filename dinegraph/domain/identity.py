@@ -126,6 +126,15 @@ def can_read_member(viewer: Viewer, member_id: int) -> bool:
     )
 
 
+def can_read_order(viewer: Viewer, member_id: int, store_id: int) -> bool:
+    """An order is read by its member, the staff of its store, and head office."""
+    if isinstance(viewer, MemberViewer):
+        return viewer.member_id == member_id
+    if isinstance(viewer, StaffViewer):
+        return viewer.manages(store_id) or viewer.role is StaffRole.OPERATOR
+    return False
+
+
 def can_see_unlisted(viewer: Viewer) -> bool:
     """Unlisted products are drafts or retired: only staff see them."""
     return isinstance(viewer, StaffViewer)

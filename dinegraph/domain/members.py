@@ -109,6 +109,7 @@ class PointsKind(StrEnum):
     EXPIRE = "EXPIRE"
     ADJUST = "ADJUST"
     CHECK_IN = "CHECK_IN"
+    REFUND = "REFUND"  # points of a refunded order taken back
 
 
 CHECK_IN_BASE_POINTS = 5

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol
@@ -17,13 +17,14 @@ from dinegraph.domain.catalog import (
     Store,
 )
 from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, IssueJob, Segment
+from dinegraph.domain.events import Event
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
+from dinegraph.domain.orders import Candidates, Order, OrderLine, OrderStatus, RefundLine
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,
     MovementLine,
     MovementSource,
-    StockEvent,
     StockLevel,
 )
 
@@ -236,6 +237,77 @@ class IssueJobRepository(Protocol):
     ) -> list[int]: ...
 
 
+class OrderRepository(Protocol):
+    async def candidates(self, sku_ids: Sequence[int], store_id: int | None) -> Candidates:
+        """Stores (one if pinned), the SKUs at each store's price, stock and loads."""
+
+    async def add(self, order: Order) -> int | None:
+        """The new order's id; None when the member already used its idempotency key."""
+
+    async def add_lines(self, order_id: int, lines: Sequence[OrderLine]) -> None: ...
+
+    async def by_key(self, member_id: int, key: str) -> Order | None: ...
+
+    async def get(self, order_id: int) -> Order | None: ...
+
+    async def change_status(
+        self,
+        order_id: int,
+        current: OrderStatus,
+        target: OrderStatus,
+        *,
+        at: datetime,
+        **changes: object,
+    ) -> int | None:
+        """The new version, or None when the order has left ``current`` meanwhile."""
+
+    async def expired_unpaid(self, now: datetime, limit: int) -> list[int]: ...
+
+    async def add_payment(
+        self, *, order_id: int, provider: str, transaction_id: str, amount_fen: int, at: datetime
+    ) -> bool: ...
+
+    async def payment_order(self, provider: str, transaction_id: str) -> int | None: ...
+
+    async def add_refund(
+        self,
+        *,
+        order_id: int,
+        reference: str,
+        amount_fen: int,
+        lines: Sequence[RefundLine],
+        reason: str,
+        actor: str,
+        stock_returned: bool,
+        coupon_restored: bool,
+    ) -> bool: ...
+
+    async def has_refund(self, order_id: int, reference: str) -> bool: ...
+
+    async def apply_refund(
+        self,
+        order_id: int,
+        version: int,
+        amount_fen: int,
+        lines: Sequence[RefundLine],
+        at: datetime,
+    ) -> int | None: ...
+
+    async def set_points_earned(self, order_id: int, points: int) -> None: ...
+
+    async def points_earned(self, order_id: int) -> int: ...
+
+    async def change_load(self, store_id: int, delta: int) -> None: ...
+
+
+class PaymentGateway(Protocol):
+    """Takes money back through the provider that took it; the development adapter logs."""
+
+    name: str
+
+    async def refund(self, order: Order, amount_fen: int, reference: str) -> None: ...
+
+
 class SmsSender(Protocol):
     """Sends text messages; the development adapter writes them to the log."""
 
@@ -248,8 +320,8 @@ class WechatLogin(Protocol):
     async def openid_for(self, code: str) -> str | None: ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction: enter, change, ``commit()``; leaving without commit rolls back."""
+class Repositories(Protocol):
+    """The repositories on one connection: a unit of work's, or a read-only one's."""
 
     @property
     def catalog(self) -> CatalogRepository: ...
@@ -264,12 +336,19 @@ class UnitOfWork(Protocol):
     def coupons(self) -> CouponRepository: ...
 
     @property
+    def orders(self) -> OrderRepository: ...
+
+
+class UnitOfWork(Repositories, Protocol):
+    """One transaction: enter, change, ``commit()``; leaving without commit rolls back."""
+
+    @property
     def jobs(self) -> IssueJobRepository: ...
 
     async def peek_template(self, template_id: int) -> CouponTemplate | None:
         """A read before the unit begins, to refuse what certainly fails without a lock."""
 
-    def record(self, event: StockEvent) -> None:
+    def record(self, event: Event) -> None:
         """Keep an event to publish once this unit of work has committed."""
 
     async def __aenter__(self) -> UnitOfWork: ...

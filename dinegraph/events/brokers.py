@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.engine import WRITE
 from dinegraph.db.tables import event_outbox
-from dinegraph.domain.stock import StockEvent
-from dinegraph.events.codec import decode, encode, topic_of
+from dinegraph.domain.events import Event
+from dinegraph.events.codec import decode, encode, routed
 from dinegraph.events.hub import Hub
 
 log = logging.getLogger("dinegraph.events")
@@ -41,14 +41,14 @@ class Broker:
         return None
 
     async def publish_in_transaction(
-        self, conn: AsyncConnection, events: Sequence[StockEvent]
+        self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object:
         """Called just before COMMIT, on the writing connection; returns a receipt."""
         return None
 
-    async def publish_after_commit(self, events: Sequence[StockEvent], receipt: object) -> None:
-        for event in events:
-            self.hub.deliver(topic_of(event), event)
+    async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None:
+        for topic, event in routed(events):
+            self.hub.deliver(topic, event)
 
     async def _listen(self, topic: str) -> None:
         return None
@@ -78,15 +78,15 @@ class PostgresBroker(Broker):
             self._conn = None
 
     async def publish_in_transaction(
-        self, conn: AsyncConnection, events: Sequence[StockEvent]
+        self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object:
-        for event in events:
+        for topic, event in routed(events):
             await conn.execute(
-                sa.select(sa.func.pg_notify(_pg_channel(topic_of(event)), encode(event).decode()))
+                sa.select(sa.func.pg_notify(_pg_channel(topic), encode(event).decode()))
             )
         return None
 
-    async def publish_after_commit(self, events: Sequence[StockEvent], receipt: object) -> None:
+    async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None:
         return None  # every process, this one included, hears it through LISTEN
 
     def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
@@ -140,16 +140,16 @@ class RedisBroker(Broker):
         await self._redis.aclose()
 
     async def publish_in_transaction(
-        self, conn: AsyncConnection, events: Sequence[StockEvent]
+        self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object:
-        rows = [{"topic": topic_of(e), "payload": encode(e).decode()} for e in events]
+        rows = [{"topic": t, "payload": encode(e).decode()} for t, e in routed(events)]
         result = await conn.execute(
             event_outbox.insert().returning(event_outbox.c.id, sort_by_parameter_order=True), rows
         )
         return [int(i) for i in result.scalars()]
 
-    async def publish_after_commit(self, events: Sequence[StockEvent], receipt: object) -> None:
-        await self._publish([(topic_of(e), encode(e)) for e in events])
+    async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None:
+        await self._publish([(t, encode(e)) for t, e in routed(events)])
         ids = receipt if isinstance(receipt, list) else []
         if ids:
             async with self._engine.connect() as conn:

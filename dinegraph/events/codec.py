@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
 import orjson
 
-from dinegraph.domain.stock import LowStock, StockChanged, StockEvent
+from dinegraph.domain.events import EVENT_TYPES, Event
+from dinegraph.domain.orders import OrderChanged
+from dinegraph.domain.stock import StockChanged
 
 
 def stock_topic(store_id: int) -> str:
@@ -18,21 +21,36 @@ def low_stock_topic(store_id: int) -> str:
     return f"low_stock.{store_id}"
 
 
-def topic_of(event: StockEvent) -> str:
+def order_topic(order_id: int) -> str:
+    return f"order.{order_id}"
+
+
+def store_orders_topic(store_id: int) -> str:
+    return f"store_orders.{store_id}"
+
+
+def topics_of(event: Event) -> tuple[str, ...]:
     if isinstance(event, StockChanged):
-        return stock_topic(event.store_id)
-    return low_stock_topic(event.store_id)
+        return (stock_topic(event.store_id),)
+    if isinstance(event, OrderChanged):
+        # The customer follows one order; the store's staff follow all of its orders.
+        return (order_topic(event.order_id), store_orders_topic(event.store_id))
+    return (low_stock_topic(event.store_id),)
 
 
-def encode(event: StockEvent) -> bytes:
+def routed(events: Iterable[Event]) -> list[tuple[str, Event]]:
+    """Each event with each topic it is published on."""
+    return [(topic, event) for event in events for topic in topics_of(event)]
+
+
+def encode(event: Event) -> bytes:
     return orjson.dumps({"type": type(event).__name__, **asdict(event)})
 
 
-def decode(payload: bytes | str) -> StockEvent:
+def decode(payload: bytes | str) -> Event:
     data: dict[str, Any] = orjson.loads(payload)
     kind = data.pop("type")
-    if kind == "StockChanged":
-        return StockChanged(**data)
-    if kind == "LowStock":
-        return LowStock(**data)
-    raise ValueError(f"unknown event type {kind!r}")
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    return cls(**data)

@@ -11,28 +11,32 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
-from dinegraph.domain.stock import StockEvent
+from dinegraph.domain.events import Event
+from dinegraph.domain.orders import OrderChanged
 
 log = logging.getLogger("dinegraph.events")
 
 
-def event_key(event: StockEvent) -> Hashable:
+def event_key(event: Event) -> Hashable:
+    """What a newer event replaces: the same SKU's stock, the same order's state."""
+    if isinstance(event, OrderChanged):
+        return ("OrderChanged", event.order_id)
     return (type(event).__name__, event.store_id, event.sku_id)
 
 
 @dataclass(eq=False)
 class Mailbox:
-    _latest: dict[Hashable, StockEvent] = field(default_factory=dict)
+    _latest: dict[Hashable, Event] = field(default_factory=dict)
     _ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def put(self, event: StockEvent) -> None:
+    def put(self, event: Event) -> None:
         key = event_key(event)
         current = self._latest.get(key)
         if current is None or current.version <= event.version:
             self._latest[key] = event
         self._ready.set()
 
-    async def take(self) -> list[StockEvent]:
+    async def take(self) -> list[Event]:
         """Wait for news, then everything that is newest since the last take."""
         await self._ready.wait()
         self._ready.clear()
@@ -53,7 +57,7 @@ class Hub:
         self._boxes: dict[str, set[Mailbox]] = {}
         self._lock = asyncio.Lock()
 
-    def deliver(self, topic: str, event: StockEvent) -> None:
+    def deliver(self, topic: str, event: Event) -> None:
         for box in self._boxes.get(topic, ()):
             box.put(event)
 

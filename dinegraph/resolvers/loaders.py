@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 from dinegraph.db.queries import ReadQueries, StockRow
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
 from dinegraph.domain.coupons import CouponTemplate
+from dinegraph.domain.orders import Order, OrderLine
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -36,6 +37,9 @@ class Loaders:
     store_price: DataLoader[tuple[int, int], int | None]
     stock: DataLoader[tuple[int, int], StockRow | None]
     coupon_template: DataLoader[int, CouponTemplate | None]
+    order: DataLoader[int, Order | None]
+    order_lines: DataLoader[int, list[OrderLine]]
+    pending_orders: DataLoader[int, int]
 
 
 def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
@@ -71,6 +75,17 @@ def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
     async def coupon_templates(ids: list[int]) -> list[CouponTemplate | None]:
         return _by_key(ids, _by_id(await reads.templates_by_ids(ids), lambda t: t.id))
 
+    async def orders(ids: list[int]) -> list[Order | None]:
+        return _by_key(ids, _by_id(await reads.orders_by_ids(ids), lambda o: o.id))
+
+    async def lines_of_orders(ids: list[int]) -> list[list[OrderLine]]:
+        grouped = await reads.order_lines(ids)
+        return [grouped.get(i, []) for i in ids]
+
+    async def pending(ids: list[int]) -> list[int]:
+        found = await reads.pending_orders(ids)
+        return [found.get(i, 0) for i in ids]
+
     return Loaders(
         store=DataLoader(stores),
         category=DataLoader(categories),
@@ -82,4 +97,7 @@ def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
         store_price=DataLoader(store_prices),
         stock=DataLoader(stock),
         coupon_template=DataLoader(coupon_templates),
+        order=DataLoader(orders),
+        order_lines=DataLoader(lines_of_orders),
+        pending_orders=DataLoader(pending),
     )

@@ -29,6 +29,7 @@ from dinegraph.domain.errors import DomainError
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupons import CouponMutation, CouponSegmentMutation
 from dinegraph.schema.members import MemberMutation
+from dinegraph.schema.orders import OrderMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.stock import StockMutation
 from dinegraph.schema.subscriptions import Subscription
@@ -87,7 +88,12 @@ class _Schema(strawberry.Schema):
 
 @strawberry.type
 class Mutation(
-    CatalogMutation, StockMutation, MemberMutation, CouponMutation, CouponSegmentMutation
+    CatalogMutation,
+    StockMutation,
+    MemberMutation,
+    CouponMutation,
+    CouponSegmentMutation,
+    OrderMutation,
 ):
     pass
 

@@ -66,6 +66,10 @@ class StoreNode(relay.Node):
             distance_meters=distance,
         )
 
+    @strawberry.field(description="Orders in the kitchen queue now (paid, not yet ready).")
+    async def pending_orders(self, info: Info) -> int:
+        return await info.context.loaders.pending_orders.load(self.id)
+
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False

@@ -15,6 +15,7 @@ from dinegraph.domain.catalog import UNSET, Unset
 from dinegraph.domain.coupons import CouponStatus
 from dinegraph.domain.geo import GeoPoint as DomainPoint
 from dinegraph.domain.identity import StaffViewer
+from dinegraph.domain.orders import OrderStatus
 from dinegraph.domain.services import auth
 from dinegraph.domain.services import members as service
 from dinegraph.domain.services import points as points_service
@@ -25,6 +26,7 @@ from dinegraph.resolvers.ids import decode_id, encode_id
 from dinegraph.schema.common import GeoPoint, GeoPointInput, UserError, keep, page_info
 from dinegraph.schema.coupons import CouponConnection, member_coupons
 from dinegraph.schema.errors import attempt
+from dinegraph.schema.orders import OrderConnection, member_orders
 
 Info = strawberry.Info[Context, None]
 
@@ -157,6 +159,16 @@ class MemberNode(relay.Node):
         after: str | None = None,
     ) -> CouponConnection:
         return await member_coupons(info, self.member.id, status, first, after)
+
+    @strawberry.field(description="The member's orders, newest first.")
+    async def orders(
+        self,
+        info: Info,
+        status: list[OrderStatus] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> OrderConnection:
+        return await member_orders(info, self.member.id, status, first, after)
 
     @strawberry.field(description="Newest first.")
     async def points_ledger(

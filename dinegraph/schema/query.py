@@ -22,6 +22,14 @@ from dinegraph.schema.coupons import (
 )
 from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
+from dinegraph.schema.orders import (
+    OrderConnection,
+    OrderNode,
+    OrderQuote,
+    order,
+    quote_order,
+    store_orders,
+)
 from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
 
 Info = strawberry.Info[Context, None]
@@ -98,6 +106,19 @@ class Query:
     applicable_coupons: list[CouponFit] = strawberry.field(
         resolver=applicable_coupons,
         description="The member's coupons against a cart: those that fit first, by saving.",
+    )
+
+    quote_order: OrderQuote = strawberry.field(
+        resolver=quote_order,
+        description="Price a cart at the store that would serve it (routed for delivery), with "
+        "the reason for every line or coupon that cannot apply.",
+    )
+    order: OrderNode | None = strawberry.field(
+        resolver=order, description="An order; null when not found or not yours."
+    )
+    store_orders: OrderConnection = strawberry.field(
+        resolver=store_orders,
+        description="A store's orders, newest first, for its staff (the order board).",
     )
 
     @strawberry.field(description="Who is asking: a member, staff, or nobody.")

@@ -12,6 +12,7 @@ from dinegraph.resolvers import subscriptions as feeds
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.errors import raise_for_query
+from dinegraph.schema.orders import OrderSubscription
 
 Info = strawberry.Info[Context, None]
 
@@ -58,7 +59,7 @@ class LowStockAlert:
 
 
 @strawberry.type
-class Subscription:
+class Subscription(OrderSubscription):
     @strawberry.subscription(
         description="The current stock of the SKUs asked for (or all that can sell out), "
         "then every change."

@@ -89,6 +89,8 @@ def test_a_store_delivers_within_its_radius_only() -> None:
         (time(11), time(2), time(1, 59), True),
         (time(11), time(2), time(2, 0), False),
         (time(11), time(2), time(10, 0), False),
+        (time(0), time(0), time(3, 0), True),  # 24小时营业
+        (time(6), time(6), time(5, 59), True),
     ],
 )
 def test_opening_hours_may_run_past_midnight(

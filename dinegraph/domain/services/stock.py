@@ -7,7 +7,7 @@ level below zero, and a ``StockChanged`` event published only after commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from dinegraph.domain.catalog import Sku
 from dinegraph.domain.errors import DomainError, ErrorCode
@@ -139,52 +139,86 @@ async def _apply_movement(
     line_field: str | None,
     key_field: str,
 ) -> Movement:
-    print_ = fingerprint(lines, reason)
     async with uow:
         await _store(uow, store_id)
-        movement = await uow.stock.claim_movement(
+        movement = await apply_movement(
+            uow,
+            actor=actor_of(viewer),
             store_id=store_id,
             source=source,
             reference=reference,
-            fingerprint=print_,
+            lines=lines,
             reason=reason,
-            actor=actor_of(viewer),
-            lines=tuple(lines),
+            line_field=line_field,
+            key_field=key_field,
         )
-        if movement is None:
-            return await _replay(uow, store_id, source, reference, print_, key_field)
-        skus = await uow.catalog.skus_with_kinds(line.sku_id for line in lines)
-        kind = kind_of(source)
-        for n, line in enumerate(lines):
-            field = [line_field, str(n)] if line_field else []
-            found = skus.get(line.sku_id)
-            if found is None:
-                raise DomainError(ErrorCode.NOT_FOUND, field=[*field, "skuId"])
-            sku = found[0]
-            if not sku.tracked:
-                await _check_not_sold_out(uow, store_id, sku, [*field, "skuId"])
-                continue
-            level = await uow.stock.change_level(store_id, sku.id, line.quantity)
-            if level is None:
-                current = await uow.stock.get_level(store_id, sku.id)
-                raise DomainError(
-                    ErrorCode.OUT_OF_STOCK,
-                    field=[*field, "quantity"],
-                    available=(current.available or 0) if current else 0,
-                )
-            await uow.stock.add_ledger_row(
-                movement_id=movement.id,
-                store_id=store_id,
-                sku_id=sku.id,
-                kind=kind,
-                delta=line.quantity,
-                balance_after=level.available or 0,
-            )
-            uow.record(changed(level, sku))
-            alert = low_stock_crossed((level.available or 0) - line.quantity, level)
-            if alert is not None:
-                uow.record(alert)
         await uow.commit()
+    return movement
+
+
+async def apply_movement(
+    uow: UnitOfWork,
+    *,
+    actor: str,
+    store_id: int,
+    source: MovementSource,
+    reference: str,
+    lines: Sequence[MovementLine],
+    reason: str,
+    line_field: str | None,
+    key_field: str,
+    positions: Mapping[int, int] | None = None,
+) -> Movement:
+    """Apply one movement inside the caller's unit of work (a sale, or an order's hold).
+
+    ``lines`` must be sorted by SKU (the lock order); ``positions`` maps a SKU to its index
+    in the caller's input, for the field path of an error.
+    """
+    print_ = fingerprint(lines, reason)
+    movement = await uow.stock.claim_movement(
+        store_id=store_id,
+        source=source,
+        reference=reference,
+        fingerprint=print_,
+        reason=reason,
+        actor=actor,
+        lines=tuple(lines),
+    )
+    if movement is None:
+        return await _replay(uow, store_id, source, reference, print_, key_field)
+    skus = await uow.catalog.skus_with_kinds(line.sku_id for line in lines)
+    kind = kind_of(source)
+    for n, line in enumerate(lines):
+        at = positions.get(line.sku_id, n) if positions is not None else n
+        field = [line_field, str(at)] if line_field else []
+        found = skus.get(line.sku_id)
+        if found is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=[*field, "skuId"])
+        sku = found[0]
+        if not sku.tracked:
+            if line.quantity < 0:  # returning a made-to-order dish puts nothing back
+                await _check_not_sold_out(uow, store_id, sku, [*field, "skuId"])
+            continue
+        level = await uow.stock.change_level(store_id, sku.id, line.quantity)
+        if level is None:
+            current = await uow.stock.get_level(store_id, sku.id)
+            raise DomainError(
+                ErrorCode.OUT_OF_STOCK,
+                field=[*field, "quantity"],
+                available=(current.available or 0) if current else 0,
+            )
+        await uow.stock.add_ledger_row(
+            movement_id=movement.id,
+            store_id=store_id,
+            sku_id=sku.id,
+            kind=kind,
+            delta=line.quantity,
+            balance_after=level.available or 0,
+        )
+        uow.record(changed(level, sku))
+        alert = low_stock_crossed((level.available or 0) - line.quantity, level)
+        if alert is not None:
+            uow.record(alert)
     return movement
 
 

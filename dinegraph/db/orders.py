@@ -1,0 +1,384 @@
+"""The order repository: what checkout reads, orders and their lines, payments, refunds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dinegraph.db import mappers
+from dinegraph.db.catalog import products_from, select_products, select_skus, skus_from
+from dinegraph.db.tables import (
+    order_lines,
+    orders,
+    payments,
+    products,
+    refunds,
+    skus,
+    stock_levels,
+    store_loads,
+    store_prices,
+    stores,
+)
+from dinegraph.domain.catalog import Channel, store_price
+from dinegraph.domain.geo import GeoPoint
+from dinegraph.domain.orders import (
+    Candidates,
+    CatalogItem,
+    DeliveryAddress,
+    Order,
+    OrderLine,
+    OrderStatus,
+    RefundLine,
+)
+from dinegraph.domain.stock import StockView, stock_view
+
+
+def order_of(row: Any, lines: Iterable[OrderLine] = ()) -> Order:
+    address = None
+    if row.address_lat is not None:
+        address = DeliveryAddress(
+            GeoPoint(row.address_lat, row.address_lng),
+            row.address_detail,
+            row.contact_name,
+            row.contact_phone,
+        )
+    return Order(
+        id=row.id,
+        member_id=row.member_id,
+        store_id=row.store_id,
+        channel=Channel(row.channel),
+        status=OrderStatus(row.status),
+        idempotency_key=row.idempotency_key,
+        fingerprint=row.fingerprint,
+        subtotal_fen=row.subtotal_fen,
+        tier_discount_fen=row.tier_discount_fen,
+        coupon_discount_fen=row.coupon_discount_fen,
+        delivery_fee_fen=row.delivery_fee_fen,
+        delivery_discount_fen=row.delivery_discount_fen,
+        packaging_fee_fen=row.packaging_fee_fen,
+        total_fen=row.total_fen,
+        refunded_fen=row.refunded_fen,
+        coupon_id=row.coupon_id,
+        address=address,
+        distance_m=row.distance_m,
+        note=row.note,
+        pickup_code=row.pickup_code,
+        placed_at=row.placed_at,
+        pay_by=row.pay_by,
+        paid_at=row.paid_at,
+        completed_at=row.completed_at,
+        version=row.version,
+        lines=tuple(lines),
+    )
+
+
+def line_of(row: Any) -> OrderLine:
+    return OrderLine(
+        line_no=row.line_no,
+        sku_id=row.sku_id,
+        product_id=row.product_id,
+        name=row.name,
+        specs=dict(row.specs),
+        unit_price_fen=row.unit_price_fen,
+        quantity=row.quantity,
+        refunded_quantity=row.refunded_quantity,
+    )
+
+
+async def read_candidates(
+    conn: AsyncConnection, sku_ids: Sequence[int], store_id: int | None
+) -> Candidates:
+    """Stores, the lines' SKUs at each store's price, their stock and every store's load."""
+    store_filter = stores.c.id == store_id if store_id is not None else sa.true()
+    store_rows = (await conn.execute(sa.select(stores).where(store_filter))).all()
+    found_stores = [mappers.store(r) for r in store_rows]
+    found_skus = {
+        s.id: s for s in skus_from((await conn.execute(select_skus(skus.c.id.in_(sku_ids)))).all())
+    }
+    product_ids = {s.product_id for s in found_skus.values()}
+    found_products = {
+        p.id: p
+        for p in products_from(
+            (await conn.execute(select_products(products.c.id.in_(product_ids)))).all()
+        )
+    }
+    store_ids = [s.id for s in found_stores]
+    overrides: dict[tuple[int, int], int] = {}
+    levels: dict[tuple[int, int], Any] = {}
+    if found_skus and store_ids:
+        for r in await conn.execute(
+            sa.select(store_prices).where(
+                store_prices.c.sku_id.in_(found_skus), store_prices.c.store_id.in_(store_ids)
+            )
+        ):
+            overrides[(r.store_id, r.sku_id)] = r.price_fen
+        for r in await conn.execute(
+            sa.select(stock_levels).where(
+                stock_levels.c.sku_id.in_(found_skus), stock_levels.c.store_id.in_(store_ids)
+            )
+        ):
+            levels[(r.store_id, r.sku_id)] = r
+    load_query = sa.select(store_loads.c.store_id, store_loads.c.pending_orders)
+    pending = {r.store_id: r.pending_orders for r in await conn.execute(load_query)}
+    items: dict[tuple[int, int], CatalogItem] = {}
+    stock: dict[tuple[int, int], StockView] = {}
+    for sid in store_ids:
+        for sku in found_skus.values():
+            product = found_products.get(sku.product_id)
+            if product is None:
+                continue
+            key = (sid, sku.id)
+            items[key] = CatalogItem(sku, product, store_price(sku, overrides.get(key)))
+            level = levels.get(key)
+            if level is not None:
+                stock[key] = stock_view(sku, level.available, level.sold_out, level.version)
+            elif sku.tracked:
+                stock[key] = stock_view(sku, 0, False, 0)  # never stocked here
+    return Candidates(found_stores, items, stock, pending)
+
+
+class SqlOrderRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._postgres = conn.dialect.name == "postgresql"
+        self._insert = postgresql.insert if self._postgres else sqlite.insert
+
+    async def candidates(self, sku_ids: Sequence[int], store_id: int | None) -> Candidates:
+        return await read_candidates(self._conn, sku_ids, store_id)
+
+    async def add(self, order: Order) -> int | None:
+        """Insert the order; None when the member's idempotency key is taken (waits for a
+        racing writer of the same key, so its outcome is seen)."""
+        address = order.address
+        values: dict[str, object] = {
+            "member_id": order.member_id,
+            "store_id": order.store_id,
+            "channel": order.channel.value,
+            "status": order.status.value,
+            "idempotency_key": order.idempotency_key,
+            "fingerprint": order.fingerprint,
+            "subtotal_fen": order.subtotal_fen,
+            "tier_discount_fen": order.tier_discount_fen,
+            "coupon_discount_fen": order.coupon_discount_fen,
+            "delivery_fee_fen": order.delivery_fee_fen,
+            "delivery_discount_fen": order.delivery_discount_fen,
+            "packaging_fee_fen": order.packaging_fee_fen,
+            "total_fen": order.total_fen,
+            "refunded_fen": 0,
+            "coupon_id": order.coupon_id,
+            "address_lat": address.location.lat if address else None,
+            "address_lng": address.location.lng if address else None,
+            "address_detail": address.detail if address else None,
+            "contact_name": address.contact_name if address else None,
+            "contact_phone": address.contact_phone if address else None,
+            "distance_m": order.distance_m,
+            "note": order.note,
+            "placed_at": order.placed_at,
+            "pay_by": order.pay_by,
+            "updated_at": order.placed_at,
+            "version": 1,
+        }
+        statement = (
+            self._insert(orders)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["member_id", "idempotency_key"])
+            .returning(orders.c.id)
+        )
+        order_id = await self._conn.scalar(statement)
+        return int(order_id) if order_id is not None else None
+
+    async def add_lines(self, order_id: int, lines: Sequence[OrderLine]) -> None:
+        await self._conn.execute(
+            order_lines.insert(),
+            [
+                {
+                    "order_id": order_id,
+                    "line_no": line.line_no,
+                    "sku_id": line.sku_id,
+                    "product_id": line.product_id,
+                    "name": line.name,
+                    "specs": dict(line.specs),
+                    "unit_price_fen": line.unit_price_fen,
+                    "quantity": line.quantity,
+                    "refunded_quantity": 0,
+                }
+                for line in lines
+            ],
+        )
+
+    async def by_key(self, member_id: int, key: str) -> Order | None:
+        return await self._one(
+            (orders.c.member_id == member_id) & (orders.c.idempotency_key == key)
+        )
+
+    async def get(self, order_id: int) -> Order | None:
+        return await self._one(orders.c.id == order_id)
+
+    async def _one(self, where: sa.ColumnElement[bool]) -> Order | None:
+        row = (await self._conn.execute(sa.select(orders).where(where))).first()
+        if row is None:
+            return None
+        lines = await self._conn.execute(
+            sa.select(order_lines)
+            .where(order_lines.c.order_id == row.id)
+            .order_by(order_lines.c.line_no)
+        )
+        return order_of(row, (line_of(r) for r in lines))
+
+    async def change_status(
+        self,
+        order_id: int,
+        current: OrderStatus,
+        target: OrderStatus,
+        *,
+        at: datetime,
+        **changes: object,
+    ) -> int | None:
+        """Move the order from ``current`` to ``target``; None when it is no longer in
+        ``current`` (another request moved it first). Returns the new version."""
+        version = await self._conn.scalar(
+            orders.update()
+            .where(orders.c.id == order_id, orders.c.status == current.value)
+            .values(
+                status=target.value,
+                updated_at=at,
+                version=orders.c.version + 1,
+                **changes,
+            )
+            .returning(orders.c.version)
+        )
+        return int(version) if version is not None else None
+
+    async def expired_unpaid(self, now: datetime, limit: int) -> list[int]:
+        """Unpaid orders past their deadline. On PostgreSQL the rows are locked, skipping
+        those another process is cancelling, so each is claimed by one sweep."""
+        query = (
+            sa.select(orders.c.id)
+            .where(orders.c.status == OrderStatus.PENDING_PAYMENT.value, orders.c.pay_by <= now)
+            .order_by(orders.c.pay_by)
+            .limit(limit)
+        )
+        if self._postgres:
+            query = query.with_for_update(skip_locked=True)
+        return [int(i) for i in (await self._conn.scalars(query)).all()]
+
+    async def add_payment(
+        self, *, order_id: int, provider: str, transaction_id: str, amount_fen: int, at: datetime
+    ) -> bool:
+        """Record a payment; False when this transaction was recorded before."""
+        statement = (
+            self._insert(payments)
+            .values(
+                order_id=order_id,
+                provider=provider,
+                transaction_id=transaction_id,
+                amount_fen=amount_fen,
+                paid_at=at,
+            )
+            .on_conflict_do_nothing(index_elements=["provider", "transaction_id"])
+            .returning(payments.c.id)
+        )
+        return await self._conn.scalar(statement) is not None
+
+    async def payment_order(self, provider: str, transaction_id: str) -> int | None:
+        found = await self._conn.scalar(
+            sa.select(payments.c.order_id).where(
+                payments.c.provider == provider, payments.c.transaction_id == transaction_id
+            )
+        )
+        return int(found) if found is not None else None
+
+    async def add_refund(
+        self,
+        *,
+        order_id: int,
+        reference: str,
+        amount_fen: int,
+        lines: Sequence[RefundLine],
+        reason: str,
+        actor: str,
+        stock_returned: bool,
+        coupon_restored: bool,
+    ) -> bool:
+        """Record a refund; False when one with this reference exists already."""
+        statement = (
+            self._insert(refunds)
+            .values(
+                order_id=order_id,
+                reference=reference,
+                amount_fen=amount_fen,
+                lines=[[line.line_no, line.quantity] for line in lines],
+                reason=reason,
+                actor=actor,
+                stock_returned=stock_returned,
+                coupon_restored=coupon_restored,
+            )
+            .on_conflict_do_nothing(index_elements=["order_id", "reference"])
+            .returning(refunds.c.id)
+        )
+        return await self._conn.scalar(statement) is not None
+
+    async def has_refund(self, order_id: int, reference: str) -> bool:
+        found = await self._conn.scalar(
+            sa.select(refunds.c.id).where(
+                refunds.c.order_id == order_id, refunds.c.reference == reference
+            )
+        )
+        return found is not None
+
+    async def apply_refund(
+        self,
+        order_id: int,
+        version: int,
+        amount_fen: int,
+        lines: Sequence[RefundLine],
+        at: datetime,
+    ) -> int | None:
+        """Add a refund to the order if it is still at ``version``; the new version."""
+        new_version = await self._conn.scalar(
+            orders.update()
+            .where(orders.c.id == order_id, orders.c.version == version)
+            .values(
+                refunded_fen=orders.c.refunded_fen + amount_fen,
+                updated_at=at,
+                version=orders.c.version + 1,
+            )
+            .returning(orders.c.version)
+        )
+        if new_version is None:
+            return None
+        for line in lines:
+            await self._conn.execute(
+                order_lines.update()
+                .where(order_lines.c.order_id == order_id, order_lines.c.line_no == line.line_no)
+                .values(refunded_quantity=order_lines.c.refunded_quantity + line.quantity)
+            )
+        return int(new_version)
+
+    async def set_points_earned(self, order_id: int, points: int) -> None:
+        await self._conn.execute(
+            orders.update().where(orders.c.id == order_id).values(points_earned=points)
+        )
+
+    async def points_earned(self, order_id: int) -> int:
+        found = await self._conn.scalar(
+            sa.select(orders.c.points_earned).where(orders.c.id == order_id)
+        )
+        return int(found or 0)
+
+    async def change_load(self, store_id: int, delta: int) -> None:
+        """Move a store's kitchen queue by ``delta`` (the row is made on first use)."""
+        statement = (
+            self._insert(store_loads)
+            .values(store_id=store_id, pending_orders=max(delta, 0))
+            .on_conflict_do_update(
+                index_elements=["store_id"],
+                set_={"pending_orders": store_loads.c.pending_orders + delta},
+            )
+        )
+        await self._conn.execute(statement)

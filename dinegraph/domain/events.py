@@ -1,0 +1,11 @@
+"""Every domain event a committed change can publish."""
+
+from __future__ import annotations
+
+from dinegraph.domain.orders import OrderChanged
+from dinegraph.domain.stock import LowStock, StockChanged
+
+Event = StockChanged | LowStock | OrderChanged
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls for cls in (StockChanged, LowStock, OrderChanged)
+}

@@ -1,0 +1,587 @@
+"""Orders: quote, place (idempotently), pay, move through the lifecycle, cancel, refund.
+
+Placement is one transaction: route and price at the store, hold the stock through the
+ledger (``ORDER_HOLD`` keyed by the order), lock the coupon and freeze the totals. Every
+later change is a conditional status update, so two requests can never both move an order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, tzinfo
+
+from dinegraph.domain.catalog import Channel
+from dinegraph.domain.coupons import CouponStatus, is_new_member, terms_of
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.identity import MemberViewer, StaffViewer, Viewer, actor_of
+from dinegraph.domain.members import PointsKind
+from dinegraph.domain.orders import (
+    Checkout,
+    CouponOffer,
+    CouponProblem,
+    FeeRules,
+    Mover,
+    Order,
+    OrderChanged,
+    OrderLine,
+    OrderStatus,
+    Quote,
+    RefundLine,
+    check_checkout,
+    check_move,
+    checkout_fingerprint,
+    clean_idempotency_key,
+    first_problem,
+    load_change,
+    pickup_code,
+    plan_refund,
+    points_to_reverse,
+    quote,
+)
+from dinegraph.domain.ports import PaymentGateway, Repositories, UnitOfWork
+from dinegraph.domain.pricing import Shopper
+from dinegraph.domain.routing import CannotServe, RoutingWeights
+from dinegraph.domain.services.coupons import change_coupon_status
+from dinegraph.domain.services.points import earn_points, record_spend
+from dinegraph.domain.services.stock import apply_movement
+from dinegraph.domain.stock import MovementLine, MovementSource, clean_reason
+from dinegraph.domain.tiers import Tier
+
+log = logging.getLogger("dinegraph.orders")
+
+SWEEP_BATCH = 100
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPolicy:
+    """The chain's order settings, chosen once by the wiring."""
+
+    fees: FeeRules
+    weights: RoutingWeights
+    nearby_m: int  # routing failures list the stores this close to the address
+    payment_timeout: timedelta
+    time_zone: tzinfo
+    tier_thresholds: Mapping[Tier, int]
+    points_expiry_days: int
+    payments: PaymentGateway
+
+
+class NoStoreCanServe(DomainError):
+    """No store can take the order; ``refusals`` says why not, per nearby store."""
+
+    def __init__(self, error: DomainError, refusals: Mapping[int, CannotServe]) -> None:
+        super().__init__(error.code, error.field, **error.params)
+        self.refusals = dict(refusals)
+
+
+# --- quote and placement --------------------------------------------------------------
+
+
+async def build_quote(
+    checkout: Checkout,
+    *,
+    repos: Repositories,
+    member_id: int | None,
+    policy: OrderPolicy,
+    now: datetime,
+) -> Quote:
+    """Route (unless pinned) and price a checkout for a member, or for a guest's preview."""
+    checkout = check_checkout(checkout)
+    sku_ids = [line.sku_id for line in checkout.lines]
+    candidates = await repos.orders.candidates(sku_ids, checkout.store_id)
+    shopper = Shopper(Tier.NORMAL, is_new_member=True)
+    if member_id is not None:
+        member = await repos.members.get(member_id)
+        if member is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED)
+        shopper = Shopper(member.tier, is_new_member(member, now))
+    offer = None
+    if checkout.coupon_id is not None:
+        offer = await _coupon_offer(repos, checkout.coupon_id, member_id)
+    return quote(
+        checkout,
+        candidates,
+        at=now.astimezone(policy.time_zone).time(),
+        shopper=shopper,
+        coupon=offer,
+        fees=policy.fees,
+        weights=policy.weights,
+        nearby_m=policy.nearby_m,
+        now=now,
+    )
+
+
+async def _coupon_offer(repos: Repositories, coupon_id: int, member_id: int | None) -> CouponOffer:
+    coupon = await repos.coupons.get_coupon(coupon_id)
+    if coupon is None or coupon.member_id != member_id:
+        return CouponOffer(coupon_id, None, CouponProblem.NOT_FOUND)
+    if coupon.status is not CouponStatus.AVAILABLE:
+        return CouponOffer(coupon_id, None, CouponProblem.NOT_AVAILABLE)
+    template = await repos.coupons.get_template(coupon.template_id)
+    assert template is not None  # a coupon's template is never deleted
+    return CouponOffer(coupon_id, terms_of(template, coupon))
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    idempotency_key: str
+    checkout: Checkout
+    now: datetime
+    policy: OrderPolicy
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    order: Order
+    replayed: bool  # the key was used before: this is the first request's order
+
+
+async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Placed:
+    """Place an order, or return the order its idempotency key placed before.
+
+    The same key with another payload is ``IDEMPOTENCY_KEY_REUSED``. A request that fails
+    (out of stock, say) stores nothing, so retrying the key tries again.
+    """
+    if not isinstance(viewer, MemberViewer):
+        raise DomainError(ErrorCode.UNAUTHENTICATED)
+    member_id = viewer.member_id
+    key = clean_idempotency_key(cmd.idempotency_key)
+    checkout = check_checkout(cmd.checkout)
+    print_ = checkout_fingerprint(checkout)
+    async with uow:
+        existing = await uow.orders.by_key(member_id, key)
+        if existing is not None:
+            return _replay(existing, print_)
+        q = await build_quote(
+            checkout, repos=uow, member_id=member_id, policy=cmd.policy, now=cmd.now
+        )
+        problem = first_problem(q)
+        if problem is not None:
+            raise NoStoreCanServe(problem, q.refusals) if q.refusals else problem
+        assert q.store is not None
+        totals = q.totals
+        lines = tuple(
+            OrderLine(
+                line_no=n + 1,
+                sku_id=line.item.sku.id,
+                product_id=line.item.product.id,
+                name=_line_name(line.item.product.name, line.item.sku.name),
+                specs=dict(line.item.sku.specs),
+                unit_price_fen=line.item.unit_price_fen,
+                quantity=line.request.quantity,
+            )
+            for n, line in enumerate(q.lines)
+            if line.item is not None
+        )
+        draft = Order(
+            id=0,
+            member_id=member_id,
+            store_id=q.store.id,
+            channel=checkout.channel,
+            status=OrderStatus.PENDING_PAYMENT,
+            idempotency_key=key,
+            fingerprint=print_,
+            subtotal_fen=totals.subtotal_fen,
+            tier_discount_fen=totals.tier_discount_fen,
+            coupon_discount_fen=totals.coupon_discount_fen,
+            delivery_fee_fen=totals.delivery_fee_fen,
+            delivery_discount_fen=totals.delivery_discount_fen,
+            packaging_fee_fen=totals.packaging_fee_fen,
+            total_fen=totals.total_fen,
+            refunded_fen=0,
+            coupon_id=checkout.coupon_id,
+            address=checkout.address,
+            distance_m=q.distance_m,
+            note=checkout.note.strip(),
+            pickup_code=None,
+            placed_at=cmd.now,
+            pay_by=cmd.now + cmd.policy.payment_timeout,
+            paid_at=None,
+            completed_at=None,
+            version=1,
+            lines=lines,
+        )
+        order_id = await uow.orders.add(draft)
+        if order_id is None:  # a request with the same key committed meanwhile
+            existing = await uow.orders.by_key(member_id, key)
+            assert existing is not None
+            return _replay(existing, print_)
+        order = replace(draft, id=order_id)
+        await uow.orders.add_lines(order_id, lines)
+        positions = {line.sku_id: n for n, line in enumerate(checkout.lines)}
+        await apply_movement(
+            uow,
+            actor=actor_of(viewer),
+            store_id=order.store_id,
+            source=MovementSource.ORDER_HOLD,
+            reference=order.reference,
+            lines=sorted(
+                (MovementLine(line.sku_id, -line.quantity) for line in lines),
+                key=lambda m: m.sku_id,
+            ),
+            reason="",
+            line_field="lines",
+            key_field="idempotencyKey",
+            positions=positions,
+        )
+        if order.coupon_id is not None:
+            await change_coupon_status(
+                order.coupon_id, CouponStatus.LOCKED, order_ref=order.reference, uow=uow
+            )
+        uow.record(_changed(order))
+        await uow.commit()
+    return Placed(order, replayed=False)
+
+
+def _replay(existing: Order, print_: str) -> Placed:
+    if existing.fingerprint != print_:
+        raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, field=["idempotencyKey"])
+    return Placed(existing, replayed=True)
+
+
+def _line_name(product: str, sku: str) -> str:
+    return product if not sku or sku == product else f"{product}（{sku}）"
+
+
+def _changed(order: Order) -> OrderChanged:
+    return OrderChanged(
+        order_id=order.id,
+        store_id=order.store_id,
+        member_id=order.member_id,
+        status=order.status.value,
+        version=order.version,
+    )
+
+
+# --- payment --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmPayment:
+    """The provider says the order was paid (a notification, or the development adapter)."""
+
+    order_id: int
+    provider: str
+    transaction_id: str
+    amount_fen: int
+    at: datetime
+
+
+async def confirm_payment(cmd: ConfirmPayment, *, uow: UnitOfWork) -> Order:
+    """Mark the order PAID once; a repeated notification of the same transaction is a no-op.
+
+    A payment that does not match the total, or that arrives after the order was cancelled,
+    changes nothing and is refused with a code for the provider's reconciliation.
+    """
+    async with uow:
+        order = await uow.orders.get(cmd.order_id)
+        if order is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
+        seen = await uow.orders.payment_order(cmd.provider, cmd.transaction_id)
+        if seen is not None:
+            if seen != order.id:
+                raise DomainError(ErrorCode.PAYMENT_MISMATCH, field=["transactionId"])
+            return order
+        if cmd.amount_fen != order.total_fen:
+            raise DomainError(
+                ErrorCode.PAYMENT_MISMATCH, field=["amount"], expected=order.total_fen
+            )
+        check_move(order, OrderStatus.PAID, Mover.SYSTEM)
+        await uow.orders.add_payment(
+            order_id=order.id,
+            provider=cmd.provider,
+            transaction_id=cmd.transaction_id,
+            amount_fen=cmd.amount_fen,
+            at=cmd.at,
+        )
+        # Pickup and dine-in orders get the number the counter calls (取餐号).
+        code = pickup_code(order.id) if order.channel is not Channel.DELIVERY else None
+        paid = await _move(uow, order, OrderStatus.PAID, cmd.at, paid_at=cmd.at, pickup_code=code)
+        paid = replace(paid, paid_at=cmd.at, pickup_code=code)
+        if order.coupon_id is not None:
+            await change_coupon_status(
+                order.coupon_id, CouponStatus.USED, order_ref=order.reference, uow=uow
+            )
+        await uow.commit()
+    return paid
+
+
+async def _move(
+    uow: UnitOfWork, order: Order, target: OrderStatus, at: datetime, **changes: object
+) -> Order:
+    """The conditional status update: fails with INVALID_TRANSITION if another got there first."""
+    version = await uow.orders.change_status(order.id, order.status, target, at=at, **changes)
+    if version is None:
+        raise DomainError(ErrorCode.INVALID_TRANSITION, field=["status"], current=order.status)
+    delta = load_change(order.status, target)
+    if delta:
+        await uow.orders.change_load(order.store_id, delta)
+    moved = replace(order, status=target, version=version)
+    uow.record(_changed(moved))
+    return moved
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOrderStatus:
+    order_id: int
+    status: OrderStatus
+    now: datetime
+    policy: OrderPolicy
+
+
+async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer: Viewer) -> Order:
+    """Staff of the order's store move it along; its member may cancel before ACCEPTED.
+
+    COMPLETED counts the amount paid toward the member's tier and earns points; a cancel
+    releases the held stock, returns the coupon and refunds what was paid.
+    """
+    refund: tuple[Order, int] | None = None
+    async with uow:
+        order = await uow.orders.get(cmd.order_id)
+        mover = _mover(viewer, order)
+        assert order is not None
+        check_move(order, cmd.status, mover)
+        if cmd.status is OrderStatus.CANCELLED:
+            moved, refunded = await _cancel(uow, order, cmd.now, actor_of(viewer))
+            if refunded:
+                refund = (moved, refunded)
+        elif cmd.status is OrderStatus.COMPLETED:
+            moved = await _move(uow, order, cmd.status, cmd.now, completed_at=cmd.now)
+            moved = replace(moved, completed_at=cmd.now)
+            await _reward(uow, moved, cmd.policy, cmd.now)
+        else:
+            moved = await _move(uow, order, cmd.status, cmd.now)
+        await uow.commit()
+    if refund is not None:
+        await cmd.policy.payments.refund(refund[0], refund[1], f"{order.reference}:cancel")
+    return moved
+
+
+def _mover(viewer: Viewer, order: Order | None) -> Mover:
+    """Who is asking, for this order; others are told it does not exist."""
+    if order is not None:
+        if isinstance(viewer, StaffViewer) and viewer.manages(order.store_id):
+            return Mover.STAFF
+        if isinstance(viewer, MemberViewer) and viewer.member_id == order.member_id:
+            return Mover.CUSTOMER
+    if isinstance(viewer, StaffViewer | MemberViewer) and order is not None:
+        raise DomainError(ErrorCode.FORBIDDEN, field=["orderId"])
+    if order is None and not isinstance(viewer, StaffViewer | MemberViewer):
+        raise DomainError(ErrorCode.UNAUTHENTICATED)
+    raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
+
+
+async def _release(uow: UnitOfWork, order: Order, reference: str, units: Mapping[int, int]) -> None:
+    """Put units (sku → quantity) back on the store's shelf, once per reference."""
+    lines = sorted(
+        (MovementLine(sku, qty) for sku, qty in units.items() if qty > 0), key=lambda m: m.sku_id
+    )
+    if not lines:
+        return
+    await apply_movement(
+        uow,
+        actor="system",
+        store_id=order.store_id,
+        source=MovementSource.ORDER_RELEASE,
+        reference=reference,
+        lines=lines,
+        reason="",
+        line_field=None,
+        key_field="orderId",
+    )
+
+
+async def _cancel(uow: UnitOfWork, order: Order, now: datetime, actor: str) -> tuple[Order, int]:
+    """Cancel: stock released, coupon back if still valid, payment refunded in full."""
+    was = order.status
+    refunded = 0
+    if was is not OrderStatus.PENDING_PAYMENT:
+        refunded = order.total_fen - order.refunded_fen
+        lines = [
+            RefundLine(line.line_no, line.quantity - line.refunded_quantity)
+            for line in order.lines
+            if line.quantity > line.refunded_quantity
+        ]
+        await uow.orders.add_refund(
+            order_id=order.id,
+            reference="cancel",
+            amount_fen=refunded,
+            lines=lines,
+            reason="cancelled",
+            actor=actor,
+            stock_returned=True,
+            coupon_restored=order.coupon_id is not None,
+        )
+        version = await uow.orders.apply_refund(order.id, order.version, refunded, lines, now)
+        if version is None:
+            raise DomainError(ErrorCode.INVALID_TRANSITION, field=["status"], current=was)
+        order = replace(order, refunded_fen=order.total_fen, version=version)
+    moved = await _move(uow, order, OrderStatus.CANCELLED, now)
+    await _release(
+        uow,
+        order,
+        order.reference,
+        {line.sku_id: line.quantity - line.refunded_quantity for line in order.lines},
+    )
+    if order.coupon_id is not None:
+        coupon = await uow.coupons.get_coupon(order.coupon_id)
+        if coupon is not None and (was is OrderStatus.PENDING_PAYMENT or now < coupon.valid_until):
+            await change_coupon_status(
+                order.coupon_id, CouponStatus.AVAILABLE, order_ref=None, uow=uow
+            )
+    return moved, refunded
+
+
+async def _reward(uow: UnitOfWork, order: Order, policy: OrderPolicy, now: datetime) -> None:
+    """A completed order earns points on what was paid, at the tier the member held while
+    ordering, then counts toward the tier."""
+    paid = order.paid_fen
+    before = await uow.members.points_balance(order.member_id)
+    after = await earn_points(
+        order.member_id,
+        order.reference,
+        paid,
+        now=now,
+        expiry_days=policy.points_expiry_days,
+        uow=uow,
+    )
+    await uow.orders.set_points_earned(order.id, after - before)
+    await record_spend(
+        order.member_id,
+        order.reference,
+        paid,
+        at=now,
+        thresholds=policy.tier_thresholds,
+        uow=uow,
+    )
+
+
+async def cancel_expired(now: datetime, *, uow: UnitOfWork, batch: int = SWEEP_BATCH) -> list[int]:
+    """Cancel unpaid orders past their deadline: stock released, coupons restored.
+
+    Safe with several processes: each order is claimed once (``FOR UPDATE SKIP LOCKED`` on
+    PostgreSQL, the write lock on SQLite) and the status update is conditional anyway.
+    """
+    cancelled: list[int] = []
+    async with uow:
+        for order_id in await uow.orders.expired_unpaid(now, batch):
+            order = await uow.orders.get(order_id)
+            if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
+                continue
+            await _cancel(uow, order, now, "system:payment-timeout")
+            cancelled.append(order_id)
+        await uow.commit()
+    return cancelled
+
+
+# --- refunds --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RefundOrder:
+    order_id: int
+    lines: Sequence[RefundLine] | None  # None: everything not yet refunded
+    reason: str
+    idempotency_key: str
+    now: datetime
+    policy: OrderPolicy
+
+
+async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> Order:
+    """Refund all of an order or some units (staff of its store).
+
+    Units the kitchen had not started go back on the shelf; a full refund before
+    preparation returns the coupon while it is valid; points earned are taken back in
+    proportion and the refunded amount leaves the member's tier spend.
+    """
+    reason = clean_reason(cmd.reason, required=True)
+    key = clean_idempotency_key(cmd.idempotency_key)
+    async with uow:
+        order = await uow.orders.get(cmd.order_id)
+        if _mover(viewer, order) is not Mover.STAFF:
+            raise DomainError(ErrorCode.FORBIDDEN, field=["orderId"])
+        assert order is not None
+        if await uow.orders.has_refund(order.id, key):
+            # The same key again: that refund happened; the order as it stands now.
+            return order
+        coupon_valid = False
+        if order.coupon_id is not None:
+            coupon = await uow.coupons.get_coupon(order.coupon_id)
+            coupon_valid = coupon is not None and cmd.now < coupon.valid_until
+        plan = plan_refund(order, cmd.lines, coupon_still_valid=coupon_valid)
+        recorded = await uow.orders.add_refund(
+            order_id=order.id,
+            reference=key,
+            amount_fen=plan.amount_fen,
+            lines=plan.lines,
+            reason=reason,
+            actor=actor_of(viewer),
+            stock_returned=plan.return_stock,
+            coupon_restored=plan.restore_coupon,
+        )
+        if not recorded:  # pragma: no cover - has_refund ran in this transaction
+            raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, field=["idempotencyKey"])
+        reference = f"{order.reference}:refund:{key}"
+        if plan.return_stock:
+            by_no = {line.line_no: line for line in order.lines}
+            units: dict[int, int] = {}
+            for part in plan.lines:
+                sku = by_no[part.line_no].sku_id
+                units[sku] = units.get(sku, 0) + part.quantity
+            await _release(uow, order, reference, units)
+        if plan.restore_coupon and order.coupon_id is not None:
+            await change_coupon_status(
+                order.coupon_id, CouponStatus.AVAILABLE, order_ref=None, uow=uow
+            )
+        if order.status is OrderStatus.COMPLETED:
+            await _take_back_reward(uow, order, plan.amount_fen, reference, cmd)
+        version = await uow.orders.apply_refund(
+            order.id, order.version, plan.amount_fen, plan.lines, cmd.now
+        )
+        if version is None:  # another refund or move of this order won the race
+            raise DomainError(ErrorCode.INVALID_TRANSITION, field=["orderId"])
+        moved = replace(order, version=version)
+        if plan.full:
+            moved = await _move(uow, moved, OrderStatus.REFUNDED, cmd.now)
+        else:
+            uow.record(_changed(moved))
+        await uow.commit()
+        refunded = {line.line_no: line.quantity for line in plan.lines}
+        result = replace(
+            moved,
+            refunded_fen=order.refunded_fen + plan.amount_fen,
+            lines=tuple(
+                replace(
+                    line, refunded_quantity=line.refunded_quantity + refunded.get(line.line_no, 0)
+                )
+                for line in order.lines
+            ),
+        )
+    await cmd.policy.payments.refund(result, plan.amount_fen, reference)
+    return result
+
+
+async def _take_back_reward(
+    uow: UnitOfWork, order: Order, amount_fen: int, reference: str, cmd: RefundOrder
+) -> None:
+    await record_spend(
+        order.member_id,
+        reference,
+        -amount_fen,
+        at=cmd.now,
+        thresholds=cmd.policy.tier_thresholds,
+        uow=uow,
+    )
+    earned = await uow.orders.points_earned(order.id)
+    take = points_to_reverse(earned, amount_fen, order.total_fen)
+    balance = await uow.members.points_balance(order.member_id)
+    take = min(take, balance)  # points already spent cannot be taken back below zero
+    if take > 0:
+        await uow.members.change_points(
+            member_id=order.member_id, kind=PointsKind.REFUND, reference=reference, delta=-take
+        )
