@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "9dd7e151146a"
 down_revision: str | None = "41fcec91da5f"
 branch_labels: str | Sequence[str] | None = None
