@@ -220,3 +220,14 @@ def place_input(
     if note is not None:
         values["note"] = note
     return values
+
+
+async def new_members(settings: Settings, engine: AsyncEngine, count: int) -> list[dict[str, str]]:
+    """``count`` fresh NORMAL members, as Authorization headers."""
+    async with SqlUnitOfWork(engine) as uow:
+        made = [
+            await uow.members.add(phone=None, openid=f"o-{uuid.uuid4().hex}", nickname="食客")
+            for _ in range(count)
+        ]
+        await uow.commit()
+    return [{"Authorization": f"Bearer {issue_member_token(settings, m.id)}"} for m in made]
