@@ -264,10 +264,13 @@ class OrderNode(relay.Node):
     def refunded(self) -> Money:
         return Money.of(self.order.refunded_fen)
 
-    @strawberry.field
-    def address(self) -> DeliveryAddress | None:
+    @strawberry.field(description="Seen by the order's member and its store's staff only.")
+    def address(self, info: Info) -> DeliveryAddress | None:
         a = self.order.address
-        if a is None:
+        viewer = info.context.viewer
+        own = getattr(viewer, "member_id", None) == self.order.member_id
+        staff = isinstance(viewer, StaffViewer) and viewer.manages(self.order.store_id)
+        if a is None or not (own or staff):
             return None
         return DeliveryAddress(
             location=GeoPoint(lat=a.location.lat, lng=a.location.lng),

@@ -21,7 +21,7 @@ from dinegraph.domain.services.orders import cancel_expired
 from dinegraph.domain.tiers import Tier
 from dinegraph.payments import sign
 from dinegraph.resolvers.ids import decode_id
-from dinegraph.settings import Settings
+from dinegraph.settings import Mode, Settings
 from tests.conftest import Credentials, GraphQLClient
 from tests.integration.test_coupons import new_template
 from tests.shop import (
@@ -719,3 +719,60 @@ async def test_members_list_their_orders_and_staff_read_the_board_with_tickets(
         "query($id: ID!) { store(id: $id) { pendingOrders } }", {"id": shop.store()}
     )
     assert store["data"]["store"]["pendingOrders"] == 3
+
+
+async def test_a_busy_kitchen_sends_orders_to_a_farther_store(
+    client: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    shop = await new_shop(engine, stores_north_m=(0, 400))
+    sku = await new_sku(engine, price_fen=800, stock={s: 50 for s in shop.store_ids})
+    buyers = [(await new_member(settings, engine))[1] for _ in range(3)]
+    address = shop.near(100)  # 100 m from store 0, 300 m from store 1
+    variables = {"input": {"channel": "DELIVERY", "address": address, "lines": [line(sku, 1)]}}
+    before = (await client.execute(QUOTE, variables, buyers[0]))["data"]["quoteOrder"]
+    assert before["store"]["id"] == shop.store(0)
+    for member in buyers[:2]:  # two paid orders wait in store 0's kitchen: 2 × 300 m more
+        order_id = await placed(
+            client, member, place_input(line(sku, 1), channel="PICKUP", store=shop.store(0))
+        )
+        await client.execute(PAY, {"orderId": order_id}, member)
+    after = (await client.execute(QUOTE, variables, buyers[2]))["data"]["quoteOrder"]
+    assert after["store"]["id"] == shop.store(1)
+    payload = await place(client, buyers[2], place_input(line(sku, 1), address=address))
+    assert payload["order"]["store"]["id"] == shop.store(1)
+    assert payload["order"]["store"]["pendingOrders"] == 0
+
+
+async def test_the_address_is_for_the_member_and_the_store_only(
+    client: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    shop = await new_shop(engine)
+    sku = await new_sku(engine, price_fen=800, stock={shop.store_ids[0]: 5})
+    _, member = await new_member(settings, engine)
+    order_id = await placed(client, member, place_input(line(sku, 1), address=shop.near(50)))
+    query = "query($id: ID!) { order(id: $id) { id address { contactPhone } } }"
+    seen = {
+        name: (await client.execute(query, {"id": order_id}, headers))["data"]["order"]
+        for name, headers in [
+            ("member", member),
+            ("hq", credentials.hq_admin),
+            ("operator", credentials.operator),
+        ]
+    }
+    assert seen["member"]["address"] == {"contactPhone": "13900000000"}
+    assert seen["hq"]["address"] == {"contactPhone": "13900000000"}
+    assert seen["operator"] == {"id": order_id, "address": None}  # head office marketing
+
+
+async def test_production_has_no_development_payments(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    shop = await new_shop(engine)
+    sku = await new_sku(engine, price_fen=800, stock={shop.store_ids[0]: 5})
+    _, member = await new_member(settings, engine)
+    async with shop_client(settings, engine, mode=Mode.PRODUCTION) as (production, _):
+        order_id = await placed(
+            production, member, place_input(line(sku, 1), address=shop.near(50))
+        )
+        body = await production.execute(PAY, {"orderId": order_id}, member)
+    assert body["data"]["payOrder"]["errors"][0]["code"] == "NOT_AVAILABLE"
