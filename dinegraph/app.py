@@ -32,6 +32,7 @@ from strawberry.types.unset import UNSET, UnsetType
 
 from dinegraph.context import Clock, Context, Services
 from dinegraph.db.engine import counting, create_engine
+from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.identity import ANONYMOUS, Viewer
 from dinegraph.domain.orders import FeeRules, parse_bands
@@ -195,11 +196,15 @@ async def health(request: Request) -> Response:
 async def sweep_unpaid_orders(
     engine: AsyncEngine, broker: Broker, services: Services, every_seconds: float
 ) -> None:
-    """The scheduler inside the server: cancel unpaid orders once their time is up."""
+    """The scheduler inside the server: cancel unpaid orders once their time is up.
+
+    A plain read looks first, so an idle round takes no write lock.
+    """
+    reads = ReadQueries(engine)
     while True:
         await asyncio.sleep(every_seconds)
         try:
-            while True:
+            while await reads.unpaid_expired(services.clock()):
                 cancelled = await cancel_expired(
                     services.clock(), uow=SqlUnitOfWork(engine, events=broker)
                 )

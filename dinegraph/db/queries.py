@@ -387,3 +387,12 @@ class ReadQueries:
     async def pending_orders(self, store_ids: Sequence[int]) -> dict[int, int]:
         rows = await self._rows(sa.select(store_loads).where(store_loads.c.store_id.in_(store_ids)))
         return {r.store_id: r.pending_orders for r in rows}
+
+    async def unpaid_expired(self, now: datetime) -> bool:
+        """Whether any unpaid order is past its deadline (a read before the sweep writes)."""
+        rows = await self._rows(
+            sa.select(orders.c.id)
+            .where(orders.c.status == "PENDING_PAYMENT", orders.c.pay_by <= now)
+            .limit(1)
+        )
+        return bool(rows)

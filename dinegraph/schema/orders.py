@@ -561,7 +561,7 @@ class OrderMutation:
             )
             try:
                 return await ctx.run(service.place_order, cmd)
-            except service.NoStoreCanServe as error:
+            except service.StoresRefused as error:
                 refusals.extend(
                     StoreRefusal(reason=r, store_id=s) for s, r in error.refusals.items()
                 )

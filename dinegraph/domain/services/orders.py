@@ -68,7 +68,7 @@ class OrderPolicy:
     payments: PaymentGateway
 
 
-class NoStoreCanServe(DomainError):
+class StoresRefused(DomainError):
     """No store can take the order; ``refusals`` says why not, per nearby store."""
 
     def __init__(self, error: DomainError, refusals: Mapping[int, CannotServe]) -> None:
@@ -159,7 +159,7 @@ async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Pl
         )
         problem = first_problem(q)
         if problem is not None:
-            raise NoStoreCanServe(problem, q.refusals) if q.refusals else problem
+            raise StoresRefused(problem, q.refusals) if q.refusals else problem
         assert q.store is not None
         totals = q.totals
         lines = tuple(
@@ -363,17 +363,18 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
 
 
 def _mover(viewer: Viewer, order: Order | None) -> Mover:
-    """Who is asking, for this order; others are told it does not exist."""
-    if order is not None:
-        if isinstance(viewer, StaffViewer) and viewer.manages(order.store_id):
-            return Mover.STAFF
-        if isinstance(viewer, MemberViewer) and viewer.member_id == order.member_id:
-            return Mover.CUSTOMER
-    if isinstance(viewer, StaffViewer | MemberViewer) and order is not None:
-        raise DomainError(ErrorCode.FORBIDDEN, field=["orderId"])
-    if order is None and not isinstance(viewer, StaffViewer | MemberViewer):
+    """Who is asking about this order. A member is told another's order does not exist."""
+    if isinstance(viewer, StaffViewer):
+        if order is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
+        if not viewer.manages(order.store_id):
+            raise DomainError(ErrorCode.FORBIDDEN, field=["orderId"])
+        return Mover.STAFF
+    if not isinstance(viewer, MemberViewer):
         raise DomainError(ErrorCode.UNAUTHENTICATED)
-    raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
+    if order is None or order.member_id != viewer.member_id:
+        raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
+    return Mover.CUSTOMER
 
 
 async def _release(uow: UnitOfWork, order: Order, reference: str, units: Mapping[int, int]) -> None:
