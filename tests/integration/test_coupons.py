@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.db.tables import coupon_templates, coupons
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.resolvers.ids import decode_id, encode_id
-from dinegraph.security import issue_member_token
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
+from tests.shop import new_members
 
 CENTRE = "query CouponCentre { claimableCoupons { id title kind } }"
 CLAIM = """
@@ -29,17 +29,6 @@ query Wallet {
 """  # noqa: E501
 CREATE = """mutation($i: CreateCouponTemplateInput!) { createCouponTemplate(input: $i) {
     template { id remaining } errors { code field } } }"""
-
-
-async def new_members(settings: Settings, engine: AsyncEngine, count: int) -> list[dict[str, str]]:
-    """``count`` fresh members, as Authorization headers."""
-    async with SqlUnitOfWork(engine) as uow:
-        made = [
-            await uow.members.add(phone=None, openid=f"t-{uuid.uuid4().hex}", nickname="券友")
-            for _ in range(count)
-        ]
-        await uow.commit()
-    return [{"Authorization": f"Bearer {issue_member_token(settings, m.id)}"} for m in made]
 
 
 async def new_template(gql: GraphQLClient, credentials: Credentials, **fields: Any) -> str:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dinegraph.context import Services
 from dinegraph.db.tables import orders, stock_ledger, store_loads
 from dinegraph.domain.orders import KITCHEN_QUEUE
 from dinegraph.settings import Settings
@@ -25,7 +22,6 @@ from tests.shop import (
     new_shop,
     new_sku,
     place_input,
-    shop_client,
 )
 
 MOVE = """
@@ -33,19 +29,6 @@ mutation Move($input: UpdateOrderStatusInput!) {
   updateOrderStatus(input: $input) { order { status } errors { code } }
 }
 """
-
-
-@pytest.fixture(scope="module")
-async def shop_gql(
-    settings: Settings, engine: AsyncEngine
-) -> AsyncIterator[tuple[GraphQLClient, Services]]:
-    async with shop_client(settings, engine) as client:
-        yield client
-
-
-@pytest.fixture
-def client(shop_gql: tuple[GraphQLClient, Services]) -> GraphQLClient:
-    return shop_gql[0]
 
 
 async def held_units(engine: AsyncEngine, store_id: int, sku_id: int) -> int:

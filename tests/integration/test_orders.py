@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,13 +13,16 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.context import Services
+from dinegraph.db import identity as identity_db
 from dinegraph.db.tables import coupons, orders, points_ledger, refunds, stock_ledger, store_loads
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.catalog import Channel
+from dinegraph.domain.identity import StaffRole
 from dinegraph.domain.services.orders import cancel_expired
 from dinegraph.domain.tiers import Tier
 from dinegraph.payments import sign
 from dinegraph.resolvers.ids import decode_id
+from dinegraph.security import issue_staff_token
 from dinegraph.settings import Mode, Settings
 from tests.conftest import Credentials, GraphQLClient
 from tests.integration.test_coupons import new_template
@@ -76,26 +78,15 @@ mutation Refund($input: RefundOrderInput!) {
 CLAIM = "mutation($t: ID!) { claimCoupon(templateId: $t) { coupon { id } errors { code } } }"
 
 
-@pytest.fixture(scope="module")
-async def shop_gql(
-    settings: Settings, engine: AsyncEngine
-) -> AsyncIterator[tuple[GraphQLClient, Services]]:
-    async with shop_client(settings, engine) as client:
-        yield client
-
-
-@pytest.fixture
-def client(shop_gql: tuple[GraphQLClient, Services]) -> GraphQLClient:
-    return shop_gql[0]
-
-
-@pytest.fixture
-def services(shop_gql: tuple[GraphQLClient, Services]) -> Services:
-    return shop_gql[1]
-
-
-async def manager_of(credentials: Credentials) -> dict[str, str]:
-    return credentials.hq_admin  # head office manages every store
+async def manager_of(settings: Settings, engine: AsyncEngine, shop: Shop) -> dict[str, str]:
+    """A STORE_MANAGER of the shop's first store."""
+    viewer = await identity_db.ensure_staff(
+        engine,
+        username=f"manager-{shop.store_ids[0]}",
+        role=StaffRole.STORE_MANAGER,
+        store_ids=shop.store_ids[:1],
+    )
+    return {"Authorization": f"Bearer {issue_staff_token(settings, viewer)}"}
 
 
 async def place(
@@ -517,7 +508,7 @@ async def test_staff_move_an_order_to_completed_and_points_and_tier_follow(
     order_id = await placed(
         client, member, place_input(line(sku, 2), channel="PICKUP", store=shop.store())
     )
-    staff = await manager_of(credentials)
+    staff = await manager_of(settings, engine, shop)
     await client.execute(PAY, {"orderId": order_id}, member)
     wrong = await move(client, staff, order_id, "READY")
     assert wrong["errors"][0]["code"] == "INVALID_TRANSITION"
@@ -596,7 +587,7 @@ async def test_a_partial_refund_returns_unprepared_units_and_a_full_one_the_coup
         place_input(line(a, 2), line(b, 1), channel="PICKUP", store=shop.store(), coupon=coupon),
     )
     await client.execute(PAY, {"orderId": order_id}, member)
-    staff = await manager_of(credentials)
+    staff = await manager_of(settings, engine, shop)
     refund = {
         "orderId": order_id,
         "reason": "少一份",
@@ -635,7 +626,7 @@ async def test_a_refund_after_completion_takes_back_points_and_spend(
         client, member, place_input(line(sku, 2), channel="DINE_IN", store=shop.store())
     )
     await client.execute(PAY, {"orderId": order_id}, member)
-    staff = await manager_of(credentials)
+    staff = await manager_of(settings, engine, shop)
     for status in ("ACCEPTED", "PREPARING", "READY", "PICKED_UP", "COMPLETED"):
         assert (await move(client, staff, order_id, status))["errors"] == []
     refund = {
