@@ -28,6 +28,7 @@ from tests.conftest import Credentials, GraphQLClient
 from tests.integration.test_coupons import new_template
 from tests.shop import (
     PAY,
+    Shop,
     level_of,
     line,
     new_member,
