@@ -98,6 +98,9 @@ class SqlUnitOfWork:
         if lock is not None:
             lock.release()
 
+    def reading(self) -> SqlReader:
+        return SqlReader(self._engine)
+
     async def peek_template(self, template_id: int) -> CouponTemplate | None:
         """Read a coupon template outside any write transaction (a cheap early refusal)."""
         async with self._engine.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol
@@ -344,6 +345,9 @@ class UnitOfWork(Repositories, Protocol):
 
     @property
     def jobs(self) -> IssueJobRepository: ...
+
+    def reading(self) -> AbstractAsyncContextManager[Repositories]:
+        """Repositories on a plain connection: reads that take no lock, outside the unit."""
 
     async def peek_template(self, template_id: int) -> CouponTemplate | None:
         """A read before the unit begins, to refuse what certainly fails without a lock."""

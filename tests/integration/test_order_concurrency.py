@@ -13,6 +13,7 @@ from dinegraph.db.tables import orders, stock_ledger, store_loads
 from dinegraph.domain.orders import KITCHEN_QUEUE
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
+from tests.integration.test_coupons import new_template
 from tests.shop import (
     PAY,
     PLACE,
@@ -183,3 +184,58 @@ async def test_the_kitchen_queue_count_stays_exact_under_concurrent_moves(
         )
     assert queued == load
     assert queued == sum(1 for n in range(30) if n % 5 < 3)
+
+
+async def test_orders_that_lose_the_nearest_store_s_last_unit_are_routed_again(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    shop = await new_shop(engine, stores_north_m=(0, 600))
+    near, far = shop.store_ids
+    sku = await new_sku(engine, price_fen=990, stock={near: 1, far: 100})
+    buyers = await new_members(settings, engine, 20)
+    bodies = await asyncio.gather(
+        *(
+            client.execute(
+                PLACE, {"input": place_input(line(sku, 1), address=shop.near(50))}, member
+            )
+            for member in buyers
+        )
+    )
+    stores = [b["data"]["placeOrder"]["order"]["store"]["id"] for b in bodies]
+    assert all(b["data"]["placeOrder"]["errors"] == [] for b in bodies)
+    assert stores.count(shop.store(0)) == 1 and stores.count(shop.store(1)) == 19
+    assert await level_of(engine, near, sku) == 0 and await level_of(engine, far, sku) == 81
+
+
+async def test_one_coupon_in_two_concurrent_orders_is_used_by_one(
+    client: GraphQLClient,
+    gql: GraphQLClient,
+    credentials: Credentials,
+    settings: Settings,
+    engine: AsyncEngine,
+) -> None:
+    shop = await new_shop(engine)
+    sku = await new_sku(engine, price_fen=990, stock={shop.store_ids[0]: 50})
+    (member,) = await new_members(settings, engine, 1)
+    template = await new_template(gql, credentials, amountOffFen=100)
+    claim = "mutation($t: ID!) { claimCoupon(templateId: $t) { coupon { id } } }"
+    coupon = (await client.execute(claim, {"t": template}, member))["data"]["claimCoupon"]
+    bodies = await asyncio.gather(
+        *(
+            client.execute(
+                PLACE,
+                {
+                    "input": place_input(
+                        line(sku, 1), address=shop.near(50), coupon=coupon["coupon"]["id"]
+                    )
+                },
+                member,
+            )
+            for _ in range(8)
+        )
+    )
+    payloads = [b["data"]["placeOrder"] for b in bodies]
+    assert sum(p["order"] is not None for p in payloads) == 1
+    codes = {e["code"] for p in payloads for e in p["errors"]}
+    assert codes == {"COUPON_NOT_APPLICABLE"}
+    assert await level_of(engine, shop.store_ids[0], sku) == 49  # the losers hold nothing

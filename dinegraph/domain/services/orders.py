@@ -52,6 +52,7 @@ from dinegraph.domain.tiers import Tier
 log = logging.getLogger("dinegraph.orders")
 
 SWEEP_BATCH = 100
+ROUTING_ATTEMPTS = 2  # a routed order whose stock is taken meanwhile is routed once more
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,11 @@ class Placed:
 async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Placed:
     """Place an order, or return the order its idempotency key placed before.
 
+    The quote is read without a lock; the write transaction then holds the stock and locks
+    the coupon with conditional updates, which alone decide. So a refusal never waits for
+    the writer's lock, and nothing is oversold. When routed stock is taken in between, the
+    order is routed once more on fresh levels.
+
     The same key with another payload is ``IDEMPOTENCY_KEY_REUSED``. A request that fails
     (out of stock, say) stores nothing, so retrying the key tries again.
     """
@@ -150,86 +156,115 @@ async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Pl
     key = clean_idempotency_key(cmd.idempotency_key)
     checkout = check_checkout(cmd.checkout)
     print_ = checkout_fingerprint(checkout)
-    async with uow:
-        existing = await uow.orders.by_key(member_id, key)
-        if existing is not None:
-            return _replay(existing, print_)
-        q = await build_quote(
-            checkout, repos=uow, member_id=member_id, policy=cmd.policy, now=cmd.now
-        )
+    attempts = 1 if checkout.store_id is not None else ROUTING_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        async with uow.reading() as reads:
+            existing = await reads.orders.by_key(member_id, key)
+            if existing is not None:
+                return _replay(existing, print_)
+            q = await build_quote(
+                checkout, repos=reads, member_id=member_id, policy=cmd.policy, now=cmd.now
+            )
         problem = first_problem(q)
         if problem is not None:
             raise StoresRefused(problem, q.refusals) if q.refusals else problem
-        assert q.store is not None
-        totals = q.totals
-        lines = tuple(
-            OrderLine(
-                line_no=n + 1,
-                sku_id=line.item.sku.id,
-                product_id=line.item.product.id,
-                name=_line_name(line.item.product.name, line.item.sku.name),
-                specs=dict(line.item.sku.specs),
-                unit_price_fen=line.item.unit_price_fen,
-                quantity=line.request.quantity,
-            )
-            for n, line in enumerate(q.lines)
-            if line.item is not None
+        draft = _draft(q, checkout, member_id=member_id, key=key, print_=print_, cmd=cmd)
+        try:
+            return await _write(uow, draft, checkout, actor_of(viewer), print_)
+        except DomainError as error:
+            taken = error.code in (ErrorCode.OUT_OF_STOCK, ErrorCode.SOLD_OUT)
+            if not taken or attempt == attempts:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _draft(
+    q: Quote, checkout: Checkout, *, member_id: int, key: str, print_: str, cmd: PlaceOrder
+) -> Order:
+    """The order a placeable quote makes, its totals frozen."""
+    assert q.store is not None
+    totals = q.totals
+    lines = tuple(
+        OrderLine(
+            line_no=n + 1,
+            sku_id=line.item.sku.id,
+            product_id=line.item.product.id,
+            name=_line_name(line.item.product.name, line.item.sku.name),
+            specs=dict(line.item.sku.specs),
+            unit_price_fen=line.item.unit_price_fen,
+            quantity=line.request.quantity,
         )
-        draft = Order(
-            id=0,
-            member_id=member_id,
-            store_id=q.store.id,
-            channel=checkout.channel,
-            status=OrderStatus.PENDING_PAYMENT,
-            idempotency_key=key,
-            fingerprint=print_,
-            subtotal_fen=totals.subtotal_fen,
-            tier_discount_fen=totals.tier_discount_fen,
-            coupon_discount_fen=totals.coupon_discount_fen,
-            delivery_fee_fen=totals.delivery_fee_fen,
-            delivery_discount_fen=totals.delivery_discount_fen,
-            packaging_fee_fen=totals.packaging_fee_fen,
-            total_fen=totals.total_fen,
-            refunded_fen=0,
-            coupon_id=checkout.coupon_id,
-            address=checkout.address,
-            distance_m=q.distance_m,
-            note=checkout.note.strip(),
-            pickup_code=None,
-            placed_at=cmd.now,
-            pay_by=cmd.now + cmd.policy.payment_timeout,
-            paid_at=None,
-            completed_at=None,
-            version=1,
-            lines=lines,
-        )
+        for n, line in enumerate(q.lines)
+        if line.item is not None
+    )
+    return Order(
+        id=0,
+        member_id=member_id,
+        store_id=q.store.id,
+        channel=checkout.channel,
+        status=OrderStatus.PENDING_PAYMENT,
+        idempotency_key=key,
+        fingerprint=print_,
+        subtotal_fen=totals.subtotal_fen,
+        tier_discount_fen=totals.tier_discount_fen,
+        coupon_discount_fen=totals.coupon_discount_fen,
+        delivery_fee_fen=totals.delivery_fee_fen,
+        delivery_discount_fen=totals.delivery_discount_fen,
+        packaging_fee_fen=totals.packaging_fee_fen,
+        total_fen=totals.total_fen,
+        refunded_fen=0,
+        coupon_id=checkout.coupon_id,
+        address=checkout.address,
+        distance_m=q.distance_m,
+        note=checkout.note.strip(),
+        pickup_code=None,
+        placed_at=cmd.now,
+        pay_by=cmd.now + cmd.policy.payment_timeout,
+        paid_at=None,
+        completed_at=None,
+        version=1,
+        lines=lines,
+    )
+
+
+async def _write(
+    uow: UnitOfWork, draft: Order, checkout: Checkout, actor: str, print_: str
+) -> Placed:
+    """The order, its stock holds and its coupon lock, in one transaction, or nothing."""
+    async with uow:
         order_id = await uow.orders.add(draft)
         if order_id is None:  # a request with the same key committed meanwhile
-            existing = await uow.orders.by_key(member_id, key)
+            existing = await uow.orders.by_key(draft.member_id, draft.idempotency_key)
             assert existing is not None
             return _replay(existing, print_)
         order = replace(draft, id=order_id)
-        await uow.orders.add_lines(order_id, lines)
-        positions = {line.sku_id: n for n, line in enumerate(checkout.lines)}
+        await uow.orders.add_lines(order_id, order.lines)
         await apply_movement(
             uow,
-            actor=actor_of(viewer),
+            actor=actor,
             store_id=order.store_id,
             source=MovementSource.ORDER_HOLD,
             reference=order.reference,
             lines=sorted(
-                (MovementLine(line.sku_id, -line.quantity) for line in lines),
+                (MovementLine(line.sku_id, -line.quantity) for line in order.lines),
                 key=lambda m: m.sku_id,
             ),
             reason="",
             line_field="lines",
             key_field="idempotencyKey",
-            positions=positions,
+            positions={line.sku_id: n for n, line in enumerate(checkout.lines)},
         )
         if order.coupon_id is not None:
-            await change_coupon_status(
-                order.coupon_id, CouponStatus.LOCKED, order_ref=order.reference, uow=uow
-            )
+            try:
+                await change_coupon_status(
+                    order.coupon_id, CouponStatus.LOCKED, order_ref=order.reference, uow=uow
+                )
+            except DomainError as error:  # another order locked it since the quote
+                raise DomainError(
+                    ErrorCode.COUPON_NOT_APPLICABLE,
+                    field=["couponId"],
+                    reason=CouponProblem.NOT_AVAILABLE.value,
+                ) from error
         uow.record(_changed(order))
         await uow.commit()
     return Placed(order, replayed=False)
