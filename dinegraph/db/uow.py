@@ -98,6 +98,10 @@ class SqlUnitOfWork:
         if lock is not None:
             lock.release()
 
+    @property
+    def one_writer(self) -> bool:
+        return local_write_lock(self._engine) is not None
+
     def reading(self) -> SqlReader:
         return SqlReader(self._engine)
 

@@ -346,6 +346,10 @@ class UnitOfWork(Repositories, Protocol):
     @property
     def jobs(self) -> IssueJobRepository: ...
 
+    @property
+    def one_writer(self) -> bool:
+        """Writers queue for one lock (SQLite): read what you can before taking it."""
+
     def reading(self) -> AbstractAsyncContextManager[Repositories]:
         """Repositories on a plain connection: reads that take no lock, outside the unit."""
 

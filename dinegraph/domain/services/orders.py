@@ -142,10 +142,12 @@ class Placed:
 async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Placed:
     """Place an order, or return the order its idempotency key placed before.
 
-    The quote is read without a lock; the write transaction then holds the stock and locks
-    the coupon with conditional updates, which alone decide. So a refusal never waits for
-    the writer's lock, and nothing is oversold. When routed stock is taken in between, the
-    order is routed once more on fresh levels.
+    The stock holds and the coupon lock are conditional updates, and they alone decide: the
+    quote before them is only a read, so nothing is oversold whatever it saw. Where writers
+    queue for one lock (SQLite) the quote is read before taking it, so a refusal never
+    waits for the writer; elsewhere (PostgreSQL, where reads lock nothing) it is read in the
+    write transaction, on one connection. A routed order whose stock is taken in between is
+    routed once more on fresh levels.
 
     The same key with another payload is ``IDEMPOTENCY_KEY_REUSED``. A request that fails
     (out of stock, say) stores nothing, so retrying the key tries again.
@@ -156,21 +158,35 @@ async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Pl
     key = clean_idempotency_key(cmd.idempotency_key)
     checkout = check_checkout(cmd.checkout)
     print_ = checkout_fingerprint(checkout)
-    attempts = 1 if checkout.store_id is not None else ROUTING_ATTEMPTS
-    for attempt in range(1, attempts + 1):
-        async with uow.reading() as reads:
-            existing = await reads.orders.by_key(member_id, key)
-            if existing is not None:
-                return _replay(existing, print_)
-            q = await build_quote(
-                checkout, repos=reads, member_id=member_id, policy=cmd.policy, now=cmd.now
-            )
+    actor = actor_of(viewer)
+
+    async def prepare(repos: Repositories) -> Order | Placed:
+        existing = await repos.orders.by_key(member_id, key)
+        if existing is not None:
+            return _replay(existing, print_)
+        q = await build_quote(
+            checkout, repos=repos, member_id=member_id, policy=cmd.policy, now=cmd.now
+        )
         problem = first_problem(q)
         if problem is not None:
             raise StoresRefused(problem, q.refusals) if q.refusals else problem
-        draft = _draft(q, checkout, member_id=member_id, key=key, print_=print_, cmd=cmd)
+        return _draft(q, checkout, member_id=member_id, key=key, print_=print_, cmd=cmd)
+
+    attempts = 1 if checkout.store_id is not None else ROUTING_ATTEMPTS
+    for attempt in range(1, attempts + 1):
         try:
-            return await _write(uow, draft, checkout, actor_of(viewer), print_)
+            if uow.one_writer:
+                async with uow.reading() as reads:
+                    draft = await prepare(reads)
+                if isinstance(draft, Placed):
+                    return draft
+                async with uow:
+                    return await _write(uow, draft, checkout, actor, print_)
+            async with uow:
+                draft = await prepare(uow)
+                if isinstance(draft, Placed):
+                    return draft
+                return await _write(uow, draft, checkout, actor, print_)
         except DomainError as error:
             taken = error.code in (ErrorCode.OUT_OF_STOCK, ErrorCode.SOLD_OUT)
             if not taken or attempt == attempts:
@@ -230,43 +246,42 @@ def _draft(
 async def _write(
     uow: UnitOfWork, draft: Order, checkout: Checkout, actor: str, print_: str
 ) -> Placed:
-    """The order, its stock holds and its coupon lock, in one transaction, or nothing."""
-    async with uow:
-        order_id = await uow.orders.add(draft)
-        if order_id is None:  # a request with the same key committed meanwhile
-            existing = await uow.orders.by_key(draft.member_id, draft.idempotency_key)
-            assert existing is not None
-            return _replay(existing, print_)
-        order = replace(draft, id=order_id)
-        await uow.orders.add_lines(order_id, order.lines)
-        await apply_movement(
-            uow,
-            actor=actor,
-            store_id=order.store_id,
-            source=MovementSource.ORDER_HOLD,
-            reference=order.reference,
-            lines=sorted(
-                (MovementLine(line.sku_id, -line.quantity) for line in order.lines),
-                key=lambda m: m.sku_id,
-            ),
-            reason="",
-            line_field="lines",
-            key_field="idempotencyKey",
-            positions={line.sku_id: n for n, line in enumerate(checkout.lines)},
-        )
-        if order.coupon_id is not None:
-            try:
-                await change_coupon_status(
-                    order.coupon_id, CouponStatus.LOCKED, order_ref=order.reference, uow=uow
-                )
-            except DomainError as error:  # another order locked it since the quote
-                raise DomainError(
-                    ErrorCode.COUPON_NOT_APPLICABLE,
-                    field=["couponId"],
-                    reason=CouponProblem.NOT_AVAILABLE.value,
-                ) from error
-        uow.record(_changed(order))
-        await uow.commit()
+    """The order, its stock holds and its coupon lock, in the open unit of work; commits."""
+    order_id = await uow.orders.add(draft)
+    if order_id is None:  # a request with the same key committed meanwhile
+        existing = await uow.orders.by_key(draft.member_id, draft.idempotency_key)
+        assert existing is not None
+        return _replay(existing, print_)
+    order = replace(draft, id=order_id)
+    await uow.orders.add_lines(order_id, order.lines)
+    await apply_movement(
+        uow,
+        actor=actor,
+        store_id=order.store_id,
+        source=MovementSource.ORDER_HOLD,
+        reference=order.reference,
+        lines=sorted(
+            (MovementLine(line.sku_id, -line.quantity) for line in order.lines),
+            key=lambda m: m.sku_id,
+        ),
+        reason="",
+        line_field="lines",
+        key_field="idempotencyKey",
+        positions={line.sku_id: n for n, line in enumerate(checkout.lines)},
+    )
+    if order.coupon_id is not None:
+        try:
+            await change_coupon_status(
+                order.coupon_id, CouponStatus.LOCKED, order_ref=order.reference, uow=uow
+            )
+        except DomainError as error:  # another order locked it since the quote
+            raise DomainError(
+                ErrorCode.COUPON_NOT_APPLICABLE,
+                field=["couponId"],
+                reason=CouponProblem.NOT_AVAILABLE.value,
+            ) from error
+    uow.record(_changed(order))
+    await uow.commit()
     return Placed(order, replayed=False)
 
 
