@@ -43,9 +43,15 @@ mutation Pay($orderId: ID!) { payOrder(orderId: $orderId) { order { id status } 
 """  # noqa: E501
 
 
-def noon_today() -> datetime:
-    """Today at 12:00 in Shanghai: every store with normal hours is open."""
-    return datetime.now(SHANGHAI).replace(hour=12, minute=0, second=0, microsecond=0)
+def next_noon() -> datetime:
+    """The coming 12:00 in Shanghai: every store with normal hours is open.
+
+    Never in the past: servers of the same test run on the real clock would otherwise see
+    these orders' payment deadlines gone by and cancel them.
+    """
+    now = datetime.now(SHANGHAI)
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    return noon if noon > now else noon + timedelta(days=1)
 
 
 @asynccontextmanager
@@ -54,7 +60,7 @@ async def shop_client(
 ) -> AsyncIterator[tuple[GraphQLClient, Services]]:
     """An in-process app on the test database whose clock starts at noon today."""
     shop_settings = settings.model_copy(update=overrides)
-    services = replace(default_services(shop_settings), clock=Clock(noon_today()))
+    services = replace(default_services(shop_settings), clock=Clock(next_noon()))
     app = create_app(shop_settings, engine, services=services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -17,7 +17,7 @@ from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON
 from tests.e2e.conftest import running_server
 from tests.e2e.test_order_contract import ORDER_UPDATES, _delivery_skus, _gql, _place_input
 from tests.e2e.test_stock_feed import STORE, _restock, _sell
-from tests.shop import PAY, PLACE, new_member, noon_today
+from tests.shop import PAY, PLACE, new_member, next_noon
 from tests.wsclient import session
 
 REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
@@ -48,7 +48,7 @@ async def test_a_sale_through_process_a_reaches_a_subscriber_of_process_b(
     sku = encode_id("Sku", 130)
     query = """subscription($s: ID!, $k: [ID!]) {
         stockChanged(storeId: $s, skuIds: $k) { available version } }"""
-    env = {"DINEGRAPH_BROKER_URL": url, "DINEGRAPH_CLOCK_START": noon_today().isoformat()}
+    env = {"DINEGRAPH_BROKER_URL": url, "DINEGRAPH_CLOCK_START": next_noon().isoformat()}
     with running_server(settings, **env) as a, running_server(settings, **env) as b:
         await _restock(a, credentials.manager_store_1, sku, 5)
         async with session(b) as ws:

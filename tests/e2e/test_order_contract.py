@@ -19,7 +19,7 @@ from dinegraph.security import derived_key
 from dinegraph.settings import Settings
 from tests.conftest import Credentials
 from tests.e2e.conftest import running_server
-from tests.shop import PAY, PLACE, new_member, noon_today
+from tests.shop import PAY, PLACE, new_member, next_noon
 from tests.wsclient import session
 
 ORDER_UPDATES = """
@@ -51,7 +51,7 @@ def order_server(settings: Settings) -> Iterator[str]:
     """A real server at noon, whose unpaid orders expire after three seconds."""
     with running_server(
         settings,
-        DINEGRAPH_CLOCK_START=noon_today().isoformat(),
+        DINEGRAPH_CLOCK_START=next_noon().isoformat(),
         DINEGRAPH_PAYMENT_TIMEOUT_MINUTES="0.05",
         DINEGRAPH_ORDER_SWEEP_SECONDS="0.5",
     ) as url:
