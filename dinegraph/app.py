@@ -34,15 +34,19 @@ from dinegraph.context import Clock, Context, Services
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.identity import ANONYMOUS, Viewer
-from dinegraph.domain.orders import FeeRules, parse_bands
+from dinegraph.domain.orders import FeeRules, OrderStatus, parse_bands
 from dinegraph.domain.ports import PaymentGateway
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import AuthConfig
+from dinegraph.domain.services.delivery import prune_positions
+from dinegraph.domain.services.dispatch import DeliveryPolicy
 from dinegraph.domain.services.orders import SWEEP_BATCH, OrderPolicy, cancel_expired
 from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.i18n import locale_from_header
 from dinegraph.integrations.development import (
+    DevelopmentCourierPlatform,
     DevelopmentPayments,
     DevelopmentWechatLogin,
     LoggingSmsSender,
@@ -216,6 +220,19 @@ async def sweep_unpaid_orders(
             log.exception("unpaid-order sweep failed; trying again next round")
 
 
+async def prune_old_positions(engine: AsyncEngine, services: Services, settings: Settings) -> None:
+    """Courier positions are kept for DINEGRAPH_POSITION_RETENTION_DAYS, then forgotten."""
+    retention = timedelta(days=settings.position_retention_days)
+    while True:
+        await asyncio.sleep(settings.position_prune_every_seconds)
+        try:
+            gone = await prune_positions(services.clock(), retention, uow=SqlUnitOfWork(engine))
+            if gone:
+                log.info("pruned %d courier positions", gone)
+        except Exception:
+            log.exception("position pruning failed; trying again next round")
+
+
 def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
     return OrderPolicy(
         fees=FeeRules(
@@ -234,6 +251,15 @@ def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
         tier_thresholds=settings.tier_thresholds,
         points_expiry_days=settings.points_expiry_days,
         payments=payments,
+        delivery=DeliveryPolicy(
+            dispatch_on=OrderStatus(settings.dispatch_on),
+            speeds=parse_speeds(settings.courier_speeds),
+            max_speed_kmh=settings.courier_max_speed_kmh,
+            min_report_interval=timedelta(seconds=settings.courier_report_min_interval_seconds),
+            platforms={
+                p: DevelopmentCourierPlatform(p) for p in Provider if p is not Provider.OWN_RIDER
+            },
+        ),
     )
 
 
@@ -274,16 +300,24 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await broker.start()
-        sweeper = asyncio.create_task(
-            sweep_unpaid_orders(engine, broker, services, settings.order_sweep_seconds),
-            name="dinegraph-unpaid-order-sweep",
-        )
+        schedules = [
+            asyncio.create_task(
+                sweep_unpaid_orders(engine, broker, services, settings.order_sweep_seconds),
+                name="dinegraph-unpaid-order-sweep",
+            ),
+            asyncio.create_task(
+                prune_old_positions(engine, services, settings),
+                name="dinegraph-position-pruning",
+            ),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in schedules:
+                task.cancel()
+            for task in schedules:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await services.background.cancel()
             await broker.stop()
             await engine.dispose()

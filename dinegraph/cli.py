@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -19,9 +19,11 @@ from dinegraph.db.engine import create_engine
 from dinegraph.db.migrate import upgrade
 from dinegraph.db.seed import AlreadySeeded, seed_demo
 from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.domain.delivery import Provider
 from dinegraph.domain.errors import DomainError
-from dinegraph.domain.identity import StaffRole
+from dinegraph.domain.identity import Scope, StaffRole
 from dinegraph.domain.members import check_phone, default_nickname
+from dinegraph.domain.services.delivery import prune_positions
 from dinegraph.domain.services.points import expire_points
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
@@ -232,11 +234,20 @@ def create_api_key(
     name: Annotated[str, typer.Option(help="Who the key is for, e.g. the POS vendor.")],
     scopes: Annotated[str, typer.Option(help="Comma-separated, e.g. stock:write,stock:read.")],
     store: StoreOption = None,
+    partner: Annotated[
+        Provider | None,
+        typer.Option(help="The delivery platform the key writes for (delivery:write)."),
+    ] = None,
 ) -> None:
     """Create a partner API key (send it as X-Api-Key) and print it on the last line."""
     scope_list = sorted({s.strip() for s in scopes.split(",") if s.strip()})
     if not scope_list:
         raise typer.BadParameter("give at least one scope", param_hint="--scopes")
+    if Scope.DELIVERY_WRITE.value in scope_list and partner is None:
+        raise typer.BadParameter(
+            "a delivery:write key writes for one platform: add --partner DADA (or another)",
+            param_hint="--partner",
+        )
     store_ids = _store_ids(store) or None
     key = new_api_key()
 
@@ -250,6 +261,7 @@ def create_api_key(
                 key_hash=key.key_hash,
                 scopes=scope_list,
                 store_ids=store_ids,
+                partner=partner.value if partner else None,
             )
         except identity_db.UnknownStoreError as exc:
             raise typer.BadParameter(str(exc), param_hint="--store") from exc
@@ -258,8 +270,28 @@ def create_api_key(
 
     key_id = _run(run)
     where = "all stores" if store_ids is None else f"stores {store_ids}"
-    typer.echo(f"API key {key_id} for {name}: scopes {','.join(scope_list)}, {where}")
+    carrier = f", for {partner.value} deliveries" if partner else ""
+    typer.echo(f"API key {key_id} for {name}: scopes {','.join(scope_list)}, {where}{carrier}")
     typer.echo(key.key)
+
+
+@app.command("prune-positions")
+def prune_positions_command() -> None:
+    """Forget courier positions older than DINEGRAPH_POSITION_RETENTION_DAYS (for cron; the
+    server also does it hourly)."""
+
+    async def run(settings: Settings) -> int:
+        engine = create_engine(settings)
+        try:
+            return await prune_positions(
+                datetime.now(UTC),
+                timedelta(days=settings.position_retention_days),
+                uow=SqlUnitOfWork(engine),
+            )
+        finally:
+            await engine.dispose()
+
+    typer.echo(f"pruned {_run(run)} courier positions")
 
 
 def main() -> None:  # pragma: no cover

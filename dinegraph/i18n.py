@@ -101,6 +101,14 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.NOTHING_TO_REFUND: ("没有可退的金额", "Nothing is left to refund"),
     ErrorCode.PAYMENT_MISMATCH: ("支付金额与订单不符", "The payment does not match the order"),
     ErrorCode.NOT_AVAILABLE: ("该功能当前不可用", "Not available here"),
+    ErrorCode.IMPLAUSIBLE_POSITION: (
+        "骑手位置不可信（跳变过大或离门店过远）",
+        "Implausible courier position (too far a jump, or too far from the store)",
+    ),
+    ErrorCode.WRONG_PROVIDER: (
+        "该配送单不由此合作方承运",
+        "This delivery is not carried by this partner",
+    ),
     ErrorCode.IDEMPOTENCY_KEY_REUSED: (
         "该单号已用于内容不同的请求",
         "This key was already used for a different request",

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from dinegraph.domain.delivery import parse_speeds
 from dinegraph.domain.orders import parse_bands
 from dinegraph.domain.tiers import Tier
 
@@ -83,6 +84,14 @@ class Settings(BaseSettings):
     payment_notify_secret: SecretStr | None = None
     # The development payment adapter (payOrder); on in development mode unless set.
     development_payments: bool | None = None
+    # Deliveries.
+    dispatch_on: str = "READY"  # or ACCEPTED: call the courier while the kitchen cooks
+    # Average courier speeds (km/h) for the ETA, per provider.
+    courier_speeds: str = "OWN_RIDER:15,DADA:18,SF_INTRA_CITY:20,MEITUAN:18"
+    courier_max_speed_kmh: float = Field(default=120, gt=0)  # faster jumps are bad fixes
+    courier_report_min_interval_seconds: float = Field(default=1.0, ge=0)  # per delivery
+    position_retention_days: float = Field(default=7, gt=0)
+    position_prune_every_seconds: float = Field(default=3600, gt=0)
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 
@@ -138,6 +147,15 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 f"DINEGRAPH_DELIVERY_FEE_BANDS {self.delivery_fee_bands!r}: {exc}; "
                 "write e.g. 3000:400,5000:600"
+            ) from exc
+        if self.dispatch_on not in ("READY", "ACCEPTED"):
+            raise ConfigurationError("DINEGRAPH_DISPATCH_ON must be READY or ACCEPTED")
+        try:
+            parse_speeds(self.courier_speeds)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"DINEGRAPH_COURIER_SPEEDS {self.courier_speeds!r}: {exc}; "
+                "write e.g. OWN_RIDER:15,DADA:18"
             ) from exc
         broker = self.broker_url.split(":", 1)[0]
         if broker not in _BROKERS:

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+# The store's own riders (stores whose delivery_provider is OWN_RIDER); every other store
+# dispatches to its platform, DADA unless it names another.
+RIDERS: list[dict[str, str]] = [
+    {"store": "SZ-NS-01", "name": "骑手小周", "phone": "13700000001"},
+    {"store": "SZ-NS-01", "name": "骑手小吴", "phone": "13700000002"},
+    {"store": "SZ-NS-01", "name": "骑手小郑", "phone": "13700000003"},
+]
+
 STORES: list[dict[str, Any]] = [
     {
         "code": "SZ-FT-01",
@@ -26,6 +34,7 @@ STORES: list[dict[str, Any]] = [
         "opens": "10:30",
         "closes": "21:30",
         "is_open": True,
+        "delivery_provider": "SF_INTRA_CITY",
     },
     {
         "code": "SZ-NS-01",
@@ -37,6 +46,7 @@ STORES: list[dict[str, Any]] = [
         "opens": "10:00",
         "closes": "22:00",
         "is_open": True,
+        "delivery_provider": "OWN_RIDER",  # 自配送: the store's own riders
     },
     {
         "code": "SZ-NS-02",

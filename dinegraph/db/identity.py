@@ -56,6 +56,7 @@ async def api_key_by_prefix(engine: AsyncEngine, prefix: str) -> StoredApiKey | 
         name=row.name,
         scopes=frozenset(row.scopes),
         store_ids=None if row.store_ids is None else frozenset(row.store_ids),
+        partner=row.partner,
     )
     return StoredApiKey(viewer=viewer, key_hash=row.key_hash)
 
@@ -95,6 +96,7 @@ async def insert_api_key(
     key_hash: str,
     scopes: Iterable[str],
     store_ids: Iterable[int] | None,
+    partner: str | None = None,
 ) -> int:
     ids = None if store_ids is None else sorted(set(store_ids))
     async with engine.connect() as conn:
@@ -110,6 +112,7 @@ async def insert_api_key(
                     key_hash=key_hash,
                     scopes=sorted(set(scopes)),
                     store_ids=ids,
+                    partner=partner,
                 )
                 .returning(api_keys.c.id)
             )

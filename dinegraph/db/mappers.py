@@ -28,6 +28,7 @@ def store(row: Any) -> Store:
         opens=row.opens,
         closes=row.closes,
         is_open=row.is_open,
+        delivery_provider=row.delivery_provider,
     )
 
 

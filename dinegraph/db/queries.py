@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.db import mappers
 from dinegraph.db.catalog import products_from, select_products, select_skus, skus_from
 from dinegraph.db.coupons import coupon_of, job_of, template_of
+from dinegraph.db.delivery import delivery_of
 from dinegraph.db.members import address_of, member_of
 from dinegraph.db.orders import line_of, order_of
 from dinegraph.db.stock import movement_of
@@ -21,6 +22,8 @@ from dinegraph.db.tables import (
     coupon_issue_jobs,
     coupon_templates,
     coupons,
+    courier_positions,
+    deliveries,
     member_addresses,
     member_spend,
     members,
@@ -39,6 +42,7 @@ from dinegraph.db.tables import (
 )
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
 from dinegraph.domain.coupons import Coupon, CouponTemplate, IssueJob
+from dinegraph.domain.delivery import IN_PROGRESS, Delivery
 from dinegraph.domain.members import Address, Member
 from dinegraph.domain.orders import Order, OrderLine
 from dinegraph.domain.stock import Movement
@@ -87,6 +91,14 @@ class PointsRow:
     balance_after: int
     expires_at: datetime | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PositionRow:
+    id: int
+    lat: float
+    lng: float
+    recorded_at: datetime
 
 
 class ReadQueries:
@@ -396,3 +408,41 @@ class ReadQueries:
             .limit(1)
         )
         return bool(rows)
+
+    # --- deliveries -----------------------------------------------------------------
+
+    async def deliveries_by_ids(self, ids: Sequence[int]) -> list[Delivery]:
+        rows = await self._rows(sa.select(deliveries).where(deliveries.c.id.in_(ids)))
+        return [delivery_of(r) for r in rows]
+
+    async def latest_deliveries(self, order_ids: Sequence[int]) -> dict[int, Delivery]:
+        """Each order's latest delivery (a failed trip may be followed by another)."""
+        rows = await self._rows(
+            sa.select(deliveries)
+            .where(deliveries.c.order_id.in_(order_ids))
+            .order_by(deliveries.c.id)
+        )
+        return {r.order_id: delivery_of(r) for r in rows}
+
+    async def deliveries_in_progress(self, store_id: int, limit: int) -> list[Delivery]:
+        rows = await self._rows(
+            sa.select(deliveries)
+            .where(
+                deliveries.c.store_id == store_id,
+                deliveries.c.status.in_([s.value for s in IN_PROGRESS]),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        return [delivery_of(r) for r in rows]
+
+    async def track(self, delivery_id: int, offset: int, limit: int) -> list[PositionRow]:
+        """A trip's reported positions in the order they were recorded (late ones included)."""
+        rows = await self._rows(
+            sa.select(courier_positions)
+            .where(courier_positions.c.delivery_id == delivery_id)
+            .order_by(courier_positions.c.recorded_at, courier_positions.c.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [PositionRow(r.id, r.lat, r.lng, r.recorded_at) for r in rows]

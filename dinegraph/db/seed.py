@@ -17,6 +17,7 @@ from dinegraph.db.tables import (
     coupon_templates,
     product_channels,
     products,
+    riders,
     skus,
     stock_ledger,
     stock_levels,
@@ -49,6 +50,7 @@ async def seed_demo(engine: AsyncEngine, *, rng_seed: int = 20261122) -> dict[st
             sku_ids, tracked, untracked = await _products(conn, category_ids)
             counts = await _store_state(conn, rng, store_ids, sku_ids, tracked, untracked)
             counts["coupon_templates"] = await _coupon_templates(conn, category_ids)
+            counts["riders"] = await _riders(conn, store_ids)
     return {
         "stores": len(store_ids),
         "categories": len(category_ids),
@@ -56,6 +58,21 @@ async def seed_demo(engine: AsyncEngine, *, rng_seed: int = 20261122) -> dict[st
         "skus": len(sku_ids),
         **counts,
     }
+
+
+async def _riders(conn: AsyncConnection, store_ids: dict[str, int]) -> int:
+    rows: list[dict[str, object]] = [
+        {
+            "store_id": store_ids[r["store"]],
+            "name": r["name"],
+            "phone": r["phone"],
+            "active": True,
+            "busy": False,
+        }
+        for r in demo_data.RIDERS
+    ]
+    await conn.execute(riders.insert(), rows)
+    return len(rows)
 
 
 def _time(text: str) -> time:
@@ -84,6 +101,7 @@ async def _stores(conn: AsyncConnection) -> dict[str, int]:
             "opens": _time(s["opens"]),
             "closes": _time(s["closes"]),
             "is_open": s["is_open"],
+            "delivery_provider": s.get("delivery_provider", "DADA"),
         }
         for s in demo_data.STORES
     ]

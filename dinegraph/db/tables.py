@@ -58,6 +58,8 @@ stores = sa.Table(
     sa.Column("opens", sa.Time, nullable=False),
     sa.Column("closes", sa.Time, nullable=False),
     sa.Column("is_open", sa.Boolean, nullable=False),
+    # Who carries its delivery orders: OWN_RIDER or a platform (DADA, SF_INTRA_CITY, ...).
+    sa.Column("delivery_provider", sa.String(16), nullable=False, server_default="DADA"),
     _created_at(),
 )
 
@@ -162,6 +164,8 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(64), nullable=False),
     sa.Column("scopes", sa.JSON, nullable=False),
     sa.Column("store_ids", sa.JSON, nullable=True),
+    # A delivery platform's key writes only the deliveries that platform carries.
+    sa.Column("partner", sa.String(16), nullable=True),
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     _created_at(),
 )
@@ -476,4 +480,65 @@ store_loads = sa.Table(
     metadata,
     sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), primary_key=True),
     sa.Column("pending_orders", sa.Integer, nullable=False),
+)
+
+
+# --- deliveries -------------------------------------------------------------------------
+
+# A store's own riders (OWN_RIDER): the nearest idle one is sent automatically.
+riders = sa.Table(
+    "riders",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(30), nullable=False),
+    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("busy", sa.Boolean, nullable=False),
+    # Where the rider was last seen; null: at the store.
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("lng", sa.Float, nullable=True),
+    _created_at(),
+)
+
+# The trip of a delivery order. Its position is the latest a courier reported; every
+# report is kept in courier_positions (for replay) until pruned.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("courier_name", sa.String(30), nullable=True),
+    sa.Column("courier_phone", sa.String(20), nullable=True),
+    sa.Column("rider_id", sa.Integer, sa.ForeignKey("riders.id"), nullable=True),
+    sa.Column("lat", sa.Float, nullable=True),
+    sa.Column("lng", sa.Float, nullable=True),
+    sa.Column("position_at", UtcDateTime(), nullable=True),
+    sa.Column("received_at", UtcDateTime(), nullable=True),
+    sa.Column("origin_lat", sa.Float, nullable=False),
+    sa.Column("origin_lng", sa.Float, nullable=False),
+    sa.Column("destination_lat", sa.Float, nullable=False),
+    sa.Column("destination_lng", sa.Float, nullable=False),
+    sa.Column("eta_seconds", sa.Integer, nullable=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_deliveries_store_status", "store_id", "status"),
+)
+
+courier_positions = sa.Table(
+    "courier_positions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lng", sa.Float, nullable=False),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+    sa.Column("received_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_courier_positions_trip", "delivery_id", "recorded_at"),
+    sa.Index("ix_courier_positions_received", "received_at"),
 )

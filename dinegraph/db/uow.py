@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.coupons import SqlCouponRepository, SqlIssueJobRepository
+from dinegraph.db.delivery import SqlDeliveryRepository
 from dinegraph.db.engine import WRITE, local_write_lock
 from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.orders import SqlOrderRepository
@@ -42,6 +43,7 @@ class SqlUnitOfWork:
     coupons: SqlCouponRepository
     jobs: SqlIssueJobRepository
     orders: SqlOrderRepository
+    deliveries: SqlDeliveryRepository
 
     def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
         self._engine = engine
@@ -72,6 +74,7 @@ class SqlUnitOfWork:
         self.coupons = SqlCouponRepository(conn)
         self.jobs = SqlIssueJobRepository(conn)
         self.orders = SqlOrderRepository(conn)
+        self.deliveries = SqlDeliveryRepository(conn)
         self._pending = []
         return self
 
@@ -136,6 +139,7 @@ class SqlReader:
     members: SqlMemberRepository
     coupons: SqlCouponRepository
     orders: SqlOrderRepository
+    deliveries: SqlDeliveryRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -149,6 +153,7 @@ class SqlReader:
         self.members = SqlMemberRepository(conn)
         self.coupons = SqlCouponRepository(conn)
         self.orders = SqlOrderRepository(conn)
+        self.deliveries = SqlDeliveryRepository(conn)
         return self
 
     async def __aexit__(

@@ -55,6 +55,7 @@ class Store:
     opens: time
     closes: time
     is_open: bool
+    delivery_provider: str = "DADA"  # who carries its delivery orders (domain.delivery)
 
     def in_hours(self, at: time) -> bool:
         """Whether ``at`` lies in opening hours; hours may run past midnight (10:00-02:00),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stock import LowStock, StockChanged
 
-Event = StockChanged | LowStock | OrderChanged
+Event = StockChanged | LowStock | OrderChanged | DeliveryChanged
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls for cls in (StockChanged, LowStock, OrderChanged)
+    cls.__name__: cls for cls in (StockChanged, LowStock, OrderChanged, DeliveryChanged)
 }

@@ -52,6 +52,7 @@ class PartnerViewer:
     name: str
     scopes: frozenset[str]
     store_ids: frozenset[int] | None  # None: every store of the chain
+    partner: str | None = None  # a delivery platform's key: which one (DADA, ...)
 
     def covers(self, store_id: int) -> bool:
         return self.store_ids is None or store_id in self.store_ids

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol
@@ -18,7 +19,9 @@ from dinegraph.domain.catalog import (
     Store,
 )
 from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, IssueJob, Segment
+from dinegraph.domain.delivery import Courier, Delivery
 from dinegraph.domain.events import Event
+from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
 from dinegraph.domain.orders import Candidates, Order, OrderLine, OrderStatus, RefundLine
 from dinegraph.domain.stock import (
@@ -301,6 +304,53 @@ class OrderRepository(Protocol):
     async def change_load(self, store_id: int, delta: int) -> None: ...
 
 
+class DeliveryRepository(Protocol):
+    async def add(self, delivery: Delivery) -> Delivery: ...
+
+    async def get(self, delivery_id: int) -> Delivery | None: ...
+
+    async def latest_for_order(self, order_id: int) -> Delivery | None: ...
+
+    async def save(self, delivery: Delivery, *, expected_version: int) -> bool:
+        """False when the delivery changed since ``expected_version`` (nothing written)."""
+
+    async def add_position(
+        self, delivery_id: int, point: GeoPoint, recorded_at: datetime, received_at: datetime
+    ) -> None: ...
+
+    async def nearest_idle_rider(
+        self, store_id: int, near: GeoPoint
+    ) -> tuple[int, Courier] | None: ...
+
+    async def claim_rider(self, rider_id: int, store_id: int) -> Courier | None: ...
+
+    async def release_rider(self, rider_id: int, at: GeoPoint | None) -> None: ...
+
+    async def prune_positions(self, before: datetime) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRequest:
+    """What a delivery platform is told: from where, to where, for which order."""
+
+    delivery_id: int
+    order_id: int
+    store_name: str
+    pickup: GeoPoint
+    dropoff: GeoPoint
+    address: str
+    contact_name: str
+    contact_phone: str
+
+
+class DeliveryPlatform(Protocol):
+    """A delivery platform's order API (达达, 顺丰同城, ...); the development adapter accepts
+    every order and names a courier at once."""
+
+    async def dispatch(self, request: DispatchRequest) -> Courier | None:
+        """The courier taking it, or None when the platform has to find one first."""
+
+
 class PaymentGateway(Protocol):
     """Takes money back through the provider that took it; the development adapter logs."""
 
@@ -338,6 +388,9 @@ class Repositories(Protocol):
 
     @property
     def orders(self) -> OrderRepository: ...
+
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
 
 
 class UnitOfWork(Repositories, Protocol):

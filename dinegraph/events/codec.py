@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import EVENT_TYPES, Event
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stock import StockChanged
@@ -29,9 +30,20 @@ def store_orders_topic(store_id: int) -> str:
     return f"store_orders.{store_id}"
 
 
+def courier_topic(order_id: int) -> str:
+    return f"courier.{order_id}"
+
+
+def store_deliveries_topic(store_id: int) -> str:
+    return f"deliveries.{store_id}"
+
+
 def topics_of(event: Event) -> tuple[str, ...]:
     if isinstance(event, StockChanged):
         return (stock_topic(event.store_id),)
+    if isinstance(event, DeliveryChanged):
+        # Who follows the order's courier; the store's live map of its deliveries.
+        return (courier_topic(event.order_id), store_deliveries_topic(event.store_id))
     if isinstance(event, OrderChanged):
         # The customer follows one order; the store's staff follow all of its orders.
         return (order_topic(event.order_id), store_orders_topic(event.store_id))

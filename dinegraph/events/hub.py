@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
+from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import Event
 from dinegraph.domain.orders import OrderChanged
 
@@ -21,6 +22,8 @@ def event_key(event: Event) -> Hashable:
     """What a newer event replaces: the same SKU's stock, the same order's state."""
     if isinstance(event, OrderChanged):
         return ("OrderChanged", event.order_id)
+    if isinstance(event, DeliveryChanged):
+        return ("DeliveryChanged", event.delivery_id)
     return (type(event).__name__, event.store_id, event.sku_id)
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from dinegraph.domain.delivery import Courier, Provider
 from dinegraph.domain.orders import Order
+from dinegraph.domain.ports import DispatchRequest
 
 log = logging.getLogger("dinegraph.sms")
 log_payments = logging.getLogger("dinegraph.payments")
+log_delivery = logging.getLogger("dinegraph.delivery")
 
 
 class LoggingSmsSender:
@@ -41,3 +44,27 @@ class DevelopmentPayments:
 
     async def refund(self, order: Order, amount_fen: int, reference: str) -> None:
         log_payments.warning("refund of order %s: %s fen (%s)", order.id, amount_fen, reference)
+
+
+_COURIER_NAMES = ("张师傅", "李师傅", "王师傅", "刘师傅", "陈师傅", "杨师傅", "赵师傅", "黄师傅")
+
+
+class DevelopmentCourierPlatform:
+    """Development adapter of a delivery platform (达达, 顺丰同城, ...): it accepts every
+    order and names a courier at once. Positions and statuses then come in through the
+    partner mutations, as the real platform's callbacks would (see ``dinegraph simulate``)."""
+
+    def __init__(self, provider: Provider) -> None:
+        self.provider = provider
+
+    async def dispatch(self, request: DispatchRequest) -> Courier | None:
+        n = request.delivery_id
+        name = _COURIER_NAMES[n % len(_COURIER_NAMES)]
+        log_delivery.warning(
+            "%s accepted delivery %s of order %s: courier %s",
+            self.provider.value,
+            n,
+            request.order_id,
+            name,
+        )
+        return Courier(name, f"139{n % 100_000_000:08d}")

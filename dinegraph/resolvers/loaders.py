@@ -11,6 +11,7 @@ from strawberry.dataloader import DataLoader
 from dinegraph.db.queries import ReadQueries, StockRow
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
 from dinegraph.domain.coupons import CouponTemplate
+from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.orders import Order, OrderLine
 
 K = TypeVar("K", bound=Hashable)
@@ -40,6 +41,8 @@ class Loaders:
     order: DataLoader[int, Order | None]
     order_lines: DataLoader[int, list[OrderLine]]
     pending_orders: DataLoader[int, int]
+    delivery: DataLoader[int, Delivery | None]
+    delivery_of_order: DataLoader[int, Delivery | None]
 
 
 def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
@@ -86,6 +89,12 @@ def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
         found = await reads.pending_orders(ids)
         return [found.get(i, 0) for i in ids]
 
+    async def deliveries_by_id(ids: list[int]) -> list[Delivery | None]:
+        return _by_key(ids, _by_id(await reads.deliveries_by_ids(ids), lambda d: d.id))
+
+    async def deliveries_of_orders(ids: list[int]) -> list[Delivery | None]:
+        return _by_key(ids, await reads.latest_deliveries(ids))
+
     return Loaders(
         store=DataLoader(stores),
         category=DataLoader(categories),
@@ -100,4 +109,6 @@ def make_loaders(reads: ReadQueries, *, include_unlisted: bool) -> Loaders:
         order=DataLoader(orders),
         order_lines=DataLoader(lines_of_orders),
         pending_orders=DataLoader(pending),
+        delivery=DataLoader(deliveries_by_id),
+        delivery_of_order=DataLoader(deliveries_of_orders),
     )

@@ -28,6 +28,7 @@ from strawberry.types import ExecutionContext
 from dinegraph.domain.errors import DomainError
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupons import CouponMutation, CouponSegmentMutation
+from dinegraph.schema.delivery import DeliveryMutation
 from dinegraph.schema.members import MemberMutation
 from dinegraph.schema.orders import OrderMutation
 from dinegraph.schema.query import Query
@@ -94,6 +95,7 @@ class Mutation(
     CouponMutation,
     CouponSegmentMutation,
     OrderMutation,
+    DeliveryMutation,
 ):
     pass
 

@@ -54,6 +54,16 @@ class GeoPointInput:
     lng: float
 
 
+@strawberry.type(
+    description="Where an order goes: for its member, its store and its courier's platform."
+)
+class DeliveryAddress:
+    location: GeoPoint
+    detail: str
+    contact_name: str
+    contact_phone: str
+
+
 def page_info(page: Any) -> relay.PageInfo:
     """Relay page info of a ``resolvers.pagination.Page``."""
     return relay.PageInfo(

@@ -20,8 +20,9 @@ from dinegraph.resolvers import orders as resolve
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.resolvers.pagination import Page
 from dinegraph.schema.catalog import SkuNode, SpecOption, StoreNode, sku_at
-from dinegraph.schema.common import GeoPoint, Money, UserError, page_info
+from dinegraph.schema.common import DeliveryAddress, GeoPoint, Money, UserError, page_info
 from dinegraph.schema.coupons import CouponNode
+from dinegraph.schema.delivery import DeliveryNode
 from dinegraph.schema.errors import attempt, raise_for_query
 
 Info = strawberry.Info[Context, None]
@@ -113,14 +114,6 @@ def _checkout(
 
 
 # --- the order ------------------------------------------------------------------------
-
-
-@strawberry.type(description="Where an order goes; only its member and its store see it.")
-class DeliveryAddress:
-    location: GeoPoint
-    detail: str
-    contact_name: str
-    contact_phone: str
 
 
 @strawberry.type
@@ -287,6 +280,11 @@ class OrderNode(relay.Node):
             return None
         (found,) = await coupon_reads.visible_coupons(info.context, [self.order.coupon_id])
         return CouponNode.of(found) if found else None
+
+    @strawberry.field(description="Its latest delivery (delivery orders, once dispatched).")
+    async def delivery(self, info: Info) -> DeliveryNode | None:
+        found = await info.context.loaders.delivery_of_order.load(self.order.id)
+        return DeliveryNode.of(found) if found else None
 
     @strawberry.field(description="For the store's staff: the ticket to print; null for others.")
     async def kitchen_ticket(self, info: Info) -> KitchenTicket | None:

@@ -20,6 +20,7 @@ from dinegraph.schema.coupons import (
     applicable_coupons,
     claimable_coupons,
 )
+from dinegraph.schema.delivery import DeliveryNode, deliveries_in_progress, delivery
 from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.orders import (
@@ -119,6 +120,14 @@ class Query:
     store_orders: OrderConnection = strawberry.field(
         resolver=store_orders,
         description="A store's orders, newest first, for its staff (the order board).",
+    )
+
+    delivery: DeliveryNode | None = strawberry.field(
+        resolver=delivery, description="A delivery; null when not found or not yours."
+    )
+    deliveries_in_progress: list[DeliveryNode] = strawberry.field(
+        resolver=deliveries_in_progress,
+        description="A store's deliveries on their way, for its live map (its staff).",
     )
 
     @strawberry.field(description="Who is asking: a member, staff, or nobody.")

@@ -11,6 +11,7 @@ from dinegraph.domain.stock import LowStock, StockChanged
 from dinegraph.resolvers import subscriptions as feeds
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
+from dinegraph.schema.delivery import DeliverySubscription
 from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.orders import OrderSubscription
 
@@ -59,7 +60,7 @@ class LowStockAlert:
 
 
 @strawberry.type
-class Subscription(OrderSubscription):
+class Subscription(OrderSubscription, DeliverySubscription):
     @strawberry.subscription(
         description="The current stock of the SKUs asked for (or all that can sell out), "
         "then every change."

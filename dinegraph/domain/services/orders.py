@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, tzinfo
 
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.coupons import CouponStatus, is_new_member, terms_of
+from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import MemberViewer, StaffViewer, Viewer, actor_of
 from dinegraph.domain.members import PointsKind
@@ -40,10 +41,17 @@ from dinegraph.domain.orders import (
     points_to_reverse,
     quote,
 )
-from dinegraph.domain.ports import PaymentGateway, Repositories, UnitOfWork
+from dinegraph.domain.ports import DispatchRequest, PaymentGateway, Repositories, UnitOfWork
 from dinegraph.domain.pricing import Shopper
 from dinegraph.domain.routing import CannotServe, RoutingWeights
 from dinegraph.domain.services.coupons import change_coupon_status
+from dinegraph.domain.services.dispatch import (
+    DeliveryPolicy,
+    call_platform,
+    dispatch_request,
+    open_delivery,
+    should_dispatch,
+)
 from dinegraph.domain.services.points import earn_points, record_spend
 from dinegraph.domain.services.stock import apply_movement
 from dinegraph.domain.stock import MovementLine, MovementSource, clean_reason
@@ -67,6 +75,7 @@ class OrderPolicy:
     tier_thresholds: Mapping[Tier, int]
     points_expiry_days: int
     payments: PaymentGateway
+    delivery: DeliveryPolicy
 
 
 class StoresRefused(DomainError):
@@ -348,7 +357,9 @@ async def confirm_payment(cmd: ConfirmPayment, *, uow: UnitOfWork) -> Order:
         )
         # Pickup and dine-in orders get the number the counter calls (取餐号).
         code = pickup_code(order.id) if order.channel is not Channel.DELIVERY else None
-        paid = await _move(uow, order, OrderStatus.PAID, cmd.at, paid_at=cmd.at, pickup_code=code)
+        paid = await move_order(
+            uow, order, OrderStatus.PAID, cmd.at, paid_at=cmd.at, pickup_code=code
+        )
         paid = replace(paid, paid_at=cmd.at, pickup_code=code)
         if order.coupon_id is not None:
             await change_coupon_status(
@@ -358,7 +369,7 @@ async def confirm_payment(cmd: ConfirmPayment, *, uow: UnitOfWork) -> Order:
     return paid
 
 
-async def _move(
+async def move_order(
     uow: UnitOfWork, order: Order, target: OrderStatus, at: datetime, **changes: object
 ) -> Order:
     """The conditional status update: fails with INVALID_TRANSITION if another got there first."""
@@ -391,6 +402,7 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
     releases the held stock, returns the coupon and refunds what was paid.
     """
     refund: tuple[Order, int] | None = None
+    dispatched: tuple[Delivery, DispatchRequest] | None = None
     async with uow:
         order = await uow.orders.get(cmd.order_id)
         mover = _mover(viewer, order)
@@ -401,14 +413,23 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
             if refunded:
                 refund = (moved, refunded)
         elif cmd.status is OrderStatus.COMPLETED:
-            moved = await _move(uow, order, cmd.status, cmd.now, completed_at=cmd.now)
+            moved = await move_order(uow, order, cmd.status, cmd.now, completed_at=cmd.now)
             moved = replace(moved, completed_at=cmd.now)
             await _reward(uow, moved, cmd.policy, cmd.now)
         else:
-            moved = await _move(uow, order, cmd.status, cmd.now)
+            moved = await move_order(uow, order, cmd.status, cmd.now)
+        if should_dispatch(order, cmd.status, cmd.policy.delivery):
+            store = await uow.catalog.get_store(order.store_id)
+            assert store is not None
+            delivery = await open_delivery(uow, order, store, cmd.policy.delivery, cmd.now)
+            dispatched = (delivery, dispatch_request(delivery, order, store))
         await uow.commit()
     if refund is not None:
         await cmd.policy.payments.refund(refund[0], refund[1], f"{order.reference}:cancel")
+    if dispatched is not None:
+        await call_platform(
+            dispatched[0], dispatched[1], uow=uow, policy=cmd.policy.delivery, now=cmd.now
+        )
     return moved
 
 
@@ -472,7 +493,7 @@ async def _cancel(uow: UnitOfWork, order: Order, now: datetime, actor: str) -> t
         if version is None:
             raise DomainError(ErrorCode.INVALID_TRANSITION, field=["status"], current=was)
         order = replace(order, refunded_fen=order.total_fen, version=version)
-    moved = await _move(uow, order, OrderStatus.CANCELLED, now)
+    moved = await move_order(uow, order, OrderStatus.CANCELLED, now)
     await _release(
         uow,
         order,
@@ -598,7 +619,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             raise DomainError(ErrorCode.INVALID_TRANSITION, field=["orderId"])
         moved = replace(order, version=version)
         if plan.full:
-            moved = await _move(uow, moved, OrderStatus.REFUNDED, cmd.now)
+            moved = await move_order(uow, moved, OrderStatus.REFUNDED, cmd.now)
         else:
             uow.record(_changed(moved))
         await uow.commit()

@@ -1,0 +1,180 @@
+"""The delivery repository: trips, their latest courier position, the positions kept, riders."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from dinegraph.db.tables import courier_positions, deliveries, riders
+from dinegraph.domain.delivery import Courier, Delivery, DeliveryStatus, Provider
+from dinegraph.domain.geo import GeoPoint, distance_m
+
+
+def delivery_of(row: Any) -> Delivery:
+    courier = Courier(row.courier_name, row.courier_phone) if row.courier_name else None
+    return Delivery(
+        id=row.id,
+        order_id=row.order_id,
+        store_id=row.store_id,
+        member_id=row.member_id,
+        provider=Provider(row.provider),
+        status=DeliveryStatus(row.status),
+        courier=courier,
+        rider_id=row.rider_id,
+        position=GeoPoint(row.lat, row.lng) if row.lat is not None else None,
+        position_at=row.position_at,
+        received_at=row.received_at,
+        destination=GeoPoint(row.destination_lat, row.destination_lng),
+        origin=GeoPoint(row.origin_lat, row.origin_lng),
+        eta_seconds=row.eta_seconds,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlDeliveryRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, delivery: Delivery) -> Delivery:
+        courier = delivery.courier
+        new_id = await self._conn.scalar(
+            deliveries.insert()
+            .values(
+                order_id=delivery.order_id,
+                store_id=delivery.store_id,
+                member_id=delivery.member_id,
+                provider=delivery.provider.value,
+                status=delivery.status.value,
+                courier_name=courier.name if courier else None,
+                courier_phone=courier.phone if courier else None,
+                rider_id=delivery.rider_id,
+                origin_lat=delivery.origin.lat,
+                origin_lng=delivery.origin.lng,
+                destination_lat=delivery.destination.lat,
+                destination_lng=delivery.destination.lng,
+                eta_seconds=delivery.eta_seconds,
+                version=1,
+                created_at=delivery.created_at,
+                updated_at=delivery.updated_at,
+            )
+            .returning(deliveries.c.id)
+        )
+        return replace(delivery, id=int(new_id), version=1)
+
+    async def get(self, delivery_id: int) -> Delivery | None:
+        row = (
+            await self._conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id))
+        ).first()
+        return delivery_of(row) if row else None
+
+    async def latest_for_order(self, order_id: int) -> Delivery | None:
+        row = (
+            await self._conn.execute(
+                sa.select(deliveries)
+                .where(deliveries.c.order_id == order_id)
+                .order_by(deliveries.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+        return delivery_of(row) if row else None
+
+    async def save(self, delivery: Delivery, *, expected_version: int) -> bool:
+        """Write the delivery's state if nobody changed it since ``expected_version``."""
+        courier = delivery.courier
+        pos = delivery.position
+        done = await self._conn.scalar(
+            deliveries.update()
+            .where(deliveries.c.id == delivery.id, deliveries.c.version == expected_version)
+            .values(
+                status=delivery.status.value,
+                courier_name=courier.name if courier else None,
+                courier_phone=courier.phone if courier else None,
+                rider_id=delivery.rider_id,
+                lat=pos.lat if pos else None,
+                lng=pos.lng if pos else None,
+                position_at=delivery.position_at,
+                received_at=delivery.received_at,
+                eta_seconds=delivery.eta_seconds,
+                version=delivery.version,
+                updated_at=delivery.updated_at,
+            )
+            .returning(deliveries.c.id)
+        )
+        return done is not None
+
+    async def add_position(
+        self, delivery_id: int, point: GeoPoint, recorded_at: datetime, received_at: datetime
+    ) -> None:
+        await self._conn.execute(
+            courier_positions.insert().values(
+                delivery_id=delivery_id,
+                lat=point.lat,
+                lng=point.lng,
+                recorded_at=recorded_at,
+                received_at=received_at,
+            )
+        )
+
+    async def nearest_idle_rider(self, store_id: int, near: GeoPoint) -> tuple[int, Courier] | None:
+        """Claim the store's idle rider nearest ``near`` (the store), marked busy in this
+        transaction; None when every rider is out. A rider never seen is at the store."""
+        rows = (
+            await self._conn.execute(
+                sa.select(riders).where(
+                    riders.c.store_id == store_id,
+                    riders.c.active.is_(True),
+                    riders.c.busy.is_(False),
+                )
+            )
+        ).all()
+
+        def how_far(row: Any) -> tuple[int, int]:
+            at = GeoPoint(row.lat, row.lng) if row.lat is not None else near
+            return distance_m(at, near), row.id
+
+        for row in sorted(rows, key=how_far):
+            claimed = await self._conn.scalar(
+                riders.update()
+                .where(riders.c.id == row.id, riders.c.busy.is_(False))
+                .values(busy=True)
+                .returning(riders.c.id)
+            )
+            if claimed is not None:
+                return int(row.id), Courier(row.name, row.phone)
+        return None
+
+    async def claim_rider(self, rider_id: int, store_id: int) -> Courier | None:
+        row = (
+            await self._conn.execute(
+                riders.update()
+                .where(
+                    riders.c.id == rider_id,
+                    riders.c.store_id == store_id,
+                    riders.c.active.is_(True),
+                    riders.c.busy.is_(False),
+                )
+                .values(busy=True)
+                .returning(riders.c.name, riders.c.phone)
+            )
+        ).first()
+        return Courier(row.name, row.phone) if row else None
+
+    async def release_rider(self, rider_id: int, at: GeoPoint | None) -> None:
+        """The rider is free again, where the trip ended."""
+        await self._conn.execute(
+            riders.update()
+            .where(riders.c.id == rider_id)
+            .values(busy=False, lat=at.lat if at else None, lng=at.lng if at else None)
+        )
+
+    async def prune_positions(self, before: datetime) -> int:
+        result = await self._conn.execute(
+            courier_positions.delete().where(courier_positions.c.received_at < before)
+        )
+        return int(result.rowcount or 0)

@@ -1,0 +1,214 @@
+"""What carriers report (positions, statuses) and what store staff do with deliveries.
+
+Partner writes need an API key with scope ``delivery:write`` bound to the platform that
+carries the delivery; the order follows its delivery (DELIVERING, then DELIVERED).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from dinegraph.domain.delivery import (
+    FINAL,
+    Courier,
+    Delivery,
+    DeliveryStatus,
+    PositionVerdict,
+    Provider,
+    changed,
+    check_delivery_move,
+    check_position,
+    clean_courier,
+    order_follows,
+)
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.geo import GeoPoint
+from dinegraph.domain.identity import (
+    PartnerViewer,
+    Scope,
+    StaffViewer,
+    Viewer,
+    require_store_manager,
+)
+from dinegraph.domain.orders import Mover, check_move
+from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.services.dispatch import (
+    DeliveryPolicy,
+    assign_in,
+    call_platform,
+    dispatch_request,
+    eta_of,
+    open_delivery,
+)
+from dinegraph.domain.services.orders import move_order
+
+
+def require_carrier(viewer: Viewer, delivery: Delivery | None) -> PartnerViewer:
+    """The platform carrying ``delivery``, by its API key; nobody else writes its trip."""
+    if not isinstance(viewer, PartnerViewer):
+        if isinstance(viewer, StaffViewer):
+            raise DomainError(ErrorCode.FORBIDDEN)
+        raise DomainError(ErrorCode.UNAUTHENTICATED)
+    if Scope.DELIVERY_WRITE.value not in viewer.scopes:
+        raise DomainError(ErrorCode.FORBIDDEN)
+    if delivery is None or not viewer.covers(delivery.store_id):
+        raise DomainError(ErrorCode.NOT_FOUND, field=["deliveryId"])
+    if viewer.partner != delivery.provider.value:
+        raise DomainError(ErrorCode.WRONG_PROVIDER, field=["deliveryId"])
+    return viewer
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPosition:
+    delivery_id: int
+    lat: float
+    lng: float
+    recorded_at: datetime
+    now: datetime
+    policy: DeliveryPolicy
+
+
+async def report_courier_position(
+    cmd: ReportPosition, *, uow: UnitOfWork, viewer: Viewer
+) -> tuple[Delivery, PositionVerdict]:
+    """Move the courier on the map and refresh the ETA; every report is kept for replay."""
+    point = GeoPoint.checked(cmd.lat, cmd.lng, "lat")
+    async with uow:
+        delivery = await uow.deliveries.get(cmd.delivery_id)
+        require_carrier(viewer, delivery)
+        assert delivery is not None
+        verdict = check_position(
+            delivery,
+            point,
+            cmd.recorded_at,
+            now=cmd.now,
+            max_speed_kmh=cmd.policy.max_speed_kmh,
+            min_interval=cmd.policy.min_report_interval,
+        )
+        await uow.deliveries.add_position(delivery.id, point, cmd.recorded_at, cmd.now)
+        if verdict is PositionVerdict.STALE:
+            await uow.commit()
+            return delivery, verdict
+        moved = replace(
+            delivery,
+            position=point,
+            position_at=cmd.recorded_at,
+            received_at=cmd.now,
+            version=delivery.version + 1,
+            updated_at=cmd.now,
+        )
+        moved = replace(moved, eta_seconds=eta_of(moved, cmd.policy))
+        if not await uow.deliveries.save(moved, expected_version=delivery.version):
+            # Another report of this delivery landed at the same moment.
+            raise DomainError(ErrorCode.RATE_LIMITED, field=["deliveryId"])
+        uow.record(changed(moved))
+        await uow.commit()
+    return moved, verdict
+
+
+@dataclass(frozen=True, slots=True)
+class ReportStatus:
+    delivery_id: int
+    status: DeliveryStatus
+    courier: tuple[str, str] | None  # (name, phone)
+    at: datetime
+    now: datetime
+    policy: DeliveryPolicy
+
+
+async def report_delivery_status(cmd: ReportStatus, *, uow: UnitOfWork, viewer: Viewer) -> Delivery:
+    """The platform moves its delivery on; the order follows (DELIVERING, DELIVERED)."""
+    courier = clean_courier(*cmd.courier) if cmd.courier is not None else None
+    async with uow:
+        delivery = await uow.deliveries.get(cmd.delivery_id)
+        require_carrier(viewer, delivery)
+        assert delivery is not None
+        if delivery.status is cmd.status and (courier is None or courier == delivery.courier):
+            return delivery  # told twice: nothing new
+        check_delivery_move(delivery.status, cmd.status)
+        if cmd.status is DeliveryStatus.ASSIGNED and courier is None:
+            raise DomainError(ErrorCode.REQUIRED, field=["courier"])
+        order_status = order_follows(cmd.status)
+        if order_status is not None:
+            order = await uow.orders.get(delivery.order_id)
+            assert order is not None
+            if order.status is not order_status:
+                check_move(order, order_status, Mover.SYSTEM)
+                await move_order(uow, order, order_status, cmd.now)
+        moved = replace(
+            delivery,
+            status=cmd.status,
+            courier=courier or delivery.courier,
+            version=delivery.version + 1,
+            updated_at=cmd.now,
+        )
+        moved = replace(moved, eta_seconds=eta_of(moved, cmd.policy))
+        if not await uow.deliveries.save(moved, expected_version=delivery.version):
+            raise DomainError(ErrorCode.INVALID_TRANSITION, field=["deliveryId"])
+        if moved.status in FINAL and moved.rider_id is not None:
+            await uow.deliveries.release_rider(moved.rider_id, moved.position)
+        uow.record(changed(moved))
+        await uow.commit()
+    return moved
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchAgain:
+    order_id: int
+    rider_id: int | None  # OWN_RIDER: this rider rather than the nearest idle one
+    now: datetime
+    policy: DeliveryPolicy
+
+
+async def dispatch_again(cmd: DispatchAgain, *, uow: UnitOfWork, viewer: Viewer) -> Delivery:
+    """Staff of the store: dispatch a ready order whose delivery failed or found no courier,
+    or hand a waiting delivery to one of the store's riders."""
+    async with uow:
+        order = await uow.orders.get(cmd.order_id)
+        if order is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
+        require_store_manager(viewer, order.store_id)
+        store = await uow.catalog.get_store(order.store_id)
+        assert store is not None
+        if order.channel.value != "DELIVERY" or order.status.value not in (
+            "ACCEPTED",
+            "PREPARING",
+            "READY",
+        ):
+            raise DomainError(ErrorCode.INVALID_TRANSITION, field=["orderId"])
+        delivery = await open_delivery(uow, order, store, cmd.policy, cmd.now)
+        own = delivery.provider is Provider.OWN_RIDER
+        if cmd.rider_id is not None and not own:
+            raise DomainError(ErrorCode.WRONG_PROVIDER, field=["riderId"])
+        if own and delivery.status is DeliveryStatus.PENDING:
+            rider: tuple[int, Courier] | None
+            if cmd.rider_id is not None:
+                courier = await uow.deliveries.claim_rider(cmd.rider_id, order.store_id)
+                rider = (cmd.rider_id, courier) if courier else None
+            else:
+                rider = await uow.deliveries.nearest_idle_rider(order.store_id, store.location)
+            if rider is None:  # everyone is out: it waits for the next rider back
+                raise DomainError(ErrorCode.NOT_AVAILABLE, field=["riderId"])
+            delivery = await assign_in(
+                uow, delivery, rider[1], rider[0], policy=cmd.policy, now=cmd.now
+            )
+        await uow.commit()
+    if own:
+        return delivery
+    return await call_platform(
+        delivery,
+        dispatch_request(delivery, order, store),
+        uow=uow,
+        policy=cmd.policy,
+        now=cmd.now,
+    )
+
+
+async def prune_positions(now: datetime, retention: timedelta, *, uow: UnitOfWork) -> int:
+    """Forget courier positions older than ``retention`` (the latest of each trip stays on
+    the delivery itself); returns how many went."""
+    async with uow:
+        gone = await uow.deliveries.prune_positions(now - retention)
+        await uow.commit()
+    return gone
