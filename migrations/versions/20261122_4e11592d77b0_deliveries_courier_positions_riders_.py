@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "4e11592d77b0"
 down_revision: str | None = "9dd7e151146a"
 branch_labels: str | Sequence[str] | None = None
