@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+from dinegraph.domain.delivery import DeliveryChanged
+from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stock import LowStock, StockChanged
-from dinegraph.events.codec import decode, encode
+from dinegraph.events.codec import decode, encode, topics_of
 from dinegraph.events.hub import Hub, Mailbox
 
 
@@ -59,3 +61,50 @@ async def test_the_hub_subscribes_once_per_topic_and_fans_out() -> None:
 def test_events_survive_the_wire() -> None:
     for event in (_changed(3, 9, 0), LowStock(2, 4, 3, 5, 11), StockChanged(1, 2, None, True, 4)):
         assert decode(encode(event)) == event
+
+
+def _moved(delivery: int, version: int, lat: float) -> DeliveryChanged:
+    return DeliveryChanged(
+        delivery,
+        100 + delivery,
+        1,
+        "DADA",
+        "DELIVERING",
+        lat,
+        114.0,
+        60,
+        "张",
+        "13900000000",
+        version,
+    )
+
+
+def _order(order: int, version: int, status: str) -> OrderChanged:
+    return OrderChanged(order, 1, 9, status, version)
+
+
+async def test_a_slow_follower_gets_each_courier_s_latest_position_and_order_s_state() -> None:
+    box = Mailbox()
+    for version in range(1, 101):
+        box.put(_moved(1, version, 22.0 + version / 1000))
+        box.put(_moved(2, version, 23.0))
+    box.put(_moved(1, 50, 0.0))  # a late report's event never replaces a newer one
+    box.put(_order(5, 2, "PAID"))
+    box.put(_order(5, 3, "ACCEPTED"))
+    taken = await box.take()
+    moved = sorted(
+        (e.delivery_id, e.version, e.lat) for e in taken if isinstance(e, DeliveryChanged)
+    )
+    assert moved == [(1, 100, 22.1), (2, 100, 23.0)]
+    assert [(e.order_id, e.status) for e in taken if isinstance(e, OrderChanged)] == [
+        (5, "ACCEPTED")
+    ]
+
+
+def test_order_and_delivery_events_travel_whole_and_to_their_topics() -> None:
+    moved = _moved(3, 7, 22.5)
+    assert decode(encode(moved)) == moved
+    assert topics_of(moved) == ("courier.103", "deliveries.1")
+    order = _order(8, 2, "PAID")
+    assert decode(encode(order)) == order
+    assert topics_of(order) == ("order.8", "store_orders.1")

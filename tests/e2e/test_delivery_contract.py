@@ -1,0 +1,139 @@
+"""The delivery contract, verbatim, on a real server: an order is dispatched when ready, its
+member follows the courier live, and the carrying platform reports positions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dinegraph.settings import Settings
+from tests.conftest import Credentials
+from tests.e2e.conftest import run_cli, running_server
+from tests.e2e.test_order_contract import _delivery_skus, _gql, _place_input
+from tests.shop import PAY, PLACE, new_member, next_noon
+from tests.wsclient import session
+
+TRACK = """
+subscription Track($orderId: ID!) {
+  courierUpdates(orderId: $orderId) { status position { lat lng } etaSeconds courier { name } version }
+}
+"""
+REPORT = """
+mutation Report($input: ReportCourierPositionInput!) {
+  reportCourierPosition(input: $input) { errors { code message } }
+}
+"""
+ORDER_DELIVERY = "query($id: ID!) { order(id: $id) { delivery { id status } } }"
+STORE_MAP = """
+subscription($storeId: ID!) {
+  storeDeliveryFeed(storeId: $storeId) { deliveryId status position { lat lng } version }
+}
+"""
+MOVE = """
+mutation Move($input: UpdateOrderStatusInput!) {
+  updateOrderStatus(input: $input) { order { status } errors { code } }
+}
+"""
+START = next_noon()
+
+
+@pytest.fixture(scope="module")
+def delivery_server(settings: Settings) -> Iterator[str]:
+    with running_server(settings, DINEGRAPH_CLOCK_START=START.isoformat()) as url:
+        yield url
+
+
+def _device_time(seconds: float) -> str:
+    """A courier device's clock, in the server's frame (it started at START)."""
+    return (START + timedelta(seconds=seconds)).isoformat()
+
+
+async def test_follow_the_courier_as_the_platform_reports(
+    delivery_server: str, settings: Settings, engine: AsyncEngine, credentials: Credentials
+) -> None:
+    made = run_cli(
+        settings,
+        "create-api-key",
+        "--name",
+        "Dada",
+        "--scopes",
+        "delivery:write",
+        "--partner",
+        "DADA",
+    )
+    assert made.returncode == 0, made.stderr
+    dada = {"X-Api-Key": made.stdout.strip().splitlines()[-1]}
+    _, member = await new_member(settings, engine)
+    staff = credentials.hq_admin
+    async with httpx.AsyncClient(base_url=delivery_server, timeout=10) as client:
+        sku = (await _delivery_skus(client))[0]
+        placed = await _gql(client, PLACE, {"input": _place_input(sku, "e2e-delivery")}, member)
+        order = placed["placeOrder"]["order"]
+        assert (await _gql(client, PAY, {"orderId": order["id"]}, member))["payOrder"][
+            "errors"
+        ] == []
+        for status in ("ACCEPTED", "PREPARING", "READY"):
+            moved = await _gql(
+                client, MOVE, {"input": {"orderId": order["id"], "status": status}}, staff
+            )
+            assert moved["updateOrderStatus"]["errors"] == []
+        found = await _gql(client, ORDER_DELIVERY, {"id": order["id"]}, member)
+        delivery = found["order"]["delivery"]
+        assert delivery["status"] == "ASSIGNED"
+
+        token = member["Authorization"].removeprefix("Bearer ")
+        staff_token = staff["Authorization"].removeprefix("Bearer ")
+        async with (
+            session(delivery_server, {"authorization": f"Bearer {token}"}) as mine,
+            session(delivery_server, {"authorization": f"Bearer {staff_token}"}) as board,
+            session(delivery_server, {"apiKey": dada["X-Api-Key"]}) as platform,
+        ):
+            await mine.subscribe(TRACK, {"orderId": order["id"]})
+            first = (await mine.next_data())["courierUpdates"]
+            assert first["status"] == "ASSIGNED" and first["position"] is None
+            assert first["courier"]["name"] and first["etaSeconds"] > 0
+            await board.subscribe(STORE_MAP, {"storeId": order["store"]["id"]})
+            on_map = (await board.next_data())["storeDeliveryFeed"]
+            while on_map["deliveryId"] != delivery["id"]:
+                on_map = (await board.next_data())["storeDeliveryFeed"]
+            await platform.subscribe(TRACK, {"orderId": order["id"]})
+            assert (await platform.next_data())["courierUpdates"]["version"] == first["version"]
+
+            near_store = {"lat": 22.5372, "lng": 114.0556}
+            body = await client.post(
+                "/graphql",
+                json={
+                    "query": REPORT,
+                    "variables": {
+                        "input": {
+                            "deliveryId": delivery["id"],
+                            **near_store,
+                            "recordedAt": _device_time(1),
+                        }
+                    },
+                },
+                headers=dada,
+            )
+            reported: dict[str, Any] = body.json()
+            assert reported["data"]["reportCourierPosition"] == {"errors": []}
+            update = (await mine.next_data())["courierUpdates"]
+            assert update["position"] == near_store
+            assert update["version"] == first["version"] + 1
+            assert update["etaSeconds"] > 0
+            seen = (await board.next_data())["storeDeliveryFeed"]
+            while seen["deliveryId"] != delivery["id"]:
+                seen = (await board.next_data())["storeDeliveryFeed"]
+            assert (seen["position"], seen["version"]) == (near_store, update["version"])
+            assert (await platform.next_data())["courierUpdates"]["version"] == update["version"]
+
+        _, stranger = await new_member(settings, engine)
+        other = stranger["Authorization"].removeprefix("Bearer ")
+        async with session(delivery_server, {"authorization": f"Bearer {other}"}) as theirs:
+            await theirs.subscribe(TRACK, {"orderId": order["id"]})
+            refused = await theirs.receive()
+            assert refused["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
