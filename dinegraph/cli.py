@@ -6,11 +6,13 @@ import asyncio
 import logging
 import os
 import sys
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 
+import httpx
 import typer
 import uvicorn
 
@@ -28,6 +30,8 @@ from dinegraph.domain.services.points import expire_points
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
 from dinegraph.settings import ConfigurationError, Settings, get_settings
+from dinegraph.simulate import Credentials as SimCredentials
+from dinegraph.simulate import Pace, Simulation, SimulationError
 
 app = typer.Typer(
     pretty_exceptions_enable=False,
@@ -292,6 +296,73 @@ def prune_positions_command() -> None:
             await engine.dispose()
 
     typer.echo(f"pruned {_run(run)} courier positions")
+
+
+@app.command()
+def simulate(
+    url: Annotated[str, typer.Option(help="The running server to drive.")] = (
+        "http://127.0.0.1:8000"
+    ),
+    orders_per_minute: Annotated[float, typer.Option(min=0.1, max=600)] = 6,
+    minutes: Annotated[float, typer.Option(min=0.01, max=240, help="Then no new orders.")] = 5,
+    speed_kmh: Annotated[float, typer.Option(min=5, max=60, help="Couriers' speed.")] = 20,
+    report_every: Annotated[float, typer.Option(min=1, max=60, help="Seconds.")] = 2,
+    cook_seconds: Annotated[float, typer.Option(min=0, max=600)] = 10,
+    farthest_m: Annotated[float, typer.Option(min=50, max=5000, help="Trip length.")] = 2500,
+) -> None:
+    """Development only: drive demo orders through place, pay, cook, dispatch, ride and
+    deliver against a running server, so subscriptions move in GraphiQL."""
+    settings = _settings()
+    if settings.production:
+        typer.echo("error: simulate is for development mode only", err=True)
+        raise typer.Exit(2)
+
+    async def run(settings: Settings) -> None:
+        engine = create_engine(settings)
+        try:
+            staff = await identity_db.ensure_staff(
+                engine, username="simulator", role=StaffRole.HQ_ADMIN, store_ids=[]
+            )
+            keys: dict[str, str] = {}
+            for provider in Provider:
+                key = new_api_key()
+                await identity_db.insert_api_key(
+                    engine,
+                    name=f"simulated {provider.value}",
+                    prefix=key.prefix,
+                    key_hash=key.key_hash,
+                    scopes=[Scope.DELIVERY_WRITE.value],
+                    store_ids=None,
+                    partner=provider.value,
+                )
+                keys[provider.value] = key.key
+
+            async def new_member() -> str:
+                async with SqlUnitOfWork(engine) as uow:
+                    member = await uow.members.add(
+                        phone=None, openid=f"sim-{uuid.uuid4().hex}", nickname="模拟顾客"
+                    )
+                    await uow.commit()
+                return issue_member_token(settings, member.id)
+
+            pace = Pace(
+                orders_per_minute=orders_per_minute,
+                duration=timedelta(minutes=minutes),
+                speed_kmh=speed_kmh,
+                report_every=report_every,
+                cook_seconds=cook_seconds,
+                farthest_m=farthest_m,
+            )
+            credentials = SimCredentials(new_member, issue_staff_token(settings, staff), keys)
+            await Simulation(url, credentials, pace, typer.echo).run()
+        finally:
+            await engine.dispose()
+
+    try:
+        _run(run)
+    except (SimulationError, httpx.HTTPError) as exc:
+        typer.echo(f"error: {exc} (is `make run` serving {url}?)", err=True)
+        raise typer.Exit(1) from exc
 
 
 def main() -> None:  # pragma: no cover

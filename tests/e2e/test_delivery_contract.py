@@ -3,14 +3,17 @@ member follows the courier live, and the carrying platform reports positions."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dinegraph.db.tables import courier_positions, deliveries, orders
 from dinegraph.settings import Settings
 from tests.conftest import Credentials
 from tests.e2e.conftest import run_cli, running_server
@@ -137,3 +140,42 @@ async def test_follow_the_courier_as_the_platform_reports(
             await theirs.subscribe(TRACK, {"orderId": order["id"]})
             refused = await theirs.receive()
             assert refused["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
+
+
+async def test_simulate_drives_orders_through_the_whole_flow(
+    delivery_server: str, settings: Settings, engine: AsyncEngine
+) -> None:
+    ran = run_cli(
+        settings,
+        "simulate",
+        "--url",
+        delivery_server,
+        "--orders-per-minute",
+        "60",
+        "--minutes",
+        "0.04",
+        "--speed-kmh",
+        "60",
+        "--report-every",
+        "1",
+        "--cook-seconds",
+        "0",
+        "--farthest-m",
+        "150",
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    done = ran.stdout.strip().splitlines()[-1]
+    placed, delivered = (int(n) for n in re.findall(r"\d+", done))
+    assert done.startswith("done:") and placed >= 1 and delivered == placed, ran.stdout
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(deliveries.c.status, sa.func.count(courier_positions.c.id))
+                .join(courier_positions, courier_positions.c.delivery_id == deliveries.c.id)
+                .join(orders, orders.c.id == deliveries.c.order_id)
+                .where(orders.c.status == "COMPLETED")
+                .group_by(deliveries.c.id, deliveries.c.status)
+            )
+        ).all()
+    assert len(rows) >= placed
+    assert all(status == "DELIVERED" and reports >= 1 for status, reports in rows)
