@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dinegraph.db.tables import courier_positions, deliveries, riders
+from dinegraph.db.tables import courier_positions, deliveries, riders, stores
 from dinegraph.domain.delivery import Courier, Delivery, DeliveryStatus, Provider
 from dinegraph.domain.geo import GeoPoint, distance_m
 
@@ -172,6 +172,25 @@ class SqlDeliveryRepository:
             .where(riders.c.id == rider_id)
             .values(busy=False, lat=at.lat if at else None, lng=at.lng if at else None)
         )
+
+    async def add_rider(self, store_id: int, courier: Courier) -> int:
+        new_id = await self._conn.scalar(
+            riders.insert()
+            .values(
+                store_id=store_id, name=courier.name, phone=courier.phone, active=True, busy=False
+            )
+            .returning(riders.c.id)
+        )
+        return int(new_id)
+
+    async def set_provider(self, store_id: int, provider: Provider) -> bool:
+        done = await self._conn.scalar(
+            stores.update()
+            .where(stores.c.id == store_id)
+            .values(delivery_provider=provider.value)
+            .returning(stores.c.id)
+        )
+        return done is not None
 
     async def prune_positions(self, before: datetime) -> int:
         result = await self._conn.execute(

@@ -19,7 +19,7 @@ from dinegraph.domain.catalog import (
     Store,
 )
 from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, IssueJob, Segment
-from dinegraph.domain.delivery import Courier, Delivery
+from dinegraph.domain.delivery import Courier, Delivery, Provider
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
@@ -325,6 +325,10 @@ class DeliveryRepository(Protocol):
     async def claim_rider(self, rider_id: int, store_id: int) -> Courier | None: ...
 
     async def release_rider(self, rider_id: int, at: GeoPoint | None) -> None: ...
+
+    async def add_rider(self, store_id: int, courier: Courier) -> int: ...
+
+    async def set_provider(self, store_id: int, provider: Provider) -> bool: ...
 
     async def prune_positions(self, before: datetime) -> int: ...
 

@@ -28,7 +28,7 @@ from strawberry.types import ExecutionContext
 from dinegraph.domain.errors import DomainError
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupons import CouponMutation, CouponSegmentMutation
-from dinegraph.schema.delivery import DeliveryMutation
+from dinegraph.schema.delivery import DeliveryMutation, DeliverySettingsMutation
 from dinegraph.schema.members import MemberMutation
 from dinegraph.schema.orders import OrderMutation
 from dinegraph.schema.query import Query
@@ -96,6 +96,7 @@ class Mutation(
     CouponSegmentMutation,
     OrderMutation,
     DeliveryMutation,
+    DeliverySettingsMutation,
 ):
     pass
 

@@ -10,6 +10,7 @@ from strawberry import relay
 
 from dinegraph.context import Context
 from dinegraph.domain import catalog as domain
+from dinegraph.domain.delivery import Provider
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.schema.common import GeoPoint, Money
 
@@ -19,6 +20,7 @@ Info = strawberry.Info[Context, None]
 Channel = domain.Channel
 ProductKind = domain.ProductKind
 strawberry.enum(Channel, name="Channel", description="Where a product is sold.")
+strawberry.enum(Provider, name="DeliveryProvider", description="Who carries an order.")
 strawberry.enum(
     ProductKind,
     name="ProductKind",
@@ -46,6 +48,9 @@ class StoreNode(relay.Node):
     delivery_radius_meters: int
     opening_hours: OpeningHours
     is_open: bool = strawberry.field(description="Open for business (false while closed down).")
+    delivery_provider: Provider = strawberry.field(
+        description="Who carries its delivery orders: OWN_RIDER or a delivery platform."
+    )
     distance_meters: int | None = strawberry.field(
         default=None, description="From the point asked about (`stores(near:)`), in metres."
     )
@@ -63,6 +68,7 @@ class StoreNode(relay.Node):
                 opens=store.opens.strftime("%H:%M"), closes=store.closes.strftime("%H:%M")
             ),
             is_open=store.is_open,
+            delivery_provider=Provider(store.delivery_provider),
             distance_meters=distance,
         )
 

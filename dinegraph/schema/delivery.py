@@ -20,7 +20,6 @@ from dinegraph.schema.errors import attempt, raise_for_query
 Info = strawberry.Info[Context, None]
 
 strawberry.enum(domain.DeliveryStatus, name="DeliveryStatus")
-strawberry.enum(domain.Provider, name="DeliveryProvider", description="Who carries an order.")
 
 
 @strawberry.type(description="Who carries the order. Customers see the phone masked.")
@@ -301,6 +300,62 @@ class DeliveryMutation:
 
         found, errors = await attempt(info, run)
         return DeliveryPayload(delivery=DeliveryNode.of(found) if found else None, errors=errors)
+
+
+@strawberry.input
+class SetDeliveryProviderInput:
+    store_id: strawberry.ID
+    provider: domain.Provider
+
+
+@strawberry.type
+class DeliveryProviderPayload:
+    provider: domain.Provider | None
+    errors: list[UserError]
+
+
+@strawberry.input
+class AddRiderInput:
+    store_id: strawberry.ID
+    name: str
+    phone: str
+
+
+@strawberry.type
+class AddRiderPayload:
+    rider_id: strawberry.ID | None
+    errors: list[UserError]
+
+
+@strawberry.type
+class DeliverySettingsMutation:
+    @strawberry.mutation(description="Head office: who carries a store's deliveries.")
+    async def set_store_delivery_provider(
+        self, info: Info, input: SetDeliveryProviderInput
+    ) -> DeliveryProviderPayload:
+        async def run() -> domain.Provider:
+            cmd = service.SetDeliveryProvider(
+                store_id=decode_id(input.store_id, "Store", ["storeId"]),
+                provider=input.provider,
+            )
+            return await info.context.run(service.set_delivery_provider, cmd)
+
+        provider, errors = await attempt(info, run)
+        return DeliveryProviderPayload(provider=provider, errors=errors)
+
+    @strawberry.mutation(description="A store manager adds one of the store's own riders.")
+    async def add_rider(self, info: Info, input: AddRiderInput) -> AddRiderPayload:
+        async def run() -> int:
+            cmd = service.AddRider(
+                store_id=decode_id(input.store_id, "Store", ["storeId"]),
+                name=input.name,
+                phone=input.phone,
+            )
+            return await info.context.run(service.add_rider, cmd)
+
+        rider_id, errors = await attempt(info, run)
+        gid = strawberry.ID(str(relay.GlobalID("Rider", str(rider_id)))) if rider_id else None
+        return AddRiderPayload(rider_id=gid, errors=errors)
 
 
 # --- reads and feeds ------------------------------------------------------------------

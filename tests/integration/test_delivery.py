@@ -396,3 +396,32 @@ async def test_positions_older_than_the_retention_are_pruned(
     assert await kept() == 1
     await prune_positions(services.clock() + timedelta(days=8), week, uow=SqlUnitOfWork(engine))
     assert await kept() == 0
+
+
+async def test_head_office_sets_a_store_s_carrier_and_managers_add_riders(
+    client: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    shop = await new_shop(engine)
+    set_provider = """mutation($input: SetDeliveryProviderInput!) {
+        setStoreDeliveryProvider(input: $input) { provider errors { code } } }"""
+    variables = {"input": {"storeId": shop.store(), "provider": "OWN_RIDER"}}
+    refused = await client.execute(set_provider, variables, credentials.manager_store_1)
+    assert refused["data"]["setStoreDeliveryProvider"]["errors"][0]["code"] == "FORBIDDEN"
+    done = await client.execute(set_provider, variables, credentials.hq_admin)
+    assert done["data"]["setStoreDeliveryProvider"] == {"provider": "OWN_RIDER", "errors": []}
+    store = await client.execute(
+        "query($id: ID!) { store(id: $id) { deliveryProvider } }", {"id": shop.store()}
+    )
+    assert store["data"]["store"]["deliveryProvider"] == "OWN_RIDER"
+    add = """mutation($input: AddRiderInput!) {
+        addRider(input: $input) { riderId errors { code } } }"""
+    rider = {"storeId": shop.store(), "name": "新骑手", "phone": "13700000099"}
+    other = await client.execute(add, {"input": rider}, credentials.manager_store_1)
+    assert other["data"]["addRider"]["errors"][0]["code"] == "FORBIDDEN"
+    bad = await client.execute(add, {"input": {**rider, "phone": "123"}}, credentials.hq_admin)
+    assert bad["data"]["addRider"]["errors"][0]["code"] == "INVALID_PHONE"
+    added = await client.execute(add, {"input": rider}, credentials.hq_admin)
+    assert added["data"]["addRider"]["errors"] == []
+    order_id = await ready_order(client, settings, engine, credentials.hq_admin, shop)
+    courier = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]["courier"]
+    assert courier == {"name": "新骑手", "phone": "13700000099"}

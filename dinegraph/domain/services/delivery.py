@@ -29,6 +29,7 @@ from dinegraph.domain.identity import (
     Scope,
     StaffViewer,
     Viewer,
+    require_catalog_editor,
     require_store_manager,
 )
 from dinegraph.domain.orders import Mover, check_move
@@ -212,3 +213,41 @@ async def prune_positions(now: datetime, retention: timedelta, *, uow: UnitOfWor
         gone = await uow.deliveries.prune_positions(now - retention)
         await uow.commit()
     return gone
+
+
+@dataclass(frozen=True, slots=True)
+class SetDeliveryProvider:
+    store_id: int
+    provider: Provider
+
+
+async def set_delivery_provider(
+    cmd: SetDeliveryProvider, *, uow: UnitOfWork, viewer: Viewer
+) -> Provider:
+    """Head office chooses who carries a store's deliveries from now on (trips under way
+    keep their carrier)."""
+    require_catalog_editor(viewer)
+    async with uow:
+        if not await uow.deliveries.set_provider(cmd.store_id, cmd.provider):
+            raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
+        await uow.commit()
+    return cmd.provider
+
+
+@dataclass(frozen=True, slots=True)
+class AddRider:
+    store_id: int
+    name: str
+    phone: str
+
+
+async def add_rider(cmd: AddRider, *, uow: UnitOfWork, viewer: Viewer) -> int:
+    """A store manager adds one of the store's own riders (OWN_RIDER delivery)."""
+    require_store_manager(viewer, cmd.store_id)
+    courier = clean_courier(cmd.name, cmd.phone)
+    async with uow:
+        if await uow.catalog.get_store(cmd.store_id) is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
+        rider_id = await uow.deliveries.add_rider(cmd.store_id, courier)
+        await uow.commit()
+    return rider_id
