@@ -68,13 +68,8 @@ class SqlUnitOfWork:
             self._release()
             raise
         self._conn = conn
-        self.catalog = SqlCatalogRepository(conn)
-        self.stock = SqlStockRepository(conn)
-        self.members = SqlMemberRepository(conn)
-        self.coupons = SqlCouponRepository(conn)
+        _bind(self, conn)
         self.jobs = SqlIssueJobRepository(conn)
-        self.orders = SqlOrderRepository(conn)
-        self.deliveries = SqlDeliveryRepository(conn)
         self._pending = []
         return self
 
@@ -148,12 +143,7 @@ class SqlReader:
     async def __aenter__(self) -> SqlReader:
         conn = await self._engine.connect()
         self._conn = conn
-        self.catalog = SqlCatalogRepository(conn)
-        self.stock = SqlStockRepository(conn)
-        self.members = SqlMemberRepository(conn)
-        self.coupons = SqlCouponRepository(conn)
-        self.orders = SqlOrderRepository(conn)
-        self.deliveries = SqlDeliveryRepository(conn)
+        _bind(self, conn)
         return self
 
     async def __aexit__(
@@ -165,3 +155,13 @@ class SqlReader:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
+
+
+def _bind(unit: SqlUnitOfWork | SqlReader, conn: AsyncConnection) -> None:
+    """The repositories every unit has, on its connection."""
+    unit.catalog = SqlCatalogRepository(conn)
+    unit.stock = SqlStockRepository(conn)
+    unit.members = SqlMemberRepository(conn)
+    unit.coupons = SqlCouponRepository(conn)
+    unit.orders = SqlOrderRepository(conn)
+    unit.deliveries = SqlDeliveryRepository(conn)

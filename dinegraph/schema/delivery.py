@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from datetime import datetime
 
 import strawberry
@@ -15,7 +15,7 @@ from dinegraph.domain.services import delivery as service
 from dinegraph.resolvers import delivery as resolve
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.common import DeliveryAddress, GeoPoint, UserError, page_info
-from dinegraph.schema.errors import attempt, raise_for_query
+from dinegraph.schema.errors import attempt, live, raise_for_query
 
 Info = strawberry.Info[Context, None]
 
@@ -383,12 +383,11 @@ class DeliverySubscription:
     async def courier_updates(
         self, info: Info, order_id: strawberry.ID
     ) -> AsyncGenerator[CourierUpdate, None]:
-        with raise_for_query(info):
-            feed = resolve.courier_feed(info.context, decode_id(order_id, "Order", ["orderId"]))
-            first = await anext(feed)
-        yield CourierUpdate.of(first)
-        async for event in feed:
-            yield CourierUpdate.of(event)
+        def feed() -> AsyncIterator[domain.DeliveryChanged | None]:
+            return resolve.courier_feed(info.context, decode_id(order_id, "Order", ["orderId"]))
+
+        async for update in live(info, feed, CourierUpdate.of):
+            yield update
 
     @strawberry.subscription(
         description="A store's live delivery map (its staff): deliveries on their way now, "
@@ -397,11 +396,9 @@ class DeliverySubscription:
     async def store_delivery_feed(
         self, info: Info, store_id: strawberry.ID
     ) -> AsyncGenerator[CourierUpdate, None]:
-        with raise_for_query(info):
-            feed = resolve.store_delivery_feed(
-                info.context, decode_id(store_id, "Store", ["storeId"])
-            )
-            first = await anext(feed)
-        yield CourierUpdate.of(first)
-        async for event in feed:
-            yield CourierUpdate.of(event)
+        def feed() -> AsyncIterator[domain.DeliveryChanged]:
+            store = decode_id(store_id, "Store", ["storeId"])
+            return resolve.store_delivery_feed(info.context, store)
+
+        async for update in live(info, feed, CourierUpdate.of, may_start_empty=True):
+            yield update

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,6 +29,28 @@ async def attempt(
         return await action(), []
     except DomainError as error:
         return None, [UserError.of(error, info.context.locale)]
+
+
+F = TypeVar("F")
+R = TypeVar("R")
+
+
+async def live(
+    info: strawberry.Info[Context, None],
+    open_feed: Callable[[], AsyncIterator[F]],
+    wrap: Callable[[F], R],
+    *,
+    may_start_empty: bool = False,
+) -> AsyncGenerator[R, None]:
+    """A subscription's feed: refusals before its first value (a bad id, no access) become
+    GraphQL errors with codes; then its current state, then every change, each wrapped."""
+    with raise_for_query(info):
+        feed = open_feed()
+        first = await anext(feed, None) if may_start_empty else await anext(feed)
+    if first is not None:
+        yield wrap(first)
+    async for item in feed:
+        yield wrap(item)
 
 
 class QueryError(GraphQLError):

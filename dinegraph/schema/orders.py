@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from datetime import datetime
 
 import strawberry
@@ -23,7 +23,7 @@ from dinegraph.schema.catalog import SkuNode, SpecOption, StoreNode, sku_at
 from dinegraph.schema.common import DeliveryAddress, GeoPoint, Money, UserError, page_info
 from dinegraph.schema.coupons import CouponNode
 from dinegraph.schema.delivery import DeliveryNode
-from dinegraph.schema.errors import attempt, raise_for_query
+from dinegraph.schema.errors import attempt, live, raise_for_query
 
 Info = strawberry.Info[Context, None]
 
@@ -649,12 +649,11 @@ class OrderSubscription:
     async def order_updates(
         self, info: Info, order_id: strawberry.ID
     ) -> AsyncGenerator[OrderNode, None]:
-        with raise_for_query(info):
-            feed = resolve.order_feed(info.context, decode_id(order_id, "Order", ["orderId"]))
-            first = await anext(feed)
-        yield OrderNode.of(first)
-        async for found in feed:
-            yield OrderNode.of(found)
+        def feed() -> AsyncIterator[domain.Order]:
+            return resolve.order_feed(info.context, decode_id(order_id, "Order", ["orderId"]))
+
+        async for update in live(info, feed, OrderNode.of):
+            yield update
 
     @strawberry.subscription(
         description="A store's order board (its staff): open orders now, then new orders and "
@@ -663,10 +662,8 @@ class OrderSubscription:
     async def store_order_feed(
         self, info: Info, store_id: strawberry.ID
     ) -> AsyncGenerator[OrderNode, None]:
-        with raise_for_query(info):
-            feed = resolve.store_order_feed(info.context, decode_id(store_id, "Store", ["storeId"]))
-            first = await anext(feed, None)
-        if first is not None:
-            yield OrderNode.of(first)
-        async for found in feed:
-            yield OrderNode.of(found)
+        def feed() -> AsyncIterator[domain.Order]:
+            return resolve.store_order_feed(info.context, decode_id(store_id, "Store", ["storeId"]))
+
+        async for update in live(info, feed, OrderNode.of, may_start_empty=True):
+            yield update

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
@@ -12,7 +12,7 @@ from dinegraph.resolvers import subscriptions as feeds
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.delivery import DeliverySubscription
-from dinegraph.schema.errors import raise_for_query
+from dinegraph.schema.errors import live
 from dinegraph.schema.orders import OrderSubscription
 
 Info = strawberry.Info[Context, None]
@@ -68,25 +68,23 @@ class Subscription(OrderSubscription, DeliverySubscription):
     async def stock_changed(
         self, info: Info, store_id: strawberry.ID, sku_ids: list[strawberry.ID] | None = None
     ) -> AsyncGenerator[StockUpdate, None]:
-        with raise_for_query(info):
+        def feed() -> AsyncIterator[StockChanged]:
             store = decode_id(store_id, "Store", ["storeId"])
             skus = (
                 [decode_id(s, "Sku", ["skuIds"]) for s in sku_ids] if sku_ids is not None else None
             )
-            feed = feeds.stock_feed(info.context, store, skus)
-            first = await anext(feed)
-        yield StockUpdate.of(first)
-        async for event in feed:
-            yield StockUpdate.of(event)
+            return feeds.stock_feed(info.context, store, skus)
+
+        async for update in live(info, feed, StockUpdate.of):
+            yield update
 
     @strawberry.subscription(description="Low-stock alerts of the stores (their staff only).")
     async def low_stock_alerts(
         self, info: Info, store_ids: list[strawberry.ID]
     ) -> AsyncGenerator[LowStockAlert, None]:
-        with raise_for_query(info):
+        def feed() -> AsyncIterator[LowStock]:
             stores = [decode_id(s, "Store", ["storeIds"]) for s in store_ids]
-            feed = feeds.low_stock_feed(info.context, stores)
-            first = await anext(feed)
-        yield LowStockAlert.of(first)
-        async for event in feed:
-            yield LowStockAlert.of(event)
+            return feeds.low_stock_feed(info.context, stores)
+
+        async for alert in live(info, feed, LowStockAlert.of):
+            yield alert
