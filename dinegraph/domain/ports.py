@@ -354,6 +354,9 @@ class DeliveryPlatform(Protocol):
     async def dispatch(self, request: DispatchRequest) -> Courier | None:
         """The courier taking it, or None when the platform has to find one first."""
 
+    async def cancel(self, delivery_id: int) -> None:
+        """The order was refunded: call the courier off."""
+
 
 class PaymentGateway(Protocol):
     """Takes money back through the provider that took it; the development adapter logs."""

@@ -68,3 +68,6 @@ class DevelopmentCourierPlatform:
             name,
         )
         return Courier(name, f"139{n % 100_000_000:08d}")
+
+    async def cancel(self, delivery_id: int) -> None:
+        log_delivery.warning("%s called off delivery %s", self.provider.value, delivery_id)

@@ -425,3 +425,31 @@ async def test_head_office_sets_a_store_s_carrier_and_managers_add_riders(
     order_id = await ready_order(client, settings, engine, credentials.hq_admin, shop)
     courier = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]["courier"]
     assert courier == {"name": "新骑手", "phone": "13700000099"}
+
+
+async def test_a_full_refund_calls_the_trip_off(
+    client: GraphQLClient,
+    services: Services,
+    credentials: Credentials,
+    settings: Settings,
+    engine: AsyncEngine,
+) -> None:
+    shop = await new_shop(engine)
+    order_id = await ready_order(client, settings, engine, credentials.hq_admin, shop)
+    delivery = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]
+    assert delivery["status"] == "ASSIGNED"
+    refund = """mutation($input: RefundOrderInput!) { refundOrder(input: $input) {
+        order { status } errors { code } } }"""
+    body = await client.execute(
+        refund,
+        {"input": {"orderId": order_id, "reason": "顾客不要了", "idempotencyKey": "r"}},
+        credentials.hq_admin,
+    )
+    assert body["data"]["refundOrder"] == {"order": {"status": "REFUNDED"}, "errors": []}
+    found = await delivery_of(client, order_id, credentials.hq_admin)
+    assert found["delivery"]["status"] == "FAILED"
+    assert found["delivery"]["version"] == delivery["version"] + 1
+    dada = await partner_key(engine, "DADA", ["delivery:write"])
+    lat, lng = shop.centre
+    late = await report(client, dada, delivery["id"], (lat, lng), at(services, 1))
+    assert late["errors"][0]["code"] == "INVALID_TRANSITION"

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from dinegraph.domain.catalog import Store
 from dinegraph.domain.delivery import (
+    FINAL,
     Courier,
     Delivery,
     DeliveryStatus,
@@ -177,3 +178,37 @@ async def assign_in(
         raise DomainError(ErrorCode.INVALID_TRANSITION, field=["deliveryId"])
     uow.record(changed(moved))
     return moved
+
+
+async def stop_delivery(
+    uow: UnitOfWork, order_id: int, policy: DeliveryPolicy, now: datetime
+) -> Delivery | None:
+    """The order was refunded in full: its trip under way, if any, ends as FAILED and its
+    rider is free again. Inside the caller's unit of work."""
+    delivery = await uow.deliveries.latest_for_order(order_id)
+    if delivery is None or delivery.status in FINAL:
+        return None
+    stopped = replace(
+        delivery,
+        status=DeliveryStatus.FAILED,
+        eta_seconds=None,
+        version=delivery.version + 1,
+        updated_at=now,
+    )
+    if not await uow.deliveries.save(stopped, expected_version=delivery.version):
+        raise DomainError(ErrorCode.INVALID_TRANSITION, field=["orderId"])
+    if stopped.rider_id is not None:
+        await uow.deliveries.release_rider(stopped.rider_id, stopped.position)
+    uow.record(changed(stopped))
+    return stopped
+
+
+async def tell_platform_stopped(delivery: Delivery, policy: DeliveryPolicy) -> None:
+    """After commit: the platform calls its courier off."""
+    platform = policy.platforms.get(delivery.provider)
+    if platform is None:
+        return
+    try:
+        await platform.cancel(delivery.id)
+    except Exception:
+        log.exception("telling %s that delivery %s is off failed", delivery.provider, delivery.id)

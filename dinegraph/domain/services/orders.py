@@ -51,6 +51,8 @@ from dinegraph.domain.services.dispatch import (
     dispatch_request,
     open_delivery,
     should_dispatch,
+    stop_delivery,
+    tell_platform_stopped,
 )
 from dinegraph.domain.services.points import earn_points, record_spend
 from dinegraph.domain.services.stock import apply_movement
@@ -573,6 +575,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
     """
     reason = clean_reason(cmd.reason, required=True)
     key = clean_idempotency_key(cmd.idempotency_key)
+    stopped: Delivery | None = None
     async with uow:
         order = await uow.orders.get(cmd.order_id)
         if _mover(viewer, order) is not Mover.STAFF:
@@ -620,6 +623,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
         moved = replace(order, version=version)
         if plan.full:
             moved = await move_order(uow, moved, OrderStatus.REFUNDED, cmd.now)
+            stopped = await stop_delivery(uow, order.id, cmd.policy.delivery, cmd.now)
         else:
             uow.record(_changed(moved))
         await uow.commit()
@@ -635,6 +639,8 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             ),
         )
     await cmd.policy.payments.refund(result, plan.amount_fen, reference)
+    if plan.full and stopped is not None:
+        await tell_platform_stopped(stopped, cmd.policy.delivery)
     return result
 
 
