@@ -69,6 +69,27 @@ def test_api_key_identifies_a_partner(settings: Settings, live_server: str) -> N
     assert wrong.status_code == 401
 
 
+def test_a_delivery_key_is_bound_to_one_platform(settings: Settings) -> None:
+    unbound = run_cli(settings, "create-api-key", "--name", "达达", "--scopes", "delivery:write")
+    assert unbound.returncode != 0 and "--partner" in unbound.stdout + unbound.stderr
+    unknown = run_cli(
+        settings, "create-api-key", "--name", "x", "--scopes", "delivery:write", "--partner", "UBER"
+    )
+    assert unknown.returncode != 0
+    bound = run_cli(
+        settings,
+        "create-api-key",
+        "--name",
+        "达达",
+        "--scopes",
+        "delivery:write",
+        "--partner",
+        "DADA",
+    )
+    assert bound.returncode == 0, bound.stderr
+    assert "for DADA deliveries" in bound.stdout
+
+
 def test_seeding_twice_leaves_the_data_alone(settings: Settings) -> None:
     result = run_cli(settings, "seed", "--demo")
     assert result.returncode == 0, result.stderr
