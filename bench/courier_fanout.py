@@ -1,0 +1,1520 @@
+"""Courier fan-out benchmark: couriers report positions, members and store maps follow them live.
+
+Builds a fresh demo database (SQLite in a temporary directory, or with --database-url a new
+``dinegraph_bench_<random>`` database on that PostgreSQL server, dropped at the end) and sets
+up --deliveries deliveries in progress through the API, on a ``dinegraph serve`` of its own
+(stopped before anything is measured): fresh members (inserted straight into the database,
+their tokens minted with the server's key, as bench/checkout.py does) each place one
+DELIVERY order pinned to one of the open stores that dispatch to DADA (round-robin), to an
+address 1.5-3 km from it (`placeOrder`, a made-to-order SKU), pay it (`payOrder`); the
+store's manager moves it to ACCEPTED, PREPARING and READY (`updateOrderStatus`), which
+dispatches it to DADA (the development platform names a courier at once); the bench reads
+the delivery from `order(id) { delivery }` and, with DADA's partner key, reports it
+PICKED_UP and DELIVERING (`reportDeliveryStatus`).
+
+The server runs in DEVELOPMENT mode, as in bench/checkout.py: only that mode takes
+``DINEGRAPH_CLOCK_START``. Every server of the run is started with the clock of one frame
+that began at the coming 12:00 Asia/Shanghai (never a past noon) and runs at the real rate,
+so the stores are open and each courier's ``recordedAt`` (the frame's time when the report
+is sent) keeps growing from one server to the next. The payment timeout is a day.
+
+Then, for each configuration, fresh servers on that database and:
+
+1. reports only (no subscriber): every courier reports every --interval seconds through
+   ``reportCourierPosition`` (DADA's key, --report-connections keep-alive HTTP connections
+   shared by the couriers), 5 s of warm-up then --calibrate seconds measured: the server's
+   CPU per report without fan-out;
+2. the subscribers connect (nothing reported meanwhile): per order one ``courierUpdates``
+   subscriber as its member, per store --map-subscribers ``storeDeliveryFeed`` subscribers
+   as its manager, each on its own graphql-transport-ws connection, spread over
+   --client-procs subscriber processes (this script with --worker), process k on server k
+   mod the number of servers; each waits for its initial state;
+3. the couriers report again: --warmup seconds, then --seconds measured (more windows of
+   the same length, up to --retries, when other work took over 30% of a core meanwhile;
+   the least disturbed is reported);
+4. reporting stops, every subscriber waits (up to --drain seconds) for the last version of
+   each delivery it follows, and the subscriber processes hand their receipts over.
+
+Each courier starts at its store and moves in a straight line toward the customer at
+--speed m/s (then stays there); its reports are spread evenly over the interval. A courier
+never has two reports in flight: a slot that comes while the last report is unanswered is
+skipped (``slots_skipped``), and a report waits until 1.1 s after the last answer (the
+server refuses a delivery's reports closer than 1 s apart, RATE_LIMITED).
+
+Latency: from t0 = just before the report's request is written to its socket (so it
+includes the report's own transaction, commit and publication) to the moment a subscriber
+process reads the push carrying the version the report's answer named; ``from_response``
+measures the same receipts from when the report's answer arrived (negative when the push
+came first). CLOCK_MONOTONIC, shared by all processes of the machine. p50/p99/max are over
+every (measured report, subscriber that follows it) pair that heard that very version. A
+subscriber may skip to a newer version of a delivery (the product keeps only the newest
+state per delivery for a slow reader): such versions count as ``skipped``; a version never
+heard and never followed by a newer one counts as ``never_delivered``, and
+``final_missing`` counts (subscriber, delivery) pairs still without the last version once
+the drain ended.
+
+Configurations: ``memory_1proc`` (one ``dinegraph serve --workers 1``, memory broker; SQLite
+or PostgreSQL), ``postgres_2proc`` (PostgreSQL only: two processes on the PostgreSQL broker,
+LISTEN/NOTIFY on the same database; reports through the first, half of the subscribers on
+each), and ``floor``: bench/courier_floor.py, a bare Starlette app that takes the same
+report requests and subscriptions and sends the same number of pushes, each message encoded
+once per topic (no database, no GraphQL), measured in the same run after the product.
+
+Server CPU and memory come from /proc/<pid> (CPU over each window; VmRSS before the
+subscribers, with them connected and at the end; VmHWM); ``server_cpu_ms_per_report`` and
+``server_cpu_ms_per_push`` both divide the same window's CPU, ``push_cpu_ms_net`` first takes
+off what the reports cost without subscribers. Each configuration waits for a quiet machine
+first. Prints one JSON line per product configuration (each with the floor beside it) on
+stdout; progress goes to stderr. Usage::
+
+    .venv/bin/python bench/courier_fanout.py [--deliveries 500] [--seconds 60]
+    .venv/bin/python bench/courier_fanout.py \\
+        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+
+The processes, scratch-database and CPU helpers are those of bench/stock_contention.py and
+bench/stock_fanout.py; the chain, members and addresses those of bench/checkout.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import platform
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import sqlalchemy as sa
+from checkout import PAYMENT_TIMEOUT_MINUTES, SHOP_TIME_ZONE, Spec, read_chain, request_body
+from coupon_claims import insert_members, server_warnings
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+from stock_contention import (
+    DISTURBED_PCT,
+    LOOPBACK,
+    BenchError,
+    Demo,
+    RawHttp,
+    Server,
+    bench_engine,
+    check_database_url,
+    cpu_of_command,
+    demo_database,
+    dinegraph_command,
+    global_id,
+    graphql,
+    last_line,
+    log,
+    machine_cpu,
+    percentile,
+    pg_sessions,
+    proc_cpu_seconds,
+    proc_status_kb,
+    product_version,
+    run_cli,
+    start_server,
+    stop_server,
+    terminate_as_exit,
+    wait_for_quiet,
+    wait_ready,
+)
+from stock_fanout import Subscribers, latency_figures, mb, ms, raise_open_files
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+import dinegraph
+from dinegraph.db import identity as identity_db
+from dinegraph.db.tables import deliveries
+from dinegraph.db.tables import stores as stores_table
+from dinegraph.domain.geo import GeoPoint, distance_m
+from dinegraph.domain.identity import StaffRole
+from dinegraph.resolvers.ids import decode_id
+from dinegraph.security import issue_member_token, issue_staff_token
+from dinegraph.settings import Settings
+
+THIS = Path(__file__).resolve()
+FLOOR_APP = THIS.parent / "courier_floor.py"
+PROTOCOL = "graphql-transport-ws"
+PONG = '{"type":"pong"}'
+PROVIDER = "DADA"
+REPORT_GAP_S = 1.1  # after the last answer: the server's default minimum interval is 1 s
+REPORT_WARMUP_S = 5.0  # before the reports-only window
+DESTINATION_M = (1500.0, 3000.0)  # the customer, this far from the store
+READY_TIMEOUT_S = 300.0
+REQUEST_TIMEOUT_S = 120.0
+
+REPORT = (
+    "mutation Report($input: ReportCourierPositionInput!) { reportCourierPosition(input: $input) "
+    "{ accepted delivery { version } errors { code message } } }"
+)
+TRACK = (
+    "subscription Track($orderId: ID!) { courierUpdates(orderId: $orderId) "
+    "{ status position { lat lng } etaSeconds courier { name } version } }"
+)
+STORE_MAP = (
+    "subscription($s: ID!) { storeDeliveryFeed(storeId: $s) "
+    "{ deliveryId status position { lat lng } etaSeconds version } }"
+)
+PAY = (
+    "mutation Pay($orderId: ID!) "
+    "{ payOrder(orderId: $orderId) { order { id status } errors { code } } }"
+)
+MOVE = (
+    "mutation($input: UpdateOrderStatusInput!) "
+    "{ updateOrderStatus(input: $input) { order { status } errors { code } } }"
+)
+ORDER_DELIVERY = "query($id: ID!) { order(id: $id) { delivery { id status provider } } }"
+DELIVERY_STATUS = (
+    "mutation($input: ReportDeliveryStatusInput!) "
+    "{ reportDeliveryStatus(input: $input) { delivery { status version } errors { code } } }"
+)
+STATEMENTS = re.compile(rb'db;desc="(\d+) statements"')
+
+
+def product_measured() -> dict[str, Any]:
+    """The commit of the ``dinegraph`` this run imports (servers and CLI inherit the
+    environment, PYTHONPATH included): the repository's own, or a clean clone of a commit
+    put first on PYTHONPATH while the working tree is being edited."""
+    root = Path(dinegraph.__file__).resolve().parents[1]
+    if root == THIS.parents[1]:
+        return {"commit": product_version(), "dinegraph_root": str(root)}
+    try:
+
+        def git(*argv: str) -> str:
+            return subprocess.run(
+                ["git", "-C", str(root), *argv],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout.strip()
+
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--", "dinegraph", "migrations")
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dinegraph_root": str(root)}
+    return {"commit": commit + ("+dirty" if changed else ""), "dinegraph_root": str(root)}
+
+
+def coming_noon() -> datetime:
+    """The coming 12:00 in Shanghai (never a past one: a server of another run on the real
+    clock would see these orders' deadlines gone by)."""
+    now = datetime.now(SHOP_TIME_ZONE)
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    return noon if noon > now else noon + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The servers' clock: ``start`` at monotonic ``anchor``, running at the real rate."""
+
+    start: datetime
+    anchor: float
+
+    def at(self, t: float) -> datetime:
+        return self.start + timedelta(seconds=t - self.anchor)
+
+    def now(self) -> datetime:
+        return self.at(time.monotonic())
+
+
+# --- the subscriber process (--worker) -------------------------------------------------------
+
+
+async def worker() -> None:
+    """Hold the subscriptions of the spec (the first line on stdin: it is too long for a
+    command line); answer the commands that follow on stdin, one JSON line each.
+
+    ``open``: connect every subscriber, each waiting for its initial state (a courier
+    subscriber its delivery, a map subscriber every delivery of its store); ``cpu``;
+    ``drain`` (finals, timeout, since): wait until every subscriber heard the last version
+    of each delivery it follows, then hand over every receipt since ``since``; ``close``.
+    """
+    loop = asyncio.get_running_loop()
+    commands = asyncio.StreamReader(limit=1 << 26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
+    spec: dict[str, Any] = orjson.loads(await commands.readline())
+    subs: list[dict[str, Any]] = spec["subs"]
+    ids: dict[str, int] = spec["ids"]
+
+    def say(obj: dict[str, Any]) -> None:
+        sys.stdout.write(orjson.dumps(obj).decode() + "\n")
+        sys.stdout.flush()
+
+    count = len(subs)
+    got: list[list[float]] = [[] for _ in range(count)]  # d, v, t, d, v, t, ...
+    latest: list[dict[int, int]] = [{} for _ in range(count)]
+    follows: list[list[int]] = [s["ds"] if s["k"] == "m" else [s["d"]] for s in subs]
+    waiting: list[set[int]] = [set(f) for f in follows]
+    ready = [asyncio.Event() for _ in range(count)]
+    sockets: list[ClientConnection | None] = [None] * count
+    readers: list[asyncio.Task[None]] = []
+    problems: list[str] = []
+    closing = False
+    gate = asyncio.Semaphore(spec["concurrency"])
+
+    def on_next(j: int, at: float, payload: dict[str, Any]) -> None:
+        data = payload.get("data")
+        if data is None or "errors" in payload:
+            problems.append(f"errors: {str(payload.get('errors'))[:200]}")
+            return
+        sub = subs[j]
+        if sub["k"] == "c":
+            update = data["courierUpdates"]
+            d = sub["d"]
+        else:
+            update = data["storeDeliveryFeed"]
+            d = ids.get(update["deliveryId"], 0)
+            if not d:
+                problems.append(f"a delivery nobody set up: {update['deliveryId']}")
+                return
+        v = int(update["version"])
+        got[j].extend((d, v, at))
+        if latest[j].get(d, 0) < v:
+            latest[j][d] = v
+        left = waiting[j]
+        if left:
+            left.discard(d)
+            if not left:
+                ready[j].set()
+
+    async def read(j: int, ws: ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                at = time.monotonic()
+                message = orjson.loads(raw)
+                kind = message.get("type")
+                if kind == "next":
+                    on_next(j, at, message.get("payload") or {})
+                elif kind == "ping":
+                    await ws.send(PONG)
+                elif kind != "pong":
+                    problems.append(f"{kind}: {str(message)[:200]}")
+        except ConnectionClosed as exc:
+            if not closing:
+                problems.append(f"closed by the server: {exc}")
+
+    async def open_one(j: int) -> None:
+        sub = subs[j]
+        async with gate:
+            ws = await connect(
+                spec["url"],
+                subprotocols=[PROTOCOL],  # type: ignore[list-item]
+                open_timeout=60,
+                ping_interval=None,
+            )
+            sockets[j] = ws
+            await ws.send(
+                orjson.dumps({"type": "connection_init", "payload": sub["auth"]}).decode()
+            )
+            while True:
+                ack = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
+                if ack.get("type") == "ping":
+                    await ws.send(PONG)
+                    continue
+                if ack.get("type") != "connection_ack":
+                    raise RuntimeError(f"no connection_ack: {str(ack)[:300]}")
+                break
+            readers.append(asyncio.create_task(read(j, ws)))
+            if sub["k"] == "c":
+                query, variables = TRACK, {"orderId": sub["order"]}
+            else:
+                query, variables = STORE_MAP, {"s": sub["store"]}
+            await ws.send(
+                orjson.dumps(
+                    {
+                        "id": "1",
+                        "type": "subscribe",
+                        "payload": {"query": query, "variables": variables},
+                    }
+                ).decode()
+            )
+            await asyncio.wait_for(ready[j].wait(), READY_TIMEOUT_S)
+
+    def unsatisfied(finals: dict[int, int]) -> int:
+        left = 0
+        for j in range(count):
+            heard = latest[j]
+            for d in follows[j]:
+                final = finals.get(d)
+                if final is not None and heard.get(d, 0) < final:
+                    left += 1
+        return left
+
+    while True:
+        line = await commands.readline()
+        if not line:
+            break
+        command = orjson.loads(line)
+        if command["cmd"] == "open":
+            started = time.monotonic()
+            opened = await asyncio.gather(
+                *(open_one(j) for j in range(count)), return_exceptions=True
+            )
+            failures = [repr(r) for r in opened if isinstance(r, BaseException)]
+            say(
+                {
+                    "open": count - len(failures),
+                    "failed": len(failures),
+                    "first_failure": failures[0] if failures else None,
+                    "connect_s": round(time.monotonic() - started, 3),
+                    "problems": problems[:5],
+                    "cpu_s": round(time.process_time(), 3),
+                }
+            )
+        elif command["cmd"] == "cpu":
+            say({"cpu_s": round(time.process_time(), 3)})
+        elif command["cmd"] == "drain":
+            finals = {int(k): int(v) for k, v in command["finals"].items()}
+            deadline = time.monotonic() + float(command["timeout"])
+            started = time.monotonic()
+            left = unsatisfied(finals)
+            while left and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+                left = unsatisfied(finals)
+            since = float(command["since"])
+            kept: list[list[float]] = []
+            for receipts in got:
+                mine: list[float] = []
+                for n in range(0, len(receipts), 3):
+                    if receipts[n + 2] >= since:
+                        mine += receipts[n : n + 3]
+                kept.append(mine)
+            say(
+                {
+                    "unsatisfied": left,
+                    "drain_s": round(time.monotonic() - started, 3),
+                    "got": kept,
+                    "problems": problems[:5],
+                    "problem_count": len(problems),
+                    "cpu_s": round(time.process_time(), 3),
+                }
+            )
+        elif command["cmd"] == "close":
+            closing = True
+            await asyncio.gather(
+                *(ws.close() for ws in sockets if ws is not None), return_exceptions=True
+            )
+            for task in readers:
+                task.cancel()
+            say({"closed": True, "cpu_s": round(time.process_time(), 3)})
+            break
+
+
+class CourierSubscribers(Subscribers):
+    """Subscriber processes (this script with --worker), each given its own subscriptions."""
+
+    async def spawn(self, specs: list[dict[str, Any]], names: list[str]) -> None:
+        for spec, name in zip(specs, names, strict=True):
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(THIS),
+                "--worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 28,
+            )
+            assert proc.stdin is not None
+            proc.stdin.write(orjson.dumps(spec) + b"\n")
+            await proc.stdin.drain()
+            self.procs.append(proc)
+            self.servers.append(name)
+
+
+# --- the deliveries ---------------------------------------------------------------------------
+
+
+@dataclass
+class Trip:
+    """One delivery in progress and its courier, who moves toward the customer."""
+
+    delivery_id: int
+    delivery_gid: str
+    order_id: int
+    order_gid: str
+    store_id: int
+    store_gid: str
+    member_id: int
+    origin: GeoPoint
+    destination: GeoPoint
+    started: float | None = None  # monotonic time of the first report: at the store then
+    last_answer: float = 0.0
+
+    def position(self, t: float, speed: float) -> tuple[float, float]:
+        if self.started is None:
+            self.started = t
+        total = distance_m(self.origin, self.destination)
+        share = 1.0 if total <= 0 else min(1.0, speed * (t - self.started) / total)
+        lat = self.origin.lat + (self.destination.lat - self.origin.lat) * share
+        lng = self.origin.lng + (self.destination.lng - self.origin.lng) * share
+        return round(lat, 6), round(lng, 6)
+
+
+def destination_near(rng: random.Random, centre: GeoPoint, low_m: float, high_m: float) -> GeoPoint:
+    """A random point between ``low_m`` and ``high_m`` from ``centre``."""
+    r, bearing = rng.uniform(low_m, high_m), rng.uniform(0.0, 2 * math.pi)
+    dlat = r * math.cos(bearing) / 111_320.0
+    dlng = r * math.sin(bearing) / (111_320.0 * math.cos(math.radians(centre.lat)))
+    return GeoPoint(round(centre.lat + dlat, 6), round(centre.lng + dlng, 6))
+
+
+@dataclass
+class Setup:
+    trips: list[Trip]
+    store_ids: list[int]
+    member_tokens: dict[int, str]  # member id -> token (minted again per configuration)
+    manager_tokens: dict[int, str]  # store id -> STORE_MANAGER token
+    partner_key: str
+    seconds: float
+    requests: int
+
+
+async def set_up(
+    args: argparse.Namespace,
+    demo: Demo,
+    engine: AsyncEngine,
+    settings: Settings,
+    server: Server,
+    partner_key: str,
+) -> Setup:
+    """--deliveries orders placed, paid, made READY (dispatched to DADA) and DELIVERING."""
+    started = time.monotonic()
+    limits = httpx.Limits(
+        max_connections=args.setup_concurrency,
+        max_keepalive_connections=args.setup_concurrency,
+        keepalive_expiry=2.0,  # well before uvicorn's 5 s (see bench/coupon_claims.py)
+    )
+    async with httpx.AsyncClient(
+        timeout=REQUEST_TIMEOUT_S, limits=limits, trust_env=False
+    ) as client:
+        chain = await read_chain(client, server, engine)
+        async with engine.connect() as conn:
+            providers = {
+                int(r.id): str(r.delivery_provider)
+                for r in await conn.execute(
+                    sa.select(stores_table.c.id, stores_table.c.delivery_provider)
+                )
+            }
+        stores = sorted(
+            (s for s in chain.stores if providers.get(s.id) == PROVIDER), key=lambda s: s.id
+        )
+        if args.stores:
+            stores = stores[: args.stores]
+        if not stores:
+            raise BenchError(f"no open store dispatches to {PROVIDER}")
+        narrow = [s.id for s in stores if s.radius_m < DESTINATION_M[0] / 0.9]
+        if narrow:
+            raise BenchError(f"stores {narrow} deliver less than {DESTINATION_M[0] / 0.9:.0f} m")
+        log(
+            f"{len(stores)} open {PROVIDER} stores {[s.id for s in stores]}, "
+            f"{len(chain.delivery_untracked)} made-to-order DELIVERY SKUs"
+        )
+        member_ids = await insert_members(
+            engine, f"courier-{uuid.uuid4().hex[:6]}", args.deliveries
+        )
+        tokens = {m: issue_member_token(settings, m) for m in member_ids}
+        managers: dict[int, str] = {}
+        for store in stores:
+            viewer = await identity_db.ensure_staff(
+                engine,
+                username=f"bench-map-{store.id}",
+                role=StaffRole.STORE_MANAGER,
+                store_ids=[store.id],
+            )
+            managers[store.id] = issue_staff_token(settings, viewer)
+        rng = random.Random(f"{args.seed}-couriers")
+        plan = []
+        for i in range(args.deliveries):
+            store = stores[i % len(stores)]
+            high = min(DESTINATION_M[1], store.radius_m * 0.9)
+            point = destination_near(rng, store.location, DESTINATION_M[0], high)
+            plan.append((store, point, rng.choice(chain.delivery_untracked)))
+        gate = asyncio.Semaphore(args.setup_concurrency)
+        partner = {"x-api-key": partner_key}
+        requests = 0
+        done = 0
+
+        async def ask(query: str, variables: dict[str, Any], headers: dict[str, str]) -> Any:
+            nonlocal requests
+            requests += 1
+            return await graphql(client, server.base_url, query, variables, headers)
+
+        async def one(i: int) -> Trip:
+            nonlocal done, requests
+            store, point, sku = plan[i]
+            member = member_ids[i]
+            me = {"authorization": f"Bearer {tokens[member]}"}
+            manager = {"authorization": f"Bearer {managers[store.id]}"}
+            async with gate:
+                spec = Spec("DELIVERY", ((sku, 1),), store_id=store.id, point=point)
+                requests += 1
+                response = await client.post(
+                    f"{server.base_url}/graphql",
+                    content=request_body(spec, i),
+                    headers={**me, "content-type": "application/json"},
+                )
+                answer = orjson.loads(response.content)
+                placed = (answer.get("data") or {}).get("placeOrder") or {}
+                if response.status_code != 200 or placed.get("errors") or not placed.get("order"):
+                    raise BenchError(f"placeOrder {i} failed: HTTP {response.status_code} {answer}")
+                order_gid = placed["order"]["id"]
+                paid = (await ask(PAY, {"orderId": order_gid}, me))["payOrder"]
+                if paid["errors"]:
+                    raise BenchError(f"payOrder {i} refused: {paid['errors']}")
+                for status in ("ACCEPTED", "PREPARING", "READY"):
+                    moved = (
+                        await ask(
+                            MOVE, {"input": {"orderId": order_gid, "status": status}}, manager
+                        )
+                    )["updateOrderStatus"]
+                    if moved["errors"]:
+                        raise BenchError(f"order {i} to {status} refused: {moved['errors']}")
+                found = (await ask(ORDER_DELIVERY, {"id": order_gid}, me))["order"]["delivery"]
+                if found is None or found["provider"] != PROVIDER or found["status"] != "ASSIGNED":
+                    raise BenchError(f"order {i}: not dispatched to a {PROVIDER} courier: {found}")
+                for status in ("PICKED_UP", "DELIVERING"):
+                    went = (
+                        await ask(
+                            DELIVERY_STATUS,
+                            {"input": {"deliveryId": found["id"], "status": status}},
+                            partner,
+                        )
+                    )["reportDeliveryStatus"]
+                    if went["errors"] or went["delivery"]["status"] != status:
+                        raise BenchError(f"delivery of order {i} to {status}: {went}")
+            done += 1
+            if done % 100 == 0:
+                log(f"setup: {done}/{args.deliveries} deliveries on their way")
+            return Trip(
+                delivery_id=decode_id(found["id"], "Delivery", ["id"]),
+                delivery_gid=found["id"],
+                order_id=decode_id(order_gid, "Order", ["id"]),
+                order_gid=order_gid,
+                store_id=store.id,
+                store_gid=global_id("Store", store.id),
+                member_id=member,
+                origin=store.location,
+                destination=point,
+            )
+
+        trips = list(await asyncio.gather(*(one(i) for i in range(args.deliveries))))
+    seconds = time.monotonic() - started
+    log(f"setup: {len(trips)} deliveries in {seconds:.1f}s ({requests} requests)")
+    return Setup(
+        trips, [s.id for s in stores], tokens, managers, partner_key, round(seconds, 1), requests
+    )
+
+
+# --- the couriers ----------------------------------------------------------------------------
+
+
+class HeadHttp(RawHttp):
+    """RawHttp that also hands back the answer's head (for the Server-Timing count)."""
+
+    async def post_head(self, path: str, body: bytes) -> tuple[int, bytes, bytes]:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        self._writer.write(
+            b"POST "
+            + path.encode()
+            + b" HTTP/1.1\r\n"
+            + self._head
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+        head = await self._reader.readuntil(b"\r\n\r\n")
+        match = self._LENGTH.search(head)
+        if match is None:
+            raise BenchError(f"answer without content-length: {head[:300]!r}")
+        data = await self._reader.readexactly(int(match.group(1)))
+        return int(head[9:12]), head, data
+
+
+@dataclass
+class Report:
+    delivery: int
+    slot: float  # when it was due
+    sent: float  # just before the request was written
+    answered: float
+    version: int | None  # the delivery's version after it, when accepted
+    code: str | None  # why not
+    statements: int | None
+
+
+class Reporter:
+    """Every courier reports every ``interval`` seconds, at most one report in flight each,
+    over ``connections`` keep-alive connections shared by all."""
+
+    def __init__(
+        self,
+        trips: list[Trip],
+        port: int,
+        headers: dict[str, str],
+        frame: Frame,
+        args: argparse.Namespace,
+    ) -> None:
+        self.trips = trips
+        self.port = port
+        self.headers = headers
+        self.frame = frame
+        self.interval = args.interval
+        self.speed = args.speed
+        self.connections = args.report_connections
+        self.reports: list[Report] = []
+        self.slots_skipped = 0
+        self.problems: list[str] = []
+        self.stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._pool: asyncio.Queue[HeadHttp] = asyncio.Queue()
+
+    def start(self) -> None:
+        for _ in range(self.connections):
+            self._pool.put_nowait(HeadHttp(LOOPBACK, self.port, self.headers))
+        begin = time.monotonic() + 0.2
+        count = len(self.trips)
+        self._tasks = [
+            asyncio.create_task(self._courier(trip, begin + self.interval * k / count))
+            for k, trip in enumerate(self.trips)
+        ]
+
+    async def stop(self) -> None:
+        self.stopping = True
+        await asyncio.gather(*self._tasks)
+        while not self._pool.empty():
+            await self._pool.get_nowait().close()
+
+    def body(self, trip: Trip, t: float) -> bytes:
+        lat, lng = trip.position(t, self.speed)
+        return orjson.dumps(
+            {
+                "query": REPORT,
+                "operationName": "Report",
+                "variables": {
+                    "input": {
+                        "deliveryId": trip.delivery_gid,
+                        "lat": lat,
+                        "lng": lng,
+                        "recordedAt": self.frame.at(t).isoformat(),
+                    }
+                },
+            }
+        )
+
+    async def _send(self, trip: Trip) -> tuple[float, float, int, bytes, bytes]:
+        conn = await self._pool.get()
+        try:
+            for attempt in (1, 2):
+                body = self.body(trip, time.monotonic())
+                sent = time.monotonic()
+                try:
+                    status, head, data = await conn.post_head("/graphql", body)
+                except (OSError, asyncio.IncompleteReadError):
+                    # A keep-alive connection the server closed meanwhile: once more, anew.
+                    await conn.close()
+                    conn = HeadHttp(LOOPBACK, self.port, self.headers)
+                    if attempt == 2:
+                        raise
+                else:
+                    return sent, time.monotonic(), status, head, data
+            raise AssertionError("unreachable")
+        finally:
+            self._pool.put_nowait(conn)
+
+    async def _courier(self, trip: Trip, slot: float) -> None:
+        while True:
+            now = time.monotonic()
+            if slot > now:
+                await asyncio.sleep(slot - now)
+            if self.stopping:
+                return
+            earliest = trip.last_answer + REPORT_GAP_S
+            if time.monotonic() < earliest:
+                await asyncio.sleep(earliest - time.monotonic())
+            try:
+                sent, answered, status, head, data = await self._send(trip)
+            except (OSError, asyncio.IncompleteReadError, BenchError) as exc:
+                at = time.monotonic()
+                self.reports.append(
+                    Report(trip.delivery_id, slot, at, at, None, "CONNECTION", None)
+                )
+                self.problems.append(f"{type(exc).__name__}: {exc}")
+                trip.last_answer = at
+            else:
+                trip.last_answer = answered
+                version, code = None, None
+                answer = orjson.loads(data)
+                if status != 200 or "errors" in answer:
+                    code = f"HTTP_{status}" if status != 200 else "GRAPHQL_ERRORS"
+                    self.problems.append(f"{code}: {data[:200]!r}")
+                else:
+                    payload = answer["data"]["reportCourierPosition"]
+                    if payload["errors"]:
+                        code = "+".join(e["code"] for e in payload["errors"])
+                        if len(self.problems) < 20:
+                            self.problems.append(f"{code}: {payload['errors'][0]['message']}")
+                    elif not payload["accepted"]:
+                        code = "STALE"
+                    else:
+                        version = int(payload["delivery"]["version"])
+                timing = STATEMENTS.search(head)
+                self.reports.append(
+                    Report(
+                        trip.delivery_id,
+                        slot,
+                        sent,
+                        answered,
+                        version,
+                        code,
+                        int(timing.group(1)) if timing else None,
+                    )
+                )
+            slot += self.interval
+            now = time.monotonic()
+            if slot < now:
+                missed = math.ceil((now - slot) / self.interval)
+                self.slots_skipped += missed
+                slot += missed * self.interval
+
+    def finals(self) -> dict[int, int]:
+        last: dict[int, int] = {}
+        for r in self.reports:
+            if r.version is not None and last.get(r.delivery, 0) < r.version:
+                last[r.delivery] = r.version
+        return last
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@dataclass
+class Snapshot:
+    at: float
+    servers: dict[str, float]
+    workers: float
+    me: float
+    database: float
+    machine: tuple[int, int] | None
+    sessions: int | None
+
+
+@dataclass
+class Window:
+    begin: Snapshot
+    end: Snapshot
+    slots_skipped: int
+    server_rss_begin_mb: dict[str, float | None]
+    server_rss_end_mb: dict[str, float | None]
+
+
+@dataclass
+class Target:
+    name: str
+    servers: list[Server]
+    headers: dict[str, str]  # of the reports
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Sub:
+    kind: str  # "c": courierUpdates of an order; "m": storeDeliveryFeed of a store
+    key: int  # the order or the store
+    follows: list[int]  # delivery ids
+    proc: int  # subscriber process
+
+
+def plan_subscribers(setup: Setup, args: argparse.Namespace) -> list[Sub]:
+    """Each order's courier subscriber, then each store's map subscribers; round-robin over
+    the subscriber processes, so with two servers each store has half its maps on each."""
+    by_store: dict[int, list[int]] = {}
+    for trip in setup.trips:
+        by_store.setdefault(trip.store_id, []).append(trip.delivery_id)
+    subs = [Sub("c", t.order_id, [t.delivery_id], 0) for t in setup.trips]
+    for store in setup.store_ids:
+        subs += [Sub("m", store, by_store.get(store, []), 0) for _ in range(args.map_subscribers)]
+    for n, sub in enumerate(subs):
+        sub.proc = n % args.client_procs
+    return subs
+
+
+def worker_specs(
+    subs: list[Sub],
+    setup: Setup,
+    settings: Settings,
+    servers: list[Server],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    trips = {t.order_id: t for t in setup.trips}
+    # Fresh member tokens: they live 30 minutes, and a run may take longer.
+    members = {t.member_id: issue_member_token(settings, t.member_id) for t in setup.trips}
+    ids = {t.delivery_gid: t.delivery_id for t in setup.trips}
+    specs: list[dict[str, Any]] = []
+    for k in range(args.client_procs):
+        server = servers[k % len(servers)]
+        mine: list[dict[str, Any]] = []
+        for sub in subs:
+            if sub.proc != k:
+                continue
+            if sub.kind == "c":
+                trip = trips[sub.key]
+                token = members[trip.member_id]
+                mine.append(
+                    {
+                        "k": "c",
+                        "order": trip.order_gid,
+                        "d": trip.delivery_id,
+                        "auth": {"authorization": f"Bearer {token}"},
+                    }
+                )
+            else:
+                token = setup.manager_tokens[sub.key]
+                mine.append(
+                    {
+                        "k": "m",
+                        "store": global_id("Store", sub.key),
+                        "ds": sub.follows,
+                        "auth": {"authorization": f"Bearer {token}"},
+                    }
+                )
+        specs.append(
+            {
+                "url": f"ws://{LOOPBACK}:{server.port}/graphql",
+                "concurrency": args.connect_concurrency,
+                "subs": mine,
+                "ids": ids,
+            }
+        )
+    return specs
+
+
+class Run:
+    """One target's servers, subscriber processes and database: CPU snapshots."""
+
+    def __init__(self, target: Target, engine: AsyncEngine, postgres: bool) -> None:
+        self.target = target
+        self.engine = engine
+        self.postgres = postgres
+        self.subscribers: CourierSubscribers | None = None
+
+    async def snapshot(self) -> Snapshot:
+        workers = 0.0
+        if self.subscribers is not None and self.subscribers.procs:
+            workers = sum(r["cpu_s"] for r in await self.subscribers.ask({"cmd": "cpu"}, 60))
+        return Snapshot(
+            at=time.monotonic(),
+            servers={s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in self.target.servers},
+            workers=workers,
+            me=time.process_time(),
+            database=cpu_of_command("postgres") if self.postgres else 0.0,
+            machine=machine_cpu(),
+            sessions=await pg_sessions(self.engine) if self.postgres else None,
+        )
+
+    def rss(self) -> dict[str, float | None]:
+        return {s.name: mb(proc_status_kb(s.process.pid, "VmRSS")) for s in self.target.servers}
+
+    async def window(self, seconds: float, reporter: Reporter) -> Window:
+        rss_begin = self.rss()
+        begin = await self.snapshot()
+        skipped0 = reporter.slots_skipped
+        await asyncio.sleep(max(0.0, begin.at + seconds - time.monotonic()))
+        end = await self.snapshot()
+        return Window(begin, end, reporter.slots_skipped - skipped0, rss_begin, self.rss())
+
+
+def cpu_figures(w: Window, nproc: int) -> dict[str, Any]:
+    elapsed = w.end.at - w.begin.at
+    servers = {name: w.end.servers[name] - w.begin.servers[name] for name in w.begin.servers}
+    known = (
+        sum(servers.values())
+        + (w.end.workers - w.begin.workers)
+        + (w.end.me - w.begin.me)
+        + (w.end.database - w.begin.database)
+    )
+    other = None
+    if w.begin.machine is not None and w.end.machine is not None:
+        spent = w.end.machine[1] - w.begin.machine[1]
+        if spent > 0:
+            busy = (w.end.machine[0] - w.begin.machine[0]) / spent
+            other = round(100 * max(0.0, busy * nproc * elapsed - known) / elapsed, 1)
+    return {
+        "seconds": round(elapsed, 3),
+        "server_cpu_s": servers,
+        "server_cpu_pct": {k: round(100 * v / elapsed, 1) for k, v in servers.items()},
+        "client_cpu_pct": round(
+            100 * ((w.end.workers - w.begin.workers) + (w.end.me - w.begin.me)) / elapsed, 1
+        ),
+        "database_cpu_pct": (
+            round(100 * (w.end.database - w.begin.database) / elapsed, 1)
+            if w.begin.sessions is not None
+            else None
+        ),
+        "database_sessions_opened": (
+            w.end.sessions - w.begin.sessions
+            if w.begin.sessions is not None and w.end.sessions is not None
+            else None
+        ),
+        "other_cpu_pct": other,
+    }
+
+
+def pct_ms(values: list[float], q: float) -> float | None:
+    return ms(percentile(sorted(values), q)) if values else None
+
+
+def report_figures(reports: list[Report], w: Window, offered: float) -> dict[str, Any]:
+    """The reports sent inside the window."""
+    inside = [r for r in reports if w.begin.at <= r.sent < w.end.at]
+    elapsed = w.end.at - w.begin.at
+    refused: dict[str, int] = {}
+    for r in inside:
+        if r.code is not None:
+            refused[r.code] = refused.get(r.code, 0) + 1
+    answers = [r.answered - r.sent for r in inside]
+    lags = [r.sent - r.slot for r in inside]
+    statements = [r.statements for r in inside if r.version is not None and r.statements]
+    return {
+        "offered_reports_per_s": round(offered, 1),
+        "reports": len(inside),
+        "reports_per_s": round(len(inside) / elapsed, 1),
+        "accepted": sum(1 for r in inside if r.version is not None),
+        "refused": dict(sorted(refused.items())),
+        "slots_skipped": w.slots_skipped,
+        "answer_p50_ms": pct_ms(answers, 50),
+        "answer_p99_ms": pct_ms(answers, 99),
+        "send_lag_p50_ms": pct_ms(lags, 50),
+        "send_lag_p99_ms": pct_ms(lags, 99),
+        "sql_statements_per_report": statistics.median_low(statements) if statements else None,
+    }
+
+
+def push_figures(
+    reports: list[Report],
+    w: Window,
+    subs: list[Sub],
+    receipts: list[dict[tuple[int, int], float]],
+    newest: list[dict[int, int]],
+    server_of_proc: list[str],
+) -> dict[str, Any]:
+    """Every (report accepted inside the window, subscriber following its delivery) pair."""
+    following: dict[int, list[int]] = {}
+    for n, sub in enumerate(subs):
+        for d in sub.follows:
+            following.setdefault(d, []).append(n)
+    from_send: dict[str, list[float]] = {"c": [], "m": []}
+    from_answer: list[float] = []
+    by_server: dict[str, list[float]] = {name: [] for name in dict.fromkeys(server_of_proc)}
+    expected = skipped = never = 0
+    for r in reports:
+        if r.version is None or not w.begin.at <= r.sent < w.end.at:
+            continue
+        key = (r.delivery, r.version)
+        for n in following.get(r.delivery, ()):
+            expected += 1
+            at = receipts[n].get(key)
+            if at is None:
+                if newest[n].get(r.delivery, 0) > r.version:
+                    skipped += 1
+                else:
+                    never += 1
+                continue
+            latency = at - r.sent
+            from_send[subs[n].kind].append(latency)
+            from_answer.append(at - r.answered)
+            by_server[server_of_proc[subs[n].proc]].append(latency)
+    received = len(from_send["c"]) + len(from_send["m"])
+    pushes_in_window = sum(
+        1 for rec in receipts for at in rec.values() if w.begin.at <= at < w.end.at
+    )
+    result: dict[str, Any] = {
+        "pushes_expected": expected,
+        "pushes_received": received,
+        "skipped": skipped,
+        "never_delivered": never,
+        **latency_figures(from_send["c"] + from_send["m"]),
+        "courier": latency_figures(from_send["c"]),
+        "map": latency_figures(from_send["m"]),
+        "from_response": latency_figures(from_answer),
+        "pushes_in_window": pushes_in_window,
+        "pushes_per_s": round(pushes_in_window / (w.end.at - w.begin.at), 1),
+    }
+    if len(by_server) > 1:
+        result["by_process"] = {name: latency_figures(v) for name, v in by_server.items()}
+    return result
+
+
+async def run_target(
+    target: Target,
+    setup: Setup,
+    settings: Settings,
+    engine: AsyncEngine,
+    frame: Frame,
+    args: argparse.Namespace,
+    postgres: bool,
+) -> dict[str, Any]:
+    """Reports only; subscribers connect; reports with fan-out; drain; the figures."""
+    nproc = len(os.sched_getaffinity(0))
+    busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
+    out: dict[str, Any] = {
+        "processes": len(target.servers),
+        **target.notes,
+        "machine_busy_before_pct": None if busy is None else round(100 * busy, 1),
+    }
+    run = Run(target, engine, postgres)
+    offered = len(setup.trips) / args.interval
+    port = target.servers[0].port
+
+    # 1. Reports alone: what a report costs the server without anybody listening.
+    reporter = Reporter(setup.trips, port, target.headers, frame, args)
+    reporter.start()
+    await asyncio.sleep(REPORT_WARMUP_S)
+    calibration = await run.window(args.calibrate, reporter)
+    await reporter.stop()
+    alone = {
+        **cpu_figures(calibration, nproc),
+        **report_figures(reporter.reports, calibration, offered),
+    }
+    alone_cpu = sum(alone["server_cpu_s"].values())
+    alone["server_cpu_ms_per_report"] = (
+        round(1000 * alone_cpu / alone["reports"], 3) if alone["reports"] else None
+    )
+    out["reports_only"] = alone
+    problems = list(reporter.problems)
+    log(f"{target.name}: reports only: {orjson.dumps(alone).decode()}")
+    rss_before = run.rss()
+
+    # 2. The subscribers connect.
+    subs = plan_subscribers(setup, args)
+    run.subscribers = CourierSubscribers()
+    names = [target.servers[k % len(target.servers)].name for k in range(args.client_procs)]
+    try:
+        await run.subscribers.spawn(
+            worker_specs(subs, setup, settings, target.servers, args), names
+        )
+        cpu0 = {s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in target.servers}
+        opened = await run.subscribers.ask({"cmd": "open"}, READY_TIMEOUT_S + 60)
+        cpu1 = {s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in target.servers}
+        failed = sum(r["failed"] for r in opened)
+        if failed or sum(r["open"] for r in opened) != len(subs):
+            first = next((r["first_failure"] for r in opened if r["first_failure"]), None)
+            raise BenchError(f"{target.name}: {failed} of {len(subs)} subscribers failed: {first}")
+        connect_s = max(r["connect_s"] for r in opened)
+        out["subscribers"] = {
+            "courier": sum(1 for s in subs if s.kind == "c"),
+            "map": sum(1 for s in subs if s.kind == "m"),
+            "connect_s": connect_s,
+            "server_cpu_ms_per_subscriber": round(
+                1000 * sum(cpu1[n] - cpu0[n] for n in cpu0) / len(subs), 2
+            ),
+        }
+        log(f"{target.name}: {len(subs)} subscribers connected in {connect_s}s")
+        rss_connected = run.rss()
+
+        # 3. Reports with fan-out: warm-up, then measured windows.
+        reporter = Reporter(setup.trips, port, target.headers, frame, args)
+        reporter.start()
+        await asyncio.sleep(args.warmup)
+        windows: list[Window] = []
+        for attempt in range(1, args.retries + 2):
+            windows.append(await run.window(args.seconds, reporter))
+            other = cpu_figures(windows[-1], nproc)["other_cpu_pct"]
+            log(f"{target.name}: window {attempt}: other work {other}% of a core")
+            if other is None or other <= DISTURBED_PCT:
+                break
+        await reporter.stop()
+        problems += reporter.problems
+
+        # 4. Drain, then the receipts.
+        replies = await run.subscribers.ask(
+            {
+                "cmd": "drain",
+                "finals": {str(d): v for d, v in reporter.finals().items()},
+                "timeout": args.drain,
+                "since": windows[0].begin.at,
+            },
+            args.drain + 120,
+        )
+    finally:
+        await run.subscribers.close()
+    receipts: list[dict[tuple[int, int], float]] = [{} for _ in subs]
+    newest: list[dict[int, int]] = [{} for _ in subs]
+    local = [0] * args.client_procs
+    order: list[tuple[int, int]] = []  # (process, index there) of each subscriber
+    for sub in subs:
+        order.append((sub.proc, local[sub.proc]))
+        local[sub.proc] += 1
+    for n, (k, j) in enumerate(order):
+        flat = replies[k]["got"][j]
+        mine, top = receipts[n], newest[n]
+        for i in range(0, len(flat), 3):
+            d, v, at = int(flat[i]), int(flat[i + 1]), flat[i + 2]
+            mine.setdefault((d, v), at)
+            if top.get(d, 0) < v:
+                top[d] = v
+    worker_problems = [p for r in replies for p in r["problems"]]
+
+    def figures(w: Window) -> dict[str, Any]:
+        cpu = cpu_figures(w, nproc)
+        got = {
+            **cpu,
+            **report_figures(reporter.reports, w, offered),
+            **push_figures(reporter.reports, w, subs, receipts, newest, names),
+        }
+        total = sum(cpu["server_cpu_s"].values())
+        got["server_cpu_ms_per_report"] = (
+            round(1000 * total / got["reports"], 3) if got["reports"] else None
+        )
+        got["server_cpu_ms_per_push"] = (
+            round(1000 * total / got["pushes_in_window"], 3) if got["pushes_in_window"] else None
+        )
+        net = total - (alone["server_cpu_ms_per_report"] or 0) / 1000 * got["reports"]
+        got["push_cpu_ms_net"] = (
+            round(1000 * net / got["pushes_in_window"], 3) if got["pushes_in_window"] else None
+        )
+        got["server_rss_begin_mb"] = w.server_rss_begin_mb
+        got["server_rss_end_mb"] = w.server_rss_end_mb
+        return got
+
+    measured = [figures(w) for w in windows]
+    best = min(range(len(measured)), key=lambda i: measured[i]["other_cpu_pct"] or 0.0)
+    out["measured"] = {**measured[best], "attempt": best + 1, "attempts": len(measured)}
+    out["final_missing"] = sum(r["unsatisfied"] for r in replies)
+    out["drain_s"] = max(r["drain_s"] for r in replies)
+    out["server_rss_mb"] = {
+        s.name: {
+            "before_subscribers": rss_before[s.name],
+            "connected": rss_connected[s.name],
+            "peak": mb(proc_status_kb(s.process.pid, "VmHWM")),
+        }
+        for s in target.servers
+    }
+    out["report_problems"] = sorted(set(problems))[:5]
+    out["subscriber_problems"] = worker_problems[:5]
+    out["subscriber_problem_count"] = sum(r["problem_count"] for r in replies)
+    out["server_log_problems"] = [p for s in target.servers for p in s.log_problems()][:5]
+    out["server_log_warnings"] = [
+        w for s in target.servers for w in server_warnings(s) if "accepted delivery" not in w
+    ][:5]
+    return out
+
+
+# --- the targets -----------------------------------------------------------------------------
+
+
+def server_env(demo: Demo, frame: Frame, broker_url: str) -> dict[str, str]:
+    return {
+        **demo.env,
+        # DINEGRAPH_CLOCK_START is refused in production mode.
+        "DINEGRAPH_MODE": "development",
+        "DINEGRAPH_CLOCK_START": frame.now().isoformat(),
+        "DINEGRAPH_PAYMENT_TIMEOUT_MINUTES": str(PAYMENT_TIMEOUT_MINUTES),
+        "DINEGRAPH_SERVER_TIMING": "1",
+        "DINEGRAPH_BROKER_URL": broker_url,
+    }
+
+
+def start_product(
+    name: str, processes: int, demo: Demo, frame: Frame, broker_url: str, workdir: Path
+) -> list[Server]:
+    servers = []
+    for k in range(processes):
+        label = f"{name}-{'AB'[k]}" if processes > 1 else name
+        servers.append(
+            start_server(
+                label,
+                [*dinegraph_command(), "serve", "--workers", "1"],
+                server_env(demo, frame, broker_url),
+                workdir,
+            )
+        )
+    return servers
+
+
+async def floor_trips(engine: AsyncEngine, setup: Setup) -> list[dict[str, Any]]:
+    """The deliveries as they stand in the product's database, for the floor's /setup."""
+    trips = {t.delivery_id: t for t in setup.trips}
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(sa.select(deliveries).where(deliveries.c.id.in_(list(trips))))
+        ).all()
+    return [
+        {
+            "id": int(r.id),
+            "gid": trips[int(r.id)].delivery_gid,
+            "order": trips[int(r.id)].order_gid,
+            "store": trips[int(r.id)].store_gid,
+            "status": str(r.status),
+            "lat": r.lat,
+            "lng": r.lng,
+            "eta": r.eta_seconds,
+            "courier": r.courier_name,
+            "version": int(r.version),
+            "dest_lat": float(r.destination_lat),
+            "dest_lng": float(r.destination_lng),
+        }
+        for r in rows
+    ]
+
+
+async def measure(args: argparse.Namespace, demo: Demo, workdir: Path) -> list[dict[str, Any]]:
+    engine = bench_engine(demo.url)
+    settings = Settings(
+        database_url=demo.url,
+        secret_key=SecretStr(demo.env["DINEGRAPH_SECRET_KEY"]),  # the server's, so tokens verify
+    )
+    postgres = demo.database == "postgresql"
+    frame = Frame(coming_noon(), time.monotonic())
+    log(f"the servers' clock starts at {frame.start.isoformat()}")
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        partner_key = last_line(
+            run_cli(
+                [
+                    "create-api-key",
+                    "--name",
+                    "Dada",
+                    "--scopes",
+                    "delivery:write",
+                    "--partner",
+                    PROVIDER,
+                ],
+                demo.env,
+            )
+        )
+        (setup_server,) = start_product("setup", 1, demo, frame, "memory://", workdir)
+        try:
+            await wait_ready(setup_server)
+            setup = await set_up(args, demo, engine, settings, setup_server, partner_key)
+            setup_problems = setup_server.log_problems()[:5]
+        finally:
+            stop_server(setup_server)
+        if setup_problems:
+            raise BenchError(f"the setup server logged errors: {setup_problems}")
+        configs = [("memory_1proc", "memory://", 1)]
+        if postgres:
+            pg = make_url(demo.url).set(drivername="postgresql")
+            configs.append(("postgres_2proc", pg.render_as_string(hide_password=False), 2))
+        configs = [c for c in configs if c[0] in args.configs or not args.configs]
+        for name, broker_url, processes in configs:
+            servers = start_product(name, processes, demo, frame, broker_url, workdir)
+            try:
+                await asyncio.gather(*(wait_ready(s) for s in servers))
+                target = Target(
+                    name,
+                    servers,
+                    {"x-api-key": partner_key},
+                    {"broker": broker_url.split(":", 1)[0]},
+                )
+                results[name] = await run_target(
+                    target, setup, settings, engine, frame, args, postgres
+                )
+            finally:
+                for server in servers:
+                    stop_server(server)
+            log(f"{name}: {orjson.dumps(results[name]).decode()}")
+        floor = start_server("floor", [sys.executable, str(FLOOR_APP)], dict(os.environ), workdir)
+        try:
+            await wait_ready(floor)
+            async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
+                response = await client.post(
+                    f"{floor.base_url}/setup",
+                    content=orjson.dumps(await floor_trips(engine, setup)),
+                )
+                if response.status_code != 200:
+                    raise BenchError(f"floor /setup: HTTP {response.status_code}")
+            target = Target("floor", [floor], {})
+            results["floor"] = await run_target(target, setup, settings, engine, frame, args, False)
+        finally:
+            stop_server(floor)
+        log(f"floor: {orjson.dumps(results['floor']).decode()}")
+    finally:
+        await engine.dispose()
+    floor_figures = results.pop("floor")
+    product = product_measured()
+    lines = []
+    for name, got in results.items():
+        m, f = got["measured"], floor_figures["measured"]
+
+        def ratio(a: float | None, b: float | None) -> float | None:
+            return round(a / b, 2) if a is not None and b else None
+
+        lines.append(
+            {
+                "bench": "courier_fanout",
+                "config": name,
+                "product": product["commit"],
+                "dinegraph_root": product["dinegraph_root"],
+                "database": demo.database,
+                "deliveries": len(setup.trips),
+                "stores": len(setup.store_ids),
+                "map_subscribers_per_store": args.map_subscribers,
+                "report_interval_s": args.interval,
+                "courier_speed_m_per_s": args.speed,
+                "seconds": args.seconds,
+                "warmup_s": args.warmup,
+                "report_connections": args.report_connections,
+                "client_procs": args.client_procs,
+                "server_mode": "development",
+                "clock_start": frame.start.isoformat(),
+                "t0": "just before the reportCourierPosition request is written",
+                "setup": {"seconds": setup.seconds, "requests": setup.requests},
+                "graphql": got,
+                "floor": floor_figures,
+                "ratio_p50": ratio(m["p50_ms"], f["p50_ms"]),
+                "ratio_p99": ratio(m["p99_ms"], f["p99_ms"]),
+                "ratio_server_cpu_ms_per_push": ratio(
+                    m["server_cpu_ms_per_push"], f["server_cpu_ms_per_push"]
+                ),
+                "machine": {
+                    "nproc": len(os.sched_getaffinity(0)),
+                    "python": platform.python_version(),
+                    "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                },
+            }
+        )
+    return lines
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=500, help="in progress (500)")
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between a courier's reports (2)"
+    )
+    parser.add_argument(
+        "--map-subscribers", type=int, default=20, help="storeDeliveryFeed subscribers a store (20)"
+    )
+    parser.add_argument(
+        "--stores", type=int, default=0, help="use the first N DADA stores (0: all of them)"
+    )
+    parser.add_argument("--speed", type=float, default=5.0, help="courier speed, m/s (5)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="measured reporting (60)")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="reporting before the measurement (10)"
+    )
+    parser.add_argument(
+        "--calibrate", type=float, default=10.0, help="reports-only measurement, seconds (10)"
+    )
+    parser.add_argument(
+        "--drain", type=float, default=30.0, help="wait this long for the last pushes (30)"
+    )
+    parser.add_argument("--client-procs", type=int, default=2, help="subscriber processes (2)")
+    parser.add_argument(
+        "--connect-concurrency", type=int, default=50, help="handshakes at once per process (50)"
+    )
+    parser.add_argument(
+        "--report-connections", type=int, default=32, help="HTTP connections of the reports (32)"
+    )
+    parser.add_argument(
+        "--setup-concurrency", type=int, default=16, help="setup requests in flight (16)"
+    )
+    parser.add_argument(
+        "--configs",
+        default="",
+        help="comma-separated, of memory_1proc, postgres_2proc (default: all that apply)",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="of the addresses (1)")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="measure another window (up to this many) when other work disturbed it (1)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="wait up to this many seconds for other work on the machine to finish (120)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server to create a scratch database on, e.g. "
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres (default: SQLite in a temp dir); "
+        "adds the two-process PostgreSQL-broker configuration",
+    )
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return args
+    if not 1 <= args.deliveries <= 5_000 or not 0.5 <= args.interval <= 60:
+        parser.error("--deliveries must be in [1, 5000] and --interval in [0.5, 60]")
+    if not 0 <= args.map_subscribers <= 200 or not 0 < args.speed <= 30:
+        parser.error("--map-subscribers must be in [0, 200] and --speed in (0, 30]")
+    if not 1 <= args.seconds <= 600 or not 0 <= args.warmup <= 120 or args.calibrate < 1:
+        parser.error("--seconds must be in [1, 600], --warmup in [0, 120], --calibrate >= 1")
+    if not 1 <= args.client_procs <= 8 or not 1 <= args.report_connections <= 512:
+        parser.error("--client-procs must be in [1, 8] and --report-connections in [1, 512]")
+    if not 0 <= args.retries <= 5:
+        parser.error("--retries must be in [0, 5]")
+    args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    if set(args.configs) - {"memory_1proc", "postgres_2proc"}:
+        parser.error("--configs takes memory_1proc, postgres_2proc")
+    check_database_url(parser, args.database_url)
+    if "postgres_2proc" in args.configs and args.database_url is None:
+        parser.error("postgres_2proc needs --database-url")
+    return args
+
+
+def failures(lines: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for line in lines:
+        for path in ("graphql", "floor"):
+            got, where = line[path], f"{line['config']}/{path}"
+            m = got["measured"]
+            if got["server_log_problems"]:
+                found.append(f"{where}: the server logged errors: {got['server_log_problems']}")
+            if got["final_missing"]:
+                found.append(f"{where}: {got['final_missing']} last versions never arrived")
+            if m["never_delivered"]:
+                found.append(f"{where}: {m['never_delivered']} pushes never delivered")
+            if m["refused"] or got["reports_only"]["refused"]:
+                found.append(
+                    f"{where}: reports refused: {m['refused']} {got['reports_only']['refused']}"
+                )
+            if got["subscriber_problem_count"]:
+                found.append(f"{where}: subscribers saw {got['subscriber_problems']}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        raise_open_files(10_000 + 64)
+        asyncio.run(worker())
+        return 0
+    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="dinegraph-bench-") as tmp:
+        try:
+            stores = 14
+            raise_open_files(args.deliveries + stores * args.map_subscribers + 1024)
+            with demo_database(args.database_url, Path(tmp)) as demo:
+                lines = asyncio.run(measure(args, demo, Path(tmp)))
+        except BenchError as exc:
+            log(f"FAILED: {exc}")
+            return 1
+    for line in lines:
+        sys.stdout.write(orjson.dumps(line).decode() + "\n")
+    sys.stdout.flush()
+    problems = failures(lines)
+    for problem in problems:
+        log(f"FAILED: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
