@@ -136,6 +136,17 @@ def can_read_order(viewer: Viewer, member_id: int, store_id: int) -> bool:
     return False
 
 
+def works_at(viewer: Viewer, store_id: int) -> bool:
+    """Staff of the store (or head office admins): the order board, tickets, addresses."""
+    return isinstance(viewer, StaffViewer) and viewer.manages(store_id)
+
+
+def sees_order_address(viewer: Viewer, member_id: int, store_id: int) -> bool:
+    """A customer's address goes to them and to the staff of the store serving them."""
+    own = isinstance(viewer, MemberViewer) and viewer.member_id == member_id
+    return own or works_at(viewer, store_id)
+
+
 def can_see_unlisted(viewer: Viewer) -> bool:
     """Unlisted products are drafts or retired: only staff see them."""
     return isinstance(viewer, StaffViewer)

@@ -12,7 +12,7 @@ from dinegraph.context import Context
 from dinegraph.domain import orders as domain
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import StaffViewer, can_read_member
+from dinegraph.domain.identity import can_read_member, sees_order_address, works_at
 from dinegraph.domain.routing import CannotServe
 from dinegraph.domain.services import orders as service
 from dinegraph.resolvers import coupons as coupon_reads
@@ -260,10 +260,8 @@ class OrderNode(relay.Node):
     @strawberry.field(description="Seen by the order's member and its store's staff only.")
     def address(self, info: Info) -> DeliveryAddress | None:
         a = self.order.address
-        viewer = info.context.viewer
-        own = getattr(viewer, "member_id", None) == self.order.member_id
-        staff = isinstance(viewer, StaffViewer) and viewer.manages(self.order.store_id)
-        if a is None or not (own or staff):
+        o = self.order
+        if a is None or not sees_order_address(info.context.viewer, o.member_id, o.store_id):
             return None
         return DeliveryAddress(
             location=GeoPoint(lat=a.location.lat, lng=a.location.lng),
@@ -288,8 +286,7 @@ class OrderNode(relay.Node):
 
     @strawberry.field(description="For the store's staff: the ticket to print; null for others.")
     async def kitchen_ticket(self, info: Info) -> KitchenTicket | None:
-        viewer = info.context.viewer
-        if not (isinstance(viewer, StaffViewer) and viewer.manages(self.order.store_id)):
+        if not works_at(info.context.viewer, self.order.store_id):
             return None
         return KitchenTicket(
             order_number=self.number(),
@@ -583,18 +580,10 @@ class OrderMutation:
         async def run() -> domain.Order:
             if not ctx.settings.pays_in_development:
                 raise DomainError(ErrorCode.NOT_AVAILABLE)
-            oid = decode_id(order_id, "Order", ["orderId"])
-            (found,) = await resolve.visible_orders(ctx, [oid])
-            if found is None or found.member_id != getattr(ctx.viewer, "member_id", None):
-                raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
-            cmd = service.ConfirmPayment(
-                order_id=oid,
-                provider="development",
-                transaction_id=f"dev-{oid}",
-                amount_fen=found.total_fen,
-                at=ctx.now(),
+            cmd = service.PayInDevelopment(
+                order_id=decode_id(order_id, "Order", ["orderId"]), now=ctx.now()
             )
-            return await service.confirm_payment(cmd, uow=ctx.uow())
+            return await ctx.run(service.pay_in_development, cmd)
 
         return _order_payload(*await attempt(info, run))
 
