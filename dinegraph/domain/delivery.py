@@ -20,6 +20,7 @@ from dinegraph.domain.identity import (
     StaffRole,
     StaffViewer,
     Viewer,
+    can_read_order,
 )
 from dinegraph.domain.orders import OrderStatus
 
@@ -252,6 +253,16 @@ def can_read_delivery(viewer: Viewer, delivery: Delivery) -> bool:
     if isinstance(viewer, PartnerViewer):
         return carries(viewer, delivery)
     return False
+
+
+def can_follow_courier(
+    viewer: Viewer, member_id: int, store_id: int, delivery: Delivery | None
+) -> bool:
+    """An order's courier is followed by whoever reads the order, and by the platform
+    carrying its delivery."""
+    if can_read_order(viewer, member_id, store_id):
+        return True
+    return isinstance(viewer, PartnerViewer) and delivery is not None and carries(viewer, delivery)
 
 
 def carries(viewer: PartnerViewer, delivery: Delivery) -> bool:

@@ -609,20 +609,10 @@ def quote(
         distance = store.distance_to(address) if address else None
     else:
         assert checkout.address is not None  # check_checkout: delivery needs an address
-        # A store the catalog cannot serve the lines at (unknown SKU, wrong channel) is
-        # refused as out of stock; catalog problems show on the lines themselves.
-        servable = [
-            s
-            for s in candidates.stores
-            if all(
-                line_problem(candidates.items.get((s.id, sku)), 1, checkout.channel, None) is None
-                for sku in wanted
-            )
-        ]
-        if not servable:
-            servable = list(candidates.stores)
+        # Catalog problems (an unknown SKU, the wrong channel) are the same at every store:
+        # they show on the lines, whichever store routing picks.
         routed = route_order(
-            servable,
+            candidates.stores,
             address=checkout.address.location,
             at=at,
             lines=wanted,

@@ -6,9 +6,15 @@ from collections.abc import AsyncIterator, Sequence
 
 from dinegraph.context import Context
 from dinegraph.db.queries import PositionRow
-from dinegraph.domain.delivery import Delivery, DeliveryChanged, can_read_delivery, changed
+from dinegraph.domain.delivery import (
+    Delivery,
+    DeliveryChanged,
+    can_follow_courier,
+    can_read_delivery,
+    changed,
+)
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import PartnerViewer, can_read_order, require_store_manager
+from dinegraph.domain.identity import PartnerViewer, require_store_manager
 from dinegraph.events.codec import courier_topic, store_deliveries_topic
 from dinegraph.resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 
@@ -44,12 +50,10 @@ async def _may_follow_order(ctx: Context, order_id: int) -> bool:
     order = await ctx.loaders.order.load(order_id)
     if order is None:
         return False
-    if can_read_order(ctx.viewer, order.member_id, order.store_id):
-        return True
+    delivery = None
     if isinstance(ctx.viewer, PartnerViewer):
         delivery = await ctx.loaders.delivery_of_order.load(order_id)
-        return delivery is not None and can_read_delivery(ctx.viewer, delivery)
-    return False
+    return can_follow_courier(ctx.viewer, order.member_id, order.store_id, delivery)
 
 
 async def courier_feed(ctx: Context, order_id: int) -> AsyncIterator[DeliveryChanged | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from dinegraph.domain.catalog import Channel
 from dinegraph.domain.delivery import (
     FINAL,
     Courier,
@@ -32,7 +33,7 @@ from dinegraph.domain.identity import (
     require_catalog_editor,
     require_store_manager,
 )
-from dinegraph.domain.orders import Mover, check_move
+from dinegraph.domain.orders import Mover, OrderStatus, check_move
 from dinegraph.domain.ports import UnitOfWork
 from dinegraph.domain.services.dispatch import (
     DeliveryPolicy,
@@ -43,6 +44,9 @@ from dinegraph.domain.services.dispatch import (
     open_delivery,
 )
 from dinegraph.domain.services.orders import move_order
+
+# A delivery order staff may dispatch (again): accepted and not yet handed over.
+DISPATCHABLE = frozenset({OrderStatus.ACCEPTED, OrderStatus.PREPARING, OrderStatus.READY})
 
 
 def require_carrier(viewer: Viewer, delivery: Delivery | None) -> PartnerViewer:
@@ -172,11 +176,7 @@ async def dispatch_again(cmd: DispatchAgain, *, uow: UnitOfWork, viewer: Viewer)
         require_store_manager(viewer, order.store_id)
         store = await uow.catalog.get_store(order.store_id)
         assert store is not None
-        if order.channel.value != "DELIVERY" or order.status.value not in (
-            "ACCEPTED",
-            "PREPARING",
-            "READY",
-        ):
+        if order.channel is not Channel.DELIVERY or order.status not in DISPATCHABLE:
             raise DomainError(ErrorCode.INVALID_TRANSITION, field=["orderId"])
         delivery = await open_delivery(uow, order, store, cmd.policy, cmd.now)
         own = delivery.provider is Provider.OWN_RIDER

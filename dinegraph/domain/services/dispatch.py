@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from dinegraph.domain.catalog import Store
+from dinegraph.domain.catalog import Channel, Store
 from dinegraph.domain.delivery import (
     FINAL,
     Courier,
@@ -41,7 +41,7 @@ class DeliveryPolicy:
 
 
 def should_dispatch(order: Order, target: OrderStatus, policy: DeliveryPolicy) -> bool:
-    return order.channel.value == "DELIVERY" and target is policy.dispatch_on
+    return order.channel is Channel.DELIVERY and target is policy.dispatch_on
 
 
 async def open_delivery(
