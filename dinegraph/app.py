@@ -33,13 +33,15 @@ from strawberry.types.unset import UNSET, UnsetType
 from dinegraph.context import Clock, Context, Services
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.queries import ReadQueries
-from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.identity import ANONYMOUS, Viewer
 from dinegraph.domain.orders import FeeRules, OrderStatus, parse_bands
 from dinegraph.domain.ports import PaymentGateway
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import AuthConfig
+from dinegraph.domain.services.campaigns import SWEEP_BATCH as CAMPAIGN_SWEEP_BATCH
+from dinegraph.domain.services.campaigns import close_campaigns, fail_expired_groups
 from dinegraph.domain.services.delivery import prune_positions
 from dinegraph.domain.services.dispatch import DeliveryPolicy
 from dinegraph.domain.services.orders import SWEEP_BATCH, OrderPolicy, cancel_expired
@@ -56,6 +58,7 @@ from dinegraph.schema import build_schema
 from dinegraph.security import (
     InvalidCredentials,
     MemberAccessTokens,
+    SignedShareCodes,
     derived_key,
     viewer_from_headers,
 )
@@ -220,6 +223,36 @@ async def sweep_unpaid_orders(
             log.exception("unpaid-order sweep failed; trying again next round")
 
 
+async def sweep_campaigns(
+    engine: AsyncEngine, broker: Broker, services: Services, every_seconds: float
+) -> None:
+    """The scheduler inside the server: fail groups not filled in time (refunding their
+    members) and give ended campaigns' quotas back to the shelves.
+
+    A plain read looks first, so an idle round takes no write lock.
+    """
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            now = services.clock()
+            async with SqlReader(engine) as reads:
+                groups_due = bool(await reads.campaigns.expired_groups(now, 1))
+                campaigns_due = bool(await reads.campaigns.to_close(now, 1))
+            while groups_due:
+                failed = await fail_expired_groups(
+                    now, services.orders, uow=SqlUnitOfWork(engine, events=broker)
+                )
+                if failed.groups:
+                    log.info("failed %d expired groups", len(failed.groups))
+                groups_due = len(failed.groups) == CAMPAIGN_SWEEP_BATCH
+            if campaigns_due:
+                closed = await close_campaigns(now, uow=SqlUnitOfWork(engine, events=broker))
+                if closed:
+                    log.info("closed %d ended campaigns", closed)
+        except Exception:
+            log.exception("campaign sweep failed; trying again next round")
+
+
 async def prune_old_positions(engine: AsyncEngine, services: Services, settings: Settings) -> None:
     """Courier positions are kept for DINEGRAPH_POSITION_RETENTION_DAYS, then forgotten."""
     retention = timedelta(days=settings.position_retention_days)
@@ -281,6 +314,7 @@ def default_services(settings: Settings) -> Services:
             if notify is not None
             else derived_key(settings, b"payment-notify")
         ),
+        share_codes=SignedShareCodes(derived_key(settings, b"campaign-share-codes")),
         clock=Clock(settings.clock_start),
     )
 
@@ -304,6 +338,10 @@ def create_app(
             asyncio.create_task(
                 sweep_unpaid_orders(engine, broker, services, settings.order_sweep_seconds),
                 name="dinegraph-unpaid-order-sweep",
+            ),
+            asyncio.create_task(
+                sweep_campaigns(engine, broker, services, settings.order_sweep_seconds),
+                name="dinegraph-campaign-sweep",
             ),
             asyncio.create_task(
                 prune_old_positions(engine, services, settings),

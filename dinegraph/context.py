@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
-from dinegraph.domain.ports import SmsSender, UnitOfWork, WechatLogin
+from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.events.brokers import Broker
@@ -77,6 +77,7 @@ class Services:
     share_key: bytes
     orders: OrderPolicy
     payment_notify_key: bytes
+    share_codes: ShareCodes
     clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
 

@@ -109,6 +109,28 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "该配送单不由此合作方承运",
         "This delivery is not carried by this partner",
     ),
+    ErrorCode.INVALID_WINDOW: (
+        "活动时间不正确：结束须晚于开始和现在，且不超过 92 天",
+        "Invalid window: the end must follow the start and now, within 92 days",
+    ),
+    ErrorCode.CAMPAIGN_NOT_STARTED: ("活动还未开始", "The campaign has not started yet"),
+    ErrorCode.CAMPAIGN_ENDED: ("活动已结束", "The campaign has ended"),
+    ErrorCode.NOT_IN_CAMPAIGN: ("不在本次活动范围内", "Not part of this campaign"),
+    ErrorCode.CAMPAIGN_LIMIT_REACHED: (
+        "已达本活动的参与上限",
+        "You have taken part in this campaign as often as allowed",
+    ),
+    ErrorCode.SHARE_CODE_EXPIRED: ("分享链接已过期", "This share link has expired"),
+    ErrorCode.GROUP_FULL: ("该团已满员", "This group is full"),
+    ErrorCode.GROUP_CLOSED: ("该团已结束", "This group is no longer open"),
+    ErrorCode.ALREADY_JOINED: ("你已在这个团里了", "You are in this group already"),
+    ErrorCode.ALREADY_HELPED: ("你已经帮砍过了", "You have helped this bargain already"),
+    ErrorCode.OWN_BARGAIN: ("不能给自己砍价", "You cannot help your own bargain"),
+    ErrorCode.HELP_LIMIT_REACHED: (
+        "今天的帮砍次数已用完",
+        "You have helped as often as allowed today",
+    ),
+    ErrorCode.BARGAIN_CLOSED: ("该砍价已结束", "This bargain is over"),
     ErrorCode.IDEMPOTENCY_KEY_REUSED: (
         "该单号已用于内容不同的请求",
         "This key was already used for a different request",

@@ -237,3 +237,69 @@ async def new_members(settings: Settings, engine: AsyncEngine, count: int) -> li
         ]
         await uow.commit()
     return [{"Authorization": f"Bearer {issue_member_token(settings, m.id)}"} for m in made]
+
+
+# --- campaigns --------------------------------------------------------------------------
+
+CREATE_CAMPAIGN = """
+mutation Create($input: CreateCampaignInput!) {
+  createCampaign(input: $input) {
+    campaign { id kind state name items { price { fen } } }
+    errors { code message field }
+  }
+}
+"""
+OPEN_GROUP = """
+mutation Open($campaignId: ID!) {
+  startGroupBuy(campaignId: $campaignId) { group { id shareCode seatsLeft expiresAt } order { id } errors { code message } }
+}
+"""  # noqa: E501
+JOIN_GROUP = """
+mutation Join($shareCode: String!) {
+  joinGroupBuy(shareCode: $shareCode) { group { id seatsLeft status } order { id } errors { code message } }
+}
+"""  # noqa: E501
+BUY_FLASH = """
+mutation Flash($campaignId: ID!, $order: CampaignOrderInput) {
+  buyFlashSale(campaignId: $campaignId, order: $order) {
+    order { id status total { fen } lines { unitPrice { fen } quantity } }
+    errors { code message field }
+  }
+}
+"""
+
+
+def campaign_input(
+    kind: str,
+    *,
+    sku_id: int,
+    price_fen: int,
+    store_ids: list[int],
+    now: datetime,
+    quota: int = 10,
+    channels: tuple[str, ...] = ("PICKUP",),
+    hours: float = 6,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A campaign running from an hour before ``now`` for ``hours`` after it."""
+    return {
+        "kind": kind,
+        "name": f"测试活动{uuid.uuid4().hex[:6]}",
+        "startsAt": (now - timedelta(hours=1)).isoformat(),
+        "endsAt": (now + timedelta(hours=hours)).isoformat(),
+        "items": [{"skuId": encode_id("Sku", sku_id), "priceFen": price_fen}],
+        "storeIds": [encode_id("Store", s) for s in store_ids],
+        "channels": list(channels),
+        "quotaPerStore": quota,
+        **extra,
+    }
+
+
+async def new_campaign(
+    client: GraphQLClient, operator: dict[str, str], kind: str, **spec: Any
+) -> str:
+    """A running campaign set up through the admin mutation; its global id."""
+    body = await client.execute(CREATE_CAMPAIGN, {"input": campaign_input(kind, **spec)}, operator)
+    payload = body["data"]["createCampaign"]
+    assert payload["errors"] == [], payload
+    return str(payload["campaign"]["id"])

@@ -74,6 +74,9 @@ def order_of(row: Any, lines: Iterable[OrderLine] = ()) -> Order:
         completed_at=row.completed_at,
         version=row.version,
         lines=tuple(lines),
+        campaign_id=row.campaign_id,
+        group_id=row.group_id,
+        bargain_id=row.bargain_id,
     )
 
 
@@ -182,6 +185,9 @@ class SqlOrderRepository:
             "pay_by": order.pay_by,
             "updated_at": order.placed_at,
             "version": 1,
+            "campaign_id": order.campaign_id,
+            "group_id": order.group_id,
+            "bargain_id": order.bargain_id,
         }
         statement = (
             self._insert(orders)
@@ -218,6 +224,13 @@ class SqlOrderRepository:
 
     async def get(self, order_id: int) -> Order | None:
         return await self._one(orders.c.id == order_id)
+
+    async def in_group(self, group_id: int) -> list[Order]:
+        ids = await self._conn.scalars(
+            sa.select(orders.c.id).where(orders.c.group_id == group_id).order_by(orders.c.id)
+        )
+        found = [await self._one(orders.c.id == order_id) for order_id in ids.all()]
+        return [order for order in found if order is not None]
 
     async def _one(self, where: sa.ColumnElement[bool]) -> Order | None:
         row = (await self._conn.execute(sa.select(orders).where(where))).first()

@@ -11,6 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import mappers
+from dinegraph.db.campaigns import (
+    SqlCampaignRepository,
+    bargain_of,
+    group_of,
+    load_campaigns,
+)
 from dinegraph.db.catalog import products_from, select_products, select_skus, skus_from
 from dinegraph.db.coupons import coupon_of, job_of, template_of
 from dinegraph.db.delivery import delivery_of
@@ -18,12 +24,15 @@ from dinegraph.db.members import address_of, member_of
 from dinegraph.db.orders import line_of, order_of
 from dinegraph.db.stock import movement_of
 from dinegraph.db.tables import (
+    bargains,
+    campaigns,
     categories,
     coupon_issue_jobs,
     coupon_templates,
     coupons,
     courier_positions,
     deliveries,
+    group_buys,
     member_addresses,
     member_spend,
     members,
@@ -40,6 +49,7 @@ from dinegraph.db.tables import (
     store_prices,
     stores,
 )
+from dinegraph.domain.campaigns import Bargain, Campaign, GroupBuy, GroupSeat
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
 from dinegraph.domain.coupons import Coupon, CouponTemplate, IssueJob
 from dinegraph.domain.delivery import IN_PROGRESS, Delivery
@@ -446,3 +456,42 @@ class ReadQueries:
             .limit(limit)
         )
         return [PositionRow(r.id, r.lat, r.lng, r.recorded_at) for r in rows]
+
+    # --- campaigns ----------------------------------------------------------------
+
+    async def campaigns_by_ids(self, ids: Sequence[int]) -> list[Campaign]:
+        async with self._engine.connect() as conn:
+            return await load_campaigns(conn, campaigns.c.id.in_(ids))
+
+    async def running_campaigns(self, now: datetime, kind: str | None) -> list[Campaign]:
+        """Campaigns selling now, soonest to end first."""
+        where = sa.and_(
+            campaigns.c.starts_at <= now,
+            campaigns.c.ends_at > now,
+            sa.or_(campaigns.c.ended_at.is_(None), campaigns.c.ended_at > now),
+        )
+        if kind is not None:
+            where = sa.and_(where, campaigns.c.kind == kind)
+        async with self._engine.connect() as conn:
+            found = await load_campaigns(conn, where)
+        return sorted(found, key=lambda c: (c.ends_at, c.id))
+
+    async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None:
+        async with self._engine.connect() as conn:
+            return await SqlCampaignRepository(conn).quota_left(campaign_id, store_id, sku_id)
+
+    async def groups_by_ids(self, ids: Sequence[int]) -> list[GroupBuy]:
+        rows = await self._rows(sa.select(group_buys).where(group_buys.c.id.in_(ids)))
+        return [group_of(r) for r in rows]
+
+    async def group_seats(self, group_id: int) -> list[GroupSeat]:
+        async with self._engine.connect() as conn:
+            return await SqlCampaignRepository(conn).seats(group_id)
+
+    async def bargains_by_ids(self, ids: Sequence[int]) -> list[Bargain]:
+        rows = await self._rows(sa.select(bargains).where(bargains.c.id.in_(ids)))
+        return [bargain_of(r) for r in rows]
+
+    async def member_name(self, member_id: int) -> str | None:
+        rows = await self._rows(sa.select(members.c.nickname).where(members.c.id == member_id))
+        return str(rows[0][0]) if rows else None

@@ -422,10 +422,16 @@ orders = sa.Table(
     sa.Column("completed_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # Campaign orders (no foreign keys: the campaign tables point back at orders).
+    sa.Column("campaign_id", sa.Integer, nullable=True),
+    sa.Column("group_id", sa.Integer, nullable=True),
+    sa.Column("bargain_id", sa.Integer, nullable=True),
     sa.UniqueConstraint("member_id", "idempotency_key", name="uq_orders_idempotency"),
     sa.Index("ix_orders_member", "member_id", "id"),
     sa.Index("ix_orders_store_status", "store_id", "status", "id"),
     sa.Index("ix_orders_unpaid", "status", "pay_by"),
+    sa.Index("ix_orders_campaign", "campaign_id"),
+    sa.Index("ix_orders_group", "group_id"),
 )
 
 order_lines = sa.Table(
@@ -541,4 +547,150 @@ courier_positions = sa.Table(
     sa.Column("received_at", UtcDateTime(), nullable=False),
     sa.Index("ix_courier_positions_trip", "delivery_id", "recorded_at"),
     sa.Index("ix_courier_positions_received", "received_at"),
+)
+
+# --- campaigns ------------------------------------------------------------------------
+
+campaigns = sa.Table(
+    "campaigns",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(40), nullable=False),
+    sa.Column("starts_at", UtcDateTime(), nullable=False),
+    sa.Column("ends_at", UtcDateTime(), nullable=False),
+    sa.Column("store_ids", sa.JSON, nullable=False),
+    sa.Column("channels", sa.JSON, nullable=False),
+    sa.Column("quota_per_store", sa.Integer, nullable=False),
+    sa.Column("per_member_limit", sa.Integer, nullable=False),
+    sa.Column("new_members_only", sa.Boolean, nullable=False),
+    sa.Column("group_size", sa.Integer, nullable=True),
+    sa.Column("group_hours", sa.Integer, nullable=True),
+    sa.Column("bargain_helps", sa.Integer, nullable=True),
+    sa.Column("bargain_hours", sa.Integer, nullable=True),
+    sa.Column("daily_help_cap", sa.Integer, nullable=True),
+    sa.Column("ended_at", UtcDateTime(), nullable=True),
+    sa.Column("closed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    _created_at(),
+    sa.Index("ix_campaigns_window", "ends_at", "starts_at"),
+)
+
+campaign_items = sa.Table(
+    "campaign_items",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("sku_id", sa.Integer, sa.ForeignKey("skus.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("price_fen", sa.Integer, nullable=False),
+)
+
+campaign_quotas = sa.Table(
+    "campaign_quotas",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), primary_key=True),
+    sa.Column("sku_id", sa.Integer, sa.ForeignKey("skus.id"), primary_key=True),
+    sa.Column("quota", sa.Integer, nullable=False),
+    sa.Column("remaining", sa.Integer, nullable=False),
+    sa.Column("closed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.CheckConstraint("remaining >= 0", name="remaining_not_negative"),
+)
+
+# How often each member took part (orders, groups, bargains): the per-member limit.
+campaign_entries = sa.Table(
+    "campaign_entries",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), primary_key=True),
+    sa.Column("entries", sa.Integer, nullable=False),
+)
+
+group_buys = sa.Table(
+    "group_buys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("leader_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("sku_id", sa.Integer, sa.ForeignKey("skus.id"), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("seats_taken", sa.Integer, nullable=False),
+    sa.Column("seats_paid", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    _created_at(),
+    sa.CheckConstraint("seats_taken <= size AND seats_paid <= seats_taken", name="seats"),
+    sa.Index("ix_group_buys_open", "status", "expires_at"),
+    sa.Index("ix_group_buys_campaign", "campaign_id"),
+)
+
+group_members = sa.Table(
+    "group_members",
+    metadata,
+    sa.Column("group_id", sa.Integer, sa.ForeignKey("group_buys.id"), primary_key=True),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), primary_key=True),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("joined_at", UtcDateTime(), nullable=False),
+)
+
+bargains = sa.Table(
+    "bargains",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("sku_id", sa.Integer, sa.ForeignKey("skus.id"), nullable=False),
+    sa.Column("start_price_fen", sa.Integer, nullable=False),
+    sa.Column("floor_price_fen", sa.Integer, nullable=False),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("helps_needed", sa.Integer, nullable=False),
+    sa.Column("helps_done", sa.Integer, nullable=False),
+    sa.Column("order_id", sa.Integer, nullable=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    _created_at(),
+    sa.CheckConstraint("helps_done <= helps_needed", name="helps"),
+    sa.Index("ix_bargains_campaign", "campaign_id"),
+    sa.Index("ix_bargains_member", "member_id", "id"),
+)
+
+bargain_helps = sa.Table(
+    "bargain_helps",
+    metadata,
+    sa.Column("bargain_id", sa.Integer, sa.ForeignKey("bargains.id"), primary_key=True),
+    sa.Column("helper_id", sa.Integer, sa.ForeignKey("members.id"), primary_key=True),
+    sa.Column("step_no", sa.Integer, nullable=False),
+    sa.Column("cut_fen", sa.Integer, nullable=False),
+    sa.Column("helped_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("bargain_id", "step_no", name="uq_bargain_helps_step"),
+)
+
+# Helps a member gave on one day (the chain's local date), across bargains: the daily cap.
+help_days = sa.Table(
+    "help_days",
+    metadata,
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("helps", sa.Integer, nullable=False),
+)
+
+# Who brought whom: each join or help through a share code (reports, later commission).
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("target_id", sa.Integer, nullable=False),
+    sa.Column("inviter_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("invitee_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    sa.Column("invitee_was_new", sa.Boolean, nullable=False),
+    _created_at(),
+    sa.UniqueConstraint("kind", "target_id", "invitee_id", name="uq_invitations_once"),
+    sa.Index("ix_invitations_campaign", "campaign_id"),
+    sa.Index("ix_invitations_inviter", "inviter_id"),
 )

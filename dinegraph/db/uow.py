@@ -9,6 +9,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dinegraph.db.campaigns import SqlCampaignRepository
 from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.coupons import SqlCouponRepository, SqlIssueJobRepository
 from dinegraph.db.delivery import SqlDeliveryRepository
@@ -44,6 +45,7 @@ class SqlUnitOfWork:
     jobs: SqlIssueJobRepository
     orders: SqlOrderRepository
     deliveries: SqlDeliveryRepository
+    campaigns: SqlCampaignRepository
 
     def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
         self._engine = engine
@@ -135,6 +137,7 @@ class SqlReader:
     coupons: SqlCouponRepository
     orders: SqlOrderRepository
     deliveries: SqlDeliveryRepository
+    campaigns: SqlCampaignRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -165,3 +168,4 @@ def _bind(unit: SqlUnitOfWork | SqlReader, conn: AsyncConnection) -> None:
     unit.coupons = SqlCouponRepository(conn)
     unit.orders = SqlOrderRepository(conn)
     unit.deliveries = SqlDeliveryRepository(conn)
+    unit.campaigns = SqlCampaignRepository(conn)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dinegraph.domain.campaigns import GroupBuyChanged
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stock import LowStock, StockChanged
 
-Event = StockChanged | LowStock | OrderChanged | DeliveryChanged
+Event = StockChanged | LowStock | OrderChanged | DeliveryChanged | GroupBuyChanged
 EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls for cls in (StockChanged, LowStock, OrderChanged, DeliveryChanged)
+    cls.__name__: cls
+    for cls in (StockChanged, LowStock, OrderChanged, DeliveryChanged, GroupBuyChanged)
 }

@@ -8,10 +8,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 from enum import StrEnum
 
+from dinegraph.domain.campaigns import Deal
 from dinegraph.domain.catalog import Channel, Product, Sku, Store
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
@@ -47,6 +48,7 @@ CONTACT_NAME_MAX = 30
 
 class OrderStatus(StrEnum):
     PENDING_PAYMENT = "PENDING_PAYMENT"
+    GROUPING = "GROUPING"  # a group-buy member's order, paid, until the group is full
     PAID = "PAID"
     ACCEPTED = "ACCEPTED"
     PREPARING = "PREPARING"
@@ -69,7 +71,8 @@ REFUNDABLE = frozenset(
     {S.PAID, S.ACCEPTED, S.PREPARING, S.READY, S.DELIVERING, S.DELIVERED, S.PICKED_UP, S.COMPLETED}
 )
 FINAL = frozenset({S.COMPLETED, S.CANCELLED, S.REFUNDED})
-OPEN = frozenset(OrderStatus) - FINAL - {S.PENDING_PAYMENT}
+# What a store's board shows: paid and not finished (a group's orders wait for the group).
+OPEN = frozenset(OrderStatus) - FINAL - {S.PENDING_PAYMENT, S.GROUPING}
 
 _STAFF_MOVES: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.PAID: frozenset({S.ACCEPTED, S.CANCELLED}),
@@ -97,6 +100,8 @@ def check_move(order: Order, target: OrderStatus, mover: Mover) -> None:
     PENDING_PAYMENT → PAID → ACCEPTED → PREPARING → READY → (DELIVERING → DELIVERED |
     PICKED_UP) → COMPLETED. Only payment makes an order PAID; the customer may cancel
     before it is ACCEPTED; staff may reject a PAID order; REFUNDED is reached by a refund.
+    A group-buy member's paid order waits in GROUPING: the group's success makes it PAID,
+    its failure cancels it with a refund (both SYSTEM moves).
     """
     current = order.status
     if mover is Mover.CUSTOMER:
@@ -105,6 +110,9 @@ def check_move(order: Order, target: OrderStatus, mover: Mover) -> None:
         allowed = (current, target) in {
             (S.PENDING_PAYMENT, S.PAID),
             (S.PENDING_PAYMENT, S.CANCELLED),
+            (S.PENDING_PAYMENT, S.GROUPING),
+            (S.GROUPING, S.PAID),
+            (S.GROUPING, S.CANCELLED),
         } or target in _STAFF_MOVES.get(current, frozenset())
     else:
         allowed = target in _STAFF_MOVES.get(current, frozenset())
@@ -178,6 +186,9 @@ class Order:
     completed_at: datetime | None
     version: int
     lines: tuple[OrderLine, ...] = ()
+    campaign_id: int | None = None  # placed through a group-buy, bargain or flash sale
+    group_id: int | None = None
+    bargain_id: int | None = None
 
     @property
     def reference(self) -> str:
@@ -478,12 +489,14 @@ def price(
     coupon: CouponOffer | None,
     fees: FeeRules,
     now: datetime,
+    deal: Deal | None = None,
 ) -> tuple[Totals, CouponProblem | None]:
     """The totals of the lines that can be ordered, and why the coupon is left out, if it is.
 
     The tier discount and the coupon both come off the dishes (the coupon's threshold is
     reached on the undiscounted lines); the delivery fee is waived above a subtotal, for a
-    tier or by a free-delivery coupon, in that order; packaging is charged per unit.
+    tier or by a free-delivery coupon, in that order; packaging is charged per unit. A
+    campaign's price is its whole discount: no tier discount comes on top of a deal.
     """
     cart_lines = tuple(
         CartLine(
@@ -505,7 +518,7 @@ def price(
         waiver = DeliveryWaiver.ABOVE_THRESHOLD
     elif fee and BENEFITS[shopper.tier].free_delivery:
         waiver = DeliveryWaiver.TIER
-    tier_off = tier_saving(shopper.tier, subtotal)
+    tier_off = tier_saving(shopper.tier, subtotal) if deal is None else 0
     coupon_off, problem = 0, None
     if coupon is not None:
         if coupon.terms is None:
@@ -593,8 +606,13 @@ def quote(
     weights: RoutingWeights,
     nearby_m: int,
     now: datetime,
+    deal: Deal | None = None,
 ) -> Quote:
-    """Route (unless a store is pinned), then price the checkout at the store."""
+    """Route (unless a store is pinned), then price the checkout at the store.
+
+    A ``deal`` prices its SKU at the campaign's price; its units come from the campaign's
+    quota, already held from the store's stock, so the shelf's level is not asked.
+    """
     wanted = {line.sku_id: line.quantity for line in checkout.lines}
     refusals: dict[int, CannotServe] = {}
     store: Store | None = None
@@ -638,6 +656,11 @@ def quote(
             else _any_item(candidates.items, line.sku_id)
         )
         view = candidates.stock.get((store.id, line.sku_id)) if store else None
+        if deal is not None and line.sku_id == deal.sku_id:
+            if item is not None:
+                item = replace(item, unit_price_fen=deal.unit_price_fen)
+            if view is not None and view.available is not None:
+                view = None  # a tracked SKU: the quota holds its units
         problem = line_problem(item, line.quantity, checkout.channel, view)
         priced.append(PricedLine(line, item, problem))
     totals, coupon_problem = price(
@@ -649,6 +672,7 @@ def quote(
         coupon=coupon,
         fees=fees,
         now=now,
+        deal=deal,
     )
     return Quote(
         store=store,

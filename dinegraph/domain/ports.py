@@ -9,6 +9,17 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol
 
+from dinegraph.domain.campaigns import (
+    Bargain,
+    Campaign,
+    CampaignReport,
+    CampaignSpec,
+    GroupBuy,
+    GroupSeat,
+    GroupStatus,
+    Invite,
+    InviteKind,
+)
 from dinegraph.domain.catalog import (
     Category,
     Channel,
@@ -252,6 +263,8 @@ class OrderRepository(Protocol):
 
     async def by_key(self, member_id: int, key: str) -> Order | None: ...
 
+    async def in_group(self, group_id: int) -> list[Order]: ...
+
     async def get(self, order_id: int) -> Order | None: ...
 
     async def change_status(
@@ -333,6 +346,117 @@ class DeliveryRepository(Protocol):
     async def prune_positions(self, before: datetime) -> int: ...
 
 
+class CampaignRepository(Protocol):
+    async def add(self, spec: CampaignSpec, *, created_by: str, at: datetime) -> Campaign: ...
+
+    async def get(self, campaign_id: int) -> Campaign | None: ...
+
+    async def end(self, campaign_id: int, at: datetime) -> bool:
+        """End a campaign early; False when it has ended already."""
+
+    async def to_close(self, now: datetime, limit: int) -> list[int]:
+        """Ended campaigns whose quotas have not gone back on the shelves yet."""
+
+    async def close(self, campaign_id: int) -> list[tuple[int, int, int]] | None:
+        """Close the quotas: (store, SKU, units left) each; None when closed already."""
+
+    async def add_quotas(self, campaign_id: int, lines: Iterable[tuple[int, int, int]]) -> None: ...
+
+    async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None: ...
+
+    async def take_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:
+        """Take units unless fewer are left or the quota is closed."""
+
+    async def return_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:
+        """Give units back; False once the quota is closed (they go to the shelf then)."""
+
+    async def enter(self, campaign_id: int, member_id: int, limit: int) -> bool:
+        """Count one more entry of the member, unless it would pass ``limit``."""
+
+    async def leave(self, campaign_id: int, member_id: int) -> None: ...
+
+    async def add_group(
+        self,
+        *,
+        campaign_id: int,
+        leader_id: int,
+        store_id: int,
+        sku_id: int,
+        size: int,
+        expires_at: datetime,
+        at: datetime,
+    ) -> GroupBuy:
+        """A new OPEN group with its leader's seat taken."""
+
+    async def get_group(self, group_id: int) -> GroupBuy | None: ...
+
+    async def take_seat(self, group_id: int, now: datetime) -> GroupBuy | None:
+        """One more seat, unless the group is full, expired or no longer OPEN."""
+
+    async def add_seat(self, group_id: int, member_id: int, order_id: int, at: datetime) -> bool:
+        """False when the member is in the group already."""
+
+    async def seat(self, group_id: int, member_id: int) -> GroupSeat | None: ...
+
+    async def seats(self, group_id: int) -> list[GroupSeat]: ...
+
+    async def release_seat(self, group_id: int, member_id: int) -> GroupBuy | None:
+        """The member's order was not paid in time: the seat is free again (OPEN groups)."""
+
+    async def pay_seat(self, group_id: int, member_id: int, now: datetime) -> GroupBuy | None:
+        """The member paid; None when the group is no longer OPEN or has expired."""
+
+    async def set_group_status(
+        self, group_id: int, current: GroupStatus, target: GroupStatus
+    ) -> GroupBuy | None: ...
+
+    async def expired_groups(self, now: datetime, limit: int) -> list[int]: ...
+
+    async def add_bargain(self, bargain: Bargain) -> Bargain: ...
+
+    async def get_bargain(self, bargain_id: int) -> Bargain | None: ...
+
+    async def has_helped(self, bargain_id: int, helper_id: int) -> bool: ...
+
+    async def cut(self, bargain_id: int, now: datetime) -> Bargain | None:
+        """The bargain after one more help; None when it is complete, bought or expired."""
+
+    async def record_help(
+        self, bargain_id: int, helper_id: int, step_no: int, cut_fen: int, at: datetime
+    ) -> bool:
+        """False when this helper helped this bargain already (a racing repeat)."""
+
+    async def count_help(self, member_id: int, day: date, cap: int) -> bool:
+        """Count one help given on ``day``, unless the member gave ``cap`` already."""
+
+    async def purchase(self, bargain_id: int, order_id: int, now: datetime) -> bool: ...
+
+    async def reopen(self, bargain_id: int, order_id: int) -> None:
+        """The bargain's order was cancelled unpaid: it may be bought again."""
+
+    async def add_invitation(
+        self,
+        *,
+        campaign_id: int,
+        kind: InviteKind,
+        target_id: int,
+        inviter_id: int,
+        invitee_id: int,
+        invitee_was_new: bool,
+    ) -> bool: ...
+
+    async def report(self, campaign_id: int) -> CampaignReport: ...
+
+
+class ShareCodes(Protocol):
+    """Signs what a share link carries, and reads it back (refusing a tampered code)."""
+
+    def sign(self, invite: Invite) -> str: ...
+
+    def read(self, code: str) -> Invite:
+        """The invite; ``INVALID_SHARE_CODE`` when the code was altered or is not ours."""
+
+
 @dataclass(frozen=True, slots=True)
 class DispatchRequest:
     """What a delivery platform is told: from where, to where, for which order."""
@@ -398,6 +522,9 @@ class Repositories(Protocol):
 
     @property
     def deliveries(self) -> DeliveryRepository: ...
+
+    @property
+    def campaigns(self) -> CampaignRepository: ...
 
 
 class UnitOfWork(Repositories, Protocol):

@@ -36,6 +36,8 @@ class MovementSource(StrEnum):
     ORDER_RELEASE = "ORDER_RELEASE"
     RESTOCK = "RESTOCK"
     ADJUSTMENT = "ADJUSTMENT"
+    CAMPAIGN_HOLD = "CAMPAIGN_HOLD"  # a campaign's quota, set aside when it is created
+    CAMPAIGN_RELEASE = "CAMPAIGN_RELEASE"  # what was left of it, back when it ends
 
 
 class LedgerKind(StrEnum):
@@ -44,6 +46,7 @@ class LedgerKind(StrEnum):
     RELEASE = "RELEASE"
     RESTOCK = "RESTOCK"
     ADJUSTMENT = "ADJUSTMENT"
+    CAMPAIGN_HOLD = "CAMPAIGN_HOLD"
 
 
 _KIND_OF_SOURCE = {
@@ -54,6 +57,8 @@ _KIND_OF_SOURCE = {
     MovementSource.ORDER_RELEASE: LedgerKind.RELEASE,
     MovementSource.RESTOCK: LedgerKind.RESTOCK,
     MovementSource.ADJUSTMENT: LedgerKind.ADJUSTMENT,
+    MovementSource.CAMPAIGN_HOLD: LedgerKind.CAMPAIGN_HOLD,
+    MovementSource.CAMPAIGN_RELEASE: LedgerKind.RELEASE,
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from dinegraph.domain.campaigns import GroupBuyChanged
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import EVENT_TYPES, Event
 from dinegraph.domain.orders import OrderChanged
@@ -38,6 +39,10 @@ def store_deliveries_topic(store_id: int) -> str:
     return f"deliveries.{store_id}"
 
 
+def group_topic(group_id: int) -> str:
+    return f"group.{group_id}"
+
+
 def topics_of(event: Event) -> tuple[str, ...]:
     if isinstance(event, StockChanged):
         return (stock_topic(event.store_id),)
@@ -47,6 +52,8 @@ def topics_of(event: Event) -> tuple[str, ...]:
     if isinstance(event, OrderChanged):
         # The customer follows one order; the store's staff follow all of its orders.
         return (order_topic(event.order_id), store_orders_topic(event.store_id))
+    if isinstance(event, GroupBuyChanged):
+        return (group_topic(event.group_id),)
     return (low_stock_topic(event.store_id),)
 
 

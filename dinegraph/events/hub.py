@@ -11,6 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
+from dinegraph.domain.campaigns import GroupBuyChanged
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import Event
 from dinegraph.domain.orders import OrderChanged
@@ -24,6 +25,8 @@ def event_key(event: Event) -> Hashable:
         return ("OrderChanged", event.order_id)
     if isinstance(event, DeliveryChanged):
         return ("DeliveryChanged", event.delivery_id)
+    if isinstance(event, GroupBuyChanged):
+        return ("GroupBuyChanged", event.group_id)
     return (type(event).__name__, event.store_id, event.sku_id)
 
 

@@ -26,6 +26,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext
 
 from dinegraph.domain.errors import DomainError
+from dinegraph.schema.campaigns import CampaignMutation
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupons import CouponMutation, CouponSegmentMutation
 from dinegraph.schema.delivery import DeliveryMutation, DeliverySettingsMutation
@@ -97,6 +98,7 @@ class Mutation(
     OrderMutation,
     DeliveryMutation,
     DeliverySettingsMutation,
+    CampaignMutation,
 ):
     pass
 

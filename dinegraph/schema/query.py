@@ -12,6 +12,18 @@ from dinegraph.context import Context
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
+from dinegraph.schema.campaigns import (
+    BargainNode,
+    CampaignNode,
+    CampaignReport,
+    GroupBuyNode,
+    ShareInvite,
+    bargain,
+    campaign_report,
+    campaigns,
+    group_buy,
+    share_invite,
+)
 from dinegraph.schema.catalog import CategoryNode, Channel, Menu, StoreNode
 from dinegraph.schema.common import GeoPointInput, page_info
 from dinegraph.schema.coupons import (
@@ -128,6 +140,24 @@ class Query:
     deliveries_in_progress: list[DeliveryNode] = strawberry.field(
         resolver=deliveries_in_progress,
         description="A store's deliveries on their way, for its live map (its staff).",
+    )
+
+    campaigns: list[CampaignNode] = strawberry.field(
+        resolver=campaigns,
+        description="Campaigns selling now, soonest to end first; of one kind, at one store.",
+    )
+    group_buy: GroupBuyNode | None = strawberry.field(
+        resolver=group_buy, description="A group-buy, for its share page."
+    )
+    bargain: BargainNode | None = strawberry.field(
+        resolver=bargain, description="A bargain, for its share page."
+    )
+    share_invite: ShareInvite = strawberry.field(
+        resolver=share_invite,
+        description="What a share code points at; INVALID_SHARE_CODE or SHARE_CODE_EXPIRED.",
+    )
+    campaign_report: CampaignReport = strawberry.field(
+        resolver=campaign_report, description="How a campaign went (head office, operators)."
     )
 
     @strawberry.field(description="Who is asking: a member, staff, or nobody.")

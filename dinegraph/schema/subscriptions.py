@@ -10,6 +10,7 @@ from dinegraph.context import Context
 from dinegraph.domain.stock import LowStock, StockChanged
 from dinegraph.resolvers import subscriptions as feeds
 from dinegraph.resolvers.ids import decode_id
+from dinegraph.schema.campaigns import CampaignSubscription
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.delivery import DeliverySubscription
 from dinegraph.schema.errors import live
@@ -60,7 +61,7 @@ class LowStockAlert:
 
 
 @strawberry.type
-class Subscription(OrderSubscription, DeliverySubscription):
+class Subscription(OrderSubscription, DeliverySubscription, CampaignSubscription):
     @strawberry.subscription(
         description="The current stock of the SKUs asked for (or all that can sell out), "
         "then every change."

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
+from dinegraph.domain.campaigns import Deal, GroupBuy, GroupBuyChanged, GroupStatus
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.coupons import CouponStatus, is_new_member, terms_of
 from dinegraph.domain.delivery import Delivery
@@ -98,6 +99,7 @@ async def build_quote(
     member_id: int | None,
     policy: OrderPolicy,
     now: datetime,
+    deal: Deal | None = None,
 ) -> Quote:
     """Route (unless pinned) and price a checkout for a member, or for a guest's preview."""
     checkout = check_checkout(checkout)
@@ -122,6 +124,7 @@ async def build_quote(
         weights=policy.weights,
         nearby_m=policy.nearby_m,
         now=now,
+        deal=deal,
     )
 
 
@@ -174,14 +177,22 @@ async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Pl
     async def prepare(repos: Repositories) -> Order | Placed:
         existing = await repos.orders.by_key(member_id, key)
         if existing is not None:
-            return _replay(existing, print_)
+            return replay(existing, print_)
         q = await build_quote(
             checkout, repos=repos, member_id=member_id, policy=cmd.policy, now=cmd.now
         )
         problem = first_problem(q)
         if problem is not None:
             raise StoresRefused(problem, q.refusals) if q.refusals else problem
-        return _draft(q, checkout, member_id=member_id, key=key, print_=print_, cmd=cmd)
+        return draft_order(
+            q,
+            checkout,
+            member_id=member_id,
+            key=key,
+            print_=print_,
+            now=cmd.now,
+            timeout=cmd.policy.payment_timeout,
+        )
 
     attempts = 1 if checkout.store_id is not None else ROUTING_ATTEMPTS
     for attempt in range(1, attempts + 1):
@@ -205,8 +216,15 @@ async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Pl
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _draft(
-    q: Quote, checkout: Checkout, *, member_id: int, key: str, print_: str, cmd: PlaceOrder
+def draft_order(
+    q: Quote,
+    checkout: Checkout,
+    *,
+    member_id: int,
+    key: str,
+    print_: str,
+    now: datetime,
+    timeout: timedelta,
 ) -> Order:
     """The order a placeable quote makes, its totals frozen."""
     assert q.store is not None
@@ -245,8 +263,8 @@ def _draft(
         distance_m=q.distance_m,
         note=checkout.note.strip(),
         pickup_code=None,
-        placed_at=cmd.now,
-        pay_by=cmd.now + cmd.policy.payment_timeout,
+        placed_at=now,
+        pay_by=now + timeout,
         paid_at=None,
         completed_at=None,
         version=1,
@@ -258,13 +276,10 @@ async def _write(
     uow: UnitOfWork, draft: Order, checkout: Checkout, actor: str, print_: str
 ) -> Placed:
     """The order, its stock holds and its coupon lock, in the open unit of work; commits."""
-    order_id = await uow.orders.add(draft)
-    if order_id is None:  # a request with the same key committed meanwhile
-        existing = await uow.orders.by_key(draft.member_id, draft.idempotency_key)
-        assert existing is not None
-        return _replay(existing, print_)
-    order = replace(draft, id=order_id)
-    await uow.orders.add_lines(order_id, order.lines)
+    inserted = await insert_order(uow, draft, print_)
+    if isinstance(inserted, Placed):
+        return inserted
+    order = inserted
     await apply_movement(
         uow,
         actor=actor,
@@ -291,12 +306,24 @@ async def _write(
                 field=["couponId"],
                 reason=CouponProblem.NOT_AVAILABLE.value,
             ) from error
-    uow.record(_changed(order))
+    uow.record(order_changed(order))
     await uow.commit()
     return Placed(order, replayed=False)
 
 
-def _replay(existing: Order, print_: str) -> Placed:
+async def insert_order(uow: UnitOfWork, draft: Order, print_: str) -> Order | Placed:
+    """The order and its lines; the first request's order when its key was used meanwhile."""
+    order_id = await uow.orders.add(draft)
+    if order_id is None:  # a request with the same key committed meanwhile
+        existing = await uow.orders.by_key(draft.member_id, draft.idempotency_key)
+        assert existing is not None
+        return replay(existing, print_)
+    order = replace(draft, id=order_id)
+    await uow.orders.add_lines(order_id, order.lines)
+    return order
+
+
+def replay(existing: Order, print_: str) -> Placed:
     if existing.fingerprint != print_:
         raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, field=["idempotencyKey"])
     return Placed(existing, replayed=True)
@@ -306,7 +333,7 @@ def _line_name(product: str, sku: str) -> str:
     return product if not sku or sku == product else f"{product}（{sku}）"
 
 
-def _changed(order: Order) -> OrderChanged:
+def order_changed(order: Order) -> OrderChanged:
     return OrderChanged(
         order_id=order.id,
         store_id=order.store_id,
@@ -349,7 +376,14 @@ async def confirm_payment(cmd: ConfirmPayment, *, uow: UnitOfWork) -> Order:
             raise DomainError(
                 ErrorCode.PAYMENT_MISMATCH, field=["amount"], expected=order.total_fen
             )
-        check_move(order, OrderStatus.PAID, Mover.SYSTEM)
+        # A group-buy member's order waits for its group; the last seat paid fills it.
+        target = OrderStatus.GROUPING if order.group_id is not None else OrderStatus.PAID
+        check_move(order, target, Mover.SYSTEM)
+        group = None
+        if order.group_id is not None:
+            group = await uow.campaigns.pay_seat(order.group_id, order.member_id, cmd.at)
+            if group is None:
+                raise DomainError(ErrorCode.GROUP_CLOSED, field=["orderId"])
         await uow.orders.add_payment(
             order_id=order.id,
             provider=cmd.provider,
@@ -359,16 +393,41 @@ async def confirm_payment(cmd: ConfirmPayment, *, uow: UnitOfWork) -> Order:
         )
         # Pickup and dine-in orders get the number the counter calls (取餐号).
         code = pickup_code(order.id) if order.channel is not Channel.DELIVERY else None
-        paid = await move_order(
-            uow, order, OrderStatus.PAID, cmd.at, paid_at=cmd.at, pickup_code=code
-        )
+        paid = await move_order(uow, order, target, cmd.at, paid_at=cmd.at, pickup_code=code)
         paid = replace(paid, paid_at=cmd.at, pickup_code=code)
         if order.coupon_id is not None:
             await change_coupon_status(
                 order.coupon_id, CouponStatus.USED, order_ref=order.reference, uow=uow
             )
+        if group is not None:
+            uow.record(group_changed(group))
+            if group.seats_paid == group.size:
+                await _fill_group(uow, group, cmd.at)
+                paid = replace(paid, status=OrderStatus.PAID, version=paid.version + 1)
         await uow.commit()
     return paid
+
+
+async def _fill_group(uow: UnitOfWork, group: GroupBuy, at: datetime) -> None:
+    """Every seat is paid: the group succeeds and its orders go to the store's kitchen."""
+    filled = await uow.campaigns.set_group_status(group.id, GroupStatus.OPEN, GroupStatus.SUCCEEDED)
+    if filled is None:  # pragma: no cover - the group row is locked by the payment
+        raise DomainError(ErrorCode.GROUP_CLOSED, field=["orderId"])
+    uow.record(group_changed(filled))
+    for member_order in await uow.orders.in_group(group.id):
+        if member_order.status is OrderStatus.GROUPING:
+            await move_order(uow, member_order, OrderStatus.PAID, at)
+
+
+def group_changed(group: GroupBuy) -> GroupBuyChanged:
+    return GroupBuyChanged(
+        group_id=group.id,
+        campaign_id=group.campaign_id,
+        status=group.status.value,
+        seats_taken=group.seats_taken,
+        seats_paid=group.seats_paid,
+        version=group.version,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +465,7 @@ async def move_order(
     if delta:
         await uow.orders.change_load(order.store_id, delta)
     moved = replace(order, status=target, version=version)
-    uow.record(_changed(moved))
+    uow.record(order_changed(moved))
     return moved
 
 
@@ -435,7 +494,7 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
         assert order is not None
         check_move(order, cmd.status, mover)
         if cmd.status is OrderStatus.CANCELLED:
-            moved, refunded = await _cancel(uow, order, cmd.now, actor_of(viewer))
+            moved, refunded = await cancel_in(uow, order, cmd.now, actor_of(viewer))
             if refunded:
                 refund = (moved, refunded)
         elif cmd.status is OrderStatus.COMPLETED:
@@ -475,7 +534,18 @@ def _mover(viewer: Viewer, order: Order | None) -> Mover:
 
 
 async def _release(uow: UnitOfWork, order: Order, reference: str, units: Mapping[int, int]) -> None:
-    """Put units (sku → quantity) back on the store's shelf, once per reference."""
+    """Put units (sku → quantity) back on the store's shelf, once per reference.
+
+    A campaign order's units go back to the campaign's quota while it is open; once the
+    campaign has closed, to the shelf like any other.
+    """
+    if order.campaign_id is not None:
+        units = dict(units)
+        for sku, qty in list(units.items()):
+            if qty > 0 and await uow.campaigns.return_quota(
+                order.campaign_id, order.store_id, sku, qty
+            ):
+                units[sku] = 0
     lines = sorted(
         (MovementLine(sku, qty) for sku, qty in units.items() if qty > 0), key=lambda m: m.sku_id
     )
@@ -494,8 +564,12 @@ async def _release(uow: UnitOfWork, order: Order, reference: str, units: Mapping
     )
 
 
-async def _cancel(uow: UnitOfWork, order: Order, now: datetime, actor: str) -> tuple[Order, int]:
-    """Cancel: stock released, coupon back if still valid, payment refunded in full."""
+async def cancel_in(uow: UnitOfWork, order: Order, now: datetime, actor: str) -> tuple[Order, int]:
+    """Cancel: stock released, coupon back if still valid, payment refunded in full.
+
+    A campaign order also gives back its member's entry; a group seat is freed while the
+    group is open; a bargain may be bought again.
+    """
     was = order.status
     refunded = 0
     if was is not OrderStatus.PENDING_PAYMENT:
@@ -532,6 +606,15 @@ async def _cancel(uow: UnitOfWork, order: Order, now: datetime, actor: str) -> t
             await change_coupon_status(
                 order.coupon_id, CouponStatus.AVAILABLE, order_ref=None, uow=uow
             )
+    if order.campaign_id is not None and order.bargain_id is None:
+        # The member's entry was this order, or its group seat; a bargain's is the bargain.
+        await uow.campaigns.leave(order.campaign_id, order.member_id)
+    if order.group_id is not None:
+        group = await uow.campaigns.release_seat(order.group_id, order.member_id)
+        if group is not None:
+            uow.record(group_changed(group))
+    if order.bargain_id is not None and was is OrderStatus.PENDING_PAYMENT:
+        await uow.campaigns.reopen(order.bargain_id, order.id)
     return moved, refunded
 
 
@@ -571,7 +654,7 @@ async def cancel_expired(now: datetime, *, uow: UnitOfWork, batch: int = SWEEP_B
             order = await uow.orders.get(order_id)
             if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
                 continue
-            await _cancel(uow, order, now, "system:payment-timeout")
+            await cancel_in(uow, order, now, "system:payment-timeout")
             cancelled.append(order_id)
         await uow.commit()
     return cancelled
@@ -649,7 +732,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             moved = await move_order(uow, moved, OrderStatus.REFUNDED, cmd.now)
             stopped = await stop_delivery(uow, order.id, cmd.policy.delivery, cmd.now)
         else:
-            uow.record(_changed(moved))
+            uow.record(order_changed(moved))
         await uow.commit()
         refunded = {line.line_no: line.quantity for line in plan.lines}
         result = replace(
