@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, time, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,8 +26,16 @@ from dinegraph.db.tables import (
     store_prices,
     stores,
 )
+from dinegraph.domain.campaigns import (
+    BargainRules,
+    CampaignItem,
+    CampaignKind,
+    CampaignSpec,
+    GroupRules,
+)
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.coupons import CouponTemplate
+from dinegraph.domain.identity import StaffRole, StaffViewer
 from dinegraph.domain.pricing import CouponKind, CouponScope
 from dinegraph.domain.stock import LedgerKind, MovementLine, MovementSource, fingerprint
 
@@ -51,6 +60,7 @@ async def seed_demo(engine: AsyncEngine, *, rng_seed: int = 20261122) -> dict[st
             counts = await _store_state(conn, rng, store_ids, sku_ids, tracked, untracked)
             counts["coupon_templates"] = await _coupon_templates(conn, category_ids)
             counts["riders"] = await _riders(conn, store_ids)
+    counts["campaigns"] = await _campaigns(engine, sku_ids)
     return {
         "stores": len(store_ids),
         "categories": len(category_ids),
@@ -327,6 +337,83 @@ async def _coupon_templates(conn: AsyncConnection, category_ids: dict[str, int])
     ]
     await _insert_ids(conn, coupon_templates, [template_values(t) for t in templates])
     return len(templates) + 1
+
+
+class _DemoCampaign(NamedTuple):
+    kind: CampaignKind
+    name: str
+    sku: str
+    price_fen: int
+    per_member_limit: int
+    group: GroupRules | None = None
+    bargain: BargainRules | None = None
+    one_store: bool = False
+
+
+# One running campaign of each kind, on pre-made dishes the stores hold plenty of. The
+# group-buy runs at one store, so its share page needs no store picked (pickup there).
+DEMO_CAMPAIGNS = (
+    _DemoCampaign(
+        CampaignKind.GROUP_BUY,
+        "酸菜鱼三人团·34.9元",
+        "R-SCY-2P",
+        3490,
+        2,
+        group=GroupRules(3, 24),
+        one_store=True,
+    ),
+    _DemoCampaign(
+        CampaignKind.BARGAIN,
+        "盐焗鸡整只·砍到9.9元",
+        "R-YJJ-WHOLE",
+        990,
+        1,
+        bargain=BargainRules(helps=5, hours=48, daily_help_cap=5),
+    ),
+    _DemoCampaign(CampaignKind.FLASH_SALE, "糖醋排骨9.9元秒杀", "R-TCPG-400G", 990, 1),
+)
+DEMO_QUOTA = 5
+
+
+async def _campaigns(engine: AsyncEngine, sku_ids: dict[str, int]) -> int:
+    """The demo campaigns, set up the way an operator would (each store's quota held from
+    its stock through the ledger), at the stores that stock plenty of the dish."""
+    from dinegraph.db.uow import SqlUnitOfWork
+    from dinegraph.domain.services.campaigns import CreateCampaign, create_campaign
+
+    now = datetime.now(UTC)
+    head_office = StaffViewer(0, "seed", StaffRole.HQ_ADMIN, frozenset())
+    for demo in DEMO_CAMPAIGNS:
+        sku_id = sku_ids[demo.sku]
+        async with engine.connect() as conn:
+            stocked = (
+                await conn.scalars(
+                    sa.select(stock_levels.c.store_id)
+                    .where(
+                        stock_levels.c.sku_id == sku_id,
+                        stock_levels.c.available >= DEMO_QUOTA * 2,
+                    )
+                    .order_by(stock_levels.c.store_id)
+                )
+            ).all()
+        spec = CampaignSpec(
+            kind=demo.kind,
+            name=demo.name,
+            starts_at=now - timedelta(hours=1),
+            ends_at=now + timedelta(days=30),
+            items=(CampaignItem(sku_id, demo.price_fen),),
+            store_ids=tuple(stocked[:1] if demo.one_store else stocked),
+            channels=frozenset({Channel.PICKUP, Channel.DELIVERY}),
+            quota_per_store=DEMO_QUOTA,
+            per_member_limit=demo.per_member_limit,
+            new_members_only=False,
+            group=demo.group,
+            bargain=demo.bargain,
+        )
+        await create_campaign(
+            CreateCampaign(spec=spec, now=now), uow=SqlUnitOfWork(engine), viewer=head_office
+        )
+    return len(DEMO_CAMPAIGNS)
 
 
 def _level(

@@ -116,6 +116,10 @@ def _checkout(
 # --- the order ------------------------------------------------------------------------
 
 
+def _global_id(type_name: str, raw: int | None) -> strawberry.ID | None:
+    return strawberry.ID(str(relay.GlobalID(type_name, str(raw)))) if raw is not None else None
+
+
 @strawberry.type
 class OrderLine:
     line_id: int = strawberry.field(description="The line's number within its order.")
@@ -205,6 +209,18 @@ class OrderNode(relay.Node):
             version=o.version,
             order=o,
         )
+
+    @strawberry.field(description="The campaign it was placed through (group-buy, ...).")
+    def campaign_id(self) -> strawberry.ID | None:
+        return _global_id("Campaign", self.order.campaign_id)
+
+    @strawberry.field(description="The group-buy this order holds a seat in.")
+    def group_buy_id(self) -> strawberry.ID | None:
+        return _global_id("GroupBuy", self.order.group_id)
+
+    @strawberry.field(description="The bargain this order bought.")
+    def bargain_id(self) -> strawberry.ID | None:
+        return _global_id("Bargain", self.order.bargain_id)
 
     @strawberry.field(description="The number on receipts, e.g. 20261122000123.")
     def number(self) -> str:
