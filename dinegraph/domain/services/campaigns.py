@@ -445,7 +445,16 @@ async def join_group_buy(cmd: JoinGroupBuy, *, uow: UnitOfWork, viewer: Viewer) 
                 channel=wanted.channel,
             ),
         )
-        new = await _admit(uow, campaign, member_id, cmd.now)
+        try:
+            new = await _admit(uow, campaign, member_id, cmd.now)
+        except DomainError as error:
+            # The entry was waiting on this member's own join of this group, committed
+            # meanwhile (PostgreSQL): that join is the reason, not some other entry.
+            if error.code is ErrorCode.CAMPAIGN_LIMIT_REACHED and (
+                await uow.campaigns.seat(group.id, member_id) is not None
+            ):
+                raise DomainError(ErrorCode.ALREADY_JOINED, field=["shareCode"]) from error
+            raise
         seated = await uow.campaigns.take_seat(group.id, cmd.now)
         if seated is None:
             current = await uow.campaigns.get_group(group.id)
