@@ -594,6 +594,7 @@ async def cancel_in(uow: UnitOfWork, order: Order, now: datetime, actor: str) ->
             raise DomainError(ErrorCode.INVALID_TRANSITION, field=["status"], current=was)
         order = replace(order, refunded_fen=order.total_fen, version=version)
     moved = await move_order(uow, order, OrderStatus.CANCELLED, now)
+    await _leave_campaign(uow, order, was)
     await _release(
         uow,
         order,
@@ -606,7 +607,19 @@ async def cancel_in(uow: UnitOfWork, order: Order, now: datetime, actor: str) ->
             await change_coupon_status(
                 order.coupon_id, CouponStatus.AVAILABLE, order_ref=None, uow=uow
             )
-    if order.campaign_id is not None and order.bargain_id is None:
+    return moved, refunded
+
+
+async def _leave_campaign(uow: UnitOfWork, order: Order, was: OrderStatus) -> None:
+    """A cancelled campaign order gives back the member's entry and group seat, or lets
+    its bargain be bought again.
+
+    Rows are taken in the order every campaign write takes them (the member's entry, the
+    group, then the quota in ``_release``), so a cancel racing a join cannot deadlock.
+    """
+    if order.campaign_id is None:
+        return
+    if order.bargain_id is None:
         # The member's entry was this order, or its group seat; a bargain's is the bargain.
         await uow.campaigns.leave(order.campaign_id, order.member_id)
     if order.group_id is not None:
@@ -615,7 +628,6 @@ async def cancel_in(uow: UnitOfWork, order: Order, now: datetime, actor: str) ->
             uow.record(group_changed(group))
     if order.bargain_id is not None and was is OrderStatus.PENDING_PAYMENT:
         await uow.campaigns.reopen(order.bargain_id, order.id)
-    return moved, refunded
 
 
 async def _reward(uow: UnitOfWork, order: Order, policy: OrderPolicy, now: datetime) -> None:
