@@ -337,6 +337,17 @@ class SqlCampaignRepository:
         ).first()
         return group_of(row) if row else None
 
+    async def cut_groups_short(self, campaign_id: int, at: datetime) -> None:
+        await self._conn.execute(
+            group_buys.update()
+            .where(
+                group_buys.c.campaign_id == campaign_id,
+                group_buys.c.status == GroupStatus.OPEN.value,
+                group_buys.c.expires_at > at,
+            )
+            .values(expires_at=at, version=group_buys.c.version + 1)
+        )
+
     async def _change_group(self, group_id: int, *where: Any, **values: Any) -> GroupBuy | None:
         row = (
             await self._conn.execute(

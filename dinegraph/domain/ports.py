@@ -390,6 +390,9 @@ class CampaignRepository(Protocol):
 
     async def get_group(self, group_id: int) -> GroupBuy | None: ...
 
+    async def cut_groups_short(self, campaign_id: int, at: datetime) -> None:
+        """The campaign ended early: its open groups expire ``at``."""
+
     async def take_seat(self, group_id: int, now: datetime) -> GroupBuy | None:
         """One more seat, unless the group is full, expired or no longer OPEN."""
 

@@ -563,7 +563,9 @@ class CampaignMutation:
 
         async def run() -> domain.Campaign:
             cmd = service.EndCampaign(
-                campaign_id=decode_id(campaign_id, "Campaign", ["campaignId"]), now=ctx.now()
+                campaign_id=decode_id(campaign_id, "Campaign", ["campaignId"]),
+                now=ctx.now(),
+                policy=ctx.services.orders,
             )
             return await ctx.run(service.end_campaign, cmd)
 

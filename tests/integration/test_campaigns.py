@@ -480,3 +480,48 @@ async def test_flash_sale_limits_each_member_and_refuses_outside_its_terms(
             )
         )
     assert placed == 1
+
+
+async def test_ending_a_group_buy_early_fails_its_open_groups_and_refunds_them(
+    client: GraphQLClient,
+    services: Services,
+    credentials: Credentials,
+    settings: Settings,
+    engine: AsyncEngine,
+) -> None:
+    shop = await new_shop(engine)
+    store = shop.store_ids[0]
+    sku = await new_sku(engine, price_fen=5990, stock={store: 20})
+    campaign = await new_campaign(
+        client,
+        credentials.operator,
+        "GROUP_BUY",
+        sku_id=sku,
+        price_fen=3990,
+        store_ids=[store],
+        now=services.clock(),
+        quota=6,
+        groupSize=2,
+    )
+    leader, other = await new_members(settings, engine, 2)
+    opened = (await client.execute(OPEN_GROUP, {"campaignId": campaign}, leader))["data"]
+    group = opened["startGroupBuy"]["group"]
+    order_id = opened["startGroupBuy"]["order"]["id"]
+    await client.execute(PAY, {"orderId": order_id}, leader)
+    assert await level_of(engine, store, sku) == 14
+
+    ended = await client.execute(END, {"id": campaign}, credentials.operator)
+    assert ended["data"]["endCampaign"]["errors"] == []
+    view = (await client.execute(GROUP, {"id": group["id"]}, leader))["data"]["groupBuy"]
+    assert view["status"] == "FAILED"
+    status = (await client.execute(ORDER, {"id": order_id}, leader))["data"]["order"]["status"]
+    assert status == "CANCELLED"
+    # The leader's unit went back to the quota, and the whole quota to the shelf.
+    assert await level_of(engine, store, sku) == 20
+    late = await client.execute(JOIN_GROUP, {"shareCode": group["shareCode"]}, other)
+    assert late["data"]["joinGroupBuy"]["errors"][0]["code"] in (
+        "CAMPAIGN_ENDED",
+        "SHARE_CODE_EXPIRED",
+    )
+    twice = await client.execute(END, {"id": campaign}, credentials.operator)
+    assert twice["data"]["endCampaign"]["errors"][0]["code"] == "CAMPAIGN_ENDED"

@@ -140,11 +140,12 @@ async def create_campaign(cmd: CreateCampaign, *, uow: UnitOfWork, viewer: Viewe
 class EndCampaign:
     campaign_id: int
     now: datetime
+    policy: OrderPolicy
 
 
 async def end_campaign(cmd: EndCampaign, *, uow: UnitOfWork, viewer: Viewer) -> Campaign:
-    """Stop a campaign now: nothing more is sold, open groups fail, and what is left of
-    the quotas goes back on the shelves."""
+    """Stop a campaign now: nothing more is sold, its open groups fail (their members are
+    refunded), and what is left of the quotas goes back on the shelves."""
     require_catalog_editor(viewer)
     async with uow:
         campaign = await uow.campaigns.get(cmd.campaign_id)
@@ -152,7 +153,12 @@ async def end_campaign(cmd: EndCampaign, *, uow: UnitOfWork, viewer: Viewer) -> 
             raise DomainError(ErrorCode.NOT_FOUND, field=["campaignId"])
         if not await uow.campaigns.end(campaign.id, cmd.now):
             raise DomainError(ErrorCode.CAMPAIGN_ENDED, field=["campaignId"])
+        await uow.campaigns.cut_groups_short(campaign.id, cmd.now)
         await uow.commit()
+    while True:
+        failed = await fail_expired_groups(cmd.now, cmd.policy, uow=uow)
+        if len(failed.groups) < SWEEP_BATCH:
+            break
     await close_campaigns(cmd.now, uow=uow)
     ended = replace(campaign, ended_at=cmd.now)
     return ended
