@@ -23,6 +23,7 @@ from strawberry.extensions.query_depth_limiter import (
 )
 from strawberry.relay import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from dinegraph.domain.errors import DomainError
@@ -69,6 +70,24 @@ class _MaskUnexpectedErrors(MaskErrors):
             path=error.path,
             extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
         )
+
+
+class SubscriptionExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's executor, with a subscription's memory bounded by its selection.
+
+    graphql-core 3.3 runs each subscription event on a shallow copy of the subscription's
+    executor, sharing its memo of collected subfields. The memo is keyed by the identity
+    of field lists made afresh for every event, so it gains entries with every push and
+    keeps them as long as the subscription lives (about 2.6 KB per push in
+    bench/courier_fanout.py). Each event gets a memo of its own here, which is what the
+    memo is for: the lists of one execution.
+    """
+
+    def build_per_event_executor(self, payload: Any) -> SubscriptionExecutor:
+        executor = super().build_per_event_executor(payload)
+        assert isinstance(executor, SubscriptionExecutor)
+        executor._relevant_sub_fields = {}
+        return executor
 
 
 class _Schema(strawberry.Schema):
@@ -125,6 +144,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         config=config,
+        execution_context_class=SubscriptionExecutor,
     )
 
 
