@@ -314,12 +314,13 @@ async def _campaign(repos: Repositories, campaign_id: int) -> Campaign:
     return campaign
 
 
-async def _sold_out(uow: UnitOfWork, campaign: Campaign, chosen: Chosen) -> None:
-    """Where writers queue for one lock, an empty quota is refused before taking it."""
-    if not uow.one_writer:
-        return
-    async with uow.reading() as reads:
-        left = await reads.campaigns.quota_left(campaign.id, chosen.store_id, chosen.item.sku_id)
+async def _sold_out(repos: Repositories, campaign: Campaign, chosen: Chosen) -> None:
+    """A plain read, so that once the quota is gone a buyer is refused in one statement.
+
+    The conditional take in ``_place`` decides; this only spares the work of a certain
+    refusal. Where writers queue for one lock (SQLite) it runs before taking the lock.
+    """
+    left = await repos.campaigns.quota_left(campaign.id, chosen.store_id, chosen.item.sku_id)
     if not left:
         raise DomainError(ErrorCode.SOLD_OUT, field=["campaignId"])
 
@@ -342,13 +343,17 @@ async def buy_flash_sale(cmd: BuyFlashSale, *, uow: UnitOfWork, viewer: Viewer) 
         campaign = await _campaign(reads, cmd.campaign_id)
     check_running(campaign, CampaignKind.FLASH_SALE, cmd.now)
     chosen = choose(campaign, cmd.options.fulfilment)
-    await _sold_out(uow, campaign, chosen)
+    if uow.one_writer:
+        async with uow.reading() as reads:
+            await _sold_out(reads, campaign, chosen)
     deal = Deal(campaign.id, chosen.item.sku_id, chosen.item.price_fen)
     sale = _Sale(campaign, chosen, deal, member_id, cmd.options, cmd.now, cmd.policy)
     async with uow:
         first = await _replayed(uow, member_id, cmd.options, campaign.id)
         if first is not None:
             return first
+        if not uow.one_writer:
+            await _sold_out(uow, campaign, chosen)
         await _admit(uow, campaign, member_id, cmd.now)
         order = await _place(uow, sale)
         await uow.commit()
@@ -396,6 +401,7 @@ async def start_group_buy(cmd: StartGroupBuy, *, uow: UnitOfWork, viewer: Viewer
         check_running(campaign, CampaignKind.GROUP_BUY, cmd.now)
         assert campaign.spec.group is not None
         chosen = choose(campaign, cmd.options.fulfilment)
+        await _sold_out(uow, campaign, chosen)
         await _admit(uow, campaign, member_id, cmd.now)
         group = await uow.campaigns.add_group(
             campaign_id=campaign.id,
@@ -451,6 +457,7 @@ async def join_group_buy(cmd: JoinGroupBuy, *, uow: UnitOfWork, viewer: Viewer) 
                 channel=wanted.channel,
             ),
         )
+        await _sold_out(uow, campaign, chosen)
         try:
             new = await _admit(uow, campaign, member_id, cmd.now)
         except DomainError as error:
