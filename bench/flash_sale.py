@@ -1,0 +1,1266 @@
+"""Flash-sale (秒杀) benchmark: many buyers arrive within a second for a small quota, and a floor.
+
+The issue's scenario: 5,000 buyers arrive within one second for a quota of 200 at one store;
+report orders/s, the p99 latency and the number oversold (must be 0), on SQLite and on
+PostgreSQL.
+
+Builds a fresh demo database (``--db sqlite``: SQLite in a temporary directory; ``--db
+postgres``: a new ``dinegraph_bench_<random>`` database on the --database-url server,
+dropped at the end), starts ``dinegraph serve --workers 1`` on a free loopback port, inserts
+--buyers fresh members (plus --connections warm-up members) straight into the database and
+mints their access tokens with the server's secret key before any clock starts, brings the
+level of one tracked SKU of store --store (the first tracked SKU on its PICKUP menu) high
+enough through ``restock`` (HQ_ADMIN), and sets up every campaign through ``createCampaign``
+as HQ_ADMIN: FLASH_SALE, that one SKU at half its list price, that one store, PICKUP,
+--quota per store, one order per member. Each campaign holds its quota from the shelf at
+once (a CAMPAIGN_HOLD in the ledger); its orders then draw on the quota row only.
+
+As bench/checkout.py, the server runs in DEVELOPMENT mode with ``DINEGRAPH_CLOCK_START`` at
+today 12:00 Asia/Shanghai (a pickup order needs the store in its opening hours, whatever
+the hour of the run), ``DINEGRAPH_SERVER_TIMING=1`` (the statement count of each answer)
+and a payment timeout of a day, so that no unpaid order is swept, and its quota given back,
+during the checks. Development mode writes uvicorn's access log.
+
+* ``graphql``: ``buyFlashSale(campaignId:, order: {storeId, idempotencyKey})`` by each buyer
+  once, with a fresh uuid4 key. Buyer ``i`` arrives at ``i / buyers * --spread`` seconds
+  (evenly over one second by default) and joins the client's queue. Concurrency is bounded
+  by the client's connection pool: --connections (300) keep-alive HTTP/1.1 connections,
+  each taking the next buyer in arrival order as soon as its previous answer is in, so at
+  most that many requests are in flight and the others wait in the client. The pool is a
+  lean one written here (``Connection``), not httpx: with hundreds of connections httpx's
+  pool costs the client about 11.5 ms of CPU per request (0.4 ms here; measured on this
+  machine while writing the bench), enough to make the load generator the bottleneck of
+  a 2-core machine; ``--client httpx`` drives the same pool size through one
+  httpx.AsyncClient instead, for comparison. Every buy past the quota must be refused
+  with SOLD_OUT.
+* ``floor``: the same attempts, on the same arrival schedule and the same bound of
+  in-flight attempts, on a second fresh campaign of the same quota, straight through the
+  product's engine in this process (``dinegraph.db.engine.create_engine``; on SQLite WAL
+  and BEGIN IMMEDIATE, writers queued on the product's ``local_write_lock`` as its unit of
+  work queues them): one transaction per attempt with the product's conditional update of
+  the quota row (``UPDATE campaign_quotas SET remaining = remaining - 1 WHERE campaign_id
+  ... AND closed IS false AND remaining >= 1``), rollback and SOLD_OUT when it finds no
+  row, else INSERT of the order (with its campaign_id) and of its one order line. It leaves
+  out everything else the product does: reading the campaign, the member, the prices and
+  the store, the early sold-out read on SQLite, the per-member entry (campaign_entries),
+  the idempotency lookup, the GraphQL layer.
+
+Latencies are from each buyer's arrival time (not from the moment a connection took it),
+so the wait for one of the client's connections counts: ``queue_wait`` shows that share.
+``server_cpu_phases`` splits the server's CPU (sampled every 0.1 s) at the last successful
+answer: the sale, and the refusals after it. ``wall_s`` is from the first arrival to the
+last answer; ``orders_per_s`` is the successful orders over the time from the first arrival
+to the last successful answer; ``answers_per_s`` every answer over ``wall_s``.
+
+Each run gets fresh campaigns (and a spare, smaller one to warm up on right before, with
+the warm-up members: connections, code paths, caches), waits for a quiet machine first,
+and is made again (--retries) when other work took more than 30% of a core during it,
+unless its answers were wrong; the least disturbed run is reported. Other work is the
+machine's busy time less the server's, the client's, PostgreSQL's and the hypervisor's
+steal, which is reported apart (``steal_pct``, in % of one core): the 2-vCPU VM these
+figures were taken on reports about half a core of steal even while idle.
+
+After every run the database is checked, not the answers: the campaign's orders and their
+units (order_lines), the quota row's ``remaining`` (must equal quota - units, and not be
+negative), the per-member entries (the product's), the shelf level of the SKU before and
+after the run (the sale must not touch it: a campaign order draws on the quota, which was
+held from the shelf when the campaign was set up, and that hold is checked too) and the
+ledger rows written during the run (none). ``oversold`` is the largest excess any of these
+shows: units in orders past the quota, successful answers past the quota, a negative
+``remaining``, units missing from the shelf. Any failure is reported loudly and the exit
+status is 1.
+
+Prints one JSON line per run of the bench (one database) on stdout, the product's figures
+at the top level and the floor's under ``floor``; progress goes to stderr. Usage::
+
+    .venv/bin/python bench/flash_sale.py --db sqlite [--buyers 5000] [--quota 200]
+    .venv/bin/python bench/flash_sale.py --db postgres \
+        [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
+
+The processes, scratch-database and CPU helpers are those of bench/stock_contention.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import re
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import sqlalchemy as sa
+from checkout import (
+    MENU,
+    PAYMENT_TIMEOUT_MINUTES,
+    STATEMENTS,
+    line_name,
+    set_levels,
+    shop_noon,
+    tracked_levels,
+)
+from coupon_claims import insert_members, server_warnings
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncEngine
+from stock_contention import (
+    DISTURBED_PCT,
+    LOOPBACK,
+    BenchError,
+    Demo,
+    Server,
+    check_database_url,
+    cpu_of_command,
+    demo_database,
+    dinegraph_command,
+    global_id,
+    graphql,
+    last_line,
+    log,
+    machine_cpu,
+    ms,
+    percentile,
+    pg_sessions,
+    proc_cpu_seconds,
+    proc_status_kb,
+    product_version,
+    run_cli,
+    start_server,
+    stop_server,
+    terminate_as_exit,
+    wait_ready,
+)
+
+from dinegraph.db.engine import WRITE, create_engine, local_write_lock
+from dinegraph.db.tables import (
+    campaign_entries,
+    campaign_quotas,
+    order_lines,
+    orders,
+    products,
+    skus,
+    stock_ledger,
+)
+from dinegraph.resolvers.ids import decode_id
+from dinegraph.security import issue_member_token
+from dinegraph.settings import Settings
+
+DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+REQUEST_TIMEOUT_S = 120.0
+RUN_TIMEOUT_S = 900.0  # one run's arrivals and answers, at most
+KEEPALIVE_EXPIRY_S = 2.0  # below uvicorn's 5 s keep-alive: see bench/coupon_claims.py
+START_DELAY_S = 0.5  # from starting a run to its first arrival
+CPU_SAMPLE_S = 0.1  # how often the server's CPU time is read during a run
+SHELF_MARGIN = 100  # units left on the shelf beyond every campaign's hold
+TARGETS = ("graphql", "floor")
+OK, SOLD_OUT = "ok", "SOLD_OUT"
+
+BUY = (
+    "mutation Buy($campaignId: ID!, $order: CampaignOrderInput) "
+    "{ buyFlashSale(campaignId: $campaignId, order: $order) "
+    "{ order { id status total { fen } } errors { code field message } } }"
+)
+CREATE_CAMPAIGN = (
+    "mutation Create($input: CreateCampaignInput!) "
+    "{ createCampaign(input: $input) "
+    "{ campaign { id quotaPerStore } errors { code field message } } }"
+)
+
+Attempt = Callable[[int, int], Awaitable[tuple[str, int | None, str | None]]]
+"""(slot, i): buyer ``i`` buys on connection ``slot`` of the client's pool; (outcome, the
+order id when OK, a problem worth reporting or None)."""
+SERVER_TIMING = re.compile(rb"\r\nserver-timing:\s*([^\r]*)", re.IGNORECASE)
+
+
+# --- the SKU and the campaigns --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Item:
+    store_id: int
+    sku_id: int
+    product_id: int
+    name: str
+    specs: dict[str, str]
+    list_price_fen: int
+    flash_price_fen: int
+
+
+async def pick_item(
+    client: httpx.AsyncClient, server: Server, engine: AsyncEngine, store_id: int
+) -> Item:
+    """The first tracked SKU on the store's PICKUP menu, not sold out there."""
+    variables = {"storeId": global_id("Store", store_id), "channel": "PICKUP"}
+    menu = (await graphql(client, server.base_url, MENU, variables, {}))["menu"]
+    if menu is None:
+        raise BenchError(f"no PICKUP menu at store {store_id}")
+    tracked = sorted(
+        decode_id(s["id"], "Sku", ["id"])
+        for c in menu["categories"]
+        for p in c["products"]
+        for s in p["skus"]
+        if s["tracked"] and not (s["stock"] and s["stock"]["soldOut"])
+    )
+    if not tracked:
+        raise BenchError(f"no tracked SKU on sale for PICKUP at store {store_id}")
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.select(
+                    skus.c.id,
+                    skus.c.product_id,
+                    skus.c.name,
+                    skus.c.specs,
+                    skus.c.price_fen,
+                    products.c.name.label("product_name"),
+                )
+                .join(products, products.c.id == skus.c.product_id)
+                .where(skus.c.id == tracked[0])
+            )
+        ).one()
+    price = int(row.price_fen)
+    if price < 2:
+        raise BenchError(f"SKU {row.id} costs {price} fen: no flash price below it")
+    return Item(
+        store_id,
+        int(row.id),
+        int(row.product_id),
+        line_name(str(row.product_name), str(row.name)),
+        dict(row.specs),
+        price,
+        price // 2,
+    )
+
+
+async def create_campaign(
+    client: httpx.AsyncClient,
+    server: Server,
+    token: str,
+    item: Item,
+    name: str,
+    quota: int,
+    noon: datetime,
+) -> tuple[str, int]:
+    """A FLASH_SALE of the item at its store through the product; (global id, row id)."""
+    variables = {
+        "input": {
+            "kind": "FLASH_SALE",
+            "name": name,
+            # The server's clock starts at noon when it starts, so it is past noon now.
+            "startsAt": (noon - timedelta(hours=1)).isoformat(),
+            "endsAt": (noon + timedelta(days=1)).isoformat(),
+            "items": [{"skuId": global_id("Sku", item.sku_id), "priceFen": item.flash_price_fen}],
+            "storeIds": [global_id("Store", item.store_id)],
+            "channels": ["PICKUP"],
+            "quotaPerStore": quota,
+            "perMemberLimit": 1,
+        }
+    }
+    data = await graphql(
+        client,
+        server.base_url,
+        CREATE_CAMPAIGN,
+        variables,
+        {"authorization": f"Bearer {token}"},
+    )
+    payload = data["createCampaign"]
+    if payload["errors"] or payload["campaign"] is None:
+        raise BenchError(f"createCampaign {name!r} refused: {payload['errors']}")
+    campaign = str(payload["campaign"]["id"])
+    return campaign, decode_id(campaign, "Campaign", ["id"])
+
+
+async def shelf(engine: AsyncEngine, item: Item) -> int:
+    level = (await tracked_levels(engine)).get((item.store_id, item.sku_id))
+    if level is None:
+        raise BenchError(f"no counted level of SKU {item.sku_id} at store {item.store_id}")
+    return level
+
+
+# --- the two ways to buy --------------------------------------------------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection of the client's pool: POST a request made
+    beforehand and read a Content-Length answer. Far cheaper on the CPU than httpx, whose
+    pool costs several ms of client CPU per request with hundreds of connections (measured
+    while writing this bench: 11.5 ms per request at 300 connections, 0.4 ms here), which
+    would make the load generator, not the server, the bottleneck on this small machine."""
+
+    _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+    _CLOSE = re.compile(rb"\r\nconnection:\s*close", re.IGNORECASE)
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._used_at = 0.0
+
+    async def post(self, request: bytes) -> tuple[int, bytes, bytes]:
+        """(status, head, body); a connection idle longer than KEEPALIVE_EXPIRY_S is opened
+        afresh first, so that no request races the server closing it (uvicorn: 5 s)."""
+        if self._writer is not None and time.monotonic() - self._used_at > KEEPALIVE_EXPIRY_S:
+            self.close()
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        assert self._reader is not None
+        try:
+            async with asyncio.timeout(REQUEST_TIMEOUT_S):
+                self._writer.write(request)
+                head = await self._reader.readuntil(b"\r\n\r\n")
+                length = self._LENGTH.search(head)
+                if length is None:
+                    raise BenchError(f"an answer without content-length: {head[:300]!r}")
+                body = await self._reader.readexactly(int(length.group(1)))
+        except BaseException:
+            self.close()
+            raise
+        if self._CLOSE.search(head):
+            self.close()
+        self._used_at = time.monotonic()
+        return int(head[9:12]), head, body
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = self._reader = None
+
+
+def read_answer(
+    status: int, content: bytes, timing: str
+) -> tuple[str, int | None, str | None, int | None]:
+    """(outcome, order id, problem, statements) of one buyFlashSale answer."""
+    if status != 200:
+        return f"HTTP_{status}", None, f"{content[:200]!r}", None
+    answer = orjson.loads(content)
+    if "errors" in answer:
+        return "GRAPHQL_ERROR", None, str(answer["errors"])[:300], None
+    payload = answer["data"]["buyFlashSale"]
+    found = STATEMENTS.search(timing)
+    statements = int(found.group(1)) if found else None
+    if payload["order"] is not None and not payload["errors"]:
+        return OK, decode_id(payload["order"]["id"], "Order", ["id"]), None, statements
+    outcome = "+".join(e["code"] for e in payload["errors"]) or "NO_ORDER_NO_ERROR"
+    problem = None if outcome == SOLD_OUT else str(payload["errors"][:2])
+    return outcome, None, problem, statements
+
+
+@dataclass
+class Client:
+    """The client's pool of connections to the server: ``lean`` (Connection, the default)
+    or ``httpx`` (one AsyncClient whose pool holds as many connections)."""
+
+    kind: str
+    server: Server
+    connections: list[Connection]
+    httpx_client: httpx.AsyncClient | None
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+
+
+def graphql_attempt(
+    client: Client, campaign: str, item: Item, tokens: list[str]
+) -> tuple[Attempt, dict[int, tuple[str, int]]]:
+    """buyFlashSale through /graphql as buyer ``i`` on connection ``slot`` (requests made
+    beforehand); also the statement counts the server reported: buyer -> (outcome, n)."""
+    server = client.server
+    store = global_id("Store", item.store_id)
+    bodies = [
+        orjson.dumps(
+            {
+                "query": BUY,
+                "operationName": "Buy",
+                "variables": {
+                    "campaignId": campaign,
+                    "order": {"storeId": store, "idempotencyKey": str(uuid.uuid4())},
+                },
+            }
+        )
+        for _ in tokens
+    ]
+    statements: dict[int, tuple[str, int]] = {}
+
+    def done(
+        i: int, status: int, content: bytes, timing: str
+    ) -> tuple[str, int | None, str | None]:
+        outcome, order_id, problem, count = read_answer(status, content, timing)
+        if count is not None:
+            statements[i] = (outcome, count)
+        return outcome, order_id, problem
+
+    if client.httpx_client is not None:
+        http = client.httpx_client
+        url = f"{server.base_url}/graphql"
+        headers = [
+            {"content-type": "application/json", "authorization": f"Bearer {t}"} for t in tokens
+        ]
+
+        async def attempt_httpx(slot: int, i: int) -> tuple[str, int | None, str | None]:
+            response = await http.post(url, content=bodies[i], headers=headers[i])
+            timing = response.headers.get("server-timing", "")
+            return done(i, response.status_code, response.content, timing)
+
+        return attempt_httpx, statements
+
+    requests = [
+        (
+            f"POST /graphql HTTP/1.1\r\nhost: {LOOPBACK}:{server.port}\r\n"
+            f"content-type: application/json\r\nauthorization: Bearer {token}\r\n"
+            f"content-length: {len(body)}\r\n\r\n"
+        ).encode()
+        + body
+        for token, body in zip(tokens, bodies, strict=True)
+    ]
+
+    async def attempt(slot: int, i: int) -> tuple[str, int | None, str | None]:
+        status, head, content = await client.connections[slot].post(requests[i])
+        timing = SERVER_TIMING.search(head)
+        return done(i, status, content, timing.group(1).decode() if timing else "")
+
+    return attempt, statements
+
+
+def floor_attempt(
+    engine: AsyncEngine,
+    campaign_id: int,
+    item: Item,
+    member_ids: list[int],
+    server_now: Callable[[], datetime],
+) -> Attempt:
+    """One transaction: the product's conditional update of the quota row, and when it
+    found a unit, the order and its line; rollback and SOLD_OUT otherwise."""
+    lock = local_write_lock(engine)  # SQLite: the product's unit of work queues on it
+    take = (
+        campaign_quotas.update()
+        .where(
+            campaign_quotas.c.campaign_id == campaign_id,
+            campaign_quotas.c.store_id == item.store_id,
+            campaign_quotas.c.sku_id == item.sku_id,
+            campaign_quotas.c.closed.is_(False),
+            campaign_quotas.c.remaining >= 1,
+        )
+        .values(remaining=campaign_quotas.c.remaining - 1)
+    )
+
+    async def attempt(slot: int, i: int) -> tuple[str, int | None, str | None]:
+        if lock is None:
+            return await buy(i)
+        async with lock:
+            return await buy(i)
+
+    async def buy(i: int) -> tuple[str, int | None, str | None]:
+        conn = await engine.connect()
+        try:
+            conn = await conn.execution_options(**{WRITE: True})
+            await conn.begin()
+            if (await conn.execute(take)).rowcount != 1:
+                await conn.rollback()
+                return SOLD_OUT, None, None
+            now = server_now()
+            price = item.flash_price_fen
+            order_id = (
+                await conn.execute(
+                    orders.insert()
+                    .values(
+                        member_id=member_ids[i],
+                        store_id=item.store_id,
+                        channel="PICKUP",
+                        status="PENDING_PAYMENT",
+                        idempotency_key=str(uuid.uuid4()),
+                        fingerprint="floor",
+                        subtotal_fen=price,
+                        tier_discount_fen=0,
+                        coupon_discount_fen=0,
+                        delivery_fee_fen=0,
+                        delivery_discount_fen=0,
+                        packaging_fee_fen=0,
+                        total_fen=price,
+                        refunded_fen=0,
+                        note="",
+                        placed_at=now,
+                        pay_by=now + timedelta(minutes=PAYMENT_TIMEOUT_MINUTES),
+                        updated_at=now,
+                        version=1,
+                        campaign_id=campaign_id,
+                    )
+                    .returning(orders.c.id)
+                )
+            ).scalar_one()
+            await conn.execute(
+                order_lines.insert().values(
+                    order_id=order_id,
+                    line_no=1,
+                    sku_id=item.sku_id,
+                    product_id=item.product_id,
+                    name=item.name,
+                    specs=item.specs,
+                    unit_price_fen=price,
+                    quantity=1,
+                    refunded_quantity=0,
+                )
+            )
+            await conn.commit()
+        finally:
+            await conn.close()
+        return OK, int(order_id), None
+
+    return attempt
+
+
+# --- the arrivals ---------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    buyers: int
+    seconds: float = 0.0  # first arrival to last answer
+    # per buyer: (arrival, sent, answered) in seconds after the first arrival; outcome; buyer
+    samples: list[tuple[float, float, float, str, int]] = field(default_factory=list)
+    order_ids: dict[int, int] = field(default_factory=dict)  # buyer -> order id
+    problems: list[str] = field(default_factory=list)
+    client_cpu_s: float = 0.0
+    server_cpu: list[tuple[float, float]] = field(default_factory=list)  # (t, CPU seconds)
+    database_cpu_s: float | None = None
+    machine_busy: float | None = None
+    steal: float | None = None  # share of the machine's time the hypervisor took
+    late_start_s: float = 0.0  # how late the last buyer left its sleep (client lag)
+
+
+async def arrivals(
+    attempt: Attempt,
+    buyers: int,
+    spread_s: float,
+    slots: int,
+    *,
+    server_pid: int | None = None,
+    postgres: bool = False,
+) -> Run:
+    """Buyer ``i`` arrives at ``i / buyers * spread_s`` and joins the client's queue; each
+    of ``slots`` connections takes the next buyer in arrival order as soon as it is free,
+    so at most ``slots`` attempts are under way. Bounded: one attempt per buyer."""
+    run = Run(buyers=buyers)
+    queue: asyncio.Queue[tuple[int, float] | None] = asyncio.Queue()
+    t0 = time.perf_counter() + START_DELAY_S
+
+    async def arrive() -> None:
+        for i in range(buyers):
+            arrival = t0 + spread_s * i / buyers
+            delay = arrival - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            run.late_start_s = max(run.late_start_s, time.perf_counter() - arrival)
+            queue.put_nowait((i, arrival))
+        for _ in range(slots):
+            queue.put_nowait(None)  # after every buyer: the queue is first in, first out
+
+    async def connection(slot: int) -> None:
+        while (taken := await queue.get()) is not None:
+            i, arrival = taken
+            sent = time.perf_counter()
+            try:
+                outcome, order_id, problem = await attempt(slot, i)
+            except Exception as exc:  # a dead connection, a timeout, a database error
+                outcome, order_id = type(exc).__name__, None
+                problem = f"{type(exc).__name__}: {exc}"[:300]
+            done = time.perf_counter()
+            run.samples.append((arrival - t0, sent - t0, done - t0, outcome, i))
+            if order_id is not None:
+                run.order_ids[i] = order_id
+            if problem is not None:
+                run.problems.append(
+                    f"{outcome}: {problem} (arrived {arrival - t0:.2f}s, sent after "
+                    f"{ms(sent - arrival)} ms, answered after {ms(done - arrival)} ms)"
+                )
+
+    async def sample_server_cpu(stop: asyncio.Event) -> None:
+        assert server_pid is not None
+        while True:
+            cpu = proc_cpu_seconds(server_pid)
+            if cpu is not None:
+                run.server_cpu.append((time.perf_counter() - t0, cpu))
+            try:
+                await asyncio.wait_for(stop.wait(), CPU_SAMPLE_S)
+                return
+            except TimeoutError:
+                continue
+
+    cpu0, machine0, steal0 = time.process_time(), machine_cpu(), steal_jiffies()
+    db0 = cpu_of_command("postgres") if postgres else None
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_server_cpu(stop)) if server_pid else None
+    try:
+        async with asyncio.timeout(RUN_TIMEOUT_S):
+            await asyncio.gather(arrive(), *(connection(slot) for slot in range(slots)))
+    except TimeoutError as exc:
+        raise BenchError(f"the run took longer than {RUN_TIMEOUT_S} s") from exc
+    finally:
+        stop.set()
+        if sampler is not None:
+            await sampler
+    end = time.perf_counter()
+    if server_pid:
+        cpu = proc_cpu_seconds(server_pid)
+        if cpu is not None:
+            run.server_cpu.append((end - t0, cpu))
+    run.seconds = max(s[2] for s in run.samples)
+    run.client_cpu_s = time.process_time() - cpu0
+    machine1 = machine_cpu()
+    if machine0 is not None and machine1 is not None and machine1[1] > machine0[1]:
+        run.machine_busy = (machine1[0] - machine0[0]) / (machine1[1] - machine0[1])
+        steal1 = steal_jiffies()
+        if steal0 is not None and steal1 is not None:
+            run.steal = (steal1 - steal0) / (machine1[1] - machine0[1])
+    if db0 is not None:
+        run.database_cpu_s = cpu_of_command("postgres") - db0
+    return run
+
+
+def busy_sans_steal_over(seconds: float) -> float | None:
+    """The machine's busy share over ``seconds``, less steal."""
+    before, steal0 = machine_cpu(), steal_jiffies()
+    time.sleep(seconds)
+    after, steal1 = machine_cpu(), steal_jiffies()
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    stolen = (steal1 - steal0) if steal0 is not None and steal1 is not None else 0
+    return max(0, after[0] - before[0] - stolen) / (after[1] - before[1])
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> float | None:
+    """stock_contention.wait_for_quiet, with steal left out of the busy share: this VM
+    reports about half a core of steal while idle, which would make it never quiet."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        busy = busy_sans_steal_over(1.0)
+        if busy is None or busy <= threshold:
+            return busy
+        if time.monotonic() >= deadline:
+            log(f"WARNING: the machine is still {busy:.0%} busy; the figures will suffer")
+            return busy
+        log(f"the machine is {busy:.0%} busy with other work; waiting for it to quieten")
+        time.sleep(4.0)
+
+
+def steal_jiffies() -> int | None:
+    """Time the hypervisor gave to other guests (/proc/stat), which /proc/stat counts as
+    busy: a share of what ``other_cpu_pct`` reports."""
+    try:
+        values = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(values[8])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float | None:
+    """Server CPU seconds between two moments of the run, from the nearest samples."""
+    if len(samples) < 2:
+        return None
+
+    def at(t: float) -> float:
+        before = [cpu for when, cpu in samples if when <= t]
+        return before[-1] if before else samples[0][1]
+
+    return at(end) - at(start)
+
+
+# --- checking the database ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Before:
+    shelf: int
+    ledger_id: int
+
+
+async def before_run(engine: AsyncEngine, item: Item) -> Before:
+    async with engine.connect() as conn:
+        ledger = await conn.scalar(sa.select(sa.func.coalesce(sa.func.max(stock_ledger.c.id), 0)))
+    return Before(await shelf(engine, item), int(ledger or 0))
+
+
+async def check_database(
+    engine: AsyncEngine,
+    campaign_id: int,
+    item: Item,
+    quota: int,
+    before: Before,
+    run: Run,
+    product: bool,
+) -> dict[str, Any]:
+    """What the database holds after a run, against the quota and the answers."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sa.select(campaign_quotas.c.quota, campaign_quotas.c.remaining).where(
+                    campaign_quotas.c.campaign_id == campaign_id,
+                    campaign_quotas.c.store_id == item.store_id,
+                    campaign_quotas.c.sku_id == item.sku_id,
+                )
+            )
+        ).one()
+        stored = {
+            int(r.id): int(r.member_id)
+            for r in await conn.execute(
+                sa.select(orders.c.id, orders.c.member_id).where(
+                    orders.c.campaign_id == campaign_id
+                )
+            )
+        }
+        lines = (
+            await conn.execute(
+                sa.select(
+                    sa.func.count().label("lines"),
+                    sa.func.coalesce(sa.func.sum(order_lines.c.quantity), 0).label("units"),
+                    sa.func.count(sa.distinct(order_lines.c.sku_id)).label("skus"),
+                )
+                .join(orders, orders.c.id == order_lines.c.order_id)
+                .where(orders.c.campaign_id == campaign_id)
+            )
+        ).one()
+        entries = await conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(campaign_entries.c.entries), 0)).where(
+                campaign_entries.c.campaign_id == campaign_id
+            )
+        )
+        ledger_rows = await conn.scalar(
+            sa.select(sa.func.count()).where(
+                stock_ledger.c.id > before.ledger_id,
+                stock_ledger.c.store_id == item.store_id,
+                stock_ledger.c.sku_id == item.sku_id,
+            )
+        )
+    shelf_after = await shelf(engine, item)
+    remaining, units = int(row.remaining), int(lines.units)
+    ok = len(run.order_ids)
+    shortfall = max(0, before.shelf - shelf_after)
+    oversold = max(0, units - quota, ok - quota, -remaining, shortfall)
+    problems: list[str] = []
+    if oversold:
+        problems.append(
+            f"OVERSOLD by {oversold}: {units} units in orders, {ok} orders answered, "
+            f"remaining {remaining}, shelf {before.shelf} -> {shelf_after}, quota {quota}"
+        )
+    if int(row.quota) != quota:
+        problems.append(f"the quota row says {row.quota}, the campaign was made with {quota}")
+    if remaining != quota - units:
+        problems.append(f"remaining {remaining} != quota {quota} - {units} units in orders")
+    if shelf_after != before.shelf:
+        problems.append(f"the shelf moved during the run: {before.shelf} -> {shelf_after}")
+    if ledger_rows:
+        problems.append(f"{ledger_rows} ledger rows of the SKU were written during the run")
+    if int(lines.lines) != len(stored) or int(lines.skus) > 1 or units != len(stored):
+        problems.append(
+            f"{len(stored)} orders with {lines.lines} lines of {lines.skus} SKUs, {units} units"
+        )
+    if len(set(stored.values())) != len(stored):
+        problems.append("a member holds more than one order of the campaign")
+    if set(stored) != set(run.order_ids.values()):
+        problems.append(
+            f"{len(stored)} orders stored, {ok} successful answers: "
+            f"{len(set(stored) - set(run.order_ids.values()))} stored that no buyer heard of, "
+            f"{len(set(run.order_ids.values()) - set(stored))} answered but not stored"
+        )
+    if product and int(entries or 0) != len(stored):
+        problems.append(f"{entries} member entries counted for {len(stored)} orders")
+    sold_out = sum(1 for s in run.samples if s[3] == SOLD_OUT)
+    if sold_out and remaining > 0:
+        problems.append(f"{sold_out} refused SOLD_OUT while {remaining} units remain")
+    if ok != min(quota, run.buyers) and not any(s[3] not in (OK, SOLD_OUT) for s in run.samples):
+        problems.append(f"{ok} orders for a quota of {quota} and {run.buyers} buyers")
+    return {
+        "oversold": oversold,
+        "in_database": {
+            "orders": len(stored),
+            "units": units,
+            "quota_remaining": remaining,
+            "member_entries": int(entries or 0) if product else None,
+            "shelf_before": before.shelf,
+            "shelf_after": shelf_after,
+            "ledger_rows_during_run": int(ledger_rows or 0),
+        },
+        "consistent": not problems,
+        "problems": problems[:10],
+    }
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def summarise(
+    run: Run, in_flight: int, statements: dict[int, tuple[str, int]] | None
+) -> dict[str, Any]:
+    if not run.samples:
+        raise BenchError("no buyer was answered")
+    latency = sorted(s[2] - s[0] for s in run.samples)
+    ok_latency = sorted(s[2] - s[0] for s in run.samples if s[3] == OK)
+    waits = sorted(s[1] - s[0] for s in run.samples)
+    codes: dict[str, int] = {}
+    for s in run.samples:
+        codes[s[3]] = codes.get(s[3], 0) + 1
+    ok, sold_out = codes.get(OK, 0), codes.get(SOLD_OUT, 0)
+    last_ok = max((s[2] for s in run.samples if s[3] == OK), default=None)
+    first_sold_out = min((s[2] for s in run.samples if s[3] == SOLD_OUT), default=None)
+
+    def pct(values: list[float], q: float) -> float | None:
+        return ms(percentile(values, q)) if values else None
+
+    def cpu_pct(cpu: float | None) -> float | None:
+        return None if cpu is None else round(100 * cpu / run.seconds, 1)
+
+    late = sorted(
+        s[2] - s[0]
+        for s in run.samples
+        if s[3] == SOLD_OUT and last_ok is not None and s[1] < last_ok
+    )
+    late_refusals = {
+        "count": len(late),
+        "p50_ms": pct(late, 50),
+        "max_ms": ms(late[-1]) if late else None,
+    }
+    server_cpu = cpu_between(run.server_cpu, -1.0, run.seconds + 1.0)
+    other_cpu = None
+    if run.machine_busy is not None:
+        # Work of this machine's other processes: busy time less ours and less steal (on
+        # this VM the hypervisor reports steal even while the guest idles).
+        busy = (
+            (run.machine_busy - (run.steal or 0.0))
+            * len(os.sched_getaffinity(0))
+            * (run.seconds + START_DELAY_S)
+        )
+        known = (server_cpu or 0) + run.client_cpu_s + (run.database_cpu_s or 0)
+        other_cpu = max(0.0, busy - known) * run.seconds / (run.seconds + START_DELAY_S)
+    phases = None
+    if server_cpu is not None and last_ok is not None:
+        # Until the last order was answered (orders and the refusals among them), and after.
+        selling = cpu_between(run.server_cpu, -1.0, last_ok)
+        after = cpu_between(run.server_cpu, last_ok, run.seconds + 1.0)
+        answered_selling = sum(1 for s in run.samples if s[2] <= last_ok)
+        answered_after = len(run.samples) - answered_selling
+        phases = {
+            "until_last_order": {
+                "seconds": round(last_ok, 3),
+                "answers": answered_selling,
+                "server_cpu_s": None if selling is None else round(selling, 2),
+                "server_cpu_ms_per_answer": (
+                    round(1000 * selling / answered_selling, 2)
+                    if selling is not None and answered_selling
+                    else None
+                ),
+            },
+            "after_last_order": {
+                "seconds": round(run.seconds - last_ok, 3),
+                "answers": answered_after,
+                "server_cpu_s": None if after is None else round(after, 2),
+                "server_cpu_ms_per_answer": (
+                    round(1000 * after / answered_after, 2)
+                    if after is not None and answered_after
+                    else None
+                ),
+            },
+        }
+
+    def statements_of(outcome: str) -> int | None:
+        counts = [n for o, n in (statements or {}).values() if o == outcome]
+        return statistics.median_low(counts) if counts else None
+
+    return {
+        "orders": ok,
+        "sold_out": sold_out,
+        "other_errors": len(run.samples) - ok - sold_out,
+        "answers": {k: v for k, v in sorted(codes.items())},
+        "wall_s": round(run.seconds, 3),
+        "orders_per_s": round(ok / last_ok, 1) if last_ok else None,
+        "answers_per_s": round(len(run.samples) / run.seconds, 1),
+        "p50_ms": pct(latency, 50),
+        "p99_ms": pct(latency, 99),
+        "max_ms": ms(latency[-1]),
+        "ok_p50_ms": pct(ok_latency, 50),
+        "ok_p99_ms": pct(ok_latency, 99),
+        "queue_wait_p50_ms": pct(waits, 50),
+        "queue_wait_p99_ms": pct(waits, 99),
+        "last_order_after_s": None if last_ok is None else round(last_ok, 3),
+        "first_sold_out_after_s": None if first_sold_out is None else round(first_sold_out, 3),
+        # Refusals of buyers whose request went out before the last order was answered:
+        # those that got past a quota read while units were left and then waited for the
+        # write (SQLite: behind one lock), and only there found the quota gone.
+        "sold_out_sent_before_last_order": late_refusals,
+        "late_start_max_ms": ms(run.late_start_s),
+        "connections": in_flight,
+        "sql_statements": (
+            {"ok": statements_of(OK), "sold_out": statements_of(SOLD_OUT)} if statements else None
+        ),
+        "first_errors": sorted(set(run.problems))[:3],
+        # CPU over the run (first arrival to last answer) in % of one core.
+        "server_cpu_s": None if server_cpu is None else round(server_cpu, 2),
+        "server_cpu_pct": cpu_pct(server_cpu),
+        "server_cpu_ms_per_answer": (
+            None if server_cpu is None else round(1000 * server_cpu / len(run.samples), 2)
+        ),
+        "server_cpu_phases": phases,
+        "client_cpu_pct": cpu_pct(run.client_cpu_s),
+        "database_cpu_pct": cpu_pct(run.database_cpu_s),
+        "other_cpu_pct": cpu_pct(other_cpu),
+        "steal_pct": (
+            None if run.steal is None else round(100 * run.steal * len(os.sched_getaffinity(0)), 1)
+        ),
+    }
+
+
+def save_samples(directory: Path, name: str, run: Run) -> None:
+    """Every buyer of a run as CSV: buyer, arrival, sent, answered (s), outcome."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = sorted(run.samples, key=lambda s: s[4])
+    text = "buyer,arrival_s,sent_s,answered_s,outcome\n" + "".join(
+        f"{s[4]},{s[0]:.4f},{s[1]:.4f},{s[2]:.4f},{s[3]}\n" for s in rows
+    )
+    (directory / f"{name}.csv").write_text(text)
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    demo: Demo
+    product: Server
+    http: httpx.AsyncClient  # setting up
+    client: Client  # the buyers' connections
+    engine: AsyncEngine
+    hq_token: str
+    noon: datetime
+    item: Item
+    buyers: list[int]
+    buyer_tokens: list[str]
+    warmers: list[int]
+    warmer_tokens: list[str]
+    clock_offset: timedelta
+
+    def server_now(self) -> datetime:
+        return datetime.now(UTC) + self.clock_offset
+
+
+async def one_run(bench: Bench, target: str, attempt_no: int) -> dict[str, Any]:
+    """Fresh campaigns, a quiet machine, a warm-up, the arrivals, the checks."""
+    args, item = bench.args, bench.item
+    tag = f"{target[0]}{attempt_no}-{secrets.token_hex(2)}"
+    warm_quota = max(1, args.connections // 2)
+    shelf0 = await shelf(bench.engine, item)
+    warm = await create_campaign(
+        bench.http, bench.product, bench.hq_token, item, f"预热{tag}", warm_quota, bench.noon
+    )
+    flash = await create_campaign(
+        bench.http, bench.product, bench.hq_token, item, f"秒杀{tag}", args.quota, bench.noon
+    )
+    held = shelf0 - await shelf(bench.engine, item)
+    if held != warm_quota + args.quota:
+        raise BenchError(f"the campaigns held {held} units, not {warm_quota + args.quota}")
+
+    def attempt_on(
+        campaign: tuple[str, int], warming: bool
+    ) -> tuple[Attempt, dict[int, tuple[str, int]] | None]:
+        members = bench.warmers if warming else bench.buyers
+        if target == "graphql":
+            tokens = bench.warmer_tokens if warming else bench.buyer_tokens
+            return graphql_attempt(bench.client, campaign[0], item, tokens)
+        return floor_attempt(bench.engine, campaign[1], item, members, bench.server_now), None
+
+    busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
+    # Right before the run: connections, caches, both the order and the SOLD_OUT paths.
+    warm_attempt, _ = attempt_on(warm, warming=True)
+    warm_run = await arrivals(warm_attempt, len(bench.warmers), 0.0, args.connections)
+    if warm_run.problems:
+        raise BenchError(f"warm-up ({target}) failed: {sorted(set(warm_run.problems))[:3]}")
+    log(
+        f"{target}: warm-up of {len(bench.warmers)} buys ({len(warm_run.order_ids)} orders) "
+        f"in {warm_run.seconds:.2f}s"
+    )
+    before = await before_run(bench.engine, item)
+    sessions = await pg_sessions(bench.engine)
+    attempt, statements = attempt_on(flash, warming=False)
+    log(
+        f"{target}: {args.buyers} buyers over {args.spread}s for {args.quota}, "
+        f"at most {args.connections} in flight"
+    )
+    run = await arrivals(
+        attempt,
+        args.buyers,
+        args.spread,
+        args.connections,
+        server_pid=bench.product.process.pid if target == "graphql" else None,
+        postgres=bench.demo.database == "postgresql",
+    )
+    result = summarise(run, args.connections, statements)
+    if args.samples_dir is not None:
+        save_samples(args.samples_dir, f"{bench.demo.database}-{target}-{tag}", run)
+    result.update(
+        await check_database(
+            bench.engine, flash[1], item, args.quota, before, run, product=target == "graphql"
+        )
+    )
+    result["campaign_id"] = flash[1]
+    result["machine_busy_before_pct"] = None if busy is None else round(100 * busy, 1)
+    if sessions is not None:
+        result["database_sessions_opened"] = (await pg_sessions(bench.engine) or 0) - sessions
+    return result
+
+
+async def measure_target(bench: Bench, target: str) -> dict[str, Any]:
+    args = bench.args
+    best: dict[str, Any] | None = None
+    attempt_no = 0
+    for attempt_no in range(1, args.retries + 2):
+        result = await one_run(bench, target, attempt_no)
+        result["attempt"] = attempt_no
+        log(f"{target}: {orjson.dumps(result).decode()}")
+        if not result["consistent"] or result["other_errors"]:
+            best = result
+            break  # a wrong answer is reported as it is, never measured away
+        if best is None or (result["other_cpu_pct"] or 0) < (best["other_cpu_pct"] or 0):
+            best = result
+        other = result["other_cpu_pct"]
+        if other is None or other <= DISTURBED_PCT or attempt_no > args.retries:
+            break
+        log(f"{target}: other work took {other}% of a core meanwhile; again")
+    assert best is not None
+    best["attempts"] = attempt_no
+    if (best["other_cpu_pct"] or 0) > DISTURBED_PCT:
+        log(f"WARNING: {target}: other work took {best['other_cpu_pct']}% of a core")
+    return best
+
+
+async def measure(
+    args: argparse.Namespace, demo: Demo, product: Server, hq_token: str, settings: Settings
+) -> dict[str, Any]:
+    await wait_ready(product)
+    assert settings.clock_start is not None
+    noon = settings.clock_start
+    clock_offset = noon - datetime.now(UTC)  # as the server's Clock, near enough
+    engine = create_engine(settings)
+    limits = httpx.Limits(
+        max_connections=args.connections,
+        max_keepalive_connections=args.connections,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
+    timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
+    results: dict[str, dict[str, Any]] = {}
+    buyers_http = (
+        httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+        if args.client == "httpx"
+        else None
+    )
+    client = Client(
+        args.client,
+        product,
+        []
+        if buyers_http
+        else [Connection(LOOPBACK, product.port) for _ in range(args.connections)],
+        buyers_http,
+    )
+    try:
+        async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, trust_env=False) as http:
+            item = await pick_item(http, product, engine, args.store)
+            # Enough on the shelf for every campaign any run may set up, and a margin.
+            runs = len(TARGETS) * (args.retries + 1)
+            wanted = runs * (args.quota + max(1, args.connections // 2)) + SHELF_MARGIN
+            await set_levels(
+                http, product, hq_token, engine, {(item.store_id, item.sku_id): wanted}
+            )
+            log(
+                f"SKU {item.sku_id} ({item.name}, {item.list_price_fen} fen, flash "
+                f"{item.flash_price_fen}) at store {item.store_id}: {wanted} on the shelf"
+            )
+            run_tag = secrets.token_hex(3)
+            buyers = await insert_members(engine, f"flash-{run_tag}", args.buyers)
+            warmers = await insert_members(engine, f"fwarm-{run_tag}", args.connections)
+            buyer_tokens = [issue_member_token(settings, i) for i in buyers]
+            warmer_tokens = [issue_member_token(settings, i) for i in warmers]
+            log(f"inserted {len(buyers)} buyers (+{len(warmers)} for the warm-ups), tokens made")
+            bench = Bench(
+                args,
+                demo,
+                product,
+                http,
+                client,
+                engine,
+                hq_token,
+                noon,
+                item,
+                buyers,
+                buyer_tokens,
+                warmers,
+                warmer_tokens,
+                clock_offset,
+            )
+            for target in TARGETS:
+                results[target] = await measure_target(bench, target)
+    finally:
+        client.close()
+        if buyers_http is not None:
+            await buyers_http.aclose()
+        await engine.dispose()
+    graphql_, floor = results["graphql"], results["floor"]
+
+    def ratio(key: str) -> float | None:
+        a, b = graphql_.get(key), floor.get(key)
+        return round(a / b, 3) if a and b else None
+
+    return {
+        "bench": "flash_sale",
+        "db": demo.database,
+        "product": product_version(),
+        "buyers": args.buyers,
+        "quota": args.quota,
+        "arrival_spread_s": args.spread,
+        "connections": args.connections,
+        "client": args.client,
+        "store_id": item.store_id,
+        "sku_id": item.sku_id,
+        "server_mode": "development",
+        "clock_start": noon.isoformat(),
+        **graphql_,
+        "server_rss_mb": round((proc_status_kb(product.process.pid, "VmRSS") or 0) / 1024, 1),
+        "server_peak_rss_mb": round((proc_status_kb(product.process.pid, "VmHWM") or 0) / 1024, 1),
+        "server_log_problems": product.log_problems()[:5],
+        "server_log_warnings": server_warnings(product)[:5],
+        "floor_driver": "dinegraph.db.engine.create_engine (SQLAlchemy Core, "
+        + (
+            "asyncpg)"
+            if demo.database == "postgresql"
+            else "aiosqlite, BEGIN IMMEDIATE, local_write_lock)"
+        ),
+        "floor_writes": "conditional UPDATE campaign_quotas; INSERT orders, order_lines",
+        "floor": floor,
+        "ratio_orders_per_s": ratio("orders_per_s"),
+        "ratio_answers_per_s": ratio("answers_per_s"),
+        "ratio_p99": ratio("p99_ms"),
+        "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version()},
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help=f"with --db postgres: the server to make a scratch database on ({DEFAULT_POSTGRES})",
+    )
+    parser.add_argument("--buyers", type=int, default=5000, help="distinct buyers (5000)")
+    parser.add_argument("--quota", type=int, default=200, help="units at the store (200)")
+    parser.add_argument(
+        "--spread", type=float, default=1.0, help="seconds over which the buyers arrive (1.0)"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=300,
+        help="the client's connection pool, and so the requests in flight (300)",
+    )
+    parser.add_argument(
+        "--client",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="the buyers' HTTP client: lean keep-alive connections, or httpx (lean)",
+    )
+    parser.add_argument(
+        "--samples-dir",
+        type=Path,
+        default=None,
+        help="write every buyer's arrival, send and answer times there, one CSV per run",
+    )
+    parser.add_argument("--store", type=int, default=1, help="the store of the sale (1)")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=1,
+        help="run a measurement again (up to this many times) when other work disturbed it (1)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=120.0,
+        help="wait up to this many seconds for other work on the machine to finish (120)",
+    )
+    args = parser.parse_args(argv)
+    if args.db == "sqlite" and args.database_url:
+        parser.error("--database-url goes with --db postgres")
+    if args.db == "postgres":
+        args.database_url = args.database_url or DEFAULT_POSTGRES
+        check_database_url(parser, args.database_url)
+    if not 1 <= args.buyers <= 50_000 or not 1 <= args.quota <= 9_999:
+        parser.error("--buyers must be in [1, 50000] and --quota in [1, 9999]")
+    if not 0.0 <= args.spread <= 60.0:
+        parser.error("--spread must be in [0, 60] seconds")
+    if not 1 <= args.connections <= 1000 or not 0 <= args.retries <= 5:
+        parser.error("--connections must be in [1, 1000] and --retries in [0, 5]")
+    if not 0 <= args.quiet_wait <= 3600:
+        parser.error("--quiet-wait must be in [0, 3600] seconds")
+    return args
+
+
+def failures(result: dict[str, Any]) -> list[str]:
+    found = []
+    for where, got in (("graphql", result), ("floor", result["floor"])):
+        if got["oversold"]:
+            found.append(f"{where}: OVERSOLD by {got['oversold']}")
+        if not got["consistent"]:
+            found.append(f"{where}: {got['problems']}")
+        if got["other_errors"]:
+            found.append(f"{where}: {got['other_errors']} other errors: {got['first_errors']}")
+    if result["server_log_problems"]:
+        found.append(f"the server logged errors: {result['server_log_problems']}")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="dinegraph-bench-") as tmp:
+        workdir = Path(tmp)
+        try:
+            with demo_database(args.database_url, workdir) as demo:
+                hq = last_line(run_cli(["staff-token", "--role", "HQ_ADMIN"], demo.env))
+                noon = shop_noon()
+                env = {
+                    **demo.env,
+                    # DINEGRAPH_CLOCK_START is refused in production mode.
+                    "DINEGRAPH_MODE": "development",
+                    "DINEGRAPH_CLOCK_START": noon.isoformat(),
+                    "DINEGRAPH_SERVER_TIMING": "1",
+                    "DINEGRAPH_PAYMENT_TIMEOUT_MINUTES": str(PAYMENT_TIMEOUT_MINUTES),
+                }
+                settings = Settings(
+                    database_url=demo.url,
+                    secret_key=SecretStr(demo.env["DINEGRAPH_SECRET_KEY"]),  # so tokens verify
+                    clock_start=noon,
+                )
+                product = start_server(
+                    "graphql", [*dinegraph_command(), "serve", "--workers", "1"], env, workdir
+                )
+                try:
+                    result = asyncio.run(measure(args, demo, product, hq, settings))
+                finally:
+                    stop_server(product)
+        except BenchError as exc:
+            log(f"FAILED: {exc}")
+            return 1
+    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    sys.stdout.flush()
+    problems = failures(result)
+    for problem in problems:
+        log(f"FAILED: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
