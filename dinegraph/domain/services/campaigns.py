@@ -352,8 +352,9 @@ async def buy_flash_sale(cmd: BuyFlashSale, *, uow: UnitOfWork, viewer: Viewer) 
         first = await _replayed(uow, member_id, cmd.options, campaign.id)
         if first is not None:
             return first
-        if not uow.one_writer:
-            await _sold_out(uow, campaign, chosen)
+        # Again under the lock: buyers who queued for it while units were left are
+        # refused in one statement once they are gone.
+        await _sold_out(uow, campaign, chosen)
         await _admit(uow, campaign, member_id, cmd.now)
         order = await _place(uow, sale)
         await uow.commit()
