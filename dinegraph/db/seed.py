@@ -377,7 +377,7 @@ DEMO_QUOTA = 5
 
 async def _campaigns(engine: AsyncEngine, sku_ids: dict[str, int]) -> int:
     """The demo campaigns, set up the way an operator would (each store's quota held from
-    its stock through the ledger), at the stores that stock plenty of the dish."""
+    its stock through the ledger), at the open stores that stock plenty of the dish."""
     from dinegraph.db.uow import SqlUnitOfWork
     from dinegraph.domain.services.campaigns import CreateCampaign, create_campaign
 
@@ -389,9 +389,11 @@ async def _campaigns(engine: AsyncEngine, sku_ids: dict[str, int]) -> int:
             stocked = (
                 await conn.scalars(
                     sa.select(stock_levels.c.store_id)
+                    .join(stores, stores.c.id == stock_levels.c.store_id)
                     .where(
                         stock_levels.c.sku_id == sku_id,
                         stock_levels.c.available >= DEMO_QUOTA * 2,
+                        stores.c.is_open.is_(True),  # not the store closed for refitting
                     )
                     .order_by(stock_levels.c.store_id)
                 )
