@@ -226,22 +226,27 @@ class SqlOrderRepository:
         return await self._one(orders.c.id == order_id)
 
     async def in_group(self, group_id: int) -> list[Order]:
-        ids = await self._conn.scalars(
-            sa.select(orders.c.id).where(orders.c.group_id == group_id).order_by(orders.c.id)
-        )
-        found = [await self._one(orders.c.id == order_id) for order_id in ids.all()]
-        return [order for order in found if order is not None]
+        return await self._many(orders.c.group_id == group_id)
 
     async def _one(self, where: sa.ColumnElement[bool]) -> Order | None:
-        row = (await self._conn.execute(sa.select(orders).where(where))).first()
-        if row is None:
-            return None
-        lines = await self._conn.execute(
+        found = await self._many(where)
+        return found[0] if found else None
+
+    async def _many(self, where: sa.ColumnElement[bool]) -> list[Order]:
+        """The orders matching ``where`` with their lines: two statements, however many."""
+        rows = (
+            await self._conn.execute(sa.select(orders).where(where).order_by(orders.c.id))
+        ).all()
+        if not rows:
+            return []
+        lines: dict[int, list[OrderLine]] = {row.id: [] for row in rows}
+        for r in await self._conn.execute(
             sa.select(order_lines)
-            .where(order_lines.c.order_id == row.id)
-            .order_by(order_lines.c.line_no)
-        )
-        return order_of(row, (line_of(r) for r in lines))
+            .where(order_lines.c.order_id.in_(lines))
+            .order_by(order_lines.c.order_id, order_lines.c.line_no)
+        ):
+            lines[r.order_id].append(line_of(r))
+        return [order_of(row, lines[row.id]) for row in rows]
 
     async def change_status(
         self,

@@ -26,6 +26,7 @@ from dinegraph.db.tables import (
     store_prices,
     stores,
 )
+from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.campaigns import (
     BargainRules,
     CampaignItem,
@@ -37,6 +38,7 @@ from dinegraph.domain.catalog import Channel
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.identity import StaffRole, StaffViewer
 from dinegraph.domain.pricing import CouponKind, CouponScope
+from dinegraph.domain.services.campaigns import CreateCampaign, create_campaign
 from dinegraph.domain.stock import LedgerKind, MovementLine, MovementSource, fingerprint
 
 LOW_STOCK_THRESHOLD = 5
@@ -378,9 +380,6 @@ DEMO_QUOTA = 5
 async def _campaigns(engine: AsyncEngine, sku_ids: dict[str, int]) -> int:
     """The demo campaigns, set up the way an operator would (each store's quota held from
     its stock through the ledger), at the open stores that stock plenty of the dish."""
-    from dinegraph.db.uow import SqlUnitOfWork
-    from dinegraph.domain.services.campaigns import CreateCampaign, create_campaign
-
     now = datetime.now(UTC)
     head_office = StaffViewer(0, "seed", StaffRole.HQ_ADMIN, frozenset())
     for demo in DEMO_CAMPAIGNS:

@@ -128,6 +128,9 @@ def check_spec(
         raise DomainError(ErrorCode.REQUIRED, field=["name"])
     if len(name) > NAME_MAX:
         raise DomainError(ErrorCode.TOO_LONG, field=["name"], max=NAME_MAX)
+    for key, value in (("startsAt", spec.starts_at), ("endsAt", spec.ends_at)):
+        if value.tzinfo is None:  # a window must be unambiguous: times carry an offset
+            raise DomainError(ErrorCode.INVALID_WINDOW, field=[key])
     if spec.ends_at <= spec.starts_at or spec.ends_at <= now:
         raise DomainError(ErrorCode.INVALID_WINDOW, field=["endsAt"])
     if spec.ends_at - spec.starts_at > MAX_WINDOW:
@@ -437,8 +440,9 @@ class Invite:
     inviter_id: int
     expires_at: datetime
 
-    def check(self, kind: InviteKind, now: datetime) -> Invite:
-        if self.kind is not kind:
+    def check(self, kind: InviteKind | None, now: datetime) -> Invite:
+        """Refuse a code of another kind (when one is asked for), or one that has expired."""
+        if kind is not None and self.kind is not kind:
             raise DomainError(ErrorCode.INVALID_SHARE_CODE, field=["shareCode"])
         if now >= self.expires_at:
             raise DomainError(ErrorCode.SHARE_CODE_EXPIRED, field=["shareCode"])

@@ -22,6 +22,7 @@ from dinegraph.domain.campaigns import (
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import MemberViewer, StaffRole, StaffViewer
 from dinegraph.events.codec import group_topic
+from dinegraph.resolvers.subscriptions import latest_of
 
 
 def _edits_campaigns(ctx: Context) -> bool:
@@ -107,30 +108,16 @@ def bargain_share_code(ctx: Context, bargain: Bargain) -> str | None:
 
 def read_invite(ctx: Context, code: str) -> Invite:
     """What a share code points at; a tampered or expired code is refused with its code."""
-    invite = ctx.services.share_codes.read(code)
-    if ctx.now() >= invite.expires_at:
-        raise DomainError(ErrorCode.SHARE_CODE_EXPIRED, field=["shareCode"])
-    return invite
+    return ctx.services.share_codes.read(code).check(None, ctx.now())
 
 
 async def group_feed(ctx: Context, group_id: int) -> AsyncIterator[GroupBuy]:
     """A group as it fills: its state now, then every change (seats, payment, outcome)."""
-    topics = [group_topic(group_id)]
-    box = await ctx.broker.hub.join(topics)  # before the snapshot: nothing slips between
-    try:
+
+    async def load() -> GroupBuy | None:
         (group,) = await groups(ctx, [group_id])
-        if group is None:
-            raise DomainError(ErrorCode.NOT_FOUND, field=["groupId"])
-        version = group.version
+        return group
+
+    missing = DomainError(ErrorCode.NOT_FOUND, field=["groupId"])
+    async for group in latest_of(ctx, group_topic(group_id), GroupBuyChanged, load, missing):
         yield group
-        while True:
-            for event in await box.take():
-                if not isinstance(event, GroupBuyChanged) or event.version <= version:
-                    continue
-                (current,) = await groups(ctx, [group_id])
-                if current is None or current.version <= version:
-                    continue
-                version = current.version
-                yield current
-    finally:
-        await ctx.broker.hub.leave(topics, box)

@@ -16,6 +16,7 @@ from dinegraph.domain.orders import OPEN, Checkout, Order, OrderChanged, Quote
 from dinegraph.domain.services.orders import build_quote
 from dinegraph.events.codec import order_topic, store_orders_topic
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size
+from dinegraph.resolvers.subscriptions import latest_of
 
 
 async def quote_order(ctx: Context, checkout: Checkout) -> Quote:
@@ -88,25 +89,16 @@ async def _fresh(ctx: Context, order_id: int) -> Order | None:
 
 async def order_feed(ctx: Context, order_id: int) -> AsyncIterator[Order]:
     """The order's member (and its store's staff): its state now, then every change."""
-    topics = [order_topic(order_id)]
-    box = await ctx.broker.hub.join(topics)  # before the snapshot: nothing slips between
-    try:
+
+    async def visible() -> Order | None:
         order = await _fresh(ctx, order_id)
         if order is None or not can_read_order(ctx.viewer, order.member_id, order.store_id):
-            raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
-        version = order.version
+            return None
+        return order
+
+    missing = DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
+    async for order in latest_of(ctx, order_topic(order_id), OrderChanged, visible, missing):
         yield order
-        while True:
-            for event in await box.take():
-                if not isinstance(event, OrderChanged) or event.version <= version:
-                    continue
-                current = await _fresh(ctx, order_id)
-                if current is None or current.version <= version:
-                    continue
-                version = current.version
-                yield current
-    finally:
-        await ctx.broker.hub.leave(topics, box)
 
 
 async def store_order_feed(ctx: Context, store_id: int) -> AsyncIterator[Order]:

@@ -2,13 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from dinegraph.context import Context
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.events import Event
 from dinegraph.domain.identity import require_store_manager
 from dinegraph.domain.stock import LowStock, StockChanged, low_now, stock_view
 from dinegraph.events.codec import low_stock_topic, stock_topic
+
+
+class Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=Versioned)
+
+
+async def latest_of(
+    ctx: Context,
+    topic: str,
+    event_type: type[Event],
+    load: Callable[[], Awaitable[V | None]],
+    missing: DomainError,
+) -> AsyncIterator[V]:
+    """One object's feed: ``load()`` now (``missing`` when there is none to see), then again
+    on each newer ``event_type`` on ``topic``, sent only when its version has grown."""
+    box = await ctx.broker.hub.join([topic])  # before the snapshot: nothing slips between
+    try:
+        current = await load()
+        if current is None:
+            raise missing
+        version = current.version
+        yield current
+        while True:
+            for event in await box.take():
+                if not isinstance(event, event_type) or event.version <= version:
+                    continue
+                fresh = await load()
+                if fresh is None or fresh.version <= version:
+                    continue
+                version = fresh.version
+                yield fresh
+    finally:
+        await ctx.broker.hub.leave([topic], box)
 
 
 async def stock_feed(

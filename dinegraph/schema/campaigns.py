@@ -12,7 +12,6 @@ from strawberry import relay
 from dinegraph.context import Context
 from dinegraph.domain import campaigns as domain
 from dinegraph.domain.catalog import Channel
-from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import MemberViewer
 from dinegraph.domain.orders import Order, clean_address
 from dinegraph.domain.services import campaigns as service
@@ -158,6 +157,13 @@ class GroupBuyNode(relay.Node):
     expires_at: datetime
     version: int
     group: strawberry.Private[domain.GroupBuy]
+    seated: strawberry.Private[list[domain.GroupSeat] | None] = None
+
+    async def _seats(self, info: Info) -> list[domain.GroupSeat]:
+        """The members, read once however many fields of this group ask."""
+        if self.seated is None:
+            self.seated = await resolve.seats(info.context, self.group.id)
+        return self.seated
 
     @classmethod
     def of(cls, g: domain.GroupBuy) -> GroupBuyNode:
@@ -175,7 +181,7 @@ class GroupBuyNode(relay.Node):
 
     @strawberry.field
     async def members(self, info: Info) -> list[GroupBuyMember]:
-        seats = await resolve.seats(info.context, self.group.id)
+        seats = await self._seats(info)
         return [
             GroupBuyMember(
                 nickname=_masked(s.nickname),
@@ -190,8 +196,7 @@ class GroupBuyNode(relay.Node):
         description="The viewer's own link for friends to join: for members of an open group."
     )
     async def share_code(self, info: Info) -> str | None:
-        seats = await resolve.seats(info.context, self.group.id)
-        return resolve.group_share_code(info.context, self.group, seats)
+        return resolve.group_share_code(info.context, self.group, await self._seats(info))
 
     @strawberry.field
     async def campaign(self, info: Info) -> CampaignNode | None:
@@ -551,7 +556,7 @@ class CampaignMutation:
                     else None
                 ),
             )
-            cmd = service.CreateCampaign(spec=_aware(spec), now=ctx.now())
+            cmd = service.CreateCampaign(spec=spec, now=ctx.now())
             return await ctx.run(service.create_campaign, cmd)
 
         found, errors = await attempt(info, run)
@@ -704,14 +709,6 @@ class CampaignMutation:
 
         found, errors = await attempt(info, run)
         return FlashSalePayload(order=OrderNode.of(found) if found else None, errors=errors)
-
-
-def _aware(spec: domain.CampaignSpec) -> domain.CampaignSpec:
-    """Times without an offset are refused: a campaign's window must be unambiguous."""
-    for name, value in (("startsAt", spec.starts_at), ("endsAt", spec.ends_at)):
-        if value.tzinfo is None:
-            raise DomainError(ErrorCode.INVALID_WINDOW, field=[name])
-    return spec
 
 
 # --- the feed -------------------------------------------------------------------------

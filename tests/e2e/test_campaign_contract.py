@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dinegraph.db.seed import DEMO_CAMPAIGNS
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials
@@ -102,10 +103,12 @@ async def _gql(
 
 
 async def _demo_campaign(client: httpx.AsyncClient, kind: str) -> dict[str, Any]:
+    """The demo chain's campaign of ``kind`` (other tests add campaigns of their own)."""
     found = (await _gql(client, CAMPAIGNS, {"kind": kind}, {}))["campaigns"]
-    assert found and all(c["kind"] == kind and c["state"] == "RUNNING" for c in found)
-    campaign: dict[str, Any] = found[0]
-    return campaign
+    assert all(c["kind"] == kind and c["state"] == "RUNNING" for c in found)
+    demo = {d.name for d in DEMO_CAMPAIGNS}
+    (campaign,) = [c for c in found if c["name"] in demo]
+    return dict(campaign)
 
 
 async def test_open_join_and_fill_a_group_live(

@@ -126,6 +126,7 @@ def test_a_valid_campaign_is_cleaned_and_keeps_only_its_kind_rules() -> None:
     ("changes", "code", "field"),
     [
         ({"ends_at": NOW - timedelta(hours=2)}, ErrorCode.INVALID_WINDOW, ["endsAt"]),
+        ({"starts_at": NOW.replace(tzinfo=None)}, ErrorCode.INVALID_WINDOW, ["startsAt"]),
         ({"ends_at": NOW + timedelta(days=100)}, ErrorCode.INVALID_WINDOW, ["endsAt"]),
         ({"items": (CampaignItem(10, 1990), CampaignItem(10, 990))}, ErrorCode.DUPLICATE, None),
         ({"items": (CampaignItem(99, 100),)}, ErrorCode.NOT_FOUND, ["items", "0", "skuId"]),
