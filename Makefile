@@ -21,7 +21,16 @@ run: .venv/.synced
 	.venv/bin/dinegraph seed --demo
 	.venv/bin/dinegraph serve
 
-test: .venv/.synced
+# The clients' npm packages (codegen, reference clients, the GraphQL-over-HTTP audit) are
+# installed when npm is present; without it those tests skip and say why.
+NPM := $(shell command -v npm 2>/dev/null)
+CLIENT_PACKAGES := $(if $(NPM),clients/node_modules/.installed)
+
+clients/node_modules/.installed: clients/package.json clients/package-lock.json
+	cd clients && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: .venv/.synced $(CLIENT_PACKAGES)
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 lint: .venv/.synced

@@ -162,8 +162,10 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         context.refresh_loaders()
         return cast(UnsetType, UNSET)
 
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # A str, not bytes: Strawberry sends bytes as binary WebSocket frames, and
+        # graphql-transport-ws clients (graphql-ws, gql, browsers) read text frames only.
+        return orjson.dumps(data).decode()
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
         response = super().create_response(response_data, sub_response)

@@ -35,7 +35,10 @@ class Session:
     async def receive(self, within: float = 10) -> dict[str, Any]:
         """The next message that is not a ping or pong."""
         while True:
-            message: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), within))
+            frame = await asyncio.wait_for(self.ws.recv(), within)
+            # graphql-transport-ws is text frames only; real clients refuse binary ones.
+            assert isinstance(frame, str), f"binary WebSocket frame: {frame!r}"
+            message: dict[str, Any] = json.loads(frame)
             if message["type"] == "ping":
                 await self.ws.send(json.dumps({"type": "pong"}))
                 continue
