@@ -51,9 +51,12 @@ SERVER_LOGS: dict[str, Path] = {}
 
 
 @contextmanager
-def running_server(settings: Settings, **env: str) -> Iterator[str]:
-    """A `dinegraph serve` process on a free loopback port; stopped on exit."""
-    port = free_port()
+def running_server(settings: Settings, port: int | None = None, **env: str) -> Iterator[str]:
+    """A `dinegraph serve` process on a loopback port (a free one unless given); stopped on exit.
+
+    Given the port of a server that has stopped, it restarts it where its clients reconnect.
+    """
+    port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="dinegraph-serve-", suffix=".log")[1])
     output = log.open("w")
     process = subprocess.Popen(
