@@ -19,6 +19,11 @@ from dinegraph.settings import Settings
 
 DINEGRAPH = str(Path(sys.executable).with_name("dinegraph"))
 
+# How long a server may take to come up and a CLI command to finish. Generous: on a loaded
+# machine (CI, two cores) start-up alone has taken over 30 s. Readiness is polled, so a
+# quick start is not slowed down.
+PATIENCE_SECONDS = float(os.environ.get("DINEGRAPH_TEST_PATIENCE_SECONDS", "120"))
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -42,7 +47,7 @@ def run_cli(settings: Settings, *args: str, **extra: str) -> subprocess.Complete
         env=cli_env(settings, **extra),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PATIENCE_SECONDS,
     )
 
 
@@ -55,6 +60,8 @@ def running_server(settings: Settings, port: int | None = None, **env: str) -> I
     """A `dinegraph serve` process on a loopback port (a free one unless given); stopped on exit.
 
     Given the port of a server that has stopped, it restarts it where its clients reconnect.
+    It is yielded once /health answers; a server that exits first, or is not up within
+    PATIENCE_SECONDS, fails the test with its log.
     """
     port = port or free_port()
     log = Path(tempfile.mkstemp(prefix="dinegraph-serve-", suffix=".log")[1])
@@ -69,17 +76,25 @@ def running_server(settings: Settings, port: int | None = None, **env: str) -> I
     url = f"http://127.0.0.1:{port}"
     SERVER_LOGS[url] = log
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE_SECONDS
         while True:
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"dinegraph serve exited ({process.returncode}) before it was up:\n"
+                    f"{log.read_text()}"
+                )
+            if time.monotonic() > deadline:
                 process.kill()
-                pytest.fail(f"dinegraph serve did not come up:\n{log.read_text()}")
-            time.sleep(0.1)
+                pytest.fail(
+                    f"dinegraph serve was not up within {PATIENCE_SECONDS:.0f} s "
+                    f"(DINEGRAPH_TEST_PATIENCE_SECONDS):\n{log.read_text()}"
+                )
+            time.sleep(0.2)
         yield url
     finally:
         process.terminate()
