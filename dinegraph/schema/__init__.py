@@ -31,6 +31,7 @@ from dinegraph.schema.campaigns import CampaignMutation
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupons import CouponMutation, CouponSegmentMutation
 from dinegraph.schema.delivery import DeliveryMutation, DeliverySettingsMutation
+from dinegraph.schema.errors import QueryError
 from dinegraph.schema.members import MemberMutation
 from dinegraph.schema.orders import OrderMutation
 from dinegraph.schema.query import Query
@@ -40,7 +41,9 @@ from dinegraph.settings import Settings
 
 log = logging.getLogger("dinegraph.errors")
 
-_EXPECTED = (DomainError, GlobalIDValueError)
+# graphql-core wraps what a resolver raises in a located error whose original_error is the
+# raised one: a QueryError is how query fields and subscriptions refuse with a code.
+_EXPECTED = (DomainError, GlobalIDValueError, QueryError)
 
 
 def _unexpected(error: GraphQLError) -> bool:

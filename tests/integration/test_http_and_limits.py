@@ -32,6 +32,17 @@ async def development(settings: Settings, engine: AsyncEngine) -> AsyncIterator[
         yield c
 
 
+@pytest.fixture(params=[Mode.PRODUCTION, Mode.DEVELOPMENT], ids=lambda mode: mode.value)
+async def either_mode(
+    request: pytest.FixtureRequest, settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(make_settings(settings.database_url, mode=request.param), engine)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    ) as client:
+        yield client
+
+
 async def test_queries_work_over_get_and_mutations_do_not(development: httpx.AsyncClient) -> None:
     ok = await development.get("/graphql", params={"query": "{ stores(first: 1) { totalCount } }"})
     assert ok.status_code == 200 and ok.json()["data"]["stores"]["totalCount"] > 0
@@ -149,6 +160,39 @@ async def test_production_masks_unexpected_errors_with_a_request_id(
     assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
     assert request_id in error["message"]
     assert any(request_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+STORE_1 = "U3RvcmU6MQ=="  # Store:1
+
+
+@pytest.mark.parametrize(
+    ("query", "code", "field"),
+    [
+        (f'{{ stockLedger(storeId: "{STORE_1}") {{ edges {{ cursor }} }} }}', "UNAUTHENTICATED", None),
+        (f'{{ storeOrders(storeId: "{STORE_1}") {{ edges {{ cursor }} }} }}', "UNAUTHENTICATED", None),
+        (f'{{ deliveriesInProgress(storeId: "{STORE_1}") {{ id }} }}', "UNAUTHENTICATED", None),
+        ('{ stockLedger(storeId: "bm9wZQ==") { edges { cursor } } }', "INVALID_ID", ["storeId"]),
+        ('{ stores(after: "not-a-cursor") { totalCount } }', "INVALID_CURSOR", ["after"]),
+        ("{ stores(first: 101) { totalCount } }", "PAGE_SIZE_TOO_LARGE", ["first"]),
+    ],
+)
+async def test_expected_refusals_keep_their_code_and_field_in_every_mode(
+    either_mode: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    query: str,
+    code: str,
+    field: list[str] | None,
+) -> None:
+    client = either_mode
+    with caplog.at_level(logging.DEBUG, logger="dinegraph.errors"):
+        body = (await client.post("/graphql", json={"query": query})).json()
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == code, error
+    assert error["extensions"].get("field") == field
+    assert "Internal server error" not in error["message"] and error["message"]
+    # An expected refusal is no incident: logged at DEBUG, without a traceback.
+    ours = [r for r in caplog.records if r.name == "dinegraph.errors"]
+    assert ours and all(r.levelno == logging.DEBUG and not r.exc_info for r in ours)
 
 
 def test_production_refuses_to_start_without_a_secret_key() -> None:
