@@ -46,9 +46,14 @@ async def live(
     GraphQL errors with codes; then its current state, then every change, each wrapped."""
     with raise_for_query(info):
         feed = open_feed()
-        first = await anext(feed, None) if may_start_empty else await anext(feed)
-    if first is not None:
-        yield wrap(first)
+        try:
+            first = await anext(feed)
+        except StopAsyncIteration:
+            if not may_start_empty:
+                raise
+            return
+    # The first value is sent whatever it is: None is a state too (no courier yet).
+    yield wrap(first)
     async for item in feed:
         yield wrap(item)
 

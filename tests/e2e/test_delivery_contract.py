@@ -142,6 +142,39 @@ async def test_follow_the_courier_as_the_platform_reports(
             assert refused["payload"]["errors"][0]["extensions"]["code"] == "NOT_FOUND"
 
 
+async def test_following_before_dispatch_sends_the_empty_state_first_then_the_dispatch(
+    delivery_server: str, settings: Settings, engine: AsyncEngine, credentials: Credentials
+) -> None:
+    _, member = await new_member(settings, engine)
+    async with httpx.AsyncClient(base_url=delivery_server, timeout=10) as client:
+        sku = (await _delivery_skus(client))[0]
+        placed = await _gql(client, PLACE, {"input": _place_input(sku, "e2e-early")}, member)
+        order = placed["placeOrder"]["order"]
+        paid = await _gql(client, PAY, {"orderId": order["id"]}, member)
+        assert paid["payOrder"]["errors"] == []
+        token = member["Authorization"].removeprefix("Bearer ")
+        async with session(delivery_server, {"authorization": f"Bearer {token}"}) as mine:
+            await mine.subscribe(TRACK, {"orderId": order["id"]})
+            first = (await mine.next_data())["courierUpdates"]
+            assert first == {
+                "status": None,
+                "position": None,
+                "etaSeconds": None,
+                "courier": None,
+                "version": 0,
+            }
+            for status in ("ACCEPTED", "PREPARING", "READY"):
+                moved = await _gql(
+                    client,
+                    MOVE,
+                    {"input": {"orderId": order["id"], "status": status}},
+                    credentials.hq_admin,
+                )
+                assert moved["updateOrderStatus"]["errors"] == []
+            dispatched = (await mine.next_data())["courierUpdates"]
+            assert dispatched["status"] in {"PENDING", "ASSIGNED"} and dispatched["version"] > 0
+
+
 async def test_simulate_drives_orders_through_the_whole_flow(
     delivery_server: str, settings: Settings, engine: AsyncEngine
 ) -> None:

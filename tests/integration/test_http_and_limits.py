@@ -168,8 +168,16 @@ STORE_1 = "U3RvcmU6MQ=="  # Store:1
 @pytest.mark.parametrize(
     ("query", "code", "field"),
     [
-        (f'{{ stockLedger(storeId: "{STORE_1}") {{ edges {{ cursor }} }} }}', "UNAUTHENTICATED", None),
-        (f'{{ storeOrders(storeId: "{STORE_1}") {{ edges {{ cursor }} }} }}', "UNAUTHENTICATED", None),
+        (
+            f'{{ stockLedger(storeId: "{STORE_1}") {{ edges {{ cursor }} }} }}',
+            "UNAUTHENTICATED",
+            None,
+        ),
+        (
+            f'{{ storeOrders(storeId: "{STORE_1}") {{ edges {{ cursor }} }} }}',
+            "UNAUTHENTICATED",
+            None,
+        ),
         (f'{{ deliveriesInProgress(storeId: "{STORE_1}") {{ id }} }}', "UNAUTHENTICATED", None),
         ('{ stockLedger(storeId: "bm9wZQ==") { edges { cursor } } }', "INVALID_ID", ["storeId"]),
         ('{ stores(after: "not-a-cursor") { totalCount } }', "INVALID_CURSOR", ["after"]),
