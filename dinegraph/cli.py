@@ -120,7 +120,8 @@ def seed(
         engine = create_engine(settings)
         try:
             try:
-                counts = await seed_demo(engine)
+                # Laid out around the server's clock: DINEGRAPH_CLOCK_START when set, else now.
+                counts = await seed_demo(engine, now=settings.clock_start)
             except AlreadySeeded as exc:
                 typer.echo(f"{exc}")
             else:

@@ -48,8 +48,15 @@ class AlreadySeeded(Exception):
     """The database holds stores already; the demo chain only goes into an empty one."""
 
 
-async def seed_demo(engine: AsyncEngine, *, rng_seed: int = 20261122) -> dict[str, int]:
-    """Load the demo chain into an empty database; returns how many rows of each kind."""
+async def seed_demo(
+    engine: AsyncEngine, *, now: datetime | None = None, rng_seed: int = 20261122
+) -> dict[str, int]:
+    """Load the demo chain into an empty database; returns how many rows of each kind.
+
+    ``now`` is the server's time the demo will be served at (``DINEGRAPH_CLOCK_START`` when
+    set; the real time by default): the campaigns run and the coupons are claimable around it.
+    """
+    now = now or datetime.now(UTC)
     rng = random.Random(rng_seed)
     async with engine.connect() as conn:
         await conn.execution_options(**{WRITE: True})
@@ -60,9 +67,9 @@ async def seed_demo(engine: AsyncEngine, *, rng_seed: int = 20261122) -> dict[st
             category_ids = await _categories(conn)
             sku_ids, tracked, untracked = await _products(conn, category_ids)
             counts = await _store_state(conn, rng, store_ids, sku_ids, tracked, untracked)
-            counts["coupon_templates"] = await _coupon_templates(conn, category_ids)
+            counts["coupon_templates"] = await _coupon_templates(conn, category_ids, now)
             counts["riders"] = await _riders(conn, store_ids)
-    counts["campaigns"] = await _campaigns(engine, sku_ids)
+    counts["campaigns"] = await _campaigns(engine, sku_ids, now)
     return {
         "stores": len(store_ids),
         "categories": len(category_ids),
@@ -255,9 +262,10 @@ async def _store_state(
     return {"stock_levels": len(levels), "store_prices": len(prices)}
 
 
-async def _coupon_templates(conn: AsyncConnection, category_ids: dict[str, int]) -> int:
+async def _coupon_templates(
+    conn: AsyncConnection, category_ids: dict[str, int], now: datetime
+) -> int:
     """One claimable template of each kind, a 限时抢券 and a 裂变券 with its bonus."""
-    now = datetime.now(UTC)
     month = timedelta(days=30)
     retail = frozenset(
         category_ids[c["code"]] for c in demo_data.CATEGORIES if c["parent"] == "retail"
@@ -375,12 +383,13 @@ DEMO_CAMPAIGNS = (
     _DemoCampaign(CampaignKind.FLASH_SALE, "糖醋排骨9.9元秒杀", "R-TCPG-400G", 990, 1),
 )
 DEMO_QUOTA = 5
+DEMO_CAMPAIGN_DAYS = 30
 
 
-async def _campaigns(engine: AsyncEngine, sku_ids: dict[str, int]) -> int:
+async def _campaigns(engine: AsyncEngine, sku_ids: dict[str, int], now: datetime) -> int:
     """The demo campaigns, set up the way an operator would (each store's quota held from
-    its stock through the ledger), at the open stores that stock plenty of the dish."""
-    now = datetime.now(UTC)
+    its stock through the ledger), at the open stores that stock plenty of the dish; they
+    started an hour before ``now`` and run for DEMO_CAMPAIGN_DAYS after it."""
     head_office = StaffViewer(0, "seed", StaffRole.HQ_ADMIN, frozenset())
     for demo in DEMO_CAMPAIGNS:
         sku_id = sku_ids[demo.sku]
@@ -401,7 +410,7 @@ async def _campaigns(engine: AsyncEngine, sku_ids: dict[str, int]) -> int:
             kind=demo.kind,
             name=demo.name,
             starts_at=now - timedelta(hours=1),
-            ends_at=now + timedelta(days=30),
+            ends_at=now + timedelta(days=DEMO_CAMPAIGN_DAYS),
             items=(CampaignItem(sku_id, demo.price_fen),),
             store_ids=tuple(stocked[:1] if demo.one_store else stocked),
             channels=frozenset({Channel.PICKUP, Channel.DELIVERY}),
