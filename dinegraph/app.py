@@ -30,6 +30,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.types.unset import UNSET, UnsetType
 
+from dinegraph import graphiql
 from dinegraph.context import Clock, Context, Services
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.queries import ReadQueries
@@ -161,6 +162,10 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             raise ConnectionRejectionError({"reason": "invalid credentials"}) from exc
         context.refresh_loaders()
         return cast(UnsetType, UNSET)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our own GraphiQL page, its files served by this server: works offline, no CDN.
+        return graphiql.render_page(self.settings)
 
     def encode_json(self, data: object) -> str:
         # A str, not bytes: Strawberry sends bytes as binary WebSocket frames, and
@@ -368,6 +373,7 @@ def create_app(
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
             Route("/payments/notify", payment_notify, methods=["POST"]),
+            *graphiql.routes(settings),
         ],
         lifespan=lifespan,
         middleware=[Middleware(ServerTimingMiddleware)] if settings.sends_server_timing else [],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr
@@ -49,6 +50,9 @@ class Settings(BaseSettings):
 
     # Adds `Server-Timing: db;desc="N statements"` to each HTTP answer (on in development).
     server_timing: bool | None = None
+    # Development only: the `node_modules` folder holding GraphiQL's browser files, which
+    # the server hands out itself (no CDN). Unset: the repository's graphiql/node_modules.
+    graphiql_assets: Path | None = None
 
     # WebSocket (graphql-transport-ws) limits.
     ws_max_subscriptions: int = Field(default=20, ge=1)
