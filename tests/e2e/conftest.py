@@ -10,6 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,8 @@ DINEGRAPH = str(Path(sys.executable).with_name("dinegraph"))
 # machine (CI, two cores) start-up alone has taken over 30 s. Readiness is polled, so a
 # quick start is not slowed down.
 PATIENCE_SECONDS = float(os.environ.get("DINEGRAPH_TEST_PATIENCE_SECONDS", "120"))
+# How long past a deadline a server may take to act on it (its sweeps), on a loaded machine.
+SETTLE = timedelta(seconds=60)
 
 
 def free_port() -> int:
@@ -49,6 +52,19 @@ def run_cli(settings: Settings, *args: str, **extra: str) -> subprocess.Complete
         text=True,
         timeout=PATIENCE_SECONDS,
     )
+
+
+class ServerClock:
+    """A server's clock, from a time it wrote in an answer (an order's placedAt, say). A demo
+    clock starts when its server does, so a client cannot work it out from its own. It runs
+    on from that answer at the real rate, so it is never ahead of the server's."""
+
+    def __init__(self, written: str) -> None:
+        self._written = datetime.fromisoformat(written)
+        self._read = time.monotonic()
+
+    def now(self) -> datetime:
+        return self._written + timedelta(seconds=time.monotonic() - self._read)
 
 
 SERVER_LOGS: dict[str, Path] = {}

@@ -5,7 +5,6 @@ group succeeds when all have paid; a flash sale and a bargain through the same s
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from dinegraph.resolvers.ids import encode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, make_settings
 from tests.databases import fresh_database
-from tests.e2e.conftest import run_cli, running_server
+from tests.e2e.conftest import SETTLE, ServerClock, run_cli, running_server
 from tests.shop import CREATE_CAMPAIGN, PAY, new_member, new_shop, new_sku, next_noon
 from tests.wsclient import session
 
@@ -76,8 +75,6 @@ mutation($code: String!) { helpBargain(shareCode: $code) { cut { fen } bargain {
 PLACED_AT = """
 mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { placedAt } errors { code } } }
 """
-# How long past a deadline the server may take to act on it, on a loaded machine.
-SETTLE = timedelta(seconds=60)
 
 
 @pytest.fixture(scope="module")
@@ -89,19 +86,6 @@ def campaign_server(settings: Settings) -> Iterator[str]:
         DINEGRAPH_ORDER_SWEEP_SECONDS="0.5",
     ) as url:
         yield url
-
-
-class ServerClock:
-    """The server's clock, from a time it wrote in an answer (a demo clock starts when the
-    server does, so the client cannot tell it otherwise). It runs on from that answer at the
-    real rate, so it is never ahead of the server's own."""
-
-    def __init__(self, written: str) -> None:
-        self._written = datetime.fromisoformat(written)
-        self._read = time.monotonic()
-
-    def now(self) -> datetime:
-        return self._written + timedelta(seconds=time.monotonic() - self._read)
 
 
 async def _gql(
