@@ -81,7 +81,7 @@ async def test_sign_in_quote_place_and_pay_with_the_mini_programs_documents(
     noon_server: str,
 ) -> None:
     phone = f"135{random.randrange(10**8):08d}"
-    async with httpx.AsyncClient(base_url=noon_server, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=noon_server, timeout=30) as client:
         app = MiniProgram(client)
         store, sku = await _store_with_stock(app)
 
@@ -110,7 +110,7 @@ async def test_sign_in_quote_place_and_pay_with_the_mini_programs_documents(
             await stock_feed.subscribe(
                 operation_document("StockFeed"), {"storeId": store["id"], "skuIds": [sku["id"]]}
             )
-            before = (await stock_feed.next_data())["stockChanged"]
+            before = (await stock_feed.next_data(within=30))["stockChanged"]
             assert before["sku"]["id"] == sku["id"]
             assert before["available"] == sku["stock"]["available"]
 
@@ -145,13 +145,13 @@ async def test_sign_in_quote_place_and_pay_with_the_mini_programs_documents(
             assert [(x["sku"]["id"], x["quantity"]) for x in order["lines"]] == [(sku["id"], 2)]
 
             # The order holds the stock: the feed hears it at once.
-            held = (await stock_feed.next_data())["stockChanged"]
+            held = (await stock_feed.next_data(within=30))["stockChanged"]
             assert held["available"] == before["available"] - 2
             assert held["version"] == before["version"] + 1
 
         async with session(noon_server, {"authorization": f"Bearer {app.token}"}) as order_feed:
             await order_feed.subscribe(operation_document("OrderUpdates"), {"orderId": order["id"]})
-            now = (await order_feed.next_data())["orderUpdates"]
+            now = (await order_feed.next_data(within=30))["orderUpdates"]
             assert (now["id"], now["status"]) == (order["id"], "PENDING_PAYMENT")
 
             paid = (await app.send("PayOrder", {"orderId": order["id"]}))["payOrder"]
@@ -161,7 +161,7 @@ async def test_sign_in_quote_place_and_pay_with_the_mini_programs_documents(
             pickup_code = paid["order"]["pickupCode"]
             assert pickup_code is not None and len(pickup_code) == 4 and pickup_code.isdigit()
 
-            update = (await order_feed.next_data())["orderUpdates"]
+            update = (await order_feed.next_data(within=30))["orderUpdates"]
             assert (update["status"], update["pickupCode"]) == ("PAID", pickup_code)
             assert update["version"] > now["version"]
 
