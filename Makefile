@@ -30,7 +30,17 @@ clients/node_modules/.installed: clients/package.json clients/package-lock.json
 	cd clients && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-test: .venv/.synced $(CLIENT_PACKAGES)
+# GraphiQL's browser files, which the server hands out itself in development (offline, no
+# CDN), are installed the same way; without npm the page at /graphql says how to get them.
+GRAPHIQL_PACKAGES := $(if $(NPM),graphiql/node_modules/.installed)
+
+graphiql/node_modules/.installed: graphiql/package.json graphiql/package-lock.json
+	cd graphiql && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+run: $(GRAPHIQL_PACKAGES)
+
+test: .venv/.synced $(CLIENT_PACKAGES) $(GRAPHIQL_PACKAGES)
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 lint: .venv/.synced
