@@ -32,7 +32,7 @@ class Session:
         )
         return op_id
 
-    async def receive(self, within: float = 10) -> dict[str, Any]:
+    async def receive(self, within: float = 30) -> dict[str, Any]:
         """The next message that is not a ping or pong."""
         while True:
             frame = await asyncio.wait_for(self.ws.recv(), within)
@@ -45,7 +45,7 @@ class Session:
             if message["type"] != "pong":
                 return message
 
-    async def next_data(self, within: float = 10) -> dict[str, Any]:
+    async def next_data(self, within: float = 30) -> dict[str, Any]:
         message = await self.receive(within)
         assert message["type"] == "next", message
         assert "errors" not in message["payload"], message
