@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,14 +25,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http import GraphQLRequestData
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
 
 from dinegraph import graphiql
 from dinegraph.context import Clock, Context, Services
+from dinegraph.db.documents import SqlDocumentStore
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
@@ -55,6 +60,7 @@ from dinegraph.integrations.development import (
     LoggingSmsSender,
 )
 from dinegraph.payments import payment_notify
+from dinegraph.persisted import PersistedQueries, PersistedQueryError
 from dinegraph.schema import build_schema
 from dinegraph.security import (
     InvalidCredentials,
@@ -88,6 +94,25 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             with contextlib.suppress(asyncio.CancelledError):
                 await pinger
 
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """A subscribe may name its document by hash (persisted queries), as HTTP can."""
+        view = cast("DinegraphGraphQL", self.view)
+        payload = message.get("payload") or {}
+        try:
+            query = await view.persisted.document_for(
+                payload.get("query"), payload.get("extensions")
+            )
+        except PersistedQueryError as refused:
+            if self.connection_acknowledged:
+                error = refused.as_graphql_error().formatted
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            else:
+                await self.websocket.close(code=4401, reason="Unauthorized")
+            return
+        if query is not None and query is not payload.get("query"):
+            message = {**message, "payload": {**message["payload"], "query": query}}
+        await super().handle_subscribe(message)
+
     async def _ping(self) -> None:
         while True:
             await asyncio.sleep(self.keep_alive_interval)
@@ -116,6 +141,10 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         self.engine = engine
         self.broker = broker
         self.services = services
+        self.persisted = PersistedQueries(
+            SqlDocumentStore(engine, max_automatic=settings.persisted_queries_max),
+            trusted_only=settings.trusted_documents_only,
+        )
         self.graphql_transport_ws_handler_class = type(
             "TransportWSHandler",
             (_TransportWSHandler,),
@@ -167,16 +196,55 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         # Our own GraphiQL page, its files served by this server: works offline, no CDN.
         return graphiql.render_page(self.settings)
 
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET naming its document by hash alone is an operation, not a visit to the IDE.
+        params = request.query_params
+        return params.get("extensions") is None and super().should_render_graphql_ide(request)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Runs the document the request names, by its text or its persisted hash."""
+        try:
+            query = await self.persisted.document_for(request_data.query, request_data.extensions)
+        except PersistedQueryError as refused:
+            log.debug("request %s: %s", context.request_id, refused.message)
+            return ExecutionResult(data=None, errors=[refused.as_graphql_error()])
+        if query is not request_data.query:
+            request_data = dataclasses.replace(request_data, query=query)
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+
     def encode_json(self, data: object) -> str:
         # A str, not bytes: Strawberry sends bytes as binary WebSocket frames, and
         # graphql-transport-ws clients (graphql-ws, gql, browsers) read text frames only.
         return orjson.dumps(data).decode()
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        if sub_response.media_type == GRAPHQL_RESPONSE and _is_request_error(response_data):
+            # GraphQL over HTTP: a document that does not parse or validate, or variables
+            # that do not coerce, is a request error: 400 and no `data` entry.
+            response_data = {k: v for k, v in response_data.items() if k != "data"}
+            sub_response.status_code = 400
         response = super().create_response(response_data, sub_response)
         if sub_response.media_type:
             response.headers["content-type"] = sub_response.media_type
         return response
+
+
+def _is_request_error(response_data: object) -> bool:
+    """Nothing was executed: no data and only errors outside any field (those have paths)."""
+    if not isinstance(response_data, dict) or response_data.get("data") is not None:
+        return False
+    errors = response_data.get("errors") or []
+    return bool(errors) and all(not error.get("path") for error in errors)
 
 
 class ServerTimingMiddleware:

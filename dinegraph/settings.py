@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     # the server hands out itself (no CDN). Unset: the repository's graphiql/node_modules.
     graphiql_assets: Path | None = None
 
+    # Automatic persisted queries kept (the oldest forgotten first); trusted documents
+    # (`dinegraph trust-documents`) are kept apart and never forgotten.
+    persisted_queries_max: int = Field(default=10_000, ge=1)
+    # Only trusted documents run: production for a client set known ahead of time.
+    trusted_documents_only: bool = False
+
     # WebSocket (graphql-transport-ws) limits.
     ws_max_subscriptions: int = Field(default=20, ge=1)
     ws_init_timeout_seconds: float = Field(default=10, gt=0)

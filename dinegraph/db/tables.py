@@ -694,3 +694,17 @@ invitations = sa.Table(
     sa.Index("ix_invitations_campaign", "campaign_id"),
     sa.Index("ix_invitations_inviter", "inviter_id"),
 )
+
+# --- persisted GraphQL documents ----------------------------------------------------------
+
+# Documents known by their SHA-256: automatic persisted queries that clients registered
+# (bounded, the oldest forgotten first) and trusted documents loaded ahead of time.
+persisted_documents = sa.Table(
+    "persisted_documents",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("trusted", sa.Boolean, nullable=False),
+    _created_at(),
+    sa.Index("ix_persisted_documents_trusted_created_at", "trusted", "created_at"),
+)
