@@ -68,7 +68,7 @@ def render_page(settings: Settings) -> Response:
             assets=html.escape(str(directory)),
             missing=", ".join(f"<code>{html.escape(name)}</code>" for name in missing),
         )
-        return HTMLResponse(body, status_code=503)
+        return HTMLResponse(body)
     page = _PAGE.read_text(encoding="utf-8").replace("{{STATIC}}", STATIC_PREFIX)
     return HTMLResponse(page)
 

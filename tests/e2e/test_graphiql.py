@@ -250,7 +250,7 @@ async def test_the_page_says_how_to_install_missing_assets(
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         page = await http.get("/graphql", headers=HTML)
-        assert page.status_code == 503
+        assert page.status_code == 200
         assert "npm ci" in page.text and "make run" in page.text and str(tmp_path) in page.text
         assert "<script" not in page.text
         assert (await http.get("/graphiql/static/graphiql.min.js")).status_code == 404
