@@ -1,40 +1,33 @@
-"""`dinegraph`: serve, migrate, seed, export the schema, and issue credentials."""
+"""`dinegraph`: serve, migrate, seed, export the schema, and issue credentials.
+
+Starting fast: at module level this file imports only typer, the standard library and the
+domain's enums that options are typed with. Each command imports what it needs inside its
+body, so `dinegraph --help` or `staff-token` never load the server, the GraphQL schema or
+the migrations. A new command follows the same pattern; `_settings()` and `_engine()` give
+the configuration and a database engine.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import os
 import sys
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
-import httpx
 import typer
-import uvicorn
 
-from dinegraph.db import identity as identity_db
-from dinegraph.db.engine import create_engine
-from dinegraph.db.migrate import upgrade
-from dinegraph.db.seed import AlreadySeeded, seed_demo
-from dinegraph.db.uow import SqlUnitOfWork
-from dinegraph.domain.delivery import Provider
-from dinegraph.domain.errors import DomainError
-from dinegraph.domain.identity import Scope, StaffRole
-from dinegraph.domain.members import check_phone, default_nickname
-from dinegraph.domain.services.delivery import prune_positions
-from dinegraph.domain.services.points import expire_points
-from dinegraph.resolvers.ids import decode_id
-from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
-from dinegraph.settings import ConfigurationError, Settings, get_settings
-from dinegraph.simulate import Credentials as SimCredentials
-from dinegraph.simulate import Pace, Simulation, SimulationError
+from dinegraph.domain.identity import StaffRole
+from dinegraph.domain.providers import Provider
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from dinegraph.settings import Settings
 
 app = typer.Typer(
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help and errors: laying them out with rich costs a second
     help="dinegraph: the GraphQL backend of a restaurant chain's mini-program mall.",
 )
 T = TypeVar("T")
@@ -46,10 +39,20 @@ StoreOption = Annotated[
 
 
 def _settings() -> Settings:
+    from dinegraph.settings import get_settings
+
     return get_settings()
 
 
+def _engine(settings: Settings) -> AsyncEngine:
+    from dinegraph.db.engine import create_engine
+
+    return create_engine(settings)
+
+
 def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
+    import asyncio
+
     settings = _settings()
 
     async def main() -> T:
@@ -59,6 +62,9 @@ def _run(make: Callable[[Settings], Awaitable[T]]) -> T:
 
 
 def _store_ids(values: list[str] | None) -> list[int]:
+    from dinegraph.domain.errors import DomainError
+    from dinegraph.resolvers.ids import decode_id
+
     ids: list[int] = []
     for value in values or []:
         try:
@@ -68,6 +74,12 @@ def _store_ids(values: list[str] | None) -> list[int]:
     return ids
 
 
+def staff_username(role: StaffRole, store_ids: list[int]) -> str:
+    """The account `staff-token` (and `seed`, for head office) uses when none is named:
+    ``hq-admin``, ``operator``, ``store-manager-3-4``."""
+    return "-".join([role.value.lower().replace("_", "-"), *map(str, store_ids)])
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
@@ -75,6 +87,12 @@ def serve(
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
 ) -> None:
     """Serve /graphql (HTTP and WebSocket) and /health."""
+    import logging
+
+    import uvicorn
+
+    from dinegraph.settings import ConfigurationError
+
     settings = _settings()
     try:
         settings.check_servable(workers)
@@ -101,10 +119,10 @@ def serve(
 
 @app.command()
 def migrate() -> None:
-    """Bring the database schema up to date."""
-    settings = _settings()
-    upgrade(settings.database_url)
-    typer.echo("database is up to date")
+    """Bring the database schema up to date and say what was applied."""
+    from dinegraph.db.migrate import upgrade_reporting
+
+    typer.echo(upgrade_reporting(_settings()).describe())
 
 
 @app.command()
@@ -115,9 +133,12 @@ def seed(
     if not demo:
         typer.echo("nothing to seed: pass --demo", err=True)
         raise typer.Exit(2)
+    from dinegraph.db import identity as identity_db
+    from dinegraph.db.seed import AlreadySeeded, seed_demo
+    from dinegraph.security import issue_staff_token
 
     async def run(settings: Settings) -> None:
-        engine = create_engine(settings)
+        engine = _engine(settings)
         try:
             try:
                 # Laid out around the server's clock: DINEGRAPH_CLOCK_START when set, else now.
@@ -126,10 +147,11 @@ def seed(
                 typer.echo(f"{exc}")
             else:
                 typer.echo("demo chain loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            name = staff_username(StaffRole.HQ_ADMIN, [])
             staff = await identity_db.ensure_staff(
-                engine, username="hq-admin", role=StaffRole.HQ_ADMIN, store_ids=[]
+                engine, username=name, role=StaffRole.HQ_ADMIN, store_ids=[]
             )
-            typer.echo("staff token (HQ_ADMIN hq-admin), for the Authorization: Bearer header:")
+            typer.echo(f"staff token (HQ_ADMIN {name}), for the Authorization: Bearer header:")
             typer.echo(issue_staff_token(settings, staff))
         finally:
             await engine.dispose()
@@ -155,18 +177,21 @@ def export_schema(
 def staff_token(
     role: Annotated[StaffRole, typer.Option(help="The staff role.")],
     store: StoreOption = None,
-    username: Annotated[str | None, typer.Option(help="Account name (default: from role).")] = None,
+    username: Annotated[
+        str | None,
+        typer.Option(help="Account name (default: from role and stores, e.g. hq-admin)."),
+    ] = None,
 ) -> None:
     """Create or update a staff account and print a bearer token on the last line."""
     store_ids = _store_ids(store)
     if role is StaffRole.STORE_MANAGER and not store_ids:
         raise typer.BadParameter("a STORE_MANAGER needs at least one --store", param_hint="--store")
-    name = username or (
-        f"{role.value.lower()}-{'-'.join(map(str, store_ids))}" if store_ids else role.value.lower()
-    )
+    name = username or staff_username(role, store_ids)
+    from dinegraph.db import identity as identity_db
+    from dinegraph.security import issue_staff_token
 
     async def run(settings: Settings) -> str:
-        engine = create_engine(settings)
+        engine = _engine(settings)
         try:
             viewer = await identity_db.ensure_staff(
                 engine, username=name, role=role, store_ids=store_ids
@@ -187,6 +212,9 @@ def member_token(
     phone: Annotated[str, typer.Option(help="The member's mobile number.")],
 ) -> None:
     """Development only: create the member if needed and print an access token last."""
+    from dinegraph.domain.errors import DomainError
+    from dinegraph.domain.members import check_phone, default_nickname
+
     settings = _settings()
     if settings.production:
         typer.echo("error: member-token is for development mode only", err=True)
@@ -195,9 +223,11 @@ def member_token(
         number = check_phone(phone)
     except DomainError:
         raise typer.BadParameter(f"not a mobile number: {phone}", param_hint="--phone") from None
+    from dinegraph.db.uow import SqlUnitOfWork
+    from dinegraph.security import issue_member_token
 
     async def run(settings: Settings) -> int:
-        engine = create_engine(settings)
+        engine = _engine(settings)
         try:
             async with SqlUnitOfWork(engine) as uow:
                 member = await uow.members.by_phone(number)
@@ -218,9 +248,13 @@ def member_token(
 @app.command("expire-points")
 def expire_points_command() -> None:
     """Expire earned points past their date (run it daily, e.g. from cron)."""
+    from datetime import UTC, datetime
+
+    from dinegraph.db.uow import SqlUnitOfWork
+    from dinegraph.domain.services.points import expire_points
 
     async def run(settings: Settings) -> int:
-        engine = create_engine(settings)
+        engine = _engine(settings)
         try:
             total = 0
             while True:
@@ -245,6 +279,8 @@ def create_api_key(
     ] = None,
 ) -> None:
     """Create a partner API key (send it as X-Api-Key) and print it on the last line."""
+    from dinegraph.domain.identity import Scope
+
     scope_list = sorted({s.strip() for s in scopes.split(",") if s.strip()})
     if not scope_list:
         raise typer.BadParameter("give at least one scope", param_hint="--scopes")
@@ -254,10 +290,13 @@ def create_api_key(
             param_hint="--partner",
         )
     store_ids = _store_ids(store) or None
+    from dinegraph.db import identity as identity_db
+    from dinegraph.security import new_api_key
+
     key = new_api_key()
 
     async def run(settings: Settings) -> int:
-        engine = create_engine(settings)
+        engine = _engine(settings)
         try:
             return await identity_db.insert_api_key(
                 engine,
@@ -284,9 +323,13 @@ def create_api_key(
 def prune_positions_command() -> None:
     """Forget courier positions older than DINEGRAPH_POSITION_RETENTION_DAYS (for cron; the
     server also does it hourly)."""
+    from datetime import UTC, datetime, timedelta
+
+    from dinegraph.db.uow import SqlUnitOfWork
+    from dinegraph.domain.services.delivery import prune_positions
 
     async def run(settings: Settings) -> int:
-        engine = create_engine(settings)
+        engine = _engine(settings)
         try:
             return await prune_positions(
                 datetime.now(UTC),
@@ -305,7 +348,19 @@ def simulate(
         "http://127.0.0.1:8000"
     ),
     orders_per_minute: Annotated[float, typer.Option(min=0.1, max=600)] = 6,
-    minutes: Annotated[float, typer.Option(min=0.01, max=240, help="Then no new orders.")] = 5,
+    minutes: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=240,
+            help="How long new orders are placed. Then trips under way get --grace-seconds "
+            "to finish; any still riding are abandoned, so the run ends within both.",
+        ),
+    ] = 5,
+    grace_seconds: Annotated[
+        float,
+        typer.Option(min=0, max=3600, help="After --minutes, how long trips may finish."),
+    ] = 60,
     speed_kmh: Annotated[float, typer.Option(min=5, max=60, help="Couriers' speed.")] = 20,
     report_every: Annotated[float, typer.Option(min=1, max=60, help="Seconds.")] = 2,
     cook_seconds: Annotated[float, typer.Option(min=0, max=600)] = 10,
@@ -313,13 +368,24 @@ def simulate(
 ) -> None:
     """Development only: drive demo orders through place, pay, cook, dispatch, ride and
     deliver against a running server, so subscriptions move in GraphiQL."""
+    import uuid
+    from datetime import timedelta
+
+    import httpx
+
+    from dinegraph.db import identity as identity_db
+    from dinegraph.db.uow import SqlUnitOfWork
+    from dinegraph.domain.identity import Scope
+    from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
+    from dinegraph.simulate import Credentials, Pace, Simulation, SimulationError
+
     settings = _settings()
     if settings.production:
         typer.echo("error: simulate is for development mode only", err=True)
         raise typer.Exit(2)
 
     async def run(settings: Settings) -> None:
-        engine = create_engine(settings)
+        engine = _engine(settings)
         try:
             staff = await identity_db.ensure_staff(
                 engine, username="simulator", role=StaffRole.HQ_ADMIN, store_ids=[]
@@ -353,8 +419,9 @@ def simulate(
                 report_every=report_every,
                 cook_seconds=cook_seconds,
                 farthest_m=farthest_m,
+                grace=timedelta(seconds=grace_seconds),
             )
-            credentials = SimCredentials(new_member, issue_staff_token(settings, staff), keys)
+            credentials = Credentials(new_member, issue_staff_token(settings, staff), keys)
             await Simulation(url, credentials, pace, typer.echo).run()
         finally:
             await engine.dispose()

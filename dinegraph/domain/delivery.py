@@ -23,20 +23,12 @@ from dinegraph.domain.identity import (
     can_read_order,
 )
 from dinegraph.domain.orders import OrderStatus
+from dinegraph.domain.providers import Provider as Provider  # re-exported: part of deliveries
 
 NAME_MAX = 30
 FUTURE_SKEW = timedelta(seconds=60)  # a partner's clock may run this far ahead of ours
 FARTHEST_FROM_STORE_M = 50_000  # a courier this far from the store is a bad fix, not a trip
 PICKUP_SECONDS = 300  # an estimate of the time at the store, before the courier sets off
-
-
-class Provider(StrEnum):
-    """Who carries the order: the store's own riders, or a delivery platform."""
-
-    OWN_RIDER = "OWN_RIDER"
-    DADA = "DADA"  # 达达
-    SF_INTRA_CITY = "SF_INTRA_CITY"  # 顺丰同城
-    MEITUAN = "MEITUAN"  # 美团配送
 
 
 class DeliveryStatus(StrEnum):

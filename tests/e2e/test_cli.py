@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.settings import Settings
-from tests.e2e.conftest import run_cli
+from tests.e2e.conftest import cli_env, run_cli
 
 SET_PRICE = """mutation($input: SetStorePriceInput!) {
   setStorePrice(input: $input) { sku { price { fen } } errors { code } }
@@ -95,6 +99,56 @@ def test_seeding_twice_leaves_the_data_alone(settings: Settings) -> None:
     assert result.returncode == 0, result.stderr
     assert "already holds stores" in result.stdout
     assert result.stdout.strip().splitlines()[-1].count(".") == 2  # a JWT on the last line
+
+
+def test_seed_and_staff_token_name_the_same_head_office_account(settings: Settings) -> None:
+    seeded = run_cli(settings, "seed", "--demo")
+    issued = run_cli(settings, "staff-token", "--role", "HQ_ADMIN")
+    assert seeded.returncode == 0 and issued.returncode == 0, seeded.stderr + issued.stderr
+    assert "(HQ_ADMIN hq-admin)" in seeded.stdout
+    assert issued.stdout.startswith("staff hq-admin (HQ_ADMIN)")
+
+
+def test_migrate_says_what_it_applied(settings: Settings, tmp_path: Path) -> None:
+    empty = {"DINEGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"}
+    first = run_cli(settings, "migrate", **empty)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("migrated from <none> to ")
+    assert first.stdout.rstrip().endswith("revisions applied")
+    head = first.stdout.split(" to ", 1)[1].split(":", 1)[0]
+    again = run_cli(settings, "migrate", **empty)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == f"already at {head}: nothing to apply"
+
+
+# What each path may load; the server, the GraphQL schema and the migrations are not among them.
+SERVER_MODULES = ("uvicorn", "starlette", "strawberry", "graphql", "alembic", "httpx")
+
+
+def _imported(settings: Settings, *args: str) -> set[str]:
+    """The top-level packages a `dinegraph` command imports, from -X importtime."""
+    launch = [sys.executable, "-X", "importtime", "-c", "from dinegraph.cli import main; main()"]
+    run = subprocess.run(
+        [*launch, *args],
+        env=cli_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    lines = [line.split("|")[-1] for line in run.stderr.splitlines() if "import time:" in line]
+    return {line.strip().split(".")[0] for line in lines}
+
+
+def test_help_and_credentials_start_without_the_server(settings: Settings) -> None:
+    help_only = _imported(settings, "--help")
+    assert not help_only & {*SERVER_MODULES, "sqlalchemy", "pydantic_settings", "rich"}
+    for command in (
+        ("staff-token", "--role", "STORE_MANAGER", "--store", encode_id("Store", 1)),
+        ("member-token", "--phone", "13800138000"),
+        ("create-api-key", "--name", "POS", "--scopes", "stock:read"),
+    ):
+        assert not _imported(settings, *command) & set(SERVER_MODULES), command
 
 
 def test_production_refuses_to_serve_without_a_secret_key(settings: Settings) -> None:
