@@ -61,6 +61,7 @@ class Pace:
     report_every: float  # seconds between a courier's reports
     cook_seconds: float
     farthest_m: float = 2500  # customers live up to this far from the store
+    grace: timedelta = timedelta(seconds=60)  # after `duration`, for trips under way to finish
 
 
 Log = Callable[[str], None]
@@ -101,22 +102,32 @@ class Simulation:
         stores = await self._stores()
         if not stores:
             raise SimulationError("the server has no open stores; load the demo chain first")
-        deadline = asyncio.get_running_loop().time() + self.pace.duration.total_seconds()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.pace.duration.total_seconds()
         trips: set[asyncio.Task[None]] = set()
         gap = 60 / self.pace.orders_per_minute
+        abandoned = 0
         try:
-            while asyncio.get_running_loop().time() < deadline:
+            while loop.time() < deadline:
                 trip = asyncio.create_task(self._trip(self.rng.choice(stores)))
                 trips.add(trip)
                 trip.add_done_callback(trips.discard)
-                await asyncio.sleep(gap)
+                await asyncio.sleep(min(gap, max(0.0, deadline - loop.time())))
             if trips:
-                self.log(f"no new orders; waiting for {len(trips)} trips to finish")
-                await asyncio.gather(*trips, return_exceptions=True)
+                grace = self.pace.grace.total_seconds()
+                self.log(f"no new orders; {len(trips)} trips under way get {grace:g} s to finish")
+                _, late = await asyncio.wait(set(trips), timeout=grace)
+                abandoned = len(late)
         finally:
             for trip in trips:
                 trip.cancel()
+            await asyncio.gather(*trips, return_exceptions=True)
             await self.http.aclose()
+        if abandoned:
+            self.log(
+                f"abandoned {abandoned} trips still under way after the grace time; "
+                "their orders stay in the status they had reached"
+            )
         self.log(f"done: {self.trips} orders placed, {self.delivered} delivered")
 
     async def _stores(self) -> list[dict[str, Any]]:
