@@ -72,7 +72,7 @@ SERVER_LOGS: dict[str, Path] = {}
 
 
 @contextmanager
-def running_server(settings: Settings, port: int | None = None, **env: str) -> Iterator[str]:
+def running_server(settings: Settings, *, port: int | None = None, **env: str) -> Iterator[str]:
     """A `dinegraph serve` process on a loopback port (a free one unless given); stopped on exit.
 
     Given the port of a server that has stopped, it restarts it where its clients reconnect.
