@@ -48,8 +48,11 @@ async def test_a_sale_through_process_a_reaches_a_subscriber_of_process_b(
     sku = encode_id("Sku", 130)
     query = """subscription($s: ID!, $k: [ID!]) {
         stockChanged(storeId: $s, skuIds: $k) { available version } }"""
-    env = {"DINEGRAPH_BROKER_URL": url, "DINEGRAPH_CLOCK_START": next_noon().isoformat()}
-    with running_server(settings, **env) as a, running_server(settings, **env) as b:
+    start = next_noon().isoformat()
+    with (
+        running_server(settings, DINEGRAPH_BROKER_URL=url, DINEGRAPH_CLOCK_START=start) as a,
+        running_server(settings, DINEGRAPH_BROKER_URL=url, DINEGRAPH_CLOCK_START=start) as b,
+    ):
         await _restock(a, credentials.manager_store_1, sku, 5)
         async with session(b) as ws:
             await ws.subscribe(query, {"s": STORE, "k": [sku]})
