@@ -5,6 +5,10 @@ PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
+# Compile the installed packages' bytecode once, at install: without it, where Python may not
+# write its cache (PYTHONDONTWRITEBYTECODE, a read-only image), each dinegraph command compiles
+# SQLAlchemy and pydantic afresh, seconds every time (BENCHMARKS.md, CLI start-up).
+export UV_COMPILE_BYTECODE := 1
 
 .PHONY: run test lint typecheck schema bench clean
 
