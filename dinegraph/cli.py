@@ -173,6 +173,52 @@ def export_schema(
         output.write_text(sdl, encoding="utf-8")
 
 
+@app.command("trust-documents")
+def trust_documents(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help=".graphql files (one document per operation) or JSON manifests."),
+    ],
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="Also write the hash → document manifest the client build ships."),
+    ] = None,
+) -> None:
+    """Register the documents that may run when DINEGRAPH_TRUSTED_DOCUMENTS_ONLY is on; each
+    is checked against the schema first."""
+    import json
+
+    from graphql import parse, validate
+
+    from dinegraph.db.documents import SqlDocumentStore
+    from dinegraph.persisted import documents_from_files
+    from dinegraph.schema import build_schema
+
+    try:
+        documents = documents_from_files({str(f): f.read_text(encoding="utf-8") for f in files})
+    except (OSError, ValueError) as error:
+        raise typer.BadParameter(str(error), param_hint="FILES") from None
+    schema = build_schema(_settings())._schema
+    for sha, document in documents.items():
+        problems = validate(schema, parse(document))
+        if problems:
+            raise typer.BadParameter(f"{sha}: {problems[0].message}", param_hint="FILES")
+
+    async def run(settings: Settings) -> int:
+        engine = _engine(settings)
+        try:
+            store = SqlDocumentStore(engine, max_automatic=settings.persisted_queries_max)
+            return await store.trust(documents)
+        finally:
+            await engine.dispose()
+
+    added = _run(run)
+    if manifest is not None:
+        text = json.dumps(documents, ensure_ascii=False, indent=2, sort_keys=True)
+        manifest.write_text(text + "\n", encoding="utf-8")
+    typer.echo(f"{len(documents)} trusted documents, {added} new")
+
+
 @app.command("staff-token")
 def staff_token(
     role: Annotated[StaffRole, typer.Option(help="The staff role.")],

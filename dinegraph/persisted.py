@@ -10,6 +10,7 @@ documents registered ahead of time (`dinegraph trust-documents`) run at all.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -198,4 +199,28 @@ def manifest(sources: Iterable[str]) -> dict[str, str]:
     for source in sources:
         for text in operations_of(source).values():
             documents[sha256_of(text)] = text
+    return documents
+
+
+def documents_from_files(texts: Mapping[str, str]) -> dict[str, str]:
+    """Documents by hash from .graphql files (split by operation; fragments may live in any
+    of the files) and .json manifests (hash → document, each hash checked)."""
+    documents: dict[str, str] = {}
+    graphql_sources: list[str] = []
+    for name, text in texts.items():
+        if not name.endswith(".json"):
+            graphql_sources.append(text)
+            continue
+        loaded = json.loads(text)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{name}: a manifest is an object of hash → document")
+        for sha, document in loaded.items():
+            if not isinstance(document, str) or sha256_of(document) != sha:
+                raise ValueError(f"{name}: {sha} is not the SHA-256 of its document")
+            documents[sha] = document
+    if graphql_sources:
+        try:
+            documents.update(manifest(["\n".join(graphql_sources)]))
+        except GraphQLError as error:
+            raise ValueError(error.message) from error
     return documents
