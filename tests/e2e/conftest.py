@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -71,6 +72,16 @@ SERVER_LOGS: dict[str, Path] = {}
 """Where each running server's output goes, by its URL (the SMS adapter logs codes there)."""
 
 
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Ask a process to end; kill it when it has not within 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def running_server(settings: Settings, *, port: int | None = None, **env: str) -> Iterator[str]:
     """A `dinegraph serve` process on a loopback port (a free one unless given); stopped on exit.
@@ -113,12 +124,7 @@ def running_server(settings: Settings, *, port: int | None = None, **env: str) -
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         output.close()
         SERVER_LOGS.pop(url, None)
         log.unlink(missing_ok=True)

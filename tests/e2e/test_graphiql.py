@@ -25,7 +25,7 @@ from websockets.sync.client import ClientConnection, connect
 from dinegraph.app import create_app
 from dinegraph.graphiql import ASSETS, DEFAULT_ASSETS, missing_assets
 from dinegraph.settings import Settings
-from tests.e2e.conftest import free_port, running_server
+from tests.e2e.conftest import free_port, running_server, stop
 from tests.e2e.test_stock_feed import STORE
 from tests.tools import chromium, missing
 
@@ -133,12 +133,7 @@ def offline_browser() -> Iterator[DevTools]:
                     devtools.call("Runtime.enable")
                     yield devtools
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop(process)
 
 
 def _page_websocket(profile: Path, process: subprocess.Popen[bytes], log: Path) -> str:
