@@ -5,8 +5,11 @@ against a freshly migrated SQLite database in a temporary directory, next to a f
 `python -c 'import typer'` and `python -c pass`, all in one run and interleaved (run 1 of
 every command, then run 2, ...), so a machine that gets busier hurts them all alike.
 
-Each command runs in two bytecode conditions:
+Each command runs in up to three bytecode conditions:
 
+- ``none``: no bytecode cache at all, not even the standard library's (an empty private
+  PYTHONPYCACHEPREFIX and PYTHONDONTWRITEBYTECODE=1): every process compiles every module
+  it imports. The floor pays the same for what it imports.
 - ``installed``: the virtualenv as it is, with PYTHONDONTWRITEBYTECODE=1. Where the install
   holds no compiled bytecode (``uv sync`` compiles none unless told to; each line says so in
   ``site_packages_bytecode``), every process compiles each third-party and dinegraph module
@@ -14,14 +17,14 @@ Each command runs in two bytecode conditions:
 - ``cached``: a bytecode cache in a private PYTHONPYCACHEPREFIX, warmed by one untimed run
   of each command: what an install with compiled bytecode pays.
 
-Neither condition writes into the virtualenv. With ``--baseline DIR`` (a source tree of
+No condition writes into the virtualenv. With ``--baseline DIR`` (a source tree of
 another dinegraph version, e.g. from ``git archive``) the same commands also run from that
 tree, side by side, on the same database.
 
 Prints one JSON line per (bytecode, command, version) on stdout, floors included; progress
 goes to stderr. Usage::
 
-    .venv/bin/python bench/cli_startup.py [--runs 5] [--baseline DIR] [--bytecode installed,cached]
+    .venv/bin/python bench/cli_startup.py [--runs 5] [--baseline DIR] [--bytecode none,cached]
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ class BenchError(RuntimeError):
 
 @dataclass
 class Case:
-    bytecode: str  # "installed" | "cached"
+    bytecode: str  # "none" | "installed" | "cached"
     command: str
     version: str  # "current" | "baseline" | "floor"
     argv: list[str]
@@ -117,9 +120,9 @@ def environment(base: dict[str, str], bytecode: str, prefix: Path) -> dict[str, 
     """Nothing is ever written into the virtualenv or the source trees."""
     drop = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
     env = {k: v for k, v in base.items() if k not in drop}
-    if bytecode == "installed":
+    if bytecode != "cached":
         env["PYTHONDONTWRITEBYTECODE"] = "1"
-    else:
+    if bytecode != "installed":
         env["PYTHONPYCACHEPREFIX"] = str(prefix)
     return env
 
@@ -159,12 +162,14 @@ def main() -> None:
     )
     parser.add_argument("--baseline-label", help="What the baseline is, e.g. its commit.")
     parser.add_argument(
-        "--bytecode", default="installed,cached", help="installed, cached, or both (default)."
+        "--bytecode",
+        default="none,installed,cached",
+        help="Comma-separated conditions: none, installed, cached (default: all three).",
     )
     args = parser.parse_args()
     modes = [m.strip() for m in args.bytecode.split(",") if m.strip()]
-    if not modes or set(modes) - {"installed", "cached"}:
-        parser.error("--bytecode takes installed, cached or installed,cached")
+    if not modes or set(modes) - {"none", "installed", "cached"}:
+        parser.error("--bytecode takes none, installed and cached, comma-separated")
     python = sys.executable
     sources = {"current": REPO}
     if args.baseline is not None:
