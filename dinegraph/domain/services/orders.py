@@ -659,16 +659,19 @@ async def cancel_expired(now: datetime, *, uow: UnitOfWork, batch: int = SWEEP_B
 
     Safe with several processes: each order is claimed once (``FOR UPDATE SKIP LOCKED`` on
     PostgreSQL, the write lock on SQLite) and the status update is conditional anyway.
+    Each order is cancelled in a transaction of its own: two sweepers holding several
+    orders each would otherwise return their stock in crossing orders and deadlock.
     """
     cancelled: list[int] = []
-    async with uow:
-        for order_id in await uow.orders.expired_unpaid(now, batch):
-            order = await uow.orders.get(order_id)
+    for _ in range(batch):
+        async with uow:
+            claimed = await uow.orders.expired_unpaid(now, 1)
+            order = await uow.orders.get(claimed[0]) if claimed else None
             if order is None or order.status is not OrderStatus.PENDING_PAYMENT:
-                continue
+                return cancelled
             await cancel_in(uow, order, now, "system:payment-timeout")
-            cancelled.append(order_id)
-        await uow.commit()
+            await uow.commit()
+        cancelled.append(order.id)
     return cancelled
 
 
