@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.resolvers import ids
 
 T = TypeVar("T")
 
@@ -25,7 +26,7 @@ def decode_cursor(cursor: str) -> int:
     except (ValueError, UnicodeDecodeError) as exc:
         raise DomainError(ErrorCode.INVALID_CURSOR, field=["after"]) from exc
     number = raw.removeprefix(_PREFIX)
-    if not raw.startswith(_PREFIX) or not number.isdigit():
+    if not raw.startswith(_PREFIX) or not (number == "0" or ids.row_id(number) is not None):
         raise DomainError(ErrorCode.INVALID_CURSOR, field=["after"])
     return int(number)
 
@@ -77,10 +78,10 @@ def decode_key_cursor(kind: str, cursor: str | None) -> int | None:
     except (ValueError, UnicodeDecodeError) as exc:
         raise DomainError(ErrorCode.INVALID_CURSOR, field=["after"]) from exc
     prefix = f"{kind}:"
-    number = raw.removeprefix(prefix)
-    if not raw.startswith(prefix) or not number.isdigit():
+    number = ids.row_id(raw.removeprefix(prefix))
+    if not raw.startswith(prefix) or number is None:
         raise DomainError(ErrorCode.INVALID_CURSOR, field=["after"])
-    return int(number)
+    return number
 
 
 def keyset_page(

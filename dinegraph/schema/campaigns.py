@@ -16,7 +16,7 @@ from dinegraph.domain.identity import MemberViewer
 from dinegraph.domain.orders import Order, clean_address
 from dinegraph.domain.services import campaigns as service
 from dinegraph.resolvers import campaigns as resolve
-from dinegraph.resolvers.ids import decode_id
+from dinegraph.resolvers.ids import decode_id, node_row_ids
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.common import Money, UserError
 from dinegraph.schema.errors import attempt, live, raise_for_query
@@ -130,7 +130,7 @@ class CampaignNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[CampaignNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         found = await resolve.visible_campaigns(info.context, ids)
         return [cls.of(c) if c else None for c in found]
 
@@ -216,7 +216,7 @@ class GroupBuyNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[GroupBuyNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         return [cls.of(g) if g else None for g in await resolve.groups(info.context, ids)]
 
 
@@ -291,7 +291,7 @@ class BargainNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[BargainNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         return [cls.of(b) if b else None for b in await resolve.bargains(info.context, ids)]
 
 

@@ -12,6 +12,7 @@ from dinegraph.context import Context
 from dinegraph.domain import catalog as domain
 from dinegraph.domain.delivery import Provider
 from dinegraph.resolvers import catalog as resolve
+from dinegraph.resolvers.ids import node_row_ids
 from dinegraph.schema.common import GeoPoint, Money
 
 Info = strawberry.Info[Context, None]
@@ -29,7 +30,7 @@ strawberry.enum(
 
 
 def _ints(node_ids: Iterable[str]) -> list[int]:
-    return [int(i) if i.isdigit() else 0 for i in node_ids]
+    return node_row_ids(node_ids)
 
 
 @strawberry.type(description="Opening hours, local time; closes before opens runs past midnight.")

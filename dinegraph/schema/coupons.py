@@ -15,7 +15,7 @@ from dinegraph.domain.pricing import CouponKind, CouponScope, Inapplicable
 from dinegraph.domain.services import coupons as service
 from dinegraph.domain.tiers import Tier
 from dinegraph.resolvers import coupons as resolve
-from dinegraph.resolvers.ids import decode_id
+from dinegraph.resolvers.ids import decode_id, node_row_ids
 from dinegraph.schema.common import Money, UserError, page_info
 from dinegraph.schema.errors import attempt, raise_for_query
 
@@ -89,7 +89,7 @@ class CouponTemplateNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[CouponTemplateNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         found = await info.context.loaders.coupon_template.load_many(ids)
         return [cls.of(t) if t else None for t in found]
 
@@ -137,7 +137,7 @@ class CouponNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[CouponNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         return [cls.of(c) if c else None for c in await resolve.visible_coupons(info.context, ids)]
 
 
@@ -400,7 +400,7 @@ class CouponIssueJobNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[CouponIssueJobNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         return [cls.of(j) if j else None for j in await resolve.issue_jobs(info.context, ids)]
 
 

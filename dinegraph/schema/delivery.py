@@ -13,7 +13,7 @@ from dinegraph.db.queries import PositionRow
 from dinegraph.domain import delivery as domain
 from dinegraph.domain.services import delivery as service
 from dinegraph.resolvers import delivery as resolve
-from dinegraph.resolvers.ids import decode_id
+from dinegraph.resolvers.ids import decode_id, node_row_ids
 from dinegraph.schema.common import DeliveryAddress, GeoPoint, UserError, page_info
 from dinegraph.schema.errors import attempt, live, raise_for_query
 
@@ -127,7 +127,7 @@ class DeliveryNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[DeliveryNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         found = await resolve.visible_deliveries(info.context, ids)
         return [cls.of(d) if d else None for d in found]
 

@@ -22,7 +22,7 @@ from dinegraph.domain.services import points as points_service
 from dinegraph.domain.services.points import TIER_WINDOW
 from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
 from dinegraph.resolvers import members as resolve
-from dinegraph.resolvers.ids import decode_id, encode_id
+from dinegraph.resolvers.ids import decode_id, encode_id, node_row_ids
 from dinegraph.schema.common import GeoPoint, GeoPointInput, UserError, keep, page_info
 from dinegraph.schema.coupons import CouponConnection, member_coupons
 from dinegraph.schema.errors import attempt
@@ -184,7 +184,7 @@ class MemberNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[MemberNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         found = await resolve.members(info.context, ids)
         return [cls.of(*f) if f else None for f in found]
 

@@ -17,7 +17,7 @@ from dinegraph.domain.routing import CannotServe
 from dinegraph.domain.services import orders as service
 from dinegraph.resolvers import coupons as coupon_reads
 from dinegraph.resolvers import orders as resolve
-from dinegraph.resolvers.ids import decode_id
+from dinegraph.resolvers.ids import decode_id, node_row_ids
 from dinegraph.resolvers.pagination import Page
 from dinegraph.schema.catalog import SkuNode, SpecOption, StoreNode, sku_at
 from dinegraph.schema.common import DeliveryAddress, GeoPoint, Money, UserError, page_info
@@ -317,7 +317,7 @@ class OrderNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[OrderNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         return [cls.of(o) if o else None for o in await resolve.visible_orders(info.context, ids)]
 
 

@@ -12,6 +12,7 @@ from dinegraph.context import Context
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
+from dinegraph.resolvers.ids import decode_any_id
 from dinegraph.schema.campaigns import (
     BargainNode,
     CampaignNode,
@@ -48,23 +49,33 @@ from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
 Info = strawberry.Info[Context, None]
 
 
-async def _resolve_nodes(info: Info, ids: list[relay.GlobalID]) -> list[relay.Node | None]:
-    """Each type resolves its own ids in one batch, with its own visibility rules."""
-    by_type: dict[str, list[str]] = {}
-    for gid in ids:
-        by_type.setdefault(gid.type_name, []).append(gid.node_id)
-    found: dict[tuple[str, str], relay.Node | None] = {}
-    for type_name, node_ids in by_type.items():
-        definition = info.schema.get_type_by_name(type_name)
-        origin = getattr(definition, "origin", None)
-        if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
-            continue
+async def _resolve_nodes(info: Info, ids: list[strawberry.ID]) -> list[relay.Node | None]:
+    """Each type resolves its own ids in one batch, with its own visibility rules.
+
+    Every ID is decoded strictly first (``resolvers.ids``); a malformed one, or one naming no
+    kind of object, refuses the field with ``INVALID_ID`` and the ID's place.
+    """
+    wanted: list[tuple[type[relay.Node], str]] = []
+    with raise_for_query(info):
+        for n, global_id in enumerate(ids):
+            field = ["id"] if info.field_name == "node" else ["ids", str(n)]
+            type_name, row_id = decode_any_id(global_id, field)
+            definition = info.schema.get_type_by_name(type_name)
+            origin = getattr(definition, "origin", None)
+            if not (isinstance(origin, type) and issubclass(origin, relay.Node)):
+                raise DomainError(ErrorCode.INVALID_ID, field=field)
+            wanted.append((origin, str(row_id)))
+    by_type: dict[type[relay.Node], list[str]] = {}
+    for origin, node_id in wanted:
+        by_type.setdefault(origin, []).append(node_id)
+    found: dict[tuple[type[relay.Node], str], relay.Node | None] = {}
+    for origin, node_ids in by_type.items():
         resolved = await cast(
             "Awaitable[list[relay.Node | None]]",
             origin.resolve_nodes(info=info, node_ids=node_ids, required=False),
         )
-        found.update(zip(((type_name, i) for i in node_ids), resolved, strict=True))
-    return [found.get((gid.type_name, gid.node_id)) for gid in ids]
+        found.update(zip(((origin, i) for i in node_ids), resolved, strict=True))
+    return [found.get(key) for key in wanted]
 
 
 @strawberry.type(description="Stores, ordered by distance when `near` is given.")
@@ -75,12 +86,12 @@ class StoreConnection(relay.Connection[StoreNode]):
 @strawberry.type
 class Query:
     @strawberry.field(description="Any object by its global ID; null when not found or not yours.")
-    async def node(self, info: Info, id: relay.GlobalID) -> relay.Node | None:
+    async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         (found,) = await _resolve_nodes(info, [id])
         return found
 
     @strawberry.field(description="Objects by global ID, in the order asked; null where unseen.")
-    async def nodes(self, info: Info, ids: list[relay.GlobalID]) -> list[relay.Node | None]:
+    async def nodes(self, info: Info, ids: list[strawberry.ID]) -> list[relay.Node | None]:
         if len(ids) > info.context.settings.max_page_size:
             with raise_for_query(info):
                 raise DomainError(

@@ -13,7 +13,7 @@ from dinegraph.db.queries import LedgerRow
 from dinegraph.domain import stock as domain
 from dinegraph.domain.services import stock as service
 from dinegraph.resolvers import stock as resolve
-from dinegraph.resolvers.ids import decode_id
+from dinegraph.resolvers.ids import decode_id, node_row_ids
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.common import UserError, page_info
 from dinegraph.schema.errors import attempt, raise_for_query
@@ -84,7 +84,7 @@ class StockMovementNode(relay.Node):
     async def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[StockMovementNode | None]:
-        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        ids = node_row_ids(node_ids)
         found = await resolve.visible_movements(info.context, ids)
         return [cls.of(m) if m else None for m in found]
 
