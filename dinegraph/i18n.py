@@ -32,6 +32,10 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.INVALID_INPUT: ("输入无效", "Invalid input"),
     ErrorCode.REQUIRED: ("此项为必填", "This is required"),
     ErrorCode.TOO_LONG: ("内容过长，最多 {max} 个字符", "Too long: at most {max} characters"),
+    ErrorCode.INVALID_CHARACTERS: (
+        "含有无法保存的字符（空字符或残缺的 Unicode 字符）",
+        "Contains characters that cannot be stored (NUL or a broken Unicode character)",
+    ),
     ErrorCode.OUT_OF_RANGE: ("超出范围（{min}–{max}）", "Out of range ({min}–{max})"),
     ErrorCode.INVALID_COORDINATES: ("坐标无效", "Invalid coordinates"),
     ErrorCode.DUPLICATE: ("已存在相同的记录", "Such a record exists already"),

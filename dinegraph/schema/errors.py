@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import strawberry
 from graphql import GraphQLError
+from strawberry.types.nodes import SelectedField
 
-from dinegraph.domain.errors import DomainError
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.text import is_storable
 from dinegraph.i18n import message_for
 from dinegraph.schema.common import UserError
 
@@ -21,11 +23,44 @@ T = TypeVar("T")
 log = logging.getLogger("dinegraph.errors")
 
 
+def _unstorable_text(value: object, path: list[str]) -> list[str] | None:
+    """The path of the first string in ``value`` no database can store, if any."""
+    if isinstance(value, str):
+        return None if is_storable(value) else path
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _unstorable_text(item, [*path, str(key)])
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            found = _unstorable_text(item, [*path, str(n)])
+            if found is not None:
+                return found
+    return None
+
+
+def refuse_unstorable_text(info: strawberry.Info[Context, None]) -> None:
+    """Every string argument of the field, in literals and variables alike, at any depth, must
+    be text the database can store (``domain.text``): else ``INVALID_CHARACTERS`` naming it.
+
+    Paths are those of the payload's ``field``: inside the one ``input``, or from the
+    argument's name (``["order", "note"]``, ``["shareCode"]``).
+    """
+    current = info.selected_fields[0] if info.selected_fields else None
+    arguments = current.arguments if isinstance(current, SelectedField) else {}
+    for name, value in arguments.items():
+        found = _unstorable_text(value, [] if name == "input" else [name])
+        if found is not None:
+            raise DomainError(ErrorCode.INVALID_CHARACTERS, field=found)
+
+
 async def attempt(
     info: strawberry.Info[Context, None], action: Callable[[], Awaitable[T]]
 ) -> tuple[T | None, list[UserError]]:
     """Run a mutation's domain call; an expected failure becomes ``errors``."""
     try:
+        refuse_unstorable_text(info)
         return await action(), []
     except DomainError as error:
         return None, [UserError.of(error, info.context.locale)]
@@ -66,6 +101,7 @@ class QueryError(GraphQLError):
 def raise_for_query(info: strawberry.Info[Context, None]) -> Iterator[None]:
     """In a query field, an expected failure becomes a GraphQL error with a code."""
     try:
+        refuse_unstorable_text(info)
         yield
     except DomainError as error:
         extensions: dict[str, object] = {"code": error.code.value}
