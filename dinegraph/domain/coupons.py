@@ -15,6 +15,10 @@ from dinegraph.domain.tiers import Tier, tier_rank
 
 NEW_MEMBER_DAYS = 30
 TITLE_MAX = 40
+TOTAL_QUANTITY_MAX = 10_000_000
+PER_MEMBER_LIMIT_MAX = 100
+FISSION_FRIENDS_MAX = 100  # friends who must claim through a share before the bonus
+SHARE_CODE_MAX = 40  # "<coupon id>.<16 hex>"
 
 
 class TemplateStatus(StrEnum):
@@ -204,7 +208,11 @@ def share_code(key: bytes, coupon_id: int) -> str:
 
 def read_share_code(key: bytes, code: str) -> int:
     raw_id = code.partition(".")[0]
-    if not raw_id.isdigit() or not hmac.compare_digest(share_code(key, int(raw_id)), code):
+    if (
+        len(code) > SHARE_CODE_MAX
+        or not (raw_id.isascii() and raw_id.isdigit())
+        or not hmac.compare_digest(share_code(key, int(raw_id)), code)
+    ):
         raise DomainError(ErrorCode.INVALID_SHARE_CODE, field=["shareCode"])
     return int(raw_id)
 

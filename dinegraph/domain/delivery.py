@@ -7,7 +7,7 @@ and how long is left (ETA). The services load what a rule needs and hand it in.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,6 +24,7 @@ from dinegraph.domain.identity import (
 )
 from dinegraph.domain.orders import OrderStatus
 from dinegraph.domain.providers import Provider as Provider  # re-exported: part of deliveries
+from dinegraph.domain.text import clean_text
 
 NAME_MAX = 30
 FUTURE_SKEW = timedelta(seconds=60)  # a partner's clock may run this far ahead of ours
@@ -225,15 +226,15 @@ def mask_courier_phone(phone: str | None) -> str | None:
     return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
 
 
-def clean_courier(name: str, phone: str) -> Courier:
+def clean_courier(name: str, phone: str, at: Sequence[str] = ("courier",)) -> Courier:
+    """A courier's (or rider's) name and mobile number; ``at`` is where the input holds them."""
     from dinegraph.domain.members import check_phone
 
-    name = name.strip()
-    if not name:
-        raise DomainError(ErrorCode.REQUIRED, field=["courier", "name"])
-    if len(name) > NAME_MAX:
-        raise DomainError(ErrorCode.TOO_LONG, field=["courier", "name"], max=NAME_MAX)
-    return Courier(name, check_phone(phone, "phone"))
+    name = clean_text(name, [*at, "name"], max_length=NAME_MAX)
+    try:
+        return Courier(name, check_phone(phone, "phone"))
+    except DomainError as error:
+        raise DomainError(error.code, [*at, "phone"], **error.params) from error
 
 
 def can_read_delivery(viewer: Viewer, delivery: Delivery) -> bool:

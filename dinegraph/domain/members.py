@@ -9,6 +9,7 @@ from enum import StrEnum
 
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
+from dinegraph.domain.text import clean_text
 from dinegraph.domain.tiers import Tier
 
 _PHONE = re.compile(r"^1[3-9]\d{9}$")  # a mainland mobile number
@@ -19,6 +20,9 @@ CODES_PER_PHONE_PER_DAY = 10
 CODE_MAX_FAILURES = 5
 NICKNAME_MAX = 30
 ADDRESSES_MAX = 20
+ADDRESS_MAX = 200  # the street, building and door of one address
+CONTACT_NAME_MAX = 30
+BIRTHDAY_EARLIEST = date(1900, 1, 1)
 
 
 def check_phone(raw: str, field: str = "phone") -> str:
@@ -85,6 +89,26 @@ def clean_nickname(raw: str) -> str:
     return name
 
 
+def check_birthday(birthday: date, today: date) -> date:
+    """A birthday is a day from 1900 to today: a typo such as 9999-12-31 is refused."""
+    if not BIRTHDAY_EARLIEST <= birthday <= today:
+        raise DomainError(
+            ErrorCode.OUT_OF_RANGE,
+            field=["birthday"],
+            min=BIRTHDAY_EARLIEST.isoformat(),
+            max=today.isoformat(),
+        )
+    return birthday
+
+
+def clean_address_text(raw: str) -> str:
+    return clean_text(raw, ["address"], max_length=ADDRESS_MAX)
+
+
+def clean_contact_name(raw: str) -> str:
+    return clean_text(raw, ["contactName"], max_length=CONTACT_NAME_MAX)
+
+
 def default_nickname(phone: str | None) -> str:
     return f"味友{phone[-4:]}" if phone else "味友"
 
@@ -112,6 +136,7 @@ class PointsKind(StrEnum):
     REFUND = "REFUND"  # points of a refunded order taken back
 
 
+POINTS_REFERENCE_MAX = 64  # what makes a change of points happen once, e.g. a ticket number
 CHECK_IN_BASE_POINTS = 5
 CHECK_IN_STREAK_BONUS = {3: 10, 7: 30}  # extra points on the 3rd and 7th day in a row
 

@@ -17,6 +17,7 @@ K = TypeVar("K")
 MAX_LINE_QUANTITY = 999
 PERCENT_MIN = 1
 PERCENT_MAX = 99
+COUPON_AMOUNT_MAX_FEN = 10_000_000  # ¥100,000: as high as any price (catalog.PRICE_MAX_FEN)
 
 
 class CouponKind(StrEnum):
@@ -207,6 +208,10 @@ def check_terms(terms: CouponTerms) -> None:
     for name, fen in amounts:
         if fen is not None and fen < 0:
             raise DomainError(ErrorCode.INVALID_INPUT, field=[name])
+        if fen is not None and fen > COUPON_AMOUNT_MAX_FEN:
+            raise DomainError(
+                ErrorCode.OUT_OF_RANGE, field=[name], min=0, max=COUPON_AMOUNT_MAX_FEN
+            )
     kind = terms.kind
     if kind is CouponKind.PERCENT and not PERCENT_MIN <= terms.percent_off <= PERCENT_MAX:
         raise DomainError(

@@ -395,7 +395,10 @@ class MemberMutation:
             birthday: date | Unset | None = UNSET
             if input.birthday is None or input.birthday is not strawberry.UNSET:
                 birthday = input.birthday
-            cmd = service.UpdateProfile(nickname=keep(input.nickname), birthday=birthday)
+            today = info.context.now().astimezone(info.context.settings.timezone).date()
+            cmd = service.UpdateProfile(
+                today=today, nickname=keep(input.nickname), birthday=birthday
+            )
             return await info.context.run(service.update_profile, cmd)
 
         member, errors = await attempt(info, run)

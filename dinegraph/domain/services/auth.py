@@ -19,6 +19,9 @@ from dinegraph.domain.members import (
     default_nickname,
 )
 from dinegraph.domain.ports import SmsSender, UnitOfWork, WechatLogin
+from dinegraph.domain.text import clean_text
+
+WECHAT_CODE_MAX = 128  # wx.login codes are 32 characters; WeChat is not asked about longer
 
 
 class AccessTokens(Protocol):
@@ -138,7 +141,8 @@ async def login_with_wechat(
     code: str, *, uow: UnitOfWork, wechat: WechatLogin, auth: AuthConfig, now: datetime
 ) -> Session:
     """Sign in with the mini-program's wx.login code; a phone can be bound later."""
-    openid = await wechat.openid_for(code.strip())
+    code = clean_text(code, ["code"], max_length=WECHAT_CODE_MAX, required=False)
+    openid = await wechat.openid_for(code)
     if openid is None:
         raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
     async with uow:

@@ -7,6 +7,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from dinegraph.domain.coupons import (
+    FISSION_FRIENDS_MAX,
+    PER_MEMBER_LIMIT_MAX,
+    TOTAL_QUANTITY_MAX,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -157,7 +160,7 @@ async def update_template(
                     ErrorCode.OUT_OF_RANGE,
                     field=["totalQuantity"],
                     min=template.issued,
-                    max=10_000_000,
+                    max=TOTAL_QUANTITY_MAX,
                 )
             template = replace(template, total_quantity=cmd.total_quantity)
         if cmd.per_member_limit is not None:
@@ -190,16 +193,24 @@ async def change_coupon_status(
 
 
 def _check_template(t: CouponTemplate) -> None:
-    if t.total_quantity < 1:
-        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["totalQuantity"], min=1, max=10_000_000)
-    if t.per_member_limit < 1:
-        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["perMemberLimit"], min=1, max=100)
+    if not 1 <= t.total_quantity <= TOTAL_QUANTITY_MAX:
+        raise DomainError(
+            ErrorCode.OUT_OF_RANGE, field=["totalQuantity"], min=1, max=TOTAL_QUANTITY_MAX
+        )
+    if not 1 <= t.per_member_limit <= PER_MEMBER_LIMIT_MAX:
+        raise DomainError(
+            ErrorCode.OUT_OF_RANGE, field=["perMemberLimit"], min=1, max=PER_MEMBER_LIMIT_MAX
+        )
     if t.valid_days is None and (t.valid_from is None or t.valid_until is None):
         raise DomainError(ErrorCode.REQUIRED, field=["validity"])
     if t.valid_days is not None and not 1 <= t.valid_days <= 366:
         raise DomainError(ErrorCode.OUT_OF_RANGE, field=["validDays"], min=1, max=366)
     if (t.fission_friends is None) != (t.fission_bonus_template_id is None):
         raise DomainError(ErrorCode.INVALID_INPUT, field=["fissionFriends"])
+    if t.fission_friends is not None and not 1 <= t.fission_friends <= FISSION_FRIENDS_MAX:
+        raise DomainError(
+            ErrorCode.OUT_OF_RANGE, field=["fissionFriends"], min=1, max=FISSION_FRIENDS_MAX
+        )
     # The terms as a claim would make them: a window of valid_days stands in for the
     # claim-relative validity.
     start = t.valid_from or datetime(2000, 1, 1, tzinfo=UTC)

@@ -244,7 +244,7 @@ class AddRider:
 async def add_rider(cmd: AddRider, *, uow: UnitOfWork, viewer: Viewer) -> int:
     """A store manager adds one of the store's own riders (OWN_RIDER delivery)."""
     require_store_manager(viewer, cmd.store_id)
-    courier = clean_courier(cmd.name, cmd.phone)
+    courier = clean_courier(cmd.name, cmd.phone, at=())
     async with uow:
         if await uow.catalog.get_store(cmd.store_id) is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])

@@ -14,8 +14,11 @@ from dinegraph.domain.members import (
     Address,
     Member,
     PointsKind,
+    check_birthday,
     check_in_points,
     check_phone,
+    clean_address_text,
+    clean_contact_name,
     clean_nickname,
     next_streak,
 )
@@ -30,6 +33,7 @@ def require_member(viewer: Viewer) -> int:
 
 @dataclass(frozen=True, slots=True)
 class UpdateProfile:
+    today: date  # the member's today, for the birthday's range
     nickname: str | Unset = UNSET
     birthday: date | Unset | None = UNSET
 
@@ -65,7 +69,10 @@ async def update_profile(cmd: UpdateProfile, *, uow: UnitOfWork, viewer: Viewer)
         if cmd.nickname is not UNSET:
             member = replace(member, nickname=clean_nickname(cmd.nickname))
         if cmd.birthday is not UNSET:
-            member = replace(member, birthday=cmd.birthday)
+            birthday = cmd.birthday
+            member = replace(
+                member, birthday=check_birthday(birthday, cmd.today) if birthday else None
+            )
         await uow.members.save_profile(member)
         await uow.commit()
     return member
@@ -75,18 +82,17 @@ async def save_address(cmd: SaveAddress, *, uow: UnitOfWork, viewer: Viewer) -> 
     """Add or change one of the member's delivery addresses (GCJ-02)."""
     member_id = require_member(viewer)
     GeoPoint.checked(cmd.location.lat, cmd.location.lng, field="location")
+    contact_name = clean_contact_name(cmd.contact_name)
     contact_phone = check_phone(cmd.contact_phone, field="contactPhone")
-    address_text = cmd.address.strip()
-    if not address_text:
-        raise DomainError(ErrorCode.REQUIRED, field=["address"])
+    address_text = clean_address_text(cmd.address)
     async with uow:
         existing = await uow.members.addresses(member_id)
         address = Address(
             id=cmd.address_id or 0,
             member_id=member_id,
-            contact_name=clean_nickname(cmd.contact_name),
+            contact_name=contact_name,
             contact_phone=contact_phone,
-            address=address_text[:200],
+            address=address_text,
             location=cmd.location,
             is_default=cmd.is_default or not existing,
         )

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import Viewer, require_catalog_editor
-from dinegraph.domain.members import PointsKind, earned_points
+from dinegraph.domain.members import POINTS_REFERENCE_MAX, PointsKind, earned_points
 from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.text import clean_text
 from dinegraph.domain.tiers import BENEFITS, Tier, tier_for_spend
 
 TIER_WINDOW = timedelta(days=365)
@@ -92,15 +93,14 @@ async def adjust_points(cmd: AdjustPoints, *, uow: UnitOfWork, viewer: Viewer) -
     require_catalog_editor(viewer)
     if cmd.delta == 0 or abs(cmd.delta) > 1_000_000:
         raise DomainError(ErrorCode.OUT_OF_RANGE, field=["delta"], min=-1_000_000, max=1_000_000)
-    if not cmd.reference.strip():
-        raise DomainError(ErrorCode.REQUIRED, field=["reference"])
+    reference = clean_text(cmd.reference, ["reference"], max_length=POINTS_REFERENCE_MAX)
     async with uow:
         if await uow.members.get(cmd.member_id, lock=True) is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["memberId"])
         balance = await uow.members.change_points(
             member_id=cmd.member_id,
             kind=PointsKind.ADJUST,
-            reference=cmd.reference.strip(),
+            reference=reference,
             delta=cmd.delta,
         )
         if balance is None:
