@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,6 +63,7 @@ from dinegraph.integrations.development import (
 from dinegraph.payments import payment_notify
 from dinegraph.persisted import PersistedQueries, PersistedQueryError
 from dinegraph.schema import build_schema
+from dinegraph.schema.limits import has_invalid_characters, invalid_characters_error
 from dinegraph.security import (
     InvalidCredentials,
     MemberAccessTokens,
@@ -74,6 +76,48 @@ from dinegraph.settings import Settings, get_settings
 log = logging.getLogger("dinegraph")
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+# Arrays and objects nested in one JSON body or message. Inputs nest a few levels; the
+# decoder recurses per level, so a body of brackets alone must stop well before the stack.
+MAX_JSON_DEPTH = 64
+
+
+class _JsonTooDeep(json.JSONDecodeError):
+    def __init__(self) -> None:
+        super().__init__(f"nested more than {MAX_JSON_DEPTH} levels deep", "", 0)
+
+
+def decode_json(data: str | bytes) -> object:
+    """JSON as Python's decoder reads it (NaN too: variables refuse it with a GraphQL
+    error), nested at most MAX_JSON_DEPTH levels; anything else it cannot decode is a
+    JSONDecodeError (bytes that are not UTF-8, integers of thousands of digits)."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise _JsonTooDeep() from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        raise json.JSONDecodeError(str(exc), "", 0) from None
+    if _nested_deeper_than(value, MAX_JSON_DEPTH):
+        raise _JsonTooDeep()
+    return value
+
+
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
@@ -98,6 +142,14 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """A subscribe may name its document by hash (persisted queries), as HTTP can."""
         view = cast("DinegraphGraphQL", self.view)
         payload = message.get("payload") or {}
+        if has_invalid_characters(payload):
+            # Refused here, before the id or anything else of it is sent back in an answer.
+            if self.connection_acknowledged and not has_invalid_characters(message["id"]):
+                error = invalid_characters_error().formatted
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            else:
+                await self.websocket.close(code=4400, reason="Invalid characters")
+            return
         try:
             query = await view.persisted.document_for(
                 payload.get("query"), payload.get("extensions")
@@ -179,6 +231,8 @@ class DinegraphGraphQL(GraphQL[Context, None]):
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """WebSocket credentials ride in connection_init: authorization or apiKey."""
         params = context.connection_params or {}
+        if has_invalid_characters(params):
+            raise ConnectionRejectionError({"reason": "invalid characters"})
         authorization, api_key = params.get("authorization"), params.get("apiKey")
         try:
             context.viewer = await viewer_from_headers(
@@ -211,6 +265,16 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
         """Runs the document the request names, by its text or its persisted hash."""
+        if has_invalid_characters(
+            [
+                request_data.query,
+                request_data.variables,
+                request_data.operation_name,
+                request_data.extensions,
+            ]
+        ):
+            log.debug("request %s: invalid characters", context.request_id)
+            return ExecutionResult(data=None, errors=[invalid_characters_error()])
         try:
             query = await self.persisted.document_for(request_data.query, request_data.extensions)
         except PersistedQueryError as refused:
@@ -221,6 +285,17 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         return await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
         )
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return decode_json(data)
+        except _JsonTooDeep as exc:
+            raise HTTPException(400, f"The JSON is {exc.msg}") from None
+        except json.JSONDecodeError:
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
 
     def encode_json(self, data: object) -> str:
         # A str, not bytes: Strawberry sends bytes as binary WebSocket frames, and
@@ -245,6 +320,108 @@ def _is_request_error(response_data: object) -> bool:
         return False
     errors = response_data.get("errors") or []
     return bool(errors) and all(not error.get("path") for error in errors)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class SizeLimitMiddleware:
+    """Bounds an HTTP request's body and a WebSocket message, before either is decoded.
+
+    A body whose Content-Length is too large is refused unread; one without (chunked) is
+    counted as it arrives and refused as soon as it passes the limit, so it is never held
+    whole. A WebSocket message too large closes the socket with 1009 (message too big);
+    `dinegraph serve` also tells uvicorn the limit, which then refuses it unbuffered.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_ws_message_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_ws_message_bytes = max_ws_message_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limit = self.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await self._too_large(send)
+                return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise _BodyTooLarge
+            return message
+
+        async def watched_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except _BodyTooLarge:
+            if started:
+                raise
+            await self._too_large(send)
+
+    async def _too_large(self, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "errors": [
+                    {
+                        "message": f"The request body is larger than {self.max_body_bytes} bytes.",
+                        "extensions": {"code": "REQUEST_TOO_LARGE"},
+                    }
+                ]
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        closed = False
+
+        async def limited_receive() -> Message:
+            nonlocal closed
+            message = await receive()
+            if message["type"] == "websocket.receive" and not closed:
+                text, data = message.get("text"), message.get("bytes")
+                size = len(text.encode()) if text is not None else len(data or b"")
+                if size > self.max_ws_message_bytes:
+                    closed = True
+                    await send({"type": "websocket.close", "code": 1009, "reason": "Too big"})
+                    return {"type": "websocket.disconnect", "code": 1009}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not closed:
+                await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
 
 
 class ServerTimingMiddleware:
@@ -444,7 +621,14 @@ def create_app(
             *graphiql.routes(settings),
         ],
         lifespan=lifespan,
-        middleware=[Middleware(ServerTimingMiddleware)] if settings.sends_server_timing else [],
+        middleware=[
+            Middleware(
+                SizeLimitMiddleware,
+                max_body_bytes=settings.max_body_bytes,
+                max_ws_message_bytes=settings.max_ws_message_bytes,
+            ),
+            *([Middleware(ServerTimingMiddleware)] if settings.sends_server_timing else []),
+        ],
     )
     app.state.engine = engine
     app.state.broker = broker

@@ -114,6 +114,7 @@ def serve(
         log_level="info",
         access_log=not settings.production,  # one line a request costs CPU on a busy node
         proxy_headers=True,
+        ws_max_size=settings.max_ws_message_bytes,  # larger messages are refused unread
     )
 
 

@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     max_aliases: int = Field(default=30, ge=1)
     max_tokens: int = Field(default=3000, ge=10)
     max_page_size: int = Field(default=100, ge=1, le=100)
+    # An operation's estimated cost: each field counts 1, a list multiplies what it selects
+    # by its page (`first`, else the default page) or, for a plain list, by this size.
+    max_query_cost: int = Field(default=100_000, ge=1)
+    query_cost_list_size: int = Field(default=10, ge=1)
+    # Bytes of one HTTP request body and of one WebSocket message; beyond, 413 or close 1009.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_ws_message_bytes: int = Field(default=64 * 1024, ge=1024)
 
     # Adds `Server-Timing: db;desc="N statements"` to each HTTP answer (on in development).
     server_timing: bool | None = None

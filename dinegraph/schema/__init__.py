@@ -15,7 +15,6 @@ from strawberry.extensions import (
     MaxTokensLimiter,
     ParserCache,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.extensions.max_aliases import create_validator as create_alias_validator
 from strawberry.extensions.query_depth_limiter import (
@@ -27,11 +26,13 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types import ExecutionContext
 
 from dinegraph.domain.errors import DomainError
+from dinegraph.resolvers.pagination import DEFAULT_PAGE_SIZE
 from dinegraph.schema.campaigns import CampaignMutation
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupons import CouponMutation, CouponSegmentMutation
 from dinegraph.schema.delivery import DeliveryMutation, DeliverySettingsMutation
 from dinegraph.schema.errors import QueryError
+from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.members import MemberMutation
 from dinegraph.schema.orders import OrderMutation
 from dinegraph.schema.query import Query
@@ -49,6 +50,10 @@ _EXPECTED = (DomainError, GlobalIDValueError, QueryError)
 def _unexpected(error: GraphQLError) -> bool:
     """An exception nobody planned for, as opposed to a validation or a domain failure."""
     original = error.original_error
+    if isinstance(original, GraphQLError) and not error.path:
+        # A variable value that does not coerce (an Int beyond 32 bits, NaN, a scalar's own
+        # refusal): graphql-core reports it wrapping the scalar's error. A request error.
+        return False
     return original is not None and not isinstance(original, _EXPECTED)
 
 
@@ -132,11 +137,18 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         create_depth_validator(settings.max_query_depth, should_ignore=None),
         create_alias_validator(settings.max_aliases),
     )
+    cost_rules = CostRules(
+        list_size=settings.query_cost_list_size,
+        default_page=DEFAULT_PAGE_SIZE,
+        max_page=settings.max_page_size,
+    )
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=1024),
         lambda: AddValidationRules(list(limits)),
-        lambda: ValidationCache(maxsize=1024),
+        lambda: GuardedValidation(
+            rules=cost_rules, max_cost=settings.max_query_cost, report_cost=not settings.production
+        ),
     ]
     if settings.production:
         extensions += [DisableIntrospection, _MaskUnexpectedErrors]

@@ -1,0 +1,383 @@
+"""Limits checked before an operation runs: characters, nesting and the estimated cost.
+
+All of them walk the document or the variables without recursion, or with recursion bounded
+by the nesting limit, so no input can exhaust the stack or take time beyond its size.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLSchema,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+    VariableNode,
+    get_named_type,
+    is_list_type,
+    is_non_null_type,
+    visit,
+)
+from graphql.language import Visitor
+from graphql.type import GraphQLNamedType, GraphQLOutputType
+from strawberry.extensions import ValidationCache
+
+# Selection sets and fragment spreads nested along one path, fragments followed. Far above
+# any real document (the depth limit counts fields only), far below the interpreter's stack.
+MAX_NESTING = 64
+# Selections of an operation with every fragment spread replaced by the fragment.
+MAX_EXPANDED_SELECTIONS = 20_000
+
+INVALID_CHARACTERS = "INVALID_CHARACTERS"
+QUERY_TOO_COSTLY = "QUERY_TOO_COSTLY"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+
+# A UTF-16 surrogate left alone (a pair decodes to one character) or a NUL: no database
+# stores them as text, and no answer can be encoded as UTF-8 with one inside.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def has_invalid_characters(value: object) -> bool:
+    """Whether a decoded JSON value holds a string, or a key, no database can store."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, Mapping):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def invalid_characters_error() -> GraphQLError:
+    return GraphQLError(
+        "The request holds a character that text cannot hold: a NUL or an unpaired "
+        "UTF-16 surrogate.",
+        extensions={"code": INVALID_CHARACTERS},
+    )
+
+
+def _selection_sets(selection_set: SelectionSetNode) -> Iterator[SelectionSetNode]:
+    for selection in selection_set.selections:
+        nested = getattr(selection, "selection_set", None)
+        if nested is not None:
+            yield nested
+
+
+@dataclass
+class _Shape:
+    depth: int = 0  # selection sets and spreads along the deepest path
+    size: int = 0  # selections, spreads expanded
+
+
+def _shape(selection_set: SelectionSetNode, fragments: Mapping[str, _Shape]) -> _Shape:
+    """The shape of one definition, given the shapes of the fragments it spreads."""
+    shape = _Shape()
+    stack = [(selection_set, 1)]
+    while stack:
+        current, depth = stack.pop()
+        shape.depth = max(shape.depth, depth)
+        for selection in current.selections:
+            if isinstance(selection, FragmentSpreadNode):
+                spread = fragments.get(selection.name.value, _Shape())
+                shape.depth = max(shape.depth, depth + 1 + spread.depth)
+                shape.size += spread.size
+                continue
+            shape.size += 1
+            nested = getattr(selection, "selection_set", None)
+            if nested is not None:
+                stack.append((nested, depth + 1))
+    return shape
+
+
+def _spreads(selection_set: SelectionSetNode) -> set[str]:
+    names: set[str] = set()
+    stack = [selection_set]
+    while stack:
+        current = stack.pop()
+        for selection in current.selections:
+            if isinstance(selection, FragmentSpreadNode):
+                names.add(selection.name.value)
+        stack.extend(_selection_sets(current))
+    return names
+
+
+def document_too_complex(document: DocumentNode) -> GraphQLError | None:
+    """Refuses a document nesting too deeply or too large once its fragments are expanded.
+
+    Fragments are measured in the order they depend on each other, each once; a spread
+    closing a cycle counts as nothing here (validation refuses cycles).
+    """
+    definitions = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    needs = {name: _spreads(d.selection_set) for name, d in definitions.items()}
+    shapes: dict[str, _Shape] = {}
+    for root in definitions:
+        if root in shapes:
+            continue
+        path = [(root, iter(needs[root]))]
+        on_path = {root}
+        while path:
+            name, pending = path[-1]
+            for spread in pending:
+                if spread in definitions and spread not in shapes and spread not in on_path:
+                    path.append((spread, iter(needs[spread])))
+                    on_path.add(spread)
+                    break
+            else:
+                path.pop()
+                on_path.discard(name)
+                shapes[name] = _shape(definitions[name].selection_set, shapes)
+    measured = list(shapes.values()) + [
+        _shape(d.selection_set, shapes)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    ]
+    if any(shape.depth > MAX_NESTING for shape in measured):
+        return GraphQLError(
+            f"The document nests selections and fragments more than {MAX_NESTING} levels deep.",
+            extensions={"code": QUERY_TOO_COMPLEX},
+        )
+    if any(shape.size > MAX_EXPANDED_SELECTIONS for shape in measured):
+        return GraphQLError(
+            f"The document selects more than {MAX_EXPANDED_SELECTIONS} fields once its "
+            "fragments are expanded.",
+            extensions={"code": QUERY_TOO_COMPLEX},
+        )
+    return None
+
+
+class _StringLiterals(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.invalid = False
+
+    def enter_string_value(self, node: StringValueNode, *_args: object) -> object:
+        if _UNSTORABLE.search(node.value):
+            self.invalid = True
+            return self.BREAK
+        return None
+
+
+def literals_invalid(document: DocumentNode) -> bool:
+    """Whether a string literal holds a NUL or a lone surrogate (written as escapes)."""
+    visitor = _StringLiterals()
+    visit(document, visitor)
+    return visitor.invalid
+
+
+@dataclass(frozen=True)
+class CostRules:
+    list_size: int  # items a plain list is taken to hold
+    default_page: int  # a connection's page when `first` is absent
+    max_page: int  # `first` beyond it is refused, so never costs more
+
+
+class _Cost:
+    """An operation's estimated cost: each field counts 1, each list item its selection.
+
+    A field taking `first` pages what it returns: the lists directly inside its selection
+    (a connection's edges or nodes) hold `first` items, or the default page. A plain list
+    holds `CostRules.list_size`. Introspection fields cost nothing here.
+    """
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        fragments: Mapping[str, FragmentDefinitionNode],
+        variables: Mapping[str, Any],
+        rules: CostRules,
+    ) -> None:
+        self.schema = schema
+        self.fragments = fragments
+        self.variables = variables
+        self.rules = rules
+        self.defaults: dict[str, int] = {}
+        self.memo: dict[tuple[str, int | None], int] = {}
+        self.visiting: set[str] = set()
+
+    def selection_set(
+        self, selection_set: SelectionSetNode, parent: GraphQLNamedType, page: int | None
+    ) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self.field(selection, parent, page)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = self.schema.get_type(condition.name.value) if condition else parent
+                if inner is not None:
+                    total += self.selection_set(selection.selection_set, inner, page)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self.spread(selection.name.value, page)
+        return total
+
+    def spread(self, name: str, page: int | None) -> int:
+        key = (name, page)
+        if key in self.memo:
+            return self.memo[key]
+        fragment = self.fragments.get(name)
+        if fragment is None or name in self.visiting:
+            return 0
+        condition = self.schema.get_type(fragment.type_condition.name.value)
+        if condition is None:
+            return 0
+        self.visiting.add(name)
+        try:
+            cost = self.selection_set(fragment.selection_set, condition, page)
+        finally:
+            self.visiting.discard(name)
+        self.memo[key] = cost
+        return cost
+
+    def field(self, node: FieldNode, parent: GraphQLNamedType, page: int | None) -> int:
+        name = node.name.value
+        fields = getattr(parent, "fields", None)
+        if name.startswith("__") or not fields or name not in fields:
+            return 0
+        if node.selection_set is None:
+            return 1
+        definition = fields[name]
+        listed = _is_list(definition.type)
+        size, inner_page = 1, None
+        if "first" in definition.args:  # a page: of this list, or of the lists inside
+            size, inner_page = (self.first(node), None) if listed else (1, self.first(node))
+        elif listed:
+            size = self.rules.list_size if page is None else page
+        children = self.selection_set(
+            node.selection_set, get_named_type(definition.type), inner_page
+        )
+        return size * (1 + children)
+
+    def first(self, node: FieldNode) -> int:
+        value: object = None
+        for argument in node.arguments or ():
+            if argument.name.value != "first":
+                continue
+            if isinstance(argument.value, IntValueNode):
+                value = int(argument.value.value)
+            elif isinstance(argument.value, VariableNode):
+                name = argument.value.name.value
+                value = self.variables.get(name, self.defaults.get(name))
+        if not isinstance(value, int) or isinstance(value, bool):
+            return self.rules.default_page
+        return max(0, min(value, self.rules.max_page))
+
+
+def _is_list(type_: GraphQLOutputType) -> bool:
+    while is_non_null_type(type_) or is_list_type(type_):
+        if is_list_type(type_):
+            return True
+        type_ = type_.of_type
+    return False
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    rules: CostRules,
+) -> int | None:
+    """The cost of the operation a request runs, or None when it names none of the document's.
+
+    Call it on a valid document only: one without fragment cycles or unknown fields.
+    """
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if operation_name is None:
+        operation = operations[0] if len(operations) == 1 else None
+    else:
+        operation = next((o for o in operations if o.name and o.name.value == operation_name), None)
+    if operation is None:
+        return None
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return None
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    cost = _Cost(schema, fragments, variables if isinstance(variables, Mapping) else {}, rules)
+    for definition in operation.variable_definitions or ():
+        if isinstance(definition.default_value, IntValueNode):
+            cost.defaults[definition.variable.name.value] = int(definition.default_value.value)
+    return cost.selection_set(operation.selection_set, root, None)
+
+
+class GuardedValidation(ValidationCache):
+    """Validation, cached, behind the checks that keep it cheap, then the cost limit.
+
+    Graphql-core's and Strawberry's rules recurse through fragments; a document nesting too
+    deeply is refused before any of them runs. The cost depends on the variables (`first`),
+    so it is worked out for each request, after the document is known to be valid.
+    """
+
+    def __init__(self, *, rules: CostRules, max_cost: int, report_cost: bool) -> None:
+        super().__init__(maxsize=1024)
+        self.rules = rules
+        self.max_cost = max_cost
+        self.report_cost = report_cost
+        self.cost: int | None = None
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        context.pre_execution_errors = self._errors()
+        yield
+
+    def _errors(self) -> list[GraphQLError]:
+        context = self.execution_context
+        document = context.graphql_document
+        assert document is not None
+        refused = document_too_complex(document)
+        if refused is None and literals_invalid(document):
+            refused = invalid_characters_error()
+        if refused is not None:
+            return [refused]
+        try:
+            errors: list[GraphQLError] = self.cached_validate_document(
+                context.schema._schema, document, context.validation_rules
+            )
+        except RecursionError:
+            return [
+                GraphQLError(
+                    "The document is too complex to validate.",
+                    extensions={"code": QUERY_TOO_COMPLEX},
+                )
+            ]
+        if errors:
+            return errors
+        self.cost = operation_cost(
+            context.schema._schema, document, context.operation_name, context.variables, self.rules
+        )
+        if self.cost is None or self.cost <= self.max_cost:
+            return []
+        return [
+            GraphQLError(
+                f"The operation's estimated cost, {self.cost}, is above the maximum of "
+                f"{self.max_cost}: ask for smaller pages or fewer fields.",
+                extensions={
+                    "code": QUERY_TOO_COSTLY,
+                    "cost": {"requested": self.cost, "maximum": self.max_cost},
+                },
+            )
+        ]
+
+    def get_results(self) -> dict[str, Any]:
+        if not self.report_cost or self.cost is None:
+            return {}
+        return {"cost": {"requested": self.cost, "maximum": self.max_cost}}
