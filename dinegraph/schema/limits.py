@@ -32,6 +32,7 @@ from graphql import (
 from graphql.language import Visitor
 from graphql.type import GraphQLNamedType, GraphQLOutputType
 from strawberry.extensions import ValidationCache
+from strawberry.types.graphql import OperationType
 
 # Selection sets and fragment spreads nested along one path, fragments followed. Far above
 # any real document (the depth limit counts fields only), far below the interpreter's stack.
@@ -333,6 +334,7 @@ class GuardedValidation(ValidationCache):
         self.max_cost = max_cost
         self.report_cost = report_cost
         self.cost: int | None = None
+        self._subscription = False
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -361,6 +363,7 @@ class GuardedValidation(ValidationCache):
             ]
         if errors:
             return errors
+        self._subscription = context.operation_type is OperationType.SUBSCRIPTION
         self.cost = operation_cost(
             context.schema._schema, document, context.operation_name, context.variables, self.rules
         )
@@ -378,6 +381,7 @@ class GuardedValidation(ValidationCache):
         ]
 
     def get_results(self) -> dict[str, Any]:
-        if not self.report_cost or self.cost is None:
+        # A subscription's events carry their data alone.
+        if not self.report_cost or self.cost is None or self._subscription:
             return {}
         return {"cost": {"requested": self.cost, "maximum": self.max_cost}}
