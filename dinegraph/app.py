@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -80,6 +81,9 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 # Arrays and objects nested in one JSON body or message. Inputs nest a few levels; the
 # decoder recurses per level, so a body of brackets alone must stop well before the stack.
 MAX_JSON_DEPTH = 64
+
+
+_OBJECT_OR_LIST = re.compile(rb"[ \t\r\n]*[{\[]")
 
 
 class _JsonTooDeep(json.JSONDecodeError):
@@ -285,6 +289,17 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         return await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
         )
+
+    async def parse_http_body(self, request: Any) -> Any:
+        # A JSON body that is no object (`0`, `"x"`, `null`) names no operation; a list is a
+        # batch, which Strawberry refuses itself.
+        if (
+            request.method == "POST"
+            and "application/json" in (request.content_type or "")
+            and not _OBJECT_OR_LIST.match(await request.get_body())
+        ):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return await super().parse_http_body(request)
 
     def decode_json(self, data: str | bytes) -> object:
         return decode_json(data)

@@ -518,3 +518,11 @@ async def test_a_websocket_message_too_large_closes_the_socket_under_any_server(
     await limited({"type": "websocket", "headers": []}, receive, send)
     assert [m.get("text", m["type"]) for m in seen] == ["x" * 100, "websocket.disconnect"]
     assert sent == [{"type": "websocket.close", "code": 1009, "reason": "Too big"}]
+
+
+@pytest.mark.parametrize("body", ["0", '"query"', "null", "true", "", "  7"])
+async def test_a_json_body_that_is_no_object_is_a_bad_request(
+    production: httpx.AsyncClient, no_incident: None, body: str
+) -> None:
+    response = await _post_raw(production, body)
+    assert response.status_code == 400, response.text
