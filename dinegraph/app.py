@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import re
@@ -26,14 +25,16 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
 
 from dinegraph import graphiql
@@ -284,11 +285,26 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         except PersistedQueryError as refused:
             log.debug("request %s: %s", context.request_id, refused.message)
             return ExecutionResult(data=None, errors=[refused.as_graphql_error()])
-        if query is not request_data.query:
-            request_data = dataclasses.replace(request_data, query=query)
-        return await super().execute_single(
-            request, request_adapter, sub_response, context, root_value, request_data
-        )
+        # Queries (GET or POST) and mutations (POST) only: subscriptions live on the
+        # WebSocket, and Strawberry would otherwise run one over plain HTTP to a null.
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as refused:
+            reason = refused.as_http_error_reason(request_adapter.method)
+            raise HTTPException(400, reason) from refused
+        except CannotGetOperationTypeError as refused:
+            raise HTTPException(400, refused.as_http_error_reason()) from refused
+        except MissingQueryError as refused:
+            raise HTTPException(400, "No GraphQL query found in the request") from refused
 
     async def parse_http_body(self, request: Any) -> Any:
         # A JSON body that is no object (`0`, `"x"`, `null`) names no operation; a list is a

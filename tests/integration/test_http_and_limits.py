@@ -229,3 +229,18 @@ def test_broker_settings_that_cannot_work_are_refused_at_start(
 ) -> None:
     with pytest.raises(ConfigurationError, match=message):
         Settings(database_url="sqlite+aiosqlite:///x.db", **changes).check_servable()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_subscriptions_over_plain_http_are_refused_not_run(
+    production: httpx.AsyncClient, caplog: pytest.LogCaptureFixture, method: str
+) -> None:
+    query = f'subscription {{ stockChanged(storeId: "{STORE_1}") {{ version }} }}'
+    with caplog.at_level(logging.DEBUG, logger="dinegraph.errors"):
+        if method == "GET":
+            response = await production.get("/graphql", params={"query": query})
+        else:
+            response = await production.post("/graphql", json={"query": query})
+    assert response.status_code == 400
+    assert "subscriptions are not allowed" in response.text.lower()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
