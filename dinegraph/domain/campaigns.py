@@ -22,6 +22,7 @@ NAME_MAX = 40
 MAX_ITEMS = 20
 MAX_STORES = 500
 MAX_WINDOW = timedelta(days=92)
+MAX_LEAD = timedelta(days=366)  # a campaign is planned at most a year ahead
 QUOTA_MAX = 100_000
 LIMIT_MAX = 100
 GROUP_SIZE = (2, 20)
@@ -135,6 +136,8 @@ def check_spec(
         raise DomainError(ErrorCode.INVALID_WINDOW, field=["endsAt"])
     if spec.ends_at - spec.starts_at > MAX_WINDOW:
         raise DomainError(ErrorCode.INVALID_WINDOW, field=["endsAt"])
+    if spec.starts_at - now > MAX_LEAD:
+        raise DomainError(ErrorCode.INVALID_WINDOW, field=["startsAt"])
     if not spec.items:
         raise DomainError(ErrorCode.REQUIRED, field=["items"])
     if len(spec.items) > MAX_ITEMS:

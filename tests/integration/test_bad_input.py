@@ -406,6 +406,22 @@ async def test_a_plausible_birthday_is_kept(
             "hq_admin",
             {"code": "OUT_OF_RANGE", "field": ["totalQuantity"]},
         ),
+        (
+            """mutation { createCouponTemplate(input: {title: "远", kind: NO_THRESHOLD,
+                totalQuantity: 10, amountOffFen: 100, validFrom: "9999-01-01T00:00:00+08:00",
+                validUntil: "9999-02-01T00:00:00+08:00"}) { errors { code field } } }""",
+            {},
+            "hq_admin",
+            {"code": "OUT_OF_RANGE", "field": ["validFrom"]},
+        ),
+        (
+            """mutation { createCouponTemplate(input: {title: "古", kind: NO_THRESHOLD,
+                totalQuantity: 10, amountOffFen: 100, validDays: 7,
+                claimStartsAt: "0001-01-01T00:00:00+00:00"}) { errors { code field } } }""",
+            {},
+            "hq_admin",
+            {"code": "OUT_OF_RANGE", "field": ["claimStartsAt"]},
+        ),
     ],
     ids=[
         "points reference",
@@ -415,6 +431,8 @@ async def test_a_plausible_birthday_is_kept(
         "share code digits",
         "coupon amount",
         "coupon quantity",
+        "coupon validity in 9999",
+        "coupon claim in year 1",
     ],
 )
 async def test_lengths_and_ranges_are_payload_errors(

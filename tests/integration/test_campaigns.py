@@ -156,6 +156,14 @@ async def test_campaign_set_up_is_refused_with_a_code_and_for_whom_it_is_not(
     cases: list[tuple[dict[str, Any], str, list[str]]] = [
         (spec(name="  "), "REQUIRED", ["name"]),
         (spec(endsAt=(now - timedelta(minutes=1)).isoformat()), "INVALID_WINDOW", ["endsAt"]),
+        (
+            spec(
+                startsAt=(now + timedelta(days=3000)).isoformat(),
+                endsAt=(now + timedelta(days=3010)).isoformat(),
+            ),
+            "INVALID_WINDOW",
+            ["startsAt"],
+        ),
         (spec(items=[]), "REQUIRED", ["items"]),
         (
             spec(items=[{"skuId": encode_id("Sku", sku), "priceFen": 3000}]),

@@ -192,6 +192,11 @@ async def change_coupon_status(
     return replace(coupon, status=target, order_ref=order_ref)
 
 
+# A coupon's dates lie in this century: year 1 or 9999 is a client's mistake, not a plan.
+EARLIEST_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_DATE = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def _check_template(t: CouponTemplate) -> None:
     if not 1 <= t.total_quantity <= TOTAL_QUANTITY_MAX:
         raise DomainError(
@@ -201,6 +206,19 @@ def _check_template(t: CouponTemplate) -> None:
         raise DomainError(
             ErrorCode.OUT_OF_RANGE, field=["perMemberLimit"], min=1, max=PER_MEMBER_LIMIT_MAX
         )
+    for key, moment in (
+        ("validFrom", t.valid_from),
+        ("validUntil", t.valid_until),
+        ("claimStartsAt", t.claim_starts_at),
+        ("claimEndsAt", t.claim_ends_at),
+    ):
+        if moment is not None and not EARLIEST_DATE <= moment < LATEST_DATE:
+            raise DomainError(
+                ErrorCode.OUT_OF_RANGE,
+                field=[key],
+                min=EARLIEST_DATE.date().isoformat(),
+                max=LATEST_DATE.date().isoformat(),
+            )
     if t.valid_days is None and (t.valid_from is None or t.valid_until is None):
         raise DomainError(ErrorCode.REQUIRED, field=["validity"])
     if t.valid_days is not None and not 1 <= t.valid_days <= 366:
