@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from datetime import timedelta
 from typing import Any
@@ -243,6 +244,33 @@ async def test_no_store_can_serve_names_the_reason_of_each_nearby_store(
     far = await place(client, member, place_input(line(sku, 1), address=shop.near(-30_000)))
     assert [e["code"] for e in far["errors"]] == ["NO_STORE_CAN_SERVE"]
     assert far["storeRefusals"] == []  # no store within 10 km to name
+
+
+async def test_a_quote_runs_the_same_number_of_statements_whatever_its_lines(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    """The lines' SKUs, prices and stock are each read in one go, not one line at a time."""
+    shop = await new_shop(engine, stores_north_m=(0, 4000))
+    skus = [
+        await new_sku(engine, price_fen=1000 + n, stock={s: 10 for s in shop.store_ids})
+        for n in range(20)
+    ]
+    _, member = await new_member(settings, engine)
+    document = QUOTE.replace("lines {", "lines { sku { id price { fen } stock { available } }")
+    statements: dict[int, int] = {}
+    async with shop_client(settings, engine, server_timing=True) as (timed, _):
+        for size in (1, 5, 20):
+            values: dict[str, Any] = {"channel": "DELIVERY", "address": shop.near(3500)}
+            values["lines"] = [line(sku, 1) for sku in skus[:size]]
+            response = await timed.http.post(
+                "/graphql", json={"query": document, "variables": {"input": values}}, headers=member
+            )
+            q = response.json()["data"]["quoteOrder"]
+            assert (len(q["lines"]), q["placeable"]) == (size, True)
+            match = re.fullmatch(r'db;desc="(\d+) statements"', response.headers["server-timing"])
+            assert match, response.headers
+            statements[size] = int(match.group(1))
+    assert statements[1] == statements[5] == statements[20], statements
 
 
 # --- placement ------------------------------------------------------------------------
