@@ -7,7 +7,10 @@ the result pane, and its network log shows every request the page made.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -100,7 +103,10 @@ def offline_browser() -> Iterator[DevTools]:
     executable = chromium()
     if missing_assets(DEFAULT_ASSETS):
         missing("graphiql/node_modules is missing: run `make test` (it runs `npm ci` in graphiql/)")
-    with tempfile.TemporaryDirectory(prefix="dinegraph-chromium-") as profile:
+    # Chromium's helper processes may still write to the profile as the browser exits.
+    with tempfile.TemporaryDirectory(
+        prefix="dinegraph-chromium-", ignore_cleanup_errors=True
+    ) as profile:
         log = Path(profile) / "chromium.log"
         with log.open("w") as output:
             process = subprocess.Popen(
@@ -123,6 +129,7 @@ def offline_browser() -> Iterator[DevTools]:
                 ],
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group, so its helpers end with it
             )
             try:
                 page = _page_websocket(Path(profile), process, log)
@@ -134,6 +141,8 @@ def offline_browser() -> Iterator[DevTools]:
                     yield devtools
             finally:
                 stop(process)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 def _page_websocket(profile: Path, process: subprocess.Popen[bytes], log: Path) -> str:
