@@ -44,8 +44,9 @@ from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.delivery import Provider, parse_speeds
+from dinegraph.domain.fees import FeeRules, parse_bands
 from dinegraph.domain.identity import ANONYMOUS, Viewer
-from dinegraph.domain.orders import FeeRules, OrderStatus, parse_bands
+from dinegraph.domain.orders import OrderStatus
 from dinegraph.domain.ports import PaymentGateway
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import AuthConfig

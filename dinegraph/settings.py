@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dinegraph.domain.delivery import parse_speeds
-from dinegraph.domain.orders import parse_bands
+from dinegraph.domain.fees import parse_bands
 from dinegraph.domain.tiers import Tier
 
 # Only ever used in development mode; production refuses to start without its own key.

@@ -26,15 +26,9 @@ from dinegraph.db.tables import (
 )
 from dinegraph.domain.catalog import Channel, store_price
 from dinegraph.domain.geo import GeoPoint
-from dinegraph.domain.orders import (
-    Candidates,
-    CatalogItem,
-    DeliveryAddress,
-    Order,
-    OrderLine,
-    OrderStatus,
-    RefundLine,
-)
+from dinegraph.domain.orders import DeliveryAddress, Order, OrderLine, OrderStatus
+from dinegraph.domain.quotes import Candidates, CatalogItem
+from dinegraph.domain.refunds import RefundLine
 from dinegraph.domain.stock import StockView, stock_view
 
 

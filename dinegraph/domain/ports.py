@@ -34,7 +34,9 @@ from dinegraph.domain.delivery import Courier, Delivery, Provider
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
-from dinegraph.domain.orders import Candidates, Order, OrderLine, OrderStatus, RefundLine
+from dinegraph.domain.orders import Order, OrderLine, OrderStatus
+from dinegraph.domain.quotes import Candidates
+from dinegraph.domain.refunds import RefundLine
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,

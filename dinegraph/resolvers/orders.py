@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from dinegraph.context import Context
+from dinegraph.domain.checkout import Checkout
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import (
     MemberViewer,
@@ -12,7 +13,8 @@ from dinegraph.domain.identity import (
     can_read_order,
     require_store_manager,
 )
-from dinegraph.domain.orders import OPEN, Checkout, Order, OrderChanged, Quote
+from dinegraph.domain.orders import OPEN, Order, OrderChanged
+from dinegraph.domain.quotes import Quote
 from dinegraph.domain.services.orders import build_quote
 from dinegraph.events.codec import order_topic, store_orders_topic
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size

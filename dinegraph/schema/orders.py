@@ -11,8 +11,12 @@ from strawberry import relay
 from dinegraph.context import Context
 from dinegraph.domain import orders as domain
 from dinegraph.domain.catalog import Channel
+from dinegraph.domain.checkout import Checkout, LineRequest
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.fees import DeliveryWaiver
 from dinegraph.domain.identity import can_read_member, sees_order_address, works_at
+from dinegraph.domain.quotes import CouponProblem, LineProblem, PricedLine, Quote
+from dinegraph.domain.refunds import RefundLine
 from dinegraph.domain.routing import CannotServe
 from dinegraph.domain.services import orders as service
 from dinegraph.resolvers import coupons as coupon_reads
@@ -28,13 +32,9 @@ from dinegraph.schema.errors import attempt, live, raise_for_query
 Info = strawberry.Info[Context, None]
 
 strawberry.enum(domain.OrderStatus, name="OrderStatus")
-strawberry.enum(
-    domain.LineProblem, name="OrderLineProblem", description="Why a line cannot be ordered."
-)
-strawberry.enum(
-    domain.CouponProblem, name="OrderCouponProblem", description="Why the coupon is left out."
-)
-strawberry.enum(domain.DeliveryWaiver, name="DeliveryWaiver", description="Why delivery is free.")
+strawberry.enum(LineProblem, name="OrderLineProblem", description="Why a line cannot be ordered.")
+strawberry.enum(CouponProblem, name="OrderCouponProblem", description="Why the coupon is left out.")
+strawberry.enum(DeliveryWaiver, name="DeliveryWaiver", description="Why delivery is free.")
 strawberry.enum(CannotServe, name="StoreRefusalReason", description="Why a store cannot serve.")
 
 
@@ -87,13 +87,11 @@ def _checkout(
     address: AddressInput | None,
     coupon_id: strawberry.ID | None,
     note: str | None,
-) -> domain.Checkout:
-    return domain.Checkout(
+) -> Checkout:
+    return Checkout(
         channel=channel,
         lines=tuple(
-            domain.LineRequest(
-                decode_id(line.sku_id, "Sku", ["lines", str(n), "skuId"]), line.quantity
-            )
+            LineRequest(decode_id(line.sku_id, "Sku", ["lines", str(n), "skuId"]), line.quantity)
             for n, line in enumerate(lines)
         ),
         store_id=decode_id(store_id, "Store", ["storeId"]) if store_id else None,
@@ -364,10 +362,8 @@ async def member_orders(
 @strawberry.type
 class QuoteLine:
     quantity: int
-    problem: domain.LineProblem | None = strawberry.field(
-        description="Null when it can be ordered."
-    )
-    line: strawberry.Private[domain.PricedLine]
+    problem: LineProblem | None = strawberry.field(description="Null when it can be ordered.")
+    line: strawberry.Private[PricedLine]
     store_id: strawberry.Private[int | None]
 
     @strawberry.field
@@ -399,8 +395,8 @@ class StoreRefusal:
 class OrderQuote:
     distance_meters: int | None
     lines: list[QuoteLine]
-    delivery_waiver: domain.DeliveryWaiver | None
-    coupon_problem: domain.CouponProblem | None = strawberry.field(
+    delivery_waiver: DeliveryWaiver | None
+    coupon_problem: CouponProblem | None = strawberry.field(
         description="Why the coupon asked for is left out of the total."
     )
     store_problem: CannotServe | None = strawberry.field(
@@ -410,10 +406,10 @@ class OrderQuote:
         description="When no store can serve: the reason of each nearby store."
     )
     placeable: bool = strawberry.field(description="placeOrder would accept this cart now.")
-    quote: strawberry.Private[domain.Quote]
+    quote: strawberry.Private[Quote]
 
     @classmethod
-    def of(cls, q: domain.Quote) -> OrderQuote:
+    def of(cls, q: Quote) -> OrderQuote:
         store_id = q.store.id if q.store else None
         return cls(
             distance_meters=q.distance_m,
@@ -629,7 +625,7 @@ class OrderMutation:
             cmd = service.RefundOrder(
                 order_id=decode_id(input.order_id, "Order", ["orderId"]),
                 lines=(
-                    [domain.RefundLine(line.line_id, line.quantity) for line in input.lines]
+                    [RefundLine(line.line_id, line.quantity) for line in input.lines]
                     if input.lines is not None
                     else None
                 ),

@@ -57,14 +57,7 @@ from dinegraph.domain.delivery import Courier, Delivery, Provider
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
-from dinegraph.domain.orders import (
-    Candidates,
-    CatalogItem,
-    Order,
-    OrderLine,
-    OrderStatus,
-    RefundLine,
-)
+from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.ports import (
     CampaignRepository,
     CatalogRepository,
@@ -77,6 +70,8 @@ from dinegraph.domain.ports import (
     StockRepository,
     UnitOfWork,
 )
+from dinegraph.domain.quotes import Candidates, CatalogItem
+from dinegraph.domain.refunds import RefundLine
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,

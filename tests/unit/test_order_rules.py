@@ -10,34 +10,30 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dinegraph.domain.catalog import Channel, Product, ProductKind, Sku, Store
+from dinegraph.domain.checkout import Checkout, LineRequest, check_checkout, checkout_fingerprint
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.fees import FeeRules, parse_bands
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.orders import (
     KITCHEN_QUEUE,
-    Candidates,
-    CatalogItem,
-    Checkout,
-    CouponOffer,
-    CouponProblem,
     DeliveryAddress,
-    FeeRules,
-    LineProblem,
-    LineRequest,
     Mover,
     Order,
     OrderLine,
     OrderStatus,
-    RefundLine,
-    check_checkout,
     check_move,
-    checkout_fingerprint,
     load_change,
-    parse_bands,
-    plan_refund,
-    points_to_reverse,
-    quote,
 )
 from dinegraph.domain.pricing import CouponKind, CouponTerms, Shopper
+from dinegraph.domain.quotes import (
+    Candidates,
+    CatalogItem,
+    CouponOffer,
+    CouponProblem,
+    LineProblem,
+    quote,
+)
+from dinegraph.domain.refunds import RefundLine, plan_refund, points_to_reverse
 from dinegraph.domain.routing import CannotServe, RoutingWeights
 from dinegraph.domain.stock import StockView
 from dinegraph.domain.tiers import Tier

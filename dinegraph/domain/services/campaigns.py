@@ -36,21 +36,13 @@ from dinegraph.domain.campaigns import (
     quota_lines,
 )
 from dinegraph.domain.catalog import Channel
+from dinegraph.domain.checkout import Checkout, LineRequest, check_checkout, checkout_fingerprint
 from dinegraph.domain.coupons import is_new_member
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import MemberViewer, Viewer, actor_of, require_catalog_editor
-from dinegraph.domain.orders import (
-    Checkout,
-    DeliveryAddress,
-    LineRequest,
-    Order,
-    OrderStatus,
-    check_checkout,
-    checkout_fingerprint,
-    clean_idempotency_key,
-    first_problem,
-)
+from dinegraph.domain.orders import DeliveryAddress, Order, OrderStatus, clean_idempotency_key
 from dinegraph.domain.ports import Repositories, ShareCodes, UnitOfWork
+from dinegraph.domain.quotes import first_problem
 from dinegraph.domain.services.orders import (
     OrderPolicy,
     Placed,

@@ -14,36 +14,28 @@ from datetime import datetime, timedelta, tzinfo
 
 from dinegraph.domain.campaigns import Deal, GroupBuy, GroupBuyChanged, GroupStatus
 from dinegraph.domain.catalog import Channel
+from dinegraph.domain.checkout import Checkout, check_checkout, checkout_fingerprint
 from dinegraph.domain.coupons import CouponStatus, is_new_member, terms_of
 from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.fees import FeeRules
 from dinegraph.domain.identity import MemberViewer, StaffViewer, Viewer, actor_of
 from dinegraph.domain.members import PointsKind
 from dinegraph.domain.orders import (
-    Checkout,
-    CouponOffer,
-    CouponProblem,
-    FeeRules,
     Mover,
     Order,
     OrderChanged,
     OrderLine,
     OrderStatus,
-    Quote,
-    RefundLine,
-    check_checkout,
     check_move,
-    checkout_fingerprint,
     clean_idempotency_key,
-    first_problem,
     load_change,
     pickup_code,
-    plan_refund,
-    points_to_reverse,
-    quote,
 )
 from dinegraph.domain.ports import DispatchRequest, PaymentGateway, Repositories, UnitOfWork
 from dinegraph.domain.pricing import Shopper
+from dinegraph.domain.quotes import CouponOffer, CouponProblem, Quote, first_problem, quote
+from dinegraph.domain.refunds import RefundLine, plan_refund, points_to_reverse
 from dinegraph.domain.routing import CannotServe, RoutingWeights
 from dinegraph.domain.services.coupons import change_coupon_status
 from dinegraph.domain.services.dispatch import (
