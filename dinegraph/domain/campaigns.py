@@ -10,13 +10,14 @@ orders draw on that quota, and whatever is left goes back on the shelf when it e
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.identity import MemberViewer, StaffRole, StaffViewer, Viewer
 
 NAME_MAX = 40
 MAX_ITEMS = 20
@@ -111,7 +112,35 @@ class Campaign:
         return next((i for i in self.spec.items if i.sku_id == sku_id), None)
 
 
-def check_spec(
+def running_now(
+    campaigns: Iterable[Campaign], now: datetime, store_id: int | None = None
+) -> list[Campaign]:
+    """Campaigns selling at ``now`` (at ``store_id``, if given), soonest to end first."""
+    return sorted(
+        (
+            c
+            for c in campaigns
+            if c.state(now) is CampaignState.RUNNING
+            and (store_id is None or store_id in c.spec.store_ids)
+        ),
+        key=lambda c: (c.ends_at, c.id),
+    )
+
+
+def may_see_scheduled(viewer: Viewer) -> bool:
+    """A campaign not started yet is for head office's eyes only (those who edit campaigns)."""
+    return isinstance(viewer, StaffViewer) and viewer.role in (
+        StaffRole.HQ_ADMIN,
+        StaffRole.OPERATOR,
+    )
+
+
+def visible_to(campaign: Campaign, viewer: Viewer, now: datetime) -> bool:
+    return may_see_scheduled(viewer) or campaign.state(now) is not CampaignState.SCHEDULED
+
+
+# Complexity: One flat check per rule of a campaign, each refusing with its own code and field.
+def check_spec(  # noqa: C901
     spec: CampaignSpec,
     *,
     now: datetime,
@@ -477,3 +506,29 @@ def quota_lines(spec: CampaignSpec) -> Sequence[tuple[int, int, int]]:
         for store_id in spec.store_ids
         for item in spec.items
     ]
+
+
+# --- what a viewer sees of groups and bargains --------------------------------------------
+
+
+def group_sharer(viewer: Viewer, group: GroupBuy, seats: Iterable[GroupSeat]) -> int | None:
+    """The member who may share a link to ``group``: a member seated in it, while it is open."""
+    if not isinstance(viewer, MemberViewer) or group.status is not GroupStatus.OPEN:
+        return None
+    if not any(s.member_id == viewer.member_id for s in seats):
+        return None
+    return viewer.member_id
+
+
+def may_share_bargain(viewer: Viewer, bargain: Bargain, now: datetime) -> bool:
+    """The owner shares a bargain for friends to help, while help can still cut the price."""
+    return (
+        isinstance(viewer, MemberViewer)
+        and viewer.member_id == bargain.member_id
+        and bargain.status(now) is BargainStatus.OPEN
+    )
+
+
+def sees_bargain_order(viewer: Viewer, order_member_id: int) -> bool:
+    """A bargain's purchase is shown to the member who bought it, and to no one else."""
+    return isinstance(viewer, MemberViewer) and viewer.member_id == order_member_id

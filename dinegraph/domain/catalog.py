@@ -317,6 +317,12 @@ def check_no_category_cycle(
         node = parents.get(node)
 
 
+def in_a_cart(sku: Sku | None, product: Product | None) -> bool:
+    """Whether a SKU can go into a cart: it and its product exist and the product is listed
+    (an unlisted one is a draft or retired, as if it did not exist)."""
+    return sku is not None and product is not None and product.listed
+
+
 def store_price(sku: Sku, override_fen: int | None) -> int:
     """What a SKU costs at one store: the store's override, else the chain's base price."""
     return sku.price_fen if override_fen is None else override_fen

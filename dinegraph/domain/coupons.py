@@ -78,6 +78,41 @@ class Coupon:
     claimed_at: datetime
     order_ref: str | None = None
 
+    def status_at(self, now: datetime) -> CouponStatus:
+        """What the member sees: the stored status, or EXPIRED once it lapsed unswept."""
+        return status_at(self.status, self.valid_until, now)
+
+
+# Stored statuses that lapse at the end of validity (the sweep may not have stored it yet).
+LAPSING = frozenset({CouponStatus.AVAILABLE})
+
+
+def status_at(stored: CouponStatus, valid_until: datetime, now: datetime) -> CouponStatus:
+    """A coupon's status at ``now``: a stored AVAILABLE past ``valid_until`` is EXPIRED."""
+    if stored in LAPSING and valid_until <= now:
+        return CouponStatus.EXPIRED
+    return stored
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAs:
+    """Which stored coupons read as one status (``status_at``), for a query to select by:
+    those stored ``as_is`` whatever their validity, those stored ``while_valid`` with
+    ``valid_until`` after now, and those stored ``once_lapsed`` with it at or before now."""
+
+    as_is: frozenset[CouponStatus]
+    while_valid: frozenset[CouponStatus]
+    once_lapsed: frozenset[CouponStatus]
+
+
+def stored_as(status: CouponStatus) -> StoredAs:
+    """The stored statuses that ``status_at`` turns into ``status``."""
+    return StoredAs(
+        as_is=frozenset({status} - LAPSING),
+        while_valid=frozenset({status} & LAPSING),
+        once_lapsed=LAPSING if status is CouponStatus.EXPIRED else frozenset(),
+    )
+
 
 def is_new_member(member: Member, now: datetime) -> bool:
     return now - member.created_at < timedelta(days=NEW_MEMBER_DAYS)
