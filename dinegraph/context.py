@@ -19,6 +19,7 @@ from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
+from dinegraph.domain.reads import ReadModels
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.events.brokers import Broker
@@ -104,7 +105,7 @@ class Context:
     services: Services
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     connection_params: dict[str, object] | None = None
-    reads: ReadQueries = field(init=False)
+    reads: ReadModels = field(init=False)
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,25 +1,23 @@
-"""Read side: batched queries behind the DataLoaders. Each call is one SQL statement."""
+"""Read side: batched queries behind the DataLoaders. Each call is one SQL statement.
+
+``ReadQueries`` implements the domain's read port (``domain.reads.ReadModels``)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import mappers
-from dinegraph.db.campaigns import (
-    SqlCampaignRepository,
-    bargain_of,
-    group_of,
-    load_campaigns,
-)
+from dinegraph.db.bargains import bargain_of
+from dinegraph.db.campaigns import SqlCampaignRepository, load_campaigns
 from dinegraph.db.catalog import products_from, select_products, select_skus, skus_from
 from dinegraph.db.coupons import coupon_of, job_of, template_of
 from dinegraph.db.delivery import delivery_of
+from dinegraph.db.group_buys import group_of
 from dinegraph.db.members import address_of, member_of
 from dinegraph.db.orders import line_of, order_of
 from dinegraph.db.stock import movement_of
@@ -49,70 +47,41 @@ from dinegraph.db.tables import (
     store_prices,
     stores,
 )
-from dinegraph.domain.campaigns import Bargain, Campaign, GroupBuy, GroupSeat
+from dinegraph.domain.campaigns import Bargain, Campaign, CampaignKind, GroupBuy, GroupSeat
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
-from dinegraph.domain.coupons import Coupon, CouponTemplate, IssueJob
+from dinegraph.domain.coupons import (
+    Coupon,
+    CouponStatus,
+    CouponTemplate,
+    IssueJob,
+    StoredAs,
+    stored_as,
+)
 from dinegraph.domain.delivery import IN_PROGRESS, Delivery
 from dinegraph.domain.members import Address, Member
 from dinegraph.domain.orders import Order, OrderLine
+from dinegraph.domain.reads import LedgerRow, PointsRow, PositionRow, StockLevelRow, StockRow
 from dinegraph.domain.stock import Movement
 
 
-@dataclass(frozen=True, slots=True)
-class StockRow:
-    store_id: int
-    sku_id: int
-    available: int | None
-    sold_out: bool
-    low_stock_threshold: int
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    id: int
-    movement_id: int
-    store_id: int
-    sku_id: int
-    kind: str
-    source: str
-    reference: str
-    reason: str
-    delta: int
-    balance_after: int
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StockLevelRow:
-    sku: Sku
-    available: int | None
-    sold_out: bool
-    low_stock_threshold: int | None
-    version: int
-
-
-@dataclass(frozen=True, slots=True)
-class PointsRow:
-    id: int
-    kind: str
-    reference: str
-    delta: int
-    balance_after: int
-    expires_at: datetime | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class PositionRow:
-    id: int
-    lat: float
-    lng: float
-    recorded_at: datetime
+def _reads_as(stored: StoredAs, now: datetime) -> sa.ColumnElement[bool]:
+    """Coupons whose status reads as the one ``stored`` was made for (``Coupon.status_at``)."""
+    status, valid_until = coupons.c.status, coupons.c.valid_until
+    clauses: list[sa.ColumnElement[bool]] = []
+    if stored.as_is:
+        clauses.append(status.in_([s.value for s in stored.as_is]))
+    if stored.while_valid:
+        clauses.append(status.in_([s.value for s in stored.while_valid]) & (valid_until > now))
+    if stored.once_lapsed:
+        clauses.append(status.in_([s.value for s in stored.once_lapsed]) & (valid_until <= now))
+    return sa.or_(sa.false(), *clauses)
 
 
 class ReadQueries:
-    """Batch reads for one request; every method issues exactly one statement."""
+    """Batch reads for one request; every method issues exactly one statement.
+
+    Implements ``domain.reads.ReadModels``.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -333,22 +302,15 @@ class ReadQueries:
         self,
         member_id: int,
         *,
-        status: str | None,
+        status: CouponStatus | None,
         now: datetime,
         before_id: int | None,
         limit: int,
     ) -> list[Coupon]:
-        """A member's coupons, newest first; an AVAILABLE one past its validity reads EXPIRED."""
+        """A member's coupons, newest first, by the status they read as at ``now``."""
         where = [coupons.c.member_id == member_id]
-        if status == "AVAILABLE":
-            where += [coupons.c.status == "AVAILABLE", coupons.c.valid_until > now]
-        elif status == "EXPIRED":
-            where.append(
-                (coupons.c.status == "EXPIRED")
-                | ((coupons.c.status == "AVAILABLE") & (coupons.c.valid_until <= now))
-            )
-        elif status is not None:
-            where.append(coupons.c.status == status)
+        if status is not None:
+            where.append(_reads_as(stored_as(status), now))
         if before_id is not None:
             where.append(coupons.c.id < before_id)
         query = sa.select(coupons).where(*where).order_by(coupons.c.id.desc()).limit(limit)
@@ -463,18 +425,15 @@ class ReadQueries:
         async with self._engine.connect() as conn:
             return await load_campaigns(conn, campaigns.c.id.in_(ids))
 
-    async def running_campaigns(self, now: datetime, kind: str | None) -> list[Campaign]:
-        """Campaigns selling now, soonest to end first."""
-        where = sa.and_(
-            campaigns.c.starts_at <= now,
-            campaigns.c.ends_at > now,
-            sa.or_(campaigns.c.ended_at.is_(None), campaigns.c.ended_at > now),
-        )
+    async def campaigns_planned_over(
+        self, now: datetime, kind: CampaignKind | None
+    ) -> list[Campaign]:
+        """Campaigns whose planned window holds ``now``; ``running_now`` says which still run."""
+        where = sa.and_(campaigns.c.starts_at <= now, campaigns.c.ends_at > now)
         if kind is not None:
-            where = sa.and_(where, campaigns.c.kind == kind)
+            where = sa.and_(where, campaigns.c.kind == kind.value)
         async with self._engine.connect() as conn:
-            found = await load_campaigns(conn, where)
-        return sorted(found, key=lambda c: (c.ends_at, c.id))
+            return await load_campaigns(conn, where)
 
     async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None:
         async with self._engine.connect() as conn:

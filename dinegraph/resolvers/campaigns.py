@@ -7,49 +7,39 @@ from collections.abc import AsyncIterator, Sequence
 from dinegraph.context import Context
 from dinegraph.domain.campaigns import (
     Bargain,
-    BargainStatus,
     Campaign,
     CampaignKind,
     CampaignState,
     GroupBuy,
     GroupBuyChanged,
     GroupSeat,
-    GroupStatus,
     Invite,
     InviteKind,
     SeatStatus,
+    group_sharer,
+    may_share_bargain,
+    running_now,
+    sees_bargain_order,
+    visible_to,
 )
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import MemberViewer, StaffRole, StaffViewer
+from dinegraph.domain.orders import Order
 from dinegraph.events.codec import group_topic
 from dinegraph.resolvers.subscriptions import latest_of
 
 
-def _edits_campaigns(ctx: Context) -> bool:
-    viewer = ctx.viewer
-    return isinstance(viewer, StaffViewer) and viewer.role in (
-        StaffRole.HQ_ADMIN,
-        StaffRole.OPERATOR,
-    )
-
-
 async def running(ctx: Context, kind: CampaignKind | None, store_id: int | None) -> list[Campaign]:
     """What the mini-program shows: campaigns selling now, at a store if one is given."""
-    found = await ctx.reads.running_campaigns(ctx.now(), kind.value if kind else None)
-    if store_id is None:
-        return found
-    return [c for c in found if store_id in c.spec.store_ids]
+    now = ctx.now()
+    return running_now(await ctx.reads.campaigns_planned_over(now, kind), now, store_id)
 
 
 async def visible_campaigns(ctx: Context, ids: Sequence[int]) -> list[Campaign | None]:
     """Campaigns by id; one not started yet is for head office's eyes only."""
     by_id = {c.id: c for c in await ctx.reads.campaigns_by_ids(list(ids))}
-    now, editor = ctx.now(), _edits_campaigns(ctx)
+    now = ctx.now()
     return [
-        c
-        if (c := by_id.get(i)) is not None
-        and (editor or c.state(now) is not CampaignState.SCHEDULED)
-        else None
+        c if (c := by_id.get(i)) is not None and visible_to(c, ctx.viewer, now) else None
         for i in ids
     ]
 
@@ -78,22 +68,17 @@ async def bargains(ctx: Context, ids: Sequence[int]) -> list[Bargain | None]:
 
 def group_share_code(ctx: Context, group: GroupBuy, members: Sequence[GroupSeat]) -> str | None:
     """The viewer's own link to this group (a member's, while the group is open)."""
-    viewer = ctx.viewer
-    if not isinstance(viewer, MemberViewer) or group.status is not GroupStatus.OPEN:
-        return None
-    if not any(s.member_id == viewer.member_id for s in members):
+    sharer = group_sharer(ctx.viewer, group, members)
+    if sharer is None:
         return None
     return ctx.services.share_codes.sign(
-        Invite(InviteKind.GROUP, group.campaign_id, group.id, viewer.member_id, group.expires_at)
+        Invite(InviteKind.GROUP, group.campaign_id, group.id, sharer, group.expires_at)
     )
 
 
 def bargain_share_code(ctx: Context, bargain: Bargain) -> str | None:
     """The owner's link for friends to help, while help can still cut the price."""
-    viewer = ctx.viewer
-    if not isinstance(viewer, MemberViewer) or viewer.member_id != bargain.member_id:
-        return None
-    if bargain.status(ctx.now()) is not BargainStatus.OPEN:
+    if not may_share_bargain(ctx.viewer, bargain, ctx.now()):
         return None
     return ctx.services.share_codes.sign(
         Invite(
@@ -104,6 +89,21 @@ def bargain_share_code(ctx: Context, bargain: Bargain) -> str | None:
             bargain.expires_at,
         )
     )
+
+
+async def bargain_order(ctx: Context, bargain: Bargain) -> Order | None:
+    """The bargain's purchase, for the member who bought it."""
+    if bargain.order_id is None:
+        return None
+    found = await ctx.loaders.order.load(bargain.order_id)
+    if found is None or not sees_bargain_order(ctx.viewer, found.member_id):
+        return None
+    return found
+
+
+async def inviter_name(ctx: Context, invite: Invite) -> str | None:
+    """The nickname of the member who shared ``invite``."""
+    return await ctx.reads.member_name(invite.inviter_id)
 
 
 def read_invite(ctx: Context, code: str) -> Invite:

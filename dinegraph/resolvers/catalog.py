@@ -45,6 +45,11 @@ async def store_by_global_id(ctx: Context, global_id: str, field: str = "id") ->
     return await ctx.loaders.store.load(decode_id(global_id, "Store", [field]))
 
 
+async def all_categories(ctx: Context) -> list[Category]:
+    """Every category, top level first."""
+    return await ctx.reads.all_categories()
+
+
 async def menu_categories(ctx: Context, channel: Channel) -> list[tuple[Category, list[Product]]]:
     products = await ctx.loaders.listed_products_on_channel.load(channel)
     categories = await ctx.reads.all_categories()

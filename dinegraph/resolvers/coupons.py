@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dinegraph.context import Context
-from dinegraph.domain.catalog import Channel, store_price
+from dinegraph.domain.catalog import Channel, in_a_cart, store_price
 from dinegraph.domain.coupons import (
     Coupon,
+    CouponStatus,
     CouponTemplate,
     IssueJob,
     claimable_now,
@@ -38,7 +39,12 @@ async def claimable_templates(ctx: Context) -> list[CouponTemplate]:
 
 
 async def member_coupons(
-    ctx: Context, member_id: int, *, status: str | None, first: int | None, after: str | None
+    ctx: Context,
+    member_id: int,
+    *,
+    status: CouponStatus | None,
+    first: int | None,
+    after: str | None,
 ) -> Page[Coupon]:
     if not can_read_member(ctx.viewer, member_id):
         raise DomainError(ErrorCode.FORBIDDEN)
@@ -74,8 +80,9 @@ async def build_cart(ctx: Context, request: CartRequest) -> Cart:
     for n, ((sku_id, quantity), sku, product) in enumerate(
         zip(request.lines, skus, products, strict=True)
     ):
-        if sku is None or product is None or not product.listed:
+        if not in_a_cart(sku, product):
             raise DomainError(ErrorCode.NOT_FOUND, field=["cart", "lines", str(n), "skuId"])
+        assert sku is not None and product is not None
         check_line_quantity(quantity, field=["cart", "lines", str(n), "quantity"])
         override = await ctx.loaders.store_price.load((request.store_id, sku_id))
         lines.append(
@@ -97,7 +104,7 @@ async def coupons_for_cart(
     cart = await build_cart(ctx, request)
     now = ctx.now()
     available = await ctx.reads.member_coupons(
-        member.id, status="AVAILABLE", now=now, before_id=None, limit=200
+        member.id, status=CouponStatus.AVAILABLE, now=now, before_id=None, limit=200
     )
     templates = {
         t.id: t for t in await ctx.reads.templates_by_ids([c.template_id for c in available])

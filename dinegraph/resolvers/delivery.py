@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from dinegraph.context import Context
-from dinegraph.db.queries import PositionRow
 from dinegraph.domain.delivery import (
     Delivery,
     DeliveryChanged,
@@ -15,6 +14,7 @@ from dinegraph.domain.delivery import (
 )
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import PartnerViewer, require_store_manager
+from dinegraph.domain.reads import PositionRow
 from dinegraph.events.codec import courier_topic, store_deliveries_topic
 from dinegraph.resolvers.pagination import Page, decode_cursor, encode_cursor, page_size
 

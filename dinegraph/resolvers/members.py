@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dinegraph.context import Context
-from dinegraph.db.queries import PointsRow
 from dinegraph.domain.identity import MemberViewer, can_read_member
 from dinegraph.domain.members import Address, Member
+from dinegraph.domain.reads import PointsRow
+from dinegraph.domain.services.points import TIER_WINDOW
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size
 
 
@@ -20,6 +21,20 @@ async def viewer_member(ctx: Context) -> tuple[Member, int] | None:
         return None
     (found,) = await members(ctx, [ctx.viewer.member_id])
     return found
+
+
+async def signed_in_member(ctx: Context, member_id: int) -> tuple[Member, int]:
+    """The member a sign-in just opened a session for, with their points balance.
+
+    The request came in anonymous; the session just opened is this member's own.
+    """
+    (found,) = await ctx.reads.members_by_ids([member_id])
+    return found
+
+
+async def tier_spend(ctx: Context, member_id: int) -> int:
+    """Spend of the trailing tier window, which the member's tier is measured by."""
+    return await ctx.reads.spend_since(member_id, ctx.now() - TIER_WINDOW)
 
 
 async def addresses(ctx: Context, member_id: int) -> list[Address]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dinegraph.context import Context
-from dinegraph.db.queries import LedgerRow
 from dinegraph.domain.errors import DomainError
 from dinegraph.domain.identity import require_stock_reader
+from dinegraph.domain.reads import LedgerRow
 from dinegraph.domain.stock import Movement
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size
 

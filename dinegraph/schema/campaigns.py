@@ -12,7 +12,6 @@ from strawberry import relay
 from dinegraph.context import Context
 from dinegraph.domain import campaigns as domain
 from dinegraph.domain.catalog import Channel
-from dinegraph.domain.identity import MemberViewer
 from dinegraph.domain.orders import Order, clean_address
 from dinegraph.domain.services import campaigns as service
 from dinegraph.resolvers import campaigns as resolve
@@ -263,15 +262,8 @@ class BargainNode(relay.Node):
 
     @strawberry.field(description="The purchase, for the bargain's owner.")
     async def order(self, info: Info) -> OrderNode | None:
-        if self.bargain.order_id is None:
-            return None
-        found = await info.context.loaders.order.load(self.bargain.order_id)
-        viewer = info.context.viewer
-        if found is None or not (
-            isinstance(viewer, MemberViewer) and viewer.member_id == found.member_id
-        ):
-            return None
-        return OrderNode.of(found)
+        found = await resolve.bargain_order(info.context, self.bargain)
+        return OrderNode.of(found) if found else None
 
     @strawberry.field
     async def campaign(self, info: Info) -> CampaignNode | None:
@@ -360,7 +352,7 @@ async def share_invite(info: Info, share_code: str) -> ShareInvite:
         (bargain_found,) = await resolve.bargains(ctx, [invite.target_id])
         kind = domain.CampaignKind.BARGAIN
     (campaign,) = await resolve.visible_campaigns(ctx, [invite.campaign_id])
-    inviter = await ctx.reads.member_name(invite.inviter_id)
+    inviter = await resolve.inviter_name(ctx, invite)
     return ShareInvite(
         kind=kind,
         expires_at=invite.expires_at,

@@ -94,10 +94,15 @@ class CouponTemplateNode(relay.Node):
         return [cls.of(t) if t else None for t in found]
 
 
+def _coupon_status(root: CouponNode, info: Info) -> domain.CouponStatus:
+    """What the member sees: EXPIRED once an available coupon's validity ends."""
+    return root.coupon.status_at(info.context.now())
+
+
 @strawberry.type(name="Coupon", description="A member's own coupon.")
 class CouponNode(relay.Node):
     id: relay.NodeID[int]
-    status: domain.CouponStatus
+    status: domain.CouponStatus = strawberry.field(resolver=_coupon_status)
     valid_from: datetime
     expires_at: datetime
     claimed_at: datetime
@@ -107,7 +112,6 @@ class CouponNode(relay.Node):
     def of(cls, c: domain.Coupon) -> CouponNode:
         return cls(
             id=c.id,
-            status=c.status,
             valid_from=c.valid_from,
             expires_at=c.valid_until,
             claimed_at=c.claimed_at,
@@ -164,7 +168,7 @@ async def member_coupons(
         page = await resolve.member_coupons(
             info.context,
             member_id,
-            status=status.value if status else None,
+            status=status,
             first=first,
             after=after,
         )

@@ -9,8 +9,8 @@ import strawberry
 from strawberry import relay
 
 from dinegraph.context import Context
-from dinegraph.db.queries import PositionRow
 from dinegraph.domain import delivery as domain
+from dinegraph.domain.reads import PositionRow
 from dinegraph.domain.services import delivery as service
 from dinegraph.resolvers import delivery as resolve
 from dinegraph.resolvers.ids import decode_id, node_row_ids

@@ -9,17 +9,16 @@ import strawberry
 from strawberry import relay
 
 from dinegraph.context import Context
-from dinegraph.db.queries import PointsRow
 from dinegraph.domain import members as domain
 from dinegraph.domain.catalog import UNSET, Unset
 from dinegraph.domain.coupons import CouponStatus
 from dinegraph.domain.geo import GeoPoint as DomainPoint
 from dinegraph.domain.identity import StaffViewer
 from dinegraph.domain.orders import OrderStatus
+from dinegraph.domain.reads import PointsRow
 from dinegraph.domain.services import auth
 from dinegraph.domain.services import members as service
 from dinegraph.domain.services import points as points_service
-from dinegraph.domain.services.points import TIER_WINDOW
 from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
 from dinegraph.resolvers import members as resolve
 from dinegraph.resolvers.ids import decode_id, encode_id, node_row_ids
@@ -138,7 +137,7 @@ class MemberNode(relay.Node):
     @strawberry.field(description="Spend of the trailing 12 months against the next tier.")
     async def tier_progress(self, info: Info) -> TierProgress:
         ctx = info.context
-        spend = await ctx.reads.spend_since(self.member.id, ctx.now() - TIER_WINDOW)
+        spend = await resolve.tier_spend(ctx, self.member.id)
         progress = tier_progress(spend, ctx.settings.tier_thresholds)
         return TierProgress(
             current=progress.current,
@@ -295,8 +294,7 @@ async def _login_payload(
 ) -> LoginPayload:
     if session is None:
         return LoginPayload(token=None, refresh_token=None, member=None, errors=errors)
-    # The request came in anonymous; the session just opened is this member's own.
-    (found,) = await info.context.reads.members_by_ids([session.member.id])
+    found = await resolve.signed_in_member(info.context, session.member.id)
     return LoginPayload(
         token=session.access_token,
         refresh_token=session.refresh_token,

@@ -183,7 +183,7 @@ class Query:
 
     @strawberry.field(description="Every category, top level first, for navigation and admin.")
     async def categories(self, info: Info) -> list[CategoryNode]:
-        return [CategoryNode.of(c) for c in await info.context.reads.all_categories()]
+        return [CategoryNode.of(c) for c in await resolve.all_categories(info.context)]
 
     @strawberry.field(
         description="What a store sells on a channel: listed products, store prices, live stock."

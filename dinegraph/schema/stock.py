@@ -9,8 +9,8 @@ import strawberry
 from strawberry import relay
 
 from dinegraph.context import Context
-from dinegraph.db.queries import LedgerRow
 from dinegraph.domain import stock as domain
+from dinegraph.domain.reads import LedgerRow
 from dinegraph.domain.services import stock as service
 from dinegraph.resolvers import stock as resolve
 from dinegraph.resolvers.ids import decode_id, node_row_ids

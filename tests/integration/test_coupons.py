@@ -378,3 +378,29 @@ async def test_the_wallet_runs_the_same_number_of_statements_for_one_coupon_or_f
         return int(response.headers["server-timing"].split('"')[1].split()[0])
 
     assert await statements(small) == await statements(large)
+
+
+async def test_a_coupon_past_its_validity_reads_expired_in_the_filter_and_the_field(
+    gql: GraphQLClient, credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    (me,) = await new_members(settings, engine, 1)
+    template = await new_template(gql, credentials)
+    claimed = (await gql.execute(CLAIM, {"templateId": template}, me))["data"]["claimCoupon"]
+    coupon_id = decode_id(claimed["coupon"]["id"], "Coupon", ["id"])
+    async with engine.begin() as conn:  # lapsed, and no sweep has stored EXPIRED yet
+        await conn.execute(
+            sa.update(coupons)
+            .where(coupons.c.id == coupon_id)
+            .values(valid_until=datetime.now(UTC) - timedelta(hours=1))
+        )
+    listed = """query($status: CouponStatus) { viewer { member {
+        coupons(status: $status, first: 20) { edges { node { id status } } } } } }"""
+
+    async def wallet(status: str | None) -> list[dict[str, str]]:
+        body = await gql.execute(listed, {"status": status}, me)
+        return [e["node"] for e in body["data"]["viewer"]["member"]["coupons"]["edges"]]
+
+    expired = {"id": claimed["coupon"]["id"], "status": "EXPIRED"}
+    assert await wallet("EXPIRED") == [expired]
+    assert await wallet(None) == [expired]
+    assert await wallet("AVAILABLE") == []
