@@ -51,6 +51,7 @@ lint: .venv/.synced
 	.venv/bin/ruff check dinegraph tests bench migrations
 	.venv/bin/ruff format --check dinegraph tests bench migrations
 
+# Strict over dinegraph, tests and bench: the files are listed in pyproject.toml [tool.mypy].
 typecheck: .venv/.synced
 	.venv/bin/mypy
 

@@ -154,7 +154,8 @@ def summary(case: Case, floor: Case | None) -> dict[str, Any]:
     return line
 
 
-def main() -> None:
+# Complexity: One script of measurements and their report, read top to bottom.
+def main() -> None:  # noqa: C901
     parser = argparse.ArgumentParser(description="Whole `dinegraph` processes, timed.")
     parser.add_argument("--runs", type=int, default=5, help="Timed runs of each command.")
     parser.add_argument(

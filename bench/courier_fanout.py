@@ -236,7 +236,8 @@ class Frame:
 # --- the subscriber process (--worker) -------------------------------------------------------
 
 
-async def worker() -> None:
+# Complexity: One courier's loop, read top to bottom as the steps it measures.
+async def worker() -> None:  # noqa: C901
     """Hold the subscriptions of the spec (the first line on stdin: it is too long for a
     command line); answer the commands that follow on stdin, one JSON line each.
 
@@ -484,7 +485,8 @@ class Setup:
     requests: int
 
 
-async def set_up(
+# Complexity: The scenario's set-up, one step after another.
+async def set_up(  # noqa: C901
     args: argparse.Namespace,
     demo: Demo,
     engine: AsyncEngine,

@@ -539,7 +539,8 @@ class Run:
     late_start_s: float = 0.0  # how late the last buyer left its sleep (client lag)
 
 
-async def arrivals(
+# Complexity: The arrival schedule, read top to bottom as the steps it measures.
+async def arrivals(  # noqa: C901
     attempt: Attempt,
     buyers: int,
     spread_s: float,

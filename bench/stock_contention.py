@@ -463,7 +463,11 @@ async def levels_of(engine: AsyncEngine, sku_ids: list[int]) -> dict[int, tuple[
 
 
 async def graphql(
-    client: httpx.AsyncClient, base_url: str, query: str, variables: dict[str, Any], headers: dict
+    client: httpx.AsyncClient,
+    base_url: str,
+    query: str,
+    variables: dict[str, Any],
+    headers: dict[str, str],
 ) -> dict[str, Any]:
     response = await client.post(
         f"{base_url}/graphql", json={"query": query, "variables": variables}, headers=headers
@@ -471,7 +475,8 @@ async def graphql(
     body: dict[str, Any] = orjson.loads(response.content)
     if response.status_code != 200 or "errors" in body:
         raise BenchError(f"HTTP {response.status_code}: {body}")
-    return body["data"]
+    data: dict[str, Any] = body["data"]
+    return data
 
 
 async def set_levels(
@@ -816,7 +821,9 @@ async def pg_sessions(engine: AsyncEngine) -> int | None:
 async def ledger_marker(engine: AsyncEngine) -> int:
     async with engine.connect() as conn:
         return int(
-            await conn.scalar(sa.select(sa.func.coalesce(sa.func.max(stock_ledger.c.id), 0)))
+            (
+                await conn.execute(sa.select(sa.func.coalesce(sa.func.max(stock_ledger.c.id), 0)))
+            ).scalar_one()
         )
 
 
@@ -857,12 +864,14 @@ async def check_database(
             )
         }
         movements = int(
-            await conn.scalar(
-                sa.select(sa.func.count()).where(
-                    stock_movements.c.store_id == STORE_ID,
-                    stock_movements.c.reference.like(f"{prefix}-%"),
+            (
+                await conn.execute(
+                    sa.select(sa.func.count()).where(
+                        stock_movements.c.store_id == STORE_ID,
+                        stock_movements.c.reference.like(f"{prefix}-%"),
+                    )
                 )
-            )
+            ).scalar_one()
         )
     problems: list[str] = []
     oversold = 0

@@ -90,6 +90,7 @@ from stock_contention import (
 )
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 THIS = Path(__file__).resolve()
 FLOOR_APP = THIS.parent / "fanout_floor.py"
@@ -115,7 +116,8 @@ def mb(kb: int | None) -> float | None:
 # --- the subscriber process (--worker) -------------------------------------------------------
 
 
-async def worker(spec: dict[str, Any]) -> None:
+# Complexity: One reader's loop, read top to bottom as the steps it measures.
+async def worker(spec: dict[str, Any]) -> None:  # noqa: C901
     """Answer commands on stdin, one JSON line each, with one JSON line on stdout.
 
     ``open`` (count): open that many more subscribers, each waiting for its initial state;
@@ -163,8 +165,11 @@ async def worker(spec: dict[str, Any]) -> None:
     async def open_one(index: int) -> None:
         async with gate:
             ws = await connect(
-                spec["url"], subprotocols=[PROTOCOL], open_timeout=60, ping_interval=None
-            )  # type: ignore[list-item]
+                spec["url"],
+                subprotocols=[Subprotocol(PROTOCOL)],
+                open_timeout=60,
+                ping_interval=None,
+            )
             sockets[index] = ws
             await ws.send('{"type":"connection_init","payload":{}}')
             ack = orjson.loads(await asyncio.wait_for(ws.recv(), 60))

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.app import create_app
@@ -207,7 +208,7 @@ def test_production_refuses_to_start_without_a_secret_key() -> None:
     with pytest.raises(ConfigurationError, match="DINEGRAPH_SECRET_KEY"):
         Settings(mode=Mode.PRODUCTION, secret_key=None).check_servable()
     with pytest.raises(ConfigurationError, match="at least 32"):
-        Settings(mode=Mode.PRODUCTION, secret_key="short").check_servable()
+        Settings(mode=Mode.PRODUCTION, secret_key=SecretStr("short")).check_servable()
     Settings(mode=Mode.DEVELOPMENT).check_servable()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import time
 from pathlib import Path
 
 import httpx
@@ -48,21 +49,23 @@ async def _build_catalog(url: str, *, categories: int, products: int, skus: int)
         async with engine.connect() as conn:
             await conn.execution_options(**{WRITE: True})
             async with conn.begin():
-                store_id = await conn.scalar(
-                    stores.insert()
-                    .values(
-                        code="T-1",
-                        name="测试店",
-                        address="深圳",
-                        lat=22.5,
-                        lng=114.0,
-                        delivery_radius_m=5000,
-                        opens=domain.time(10, 0),
-                        closes=domain.time(22, 0),
-                        is_open=True,
+                store_id = (
+                    await conn.execute(
+                        stores.insert()
+                        .values(
+                            code="T-1",
+                            name="测试店",
+                            address="深圳",
+                            lat=22.5,
+                            lng=114.0,
+                            delivery_radius_m=5000,
+                            opens=time(10, 0),
+                            closes=time(22, 0),
+                            is_open=True,
+                        )
+                        .returning(stores.c.id)
                     )
-                    .returning(stores.c.id)
-                )
+                ).scalar_one()
         for c in range(categories):
             category = await service.create_category(
                 domain.CreateCategory(name=f"分类{c}"), uow=SqlUnitOfWork(engine), viewer=HQ

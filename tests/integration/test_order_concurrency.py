@@ -128,7 +128,7 @@ async def test_payment_racing_cancellation_leaves_each_order_one_way(
                 .group_by(orders.c.status)
             )
         ).all()
-    by_status = dict(statuses)
+    by_status: dict[str, int] = dict(statuses)
     # Cancelling first wins over paying; paying first, the cancel refunds: either way final.
     assert set(by_status) <= {"PAID", "CANCELLED"}
     assert sum(by_status.values()) == 40
