@@ -27,13 +27,13 @@ from strawberry.types import ExecutionContext
 
 from dinegraph.domain.errors import DomainError
 from dinegraph.resolvers.pagination import DEFAULT_PAGE_SIZE
-from dinegraph.schema.campaigns import CampaignMutation
+from dinegraph.schema.campaign_mutations import CampaignMutation
 from dinegraph.schema.catalog_mutations import CatalogMutation
-from dinegraph.schema.coupons import CouponMutation, CouponSegmentMutation
-from dinegraph.schema.delivery import DeliveryMutation, DeliverySettingsMutation
+from dinegraph.schema.coupon_mutations import CouponMutation, CouponSegmentMutation
+from dinegraph.schema.delivery_mutations import DeliveryMutation, DeliverySettingsMutation
 from dinegraph.schema.errors import QueryError
 from dinegraph.schema.limits import CostRules, GuardedValidation
-from dinegraph.schema.members import MemberMutation
+from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.orders import OrderMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.stock import StockMutation

@@ -10,7 +10,7 @@ from dinegraph.context import Context
 from dinegraph.domain.stock import LowStock, StockChanged
 from dinegraph.resolvers import subscriptions as feeds
 from dinegraph.resolvers.ids import decode_id
-from dinegraph.schema.campaigns import CampaignSubscription
+from dinegraph.schema.campaign_subscriptions import CampaignSubscription
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.delivery import DeliverySubscription
 from dinegraph.schema.errors import live
