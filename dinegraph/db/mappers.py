@@ -1,9 +1,9 @@
 """Rows of the catalog tables to domain objects: stores, categories, products and SKUs.
 
 Shared here because three modules read those tables: the catalog repository, the read
-queries and order routing. Every other aggregate is mapped next to its repository, in its
-area's module (``order_of`` in db/orders.py, ``coupon_of`` in db/coupons.py, ``campaign_of``
-in db/campaigns.py, …), and the read models of ``domain.reads`` where ``db/queries.py``
+queries and checkout's batched reads (db/checkout.py). Every other aggregate is mapped
+next to its repository, in its area's module (``order_of`` in db/orders.py, ``coupon_of``
+in db/coupons.py, …), and the read models of ``domain.reads`` where ``db/queries.py``
 selects them.
 """
 
