@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any, cast
 
 import orjson
-import sqlalchemy as sa
 from cross_web import HTTPException
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -41,6 +40,9 @@ from dinegraph import graphiql
 from dinegraph.context import Clock, Context, Services
 from dinegraph.db.documents import SqlDocumentStore
 from dinegraph.db.engine import counting, create_engine
+from dinegraph.db.health import check_database
+from dinegraph.db.identity import SqlCredentials
+from dinegraph.db.outbox import SqlOutbox
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.delivery import Provider, parse_speeds
@@ -199,6 +201,7 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         self.engine = engine
         self.broker = broker
         self.services = services
+        self.credentials = SqlCredentials(engine)
         self.persisted = PersistedQueries(
             SqlDocumentStore(engine, max_automatic=settings.persisted_queries_max),
             trusted_only=settings.trusted_documents_only,
@@ -215,7 +218,7 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             try:
                 viewer = await viewer_from_headers(
                     self.settings,
-                    self.engine,
+                    self.credentials,
                     authorization=request.headers.get("authorization"),
                     api_key=request.headers.get("x-api-key"),
                 )
@@ -243,7 +246,7 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         try:
             context.viewer = await viewer_from_headers(
                 self.settings,
-                self.engine,
+                self.credentials,
                 authorization=authorization if isinstance(authorization, str) else None,
                 api_key=api_key if isinstance(api_key, str) else None,
             )
@@ -478,9 +481,7 @@ class ServerTimingMiddleware:
 
 
 async def health(request: Request) -> Response:
-    engine: AsyncEngine = request.app.state.engine
-    async with engine.connect() as conn:
-        await conn.execute(sa.text("SELECT 1"))
+    await check_database(request.app.state.engine)
     return JSONResponse({"status": "ok"})
 
 
@@ -611,7 +612,7 @@ def create_app(
     settings = settings or get_settings()
     settings.check_servable()
     engine = engine or create_engine(settings)
-    broker = create_broker(settings.broker_url, engine)
+    broker = create_broker(settings.broker_url, SqlOutbox(engine))
     services = services or default_services(settings)
     graphql = DinegraphGraphQL(settings, engine, broker, services)
 
@@ -649,7 +650,11 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
-            Route("/payments/notify", payment_notify, methods=["POST"]),
+            Route(
+                "/payments/notify",
+                payment_notify(lambda: SqlUnitOfWork(engine, events=broker)),
+                methods=["POST"],
+            ),
             *graphiql.routes(settings),
         ],
         lifespan=lifespan,

@@ -5,6 +5,9 @@ The body is JSON ``{"provider", "orderId", "transactionId", "amountFen"}``; the 
 ``"<t>.<raw body>"`` with the notify key, as Stripe signs its webhooks. A notification
 older than five minutes is refused, so a captured one cannot be replayed later; a repeated
 notification of the same transaction is answered 200 and changes nothing.
+
+The endpoint confirms the payment through the domain's ``UnitOfWork`` port; the app gives it
+the units of work to use (``payment_notify``).
 """
 
 from __future__ import annotations
@@ -13,14 +16,15 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.ports import UnitOfWork
 from dinegraph.domain.services.orders import ConfirmPayment, confirm_payment
 from dinegraph.resolvers.ids import decode_id, encode_id
 
@@ -56,7 +60,17 @@ def _problem(status: int, code: str, detail: str) -> JSONResponse:
     return JSONResponse({"code": code, "detail": detail}, status_code=status)
 
 
-async def payment_notify(request: Request) -> Response:
+def payment_notify(new_uow: Callable[[], UnitOfWork]) -> Callable[[Request], Awaitable[Response]]:
+    """The ``POST /payments/notify`` endpoint, confirming payments in units of work from
+    ``new_uow``."""
+
+    async def endpoint(request: Request) -> Response:
+        return await _notify(request, new_uow)
+
+    return endpoint
+
+
+async def _notify(request: Request, new_uow: Callable[[], UnitOfWork]) -> Response:
     services = request.app.state.services
     body = await request.body()
     if not verify(
@@ -83,9 +97,7 @@ async def payment_notify(request: Request) -> Response:
         at=services.clock(),
     )
     try:
-        order = await confirm_payment(
-            cmd, uow=SqlUnitOfWork(request.app.state.engine, events=request.app.state.broker)
-        )
+        order = await confirm_payment(cmd, uow=new_uow())
     except DomainError as error:
         status = 404 if error.code is ErrorCode.NOT_FOUND else 409
         log.warning("payment notification refused: %s %s", error.code, error.params)

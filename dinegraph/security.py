@@ -7,15 +7,20 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import jwt
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dinegraph.db import identity as identity_db
 from dinegraph.domain.campaigns import Invite, InviteKind
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import ANONYMOUS, MemberViewer, StaffViewer, Viewer
+from dinegraph.domain.identity import (
+    ANONYMOUS,
+    MemberViewer,
+    PartnerViewer,
+    StaffViewer,
+    Viewer,
+)
 from dinegraph.settings import Settings
 
 _ALGORITHM = "HS256"
@@ -25,6 +30,30 @@ _KEY_PREFIX = "dg"
 
 class InvalidCredentials(Exception):
     """The request carried credentials, and they are wrong, expired or revoked."""
+
+
+class StoredApiKey(Protocol):
+    """A partner API key as stored: only its hash, and the viewer it stands for."""
+
+    @property
+    def viewer(self) -> PartnerViewer: ...
+
+    @property
+    def key_hash(self) -> str: ...
+
+
+class Credentials(Protocol):
+    """The accounts behind credentials (``dinegraph.db.identity.SqlCredentials``)."""
+
+    async def staff_viewer(self, staff_id: int) -> StaffViewer | None:
+        """The active staff account with this id, if any."""
+        ...
+
+    async def member_exists(self, member_id: int) -> bool: ...
+
+    async def api_key_by_prefix(self, prefix: str) -> StoredApiKey | None:
+        """The unrevoked API key with this prefix, if any."""
+        ...
 
 
 def _issue(settings: Settings, subject: str, ttl: timedelta, now: datetime | None) -> str:
@@ -133,7 +162,7 @@ def hash_api_key(key: str) -> str:
 
 async def viewer_from_headers(
     settings: Settings,
-    engine: AsyncEngine,
+    credentials: Credentials,
     *,
     authorization: str | None,
     api_key: str | None,
@@ -143,35 +172,31 @@ async def viewer_from_headers(
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise InvalidCredentials("Authorization must be 'Bearer <token>'")
-        return await _viewer_from_token(settings, engine, token.strip())
+        return await _viewer_from_token(settings, credentials, token.strip())
     if api_key:
-        return await _viewer_from_api_key(engine, api_key.strip())
+        return await _viewer_from_api_key(credentials, api_key.strip())
     return ANONYMOUS
 
 
-async def _viewer_from_token(settings: Settings, engine: AsyncEngine, token: str) -> Viewer:
+async def _viewer_from_token(settings: Settings, credentials: Credentials, token: str) -> Viewer:
     claims = _decode(settings, token)
     kind, _, raw_id = str(claims["sub"]).partition(":")
     if kind == "staff" and raw_id.isdigit():
-        staff = await identity_db.staff_viewer(engine, int(raw_id))
+        staff = await credentials.staff_viewer(int(raw_id))
         if staff is not None:
             return staff
-    if (
-        kind == "member"
-        and raw_id.isdigit()
-        and await identity_db.member_exists(engine, int(raw_id))
-    ):
+    if kind == "member" and raw_id.isdigit() and await credentials.member_exists(int(raw_id)):
         # Access tokens are short-lived; signing out revokes the refresh tokens behind them.
         return MemberViewer(int(raw_id))
     raise InvalidCredentials("unknown or inactive account")
 
 
-async def _viewer_from_api_key(engine: AsyncEngine, key: str) -> Viewer:
+async def _viewer_from_api_key(credentials: Credentials, key: str) -> Viewer:
     scheme, _, rest = key.partition("_")
     prefix, _, secret = rest.partition("_")  # the prefix is hex: the first "_" ends it
     if scheme != _KEY_PREFIX or not prefix or not secret:
         raise InvalidCredentials("malformed API key")
-    stored = await identity_db.api_key_by_prefix(engine, prefix)
+    stored = await credentials.api_key_by_prefix(prefix)
     if stored is None or not hmac.compare_digest(stored.key_hash, hash_api_key(key)):
         raise InvalidCredentials("unknown or revoked API key")
     return stored.viewer

@@ -119,6 +119,22 @@ async def insert_api_key(
     return int(new_id)
 
 
+class SqlCredentials:
+    """The accounts behind credentials, for ``dinegraph.security.viewer_from_headers``."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def staff_viewer(self, staff_id: int) -> StaffViewer | None:
+        return await staff_viewer(self._engine, staff_id)
+
+    async def member_exists(self, member_id: int) -> bool:
+        return await member_exists(self._engine, member_id)
+
+    async def api_key_by_prefix(self, prefix: str) -> StoredApiKey | None:
+        return await api_key_by_prefix(self._engine, prefix)
+
+
 class UnknownStoreError(ValueError):
     pass
 

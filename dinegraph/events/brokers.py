@@ -1,7 +1,8 @@
 """The broker port and its adapters: memory (one process), PostgreSQL LISTEN/NOTIFY, Redis.
 
 Chosen by ``DINEGRAPH_BROKER_URL``. Each publishes committed events and feeds this
-process's ``Hub``, which fans out to local subscribers.
+process's ``Hub``, which fans out to local subscribers. The Redis broker keeps its events in
+an ``Outbox`` (a port; ``dinegraph.db.outbox`` stores it in the application's database).
 """
 
 from __future__ import annotations
@@ -9,18 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import sqlalchemy as sa
 from redis import asyncio as aioredis
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dinegraph.db.engine import WRITE
-from dinegraph.db.tables import event_outbox
 from dinegraph.domain.events import Event
 from dinegraph.events.codec import decode, encode, routed
 from dinegraph.events.hub import Hub
@@ -105,20 +104,43 @@ class PostgresBroker(Broker):
             await self._conn.remove_listener(_pg_channel(topic), self._on_notify)
 
 
+class Outbox(Protocol):
+    """Where the Redis broker keeps (topic, payload) messages from the writing transaction
+    until they have been published."""
+
+    async def add(self, conn: AsyncConnection, messages: Sequence[tuple[str, str]]) -> list[int]:
+        """Keep the messages, on the writing connection before its COMMIT; their ids."""
+        ...
+
+    async def remove(self, ids: Sequence[int]) -> None:
+        """Forget messages that have been published."""
+        ...
+
+    async def relay(
+        self,
+        before: datetime,
+        limit: int,
+        publish: Callable[[Sequence[tuple[str, str]]], Awaitable[None]],
+    ) -> int:
+        """Publish and forget up to ``limit`` messages kept since before ``before``."""
+        ...
+
+
 class RedisBroker(Broker):
     """Redis pub/sub through a transactional outbox.
 
-    Events are written to ``event_outbox`` in the writing transaction, published right
-    after commit and deleted; a relay publishes what a dead process left behind, so every
+    Events are written to the outbox in the writing transaction, published right after
+    commit and deleted; a relay publishes what a dead process left behind, so every
     committed change is heard (at least once: subscribers drop versions they have seen).
     """
 
     RELAY_EVERY = 2.0
     RELAY_AFTER = timedelta(seconds=5)
+    RELAY_BATCH = 500
 
-    def __init__(self, url: str, engine: AsyncEngine) -> None:
+    def __init__(self, url: str, outbox: Outbox) -> None:
         super().__init__()
-        self._engine = engine
+        self._outbox = outbox
         self._redis = aioredis.from_url(url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._tasks: list[asyncio.Task[None]] = []
@@ -142,20 +164,14 @@ class RedisBroker(Broker):
     async def publish_in_transaction(
         self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object:
-        rows = [{"topic": t, "payload": encode(e).decode()} for t, e in routed(events)]
-        result = await conn.execute(
-            event_outbox.insert().returning(event_outbox.c.id, sort_by_parameter_order=True), rows
-        )
-        return [int(i) for i in result.scalars()]
+        messages = [(t, encode(e).decode()) for t, e in routed(events)]
+        return await self._outbox.add(conn, messages)
 
     async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None:
         await self._publish([(t, encode(e)) for t, e in routed(events)])
         ids = receipt if isinstance(receipt, list) else []
         if ids:
-            async with self._engine.connect() as conn:
-                await conn.execution_options(**{WRITE: True})
-                async with conn.begin():
-                    await conn.execute(event_outbox.delete().where(event_outbox.c.id.in_(ids)))
+            await self._outbox.remove(ids)
 
     async def _publish(self, messages: Sequence[tuple[str, bytes | str]]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -174,26 +190,7 @@ class RedisBroker(Broker):
     async def relay_once(self) -> int:
         """Publish and delete outbox rows older than a moment; returns how many."""
         cutoff = datetime.now(UTC) - self.RELAY_AFTER
-        async with self._engine.connect() as conn:
-            await conn.execution_options(**{WRITE: True})
-            async with conn.begin():
-                stale = (
-                    sa.select(event_outbox.c.id)
-                    .where(event_outbox.c.created_at < cutoff)
-                    .order_by(event_outbox.c.id)
-                    .limit(500)
-                    .scalar_subquery()
-                )
-                rows = (
-                    await conn.execute(
-                        event_outbox.delete()
-                        .where(event_outbox.c.id.in_(stale))
-                        .returning(event_outbox.c.topic, event_outbox.c.payload)
-                    )
-                ).all()
-                if rows:
-                    await self._publish([(r.topic, r.payload) for r in rows])
-        return len(rows)
+        return await self._outbox.relay(cutoff, self.RELAY_BATCH, self._publish)
 
     async def _read(self) -> None:
         while True:
@@ -222,14 +219,15 @@ class RedisBroker(Broker):
         await self._pubsub.unsubscribe(_pg_channel(topic))
 
 
-def create_broker(url: str, engine: AsyncEngine) -> Broker:
+def create_broker(url: str, outbox: Outbox) -> Broker:
+    """The broker ``url`` names; ``outbox`` is used by the Redis broker only."""
     scheme = url.split(":", 1)[0]
     if scheme == "memory":
         return Broker()
     if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
         return PostgresBroker(url)
     if scheme in ("redis", "rediss"):
-        return RedisBroker(url, engine)
+        return RedisBroker(url, outbox)
     raise ValueError(
         f"DINEGRAPH_BROKER_URL scheme {scheme!r} is not supported: use memory://, "
         "postgres://user@host/db (the same database as DINEGRAPH_DATABASE_URL) or redis://host"
