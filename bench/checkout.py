@@ -254,7 +254,7 @@ async def read_chain(client: httpx.AsyncClient, server: Server, engine: AsyncEng
 
 
 def line_name(product: str, sku: str) -> str:
-    """As the product names an order line (services.orders._line_name)."""
+    """As the product names an order line (services.checkout._line_name)."""
     return product if not sku or sku == product else f"{product}（{sku}）"
 
 

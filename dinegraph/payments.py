@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.ports import UnitOfWork
-from dinegraph.domain.services.orders import ConfirmPayment, confirm_payment
+from dinegraph.domain.services.payments import ConfirmPayment, confirm_payment
 from dinegraph.resolvers.ids import decode_id, encode_id
 
 log = logging.getLogger("dinegraph.payments")

@@ -15,7 +15,7 @@ from dinegraph.domain.identity import (
 )
 from dinegraph.domain.orders import OPEN, Order, OrderChanged
 from dinegraph.domain.quotes import Quote
-from dinegraph.domain.services.orders import build_quote
+from dinegraph.domain.services.checkout import build_quote
 from dinegraph.events.codec import order_topic, store_orders_topic
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size
 from dinegraph.resolvers.subscriptions import latest_of

@@ -19,6 +19,9 @@ from dinegraph.domain.quotes import CouponProblem, LineProblem, PricedLine, Quot
 from dinegraph.domain.refunds import RefundLine
 from dinegraph.domain.routing import CannotServe
 from dinegraph.domain.services import orders as service
+from dinegraph.domain.services.checkout import Placed, PlaceOrder, StoresRefused, place_order
+from dinegraph.domain.services.payments import PayInDevelopment, pay_in_development
+from dinegraph.domain.services.refunds import RefundOrder, refund_order
 from dinegraph.resolvers import coupons as coupon_reads
 from dinegraph.resolvers import orders as resolve
 from dinegraph.resolvers.ids import decode_id, node_row_ids
@@ -552,8 +555,8 @@ class OrderMutation:
         ctx = info.context
         refusals: list[StoreRefusal] = []
 
-        async def run() -> service.Placed:
-            cmd = service.PlaceOrder(
+        async def run() -> Placed:
+            cmd = PlaceOrder(
                 idempotency_key=input.idempotency_key,
                 checkout=_checkout(
                     input.channel,
@@ -567,8 +570,8 @@ class OrderMutation:
                 policy=ctx.services.orders,
             )
             try:
-                return await ctx.run(service.place_order, cmd)
-            except service.StoresRefused as error:
+                return await ctx.run(place_order, cmd)
+            except StoresRefused as error:
                 refusals.extend(
                     StoreRefusal(reason=r, store_id=s) for s, r in error.refusals.items()
                 )
@@ -592,10 +595,10 @@ class OrderMutation:
         async def run() -> domain.Order:
             if not ctx.settings.pays_in_development:
                 raise DomainError(ErrorCode.NOT_AVAILABLE)
-            cmd = service.PayInDevelopment(
+            cmd = PayInDevelopment(
                 order_id=decode_id(order_id, "Order", ["orderId"]), now=ctx.now()
             )
-            return await ctx.run(service.pay_in_development, cmd)
+            return await ctx.run(pay_in_development, cmd)
 
         return _order_payload(*await attempt(info, run))
 
@@ -622,7 +625,7 @@ class OrderMutation:
         ctx = info.context
 
         async def run() -> domain.Order:
-            cmd = service.RefundOrder(
+            cmd = RefundOrder(
                 order_id=decode_id(input.order_id, "Order", ["orderId"]),
                 lines=(
                     [RefundLine(line.line_id, line.quantity) for line in input.lines]
@@ -634,7 +637,7 @@ class OrderMutation:
                 now=ctx.now(),
                 policy=ctx.services.orders,
             )
-            return await ctx.run(service.refund_order, cmd)
+            return await ctx.run(refund_order, cmd)
 
         return _order_payload(*await attempt(info, run))
 

@@ -43,16 +43,8 @@ from dinegraph.domain.identity import MemberViewer, Viewer, actor_of, require_ca
 from dinegraph.domain.orders import DeliveryAddress, Order, OrderStatus, clean_idempotency_key
 from dinegraph.domain.ports import Repositories, ShareCodes, UnitOfWork
 from dinegraph.domain.quotes import first_problem
-from dinegraph.domain.services.orders import (
-    OrderPolicy,
-    Placed,
-    build_quote,
-    cancel_in,
-    draft_order,
-    group_changed,
-    insert_order,
-    order_changed,
-)
+from dinegraph.domain.services.checkout import Placed, build_quote, draft_order, insert_order
+from dinegraph.domain.services.orders import OrderPolicy, cancel_in, group_changed, order_changed
 from dinegraph.domain.services.stock import apply_movement
 from dinegraph.domain.stock import MovementLine, MovementSource
 
