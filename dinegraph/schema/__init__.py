@@ -34,7 +34,7 @@ from dinegraph.schema.delivery_mutations import DeliveryMutation, DeliverySettin
 from dinegraph.schema.errors import QueryError
 from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
-from dinegraph.schema.orders import OrderMutation
+from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.stock import StockMutation
 from dinegraph.schema.subscriptions import Subscription

@@ -16,7 +16,8 @@ from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.campaigns import BargainNode, CampaignNode, GroupBuyNode
 from dinegraph.schema.common import Money, UserError
 from dinegraph.schema.errors import attempt
-from dinegraph.schema.orders import AddressInput, OrderNode
+from dinegraph.schema.order_quotes import AddressInput
+from dinegraph.schema.orders import OrderNode
 
 Info = strawberry.Info[Context, None]
 

@@ -1,8 +1,9 @@
-"""GraphQL types, queries, mutations and feeds of orders."""
+"""GraphQL types and queries of orders. Quoting a cart is in order_quotes.py, the order
+mutations in order_mutations.py, the order feeds in order_subscriptions.py."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
@@ -11,107 +12,20 @@ from strawberry import relay
 from dinegraph.context import Context
 from dinegraph.domain import orders as domain
 from dinegraph.domain.catalog import Channel
-from dinegraph.domain.checkout import Checkout, LineRequest
-from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.fees import DeliveryWaiver
 from dinegraph.domain.identity import can_read_member, sees_order_address, works_at
-from dinegraph.domain.quotes import CouponProblem, LineProblem, PricedLine, Quote
-from dinegraph.domain.refunds import RefundLine
-from dinegraph.domain.routing import CannotServe
-from dinegraph.domain.services import orders as service
-from dinegraph.domain.services.checkout import Placed, PlaceOrder, StoresRefused, place_order
-from dinegraph.domain.services.payments import PayInDevelopment, pay_in_development
-from dinegraph.domain.services.refunds import RefundOrder, refund_order
 from dinegraph.resolvers import coupons as coupon_reads
 from dinegraph.resolvers import orders as resolve
 from dinegraph.resolvers.ids import decode_id, node_row_ids
 from dinegraph.resolvers.pagination import Page
 from dinegraph.schema.catalog import SkuNode, SpecOption, StoreNode, sku_at
-from dinegraph.schema.common import DeliveryAddress, GeoPoint, Money, UserError, page_info
+from dinegraph.schema.common import DeliveryAddress, GeoPoint, Money, page_info
 from dinegraph.schema.coupons import CouponNode
 from dinegraph.schema.delivery import DeliveryNode
-from dinegraph.schema.errors import attempt, live, raise_for_query
+from dinegraph.schema.errors import raise_for_query
 
 Info = strawberry.Info[Context, None]
 
 strawberry.enum(domain.OrderStatus, name="OrderStatus")
-strawberry.enum(LineProblem, name="OrderLineProblem", description="Why a line cannot be ordered.")
-strawberry.enum(CouponProblem, name="OrderCouponProblem", description="Why the coupon is left out.")
-strawberry.enum(DeliveryWaiver, name="DeliveryWaiver", description="Why delivery is free.")
-strawberry.enum(CannotServe, name="StoreRefusalReason", description="Why a store cannot serve.")
-
-
-# --- inputs ---------------------------------------------------------------------------
-
-
-@strawberry.input(description="Where to deliver, and to whom.")
-class AddressInput:
-    lat: float
-    lng: float
-    detail: str
-    contact_name: str
-    contact_phone: str
-
-
-@strawberry.input
-class OrderLineInput:
-    sku_id: strawberry.ID
-    quantity: int
-
-
-@strawberry.input(description="A cart to price: routed to the best store unless one is given.")
-class QuoteOrderInput:
-    channel: Channel
-    lines: list[OrderLineInput]
-    store_id: strawberry.ID | None = None
-    address: AddressInput | None = None
-    coupon_id: strawberry.ID | None = None
-
-
-@strawberry.input
-class PlaceOrderInput:
-    idempotency_key: str = strawberry.field(
-        description="Made once per checkout by the client: a retry returns the same order."
-    )
-    channel: Channel
-    lines: list[OrderLineInput]
-    store_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Pins the store (pickup, dine-in); delivery is routed without."
-    )
-    address: AddressInput | None = None
-    coupon_id: strawberry.ID | None = None
-    note: str | None = None
-
-
-def _checkout(
-    channel: Channel,
-    lines: list[OrderLineInput],
-    store_id: strawberry.ID | None,
-    address: AddressInput | None,
-    coupon_id: strawberry.ID | None,
-    note: str | None,
-) -> Checkout:
-    return Checkout(
-        channel=channel,
-        lines=tuple(
-            LineRequest(decode_id(line.sku_id, "Sku", ["lines", str(n), "skuId"]), line.quantity)
-            for n, line in enumerate(lines)
-        ),
-        store_id=decode_id(store_id, "Store", ["storeId"]) if store_id else None,
-        address=(
-            domain.clean_address(
-                lat=address.lat,
-                lng=address.lng,
-                detail=address.detail,
-                contact_name=address.contact_name,
-                contact_phone=address.contact_phone,
-            )
-            if address
-            else None
-        ),
-        coupon_id=decode_id(coupon_id, "Coupon", ["couponId"]) if coupon_id else None,
-        note=note or "",
-    )
 
 
 # --- the order ------------------------------------------------------------------------
@@ -359,119 +273,7 @@ async def member_orders(
     return _connection(page)
 
 
-# --- quote ----------------------------------------------------------------------------
-
-
-@strawberry.type
-class QuoteLine:
-    quantity: int
-    problem: LineProblem | None = strawberry.field(description="Null when it can be ordered.")
-    line: strawberry.Private[PricedLine]
-    store_id: strawberry.Private[int | None]
-
-    @strawberry.field
-    async def sku(self, info: Info) -> SkuNode | None:
-        return await sku_at(info, self.line.request.sku_id, self.store_id)
-
-    @strawberry.field
-    def unit_price(self) -> Money | None:
-        item = self.line.item
-        return Money.of(item.unit_price_fen) if item else None
-
-    @strawberry.field
-    def amount(self) -> Money:
-        return Money.of(self.line.amount_fen if self.problem is None else 0)
-
-
-@strawberry.type(description="A store that cannot take the order, and why.")
-class StoreRefusal:
-    reason: CannotServe
-    store_id: strawberry.Private[int]
-
-    @strawberry.field
-    async def store(self, info: Info) -> StoreNode | None:
-        found = await info.context.loaders.store.load(self.store_id)
-        return StoreNode.of(found) if found else None
-
-
-@strawberry.type(description="A cart priced at the store that would serve it.")
-class OrderQuote:
-    distance_meters: int | None
-    lines: list[QuoteLine]
-    delivery_waiver: DeliveryWaiver | None
-    coupon_problem: CouponProblem | None = strawberry.field(
-        description="Why the coupon asked for is left out of the total."
-    )
-    store_problem: CannotServe | None = strawberry.field(
-        description="Why the store asked for cannot take the order now."
-    )
-    store_refusals: list[StoreRefusal] = strawberry.field(
-        description="When no store can serve: the reason of each nearby store."
-    )
-    placeable: bool = strawberry.field(description="placeOrder would accept this cart now.")
-    quote: strawberry.Private[Quote]
-
-    @classmethod
-    def of(cls, q: Quote) -> OrderQuote:
-        store_id = q.store.id if q.store else None
-        return cls(
-            distance_meters=q.distance_m,
-            lines=[
-                QuoteLine(
-                    quantity=line.request.quantity,
-                    problem=line.problem,
-                    line=line,
-                    store_id=store_id,
-                )
-                for line in q.lines
-            ],
-            delivery_waiver=q.totals.delivery_waiver,
-            coupon_problem=q.coupon_problem,
-            store_problem=q.store_problem,
-            store_refusals=[StoreRefusal(reason=r, store_id=s) for s, r in q.refusals.items()],
-            placeable=q.placeable and q.coupon_problem is None,
-            quote=q,
-        )
-
-    @strawberry.field
-    def store(self) -> StoreNode | None:
-        return StoreNode.of(self.quote.store, self.quote.distance_m) if self.quote.store else None
-
-    @strawberry.field
-    def subtotal(self) -> Money:
-        return Money.of(self.quote.totals.subtotal_fen)
-
-    @strawberry.field
-    def tier_discount(self) -> Money:
-        return Money.of(self.quote.totals.tier_discount_fen)
-
-    @strawberry.field
-    def coupon_discount(self) -> Money:
-        return Money.of(self.quote.totals.coupon_discount_fen)
-
-    @strawberry.field
-    def delivery_fee(self) -> Money:
-        return Money.of(self.quote.totals.delivery_fee_fen)
-
-    @strawberry.field
-    def delivery_discount(self) -> Money:
-        return Money.of(self.quote.totals.delivery_discount_fen)
-
-    @strawberry.field
-    def packaging_fee(self) -> Money:
-        return Money.of(self.quote.totals.packaging_fee_fen)
-
-    @strawberry.field
-    def total(self) -> Money:
-        return Money.of(self.quote.totals.total_fen)
-
-
-async def quote_order(info: Info, input: QuoteOrderInput) -> OrderQuote:
-    with raise_for_query(info):
-        checkout = _checkout(
-            input.channel, input.lines, input.store_id, input.address, input.coupon_id, None
-        )
-        return OrderQuote.of(await resolve.quote_order(info.context, checkout))
+# --- queries --------------------------------------------------------------------------
 
 
 async def order(info: Info, id: strawberry.ID) -> OrderNode | None:
@@ -497,177 +299,3 @@ async def store_orders(
             after=after,
         )
     return _connection(page)
-
-
-# --- mutations ------------------------------------------------------------------------
-
-
-@strawberry.type
-class PlaceOrderPayload:
-    order: OrderNode | None
-    replayed: bool = strawberry.field(
-        description="True when this idempotency key placed the order before."
-    )
-    store_refusals: list[StoreRefusal] = strawberry.field(
-        description="With NO_STORE_CAN_SERVE: why each nearby store cannot."
-    )
-    errors: list[UserError]
-
-
-@strawberry.type
-class OrderPayload:
-    order: OrderNode | None
-    errors: list[UserError]
-
-
-@strawberry.input
-class UpdateOrderStatusInput:
-    order_id: strawberry.ID
-    status: domain.OrderStatus
-
-
-@strawberry.input
-class RefundLineInput:
-    line_id: int
-    quantity: int
-
-
-@strawberry.input
-class RefundOrderInput:
-    order_id: strawberry.ID
-    reason: str
-    idempotency_key: str = strawberry.field(description="A retry with it refunds nothing more.")
-    lines: list[RefundLineInput] | None = strawberry.field(
-        default=None, description="Units to refund; everything not yet refunded when left out."
-    )
-
-
-def _order_payload(found: domain.Order | None, errors: list[UserError]) -> OrderPayload:
-    return OrderPayload(order=OrderNode.of(found) if found else None, errors=errors)
-
-
-@strawberry.type
-class OrderMutation:
-    @strawberry.mutation(
-        description="Place an order: routed, priced, stock held and coupon locked, at once."
-    )
-    async def place_order(self, info: Info, input: PlaceOrderInput) -> PlaceOrderPayload:
-        ctx = info.context
-        refusals: list[StoreRefusal] = []
-
-        async def run() -> Placed:
-            cmd = PlaceOrder(
-                idempotency_key=input.idempotency_key,
-                checkout=_checkout(
-                    input.channel,
-                    input.lines,
-                    input.store_id,
-                    input.address,
-                    input.coupon_id,
-                    input.note,
-                ),
-                now=ctx.now(),
-                policy=ctx.services.orders,
-            )
-            try:
-                return await ctx.run(place_order, cmd)
-            except StoresRefused as error:
-                refusals.extend(
-                    StoreRefusal(reason=r, store_id=s) for s, r in error.refusals.items()
-                )
-                raise
-
-        placed, errors = await attempt(info, run)
-        return PlaceOrderPayload(
-            order=OrderNode.of(placed.order) if placed else None,
-            replayed=placed.replayed if placed else False,
-            store_refusals=refusals,
-            errors=errors,
-        )
-
-    @strawberry.mutation(
-        description="Development payment adapter: mark the viewer's order paid. Real providers "
-        "confirm through POST /payments/notify."
-    )
-    async def pay_order(self, info: Info, order_id: strawberry.ID) -> OrderPayload:
-        ctx = info.context
-
-        async def run() -> domain.Order:
-            if not ctx.settings.pays_in_development:
-                raise DomainError(ErrorCode.NOT_AVAILABLE)
-            cmd = PayInDevelopment(
-                order_id=decode_id(order_id, "Order", ["orderId"]), now=ctx.now()
-            )
-            return await ctx.run(pay_in_development, cmd)
-
-        return _order_payload(*await attempt(info, run))
-
-    @strawberry.mutation(
-        description="Staff of the store move an order along; its member may cancel it before "
-        "it is ACCEPTED."
-    )
-    async def update_order_status(self, info: Info, input: UpdateOrderStatusInput) -> OrderPayload:
-        ctx = info.context
-
-        async def run() -> domain.Order:
-            cmd = service.UpdateOrderStatus(
-                order_id=decode_id(input.order_id, "Order", ["orderId"]),
-                status=input.status,
-                now=ctx.now(),
-                policy=ctx.services.orders,
-            )
-            return await ctx.run(service.update_order_status, cmd)
-
-        return _order_payload(*await attempt(info, run))
-
-    @strawberry.mutation(description="Refund an order in full or some of its units (store staff).")
-    async def refund_order(self, info: Info, input: RefundOrderInput) -> OrderPayload:
-        ctx = info.context
-
-        async def run() -> domain.Order:
-            cmd = RefundOrder(
-                order_id=decode_id(input.order_id, "Order", ["orderId"]),
-                lines=(
-                    [RefundLine(line.line_id, line.quantity) for line in input.lines]
-                    if input.lines is not None
-                    else None
-                ),
-                reason=input.reason,
-                idempotency_key=input.idempotency_key,
-                now=ctx.now(),
-                policy=ctx.services.orders,
-            )
-            return await ctx.run(refund_order, cmd)
-
-        return _order_payload(*await attempt(info, run))
-
-
-# --- subscriptions --------------------------------------------------------------------
-
-
-@strawberry.type
-class OrderSubscription:
-    @strawberry.subscription(
-        description="One order (its member, its store's staff): its state now, then each change."
-    )
-    async def order_updates(
-        self, info: Info, order_id: strawberry.ID
-    ) -> AsyncGenerator[OrderNode, None]:
-        def feed() -> AsyncIterator[domain.Order]:
-            return resolve.order_feed(info.context, decode_id(order_id, "Order", ["orderId"]))
-
-        async for update in live(info, feed, OrderNode.of):
-            yield update
-
-    @strawberry.subscription(
-        description="A store's order board (its staff): open orders now, then new orders and "
-        "status changes."
-    )
-    async def store_order_feed(
-        self, info: Info, store_id: strawberry.ID
-    ) -> AsyncGenerator[OrderNode, None]:
-        def feed() -> AsyncIterator[domain.Order]:
-            return resolve.store_order_feed(info.context, decode_id(store_id, "Store", ["storeId"]))
-
-        async for update in live(info, feed, OrderNode.of, may_start_empty=True):
-            yield update

@@ -36,14 +36,8 @@ from dinegraph.schema.coupons import (
 from dinegraph.schema.delivery import DeliveryNode, deliveries_in_progress, delivery
 from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
-from dinegraph.schema.orders import (
-    OrderConnection,
-    OrderNode,
-    OrderQuote,
-    order,
-    quote_order,
-    store_orders,
-)
+from dinegraph.schema.order_quotes import OrderQuote, quote_order
+from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
 from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
 
 Info = strawberry.Info[Context, None]

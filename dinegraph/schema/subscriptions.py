@@ -14,7 +14,7 @@ from dinegraph.schema.campaign_subscriptions import CampaignSubscription
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.delivery import DeliverySubscription
 from dinegraph.schema.errors import live
-from dinegraph.schema.orders import OrderSubscription
+from dinegraph.schema.order_subscriptions import OrderSubscription
 
 Info = strawberry.Info[Context, None]
 
