@@ -12,7 +12,6 @@ from typing import Protocol
 import jwt
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from dinegraph.domain.campaigns import Invite, InviteKind
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import (
     ANONYMOUS,
@@ -21,6 +20,7 @@ from dinegraph.domain.identity import (
     StaffViewer,
     Viewer,
 )
+from dinegraph.domain.invites import Invite, InviteKind
 from dinegraph.settings import Settings
 
 _ALGORITHM = "HS256"

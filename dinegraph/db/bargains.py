@@ -14,9 +14,7 @@ from dinegraph.db.tables import (
     bargains,
     help_days,
 )
-from dinegraph.domain.campaigns import (
-    Bargain,
-)
+from dinegraph.domain.bargains import Bargain
 
 
 def bargain_of(row: Any) -> Bargain:

@@ -9,9 +9,7 @@ from dinegraph.db.tables import (
     campaign_entries,
     invitations,
 )
-from dinegraph.domain.campaigns import (
-    InviteKind,
-)
+from dinegraph.domain.invites import InviteKind
 
 
 class SqlEntryRepository:

@@ -34,9 +34,9 @@ from dinegraph.domain.campaigns import (
     CampaignReport,
     CampaignSpec,
     GroupRules,
-    GroupStatus,
 )
 from dinegraph.domain.catalog import Channel
+from dinegraph.domain.group_buys import GroupStatus
 
 
 def campaign_of(row: Any, items: Iterable[Any]) -> Campaign:

@@ -14,12 +14,7 @@ from dinegraph.db.tables import (
     group_members,
     members,
 )
-from dinegraph.domain.campaigns import (
-    GroupBuy,
-    GroupSeat,
-    GroupStatus,
-    SeatStatus,
-)
+from dinegraph.domain.group_buys import GroupBuy, GroupSeat, GroupStatus, SeatStatus
 
 
 def group_of(row: Any) -> GroupBuy:

@@ -47,7 +47,8 @@ from dinegraph.db.tables import (
     store_prices,
     stores,
 )
-from dinegraph.domain.campaigns import Bargain, Campaign, CampaignKind, GroupBuy, GroupSeat
+from dinegraph.domain.bargains import Bargain
+from dinegraph.domain.campaigns import Campaign, CampaignKind
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
 from dinegraph.domain.coupons import (
     Coupon,
@@ -58,6 +59,7 @@ from dinegraph.domain.coupons import (
     stored_as,
 )
 from dinegraph.domain.delivery import IN_PROGRESS, Delivery
+from dinegraph.domain.group_buys import GroupBuy, GroupSeat
 from dinegraph.domain.members import Address, Member
 from dinegraph.domain.orders import Order, OrderLine
 from dinegraph.domain.reads import LedgerRow, PointsRow, PositionRow, StockLevelRow, StockRow

@@ -1,15 +1,14 @@
-"""Campaigns (营销活动): group-buys, bargains and flash sales, and the share codes that
-bring friends in.
+"""Campaigns (营销活动): group-buys, bargains and flash sales, set up by operators.
 
 A campaign sells some SKUs at a campaign price in a time window, at some stores and on
 some channels. Each store's quota is held from its stock through the ledger when the
 campaign is created, so a campaign never sells what the store does not have; campaign
 orders draw on that quota, and whatever is left goes back on the shelf when it ends.
+Group-buys, bargains and the share codes that bring friends in have their own modules.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,7 +16,7 @@ from enum import StrEnum
 
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import MemberViewer, StaffRole, StaffViewer, Viewer
+from dinegraph.domain.identity import StaffRole, StaffViewer, Viewer
 
 NAME_MAX = 40
 MAX_ITEMS = 20
@@ -321,166 +320,6 @@ class Deal:
     bargain_id: int | None = None
 
 
-# --- group-buys (拼团) ----------------------------------------------------------------
-
-
-class GroupStatus(StrEnum):
-    OPEN = "OPEN"
-    SUCCEEDED = "SUCCEEDED"  # every seat paid: the members' orders go to the kitchen
-    FAILED = "FAILED"  # expired first: every member refunded
-
-
-class SeatStatus(StrEnum):
-    HELD = "HELD"  # joined; held until the member's order must be paid
-    PAID = "PAID"
-    RELEASED = "RELEASED"  # the order was not paid in time, or the group failed
-
-
-@dataclass(frozen=True, slots=True)
-class GroupBuy:
-    id: int
-    campaign_id: int
-    leader_id: int
-    store_id: int
-    sku_id: int
-    size: int
-    seats_taken: int
-    seats_paid: int
-    status: GroupStatus
-    expires_at: datetime
-    created_at: datetime
-    version: int
-
-    @property
-    def seats_left(self) -> int:
-        return self.size - self.seats_taken
-
-
-@dataclass(frozen=True, slots=True)
-class GroupSeat:
-    group_id: int
-    member_id: int
-    order_id: int
-    status: SeatStatus
-    joined_at: datetime
-    nickname: str
-
-
-def group_expiry(campaign: Campaign, now: datetime) -> datetime:
-    """A group has the campaign's hours to fill, never beyond the campaign's end."""
-    assert campaign.spec.group is not None
-    return min(now + timedelta(hours=campaign.spec.group.hours), campaign.ends_at)
-
-
-@dataclass(frozen=True, slots=True)
-class GroupBuyChanged:
-    """A group's seats or status changed; versions grow with every change."""
-
-    group_id: int
-    campaign_id: int
-    status: str
-    seats_taken: int
-    seats_paid: int
-    version: int
-
-
-# --- bargains (砍价) ------------------------------------------------------------------
-
-
-class BargainStatus(StrEnum):
-    OPEN = "OPEN"  # friends can still help
-    COMPLETE = "COMPLETE"  # at the floor
-    PURCHASED = "PURCHASED"
-    EXPIRED = "EXPIRED"
-
-
-@dataclass(frozen=True, slots=True)
-class Bargain:
-    id: int
-    campaign_id: int
-    member_id: int
-    store_id: int
-    sku_id: int
-    start_price_fen: int
-    floor_price_fen: int
-    steps: tuple[int, ...]  # each help's cut, fixed when the bargain starts
-    helps_done: int
-    order_id: int | None  # the purchase, once bought
-    expires_at: datetime
-    created_at: datetime
-    version: int
-
-    @property
-    def helps_needed(self) -> int:
-        return len(self.steps)
-
-    @property
-    def price_fen(self) -> int:
-        return self.start_price_fen - sum(self.steps[: self.helps_done])
-
-    @property
-    def next_cut_fen(self) -> int | None:
-        return self.steps[self.helps_done] if self.helps_done < len(self.steps) else None
-
-    def status(self, now: datetime) -> BargainStatus:
-        if self.order_id is not None:
-            return BargainStatus.PURCHASED
-        if now >= self.expires_at:
-            return BargainStatus.EXPIRED
-        if self.helps_done >= len(self.steps):
-            return BargainStatus.COMPLETE
-        return BargainStatus.OPEN
-
-
-def bargain_steps(total_fen: int, helps: int, rng: random.Random) -> tuple[int, ...]:
-    """Split ``total_fen`` into ``helps`` cuts of at least one fen that sum to it exactly.
-
-    The first friends cut the most (a bargain should start fast), with some variety so
-    each help feels like a roll of the dice; the whole path is fixed before anyone helps.
-    """
-    if helps < 1 or total_fen < helps:
-        raise ValueError("every help must cut at least one fen")
-    weights = [(helps - n) * rng.uniform(0.7, 1.3) for n in range(helps)]
-    spare = total_fen - helps  # above the one fen each help cuts anyway
-    whole = sum(weights)
-    shares = [int(spare * w / whole) for w in weights]
-    for n in range(spare - sum(shares)):  # what rounding left, to the first helps
-        shares[n % helps] += 1
-    return tuple(1 + s for s in shares)
-
-
-def bargain_expiry(campaign: Campaign, now: datetime) -> datetime:
-    assert campaign.spec.bargain is not None
-    return min(now + timedelta(hours=campaign.spec.bargain.hours), campaign.ends_at)
-
-
-# --- share codes ----------------------------------------------------------------------
-
-
-class InviteKind(StrEnum):
-    GROUP = "G"
-    BARGAIN = "B"
-
-
-@dataclass(frozen=True, slots=True)
-class Invite:
-    """What a share code carries: the group or bargain, who shared it, until when."""
-
-    kind: InviteKind
-    campaign_id: int
-    target_id: int  # the group or the bargain
-    inviter_id: int
-    expires_at: datetime
-
-    def check(self, kind: InviteKind | None, now: datetime) -> Invite:
-        """Refuse a code of another kind (when one is asked for), or one that has expired."""
-        if kind is not None and self.kind is not kind:
-            raise DomainError(ErrorCode.INVALID_SHARE_CODE, field=["shareCode"])
-        if now >= self.expires_at:
-            raise DomainError(ErrorCode.SHARE_CODE_EXPIRED, field=["shareCode"])
-        return self
-
-
 # --- reports --------------------------------------------------------------------------
 
 
@@ -506,29 +345,3 @@ def quota_lines(spec: CampaignSpec) -> Sequence[tuple[int, int, int]]:
         for store_id in spec.store_ids
         for item in spec.items
     ]
-
-
-# --- what a viewer sees of groups and bargains --------------------------------------------
-
-
-def group_sharer(viewer: Viewer, group: GroupBuy, seats: Iterable[GroupSeat]) -> int | None:
-    """The member who may share a link to ``group``: a member seated in it, while it is open."""
-    if not isinstance(viewer, MemberViewer) or group.status is not GroupStatus.OPEN:
-        return None
-    if not any(s.member_id == viewer.member_id for s in seats):
-        return None
-    return viewer.member_id
-
-
-def may_share_bargain(viewer: Viewer, bargain: Bargain, now: datetime) -> bool:
-    """The owner shares a bargain for friends to help, while help can still cut the price."""
-    return (
-        isinstance(viewer, MemberViewer)
-        and viewer.member_id == bargain.member_id
-        and bargain.status(now) is BargainStatus.OPEN
-    )
-
-
-def sees_bargain_order(viewer: Viewer, order_member_id: int) -> bool:
-    """A bargain's purchase is shown to the member who bought it, and to no one else."""
-    return isinstance(viewer, MemberViewer) and viewer.member_id == order_member_id

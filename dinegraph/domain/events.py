@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dinegraph.domain.campaigns import GroupBuyChanged
 from dinegraph.domain.delivery import DeliveryChanged
+from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stock import LowStock, StockChanged
 

@@ -9,17 +9,8 @@ from datetime import date, datetime
 from types import TracebackType
 from typing import Protocol
 
-from dinegraph.domain.campaigns import (
-    Bargain,
-    Campaign,
-    CampaignReport,
-    CampaignSpec,
-    GroupBuy,
-    GroupSeat,
-    GroupStatus,
-    Invite,
-    InviteKind,
-)
+from dinegraph.domain.bargains import Bargain
+from dinegraph.domain.campaigns import Campaign, CampaignReport, CampaignSpec
 from dinegraph.domain.catalog import (
     Category,
     Channel,
@@ -33,6 +24,8 @@ from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, Issue
 from dinegraph.domain.delivery import Courier, Delivery, Provider
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
+from dinegraph.domain.group_buys import GroupBuy, GroupSeat, GroupStatus
+from dinegraph.domain.invites import Invite, InviteKind
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
 from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.quotes import Candidates

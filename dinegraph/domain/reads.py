@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from dinegraph.domain.campaigns import Bargain, Campaign, CampaignKind, GroupBuy, GroupSeat
+from dinegraph.domain.bargains import Bargain
+from dinegraph.domain.campaigns import Campaign, CampaignKind
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
 from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, IssueJob
 from dinegraph.domain.delivery import Delivery
+from dinegraph.domain.group_buys import GroupBuy, GroupSeat
 from dinegraph.domain.members import Address, Member
 from dinegraph.domain.orders import Order, OrderLine
 from dinegraph.domain.stock import Movement

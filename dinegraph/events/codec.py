@@ -8,9 +8,9 @@ from typing import Any
 
 import orjson
 
-from dinegraph.domain.campaigns import GroupBuyChanged
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import EVENT_TYPES, Event
+from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stock import StockChanged
 

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
-from dinegraph.domain.campaigns import GroupBuyChanged
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import Event
+from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.orders import OrderChanged
 
 log = logging.getLogger("dinegraph.events")

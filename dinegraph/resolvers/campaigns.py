@@ -5,24 +5,23 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 
 from dinegraph.context import Context
+from dinegraph.domain.bargains import Bargain, may_share_bargain, sees_bargain_order
 from dinegraph.domain.campaigns import (
-    Bargain,
     Campaign,
     CampaignKind,
     CampaignState,
-    GroupBuy,
-    GroupBuyChanged,
-    GroupSeat,
-    Invite,
-    InviteKind,
-    SeatStatus,
-    group_sharer,
-    may_share_bargain,
     running_now,
-    sees_bargain_order,
     visible_to,
 )
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.group_buys import (
+    GroupBuy,
+    GroupBuyChanged,
+    GroupSeat,
+    SeatStatus,
+    group_sharer,
+)
+from dinegraph.domain.invites import Invite, InviteKind
 from dinegraph.domain.orders import Order
 from dinegraph.events.codec import group_topic
 from dinegraph.resolvers.subscriptions import latest_of

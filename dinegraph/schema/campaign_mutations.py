@@ -8,10 +8,15 @@ from datetime import datetime
 import strawberry
 
 from dinegraph.context import Context
+from dinegraph.domain import bargains
 from dinegraph.domain import campaigns as domain
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.orders import Order, clean_address
+from dinegraph.domain.services import bargains as bargain_service
+from dinegraph.domain.services import campaign_orders as campaign_order
 from dinegraph.domain.services import campaigns as service
+from dinegraph.domain.services import flash_sales as flash_sale_service
+from dinegraph.domain.services import group_buys as group_service
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.campaigns import BargainNode, CampaignNode, GroupBuyNode
 from dinegraph.schema.common import Money, UserError
@@ -67,11 +72,11 @@ class CampaignOrderInput:
     note: str | None = None
 
 
-def _options(order: CampaignOrderInput | None) -> service.OrderOptions:
+def _options(order: CampaignOrderInput | None) -> campaign_order.OrderOptions:
     if order is None:
-        return service.OrderOptions()
+        return campaign_order.OrderOptions()
     address = order.address
-    return service.OrderOptions(
+    return campaign_order.OrderOptions(
         fulfilment=domain.Fulfilment(
             sku_id=decode_id(order.sku_id, "Sku", ["order", "skuId"]) if order.sku_id else None,
             store_id=(
@@ -134,7 +139,9 @@ class FlashSalePayload:
     errors: list[UserError]
 
 
-def _group_payload(found: service.GroupOrder | None, errors: list[UserError]) -> GroupBuyPayload:
+def _group_payload(
+    found: group_service.GroupOrder | None, errors: list[UserError]
+) -> GroupBuyPayload:
     return GroupBuyPayload(
         group=GroupBuyNode.of(found.group) if found else None,
         order=OrderNode.of(found.order) if found else None,
@@ -214,14 +221,14 @@ class CampaignMutation:
     ) -> GroupBuyPayload:
         ctx = info.context
 
-        async def run() -> service.GroupOrder:
-            cmd = service.StartGroupBuy(
+        async def run() -> group_service.GroupOrder:
+            cmd = group_service.StartGroupBuy(
                 campaign_id=decode_id(campaign_id, "Campaign", ["campaignId"]),
                 options=_options(order),
                 now=ctx.now(),
                 policy=ctx.services.orders,
             )
-            return await ctx.run(service.start_group_buy, cmd)
+            return await ctx.run(group_service.start_group_buy, cmd)
 
         return _group_payload(*await attempt(info, run))
 
@@ -234,15 +241,15 @@ class CampaignMutation:
     ) -> GroupBuyPayload:
         ctx = info.context
 
-        async def run() -> service.GroupOrder:
-            cmd = service.JoinGroupBuy(
+        async def run() -> group_service.GroupOrder:
+            cmd = group_service.JoinGroupBuy(
                 share_code=share_code,
                 options=_options(order),
                 now=ctx.now(),
                 policy=ctx.services.orders,
                 codes=ctx.services.share_codes,
             )
-            return await ctx.run(service.join_group_buy, cmd)
+            return await ctx.run(group_service.join_group_buy, cmd)
 
         return _group_payload(*await attempt(info, run))
 
@@ -258,8 +265,8 @@ class CampaignMutation:
     ) -> BargainPayload:
         ctx = info.context
 
-        async def run() -> domain.Bargain:
-            cmd = service.StartBargain(
+        async def run() -> bargains.Bargain:
+            cmd = bargain_service.StartBargain(
                 campaign_id=decode_id(campaign_id, "Campaign", ["campaignId"]),
                 fulfilment=domain.Fulfilment(
                     sku_id=decode_id(sku_id, "Sku", ["order", "skuId"]) if sku_id else None,
@@ -269,7 +276,7 @@ class CampaignMutation:
                 ),
                 now=ctx.now(),
             )
-            return await ctx.run(service.start_bargain, cmd)
+            return await ctx.run(bargain_service.start_bargain, cmd)
 
         found, errors = await attempt(info, run)
         return BargainPayload(bargain=BargainNode.of(found) if found else None, errors=errors)
@@ -278,14 +285,14 @@ class CampaignMutation:
     async def help_bargain(self, info: Info, share_code: str) -> HelpBargainPayload:
         ctx = info.context
 
-        async def run() -> service.Helped:
-            cmd = service.HelpBargain(
+        async def run() -> bargain_service.Helped:
+            cmd = bargain_service.HelpBargain(
                 share_code=share_code,
                 now=ctx.now(),
                 policy=ctx.services.orders,
                 codes=ctx.services.share_codes,
             )
-            return await ctx.run(service.help_bargain, cmd)
+            return await ctx.run(bargain_service.help_bargain, cmd)
 
         found, errors = await attempt(info, run)
         return HelpBargainPayload(
@@ -302,14 +309,14 @@ class CampaignMutation:
     ) -> BargainOrderPayload:
         ctx = info.context
 
-        async def run() -> service.BargainOrder:
-            cmd = service.BuyBargain(
+        async def run() -> bargain_service.BargainOrder:
+            cmd = bargain_service.BuyBargain(
                 bargain_id=decode_id(bargain_id, "Bargain", ["bargainId"]),
                 options=_options(order),
                 now=ctx.now(),
                 policy=ctx.services.orders,
             )
-            return await ctx.run(service.buy_bargain, cmd)
+            return await ctx.run(bargain_service.buy_bargain, cmd)
 
         found, errors = await attempt(info, run)
         return BargainOrderPayload(
@@ -327,13 +334,13 @@ class CampaignMutation:
         ctx = info.context
 
         async def run() -> Order:
-            cmd = service.BuyFlashSale(
+            cmd = flash_sale_service.BuyFlashSale(
                 campaign_id=decode_id(campaign_id, "Campaign", ["campaignId"]),
                 options=_options(order),
                 now=ctx.now(),
                 policy=ctx.services.orders,
             )
-            return await ctx.run(service.buy_flash_sale, cmd)
+            return await ctx.run(flash_sale_service.buy_flash_sale, cmd)
 
         found, errors = await attempt(info, run)
         return FlashSalePayload(order=OrderNode.of(found) if found else None, errors=errors)

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import strawberry
 
 from dinegraph.context import Context
-from dinegraph.domain import campaigns as domain
+from dinegraph.domain import group_buys
 from dinegraph.resolvers import campaigns as resolve
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.campaigns import GroupBuyNode
@@ -24,7 +24,7 @@ class CampaignSubscription:
     async def group_buy_updates(
         self, info: Info, group_id: strawberry.ID
     ) -> AsyncGenerator[GroupBuyNode, None]:
-        def feed() -> AsyncIterator[domain.GroupBuy]:
+        def feed() -> AsyncIterator[group_buys.GroupBuy]:
             return resolve.group_feed(info.context, decode_id(group_id, "GroupBuy", ["groupId"]))
 
         async for update in live(info, feed, GroupBuyNode.of):

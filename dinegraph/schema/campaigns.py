@@ -11,6 +11,7 @@ import strawberry
 from strawberry import relay
 
 from dinegraph.context import Context
+from dinegraph.domain import bargains, group_buys, invites
 from dinegraph.domain import campaigns as domain
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.services import campaigns as service
@@ -25,8 +26,8 @@ Info = strawberry.Info[Context, None]
 
 strawberry.enum(domain.CampaignKind, name="CampaignKind")
 strawberry.enum(domain.CampaignState, name="CampaignState")
-strawberry.enum(domain.GroupStatus, name="GroupBuyStatus")
-strawberry.enum(domain.BargainStatus, name="BargainStatus")
+strawberry.enum(group_buys.GroupStatus, name="GroupBuyStatus")
+strawberry.enum(bargains.BargainStatus, name="BargainStatus")
 
 
 def _global(type_name: str, raw_id: int) -> strawberry.ID:
@@ -148,24 +149,24 @@ class GroupBuyMember:
 @strawberry.type(name="GroupBuy", description="A group-buy (拼团) filling up.")
 class GroupBuyNode(relay.Node):
     id: relay.NodeID[int]
-    status: domain.GroupStatus
+    status: group_buys.GroupStatus
     size: int
     seats_taken: int
     seats_left: int
     seats_paid: int
     expires_at: datetime
     version: int
-    group: strawberry.Private[domain.GroupBuy]
-    seated: strawberry.Private[list[domain.GroupSeat] | None] = None
+    group: strawberry.Private[group_buys.GroupBuy]
+    seated: strawberry.Private[list[group_buys.GroupSeat] | None] = None
 
-    async def _seats(self, info: Info) -> list[domain.GroupSeat]:
+    async def _seats(self, info: Info) -> list[group_buys.GroupSeat]:
         """The members, read once however many fields of this group ask."""
         if self.seated is None:
             self.seated = await resolve.seats(info.context, self.group.id)
         return self.seated
 
     @classmethod
-    def of(cls, g: domain.GroupBuy) -> GroupBuyNode:
+    def of(cls, g: group_buys.GroupBuy) -> GroupBuyNode:
         return cls(
             id=g.id,
             status=g.status,
@@ -185,7 +186,7 @@ class GroupBuyNode(relay.Node):
             GroupBuyMember(
                 nickname=_masked(s.nickname),
                 is_leader=s.member_id == self.group.leader_id,
-                paid=s.status is domain.SeatStatus.PAID,
+                paid=s.status is group_buys.SeatStatus.PAID,
                 joined_at=s.joined_at,
             )
             for s in seats
@@ -232,10 +233,10 @@ class BargainNode(relay.Node):
     helps_done: int
     expires_at: datetime
     version: int
-    bargain: strawberry.Private[domain.Bargain]
+    bargain: strawberry.Private[bargains.Bargain]
 
     @classmethod
-    def of(cls, b: domain.Bargain) -> BargainNode:
+    def of(cls, b: bargains.Bargain) -> BargainNode:
         return cls(
             id=b.id,
             start_price=Money.of(b.start_price_fen),
@@ -249,7 +250,7 @@ class BargainNode(relay.Node):
         )
 
     @strawberry.field
-    def status(self, info: Info) -> domain.BargainStatus:
+    def status(self, info: Info) -> bargains.BargainStatus:
         return self.bargain.status(info.context.now())
 
     @strawberry.field
@@ -345,7 +346,7 @@ async def share_invite(info: Info, share_code: str) -> ShareInvite:
     with raise_for_query(info):
         invite = resolve.read_invite(ctx, share_code)
     group = bargain_found = None
-    if invite.kind is domain.InviteKind.GROUP:
+    if invite.kind is invites.InviteKind.GROUP:
         (group,) = await resolve.groups(ctx, [invite.target_id])
         kind = domain.CampaignKind.GROUP_BUY
     else:

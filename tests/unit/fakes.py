@@ -23,17 +23,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from types import TracebackType
 from typing import NoReturn
 
-from dinegraph.domain.campaigns import (
-    Bargain,
-    Campaign,
-    CampaignReport,
-    CampaignSpec,
-    GroupBuy,
-    GroupSeat,
-    GroupStatus,
-    InviteKind,
-    SeatStatus,
-)
+from dinegraph.domain.bargains import Bargain
+from dinegraph.domain.campaigns import Campaign, CampaignReport, CampaignSpec
 from dinegraph.domain.catalog import (
     Category,
     Channel,
@@ -56,6 +47,8 @@ from dinegraph.domain.coupons import (
 from dinegraph.domain.delivery import Courier, Delivery, Provider
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
+from dinegraph.domain.group_buys import GroupBuy, GroupSeat, GroupStatus, SeatStatus
+from dinegraph.domain.invites import InviteKind
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
 from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.ports import (

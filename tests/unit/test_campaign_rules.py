@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dinegraph.domain.bargains import Bargain, BargainStatus, bargain_steps
 from dinegraph.domain.campaigns import (
-    Bargain,
-    BargainStatus,
     Campaign,
     CampaignItem,
     CampaignKind,
@@ -20,15 +19,13 @@ from dinegraph.domain.campaigns import (
     CampaignState,
     Fulfilment,
     GroupRules,
-    Invite,
-    InviteKind,
-    bargain_steps,
     check_spec,
     choose,
-    group_expiry,
 )
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.group_buys import group_expiry
+from dinegraph.domain.invites import Invite, InviteKind
 from dinegraph.security import SignedShareCodes
 
 NOW = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)

@@ -11,12 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dinegraph.domain.campaigns import (
-    CampaignItem,
-    CampaignKind,
-    CampaignSpec,
-    GroupRules,
-)
+from dinegraph.domain.campaigns import CampaignItem, CampaignKind, CampaignSpec, GroupRules
 from dinegraph.domain.catalog import Channel, Sku, Store
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import MemberViewer, StaffRole, StaffViewer, Viewer

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
-from dinegraph.domain.campaigns import GroupBuy, GroupBuyChanged
 from dinegraph.domain.coupons import CouponStatus
 from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.fees import FeeRules
+from dinegraph.domain.group_buys import GroupBuy, GroupBuyChanged
 from dinegraph.domain.identity import MemberViewer, StaffViewer, Viewer, actor_of
 from dinegraph.domain.orders import (
     Mover,

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from dinegraph.domain.campaigns import GroupBuy, GroupStatus
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.coupons import CouponStatus
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.group_buys import GroupBuy, GroupStatus
 from dinegraph.domain.identity import Viewer
 from dinegraph.domain.orders import (
     Mover,
