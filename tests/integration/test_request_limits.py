@@ -492,7 +492,7 @@ def test_the_mini_programs_documents_are_within_the_default_limit() -> None:
 async def test_a_websocket_message_too_large_closes_the_socket_under_any_server() -> None:
     """uvicorn refuses it unread (`dinegraph serve` gives it the limit); the app refuses it
     too, under a server that was not told."""
-    from dinegraph.app import SizeLimitMiddleware
+    from dinegraph.request_limits import SizeLimitMiddleware
 
     seen: list[dict[str, Any]] = []
     sent: list[dict[str, Any]] = []

@@ -15,9 +15,10 @@ its imports is checked against the layers below: module level, inside functions 
 | schema       | schema/**                       | domain, resolvers, schema, context (3),|
 |              |                                 | edge, config                           |
 | edge         | security, payments, persisted,  | domain, config, edge, resolvers (4)    |
-|              | i18n, graphiql                  |                                        |
+|              | i18n, graphiql, request_limits  |                                        |
 | context      | context                         | everything (wiring)                    |
-| wiring       | app, cli, simulate              | everything                             |
+| wiring       | app, view, schedules, cli,      | everything                             |
+|              | simulate                        |                                        |
 
 ``dinegraph`` itself (the package's ``__init__``: the version) may be imported by anyone.
 
@@ -38,10 +39,12 @@ Why the exceptions:
    (``resolvers/ids.py``, the one place IDs are decoded).
 
 The edge modules serve the app at its edge (tokens and API keys, the payment callback,
-persisted queries, messages in the viewer's language, the GraphiQL page) but choose no
-adapter: the app passes them ports (``security.Credentials``, ``payments.payment_notify``'s
-units of work, ``persisted.DocumentStore``). Only ``app``, ``context`` and ``cli`` pick
-concrete adapters; ``simulate`` is a client that drives a server over HTTP.
+persisted queries, messages in the viewer's language, the GraphiQL page, the limits on a
+request's size and JSON) but choose no adapter: the app passes them ports
+(``security.Credentials``, ``payments.payment_notify``'s units of work,
+``persisted.DocumentStore``). Only ``app`` (with ``view``, its GraphQL view, and
+``schedules``, its in-server sweeps), ``context`` and ``cli`` pick concrete adapters;
+``simulate`` is a client that drives a server over HTTP.
 """
 
 from __future__ import annotations
@@ -64,8 +67,11 @@ MODULE_LAYERS = {
     "persisted": "edge",
     "i18n": "edge",
     "graphiql": "edge",
+    "request_limits": "edge",
     "context": "context",
     "app": "wiring",
+    "view": "wiring",
+    "schedules": "wiring",
     "cli": "wiring",
     "simulate": "wiring",
 }

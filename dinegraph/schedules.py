@@ -1,0 +1,88 @@
+"""The schedules inside the server: sweeps of unpaid orders and of campaigns, and the
+pruning of old courier positions, each a task for the app's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from dinegraph.context import Services
+from dinegraph.db.queries import ReadQueries
+from dinegraph.db.uow import SqlReader, SqlUnitOfWork
+from dinegraph.domain.services.campaigns import SWEEP_BATCH as CAMPAIGN_SWEEP_BATCH
+from dinegraph.domain.services.campaigns import close_campaigns, fail_expired_groups
+from dinegraph.domain.services.delivery import prune_positions
+from dinegraph.domain.services.orders import SWEEP_BATCH, cancel_expired
+from dinegraph.events.brokers import Broker
+from dinegraph.settings import Settings
+
+log = logging.getLogger("dinegraph")
+
+
+async def sweep_unpaid_orders(
+    engine: AsyncEngine, broker: Broker, services: Services, every_seconds: float
+) -> None:
+    """The scheduler inside the server: cancel unpaid orders once their time is up.
+
+    A plain read looks first, so an idle round takes no write lock.
+    """
+    reads = ReadQueries(engine)
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            while await reads.unpaid_expired(services.clock()):
+                cancelled = await cancel_expired(
+                    services.clock(), uow=SqlUnitOfWork(engine, events=broker)
+                )
+                if cancelled:
+                    log.info("cancelled %d unpaid orders", len(cancelled))
+                if len(cancelled) < SWEEP_BATCH:
+                    break
+        except Exception:
+            log.exception("unpaid-order sweep failed; trying again next round")
+
+
+async def sweep_campaigns(
+    engine: AsyncEngine, broker: Broker, services: Services, every_seconds: float
+) -> None:
+    """The scheduler inside the server: fail groups not filled in time (refunding their
+    members) and give ended campaigns' quotas back to the shelves.
+
+    A plain read looks first, so an idle round takes no write lock.
+    """
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            now = services.clock()
+            async with SqlReader(engine) as reads:
+                groups_due = bool(await reads.campaigns.expired_groups(now, 1))
+                campaigns_due = bool(await reads.campaigns.to_close(now, 1))
+            while groups_due:
+                failed = await fail_expired_groups(
+                    now, services.orders, uow=SqlUnitOfWork(engine, events=broker)
+                )
+                if failed.groups:
+                    log.info("failed %d expired groups", len(failed.groups))
+                groups_due = len(failed.groups) == CAMPAIGN_SWEEP_BATCH
+            if campaigns_due:
+                closed = await close_campaigns(now, uow=SqlUnitOfWork(engine, events=broker))
+                if closed:
+                    log.info("closed %d ended campaigns", closed)
+        except Exception:
+            log.exception("campaign sweep failed; trying again next round")
+
+
+async def prune_old_positions(engine: AsyncEngine, services: Services, settings: Settings) -> None:
+    """Courier positions are kept for DINEGRAPH_POSITION_RETENTION_DAYS, then forgotten."""
+    retention = timedelta(days=settings.position_retention_days)
+    while True:
+        await asyncio.sleep(settings.position_prune_every_seconds)
+        try:
+            gone = await prune_positions(services.clock(), retention, uow=SqlUnitOfWork(engine))
+            if gone:
+                log.info("pruned %d courier positions", gone)
+        except Exception:
+            log.exception("position pruning failed; trying again next round")

@@ -1,0 +1,280 @@
+"""The GraphQL view: /graphql over HTTP (GET and POST) and the graphql-transport-ws
+WebSocket, with our context, credentials, persisted queries and JSON limits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+from datetime import timedelta
+from typing import Any, cast
+
+import orjson
+from cross_web import HTTPException
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLRequestData
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
+from strawberry.types.unset import UNSET, UnsetType
+
+from dinegraph import graphiql
+from dinegraph.context import Context, Services
+from dinegraph.db.documents import SqlDocumentStore
+from dinegraph.db.identity import SqlCredentials
+from dinegraph.domain.identity import ANONYMOUS, Viewer
+from dinegraph.events.brokers import Broker
+from dinegraph.i18n import locale_from_header
+from dinegraph.persisted import PersistedQueries, PersistedQueryError
+from dinegraph.request_limits import JsonTooDeep, decode_json
+from dinegraph.schema import build_schema
+from dinegraph.schema.limits import has_invalid_characters, invalid_characters_error
+from dinegraph.security import InvalidCredentials, viewer_from_headers
+from dinegraph.settings import Settings
+
+log = logging.getLogger("dinegraph")
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+_OBJECT_OR_LIST = re.compile(rb"[ \t\r\n]*[{\[]")
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with protocol-level keep-alive: a `ping` every interval.
+
+    Strawberry answers pings but sends none on this protocol; proxies and mobile networks
+    drop idle sockets, and a client needs the ping to notice a dead connection.
+    """
+
+    keep_alive_interval: float = 15
+
+    async def handle(self) -> None:
+        pinger = asyncio.create_task(self._ping())
+        try:
+            await super().handle()
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        """A subscribe may name its document by hash (persisted queries), as HTTP can."""
+        view = cast("DinegraphGraphQL", self.view)
+        payload = message.get("payload") or {}
+        if has_invalid_characters(payload):
+            # Refused here, before the id or anything else of it is sent back in an answer.
+            if self.connection_acknowledged and not has_invalid_characters(message["id"]):
+                error = invalid_characters_error().formatted
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            else:
+                await self.websocket.close(code=4400, reason="Invalid characters")
+            return
+        try:
+            query = await view.persisted.document_for(
+                payload.get("query"), payload.get("extensions")
+            )
+        except PersistedQueryError as refused:
+            if self.connection_acknowledged:
+                error = refused.as_graphql_error().formatted
+                await self.send_message({"id": message["id"], "type": "error", "payload": [error]})
+            else:
+                await self.websocket.close(code=4401, reason="Unauthorized")
+            return
+        if query is not None and query is not payload.get("query"):
+            message = {**message, "payload": {**message["payload"], "query": query}}
+        await super().handle_subscribe(message)
+
+    async def _ping(self) -> None:
+        while True:
+            await asyncio.sleep(self.keep_alive_interval)
+            if self.connection_acknowledged:
+                try:
+                    await self.send_message({"type": "ping"})
+                except Exception:  # the socket is gone; the handler is shutting down
+                    return
+
+
+class DinegraphGraphQL(GraphQL[Context, None]):
+    """Strawberry's ASGI view, with our context, orjson and the GraphQL-over-HTTP media type."""
+
+    def __init__(
+        self, settings: Settings, engine: AsyncEngine, broker: Broker, services: Services
+    ) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide=None if settings.production else "graphiql",
+            allow_queries_via_get=True,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds),
+            max_subscriptions_per_connection=settings.ws_max_subscriptions,
+        )
+        self.settings = settings
+        self.engine = engine
+        self.broker = broker
+        self.services = services
+        self.credentials = SqlCredentials(engine)
+        self.persisted = PersistedQueries(
+            SqlDocumentStore(engine, max_automatic=settings.persisted_queries_max),
+            trusted_only=settings.trusted_documents_only,
+        )
+        self.graphql_transport_ws_handler_class = type(
+            "TransportWSHandler",
+            (_TransportWSHandler,),
+            {"keep_alive_interval": settings.ws_keepalive_seconds},
+        )
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        viewer: Viewer = ANONYMOUS
+        if isinstance(request, Request):
+            try:
+                viewer = await viewer_from_headers(
+                    self.settings,
+                    self.credentials,
+                    authorization=request.headers.get("authorization"),
+                    api_key=request.headers.get("x-api-key"),
+                )
+            except InvalidCredentials as exc:
+                raise HTTPException(401, f"Invalid credentials: {exc}") from exc
+        if isinstance(response, Response) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):
+            response.media_type = GRAPHQL_RESPONSE
+        return Context(
+            request=request,
+            response=response if isinstance(response, Response) else None,
+            settings=self.settings,
+            engine=self.engine,
+            viewer=viewer,
+            locale=locale_from_header(request.headers.get("accept-language")),
+            broker=self.broker,
+            services=self.services,
+        )
+
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """WebSocket credentials ride in connection_init: authorization or apiKey."""
+        params = context.connection_params or {}
+        if has_invalid_characters(params):
+            raise ConnectionRejectionError({"reason": "invalid characters"})
+        authorization, api_key = params.get("authorization"), params.get("apiKey")
+        try:
+            context.viewer = await viewer_from_headers(
+                self.settings,
+                self.credentials,
+                authorization=authorization if isinstance(authorization, str) else None,
+                api_key=api_key if isinstance(api_key, str) else None,
+            )
+        except InvalidCredentials as exc:
+            raise ConnectionRejectionError({"reason": "invalid credentials"}) from exc
+        context.refresh_loaders()
+        return cast(UnsetType, UNSET)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        # Our own GraphiQL page, its files served by this server: works offline, no CDN.
+        return graphiql.render_page(self.settings)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET naming its document by hash alone is an operation, not a visit to the IDE.
+        params = request.query_params
+        return params.get("extensions") is None and super().should_render_graphql_ide(request)
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: Any,
+        sub_response: Response,
+        context: Context,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Runs the document the request names, by its text or its persisted hash."""
+        if has_invalid_characters(
+            [
+                request_data.query,
+                request_data.variables,
+                request_data.operation_name,
+                request_data.extensions,
+            ]
+        ):
+            log.debug("request %s: invalid characters", context.request_id)
+            return ExecutionResult(data=None, errors=[invalid_characters_error()])
+        try:
+            query = await self.persisted.document_for(request_data.query, request_data.extensions)
+        except PersistedQueryError as refused:
+            log.debug("request %s: %s", context.request_id, refused.message)
+            return ExecutionResult(data=None, errors=[refused.as_graphql_error()])
+        # Queries (GET or POST) and mutations (POST) only: subscriptions live on the
+        # WebSocket, and Strawberry would otherwise run one over plain HTTP to a null.
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                query,
+                root_value=root_value,
+                variable_values=request_data.variables,
+                context_value=context,
+                operation_name=request_data.operation_name,
+                allowed_operation_types=allowed,
+                operation_extensions=request_data.extensions,
+            )
+        except InvalidOperationTypeError as refused:
+            reason = refused.as_http_error_reason(request_adapter.method)
+            raise HTTPException(400, reason) from refused
+        except CannotGetOperationTypeError as refused:
+            raise HTTPException(400, refused.as_http_error_reason()) from refused
+        except MissingQueryError as refused:
+            raise HTTPException(400, "No GraphQL query found in the request") from refused
+
+    async def parse_http_body(self, request: Any) -> Any:
+        # A JSON body that is no object (`0`, `"x"`, `null`) names no operation; a list is a
+        # batch, which Strawberry refuses itself.
+        if (
+            request.method == "POST"
+            and "application/json" in (request.content_type or "")
+            and not _OBJECT_OR_LIST.match(await request.get_body())
+        ):
+            raise HTTPException(400, "The request body must be a JSON object")
+        return await super().parse_http_body(request)
+
+    def decode_json(self, data: str | bytes) -> object:
+        return decode_json(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            return decode_json(data)
+        except JsonTooDeep as exc:
+            raise HTTPException(400, f"The JSON is {exc.msg}") from None
+        except json.JSONDecodeError:
+            raise HTTPException(400, "Unable to parse request body as JSON") from None
+
+    def encode_json(self, data: object) -> str:
+        # A str, not bytes: Strawberry sends bytes as binary WebSocket frames, and
+        # graphql-transport-ws clients (graphql-ws, gql, browsers) read text frames only.
+        return orjson.dumps(data).decode()
+
+    def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        if sub_response.media_type == GRAPHQL_RESPONSE and _is_request_error(response_data):
+            # GraphQL over HTTP: a document that does not parse or validate, or variables
+            # that do not coerce, is a request error: 400 and no `data` entry.
+            response_data = {k: v for k, v in response_data.items() if k != "data"}
+            sub_response.status_code = 400
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type:
+            response.headers["content-type"] = sub_response.media_type
+        return response
+
+
+def _is_request_error(response_data: object) -> bool:
+    """Nothing was executed: no data and only errors outside any field (those have paths)."""
+    if not isinstance(response_data, dict) or response_data.get("data") is not None:
+        return False
+    errors = response_data.get("errors") or []
+    return bool(errors) and all(not error.get("path") for error in errors)
