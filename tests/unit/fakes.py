@@ -50,19 +50,15 @@ from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.group_buys import GroupBuy, GroupSeat, GroupStatus, SeatStatus
 from dinegraph.domain.invites import InviteKind
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
-from dinegraph.domain.orders import Order, OrderLine, OrderStatus
-from dinegraph.domain.ports import (
+from dinegraph.domain.order_repositories import (
     CampaignRepository,
-    CatalogRepository,
     CouponRepository,
     DeliveryRepository,
     IssueJobRepository,
-    MemberRepository,
     OrderRepository,
-    Repositories,
-    StockRepository,
-    UnitOfWork,
 )
+from dinegraph.domain.orders import Order, OrderLine, OrderStatus
+from dinegraph.domain.ports import Repositories, UnitOfWork
 from dinegraph.domain.quotes import Candidates, CatalogItem
 from dinegraph.domain.refunds import RefundLine
 from dinegraph.domain.stock import (
@@ -74,6 +70,7 @@ from dinegraph.domain.stock import (
     StockView,
     stock_view,
 )
+from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
 from dinegraph.domain.tiers import Tier
 
 DEFAULT_LOW_STOCK_THRESHOLD = 5  # what a new level row starts with, as in the database

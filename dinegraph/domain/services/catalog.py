@@ -32,7 +32,8 @@ from dinegraph.domain.catalog import (
 )
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import Viewer, require_catalog_editor, require_store_manager
-from dinegraph.domain.ports import CatalogRepository, UnitOfWork
+from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.store_repositories import CatalogRepository
 
 
 async def create_category(cmd: CreateCategory, *, uow: UnitOfWork, viewer: Viewer) -> Category:
