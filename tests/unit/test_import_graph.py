@@ -18,7 +18,8 @@ its imports is checked against the layers below: module level, inside functions 
 |              | i18n, graphiql, request_limits  |                                        |
 | context      | context                         | everything (wiring)                    |
 | wiring       | app, view, schedules, cli,      | everything                             |
-|              | simulate                        |                                        |
+|              | cli_app, cli_credentials,       |                                        |
+|              | cli_operations, simulate        |                                        |
 
 ``dinegraph`` itself (the package's ``__init__``: the version) may be imported by anyone.
 
@@ -43,8 +44,8 @@ persisted queries, messages in the viewer's language, the GraphiQL page, the lim
 request's size and JSON) but choose no adapter: the app passes them ports
 (``security.Credentials``, ``payments.payment_notify``'s units of work,
 ``persisted.DocumentStore``). Only ``app`` (with ``view``, its GraphQL view, and
-``schedules``, its in-server sweeps), ``context`` and ``cli`` pick concrete adapters;
-``simulate`` is a client that drives a server over HTTP.
+``schedules``, its in-server sweeps), ``context`` and ``cli`` (with its ``cli_*`` modules)
+pick concrete adapters; ``simulate`` is a client that drives a server over HTTP.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ MODULE_LAYERS = {
     "view": "wiring",
     "schedules": "wiring",
     "cli": "wiring",
+    "cli_app": "wiring",
+    "cli_credentials": "wiring",
+    "cli_operations": "wiring",
     "simulate": "wiring",
 }
 PACKAGE_LAYERS = {"domain", "db", "events", "integrations", "resolvers", "schema"}
