@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,10 +19,6 @@ from dinegraph.settings import Settings
 from tests.conftest import make_settings
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
-
-
-def _sha(query: str) -> str:
-    return hashlib.sha256(query.encode()).hexdigest()
 
 
 def _persisted(sha: str) -> dict[str, Any]:
@@ -53,7 +48,7 @@ async def test_an_unknown_hash_is_not_found_then_hash_and_query_store_it_for_lat
     client: httpx.AsyncClient, settings: Settings, engine: AsyncEngine
 ) -> None:
     query = "query CountStores { stores(first: 1) { totalCount } } # apq-1"
-    sha = _sha(query)
+    sha = sha256_of(query)
     missing = await client.post("/graphql", json={"extensions": _persisted(sha)})
     assert missing.status_code == 200
     [error] = missing.json()["errors"]
@@ -115,14 +110,16 @@ async def test_a_malformed_or_mismatched_hash_is_refused_and_nothing_is_stored(
 
 async def test_mutations_by_hash_still_refuse_get(client: httpx.AsyncClient) -> None:
     mutation = 'mutation { requestLoginCode(input: {phone: "13800000000"}) { errors { code } } }'
-    sha = _sha(mutation)
+    sha = sha256_of(mutation)
     stored = await client.post(
         "/graphql", json={"query": mutation + " # apq", "extensions": _persisted(sha)}
     )
     assert stored.json()["errors"][0]["extensions"]["code"] == "PERSISTED_QUERY_HASH_MISMATCH"
     text = mutation + " # apq"
-    await client.post("/graphql", json={"query": text, "extensions": _persisted(_sha(text))})
-    by_get = await client.get("/graphql", params={"extensions": json.dumps(_persisted(_sha(text)))})
+    await client.post("/graphql", json={"query": text, "extensions": _persisted(sha256_of(text))})
+    by_get = await client.get(
+        "/graphql", params={"extensions": json.dumps(_persisted(sha256_of(text)))}
+    )
     assert by_get.status_code == 400
     assert "mutations are not allowed" in by_get.text.lower()
 
