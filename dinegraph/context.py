@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Coroutine
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Coroutine, Hashable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
@@ -26,6 +26,16 @@ from dinegraph.events.brokers import Broker
 from dinegraph.i18n import Locale
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSlot:
+    """Where a live feed's value goes: ``key`` names what a newer value replaces (None: the
+    feed's one object); ``retained`` says whether a subscriber joining later needs it to see
+    the feed's current state (an order that left the board does not)."""
+
+    key: Hashable = None
+    retained: bool = True
 
 
 class BackgroundWork:
@@ -107,10 +117,18 @@ class Context:
     connection_params: dict[str, object] | None = None
     reads: ReadModels = field(init=False)
     loaders: Loaders = field(init=False)
+    # Set by a live feed as it yields each value: what the value replaces in a subscriber's
+    # view (the SKU, the order) and whether a late subscriber still needs it (see
+    # ``dinegraph.shared_feeds``).
+    feed_slot: FeedSlot | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.reads = ReadQueries(self.engine)
         self.refresh_loaders()
+
+    def for_operation(self) -> Context:
+        """A copy for one operation on a WebSocket: the same viewer, loaders of its own."""
+        return replace(self)
 
     def refresh_loaders(self) -> None:
         """New loaders: per request over HTTP, per message on a long-lived WebSocket."""

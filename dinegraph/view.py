@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from datetime import timedelta
+from functools import partial
 from typing import Any, cast
 
 import orjson
@@ -16,19 +17,26 @@ from cross_web import HTTPException
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLRequestData
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
 )
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    CompleteMessage,
+    SubscribeMessage,
+)
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UNSET, UnsetType
+from strawberry.utils.aio import aclosing
 
 from dinegraph import graphiql
 from dinegraph.context import Context, Services
@@ -43,6 +51,7 @@ from dinegraph.schema import build_schema
 from dinegraph.schema.limits import has_invalid_characters, invalid_characters_error
 from dinegraph.security import InvalidCredentials, viewer_from_headers
 from dinegraph.settings import Settings
+from dinegraph.shared_feeds import Member, SharedFeeds, share_key
 
 log = logging.getLogger("dinegraph")
 
@@ -96,6 +105,72 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             message = {**message, "payload": {**message["payload"], "query": query}}
         await super().handle_subscribe(message)
 
+    async def run_operation(self, operation: Operation[Context, None]) -> None:
+        """Each operation gets a context of its own (its own loaders); a subscription whose
+        answer cannot differ from other subscribers' joins their shared feed."""
+        view = cast("DinegraphGraphQL", self.view)
+        context = self.context.for_operation()
+        key = share_key(operation.query, operation.operation_name, operation.variables, context)
+        if key is None:
+            await self._run_own(operation, context)
+            return
+        member = view.shared_feeds.join(key, context, partial(self._stream, operation))
+        try:
+            await self._send_shared(operation, member)
+        finally:
+            view.shared_feeds.leave(member)
+
+    async def _stream(self, operation: Operation[Context, None], context: Context) -> Any:
+        return await self.schema.stream(
+            operation.query,
+            variable_values=operation.variables,
+            context_value=context,
+            operation_name=operation.operation_name,
+        )
+
+    async def _send_shared(self, operation: Operation[Context, None], member: Member) -> None:
+        socket = cast(ASGIWebSocketAdapter, self.websocket).ws
+        envelope = '{"id":' + orjson.dumps(operation.id).decode() + ',"type":"next","payload":'
+        while True:
+            payloads, end = await member.take()
+            for payload in payloads:
+                if operation.completed:
+                    return
+                try:
+                    await socket.send_text(envelope + payload + "}")
+                except (WebSocketDisconnect, OSError, RuntimeError):
+                    return  # the socket is gone; the handler is shutting down
+            if end is None:
+                continue
+            try:
+                if end.errors:
+                    await operation.send_initial_errors(end.errors)
+                else:
+                    await operation.send_operation_message(
+                        CompleteMessage(id=operation.id, type="complete")
+                    )
+            except (WebSocketDisconnected, OSError, RuntimeError):
+                pass
+            return
+
+    async def _run_own(self, operation: Operation[Context, None], context: Context) -> None:
+        """Strawberry's own run, with the operation's context."""
+        try:
+            result_source = await self._stream(operation, context)
+            async with aclosing(result_source):
+                await self._send_result_stream(operation, result_source)
+            await operation.send_operation_message(
+                CompleteMessage(id=operation.id, type="complete")
+            )
+        except _OperationStreamClosed:
+            return
+        except Exception as error:
+            await self.handle_task_exception(error)
+            with contextlib.suppress(Exception):
+                await operation.send_operation_message({"id": operation.id, "type": "complete"})
+            self.operations.pop(operation.id, None)
+            raise
+
     async def _ping(self) -> None:
         while True:
             await asyncio.sleep(self.keep_alive_interval)
@@ -125,6 +200,7 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         self.broker = broker
         self.services = services
         self.credentials = SqlCredentials(engine)
+        self.shared_feeds = SharedFeeds()
         self.persisted = PersistedQueries(
             SqlDocumentStore(engine, max_automatic=settings.persisted_queries_max),
             trusted_only=settings.trusted_documents_only,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -150,3 +151,19 @@ def sees_order_address(viewer: Viewer, member_id: int, store_id: int) -> bool:
 def can_see_unlisted(viewer: Viewer) -> bool:
     """Unlisted products are drafts or retired: only staff see them."""
     return isinstance(viewer, StaffViewer)
+
+
+def viewer_class(viewer: Viewer) -> Hashable:
+    """Who a viewer is, as far as any answer can tell: two viewers of one class are shown
+    the same thing everywhere (a live feed runs once for all subscribers of a class).
+
+    Members are themselves; staff are their role and stores (no rule reads the staff id);
+    partners are their scopes, stores and platform.
+    """
+    if isinstance(viewer, MemberViewer):
+        return ("member", viewer.member_id)
+    if isinstance(viewer, StaffViewer):
+        return ("staff", viewer.role.value, viewer.store_ids)
+    if isinstance(viewer, PartnerViewer):
+        return ("partner", viewer.scopes, viewer.store_ids, viewer.partner)
+    return ("anonymous",)

@@ -69,7 +69,9 @@ async def courier_feed(ctx: Context, order_id: int) -> AsyncIterator[DeliveryCha
         seen = (delivery.id, delivery.version) if delivery else (0, 0)
         yield changed(delivery) if delivery else None
         while True:
-            for event in await box.take():
+            events = await box.take()
+            ctx.refresh_loaders()  # each change is read with loaders of its own
+            for event in events:
                 if not isinstance(event, DeliveryChanged):
                     continue
                 key = (event.delivery_id, event.version)
@@ -92,7 +94,9 @@ async def store_delivery_feed(ctx: Context, store_id: int) -> AsyncIterator[Deli
             seen[delivery.id] = delivery.version
             yield changed(delivery)
         while True:
-            for event in await box.take():
+            events = await box.take()
+            ctx.refresh_loaders()  # each change is read with loaders of its own
+            for event in events:
                 if not isinstance(event, DeliveryChanged):
                     continue
                 if event.version <= seen.get(event.delivery_id, 0):

@@ -64,14 +64,15 @@ async def stock_feed(
     try:
         sent: dict[int, int] = {}
         for row in await ctx.reads.store_stock(store_id, sku_ids):
-            # The snapshot read the SKUs already: nested `sku { ... }` costs no query, now
-            # or on later changes (the connection's loaders keep them).
+            # The snapshot read the SKUs already: nested `sku { ... }` costs no query.
             ctx.loaders.sku.prime(row.sku.id, row.sku)
             view = stock_view(row.sku, row.available, row.sold_out, row.version)
             sent[row.sku.id] = row.version
             yield StockChanged(store_id, row.sku.id, view.available, view.sold_out, row.version)
         while True:
-            for event in await box.take():
+            events = await box.take()
+            ctx.refresh_loaders()  # each change is read with loaders of its own
+            for event in events:
                 if not isinstance(event, StockChanged):
                     continue
                 if wanted is not None and event.sku_id not in wanted:

@@ -8,7 +8,7 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from dinegraph.context import Context
+from dinegraph.context import Context, FeedSlot
 from dinegraph.domain import delivery as domain
 from dinegraph.domain.reads import PositionRow
 from dinegraph.resolvers import delivery as resolve
@@ -193,6 +193,11 @@ async def deliveries_in_progress(info: Info, store_id: strawberry.ID) -> list[De
     return [DeliveryNode.of(d) for d in found]
 
 
+def _on_the_map(event: domain.DeliveryChanged) -> FeedSlot:
+    """A delivery stays on the store's map while it is on its way."""
+    return FeedSlot(event.delivery_id, domain.DeliveryStatus(event.status) in domain.IN_PROGRESS)
+
+
 @strawberry.type
 class DeliverySubscription:
     @strawberry.subscription(
@@ -219,5 +224,7 @@ class DeliverySubscription:
             store = decode_id(store_id, "Store", ["storeId"])
             return resolve.store_delivery_feed(info.context, store)
 
-        async for update in live(info, feed, CourierUpdate.of, may_start_empty=True):
+        async for update in live(
+            info, feed, CourierUpdate.of, may_start_empty=True, slot=_on_the_map
+        ):
             yield update

@@ -11,6 +11,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types.nodes import SelectedField
 
+from dinegraph.context import FeedSlot
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.text import is_storable
 from dinegraph.i18n import message_for
@@ -76,9 +77,13 @@ async def live(
     wrap: Callable[[F], R],
     *,
     may_start_empty: bool = False,
+    slot: Callable[[F], FeedSlot] = lambda _item: FeedSlot(),
 ) -> AsyncGenerator[R, None]:
     """A subscription's feed: refusals before its first value (a bad id, no access) become
-    GraphQL errors with codes; then its current state, then every change, each wrapped."""
+    GraphQL errors with codes; then its current state, then every change, each wrapped.
+
+    Each value's ``slot`` (default: the feed's one object, always current) is left on the
+    context while the value is executed, for feeds shared by many subscribers."""
     with raise_for_query(info):
         feed = open_feed()
         try:
@@ -88,8 +93,10 @@ async def live(
                 raise
             return
     # The first value is sent whatever it is: None is a state too (no courier yet).
+    info.context.feed_slot = slot(first)
     yield wrap(first)
     async for item in feed:
+        info.context.feed_slot = slot(item)
         yield wrap(item)
 
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
-from dinegraph.context import Context
+from dinegraph.context import Context, FeedSlot
 from dinegraph.domain import orders as domain
 from dinegraph.resolvers import orders as resolve
 from dinegraph.resolvers.ids import decode_id
@@ -14,6 +14,11 @@ from dinegraph.schema.errors import live
 from dinegraph.schema.orders import OrderNode
 
 Info = strawberry.Info[Context, None]
+
+
+def _on_board(order: domain.Order) -> FeedSlot:
+    """An order stays on the board while it is open, as the feed's first snapshot shows."""
+    return FeedSlot(order.id, order.status in domain.OPEN)
 
 
 @strawberry.type
@@ -40,5 +45,5 @@ class OrderSubscription:
         def feed() -> AsyncIterator[domain.Order]:
             return resolve.store_order_feed(info.context, decode_id(store_id, "Store", ["storeId"]))
 
-        async for update in live(info, feed, OrderNode.of, may_start_empty=True):
+        async for update in live(info, feed, OrderNode.of, may_start_empty=True, slot=_on_board):
             yield update

@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 
 import strawberry
 
-from dinegraph.context import Context
+from dinegraph.context import Context, FeedSlot
 from dinegraph.domain.stock import LowStock, StockChanged
 from dinegraph.resolvers import subscriptions as feeds
 from dinegraph.resolvers.ids import decode_id
@@ -60,6 +60,10 @@ class LowStockAlert:
         return StoreNode.of(found) if found else None
 
 
+def _by_sku(event: StockChanged) -> FeedSlot:
+    return FeedSlot(event.sku_id)
+
+
 @strawberry.type
 class Subscription(OrderSubscription, DeliverySubscription, CampaignSubscription):
     @strawberry.subscription(
@@ -76,7 +80,7 @@ class Subscription(OrderSubscription, DeliverySubscription, CampaignSubscription
             )
             return feeds.stock_feed(info.context, store, skus)
 
-        async for update in live(info, feed, StockUpdate.of):
+        async for update in live(info, feed, StockUpdate.of, slot=_by_sku):
             yield update
 
     @strawberry.subscription(description="Low-stock alerts of the stores (their staff only).")

@@ -17,7 +17,8 @@ its imports is checked against the layers below: module level, inside functions 
 | edge         | security, payments, persisted,  | domain, config, edge, resolvers (4)    |
 |              | i18n, graphiql, request_limits  |                                        |
 | context      | context                         | everything (wiring)                    |
-| wiring       | app, view, schedules, cli,      | everything                             |
+| wiring       | app, view, shared_feeds,        | everything                             |
+|              | schedules, cli,                 |                                        |
 |              | cli_app, cli_credentials,       |                                        |
 |              | cli_operations, simulate        |                                        |
 
@@ -72,6 +73,7 @@ MODULE_LAYERS = {
     "context": "context",
     "app": "wiring",
     "view": "wiring",
+    "shared_feeds": "wiring",
     "schedules": "wiring",
     "cli": "wiring",
     "cli_app": "wiring",
