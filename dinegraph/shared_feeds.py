@@ -225,12 +225,12 @@ class SharedFeeds:
     def __len__(self) -> int:
         return len(self._feeds)
 
-    def join(self, key: Hashable, context: Context, stream: Stream) -> Member:
-        """Subscribe to the feed of ``key``, starting it (with ``context``, the first
-        subscriber's, for every event) when nobody follows it yet."""
+    def join(self, key: Hashable, context: Callable[[], Context], stream: Stream) -> Member:
+        """Subscribe to the feed of ``key``, starting it when nobody follows it yet, with a
+        ``context()`` of its own (the first subscriber's viewer) for every event."""
         feed = self._feeds.get(key)
         if feed is None or feed.ended:
-            feed = SharedFeed(self, key, context)
+            feed = SharedFeed(self, key, context())
             self._feeds[key] = feed
             feed.start(stream)
         return feed.add()

@@ -109,16 +109,19 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         """Each operation gets a context of its own (its own loaders); a subscription whose
         answer cannot differ from other subscribers' joins their shared feed."""
         view = cast("DinegraphGraphQL", self.view)
-        context = self.context.for_operation()
-        key = share_key(operation.query, operation.operation_name, operation.variables, context)
+        key = share_key(
+            operation.query, operation.operation_name, operation.variables, self.context
+        )
         if key is None:
-            await self._run_own(operation, context)
+            await self._run_own(operation, self.context.for_operation())
             return
-        member = view.shared_feeds.join(key, context, partial(self._stream, operation))
+        # A feed's context (and its loaders) exists once per shared feed, not per subscriber.
+        feeds = view.shared_feeds
+        member = feeds.join(key, self.context.for_operation, partial(self._stream, operation))
         try:
             await self._send_shared(operation, member)
         finally:
-            view.shared_feeds.leave(member)
+            feeds.leave(member)
 
     async def _stream(self, operation: Operation[Context, None], context: Context) -> Any:
         return await self.schema.stream(

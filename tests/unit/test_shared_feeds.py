@@ -4,7 +4,7 @@ holding only the newest unsent payload per slot."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -63,8 +63,12 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def ctx(**kwargs: Any) -> Context:
+def context(**kwargs: Any) -> Context:
     return cast(Context, FakeContext(**kwargs))
+
+
+def ctx(**kwargs: Any) -> Callable[[], Context]:
+    return lambda: context(**kwargs)
 
 
 async def drain(member: Member) -> tuple[list[Any], Finished | None]:
@@ -203,8 +207,8 @@ def test_the_key_separates_what_can_differ() -> None:
     other_staff = StaffViewer(2, "b", StaffRole.STORE_MANAGER, frozenset({1}))
     orders = "subscription($o: ID!) { orderUpdates(orderId: $o) { status } }"
 
-    def key(query: str, variables: dict[str, object], **context: Any) -> object:
-        return share_key(query, None, variables, ctx(**context))
+    def key(query: str, variables: dict[str, object], **kwargs: Any) -> object:
+        return share_key(query, None, variables, context(**kwargs))
 
     # Stock is public: members and visitors share; staff (who see unlisted SKUs) do not.
     assert key(STOCK, {"s": "1"}) == key(STOCK, {"s": "1"}, viewer=MemberViewer(7))
