@@ -116,7 +116,7 @@ class Context:
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     connection_params: dict[str, object] | None = None
     reads: ReadModels = field(init=False)
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(init=False, default=None, repr=False)
     # Set by a live feed as it yields each value: what the value replaces in a subscriber's
     # view (the SKU, the order) and whether a late subscriber still needs it (see
     # ``dinegraph.shared_feeds``).
@@ -124,15 +124,22 @@ class Context:
 
     def __post_init__(self) -> None:
         self.reads = ReadQueries(self.engine)
-        self.refresh_loaders()
 
     def for_operation(self) -> Context:
         """A copy for one operation on a WebSocket: the same viewer, loaders of its own."""
         return replace(self)
 
+    @property
+    def loaders(self) -> Loaders:
+        """The DataLoaders of this request or operation, made when first asked for (an idle
+        socket or a request answered from a cache needs none)."""
+        if self._loaders is None:
+            self._loaders = make_loaders(self.reads, include_unlisted=can_see_unlisted(self.viewer))
+        return self._loaders
+
     def refresh_loaders(self) -> None:
-        """New loaders: per request over HTTP, per message on a long-lived WebSocket."""
-        self.loaders = make_loaders(self.reads, include_unlisted=can_see_unlisted(self.viewer))
+        """New loaders from now on: per request over HTTP, per change in a live feed."""
+        self._loaders = None
 
     @property
     def client_ip(self) -> str:
@@ -141,6 +148,13 @@ class Context:
 
     def now(self) -> datetime:
         return self.services.clock()
+
+    def changes_at(self, moment: datetime | None) -> None:
+        """The answer being built stops being true at ``moment``."""
+        if moment is not None and (
+            self.answer_changes_at is None or moment < self.answer_changes_at
+        ):
+            self.answer_changes_at = moment
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.engine, events=self.broker)
