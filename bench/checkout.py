@@ -23,7 +23,7 @@ unpaid-order sweep cannot release held stock in the middle of the checks.
   refused with OUT_OF_STOCK.
 
 Each run launches all its orders together, at most --concurrency in flight (one
-httpx.AsyncClient with that many connections; the ``burst`` of bench/coupon_claims.py), one
+httpx.AsyncClient with that many connections; the harness's ``burst``), one
 member per order, a fresh uuid4 idempotency key each. The floor makes the same orders at the
 same concurrency straight through the product's engine in this process
 (``dinegraph.db.engine.create_engine``; on SQLite WAL and BEGIN IMMEDIATE, the writers queued
@@ -50,253 +50,99 @@ Prints one JSON line per scenario on stdout; progress goes to stderr. Usage::
     .venv/bin/python bench/checkout.py [--orders 2000] [--concurrency 32] [--hot-stock 500]
     .venv/bin/python bench/checkout.py \
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
-
-The processes, scratch-database and CPU helpers are those of bench/stock_contention.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import math
-import os
-import platform
+import contextlib
 import random
-import re
 import statistics
 import sys
-import tempfile
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
 import sqlalchemy as sa
-from coupon_claims import Attempt, Burst, burst, insert_members, server_warnings
-from pydantic import SecretStr
+from harness.cpu import busy_pct, pct_of_core, rss_mb, wait_for_quiet
+from harness.database import Demo, demo_database, pg_sessions, write_connection
+from harness.http import pooled_client, statement_count
+from harness.load import ERROR, Attempt, Burst, burst
+from harness.processes import Server, cli_value, start_product, stopping, wait_ready
+from harness.report import BenchError, json_line, log, machine, product_revision
+from harness.runs import (
+    Out,
+    Result,
+    add_common_options,
+    check_common_options,
+    least_disturbed,
+    run_bench,
+    server_failures,
+    wrong_answers,
+)
+from harness.shop import (
+    Chain,
+    OrderSpec,
+    development_env,
+    insert_members,
+    insert_order,
+    place_order_body,
+    point_in_disc,
+    read_chain,
+    shop_noon,
+)
+from harness.stats import ms, pct_ms, ratio
+from harness.stock import STORE_ID, Pair, set_levels, tracked_levels
 from sqlalchemy.ext.asyncio import AsyncEngine
-from stock_contention import (
-    ADJUST_STOCK,
-    DISTURBED_PCT,
-    BenchError,
-    Demo,
-    Server,
-    check_database_url,
-    demo_database,
-    dinegraph_command,
-    global_id,
-    graphql,
-    last_line,
-    log,
-    ms,
-    percentile,
-    pg_sessions,
-    proc_status_kb,
-    product_version,
-    run_cli,
-    start_server,
-    stop_server,
-    terminate_as_exit,
-    wait_for_quiet,
-    wait_ready,
-)
 
-from dinegraph.db.engine import WRITE, create_engine, local_write_lock
-from dinegraph.db.tables import (
-    order_lines,
-    orders,
-    products,
-    skus,
-    stock_ledger,
-    stock_levels,
-    stock_movements,
-)
+from dinegraph.db.engine import local_write_lock
+from dinegraph.db.tables import order_lines, orders, stock_ledger, stock_movements
 from dinegraph.domain.geo import GeoPoint, distance_m
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.security import issue_member_token
 from dinegraph.settings import Settings
 
-REQUEST_TIMEOUT_S = 120.0
-KEEPALIVE_EXPIRY_S = 2.0
-SETUP_CONCURRENCY = 8
-HOT_STORE = 1
+HOT_STORE = STORE_ID
 SPREAD_M = 3000.0
-SHOP_TIME_ZONE = ZoneInfo("Asia/Shanghai")
-PAYMENT_TIMEOUT_MINUTES = 1440
 SCENARIOS = ("routed", "hot_sku")
-OK, ERROR = "ok", "error"
+OK = "ok"
 ROUTED_REFUSALS = frozenset({"OUT_OF_STOCK", "NO_STORE_CAN_SERVE", "SOLD_OUT"})
 HOT_REFUSALS = frozenset({"OUT_OF_STOCK"})
 
-PLACE = (
-    "mutation Place($input: PlaceOrderInput!) { placeOrder(input: $input) "
-    "{ order { id status store { id } total { fen } } errors { code message field } } }"
-)
-STORES = (
-    "{ stores(first: 20) { edges { node { id isOpen location { lat lng } "
-    "deliveryRadiusMeters } } } }"
-)
-MENU = (
-    "query Menu($storeId: ID!, $channel: Channel!) { menu(storeId: $storeId, channel: $channel) "
-    "{ categories { products { skus { id tracked stock { available soldOut } } } } } }"
-)
-RESTOCK = (
-    "mutation Restock($input: RestockInput!) "
-    "{ restock(input: $input) { movement { id } errors { code } } }"
-)
 # The floor's hold of one line: the product's conditional update (stock.change_level).
 TAKE = sa.text(
     "UPDATE stock_levels SET available = available - :q, version = version + 1 "
     "WHERE store_id = :store AND sku_id = :sku AND available - :q >= 0 RETURNING available"
 )
-STATEMENTS = re.compile(r'db;desc="(\d+) statements"')
-
-Pair = tuple[int, int]  # (store id, SKU id)
-
-
-# --- the chain, as the API shows it ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Store:
-    id: int
-    location: GeoPoint
-    radius_m: int
-
-
-@dataclass(frozen=True)
-class SkuInfo:
-    product_id: int
-    name: str
-    specs: dict[str, str]
-    price_fen: int
-
-
-@dataclass
-class Chain:
-    stores: list[Store]  # open ones
-    delivery_skus: list[int]  # on every open store's DELIVERY menu
-    tracked: set[int]  # tracked SKUs (a counted level per store)
-    hot_sku: int  # a tracked SKU on store 1's PICKUP menu
-    pickup_untracked: list[int]  # made-to-order, on sale at store 1 for PICKUP (warm-up)
-    delivery_untracked: list[int]  # made-to-order on DELIVERY, sold out nowhere (warm-up)
-    catalog: dict[int, SkuInfo]  # what the floor writes into order_lines
-
-
-async def read_chain(client: httpx.AsyncClient, server: Server, engine: AsyncEngine) -> Chain:
-    data = await graphql(client, server.base_url, STORES, {}, {})
-    stores = [
-        Store(
-            decode_id(n["id"], "Store", ["id"]),
-            GeoPoint(n["location"]["lat"], n["location"]["lng"]),
-            int(n["deliveryRadiusMeters"]),
-        )
-        for n in (e["node"] for e in data["stores"]["edges"])
-        if n["isOpen"]
-    ]
-    if not any(s.id == HOT_STORE for s in stores):
-        raise BenchError(f"store {HOT_STORE} is not open in the demo chain")
-
-    async def menu(store_id: int, channel: str) -> list[dict[str, Any]]:
-        variables = {"storeId": global_id("Store", store_id), "channel": channel}
-        got = (await graphql(client, server.base_url, MENU, variables, {}))["menu"]
-        if got is None:
-            raise BenchError(f"no {channel} menu at store {store_id}")
-        return [sku for c in got["categories"] for p in c["products"] for sku in p["skus"]]
-
-    delivery: set[int] | None = None
-    sold_out_somewhere: set[int] = set()
-    tracked: set[int] = set()
-    for store in stores:
-        found = await menu(store.id, "DELIVERY")
-        ids = {decode_id(s["id"], "Sku", ["id"]) for s in found}
-        delivery = ids if delivery is None else delivery & ids
-        for s in found:
-            sku_id = decode_id(s["id"], "Sku", ["id"])
-            if s["tracked"]:
-                tracked.add(sku_id)
-            elif s["stock"] is not None and s["stock"]["soldOut"]:
-                sold_out_somewhere.add(sku_id)
-    pickup = await menu(HOT_STORE, "PICKUP")
-    hot = sorted(decode_id(s["id"], "Sku", ["id"]) for s in pickup if s["tracked"])
-    pickup_untracked = sorted(
-        decode_id(s["id"], "Sku", ["id"])
-        for s in pickup
-        if not s["tracked"] and not (s["stock"] and s["stock"]["soldOut"])
-    )
-    delivery_skus = sorted(delivery or ())
-    delivery_untracked = [s for s in delivery_skus if s not in tracked | sold_out_somewhere]
-    if not hot or not pickup_untracked or len(delivery_skus) < 3 or not delivery_untracked:
-        raise BenchError("the demo menus lack tracked or made-to-order SKUs for the scenarios")
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            sa.select(skus.c.id, skus.c.product_id, skus.c.name, skus.c.specs, skus.c.price_fen)
-            .add_columns(products.c.name.label("product_name"))
-            .join(products, products.c.id == skus.c.product_id)
-        )
-        catalog = {
-            int(r.id): SkuInfo(
-                int(r.product_id),
-                line_name(str(r.product_name), str(r.name)),
-                dict(r.specs),
-                int(r.price_fen),
-            )
-            for r in rows
-        }
-    return Chain(
-        stores, delivery_skus, tracked, hot[0], pickup_untracked, delivery_untracked, catalog
-    )
-
-
-def line_name(product: str, sku: str) -> str:
-    """As the product names an order line (services.checkout._line_name)."""
-    return product if not sku or sku == product else f"{product}（{sku}）"
 
 
 # --- the orders -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Spec:
-    """One order to place: PICKUP at a store, or DELIVERY to a point (routed)."""
-
-    channel: str
-    lines: tuple[tuple[int, int], ...]  # (SKU id, quantity), distinct SKUs
-    store_id: int | None = None
-    point: GeoPoint | None = None
-
-
-def point_near(rng: random.Random, centre: GeoPoint, radius_m: float) -> GeoPoint:
-    """A uniformly random point of the disc of ``radius_m`` around ``centre``."""
-    r, bearing = radius_m * math.sqrt(rng.random()), rng.uniform(0.0, 2 * math.pi)
-    dlat = r * math.cos(bearing) / 111_320.0
-    dlng = r * math.sin(bearing) / (111_320.0 * math.cos(math.radians(centre.lat)))
-    return GeoPoint(round(centre.lat + dlat, 6), round(centre.lng + dlng, 6))
-
-
-def routed_specs(rng: random.Random, chain: Chain, count: int, pool: list[int]) -> list[Spec]:
+def routed_specs(rng: random.Random, chain: Chain, count: int, pool: list[int]) -> list[OrderSpec]:
     specs = []
     for _ in range(count):
         # Within SPREAD_M of a store, which delivers at least that far (checked in main).
         centre = rng.choice(chain.stores)
         chosen = rng.sample(pool, rng.randint(1, min(3, len(pool))))
         specs.append(
-            Spec(
+            OrderSpec(
                 "DELIVERY",
                 tuple((sku, rng.randint(1, 2)) for sku in chosen),
-                point=point_near(rng, centre.location, SPREAD_M * 0.999),
+                point=point_in_disc(rng, centre.location, SPREAD_M * 0.999),
             )
         )
     return specs
 
 
-def pickup_specs(rng: random.Random, count: int, pool: list[int]) -> list[Spec]:
-    return [Spec("PICKUP", ((rng.choice(pool), 1),), store_id=HOT_STORE) for _ in range(count)]
+def pickup_specs(rng: random.Random, count: int, pool: list[int]) -> list[OrderSpec]:
+    return [OrderSpec("PICKUP", ((rng.choice(pool), 1),), store_id=HOT_STORE) for _ in range(count)]
 
 
 def nearest_store(chain: Chain, point: GeoPoint) -> int | None:
@@ -308,27 +154,6 @@ def nearest_store(chain: Chain, point: GeoPoint) -> int | None:
         if d <= store.radius_m and (best is None or d < best[0]):
             best = (d, store.id)
     return None if best is None else best[1]
-
-
-def request_body(spec: Spec, n: int) -> bytes:
-    variables: dict[str, Any] = {
-        "idempotencyKey": str(uuid.uuid4()),
-        "channel": spec.channel,
-        "lines": [{"skuId": global_id("Sku", s), "quantity": q} for s, q in spec.lines],
-    }
-    if spec.store_id is not None:
-        variables["storeId"] = global_id("Store", spec.store_id)
-    if spec.point is not None:
-        variables["address"] = {
-            "lat": spec.point.lat,
-            "lng": spec.point.lng,
-            "detail": f"压测大厦 {n % 40 + 1} 楼",
-            "contactName": "压测",
-            "contactPhone": f"138{n % 100_000_000:08d}",
-        }
-    return orjson.dumps(
-        {"query": PLACE, "operationName": "Place", "variables": {"input": variables}}
-    )
 
 
 # --- the two ways to place an order ---------------------------------------------------------
@@ -345,14 +170,14 @@ class Record:
 def graphql_attempt(
     client: httpx.AsyncClient,
     server: Server,
-    specs: list[Spec],
+    specs: list[OrderSpec],
     tokens: list[str],
     allowed: frozenset[str],
     record: Record,
 ) -> Attempt:
     """placeOrder through /graphql as member ``i`` (bodies and headers made beforehand)."""
     url = f"{server.base_url}/graphql"
-    bodies = [request_body(spec, n) for n, spec in enumerate(specs)]
+    bodies = [place_order_body(spec, n) for n, spec in enumerate(specs)]
     headers = [
         {"content-type": "application/json", "authorization": f"Bearer {tokens[i % len(tokens)]}"}
         for i in range(len(specs))
@@ -366,7 +191,7 @@ def graphql_attempt(
         if "errors" in answer:
             return ERROR, f"GraphQL errors: {str(answer['errors'])[:200]}"
         payload = answer["data"]["placeOrder"]
-        timing = STATEMENTS.search(response.headers.get("server-timing", ""))
+        statements = statement_count(response.headers.get("server-timing"))
         if payload["order"] is not None and not payload["errors"]:
             order = payload["order"]
             record.placed[i] = (
@@ -378,8 +203,8 @@ def graphql_attempt(
             codes = [e["code"] for e in payload["errors"]]
             outcome = "+".join(codes) or "NO_ORDER_NO_ERROR"
             problem = None if outcome in allowed else f"refused with {payload['errors'][:2]}"
-        if timing is not None:
-            record.statements[i] = (outcome, int(timing.group(1)))
+        if statements is not None:
+            record.statements[i] = (outcome, statements)
         return outcome, problem
 
     return attempt
@@ -387,7 +212,7 @@ def graphql_attempt(
 
 def floor_attempt(
     engine: AsyncEngine,
-    specs: list[Spec],
+    specs: list[OrderSpec],
     stores: list[int | None],
     member_ids: list[int],
     chain: Chain,
@@ -402,18 +227,13 @@ def floor_attempt(
         store = stores[i]
         if store is None:  # the product found no store for it
             return "NO_STORE_CAN_SERVE", None
-        if lock is None:
-            return await place(i, store)
-        async with lock:
+        async with lock or contextlib.nullcontext():
             return await place(i, store)
 
     async def place(i: int, store: int) -> tuple[str, str | None]:
         spec = specs[i]
         held = sorted((s, q) for s, q in spec.lines if s in chain.tracked)
-        conn = await engine.connect()
-        try:
-            conn = await conn.execution_options(**{WRITE: True})
-            await conn.begin()
+        async with write_connection(engine) as conn:
             balances = []
             for sku, quantity in held:
                 available = (
@@ -423,42 +243,21 @@ def floor_attempt(
                     await conn.rollback()
                     return "OUT_OF_STOCK", None
                 balances.append((sku, quantity, int(available)))
-            now = server_now()
-            subtotal = sum(chain.catalog[s].price_fen * q for s, q in spec.lines)
             point = spec.point
-            order_id = (
-                await conn.execute(
-                    orders.insert()
-                    .values(
-                        member_id=member_ids[i % len(member_ids)],
-                        store_id=store,
-                        channel=spec.channel,
-                        status="PENDING_PAYMENT",
-                        idempotency_key=str(uuid.uuid4()),
-                        fingerprint="floor",
-                        subtotal_fen=subtotal,
-                        tier_discount_fen=0,
-                        coupon_discount_fen=0,
-                        delivery_fee_fen=0,
-                        delivery_discount_fen=0,
-                        packaging_fee_fen=0,
-                        total_fen=subtotal,
-                        refunded_fen=0,
-                        address_lat=point.lat if point else None,
-                        address_lng=point.lng if point else None,
-                        address_detail="floor" if point else None,
-                        contact_name="floor" if point else None,
-                        contact_phone="13800000000" if point else None,
-                        distance_m=None,
-                        note="",
-                        placed_at=now,
-                        pay_by=now + timedelta(minutes=PAYMENT_TIMEOUT_MINUTES),
-                        updated_at=now,
-                        version=1,
-                    )
-                    .returning(orders.c.id)
-                )
-            ).scalar_one()
+            order_id = await insert_order(
+                conn,
+                member_id=member_ids[i % len(member_ids)],
+                store_id=store,
+                channel=spec.channel,
+                subtotal_fen=sum(chain.catalog[s].price_fen * q for s, q in spec.lines),
+                now=server_now(),
+                address_lat=point.lat if point else None,
+                address_lng=point.lng if point else None,
+                address_detail="floor" if point else None,
+                contact_name="floor" if point else None,
+                contact_phone="13800000000" if point else None,
+                distance_m=None,
+            )
             await conn.execute(
                 order_lines.insert(),
                 [
@@ -507,68 +306,13 @@ def floor_attempt(
                     ],
                 )
             await conn.commit()
-        finally:
-            await conn.close()
-        record.placed[i] = (int(order_id), store)
+        record.placed[i] = (order_id, store)
         return OK, None
 
     return attempt
 
 
-# --- stock: setting levels, reading them, checking a run ------------------------------------
-
-
-async def tracked_levels(engine: AsyncEngine) -> dict[Pair, int]:
-    """(store, SKU) -> available, for every counted level of a tracked SKU."""
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            sa.select(stock_levels.c.store_id, stock_levels.c.sku_id, stock_levels.c.available)
-            .join(skus, skus.c.id == stock_levels.c.sku_id)
-            .where(skus.c.tracked.is_(True), stock_levels.c.available.is_not(None))
-        )
-        return {(int(r.store_id), int(r.sku_id)): int(r.available) for r in rows}
-
-
-async def set_levels(
-    client: httpx.AsyncClient,
-    server: Server,
-    token: str,
-    engine: AsyncEngine,
-    wanted: dict[Pair, int],
-) -> int:
-    """Bring each (store, SKU) to its level through restock (up) or adjustStock (down), so
-    the ledger agrees; returns how many levels had to change."""
-    current = await tracked_levels(engine)
-    headers = {"authorization": f"Bearer {token}"}
-    gate = asyncio.Semaphore(SETUP_CONCURRENCY)
-
-    async def one(pair: Pair, delta: int) -> None:
-        store, sku = pair
-        ids = {"storeId": global_id("Store", store), "skuId": global_id("Sku", sku)}
-        reference = f"bench-{uuid.uuid4().hex[:16]}"
-        async with gate:
-            while delta:
-                step = max(-9_999, min(9_999, delta))
-                if step > 0:
-                    query, name = RESTOCK, "restock"
-                    values = {**ids, "quantity": step, "reference": reference}
-                else:
-                    query, name = ADJUST_STOCK, "adjustStock"
-                    values = {**ids, "delta": step, "reason": "bench reset", "reference": reference}
-                data = await graphql(client, server.base_url, query, {"input": values}, headers)
-                if data[name]["errors"]:
-                    raise BenchError(f"{name} {pair} failed: {data[name]['errors']}")
-                delta -= step
-                reference = f"bench-{uuid.uuid4().hex[:16]}"
-
-    changes = {p: level - current.get(p, 0) for p, level in wanted.items()}
-    changes = {p: d for p, d in changes.items() if d}
-    await asyncio.gather(*(one(p, d) for p, d in changes.items()))
-    got = await tracked_levels(engine)
-    wrong = {p: (got.get(p), level) for p, level in wanted.items() if got.get(p) != level}
-    if wrong:
-        raise BenchError(f"could not set the levels (got, wanted): {dict(list(wrong.items())[:5])}")
-    return len(changes)
+# --- checking a run ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -588,7 +332,7 @@ async def marker(engine: AsyncEngine) -> Marker:
 async def check_run(  # noqa: C901
     engine: AsyncEngine,
     chain: Chain,
-    specs: list[Spec],
+    specs: list[OrderSpec],
     before: dict[Pair, int],
     mark: Marker,
     record: Record,
@@ -680,7 +424,7 @@ async def check_run(  # noqa: C901
 # --- measuring ------------------------------------------------------------------------------
 
 
-def summarise(run: Burst, record: Record, allowed: frozenset[str]) -> dict[str, Any]:
+def summarise(run: Burst, record: Record, allowed: frozenset[str]) -> Result:
     if not run.samples:
         raise BenchError("no order completed")
     outcomes = [s[2] for s in run.samples]
@@ -696,17 +440,8 @@ def summarise(run: Burst, record: Record, allowed: frozenset[str]) -> dict[str, 
     first_out = min((s[0] for s in run.samples if s[2] == "OUT_OF_STOCK"), default=None)
     last_ok = max((s[0] for s in run.samples if s[2] == OK), default=None)
 
-    def pct(values: list[float], q: float) -> float | None:
-        return ms(percentile(values, q)) if values else None
-
-    def cpu_pct(cpu: float | None) -> float | None:
-        return None if cpu is None else round(100 * cpu / run.seconds, 1)
-
-    other_cpu = None
-    if run.machine_busy is not None:
-        busy = run.machine_busy * len(os.sched_getaffinity(0)) * run.seconds
-        known = (run.server_cpu_s or 0) + run.client_cpu_s + (run.database_cpu_s or 0)
-        other_cpu = max(0.0, busy - known)
+    assert run.cpu is not None
+    cpu, seconds = run.cpu, run.seconds
 
     def statements(accepted_or_refused: bool) -> int | None:
         counts = [n for o, n in record.statements.values() if (o == OK) == accepted_or_refused]
@@ -715,17 +450,17 @@ def summarise(run: Burst, record: Record, allowed: frozenset[str]) -> dict[str, 
     return {
         "orders_per_s": round(ok / run.seconds, 1),
         "requests_per_s": round(len(outcomes) / run.seconds, 1),
-        "p50_ms": pct(everything, 50),
-        "p99_ms": pct(everything, 99),
+        "p50_ms": pct_ms(everything, 50),
+        "p99_ms": pct_ms(everything, 99),
         "ok": ok,
         "refused": dict(sorted(refused.items())),
         "errors": errors,
         "seconds": round(run.seconds, 3),
         "max_ms": ms(everything[-1]),
-        "ok_p50_ms": pct(accepted, 50),
-        "ok_p99_ms": pct(accepted, 99),
-        "refused_p50_ms": pct(refusals, 50),
-        "refused_p99_ms": pct(refusals, 99),
+        "ok_p50_ms": pct_ms(accepted, 50),
+        "ok_p99_ms": pct_ms(accepted, 99),
+        "refused_p50_ms": pct_ms(refusals, 50),
+        "refused_p99_ms": pct_ms(refusals, 99),
         "first_out_of_stock_after_s": None if first_out is None else round(first_out, 3),
         # Accepted orders over the time until the last of them was answered (when the stock
         # ran out, the refusals after it do not dilute the rate).
@@ -737,13 +472,13 @@ def summarise(run: Burst, record: Record, allowed: frozenset[str]) -> dict[str, 
         ),
         "first_errors": sorted(set(run.problems))[:3],
         # CPU over the run in % of one core (the machine has nproc cores).
-        "server_cpu_pct": cpu_pct(run.server_cpu_s),
+        "server_cpu_pct": pct_of_core(cpu.server_s, seconds),
         "server_cpu_ms_per_request": (
-            None if run.server_cpu_s is None else round(1000 * run.server_cpu_s / len(outcomes), 2)
+            None if cpu.server_s is None else round(1000 * cpu.server_s / len(outcomes), 2)
         ),
-        "client_cpu_pct": cpu_pct(run.client_cpu_s),
-        "database_cpu_pct": cpu_pct(run.database_cpu_s),
-        "other_cpu_pct": cpu_pct(other_cpu),
+        "client_cpu_pct": pct_of_core(cpu.client_s, seconds),
+        "database_cpu_pct": pct_of_core(cpu.database_s, seconds),
+        "other_cpu_pct": pct_of_core(cpu.other_s(seconds), seconds),
     }
 
 
@@ -769,18 +504,18 @@ async def one_run(
     bench: Bench,
     name: str,
     target: str,
-    specs: list[Spec],
-    warm: list[Spec],
+    specs: list[OrderSpec],
+    warm: list[OrderSpec],
     levels: dict[Pair, int],
     allowed: frozenset[str],
     floor_stores: list[int | None],
-) -> tuple[dict[str, Any], Record]:
+) -> tuple[Result, Record]:
     """Reset the levels, wait for a quiet machine, warm up, place the orders, check."""
     args, chain = bench.args, bench.chain
-    changed = await set_levels(bench.client, bench.product, bench.hq_token, bench.engine, levels)
+    changed = await set_levels(bench.product.base_url, bench.hq_token, bench.engine, levels)
     log(f"{name}/{target}: {changed} levels reset")
 
-    def attempt_for(these: list[Spec], record: Record, stores: list[int | None]) -> Attempt:
+    def attempt_for(these: list[OrderSpec], record: Record, stores: list[int | None]) -> Attempt:
         if target == "graphql":
             return graphql_attempt(
                 bench.client, bench.product, these, bench.tokens, allowed, record
@@ -792,7 +527,9 @@ async def one_run(
     busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
     # Right before the run, on made-to-order SKUs only, so that no level moves.
     warm_stores = [s.store_id or (nearest_store(chain, s.point) if s.point else None) for s in warm]
-    warm_run = await burst(attempt_for(warm, Record(), warm_stores), len(warm), args.concurrency)
+    warm_run = await burst(
+        attempt_for(warm, Record(), warm_stores), len(warm), args.concurrency, error=ERROR
+    )
     if warm_run.problems:
         raise BenchError(f"warm-up ({name}/{target}) failed: {sorted(set(warm_run.problems))[:3]}")
     log(f"{name}/{target}: warm-up of {len(warm)} orders in {warm_run.seconds:.2f}s")
@@ -805,19 +542,20 @@ async def one_run(
         attempt_for(specs, record, floor_stores),
         len(specs),
         args.concurrency,
-        server_pid=bench.product.process.pid if target == "graphql" else None,
-        postgres=bench.demo.database == "postgresql",
+        server_pid=bench.product.pid if target == "graphql" else None,
+        postgres=bench.demo.postgres,
+        error=ERROR,
     )
     result = summarise(run, record, allowed)
     result.update(await check_run(bench.engine, chain, specs, before, mark, record))
-    result["machine_busy_before_pct"] = None if busy is None else round(100 * busy, 1)
+    result["machine_busy_before_pct"] = busy_pct(busy)
     if sessions is not None:
         result["database_sessions_opened"] = (await pg_sessions(bench.engine) or 0) - sessions
     return result, record
 
 
 # Complexity: A scenario reads top to bottom as the steps it measures.
-async def scenario(bench: Bench, name: str, baseline: dict[Pair, int]) -> dict[str, Any]:  # noqa: C901
+async def scenario(bench: Bench, name: str, baseline: dict[Pair, int]) -> Result:
     args, chain = bench.args, bench.chain
     rng = random.Random(f"{args.seed}-{name}")
     if name == "routed":
@@ -826,7 +564,7 @@ async def scenario(bench: Bench, name: str, baseline: dict[Pair, int]) -> dict[s
         levels, allowed = dict(baseline), ROUTED_REFUSALS
         nearest = [nearest_store(chain, s.point) if s.point else None for s in specs]
     else:
-        specs = [Spec("PICKUP", ((chain.hot_sku, 1),), store_id=HOT_STORE)] * args.hot_attempts
+        specs = [OrderSpec("PICKUP", ((chain.hot_sku, 1),), store_id=HOT_STORE)] * args.hot_attempts
         warm = pickup_specs(rng, args.concurrency, chain.pickup_untracked)
         levels, allowed = {(HOT_STORE, chain.hot_sku): args.hot_stock}, HOT_REFUSALS
         nearest = [HOT_STORE] * len(specs)
@@ -841,27 +579,25 @@ async def scenario(bench: Bench, name: str, baseline: dict[Pair, int]) -> dict[s
             else (None if name == "routed" else HOT_STORE)
             for i in range(len(specs))
         ]
-        best: tuple[dict[str, Any], Record] | None = None
-        for attempt_no in range(1, args.retries + 2):
+
+        async def attempt(
+            number: int, target: str = target, stores: list[int | None] = floor_stores
+        ) -> tuple[Result, Record]:
             result, record = await one_run(
-                bench, name, target, specs, warm, levels, allowed, floor_stores
+                bench, name, target, specs, warm, levels, allowed, stores
             )
-            result["attempt"] = attempt_no
-            log(f"{name}/{target}: {orjson.dumps(result).decode()}")
-            if not result["consistent"] or result["errors"]:
-                best = (result, record)
-                break  # a wrong answer is reported as it is, never measured away
-            if best is None or (result["other_cpu_pct"] or 0) < (best[0]["other_cpu_pct"] or 0):
-                best = (result, record)
-            other = result["other_cpu_pct"]
-            if other is None or other <= DISTURBED_PCT or attempt_no > args.retries:
-                break
-            log(f"{name}/{target}: other work took {other}% of a core meanwhile; again")
-        assert best is not None
-        result, record = best
-        result["attempts"] = attempt_no
-        if (result["other_cpu_pct"] or 0) > DISTURBED_PCT:
-            log(f"WARNING: {name}/{target}: other work took {result['other_cpu_pct']}% of a core")
+            result["attempt"] = number
+            log(f"{name}/{target}: {json_line(result)}")
+            return result, record
+
+        (result, record), attempts = await least_disturbed(
+            attempt,
+            retries=args.retries,
+            other_pct=lambda got: got[0]["other_cpu_pct"],
+            wrong=lambda got: not got[0]["consistent"] or bool(got[0]["errors"]),
+            label=f"{name}/{target}",
+        )
+        result["attempts"] = attempts
         if target == "graphql":
             graphql_record = record
             if name == "routed":
@@ -882,7 +618,7 @@ async def scenario(bench: Bench, name: str, baseline: dict[Pair, int]) -> dict[s
     return {
         "bench": "checkout",
         "scenario": name,
-        "product": product_version(),
+        "product": product_revision().label(),
         "database": bench.demo.database,
         "orders": len(specs),
         "concurrency": args.concurrency,
@@ -901,50 +637,29 @@ async def scenario(bench: Bench, name: str, baseline: dict[Pair, int]) -> dict[s
         "order_lines, stock_movements, stock_ledger",
         "graphql": graphql_,
         "floor": floor,
-        "ratio_orders_per_s": (
-            round(graphql_["orders_per_s"] / floor["orders_per_s"], 3)
-            if floor["orders_per_s"]
-            else None
+        "ratio_orders_per_s": ratio(graphql_["orders_per_s"], floor["orders_per_s"]),
+        "ratio_requests_per_s": ratio(graphql_["requests_per_s"], floor["requests_per_s"]),
+        "ratio_ok_per_s_while_stock": ratio(
+            graphql_["ok_per_s_while_stock"], floor["ok_per_s_while_stock"]
         ),
-        "ratio_requests_per_s": round(graphql_["requests_per_s"] / floor["requests_per_s"], 3),
-        "ratio_ok_per_s_while_stock": (
-            round(graphql_["ok_per_s_while_stock"] / floor["ok_per_s_while_stock"], 3)
-            if graphql_["ok_per_s_while_stock"] and floor["ok_per_s_while_stock"]
-            else None
-        ),
-        "ratio_p50": round(graphql_["p50_ms"] / floor["p50_ms"], 2) if floor["p50_ms"] else None,
-        "server_peak_rss_mb": round(
-            (proc_status_kb(bench.product.process.pid, "VmHWM") or 0) / 1024, 1
-        ),
+        "ratio_p50": ratio(graphql_["p50_ms"], floor["p50_ms"], 2),
+        "server_peak_rss_mb": rss_mb(bench.product.pid, "VmHWM") or 0.0,
         "server_log_problems": bench.product.log_problems()[:5],
-        "server_log_warnings": server_warnings(bench.product)[:5],
-        "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version()},
+        "server_log_warnings": bench.product.log_warnings()[:5],
+        "machine": machine(),
     }
 
 
-def print_line(result: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    sys.stdout.flush()
-
-
 async def measure(
-    args: argparse.Namespace, demo: Demo, product: Server, hq_token: str, settings: Settings
-) -> list[dict[str, Any]]:
+    args: argparse.Namespace, demo: Demo, product: Server, hq_token: str, noon: datetime, out: Out
+) -> None:
     await wait_ready(product)
-    assert settings.clock_start is not None
-    clock_offset = settings.clock_start - datetime.now(UTC)  # as the server's Clock, near enough
-    engine = create_engine(settings)
-    limits = httpx.Limits(
-        max_connections=args.concurrency,
-        max_keepalive_connections=args.concurrency,
-        keepalive_expiry=KEEPALIVE_EXPIRY_S,  # see bench/coupon_claims.py
-    )
-    results: list[dict[str, Any]] = []
+    settings = demo.settings(clock_start=noon)
+    clock_offset = noon - datetime.now(UTC)  # as the server's Clock, near enough
+    engine = demo.engine()
     try:
-        async with httpx.AsyncClient(
-            timeout=REQUEST_TIMEOUT_S, limits=limits, trust_env=False
-        ) as client:
-            chain = await read_chain(client, product, engine)
+        async with pooled_client(args.concurrency) as client:
+            chain = await read_chain(client, product.base_url, engine)
             narrow = [s.id for s in chain.stores if s.radius_m < SPREAD_M]
             if narrow:
                 raise BenchError(f"stores {narrow} deliver less than {SPREAD_M} m")
@@ -971,17 +686,9 @@ async def measure(
             )
             baseline = await tracked_levels(engine)  # the demo's own levels
             for name in args.scenarios:
-                result = await scenario(bench, name, baseline)
-                print_line(result)
-                results.append(result)
+                out(await scenario(bench, name, baseline))
     finally:
         await engine.dispose()
-    return results
-
-
-def shop_noon() -> datetime:
-    """Today 12:00 in Shanghai: every open demo store is in its hours (10:00-22:00 or so)."""
-    return datetime.now(SHOP_TIME_ZONE).replace(hour=12, minute=0, second=0, microsecond=0)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -998,88 +705,43 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"comma-separated, of {', '.join(SCENARIOS)} (both)",
     )
     parser.add_argument("--seed", type=int, default=1, help="of the random orders (1)")
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="run a measurement again (up to this many times) when other work disturbed it (2)",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=120.0,
-        help="wait up to this many seconds for other work on the machine to finish (120)",
-    )
-    parser.add_argument(
-        "--database-url",
-        help="a PostgreSQL server to create a scratch database on, e.g. "
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres (default: SQLite in a temp dir)",
-    )
+    add_common_options(parser, retries=2)
     args = parser.parse_args(argv)
+    check_common_options(parser, args)
     if not 1 <= args.orders <= 50_000 or not 1 <= args.hot_attempts <= 50_000:
         parser.error("--orders and --hot-attempts must be in [1, 50000]")
     if not 1 <= args.hot_stock <= 9_999 * 10:
         parser.error("--hot-stock must be in [1, 99990]")
-    if not 1 <= args.concurrency <= 512 or not 0 <= args.retries <= 5:
-        parser.error("--concurrency must be in [1, 512] and --retries in [0, 5]")
+    if not 1 <= args.concurrency <= 512:
+        parser.error("--concurrency must be in [1, 512]")
     args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     if not args.scenarios or set(args.scenarios) - set(SCENARIOS):
         parser.error(f"--scenarios takes {', '.join(SCENARIOS)}")
-    check_database_url(parser, args.database_url)
     return args
 
 
-def failures(results: Iterable[dict[str, Any]]) -> list[str]:
+def failures(results: list[Result]) -> list[str]:
     found = []
     for result in results:
         for target in ("graphql", "floor"):
-            got, where = result[target], f"{result['scenario']}/{target}"
-            if got["oversold_units"]:
-                found.append(f"{where}: OVERSOLD by {got['oversold_units']} units")
-            if not got["consistent"]:
-                found.append(f"{where}: {got['problems']}")
-            if got["errors"]:
-                found.append(f"{where}: {got['errors']} failed requests: {got['first_errors']}")
-        if result["server_log_problems"]:
-            found.append(f"the server logged errors: {result['server_log_problems']}")
+            where = f"{result['scenario']}/{target}"
+            found += wrong_answers(where, result[target], oversold="oversold_units")
+        found += server_failures(result)
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="dinegraph-bench-") as tmp:
-        workdir = Path(tmp)
-        try:
-            with demo_database(args.database_url, workdir) as demo:
-                hq = last_line(run_cli(["staff-token", "--role", "HQ_ADMIN"], demo.env))
-                noon = shop_noon()
-                env = {
-                    **demo.env,
-                    # DINEGRAPH_CLOCK_START is refused in production mode.
-                    "DINEGRAPH_MODE": "development",
-                    "DINEGRAPH_CLOCK_START": noon.isoformat(),
-                    "DINEGRAPH_SERVER_TIMING": "1",
-                    "DINEGRAPH_PAYMENT_TIMEOUT_MINUTES": str(PAYMENT_TIMEOUT_MINUTES),
-                }
-                settings = Settings(
-                    database_url=demo.url,
-                    secret_key=SecretStr(demo.env["DINEGRAPH_SECRET_KEY"]),  # so tokens verify
-                    clock_start=noon,
-                )
-                product = start_server(
-                    "graphql", [*dinegraph_command(), "serve", "--workers", "1"], env, workdir
-                )
-                try:
-                    results = asyncio.run(measure(args, demo, product, hq, settings))
-                finally:
-                    stop_server(product)
-        except BenchError as exc:
-            log(f"FAILED: {exc}")
-            return 1
-    problems = failures(results)
-    for problem in problems:
-        log(f"FAILED: {problem}")
-    return 1 if problems else 0
+
+    def measure_in(workdir: Path, out: Out) -> None:
+        with demo_database(args.database_url, workdir) as demo:
+            hq = cli_value(["staff-token", "--role", "HQ_ADMIN"], demo.env)
+            noon = shop_noon()
+            product = start_product("graphql", development_env(demo.env, noon), workdir)
+            with stopping(product):
+                asyncio.run(measure(args, demo, product, hq, noon, out))
+
+    return run_bench(measure_in, failures)
 
 
 if __name__ == "__main__":

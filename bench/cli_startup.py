@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,6 +40,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from harness.report import BenchError, emit, log, machine, product_revision
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -60,14 +60,6 @@ FLOORS: dict[str, list[str]] = {
 }
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot produce trustworthy figures; the message says why."""
-
-
 @dataclass
 class Case:
     bytecode: str  # "none" | "installed" | "cached"
@@ -77,20 +69,6 @@ class Case:
     env: dict[str, str]
     cwd: Path  # not a source tree: `python -c` puts the working directory first on sys.path
     seconds: list[float] = field(default_factory=list)
-
-
-def git(*args: str, cwd: Path = REPO) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(cwd), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def run(case: Case) -> float:
@@ -229,17 +207,16 @@ def main() -> None:  # noqa: C901
 
     floors = {(c.bytecode, c.command): c for c in cases if c.version == "floor"}
     context = {
-        "commit": git("rev-parse", "--short=12", "HEAD"),
-        "uncommitted_changes": bool(git("status", "--porcelain", "--", "dinegraph")),
+        **product_revision(REPO).as_dict(),
         "baseline": args.baseline_label or (str(args.baseline) if args.baseline else None),
         "site_packages_bytecode": site_packages_bytecode(),
         "load_average_before": round(load_before, 2),
         "load_average_after": round(load_after, 2),
-        "machine": {"nproc": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
     }
     for case in cases:
         floor = None if case.version == "floor" else floors[(case.bytecode, "floor: import typer")]
-        print(json.dumps({**summary(case, floor), **context}, ensure_ascii=False), flush=True)
+        emit({**summary(case, floor), **context})
 
 
 if __name__ == "__main__":

@@ -36,63 +36,45 @@ Prints exactly one JSON line on stdout; progress goes to stderr. Usage::
     .venv/bin/python bench/coupon_claims.py [--members 5000] [--quantity 1000] [--concurrency 200]
     .venv/bin/python bench/coupon_claims.py \
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
-
-The processes, scratch-database and CPU helpers are those of bench/stock_contention.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
+import functools
 import secrets
 import sys
-import tempfile
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import orjson
 import sqlalchemy as sa
-from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
-from stock_contention import (
-    DISTURBED_PCT,
-    BenchError,
-    Demo,
-    Server,
-    check_database_url,
-    cpu_of_command,
-    demo_database,
-    dinegraph_command,
-    last_line,
-    log,
-    machine_cpu,
-    ms,
-    percentile,
-    proc_cpu_seconds,
-    proc_status_kb,
-    run_cli,
-    start_server,
-    stop_server,
-    terminate_as_exit,
-    wait_for_quiet,
-    wait_ready,
+from harness.cpu import busy_pct, pct_of_core, rss_mb, wait_for_quiet
+from harness.database import Demo, demo_database, write_connection
+from harness.http import graphql, graphql_body, pooled_client
+from harness.load import Attempt, Burst, burst
+from harness.processes import Server, cli_value, start_product, stopping, wait_ready
+from harness.report import BenchError, json_line, log, machine
+from harness.runs import (
+    Out,
+    Result,
+    add_common_options,
+    check_common_options,
+    least_disturbed,
+    run_bench,
+    server_failures,
+    wrong_answers,
 )
+from harness.shop import insert_members
+from harness.stats import ms, percentile, ratio
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dinegraph.db.engine import WRITE, create_engine
-from dinegraph.db.tables import coupon_templates, coupons, members
+from dinegraph.db.tables import coupon_templates, coupons
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.security import issue_member_token
-from dinegraph.settings import Settings
 
-REQUEST_TIMEOUT_S = 120.0
-KEEPALIVE_EXPIRY_S = 2.0
 AMOUNT_OFF_FEN = 500
 VALID_DAYS = 7
 
@@ -128,50 +110,16 @@ async def create_template(
             "totalQuantity": quantity,
         }
     }
-    response = await client.post(
-        f"{server.base_url}/graphql",
-        json={"query": CREATE_TEMPLATE, "variables": variables},
-        headers={"authorization": f"Bearer {operator_token}"},
-    )
-    body = orjson.loads(response.content)
-    if response.status_code != 200 or "errors" in body:
-        raise BenchError(f"createCouponTemplate: HTTP {response.status_code}: {body}")
-    payload = body["data"]["createCouponTemplate"]
+    operator = {"authorization": f"Bearer {operator_token}"}
+    data = await graphql(client, server.base_url, CREATE_TEMPLATE, variables, operator)
+    payload = data["createCouponTemplate"]
     if payload["errors"] or payload["template"] is None:
         raise BenchError(f"createCouponTemplate refused: {payload['errors']}")
     global_id = str(payload["template"]["id"])
     return global_id, decode_id(global_id, "CouponTemplate", ["id"])
 
 
-async def insert_members(engine: AsyncEngine, tag: str, count: int) -> list[int]:
-    """``count`` NORMAL members without a phone, in one bulk INSERT; their ids in order."""
-    rows = [
-        {
-            "phone": None,
-            "wechat_openid": f"bench-{tag}-{n:06d}",
-            "nickname": f"券友{n}",
-            "tier": "NORMAL",
-            "points": 0,
-        }
-        for n in range(count)
-    ]
-    async with engine.begin() as conn:
-        await conn.execute(members.insert(), rows)
-        ids = (
-            await conn.scalars(
-                sa.select(members.c.id)
-                .where(members.c.wechat_openid.like(f"bench-{tag}-%"))
-                .order_by(members.c.wechat_openid)
-            )
-        ).all()
-    if len(ids) != count:
-        raise BenchError(f"inserted {count} members, found {len(ids)}")
-    return [int(i) for i in ids]
-
-
 # --- the two ways to claim --------------------------------------------------------------------
-
-Attempt = Callable[[int], Awaitable[tuple[str, str | None]]]
 
 
 def graphql_attempt(
@@ -179,9 +127,7 @@ def graphql_attempt(
 ) -> Attempt:
     """Claim through /graphql as member ``i`` (body and headers made beforehand)."""
     url = f"{server.base_url}/graphql"
-    body = orjson.dumps(
-        {"query": CLAIM, "operationName": "Claim", "variables": {"templateId": template}}
-    )
+    body = graphql_body(CLAIM, {"templateId": template}, "Claim")
     headers = [{"content-type": "application/json", "authorization": f"Bearer {t}"} for t in tokens]
 
     async def attempt(i: int) -> tuple[str, str | None]:
@@ -206,10 +152,7 @@ def floor_attempt(engine: AsyncEngine, template_id: int, member_ids: list[int]) 
     """One transaction: the bare conditional UPDATE, and the coupon INSERT when it won."""
 
     async def attempt(i: int) -> tuple[str, str | None]:
-        conn = await engine.connect()
-        try:
-            await conn.execution_options(**{WRITE: True})
-            await conn.begin()
+        async with write_connection(engine) as conn:
             taken = await conn.execute(TAKE_ONE, {"id": template_id})
             if taken.rowcount != 1:
                 await conn.rollback()
@@ -227,71 +170,11 @@ def floor_attempt(engine: AsyncEngine, template_id: int, member_ids: list[int]) 
             )
             await conn.commit()
             return ACCEPTED, None
-        finally:
-            await conn.close()
 
     return attempt
 
 
 # --- the burst --------------------------------------------------------------------------------
-
-
-@dataclass
-class Burst:
-    attempts: int = 0
-    seconds: float = 0.0
-    # (completed at, seconds after the launch; latency in seconds; outcome)
-    samples: list[tuple[float, float, str]] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    client_cpu_s: float = 0.0
-    server_cpu_s: float | None = None
-    database_cpu_s: float | None = None
-    machine_busy: float | None = None
-
-
-async def burst(
-    attempt: Attempt,
-    attempts: int,
-    concurrency: int,
-    *,
-    server_pid: int | None = None,
-    postgres: bool = False,
-) -> Burst:
-    """Launch every attempt at once; at most ``concurrency`` of them in flight."""
-    run = Burst(attempts=attempts)
-    gate = asyncio.Semaphore(concurrency)
-    start = 0.0
-
-    async def one(i: int) -> None:
-        async with gate:
-            sent = time.perf_counter()
-            try:
-                outcome, problem = await attempt(i)
-            except Exception as exc:  # a dead connection, a timeout, a database error
-                outcome, problem = OTHER, f"{type(exc).__name__}: {exc}"
-            done = time.perf_counter()
-            run.samples.append((done - start, done - sent, outcome))
-            if problem is not None:
-                run.problems.append(f"{problem} (after {ms(done - sent)} ms)")
-            # Let a task woken by a connection just given back take it (asyncio is not fair).
-            await asyncio.sleep(0)
-
-    cpu0, machine0 = time.process_time(), machine_cpu()
-    server0 = proc_cpu_seconds(server_pid) if server_pid else None
-    db0 = cpu_of_command("postgres") if postgres else None
-    start = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(attempts)))
-    run.seconds = time.perf_counter() - start
-    run.client_cpu_s = time.process_time() - cpu0
-    machine1 = machine_cpu()
-    if machine0 is not None and machine1 is not None and machine1[1] > machine0[1]:
-        run.machine_busy = (machine1[0] - machine0[0]) / (machine1[1] - machine0[1])
-    if server_pid and server0 is not None:
-        server1 = proc_cpu_seconds(server_pid)
-        run.server_cpu_s = None if server1 is None else server1 - server0
-    if db0 is not None:
-        run.database_cpu_s = cpu_of_command("postgres") - db0
-    return run
 
 
 async def issued_in_db(engine: AsyncEngine, template_id: int) -> dict[str, int]:
@@ -319,7 +202,7 @@ async def issued_in_db(engine: AsyncEngine, template_id: int) -> dict[str, int]:
     }
 
 
-def summarise(run: Burst, db: dict[str, int], quantity: int) -> dict[str, Any]:
+def summarise(run: Burst, db: dict[str, int], quantity: int) -> Result:
     if not run.samples:
         raise BenchError("no attempt completed")
     outcomes = [s[2] for s in run.samples]
@@ -341,14 +224,8 @@ def summarise(run: Burst, db: dict[str, int], quantity: int) -> dict[str, Any]:
     if accepted != min(quantity, run.attempts):
         problems.append(f"{accepted} accepted of {min(quantity, run.attempts)} to give out")
 
-    def cpu_pct(cpu: float | None) -> float | None:
-        return None if cpu is None else round(100 * cpu / run.seconds, 1)
-
-    other_cpu = None
-    if run.machine_busy is not None:
-        everything = run.machine_busy * len(os.sched_getaffinity(0)) * run.seconds
-        known = (run.server_cpu_s or 0) + run.client_cpu_s + (run.database_cpu_s or 0)
-        other_cpu = max(0.0, everything - known)
+    assert run.cpu is not None
+    cpu, seconds = run.cpu, run.seconds
     return {
         "claims_per_s": round(accepted / run.seconds, 1),
         "requests_per_s": round(len(outcomes) / run.seconds, 1),
@@ -367,25 +244,16 @@ def summarise(run: Burst, db: dict[str, int], quantity: int) -> dict[str, Any]:
         "problems": problems,
         "first_errors": sorted(set(run.problems))[:3],
         # CPU over the burst in % of one core (the machine has nproc cores).
-        "server_cpu_pct": cpu_pct(run.server_cpu_s),
-        "client_cpu_pct": cpu_pct(run.client_cpu_s),
-        "database_cpu_pct": cpu_pct(run.database_cpu_s),
-        "other_cpu_pct": cpu_pct(other_cpu),
+        "server_cpu_pct": pct_of_core(cpu.server_s, seconds),
+        "client_cpu_pct": pct_of_core(cpu.client_s, seconds),
+        "database_cpu_pct": pct_of_core(cpu.database_s, seconds),
+        "other_cpu_pct": pct_of_core(cpu.other_s(seconds), seconds),
     }
-
-
-def server_warnings(server: Server) -> list[str]:
-    """WARNING lines of the server's log (uvicorn's dropped or invalid requests show here)."""
-    try:
-        text = server.log_path.read_text(errors="replace")
-    except OSError:
-        return []
-    return [line for line in text.splitlines() if " WARNING " in line]
 
 
 async def warm_up(attempt: Attempt, attempts: int, concurrency: int, tag: str) -> None:
     """Unmeasured claims of a spare template: connections, pools and code paths warm."""
-    run = await burst(attempt, attempts, concurrency)
+    run = await burst(attempt, attempts, concurrency, error=OTHER)
     if run.problems:
         raise BenchError(f"warm-up ({tag}) failed: {sorted(set(run.problems))[:3]}")
     log(f"warm-up ({tag}): {attempts} claims in {run.seconds:.2f}s")
@@ -396,27 +264,13 @@ async def warm_up(attempt: Attempt, attempts: int, concurrency: int, tag: str) -
 
 async def measure(
     args: argparse.Namespace, demo: Demo, product: Server, operator_token: str
-) -> dict[str, Any]:
+) -> Result:
     await wait_ready(product)
-    settings = Settings(
-        database_url=demo.url,
-        secret_key=SecretStr(demo.env["DINEGRAPH_SECRET_KEY"]),  # the server's, so tokens verify
-    )
-    engine = create_engine(settings)
-    postgres = demo.database == "postgresql"
-    # Idle connections are dropped by the client well before uvicorn's 5 s keep-alive timeout:
-    # with httpx's default (also 5 s) a request can go out on a connection the server is
-    # closing at that moment, and fail with a ReadError that is nobody's fault but the race's.
-    limits = httpx.Limits(
-        max_connections=args.concurrency,
-        max_keepalive_connections=args.concurrency,
-        keepalive_expiry=KEEPALIVE_EXPIRY_S,
-    )
-    results: dict[str, Any] = {}
+    settings = demo.settings()  # the server's secret key, so that the tokens verify
+    engine = demo.engine()
+    results: Result = {}
     try:
-        async with httpx.AsyncClient(
-            timeout=REQUEST_TIMEOUT_S, limits=limits, trust_env=False
-        ) as client:
+        async with pooled_client(args.concurrency) as client:
             run_tag = secrets.token_hex(3)
             warm_ids = await insert_members(engine, f"warm-{run_tag}", args.concurrency)
             member_ids = await insert_members(engine, f"claim-{run_tag}", args.members)
@@ -430,57 +284,50 @@ async def measure(
                     return graphql_attempt(client, product, template[0], tokens)
                 return floor_attempt(engine, template[1], warm_ids if warm else member_ids)
 
+            async def one_burst(target: str, attempt_no: int) -> Result:
+                # Fresh templates every time: a spare one to warm up on, and the flash one.
+                tag = f"{target[0]}{attempt_no}{run_tag}"
+                warm_template = await create_template(
+                    client, product, operator_token, f"预热券{tag}", args.concurrency // 2 + 1
+                )
+                flash = await create_template(
+                    client, product, operator_token, f"闪抢券{tag}", args.quantity
+                )
+                busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
+                # Right before the burst, so that the client's connections are fresh.
+                await warm_up(
+                    attempts_on(target, warm_template, warm=True),
+                    len(warm_ids),
+                    args.concurrency,
+                    target,
+                )
+                log(
+                    f"{target}: {args.members} claims of {args.quantity} coupons, "
+                    f"{args.concurrency} in flight"
+                )
+                run = await burst(
+                    attempts_on(target, flash, warm=False),
+                    args.members,
+                    args.concurrency,
+                    server_pid=product.pid if target == "graphql" else None,
+                    postgres=demo.postgres,
+                    error=OTHER,
+                )
+                result = summarise(run, await issued_in_db(engine, flash[1]), args.quantity)
+                result["machine_busy_before_pct"] = busy_pct(busy)
+                result["attempt"] = attempt_no
+                log(f"{target}: {json_line(result)}")
+                return result
+
             for target in ("graphql", "floor"):
-                best: dict[str, Any] | None = None
-                for attempt_no in range(1, args.retries + 2):
-                    # Fresh templates every time: a spare one to warm up on, and the flash one.
-                    tag = f"{target[0]}{attempt_no}{run_tag}"
-                    warm_template = await create_template(
-                        client, product, operator_token, f"预热券{tag}", args.concurrency // 2 + 1
-                    )
-                    flash = await create_template(
-                        client, product, operator_token, f"闪抢券{tag}", args.quantity
-                    )
-                    busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
-                    # Right before the burst, so that the client's connections are fresh.
-                    await warm_up(
-                        attempts_on(target, warm_template, warm=True),
-                        len(warm_ids),
-                        args.concurrency,
-                        target,
-                    )
-                    log(
-                        f"{target}: {args.members} claims of {args.quantity} coupons, "
-                        f"{args.concurrency} in flight"
-                    )
-                    run = await burst(
-                        attempts_on(target, flash, warm=False),
-                        args.members,
-                        args.concurrency,
-                        server_pid=product.process.pid if target == "graphql" else None,
-                        postgres=postgres,
-                    )
-                    result = summarise(run, await issued_in_db(engine, flash[1]), args.quantity)
-                    result["machine_busy_before_pct"] = (
-                        None if busy is None else round(100 * busy, 1)
-                    )
-                    result["attempt"] = attempt_no
-                    log(f"{target}: {orjson.dumps(result).decode()}")
-                    if not result["consistent"] or result["other_errors"]:
-                        best = result
-                        break  # a wrong answer is reported as it is, never measured away
-                    if best is None or (result["other_cpu_pct"] or 0) < (
-                        best["other_cpu_pct"] or 0
-                    ):
-                        best = result  # the least disturbed of the attempts (all correct)
-                    other = result["other_cpu_pct"]
-                    if other is None or other <= DISTURBED_PCT or attempt_no > args.retries:
-                        break
-                    log(f"{target}: other work took {other}% of a core meanwhile; again")
-                assert best is not None
-                best["attempts"] = attempt_no
-                if (best["other_cpu_pct"] or 0) > DISTURBED_PCT:
-                    log(f"WARNING: {target}: other work took {best['other_cpu_pct']}% of a core")
+                best, attempts = await least_disturbed(
+                    functools.partial(one_burst, target),
+                    retries=args.retries,
+                    other_pct=lambda r: r["other_cpu_pct"],
+                    wrong=lambda r: not r["consistent"] or bool(r["other_errors"]),
+                    label=target,
+                )
+                best["attempts"] = attempts
                 results[target] = best
     finally:
         await engine.dispose()
@@ -494,19 +341,15 @@ async def measure(
         "concurrency": args.concurrency,
         "floor_includes_insert": True,
         "floor_driver": "dinegraph.db.engine.create_engine (SQLAlchemy Core, "
-        + ("asyncpg)" if postgres else "aiosqlite, BEGIN IMMEDIATE)"),
+        + ("asyncpg)" if demo.postgres else "aiosqlite, BEGIN IMMEDIATE)"),
         "graphql": graphql,
         "floor": floor,
-        "ratio_requests_per_s": round(graphql["requests_per_s"] / floor["requests_per_s"], 3),
-        "ratio_claims_per_s": (
-            round(graphql["claims_per_s"] / floor["claims_per_s"], 3)
-            if floor["claims_per_s"]
-            else None
-        ),
-        "server_peak_rss_mb": round((proc_status_kb(product.process.pid, "VmHWM") or 0) / 1024, 1),
+        "ratio_requests_per_s": ratio(graphql["requests_per_s"], floor["requests_per_s"]),
+        "ratio_claims_per_s": ratio(graphql["claims_per_s"], floor["claims_per_s"]),
+        "server_peak_rss_mb": rss_mb(product.pid, "VmHWM") or 0.0,
         "server_log_problems": product.log_problems()[:5],
-        "server_log_warnings": server_warnings(product)[:5],
-        "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version()},
+        "server_log_warnings": product.log_warnings()[:5],
+        "machine": machine(),
     }
 
 
@@ -515,67 +358,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--members", type=int, default=5000, help="claiming members (5000)")
     parser.add_argument("--quantity", type=int, default=1000, help="coupons on offer (1000)")
     parser.add_argument("--concurrency", type=int, default=200, help="claims in flight (200)")
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="run a burst again (up to this many times) when other work disturbed it (2)",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=120.0,
-        help="wait up to this many seconds for other work on the machine to finish (120)",
-    )
-    parser.add_argument(
-        "--database-url",
-        help="a PostgreSQL server to create a scratch database on, e.g. "
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres (default: SQLite in a temp dir)",
+    add_common_options(
+        parser,
+        retries=2,
+        retries_help="run a burst again (up to this many times) when other work disturbed it",
     )
     args = parser.parse_args(argv)
+    check_common_options(parser, args)
     if not 1 <= args.members <= 100_000 or not 1 <= args.quantity <= 1_000_000:
         parser.error("--members must be in [1, 100000] and --quantity in [1, 1000000]")
-    if not 1 <= args.concurrency <= 1000 or not 0 <= args.retries <= 5:
-        parser.error("--concurrency must be in [1, 1000] and --retries in [0, 5]")
-    check_database_url(parser, args.database_url)
+    if not 1 <= args.concurrency <= 1000:
+        parser.error("--concurrency must be in [1, 1000]")
     return args
+
+
+def failures(results: list[Result]) -> list[str]:
+    found = []
+    for result in results:
+        for target in ("graphql", "floor"):
+            got = result[target]
+            found += wrong_answers(target, got, errors="other_errors", oversold="over_issued")
+        found += server_failures(result)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="dinegraph-bench-") as tmp:
-        workdir = Path(tmp)
-        try:
-            with demo_database(args.database_url, workdir) as demo:
-                operator = last_line(run_cli(["staff-token", "--role", "OPERATOR"], demo.env))
-                product = start_server(
-                    "graphql", [*dinegraph_command(), "serve", "--workers", "1"], demo.env, workdir
-                )
-                try:
-                    result = asyncio.run(measure(args, demo, product, operator))
-                finally:
-                    stop_server(product)
-        except BenchError as exc:
-            log(f"FAILED: {exc}")
-            return 1
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    sys.stdout.flush()
-    failed = False
-    for target in ("graphql", "floor"):
-        got = result[target]
-        if got["over_issued"]:
-            log(f"FAILED: {target}: over-issued by {got['over_issued']}")
-            failed = True
-        if not got["consistent"]:
-            log(f"FAILED: {target}: {got['problems']}")
-            failed = True
-        if got["other_errors"]:
-            log(f"FAILED: {target}: {got['other_errors']} other errors: {got['first_errors']}")
-            failed = True
-    if result["server_log_problems"]:
-        log(f"FAILED: the server logged errors: {result['server_log_problems']}")
-        failed = True
-    return 1 if failed else 0
+
+    def measure_in(workdir: Path, out: Out) -> None:
+        with demo_database(args.database_url, workdir) as demo:
+            operator = cli_value(["staff-token", "--role", "OPERATOR"], demo.env)
+            product = start_product("graphql", demo.env, workdir)
+            with stopping(product):
+                out(asyncio.run(measure(args, demo, product, operator)))
+
+    return run_bench(measure_in, failures)
 
 
 if __name__ == "__main__":

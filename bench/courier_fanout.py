@@ -4,7 +4,7 @@ Builds a fresh demo database (SQLite in a temporary directory, or with --databas
 ``dinegraph_bench_<random>`` database on that PostgreSQL server, dropped at the end) and sets
 up --deliveries deliveries in progress through the API, on a ``dinegraph serve`` of its own
 (stopped before anything is measured): fresh members (inserted straight into the database,
-their tokens minted with the server's key, as bench/checkout.py does) each place one
+their tokens minted with the server's key, as in bench/checkout.py) each place one
 DELIVERY order pinned to one of the open stores that dispatch to DADA (round-robin), to an
 address 1.5-3 km from it (`placeOrder`, a made-to-order SKU), pay it (`payOrder`); the
 store's manager moves it to ACCEPTED, PREPARING and READY (`updateOrderStatus`), which
@@ -70,25 +70,18 @@ stdout; progress goes to stderr. Usage::
     .venv/bin/python bench/courier_fanout.py [--deliveries 500] [--seconds 60]
     .venv/bin/python bench/courier_fanout.py \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
-
-The processes, scratch-database and CPU helpers are those of bench/stock_contention.py and
-bench/stock_fanout.py; the chain, members and addresses those of bench/checkout.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import math
 import os
-import platform
 import random
-import re
-import resource
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -99,45 +92,56 @@ from typing import Any
 import httpx
 import orjson
 import sqlalchemy as sa
-from checkout import PAYMENT_TIMEOUT_MINUTES, SHOP_TIME_ZONE, Spec, read_chain, request_body
-from coupon_claims import insert_members, server_warnings
-from pydantic import SecretStr
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
-from stock_contention import (
-    DISTURBED_PCT,
-    LOOPBACK,
-    BenchError,
-    Demo,
-    RawHttp,
-    Server,
-    bench_engine,
-    check_database_url,
-    cpu_of_command,
-    demo_database,
-    dinegraph_command,
-    global_id,
-    graphql,
-    last_line,
-    log,
-    machine_cpu,
-    percentile,
-    pg_sessions,
-    proc_cpu_seconds,
-    proc_status_kb,
-    product_version,
-    run_cli,
-    start_server,
-    stop_server,
-    terminate_as_exit,
+from harness.cpu import (
+    CpuSnapshot,
+    busy_pct,
+    pct_of_core,
+    rss_mb,
+    snapshot,
+    usage,
     wait_for_quiet,
-    wait_ready,
 )
-from stock_fanout import Subscribers, latency_figures, mb, ms, raise_open_files
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from harness.database import Demo, demo_database, pg_sessions
+from harness.gqlws import subscribe_message
+from harness.http import LeanConnection, graphql, graphql_body, pooled_client, statement_count
+from harness.ids import global_id
+from harness.processes import (
+    LOOPBACK,
+    Server,
+    WorkerPool,
+    answer_commands,
+    cli_value,
+    cpu_reply,
+    open_files_limit,
+    raise_open_files,
+    start_floor,
+    start_product,
+    stopping,
+    wait_ready,
+    worker_commands,
+)
+from harness.report import BenchError, json_line, log, machine, product_revision
+from harness.runs import (
+    Out,
+    Result,
+    add_common_options,
+    check_common_options,
+    least_disturbed,
+    run_bench,
+)
+from harness.shop import (
+    OrderSpec,
+    coming_noon,
+    development_env,
+    insert_members,
+    place_order_body,
+    point_between,
+    read_chain,
+)
+from harness.stats import latency_figures, pct_ms, ratio
+from harness.ws import Subscriptions
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-import dinegraph
 from dinegraph.db import identity as identity_db
 from dinegraph.db.tables import deliveries
 from dinegraph.db.tables import stores as stores_table
@@ -148,15 +152,11 @@ from dinegraph.security import issue_member_token, issue_staff_token
 from dinegraph.settings import Settings
 
 THIS = Path(__file__).resolve()
-FLOOR_APP = THIS.parent / "courier_floor.py"
-PROTOCOL = "graphql-transport-ws"
-PONG = '{"type":"pong"}'
 PROVIDER = "DADA"
 REPORT_GAP_S = 1.1  # after the last answer: the server's default minimum interval is 1 s
 REPORT_WARMUP_S = 5.0  # before the reports-only window
 DESTINATION_M = (1500.0, 3000.0)  # the customer, this far from the store
 READY_TIMEOUT_S = 300.0
-REQUEST_TIMEOUT_S = 120.0
 
 REPORT = (
     "mutation Report($input: ReportCourierPositionInput!) { reportCourierPosition(input: $input) "
@@ -183,40 +183,6 @@ DELIVERY_STATUS = (
     "mutation($input: ReportDeliveryStatusInput!) "
     "{ reportDeliveryStatus(input: $input) { delivery { status version } errors { code } } }"
 )
-STATEMENTS = re.compile(rb'db;desc="(\d+) statements"')
-
-
-def product_measured() -> dict[str, Any]:
-    """The commit of the ``dinegraph`` this run imports (servers and CLI inherit the
-    environment, PYTHONPATH included): the repository's own, or a clean clone of a commit
-    put first on PYTHONPATH while the working tree is being edited."""
-    root = Path(dinegraph.__file__).resolve().parents[1]
-    if root == THIS.parents[1]:
-        return {"commit": product_version(), "dinegraph_root": str(root)}
-    try:
-
-        def git(*argv: str) -> str:
-            return subprocess.run(
-                ["git", "-C", str(root), *argv],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=True,
-            ).stdout.strip()
-
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--", "dinegraph", "migrations")
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dinegraph_root": str(root)}
-    return {"commit": commit + ("+dirty" if changed else ""), "dinegraph_root": str(root)}
-
-
-def coming_noon() -> datetime:
-    """The coming 12:00 in Shanghai (never a past one: a server of another run on the real
-    clock would see these orders' deadlines gone by)."""
-    now = datetime.now(SHOP_TIME_ZONE)
-    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
-    return noon if noon > now else noon + timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -236,205 +202,125 @@ class Frame:
 # --- the subscriber process (--worker) -------------------------------------------------------
 
 
-# Complexity: One courier's loop, read top to bottom as the steps it measures.
-async def worker() -> None:  # noqa: C901
-    """Hold the subscriptions of the spec (the first line on stdin: it is too long for a
-    command line); answer the commands that follow on stdin, one JSON line each.
+class Followers:
+    """A subscriber process's subscribers: a member following one order's courier, or a
+    manager's map following every delivery of a store, each on its own connection."""
 
-    ``open``: connect every subscriber, each waiting for its initial state (a courier
-    subscriber its delivery, a map subscriber every delivery of its store); ``cpu``;
-    ``drain`` (finals, timeout, since): wait until every subscriber heard the last version
-    of each delivery it follows, then hand over every receipt since ``since``; ``close``.
-    """
-    loop = asyncio.get_running_loop()
-    commands = asyncio.StreamReader(limit=1 << 26)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
-    spec: dict[str, Any] = orjson.loads(await commands.readline())
-    subs: list[dict[str, Any]] = spec["subs"]
-    ids: dict[str, int] = spec["ids"]
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.url: str = spec["url"]
+        self.subs: list[dict[str, Any]] = spec["subs"]
+        self.ids: dict[str, int] = spec["ids"]  # delivery global id -> id
+        self.gate = asyncio.Semaphore(spec["concurrency"])
+        self.subscriptions = Subscriptions()
+        self.problems = self.subscriptions.problems
+        count = len(self.subs)
+        self.got: list[list[float]] = [[] for _ in range(count)]  # d, v, t, d, v, t, ...
+        self.latest: list[dict[int, int]] = [{} for _ in range(count)]
+        self.follows = [s["ds"] if s["k"] == "m" else [s["d"]] for s in self.subs]
+        self.waiting = [set(f) for f in self.follows]  # deliveries not heard of yet
+        self.ready = [asyncio.Event() for _ in range(count)]
 
-    def say(obj: dict[str, Any]) -> None:
-        sys.stdout.write(orjson.dumps(obj).decode() + "\n")
-        sys.stdout.flush()
-
-    count = len(subs)
-    got: list[list[float]] = [[] for _ in range(count)]  # d, v, t, d, v, t, ...
-    latest: list[dict[int, int]] = [{} for _ in range(count)]
-    follows: list[list[int]] = [s["ds"] if s["k"] == "m" else [s["d"]] for s in subs]
-    waiting: list[set[int]] = [set(f) for f in follows]
-    ready = [asyncio.Event() for _ in range(count)]
-    sockets: list[ClientConnection | None] = [None] * count
-    readers: list[asyncio.Task[None]] = []
-    problems: list[str] = []
-    closing = False
-    gate = asyncio.Semaphore(spec["concurrency"])
-
-    def on_next(j: int, at: float, payload: dict[str, Any]) -> None:
+    def on_next(self, j: int, at: float, message: dict[str, Any]) -> None:
+        payload = message.get("payload") or {}
         data = payload.get("data")
         if data is None or "errors" in payload:
-            problems.append(f"errors: {str(payload.get('errors'))[:200]}")
+            self.problems.append(f"errors: {str(payload.get('errors'))[:200]}")
             return
-        sub = subs[j]
+        sub = self.subs[j]
         if sub["k"] == "c":
             update = data["courierUpdates"]
             d = sub["d"]
         else:
             update = data["storeDeliveryFeed"]
-            d = ids.get(update["deliveryId"], 0)
+            d = self.ids.get(update["deliveryId"], 0)
             if not d:
-                problems.append(f"a delivery nobody set up: {update['deliveryId']}")
+                self.problems.append(f"a delivery nobody set up: {update['deliveryId']}")
                 return
         v = int(update["version"])
-        got[j].extend((d, v, at))
-        if latest[j].get(d, 0) < v:
-            latest[j][d] = v
-        left = waiting[j]
+        self.got[j].extend((d, v, at))
+        if self.latest[j].get(d, 0) < v:
+            self.latest[j][d] = v
+        left = self.waiting[j]
         if left:
             left.discard(d)
             if not left:
-                ready[j].set()
+                self.ready[j].set()
 
-    async def read(j: int, ws: ClientConnection) -> None:
-        try:
-            async for raw in ws:
-                at = time.monotonic()
-                message = orjson.loads(raw)
-                kind = message.get("type")
-                if kind == "next":
-                    on_next(j, at, message.get("payload") or {})
-                elif kind == "ping":
-                    await ws.send(PONG)
-                elif kind != "pong":
-                    problems.append(f"{kind}: {str(message)[:200]}")
-        except ConnectionClosed as exc:
-            if not closing:
-                problems.append(f"closed by the server: {exc}")
-
-    async def open_one(j: int) -> None:
-        sub = subs[j]
-        async with gate:
-            ws = await connect(
-                spec["url"],
-                subprotocols=[PROTOCOL],  # type: ignore[list-item]
-                open_timeout=60,
-                ping_interval=None,
-            )
-            sockets[j] = ws
-            await ws.send(
-                orjson.dumps({"type": "connection_init", "payload": sub["auth"]}).decode()
-            )
-            while True:
-                ack = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
-                if ack.get("type") == "ping":
-                    await ws.send(PONG)
-                    continue
-                if ack.get("type") != "connection_ack":
-                    raise RuntimeError(f"no connection_ack: {str(ack)[:300]}")
-                break
-            readers.append(asyncio.create_task(read(j, ws)))
+    async def open_one(self, j: int) -> None:
+        sub = self.subs[j]
+        async with self.gate:
+            ws = await self.subscriptions.open(self.url, sub["auth"])
+            self.subscriptions.read(ws, functools.partial(self.on_next, j))
             if sub["k"] == "c":
                 query, variables = TRACK, {"orderId": sub["order"]}
             else:
                 query, variables = STORE_MAP, {"s": sub["store"]}
-            await ws.send(
-                orjson.dumps(
-                    {
-                        "id": "1",
-                        "type": "subscribe",
-                        "payload": {"query": query, "variables": variables},
-                    }
-                ).decode()
-            )
-            await asyncio.wait_for(ready[j].wait(), READY_TIMEOUT_S)
+            await ws.send(subscribe_message("1", query, variables))
+            await asyncio.wait_for(self.ready[j].wait(), READY_TIMEOUT_S)
 
-    def unsatisfied(finals: dict[int, int]) -> int:
+    async def open_all(self, _command: dict[str, Any]) -> dict[str, Any]:
+        """``open``: every subscriber, each waiting for its initial state (a courier
+        subscriber its delivery, a map subscriber every delivery of its store)."""
+        started = time.monotonic()
+        opened = await asyncio.gather(
+            *(self.open_one(j) for j in range(len(self.subs))), return_exceptions=True
+        )
+        failures = [repr(r) for r in opened if isinstance(r, BaseException)]
+        return {
+            "open": len(self.subs) - len(failures),
+            "failed": len(failures),
+            "first_failure": failures[0] if failures else None,
+            "connect_s": round(time.monotonic() - started, 3),
+            "problems": self.problems[:5],
+            **cpu_reply(),
+        }
+
+    def unsatisfied(self, finals: dict[int, int]) -> int:
+        """(subscriber, delivery) pairs still without the delivery's last version."""
         left = 0
-        for j in range(count):
-            heard = latest[j]
-            for d in follows[j]:
+        for heard, follows in zip(self.latest, self.follows, strict=True):
+            for d in follows:
                 final = finals.get(d)
                 if final is not None and heard.get(d, 0) < final:
                     left += 1
         return left
 
-    while True:
-        line = await commands.readline()
-        if not line:
-            break
-        command = orjson.loads(line)
-        if command["cmd"] == "open":
-            started = time.monotonic()
-            opened = await asyncio.gather(
-                *(open_one(j) for j in range(count)), return_exceptions=True
-            )
-            failures = [repr(r) for r in opened if isinstance(r, BaseException)]
-            say(
-                {
-                    "open": count - len(failures),
-                    "failed": len(failures),
-                    "first_failure": failures[0] if failures else None,
-                    "connect_s": round(time.monotonic() - started, 3),
-                    "problems": problems[:5],
-                    "cpu_s": round(time.process_time(), 3),
-                }
-            )
-        elif command["cmd"] == "cpu":
-            say({"cpu_s": round(time.process_time(), 3)})
-        elif command["cmd"] == "drain":
-            finals = {int(k): int(v) for k, v in command["finals"].items()}
-            deadline = time.monotonic() + float(command["timeout"])
-            started = time.monotonic()
-            left = unsatisfied(finals)
-            while left and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
-                left = unsatisfied(finals)
-            since = float(command["since"])
-            kept: list[list[float]] = []
-            for receipts in got:
-                mine: list[float] = []
-                for n in range(0, len(receipts), 3):
-                    if receipts[n + 2] >= since:
-                        mine += receipts[n : n + 3]
-                kept.append(mine)
-            say(
-                {
-                    "unsatisfied": left,
-                    "drain_s": round(time.monotonic() - started, 3),
-                    "got": kept,
-                    "problems": problems[:5],
-                    "problem_count": len(problems),
-                    "cpu_s": round(time.process_time(), 3),
-                }
-            )
-        elif command["cmd"] == "close":
-            closing = True
-            await asyncio.gather(
-                *(ws.close() for ws in sockets if ws is not None), return_exceptions=True
-            )
-            for task in readers:
-                task.cancel()
-            say({"closed": True, "cpu_s": round(time.process_time(), 3)})
-            break
+    async def drain(self, command: dict[str, Any]) -> dict[str, Any]:
+        """``drain`` (finals, timeout, since): wait until every subscriber heard the last
+        version of each delivery it follows, then hand over every receipt since ``since``."""
+        finals = {int(k): int(v) for k, v in command["finals"].items()}
+        started = time.monotonic()
+        deadline = started + float(command["timeout"])
+        left = self.unsatisfied(finals)
+        while left and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            left = self.unsatisfied(finals)
+        since = float(command["since"])
+        kept: list[list[float]] = []
+        for receipts in self.got:
+            mine: list[float] = []
+            for n in range(0, len(receipts), 3):
+                if receipts[n + 2] >= since:
+                    mine += receipts[n : n + 3]
+            kept.append(mine)
+        return {
+            "unsatisfied": left,
+            "drain_s": round(time.monotonic() - started, 3),
+            "got": kept,
+            "problems": self.problems[:5],
+            "problem_count": len(self.problems),
+            **cpu_reply(),
+        }
 
 
-class CourierSubscribers(Subscribers):
-    """Subscriber processes (this script with --worker), each given its own subscriptions."""
-
-    async def spawn(self, specs: list[dict[str, Any]], names: list[str]) -> None:
-        for spec, name in zip(specs, names, strict=True):
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(THIS),
-                "--worker",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                limit=1 << 28,
-            )
-            assert proc.stdin is not None
-            proc.stdin.write(orjson.dumps(spec) + b"\n")
-            await proc.stdin.drain()
-            self.procs.append(proc)
-            self.servers.append(name)
+async def worker() -> None:
+    """A subscriber process: the spec on the first stdin line (too long for a command
+    line), then one JSON command a line (``open``, ``cpu``, ``drain``, ``close``), each
+    answered with one line."""
+    commands = await worker_commands()
+    followers = Followers(orjson.loads(await commands.readline()))
+    handlers = {"open": followers.open_all, "drain": followers.drain}
+    await answer_commands(commands, handlers, followers.subscriptions.close)
 
 
 # --- the deliveries ---------------------------------------------------------------------------
@@ -466,14 +352,6 @@ class Trip:
         return round(lat, 6), round(lng, 6)
 
 
-def destination_near(rng: random.Random, centre: GeoPoint, low_m: float, high_m: float) -> GeoPoint:
-    """A random point between ``low_m`` and ``high_m`` from ``centre``."""
-    r, bearing = rng.uniform(low_m, high_m), rng.uniform(0.0, 2 * math.pi)
-    dlat = r * math.cos(bearing) / 111_320.0
-    dlng = r * math.sin(bearing) / (111_320.0 * math.cos(math.radians(centre.lat)))
-    return GeoPoint(round(centre.lat + dlat, 6), round(centre.lng + dlng, 6))
-
-
 @dataclass
 class Setup:
     trips: list[Trip]
@@ -496,15 +374,8 @@ async def set_up(  # noqa: C901
 ) -> Setup:
     """--deliveries orders placed, paid, made READY (dispatched to DADA) and DELIVERING."""
     started = time.monotonic()
-    limits = httpx.Limits(
-        max_connections=args.setup_concurrency,
-        max_keepalive_connections=args.setup_concurrency,
-        keepalive_expiry=2.0,  # well before uvicorn's 5 s (see bench/coupon_claims.py)
-    )
-    async with httpx.AsyncClient(
-        timeout=REQUEST_TIMEOUT_S, limits=limits, trust_env=False
-    ) as client:
-        chain = await read_chain(client, server, engine)
+    async with pooled_client(args.setup_concurrency) as client:
+        chain = await read_chain(client, server.base_url, engine)
         async with engine.connect() as conn:
             providers = {
                 int(r.id): str(r.delivery_provider)
@@ -544,7 +415,7 @@ async def set_up(  # noqa: C901
         for i in range(args.deliveries):
             store = stores[i % len(stores)]
             high = min(DESTINATION_M[1], store.radius_m * 0.9)
-            point = destination_near(rng, store.location, DESTINATION_M[0], high)
+            point = point_between(rng, store.location, DESTINATION_M[0], high)
             plan.append((store, point, rng.choice(chain.delivery_untracked)))
         gate = asyncio.Semaphore(args.setup_concurrency)
         partner = {"x-api-key": partner_key}
@@ -563,11 +434,11 @@ async def set_up(  # noqa: C901
             me = {"authorization": f"Bearer {tokens[member]}"}
             manager = {"authorization": f"Bearer {managers[store.id]}"}
             async with gate:
-                spec = Spec("DELIVERY", ((sku, 1),), store_id=store.id, point=point)
+                spec = OrderSpec("DELIVERY", ((sku, 1),), store_id=store.id, point=point)
                 requests += 1
                 response = await client.post(
                     f"{server.base_url}/graphql",
-                    content=request_body(spec, i),
+                    content=place_order_body(spec, i),
                     headers={**me, "content-type": "application/json"},
                 )
                 answer = orjson.loads(response.content)
@@ -625,30 +496,6 @@ async def set_up(  # noqa: C901
 # --- the couriers ----------------------------------------------------------------------------
 
 
-class HeadHttp(RawHttp):
-    """RawHttp that also hands back the answer's head (for the Server-Timing count)."""
-
-    async def post_head(self, path: str, body: bytes) -> tuple[int, bytes, bytes]:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        assert self._reader is not None
-        self._writer.write(
-            b"POST "
-            + path.encode()
-            + b" HTTP/1.1\r\n"
-            + self._head
-            + str(len(body)).encode()
-            + b"\r\n\r\n"
-            + body
-        )
-        head = await self._reader.readuntil(b"\r\n\r\n")
-        match = self._LENGTH.search(head)
-        if match is None:
-            raise BenchError(f"answer without content-length: {head[:300]!r}")
-        data = await self._reader.readexactly(int(match.group(1)))
-        return int(head[9:12]), head, data
-
-
 @dataclass
 class Report:
     delivery: int
@@ -684,11 +531,11 @@ class Reporter:
         self.problems: list[str] = []
         self.stopping = False
         self._tasks: list[asyncio.Task[None]] = []
-        self._pool: asyncio.Queue[HeadHttp] = asyncio.Queue()
+        self._pool: asyncio.Queue[LeanConnection] = asyncio.Queue()
 
     def start(self) -> None:
         for _ in range(self.connections):
-            self._pool.put_nowait(HeadHttp(LOOPBACK, self.port, self.headers))
+            self._pool.put_nowait(LeanConnection(LOOPBACK, self.port, self.headers))
         begin = time.monotonic() + 0.2
         count = len(self.trips)
         self._tasks = [
@@ -700,24 +547,17 @@ class Reporter:
         self.stopping = True
         await asyncio.gather(*self._tasks)
         while not self._pool.empty():
-            await self._pool.get_nowait().close()
+            await self._pool.get_nowait().aclose()
 
     def body(self, trip: Trip, t: float) -> bytes:
         lat, lng = trip.position(t, self.speed)
-        return orjson.dumps(
-            {
-                "query": REPORT,
-                "operationName": "Report",
-                "variables": {
-                    "input": {
-                        "deliveryId": trip.delivery_gid,
-                        "lat": lat,
-                        "lng": lng,
-                        "recordedAt": self.frame.at(t).isoformat(),
-                    }
-                },
-            }
-        )
+        position = {
+            "deliveryId": trip.delivery_gid,
+            "lat": lat,
+            "lng": lng,
+            "recordedAt": self.frame.at(t).isoformat(),
+        }
+        return graphql_body(REPORT, {"input": position}, "Report")
 
     async def _send(self, trip: Trip) -> tuple[float, float, int, bytes, bytes]:
         conn = await self._pool.get()
@@ -726,11 +566,11 @@ class Reporter:
                 body = self.body(trip, time.monotonic())
                 sent = time.monotonic()
                 try:
-                    status, head, data = await conn.post_head("/graphql", body)
+                    status, head, data = await conn.post("/graphql", body)
                 except (OSError, asyncio.IncompleteReadError):
                     # A keep-alive connection the server closed meanwhile: once more, anew.
-                    await conn.close()
-                    conn = HeadHttp(LOOPBACK, self.port, self.headers)
+                    await conn.aclose()
+                    conn = LeanConnection(LOOPBACK, self.port, self.headers)
                     if attempt == 2:
                         raise
                 else:
@@ -775,7 +615,6 @@ class Reporter:
                         code = "STALE"
                     else:
                         version = int(payload["delivery"]["version"])
-                timing = STATEMENTS.search(head)
                 self.reports.append(
                     Report(
                         trip.delivery_id,
@@ -784,7 +623,7 @@ class Reporter:
                         answered,
                         version,
                         code,
-                        int(timing.group(1)) if timing else None,
+                        statement_count(head),
                     )
                 )
             slot += self.interval
@@ -808,16 +647,14 @@ class Reporter:
 @dataclass
 class Snapshot:
     at: float
-    servers: dict[str, float]
-    workers: float
-    me: float
-    database: float
-    machine: tuple[int, int] | None
+    cpu: CpuSnapshot  # the servers, this process, PostgreSQL, the machine
+    workers: float  # CPU seconds of the subscriber processes
     sessions: int | None
 
 
 @dataclass
 class Window:
+    attempt: int
     begin: Snapshot
     end: Snapshot
     slots_skipped: int
@@ -896,7 +733,7 @@ def worker_specs(
                 )
         specs.append(
             {
-                "url": f"ws://{LOOPBACK}:{server.port}/graphql",
+                "url": server.ws_url,
                 "concurrency": args.connect_concurrency,
                 "subs": mine,
                 "ids": ids,
@@ -912,72 +749,50 @@ class Run:
         self.target = target
         self.engine = engine
         self.postgres = postgres
-        self.subscribers: CourierSubscribers | None = None
+        self.subscribers: WorkerPool | None = None
 
     async def snapshot(self) -> Snapshot:
-        workers = 0.0
-        if self.subscribers is not None and self.subscribers.procs:
-            workers = sum(r["cpu_s"] for r in await self.subscribers.ask({"cmd": "cpu"}, 60))
+        workers = 0.0 if self.subscribers is None else await self.subscribers.cpu_s()
         return Snapshot(
             at=time.monotonic(),
-            servers={s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in self.target.servers},
+            cpu=snapshot(
+                [s.pid for s in self.target.servers], ("postgres",) if self.postgres else ()
+            ),
             workers=workers,
-            me=time.process_time(),
-            database=cpu_of_command("postgres") if self.postgres else 0.0,
-            machine=machine_cpu(),
             sessions=await pg_sessions(self.engine) if self.postgres else None,
         )
 
     def rss(self) -> dict[str, float | None]:
-        return {s.name: mb(proc_status_kb(s.process.pid, "VmRSS")) for s in self.target.servers}
+        return {s.name: rss_mb(s.pid) for s in self.target.servers}
 
-    async def window(self, seconds: float, reporter: Reporter) -> Window:
+    async def window(self, seconds: float, reporter: Reporter, attempt: int = 1) -> Window:
         rss_begin = self.rss()
         begin = await self.snapshot()
         skipped0 = reporter.slots_skipped
         await asyncio.sleep(max(0.0, begin.at + seconds - time.monotonic()))
         end = await self.snapshot()
-        return Window(begin, end, reporter.slots_skipped - skipped0, rss_begin, self.rss())
+        skipped = reporter.slots_skipped - skipped0
+        return Window(attempt, begin, end, skipped, rss_begin, self.rss())
 
 
-def cpu_figures(w: Window, nproc: int) -> dict[str, Any]:
+def cpu_figures(w: Window, servers: list[Server]) -> Result:
     elapsed = w.end.at - w.begin.at
-    servers = {name: w.end.servers[name] - w.begin.servers[name] for name in w.begin.servers}
-    known = (
-        sum(servers.values())
-        + (w.end.workers - w.begin.workers)
-        + (w.end.me - w.begin.me)
-        + (w.end.database - w.begin.database)
-    )
-    other = None
-    if w.begin.machine is not None and w.end.machine is not None:
-        spent = w.end.machine[1] - w.begin.machine[1]
-        if spent > 0:
-            busy = (w.end.machine[0] - w.begin.machine[0]) / spent
-            other = round(100 * max(0.0, busy * nproc * elapsed - known) / elapsed, 1)
+    cpu = usage(w.begin.cpu, w.end.cpu)
+    workers = w.end.workers - w.begin.workers
+    used = {s.name: u or 0.0 for s, u in zip(servers, cpu.servers_s, strict=True)}
     return {
         "seconds": round(elapsed, 3),
-        "server_cpu_s": servers,
-        "server_cpu_pct": {k: round(100 * v / elapsed, 1) for k, v in servers.items()},
-        "client_cpu_pct": round(
-            100 * ((w.end.workers - w.begin.workers) + (w.end.me - w.begin.me)) / elapsed, 1
-        ),
-        "database_cpu_pct": (
-            round(100 * (w.end.database - w.begin.database) / elapsed, 1)
-            if w.begin.sessions is not None
-            else None
-        ),
+        "server_cpu_s": used,
+        "server_cpu_pct": {k: pct_of_core(v, elapsed) for k, v in used.items()},
+        "client_cpu_pct": pct_of_core(cpu.client_s + workers, elapsed),
+        "database_cpu_pct": pct_of_core(cpu.database_s, elapsed),
         "database_sessions_opened": (
             w.end.sessions - w.begin.sessions
             if w.begin.sessions is not None and w.end.sessions is not None
             else None
         ),
-        "other_cpu_pct": other,
+        "other_cpu_pct": pct_of_core(cpu.other_s(elapsed, extra_known_s=workers), elapsed),
     }
-
-
-def pct_ms(values: list[float], q: float) -> float | None:
-    return ms(percentile(sorted(values), q)) if values else None
 
 
 def report_figures(reports: list[Report], w: Window, offered: float) -> dict[str, Any]:
@@ -1069,14 +884,13 @@ async def run_target(
     frame: Frame,
     args: argparse.Namespace,
     postgres: bool,
-) -> dict[str, Any]:
+) -> Result:
     """Reports only; subscribers connect; reports with fan-out; drain; the figures."""
-    nproc = len(os.sched_getaffinity(0))
     busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
-    out: dict[str, Any] = {
+    out: Result = {
         "processes": len(target.servers),
         **target.notes,
-        "machine_busy_before_pct": None if busy is None else round(100 * busy, 1),
+        "machine_busy_before_pct": busy_pct(busy),
     }
     run = Run(target, engine, postgres)
     offered = len(setup.trips) / args.interval
@@ -1089,7 +903,7 @@ async def run_target(
     calibration = await run.window(args.calibrate, reporter)
     await reporter.stop()
     alone = {
-        **cpu_figures(calibration, nproc),
+        **cpu_figures(calibration, target.servers),
         **report_figures(reporter.reports, calibration, offered),
     }
     alone_cpu = sum(alone["server_cpu_s"].values())
@@ -1098,20 +912,21 @@ async def run_target(
     )
     out["reports_only"] = alone
     problems = list(reporter.problems)
-    log(f"{target.name}: reports only: {orjson.dumps(alone).decode()}")
+    log(f"{target.name}: reports only: {json_line(alone)}")
     rss_before = run.rss()
 
     # 2. The subscribers connect.
     subs = plan_subscribers(setup, args)
-    run.subscribers = CourierSubscribers()
+    run.subscribers = WorkerPool()
     names = [target.servers[k % len(target.servers)].name for k in range(args.client_procs)]
+    pids = [s.pid for s in target.servers]
     try:
-        await run.subscribers.spawn(
-            worker_specs(subs, setup, settings, target.servers, args), names
-        )
-        cpu0 = {s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in target.servers}
+        specs = worker_specs(subs, setup, settings, target.servers, args)
+        for spec, name in zip(specs, names, strict=True):
+            await run.subscribers.spawn([str(THIS), "--worker"], name, first=spec)
+        before = snapshot(pids)
         opened = await run.subscribers.ask({"cmd": "open"}, READY_TIMEOUT_S + 60)
-        cpu1 = {s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in target.servers}
+        connecting = usage(before, snapshot(pids))
         failed = sum(r["failed"] for r in opened)
         if failed or sum(r["open"] for r in opened) != len(subs):
             first = next((r["first_failure"] for r in opened if r["first_failure"]), None)
@@ -1122,7 +937,7 @@ async def run_target(
             "map": sum(1 for s in subs if s.kind == "m"),
             "connect_s": connect_s,
             "server_cpu_ms_per_subscriber": round(
-                1000 * sum(cpu1[n] - cpu0[n] for n in cpu0) / len(subs), 2
+                1000 * sum(u or 0.0 for u in connecting.servers_s) / len(subs), 2
             ),
         }
         log(f"{target.name}: {len(subs)} subscribers connected in {connect_s}s")
@@ -1133,12 +948,19 @@ async def run_target(
         reporter.start()
         await asyncio.sleep(args.warmup)
         windows: list[Window] = []
-        for attempt in range(1, args.retries + 2):
-            windows.append(await run.window(args.seconds, reporter))
-            other = cpu_figures(windows[-1], nproc)["other_cpu_pct"]
+
+        async def measure_window(attempt: int) -> Window:
+            windows.append(await run.window(args.seconds, reporter, attempt))
+            other = cpu_figures(windows[-1], target.servers)["other_cpu_pct"]
             log(f"{target.name}: window {attempt}: other work {other}% of a core")
-            if other is None or other <= DISTURBED_PCT:
-                break
+            return windows[-1]
+
+        best, attempts = await least_disturbed(
+            measure_window,
+            retries=args.retries,
+            other_pct=lambda w: cpu_figures(w, target.servers)["other_cpu_pct"],
+            label=target.name,
+        )
         await reporter.stop()
         problems += reporter.problems
 
@@ -1171,8 +993,8 @@ async def run_target(
                 top[d] = v
     worker_problems = [p for r in replies for p in r["problems"]]
 
-    def figures(w: Window) -> dict[str, Any]:
-        cpu = cpu_figures(w, nproc)
+    def figures(w: Window) -> Result:
+        cpu = cpu_figures(w, target.servers)
         got = {
             **cpu,
             **report_figures(reporter.reports, w, offered),
@@ -1193,16 +1015,14 @@ async def run_target(
         got["server_rss_end_mb"] = w.server_rss_end_mb
         return got
 
-    measured = [figures(w) for w in windows]
-    best = min(range(len(measured)), key=lambda i: measured[i]["other_cpu_pct"] or 0.0)
-    out["measured"] = {**measured[best], "attempt": best + 1, "attempts": len(measured)}
+    out["measured"] = {**figures(best), "attempt": best.attempt, "attempts": attempts}
     out["final_missing"] = sum(r["unsatisfied"] for r in replies)
     out["drain_s"] = max(r["drain_s"] for r in replies)
     out["server_rss_mb"] = {
         s.name: {
             "before_subscribers": rss_before[s.name],
             "connected": rss_connected[s.name],
-            "peak": mb(proc_status_kb(s.process.pid, "VmHWM")),
+            "peak": rss_mb(s.pid, "VmHWM"),
         }
         for s in target.servers
     }
@@ -1211,7 +1031,7 @@ async def run_target(
     out["subscriber_problem_count"] = sum(r["problem_count"] for r in replies)
     out["server_log_problems"] = [p for s in target.servers for p in s.log_problems()][:5]
     out["server_log_warnings"] = [
-        w for s in target.servers for w in server_warnings(s) if "accepted delivery" not in w
+        w for s in target.servers for w in s.log_warnings() if "accepted delivery" not in w
     ][:5]
     return out
 
@@ -1219,32 +1039,15 @@ async def run_target(
 # --- the targets -----------------------------------------------------------------------------
 
 
-def server_env(demo: Demo, frame: Frame, broker_url: str) -> dict[str, str]:
-    return {
-        **demo.env,
-        # DINEGRAPH_CLOCK_START is refused in production mode.
-        "DINEGRAPH_MODE": "development",
-        "DINEGRAPH_CLOCK_START": frame.now().isoformat(),
-        "DINEGRAPH_PAYMENT_TIMEOUT_MINUTES": str(PAYMENT_TIMEOUT_MINUTES),
-        "DINEGRAPH_SERVER_TIMING": "1",
-        "DINEGRAPH_BROKER_URL": broker_url,
-    }
-
-
-def start_product(
+def start_servers(
     name: str, processes: int, demo: Demo, frame: Frame, broker_url: str, workdir: Path
 ) -> list[Server]:
+    """The product's servers of one configuration, each on the frame's clock as it stands."""
     servers = []
     for k in range(processes):
         label = f"{name}-{'AB'[k]}" if processes > 1 else name
-        servers.append(
-            start_server(
-                label,
-                [*dinegraph_command(), "serve", "--workers", "1"],
-                server_env(demo, frame, broker_url),
-                workdir,
-            )
-        )
+        env = {**development_env(demo.env, frame.now()), "DINEGRAPH_BROKER_URL": broker_url}
+        servers.append(start_product(label, env, workdir))
     return servers
 
 
@@ -1274,94 +1077,80 @@ async def floor_trips(engine: AsyncEngine, setup: Setup) -> list[dict[str, Any]]
     ]
 
 
-async def measure(args: argparse.Namespace, demo: Demo, workdir: Path) -> list[dict[str, Any]]:
-    engine = bench_engine(demo.url)
-    settings = Settings(
-        database_url=demo.url,
-        secret_key=SecretStr(demo.env["DINEGRAPH_SECRET_KEY"]),  # the server's, so tokens verify
-    )
-    postgres = demo.database == "postgresql"
+async def measure_floor(
+    args: argparse.Namespace,
+    setup: Setup,
+    settings: Settings,
+    engine: AsyncEngine,
+    frame: Frame,
+    workdir: Path,
+) -> Result:
+    floor = start_floor("floor", "courier_floor.py", dict(os.environ), workdir)
+    with stopping(floor):
+        await wait_ready(floor)
+        async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
+            response = await client.post(
+                f"{floor.base_url}/setup", content=orjson.dumps(await floor_trips(engine, setup))
+            )
+            if response.status_code != 200:
+                raise BenchError(f"floor /setup: HTTP {response.status_code}")
+        target = Target("floor", [floor], {})
+        return await run_target(target, setup, settings, engine, frame, args, False)
+
+
+async def measure(args: argparse.Namespace, demo: Demo, workdir: Path, out: Out) -> None:
+    engine = demo.engine()
+    settings = demo.settings()  # the server's secret key, so that the tokens verify
     frame = Frame(coming_noon(), time.monotonic())
     log(f"the servers' clock starts at {frame.start.isoformat()}")
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, Result] = {}
     try:
-        partner_key = last_line(
-            run_cli(
-                [
-                    "create-api-key",
-                    "--name",
-                    "Dada",
-                    "--scopes",
-                    "delivery:write",
-                    "--partner",
-                    PROVIDER,
-                ],
-                demo.env,
-            )
+        partner_key = cli_value(
+            [
+                "create-api-key",
+                "--name",
+                "Dada",
+                "--scopes",
+                "delivery:write",
+                "--partner",
+                PROVIDER,
+            ],
+            demo.env,
         )
-        (setup_server,) = start_product("setup", 1, demo, frame, "memory://", workdir)
-        try:
+        (setup_server,) = start_servers("setup", 1, demo, frame, "memory://", workdir)
+        with stopping(setup_server):
             await wait_ready(setup_server)
             setup = await set_up(args, demo, engine, settings, setup_server, partner_key)
             setup_problems = setup_server.log_problems()[:5]
-        finally:
-            stop_server(setup_server)
         if setup_problems:
             raise BenchError(f"the setup server logged errors: {setup_problems}")
         configs = [("memory_1proc", "memory://", 1)]
-        if postgres:
-            pg = make_url(demo.url).set(drivername="postgresql")
-            configs.append(("postgres_2proc", pg.render_as_string(hide_password=False), 2))
+        if demo.postgres:
+            configs.append(("postgres_2proc", demo.postgres_broker_url(), 2))
         configs = [c for c in configs if c[0] in args.configs or not args.configs]
         for name, broker_url, processes in configs:
-            servers = start_product(name, processes, demo, frame, broker_url, workdir)
-            try:
+            servers = start_servers(name, processes, demo, frame, broker_url, workdir)
+            with stopping(*servers):
                 await asyncio.gather(*(wait_ready(s) for s in servers))
-                target = Target(
-                    name,
-                    servers,
-                    {"x-api-key": partner_key},
-                    {"broker": broker_url.split(":", 1)[0]},
-                )
+                headers = {"x-api-key": partner_key}
+                target = Target(name, servers, headers, {"broker": broker_url.split(":", 1)[0]})
                 results[name] = await run_target(
-                    target, setup, settings, engine, frame, args, postgres
+                    target, setup, settings, engine, frame, args, demo.postgres
                 )
-            finally:
-                for server in servers:
-                    stop_server(server)
-            log(f"{name}: {orjson.dumps(results[name]).decode()}")
-        floor = start_server("floor", [sys.executable, str(FLOOR_APP)], dict(os.environ), workdir)
-        try:
-            await wait_ready(floor)
-            async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
-                response = await client.post(
-                    f"{floor.base_url}/setup",
-                    content=orjson.dumps(await floor_trips(engine, setup)),
-                )
-                if response.status_code != 200:
-                    raise BenchError(f"floor /setup: HTTP {response.status_code}")
-            target = Target("floor", [floor], {})
-            results["floor"] = await run_target(target, setup, settings, engine, frame, args, False)
-        finally:
-            stop_server(floor)
-        log(f"floor: {orjson.dumps(results['floor']).decode()}")
+            log(f"{name}: {json_line(results[name])}")
+        floor_figures = await measure_floor(args, setup, settings, engine, frame, workdir)
+        log(f"floor: {json_line(floor_figures)}")
     finally:
         await engine.dispose()
-    floor_figures = results.pop("floor")
-    product = product_measured()
-    lines = []
+    revision = product_revision()
     for name, got in results.items():
         m, f = got["measured"], floor_figures["measured"]
-
-        def ratio(a: float | None, b: float | None) -> float | None:
-            return round(a / b, 2) if a is not None and b else None
-
-        lines.append(
+        out(
             {
                 "bench": "courier_fanout",
                 "config": name,
-                "product": product["commit"],
-                "dinegraph_root": product["dinegraph_root"],
+                "product": revision.label(),
+                "dinegraph_root": str(revision.root),
                 "database": demo.database,
                 "deliveries": len(setup.trips),
                 "stores": len(setup.store_ids),
@@ -1378,19 +1167,14 @@ async def measure(args: argparse.Namespace, demo: Demo, workdir: Path) -> list[d
                 "setup": {"seconds": setup.seconds, "requests": setup.requests},
                 "graphql": got,
                 "floor": floor_figures,
-                "ratio_p50": ratio(m["p50_ms"], f["p50_ms"]),
-                "ratio_p99": ratio(m["p99_ms"], f["p99_ms"]),
+                "ratio_p50": ratio(m["p50_ms"], f["p50_ms"], 2),
+                "ratio_p99": ratio(m["p99_ms"], f["p99_ms"], 2),
                 "ratio_server_cpu_ms_per_push": ratio(
-                    m["server_cpu_ms_per_push"], f["server_cpu_ms_per_push"]
+                    m["server_cpu_ms_per_push"], f["server_cpu_ms_per_push"], 2
                 ),
-                "machine": {
-                    "nproc": len(os.sched_getaffinity(0)),
-                    "python": platform.python_version(),
-                    "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-                },
+                "machine": machine(open_files_limit=open_files_limit()),
             }
         )
-    return lines
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1432,28 +1216,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="comma-separated, of memory_1proc, postgres_2proc (default: all that apply)",
     )
     parser.add_argument("--seed", type=int, default=1, help="of the addresses (1)")
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=1,
-        help="measure another window (up to this many) when other work disturbed it (1)",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=120.0,
-        help="wait up to this many seconds for other work on the machine to finish (120)",
-    )
-    parser.add_argument(
-        "--database-url",
-        help="a PostgreSQL server to create a scratch database on, e.g. "
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres (default: SQLite in a temp dir); "
-        "adds the two-process PostgreSQL-broker configuration",
+    add_common_options(
+        parser,
+        retries=1,
+        retries_help="measure another window (up to this many) when other work disturbed it",
+        database_help="; adds the two-process PostgreSQL-broker configuration",
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return args
+    check_common_options(parser, args)
     if not 1 <= args.deliveries <= 5_000 or not 0.5 <= args.interval <= 60:
         parser.error("--deliveries must be in [1, 5000] and --interval in [0.5, 60]")
     if not 0 <= args.map_subscribers <= 200 or not 0 < args.speed <= 30:
@@ -1462,18 +1235,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--seconds must be in [1, 600], --warmup in [0, 120], --calibrate >= 1")
     if not 1 <= args.client_procs <= 8 or not 1 <= args.report_connections <= 512:
         parser.error("--client-procs must be in [1, 8] and --report-connections in [1, 512]")
-    if not 0 <= args.retries <= 5:
-        parser.error("--retries must be in [0, 5]")
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     if set(args.configs) - {"memory_1proc", "postgres_2proc"}:
         parser.error("--configs takes memory_1proc, postgres_2proc")
-    check_database_url(parser, args.database_url)
     if "postgres_2proc" in args.configs and args.database_url is None:
         parser.error("postgres_2proc needs --database-url")
     return args
 
 
-def failures(lines: list[dict[str, Any]]) -> list[str]:
+def failures(lines: list[Result]) -> list[str]:
     found = []
     for line in lines:
         for path in ("graphql", "floor"):
@@ -1500,22 +1270,14 @@ def main(argv: list[str] | None = None) -> int:
         raise_open_files(10_000 + 64)
         asyncio.run(worker())
         return 0
-    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="dinegraph-bench-") as tmp:
-        try:
-            stores = 14
-            raise_open_files(args.deliveries + stores * args.map_subscribers + 1024)
-            with demo_database(args.database_url, Path(tmp)) as demo:
-                lines = asyncio.run(measure(args, demo, Path(tmp)))
-        except BenchError as exc:
-            log(f"FAILED: {exc}")
-            return 1
-    for line in lines:
-        sys.stdout.write(orjson.dumps(line).decode() + "\n")
-    sys.stdout.flush()
-    problems = failures(lines)
-    for problem in problems:
-        log(f"FAILED: {problem}")
-    return 1 if problems else 0
+
+    def measure_in(workdir: Path, out: Out) -> None:
+        stores = 14  # the demo chain's
+        raise_open_files(args.deliveries + stores * args.map_subscribers + 1024)
+        with demo_database(args.database_url, workdir) as demo:
+            asyncio.run(measure(args, demo, workdir, out))
+
+    return run_bench(measure_in, failures)
 
 
 if __name__ == "__main__":

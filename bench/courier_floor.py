@@ -30,23 +30,20 @@ the same automatic loop, HTTP and WebSocket implementations, access log on)::
 
 from __future__ import annotations
 
-import argparse
 import base64
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import uvicorn
+from harness.floor import graphql_ws_session, serve
+from harness.gqlws import next_message
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
-PROTOCOL = "graphql-transport-ws"
-ACK = '{"type":"connection_ack"}'
-PONG = '{"type":"pong"}'
 SPEED_M_PER_S = 18 / 3.6  # DADA's ETA speed in the product's default settings
 ROAD = 1.3  # the product's ETA: the straight line x 1.3
 
@@ -97,10 +94,6 @@ class Trip:
         }
 
 
-def next_message(op_id: str, name: str, update: dict[str, Any]) -> str:
-    return orjson.dumps({"id": op_id, "type": "next", "payload": {"data": {name: update}}}).decode()
-
-
 @dataclass
 class Floor:
     trips: dict[int, Trip] = field(default_factory=dict)
@@ -108,6 +101,7 @@ class Floor:
     by_store: dict[str, list[Trip]] = field(default_factory=dict)
     order_sockets: dict[str, set[WebSocket]] = field(default_factory=dict)
     store_sockets: dict[str, set[WebSocket]] = field(default_factory=dict)
+    joined: dict[WebSocket, list[set[WebSocket]]] = field(default_factory=dict)
 
     async def setup(self, request: Request) -> Response:
         self.trips.clear()
@@ -120,51 +114,27 @@ class Floor:
             self.by_store.setdefault(trip.store, []).append(trip)
         return JSONResponse({"deliveries": len(self.trips)})
 
+    async def subscribe(self, ws: WebSocket, op_id: str, payload: dict[str, Any]) -> None:
+        variables = payload.get("variables") or {}
+        if "storeDeliveryFeed" in payload.get("query", ""):
+            store = str(variables.get("s"))
+            for trip in self.by_store.get(store, []):
+                await ws.send_text(next_message(op_id, "storeDeliveryFeed", trip.map_update()))
+            sockets = self.store_sockets.setdefault(store, set())
+        else:
+            order = str(variables.get("orderId"))
+            trip = self.by_order[order]
+            await ws.send_text(next_message(op_id, "courierUpdates", trip.courier_update()))
+            sockets = self.order_sockets.setdefault(order, set())
+        sockets.add(ws)
+        self.joined.setdefault(ws, []).append(sockets)
+
+    def leave(self, ws: WebSocket) -> None:
+        for sockets in self.joined.pop(ws, []):
+            sockets.discard(ws)
+
     async def endpoint(self, ws: WebSocket) -> None:
-        if PROTOCOL not in ws.scope.get("subprotocols", []):
-            await ws.close(code=4406)
-            return
-        await ws.accept(subprotocol=PROTOCOL)
-        joined: list[set[WebSocket]] = []
-        try:
-            first = orjson.loads(await ws.receive_text())
-            if first.get("type") != "connection_init":
-                await ws.close(code=4400)
-                return
-            await ws.send_text(ACK)
-            while True:
-                message = orjson.loads(await ws.receive_text())
-                kind = message.get("type")
-                if kind == "subscribe":
-                    op_id = str(message.get("id"))
-                    payload = message.get("payload") or {}
-                    variables = payload.get("variables") or {}
-                    if "storeDeliveryFeed" in payload.get("query", ""):
-                        store = str(variables.get("s"))
-                        for trip in self.by_store.get(store, []):
-                            await ws.send_text(
-                                next_message(op_id, "storeDeliveryFeed", trip.map_update())
-                            )
-                        sockets = self.store_sockets.setdefault(store, set())
-                    else:
-                        order = str(variables.get("orderId"))
-                        trip = self.by_order[order]
-                        await ws.send_text(
-                            next_message(op_id, "courierUpdates", trip.courier_update())
-                        )
-                        sockets = self.order_sockets.setdefault(order, set())
-                    sockets.add(ws)
-                    joined.append(sockets)
-                elif kind == "ping":
-                    await ws.send_text(PONG)
-                elif kind == "complete":
-                    for sockets in joined:
-                        sockets.discard(ws)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            for sockets in joined:
-                sockets.discard(ws)
+        await graphql_ws_session(ws, self.subscribe, self.leave)
 
     async def report(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
@@ -218,21 +188,5 @@ def create_app() -> Starlette:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8003)
-    args = parser.parse_args()
-    uvicorn.run(
-        create_app,
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=1,
-        log_level="info",
-        proxy_headers=True,
-    )
-
-
 if __name__ == "__main__":
-    main()
+    serve(create_app, __doc__.splitlines()[0], port=8003)

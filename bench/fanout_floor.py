@@ -18,38 +18,21 @@ the same automatic loop, HTTP and WebSocket implementations, access log on)::
 
 from __future__ import annotations
 
-import argparse
+from typing import Any
 
 import orjson
-import uvicorn
+from harness.floor import graphql_ws_session, serve
+from harness.gqlws import next_message
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
-
-PROTOCOL = "graphql-transport-ws"
-ACK = '{"type":"connection_ack"}'
-PONG = '{"type":"pong"}'
+from starlette.websockets import WebSocket
 
 
 def initial_state(op_id: str, sku_id: str) -> str:
-    return orjson.dumps(
-        {
-            "id": op_id,
-            "type": "next",
-            "payload": {
-                "data": {
-                    "stockChanged": {
-                        "sku": {"id": sku_id},
-                        "available": 0,
-                        "soldOut": False,
-                        "version": 0,
-                    }
-                }
-            },
-        }
-    ).decode()
+    state = {"sku": {"id": sku_id}, "available": 0, "soldOut": False, "version": 0}
+    return next_message(op_id, "stockChanged", state)
 
 
 class Subscribers:
@@ -62,33 +45,13 @@ class Subscribers:
             return initial_state(op_id, sku_id)
         return orjson.dumps({**self.latest, "id": op_id}).decode()
 
+    async def subscribe(self, ws: WebSocket, op_id: str, payload: dict[str, Any]) -> None:
+        sku_ids = (payload.get("variables") or {}).get("k") or [""]
+        await ws.send_text(self.current_state(op_id, str(sku_ids[0])))
+        self.sockets.add(ws)
+
     async def endpoint(self, ws: WebSocket) -> None:
-        if PROTOCOL not in ws.scope.get("subprotocols", []):
-            await ws.close(code=4406)
-            return
-        await ws.accept(subprotocol=PROTOCOL)
-        try:
-            first = orjson.loads(await ws.receive_text())
-            if first.get("type") != "connection_init":
-                await ws.close(code=4400)
-                return
-            await ws.send_text(ACK)
-            while True:
-                message = orjson.loads(await ws.receive_text())
-                kind = message.get("type")
-                if kind == "subscribe":
-                    variables = message.get("payload", {}).get("variables") or {}
-                    sku_ids = variables.get("k") or [""]
-                    await ws.send_text(self.current_state(str(message.get("id")), str(sku_ids[0])))
-                    self.sockets.add(ws)
-                elif kind == "ping":
-                    await ws.send_text(PONG)
-                elif kind == "complete":
-                    self.sockets.discard(ws)
-        except WebSocketDisconnect:
-            pass
-        finally:
-            self.sockets.discard(ws)
+        await graphql_ws_session(ws, self.subscribe, self.sockets.discard)
 
     async def publish(self, request: Request) -> Response:
         text = (await request.body()).decode()
@@ -119,21 +82,5 @@ def create_app() -> Starlette:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8002)
-    args = parser.parse_args()
-    uvicorn.run(
-        create_app,
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=1,
-        log_level="info",
-        proxy_headers=True,
-    )
-
-
 if __name__ == "__main__":
-    main()
+    serve(create_app, __doc__.splitlines()[0], port=8002)

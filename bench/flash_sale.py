@@ -5,7 +5,7 @@ report orders/s, the p99 latency and the number oversold (must be 0), on SQLite 
 PostgreSQL.
 
 Builds a fresh demo database (``--db sqlite``: SQLite in a temporary directory; ``--db
-postgres``: a new ``dinegraph_bench_<random>`` database on the --database-url server,
+postgres`` or --database-url: a new ``dinegraph_bench_<random>`` database on that server,
 dropped at the end), starts ``dinegraph serve --workers 1`` on a free loopback port, inserts
 --buyers fresh members (plus --connections warm-up members) straight into the database and
 mints their access tokens with the server's secret key before any clock starts, brings the
@@ -27,7 +27,7 @@ during the checks. Development mode writes uvicorn's access log.
   by the client's connection pool: --connections (300) keep-alive HTTP/1.1 connections,
   each taking the next buyer in arrival order as soon as its previous answer is in, so at
   most that many requests are in flight and the others wait in the client. The pool is a
-  lean one written here (``Connection``), not httpx: with hundreds of connections httpx's
+  lean one (the harness's ``LeanConnection``), not httpx: with hundreds of connections httpx's
   pool costs the client about 11.5 ms of CPU per request (0.4 ms here; measured on this
   machine while writing the bench), enough to make the load generator the bottleneck of
   a 2-core machine; ``--client httpx`` drives the same pool size through one
@@ -76,21 +76,17 @@ at the top level and the floor's under ``floor``; progress goes to stderr. Usage
     .venv/bin/python bench/flash_sale.py --db sqlite [--buyers 5000] [--quota 200]
     .venv/bin/python bench/flash_sale.py --db postgres \
         [--database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
-
-The processes, scratch-database and CPU helpers are those of bench/stock_contention.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import platform
-import re
+import contextlib
+import functools
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -102,64 +98,66 @@ from typing import Any
 import httpx
 import orjson
 import sqlalchemy as sa
-from checkout import (
-    MENU,
-    PAYMENT_TIMEOUT_MINUTES,
-    STATEMENTS,
-    line_name,
-    set_levels,
-    shop_noon,
-    tracked_levels,
+from harness.cpu import (
+    CpuUsage,
+    busy_pct,
+    cores,
+    pct_of_core,
+    pid_cpu_seconds,
+    rss_mb,
+    snapshot,
+    usage,
+    wait_for_quiet,
 )
-from coupon_claims import insert_members, server_warnings
-from pydantic import SecretStr
-from sqlalchemy.ext.asyncio import AsyncEngine
-from stock_contention import (
-    DISTURBED_PCT,
-    LOOPBACK,
-    BenchError,
-    Demo,
-    Server,
-    check_database_url,
-    cpu_of_command,
-    demo_database,
-    dinegraph_command,
-    global_id,
+from harness.database import Demo, demo_database, pg_sessions, write_connection
+from harness.http import (
+    KEEPALIVE_EXPIRY_S,
+    REQUEST_TIMEOUT_S,
+    LeanConnection,
     graphql,
-    last_line,
-    log,
-    machine_cpu,
-    ms,
-    percentile,
-    pg_sessions,
-    proc_cpu_seconds,
-    proc_status_kb,
-    product_version,
-    run_cli,
-    start_server,
-    stop_server,
-    terminate_as_exit,
-    wait_ready,
+    graphql_body,
+    pooled_client,
+    statement_count,
 )
+from harness.ids import global_id
+from harness.processes import LOOPBACK, Server, cli_value, start_product, stopping, wait_ready
+from harness.report import BenchError, json_line, log, machine, product_revision
+from harness.runs import (
+    Out,
+    Result,
+    add_common_options,
+    check_common_options,
+    least_disturbed,
+    run_bench,
+    server_failures,
+    wrong_answers,
+)
+from harness.shop import (
+    catalog,
+    development_env,
+    insert_members,
+    insert_order,
+    menu_skus,
+    shop_noon,
+    sku_id,
+)
+from harness.stats import ms, pct_ms, ratio
+from harness.stock import set_levels, tracked_levels
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dinegraph.db.engine import WRITE, create_engine, local_write_lock
+from dinegraph.db.engine import local_write_lock
 from dinegraph.db.tables import (
     campaign_entries,
     campaign_quotas,
     order_lines,
     orders,
-    products,
-    skus,
     stock_ledger,
 )
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.security import issue_member_token
-from dinegraph.settings import Settings
 
 DEFAULT_POSTGRES = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-REQUEST_TIMEOUT_S = 120.0
 RUN_TIMEOUT_S = 900.0  # one run's arrivals and answers, at most
-KEEPALIVE_EXPIRY_S = 2.0  # below uvicorn's 5 s keep-alive: see bench/coupon_claims.py
 START_DELAY_S = 0.5  # from starting a run to its first arrival
 CPU_SAMPLE_S = 0.1  # how often the server's CPU time is read during a run
 SHELF_MARGIN = 100  # units left on the shelf beyond every campaign's hold
@@ -180,7 +178,6 @@ CREATE_CAMPAIGN = (
 Attempt = Callable[[int, int], Awaitable[tuple[str, int | None, str | None]]]
 """(slot, i): buyer ``i`` buys on connection ``slot`` of the client's pool; (outcome, the
 order id when OK, a problem worth reporting or None)."""
-SERVER_TIMING = re.compile(rb"\r\nserver-timing:\s*([^\r]*)", re.IGNORECASE)
 
 
 # --- the SKU and the campaigns --------------------------------------------------------------
@@ -201,45 +198,23 @@ async def pick_item(
     client: httpx.AsyncClient, server: Server, engine: AsyncEngine, store_id: int
 ) -> Item:
     """The first tracked SKU on the store's PICKUP menu, not sold out there."""
-    variables = {"storeId": global_id("Store", store_id), "channel": "PICKUP"}
-    menu = (await graphql(client, server.base_url, MENU, variables, {}))["menu"]
-    if menu is None:
-        raise BenchError(f"no PICKUP menu at store {store_id}")
+    found = await menu_skus(client, server.base_url, store_id, "PICKUP")
     tracked = sorted(
-        decode_id(s["id"], "Sku", ["id"])
-        for c in menu["categories"]
-        for p in c["products"]
-        for s in p["skus"]
-        if s["tracked"] and not (s["stock"] and s["stock"]["soldOut"])
+        sku_id(s) for s in found if s["tracked"] and not (s["stock"] and s["stock"]["soldOut"])
     )
     if not tracked:
         raise BenchError(f"no tracked SKU on sale for PICKUP at store {store_id}")
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                sa.select(
-                    skus.c.id,
-                    skus.c.product_id,
-                    skus.c.name,
-                    skus.c.specs,
-                    skus.c.price_fen,
-                    products.c.name.label("product_name"),
-                )
-                .join(products, products.c.id == skus.c.product_id)
-                .where(skus.c.id == tracked[0])
-            )
-        ).one()
-    price = int(row.price_fen)
-    if price < 2:
-        raise BenchError(f"SKU {row.id} costs {price} fen: no flash price below it")
+    sku = (await catalog(engine, [tracked[0]]))[tracked[0]]
+    if sku.price_fen < 2:
+        raise BenchError(f"SKU {tracked[0]} costs {sku.price_fen} fen: no flash price below it")
     return Item(
         store_id,
-        int(row.id),
-        int(row.product_id),
-        line_name(str(row.product_name), str(row.name)),
-        dict(row.specs),
-        price,
-        price // 2,
+        tracked[0],
+        sku.product_id,
+        sku.name,
+        sku.specs,
+        sku.price_fen,
+        sku.price_fen // 2,
     )
 
 
@@ -291,54 +266,8 @@ async def shelf(engine: AsyncEngine, item: Item) -> int:
 # --- the two ways to buy --------------------------------------------------------------------
 
 
-class Connection:
-    """One keep-alive HTTP/1.1 connection of the client's pool: POST a request made
-    beforehand and read a Content-Length answer. Far cheaper on the CPU than httpx, whose
-    pool costs several ms of client CPU per request with hundreds of connections (measured
-    while writing this bench: 11.5 ms per request at 300 connections, 0.4 ms here), which
-    would make the load generator, not the server, the bottleneck on this small machine."""
-
-    _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
-    _CLOSE = re.compile(rb"\r\nconnection:\s*close", re.IGNORECASE)
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._used_at = 0.0
-
-    async def post(self, request: bytes) -> tuple[int, bytes, bytes]:
-        """(status, head, body); a connection idle longer than KEEPALIVE_EXPIRY_S is opened
-        afresh first, so that no request races the server closing it (uvicorn: 5 s)."""
-        if self._writer is not None and time.monotonic() - self._used_at > KEEPALIVE_EXPIRY_S:
-            self.close()
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-        assert self._reader is not None
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                self._writer.write(request)
-                head = await self._reader.readuntil(b"\r\n\r\n")
-                length = self._LENGTH.search(head)
-                if length is None:
-                    raise BenchError(f"an answer without content-length: {head[:300]!r}")
-                body = await self._reader.readexactly(int(length.group(1)))
-        except BaseException:
-            self.close()
-            raise
-        if self._CLOSE.search(head):
-            self.close()
-        self._used_at = time.monotonic()
-        return int(head[9:12]), head, body
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = self._reader = None
-
-
 def read_answer(
-    status: int, content: bytes, timing: str
+    status: int, content: bytes, timing: str | bytes
 ) -> tuple[str, int | None, str | None, int | None]:
     """(outcome, order id, problem, statements) of one buyFlashSale answer."""
     if status != 200:
@@ -347,8 +276,7 @@ def read_answer(
     if "errors" in answer:
         return "GRAPHQL_ERROR", None, str(answer["errors"])[:300], None
     payload = answer["data"]["buyFlashSale"]
-    found = STATEMENTS.search(timing)
-    statements = int(found.group(1)) if found else None
+    statements = statement_count(timing)
     if payload["order"] is not None and not payload["errors"]:
         return OK, decode_id(payload["order"]["id"], "Order", ["id"]), None, statements
     outcome = "+".join(e["code"] for e in payload["errors"]) or "NO_ORDER_NO_ERROR"
@@ -363,7 +291,7 @@ class Client:
 
     kind: str
     server: Server
-    connections: list[Connection]
+    connections: list[LeanConnection]
     httpx_client: httpx.AsyncClient | None
 
     def close(self) -> None:
@@ -379,22 +307,20 @@ def graphql_attempt(
     server = client.server
     store = global_id("Store", item.store_id)
     bodies = [
-        orjson.dumps(
+        graphql_body(
+            BUY,
             {
-                "query": BUY,
-                "operationName": "Buy",
-                "variables": {
-                    "campaignId": campaign,
-                    "order": {"storeId": store, "idempotencyKey": str(uuid.uuid4())},
-                },
-            }
+                "campaignId": campaign,
+                "order": {"storeId": store, "idempotencyKey": str(uuid.uuid4())},
+            },
+            "Buy",
         )
         for _ in tokens
     ]
     statements: dict[int, tuple[str, int]] = {}
 
     def done(
-        i: int, status: int, content: bytes, timing: str
+        i: int, status: int, content: bytes, timing: str | bytes
     ) -> tuple[str, int | None, str | None]:
         outcome, order_id, problem, count = read_answer(status, content, timing)
         if count is not None:
@@ -415,20 +341,16 @@ def graphql_attempt(
 
         return attempt_httpx, statements
 
+    # Made beforehand, with any connection (they differ only in the socket).
+    connection = client.connections[0]
     requests = [
-        (
-            f"POST /graphql HTTP/1.1\r\nhost: {LOOPBACK}:{server.port}\r\n"
-            f"content-type: application/json\r\nauthorization: Bearer {token}\r\n"
-            f"content-length: {len(body)}\r\n\r\n"
-        ).encode()
-        + body
+        connection.request("/graphql", body, {"authorization": f"Bearer {token}"})
         for token, body in zip(tokens, bodies, strict=True)
     ]
 
     async def attempt(slot: int, i: int) -> tuple[str, int | None, str | None]:
-        status, head, content = await client.connections[slot].post(requests[i])
-        timing = SERVER_TIMING.search(head)
-        return done(i, status, content, timing.group(1).decode() if timing else "")
+        status, head, content = await client.connections[slot].exchange(requests[i])
+        return done(i, status, content, head)
 
     return attempt, statements
 
@@ -456,49 +378,20 @@ def floor_attempt(
     )
 
     async def attempt(slot: int, i: int) -> tuple[str, int | None, str | None]:
-        if lock is None:
-            return await buy(i)
-        async with lock:
-            return await buy(i)
-
-    async def buy(i: int) -> tuple[str, int | None, str | None]:
-        conn = await engine.connect()
-        try:
-            conn = await conn.execution_options(**{WRITE: True})
-            await conn.begin()
+        async with lock or contextlib.nullcontext(), write_connection(engine) as conn:
             if (await conn.execute(take)).rowcount != 1:
                 await conn.rollback()
                 return SOLD_OUT, None, None
-            now = server_now()
             price = item.flash_price_fen
-            order_id = (
-                await conn.execute(
-                    orders.insert()
-                    .values(
-                        member_id=member_ids[i],
-                        store_id=item.store_id,
-                        channel="PICKUP",
-                        status="PENDING_PAYMENT",
-                        idempotency_key=str(uuid.uuid4()),
-                        fingerprint="floor",
-                        subtotal_fen=price,
-                        tier_discount_fen=0,
-                        coupon_discount_fen=0,
-                        delivery_fee_fen=0,
-                        delivery_discount_fen=0,
-                        packaging_fee_fen=0,
-                        total_fen=price,
-                        refunded_fen=0,
-                        note="",
-                        placed_at=now,
-                        pay_by=now + timedelta(minutes=PAYMENT_TIMEOUT_MINUTES),
-                        updated_at=now,
-                        version=1,
-                        campaign_id=campaign_id,
-                    )
-                    .returning(orders.c.id)
-                )
-            ).scalar_one()
+            order_id = await insert_order(
+                conn,
+                member_id=member_ids[i],
+                store_id=item.store_id,
+                channel="PICKUP",
+                subtotal_fen=price,
+                now=server_now(),
+                campaign_id=campaign_id,
+            )
             await conn.execute(
                 order_lines.insert().values(
                     order_id=order_id,
@@ -513,9 +406,7 @@ def floor_attempt(
                 )
             )
             await conn.commit()
-        finally:
-            await conn.close()
-        return OK, int(order_id), None
+        return OK, order_id, None
 
     return attempt
 
@@ -531,11 +422,8 @@ class Run:
     samples: list[tuple[float, float, float, str, int]] = field(default_factory=list)
     order_ids: dict[int, int] = field(default_factory=dict)  # buyer -> order id
     problems: list[str] = field(default_factory=list)
-    client_cpu_s: float = 0.0
     server_cpu: list[tuple[float, float]] = field(default_factory=list)  # (t, CPU seconds)
-    database_cpu_s: float | None = None
-    machine_busy: float | None = None
-    steal: float | None = None  # share of the machine's time the hypervisor took
+    cpu: CpuUsage | None = None  # this process, PostgreSQL, the machine (server: above)
     late_start_s: float = 0.0  # how late the last buyer left its sleep (client lag)
 
 
@@ -589,7 +477,7 @@ async def arrivals(  # noqa: C901
     async def sample_server_cpu(stop: asyncio.Event) -> None:
         assert server_pid is not None
         while True:
-            cpu = proc_cpu_seconds(server_pid)
+            cpu = pid_cpu_seconds(server_pid)
             if cpu is not None:
                 run.server_cpu.append((time.perf_counter() - t0, cpu))
             try:
@@ -598,8 +486,8 @@ async def arrivals(  # noqa: C901
             except TimeoutError:
                 continue
 
-    cpu0, machine0, steal0 = time.process_time(), machine_cpu(), steal_jiffies()
-    db0 = cpu_of_command("postgres") if postgres else None
+    databases = ("postgres",) if postgres else ()
+    before = snapshot((), databases)
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_server_cpu(stop)) if server_pid else None
     try:
@@ -613,56 +501,12 @@ async def arrivals(  # noqa: C901
             await sampler
     end = time.perf_counter()
     if server_pid:
-        cpu = proc_cpu_seconds(server_pid)
+        cpu = pid_cpu_seconds(server_pid)
         if cpu is not None:
             run.server_cpu.append((end - t0, cpu))
     run.seconds = max(s[2] for s in run.samples)
-    run.client_cpu_s = time.process_time() - cpu0
-    machine1 = machine_cpu()
-    if machine0 is not None and machine1 is not None and machine1[1] > machine0[1]:
-        run.machine_busy = (machine1[0] - machine0[0]) / (machine1[1] - machine0[1])
-        steal1 = steal_jiffies()
-        if steal0 is not None and steal1 is not None:
-            run.steal = (steal1 - steal0) / (machine1[1] - machine0[1])
-    if db0 is not None:
-        run.database_cpu_s = cpu_of_command("postgres") - db0
+    run.cpu = usage(before, snapshot((), databases))
     return run
-
-
-def busy_sans_steal_over(seconds: float) -> float | None:
-    """The machine's busy share over ``seconds``, less steal."""
-    before, steal0 = machine_cpu(), steal_jiffies()
-    time.sleep(seconds)
-    after, steal1 = machine_cpu(), steal_jiffies()
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    stolen = (steal1 - steal0) if steal0 is not None and steal1 is not None else 0
-    return max(0, after[0] - before[0] - stolen) / (after[1] - before[1])
-
-
-def wait_for_quiet(max_wait: float, threshold: float = 0.15) -> float | None:
-    """stock_contention.wait_for_quiet, with steal left out of the busy share: this VM
-    reports about half a core of steal while idle, which would make it never quiet."""
-    deadline = time.monotonic() + max_wait
-    while True:
-        busy = busy_sans_steal_over(1.0)
-        if busy is None or busy <= threshold:
-            return busy
-        if time.monotonic() >= deadline:
-            log(f"WARNING: the machine is still {busy:.0%} busy; the figures will suffer")
-            return busy
-        log(f"the machine is {busy:.0%} busy with other work; waiting for it to quieten")
-        time.sleep(4.0)
-
-
-def steal_jiffies() -> int | None:
-    """Time the hypervisor gave to other guests (/proc/stat), which /proc/stat counts as
-    busy: a share of what ``other_cpu_pct`` reports."""
-    try:
-        values = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(values[8])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float | None:
@@ -800,9 +644,7 @@ async def check_database(
 # --- measuring ------------------------------------------------------------------------------
 
 
-def summarise(
-    run: Run, in_flight: int, statements: dict[int, tuple[str, int]] | None
-) -> dict[str, Any]:
+def summarise(run: Run, in_flight: int, statements: dict[int, tuple[str, int]] | None) -> Result:
     if not run.samples:
         raise BenchError("no buyer was answered")
     latency = sorted(s[2] - s[0] for s in run.samples)
@@ -815,12 +657,8 @@ def summarise(
     last_ok = max((s[2] for s in run.samples if s[3] == OK), default=None)
     first_sold_out = min((s[2] for s in run.samples if s[3] == SOLD_OUT), default=None)
 
-    def pct(values: list[float], q: float) -> float | None:
-        return ms(percentile(values, q)) if values else None
-
-    def cpu_pct(cpu: float | None) -> float | None:
-        return None if cpu is None else round(100 * cpu / run.seconds, 1)
-
+    assert run.cpu is not None
+    cpu, seconds = run.cpu, run.seconds
     late = sorted(
         s[2] - s[0]
         for s in run.samples
@@ -828,21 +666,17 @@ def summarise(
     )
     late_refusals = {
         "count": len(late),
-        "p50_ms": pct(late, 50),
+        "p50_ms": pct_ms(late, 50),
         "max_ms": ms(late[-1]) if late else None,
     }
     server_cpu = cpu_between(run.server_cpu, -1.0, run.seconds + 1.0)
-    other_cpu = None
-    if run.machine_busy is not None:
-        # Work of this machine's other processes: busy time less ours and less steal (on
-        # this VM the hypervisor reports steal even while the guest idles).
-        busy = (
-            (run.machine_busy - (run.steal or 0.0))
-            * len(os.sched_getaffinity(0))
-            * (run.seconds + START_DELAY_S)
-        )
-        known = (server_cpu or 0) + run.client_cpu_s + (run.database_cpu_s or 0)
-        other_cpu = max(0.0, busy - known) * run.seconds / (run.seconds + START_DELAY_S)
+    # Work of this machine's other processes: busy time less ours and less steal (on this
+    # VM the hypervisor reports steal even while the guest idles), over the whole window
+    # (the start delay included), scaled to the run.
+    window = seconds + START_DELAY_S
+    other_cpu = cpu.other_s(window, extra_known_s=server_cpu or 0.0, without_steal=True)
+    if other_cpu is not None:
+        other_cpu *= seconds / window
     phases = None
     if server_cpu is not None and last_ok is not None:
         # Until the last order was answered (orders and the refusals among them), and after.
@@ -885,13 +719,13 @@ def summarise(
         "wall_s": round(run.seconds, 3),
         "orders_per_s": round(ok / last_ok, 1) if last_ok else None,
         "answers_per_s": round(len(run.samples) / run.seconds, 1),
-        "p50_ms": pct(latency, 50),
-        "p99_ms": pct(latency, 99),
+        "p50_ms": pct_ms(latency, 50),
+        "p99_ms": pct_ms(latency, 99),
         "max_ms": ms(latency[-1]),
-        "ok_p50_ms": pct(ok_latency, 50),
-        "ok_p99_ms": pct(ok_latency, 99),
-        "queue_wait_p50_ms": pct(waits, 50),
-        "queue_wait_p99_ms": pct(waits, 99),
+        "ok_p50_ms": pct_ms(ok_latency, 50),
+        "ok_p99_ms": pct_ms(ok_latency, 99),
+        "queue_wait_p50_ms": pct_ms(waits, 50),
+        "queue_wait_p99_ms": pct_ms(waits, 99),
         "last_order_after_s": None if last_ok is None else round(last_ok, 3),
         "first_sold_out_after_s": None if first_sold_out is None else round(first_sold_out, 3),
         # Refusals of buyers whose request went out before the last order was answered:
@@ -906,17 +740,15 @@ def summarise(
         "first_errors": sorted(set(run.problems))[:3],
         # CPU over the run (first arrival to last answer) in % of one core.
         "server_cpu_s": None if server_cpu is None else round(server_cpu, 2),
-        "server_cpu_pct": cpu_pct(server_cpu),
+        "server_cpu_pct": pct_of_core(server_cpu, seconds),
         "server_cpu_ms_per_answer": (
             None if server_cpu is None else round(1000 * server_cpu / len(run.samples), 2)
         ),
         "server_cpu_phases": phases,
-        "client_cpu_pct": cpu_pct(run.client_cpu_s),
-        "database_cpu_pct": cpu_pct(run.database_cpu_s),
-        "other_cpu_pct": cpu_pct(other_cpu),
-        "steal_pct": (
-            None if run.steal is None else round(100 * run.steal * len(os.sched_getaffinity(0)), 1)
-        ),
+        "client_cpu_pct": pct_of_core(cpu.client_s, seconds),
+        "database_cpu_pct": pct_of_core(cpu.database_s, seconds),
+        "other_cpu_pct": pct_of_core(other_cpu, seconds),
+        "steal_pct": (None if cpu.steal is None else round(100 * cpu.steal * cores(), 1)),
     }
 
 
@@ -951,7 +783,7 @@ class Bench:
         return datetime.now(UTC) + self.clock_offset
 
 
-async def one_run(bench: Bench, target: str, attempt_no: int) -> dict[str, Any]:
+async def one_run(bench: Bench, target: str, attempt_no: int) -> Result:
     """Fresh campaigns, a quiet machine, a warm-up, the arrivals, the checks."""
     args, item = bench.args, bench.item
     tag = f"{target[0]}{attempt_no}-{secrets.token_hex(2)}"
@@ -976,7 +808,7 @@ async def one_run(bench: Bench, target: str, attempt_no: int) -> dict[str, Any]:
             return graphql_attempt(bench.client, campaign[0], item, tokens)
         return floor_attempt(bench.engine, campaign[1], item, members, bench.server_now), None
 
-    busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
+    busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait, count_steal=False)
     # Right before the run: connections, caches, both the order and the SOLD_OUT paths.
     warm_attempt, _ = attempt_on(warm, warming=True)
     warm_run = await arrivals(warm_attempt, len(bench.warmers), 0.0, args.connections)
@@ -998,8 +830,8 @@ async def one_run(bench: Bench, target: str, attempt_no: int) -> dict[str, Any]:
         args.buyers,
         args.spread,
         args.connections,
-        server_pid=bench.product.process.pid if target == "graphql" else None,
-        postgres=bench.demo.database == "postgresql",
+        server_pid=bench.product.pid if target == "graphql" else None,
+        postgres=bench.demo.postgres,
     )
     result = summarise(run, args.connections, statements)
     if args.samples_dir is not None:
@@ -1010,64 +842,42 @@ async def one_run(bench: Bench, target: str, attempt_no: int) -> dict[str, Any]:
         )
     )
     result["campaign_id"] = flash[1]
-    result["machine_busy_before_pct"] = None if busy is None else round(100 * busy, 1)
+    result["attempt"] = attempt_no
+    log(f"{target}: {json_line(result)}")
+    result["machine_busy_before_pct"] = busy_pct(busy)
     if sessions is not None:
         result["database_sessions_opened"] = (await pg_sessions(bench.engine) or 0) - sessions
     return result
 
 
-async def measure_target(bench: Bench, target: str) -> dict[str, Any]:
-    args = bench.args
-    best: dict[str, Any] | None = None
-    attempt_no = 0
-    for attempt_no in range(1, args.retries + 2):
-        result = await one_run(bench, target, attempt_no)
-        result["attempt"] = attempt_no
-        log(f"{target}: {orjson.dumps(result).decode()}")
-        if not result["consistent"] or result["other_errors"]:
-            best = result
-            break  # a wrong answer is reported as it is, never measured away
-        if best is None or (result["other_cpu_pct"] or 0) < (best["other_cpu_pct"] or 0):
-            best = result
-        other = result["other_cpu_pct"]
-        if other is None or other <= DISTURBED_PCT or attempt_no > args.retries:
-            break
-        log(f"{target}: other work took {other}% of a core meanwhile; again")
-    assert best is not None
-    best["attempts"] = attempt_no
-    if (best["other_cpu_pct"] or 0) > DISTURBED_PCT:
-        log(f"WARNING: {target}: other work took {best['other_cpu_pct']}% of a core")
+async def measure_target(bench: Bench, target: str) -> Result:
+    best, attempts = await least_disturbed(
+        functools.partial(one_run, bench, target),
+        retries=bench.args.retries,
+        other_pct=lambda r: r["other_cpu_pct"],
+        wrong=lambda r: not r["consistent"] or bool(r["other_errors"]),
+        label=target,
+    )
+    best["attempts"] = attempts
     return best
 
 
 async def measure(
-    args: argparse.Namespace, demo: Demo, product: Server, hq_token: str, settings: Settings
-) -> dict[str, Any]:
+    args: argparse.Namespace, demo: Demo, product: Server, hq_token: str, noon: datetime
+) -> Result:
     await wait_ready(product)
-    assert settings.clock_start is not None
-    noon = settings.clock_start
+    settings = demo.settings(clock_start=noon)
     clock_offset = noon - datetime.now(UTC)  # as the server's Clock, near enough
-    engine = create_engine(settings)
-    limits = httpx.Limits(
-        max_connections=args.connections,
-        max_keepalive_connections=args.connections,
-        keepalive_expiry=KEEPALIVE_EXPIRY_S,
-    )
-    timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
-    results: dict[str, dict[str, Any]] = {}
-    buyers_http = (
-        httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
-        if args.client == "httpx"
-        else None
-    )
-    client = Client(
-        args.client,
-        product,
-        []
-        if buyers_http
-        else [Connection(LOOPBACK, product.port) for _ in range(args.connections)],
-        buyers_http,
-    )
+    engine = demo.engine()
+    results: dict[str, Result] = {}
+    buyers_http = pooled_client(args.connections) if args.client == "httpx" else None
+    connections = [
+        LeanConnection(
+            LOOPBACK, product.port, keepalive_expiry=KEEPALIVE_EXPIRY_S, timeout=REQUEST_TIMEOUT_S
+        )
+        for _ in range(0 if buyers_http else args.connections)
+    ]
+    client = Client(args.client, product, connections, buyers_http)
     try:
         async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, trust_env=False) as http:
             item = await pick_item(http, product, engine, args.store)
@@ -1075,7 +885,7 @@ async def measure(
             runs = len(TARGETS) * (args.retries + 1)
             wanted = runs * (args.quota + max(1, args.connections // 2)) + SHELF_MARGIN
             await set_levels(
-                http, product, hq_token, engine, {(item.store_id, item.sku_id): wanted}
+                product.base_url, hq_token, engine, {(item.store_id, item.sku_id): wanted}
             )
             log(
                 f"SKU {item.sku_id} ({item.name}, {item.list_price_fen} fen, flash "
@@ -1111,15 +921,10 @@ async def measure(
             await buyers_http.aclose()
         await engine.dispose()
     graphql_, floor = results["graphql"], results["floor"]
-
-    def ratio(key: str) -> float | None:
-        a, b = graphql_.get(key), floor.get(key)
-        return round(a / b, 3) if a and b else None
-
     return {
         "bench": "flash_sale",
         "db": demo.database,
-        "product": product_version(),
+        "product": product_revision().label(),
         "buyers": args.buyers,
         "quota": args.quota,
         "arrival_spread_s": args.spread,
@@ -1130,32 +935,28 @@ async def measure(
         "server_mode": "development",
         "clock_start": noon.isoformat(),
         **graphql_,
-        "server_rss_mb": round((proc_status_kb(product.process.pid, "VmRSS") or 0) / 1024, 1),
-        "server_peak_rss_mb": round((proc_status_kb(product.process.pid, "VmHWM") or 0) / 1024, 1),
+        "server_rss_mb": rss_mb(product.pid) or 0.0,
+        "server_peak_rss_mb": rss_mb(product.pid, "VmHWM") or 0.0,
         "server_log_problems": product.log_problems()[:5],
-        "server_log_warnings": server_warnings(product)[:5],
+        "server_log_warnings": product.log_warnings()[:5],
         "floor_driver": "dinegraph.db.engine.create_engine (SQLAlchemy Core, "
-        + (
-            "asyncpg)"
-            if demo.database == "postgresql"
-            else "aiosqlite, BEGIN IMMEDIATE, local_write_lock)"
-        ),
+        + ("asyncpg)" if demo.postgres else "aiosqlite, BEGIN IMMEDIATE, local_write_lock)"),
         "floor_writes": "conditional UPDATE campaign_quotas; INSERT orders, order_lines",
         "floor": floor,
-        "ratio_orders_per_s": ratio("orders_per_s"),
-        "ratio_answers_per_s": ratio("answers_per_s"),
-        "ratio_p99": ratio("p99_ms"),
-        "machine": {"nproc": len(os.sched_getaffinity(0)), "python": platform.python_version()},
+        "ratio_orders_per_s": ratio(graphql_.get("orders_per_s"), floor.get("orders_per_s")),
+        "ratio_answers_per_s": ratio(graphql_.get("answers_per_s"), floor.get("answers_per_s")),
+        "ratio_p99": ratio(graphql_.get("p99_ms"), floor.get("p99_ms")),
+        "machine": machine(),
     }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument(
-        "--database-url",
+        "--db",
+        choices=("sqlite", "postgres"),
         default=None,
-        help=f"with --db postgres: the server to make a scratch database on ({DEFAULT_POSTGRES})",
+        help="sqlite, or postgres on --database-url (sqlite unless --database-url is given)",
     )
     parser.add_argument("--buyers", type=int, default=5000, help="distinct buyers (5000)")
     parser.add_argument("--quota", type=int, default=200, help="units at the store (200)")
@@ -1181,86 +982,47 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="write every buyer's arrival, send and answer times there, one CSV per run",
     )
     parser.add_argument("--store", type=int, default=1, help="the store of the sale (1)")
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=1,
-        help="run a measurement again (up to this many times) when other work disturbed it (1)",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=120.0,
-        help="wait up to this many seconds for other work on the machine to finish (120)",
+    add_common_options(
+        parser, retries=1, database_help=f"; with --db postgres and none, {DEFAULT_POSTGRES}"
     )
     args = parser.parse_args(argv)
+    if args.db is None:
+        args.db = "postgres" if args.database_url else "sqlite"
     if args.db == "sqlite" and args.database_url:
         parser.error("--database-url goes with --db postgres")
     if args.db == "postgres":
         args.database_url = args.database_url or DEFAULT_POSTGRES
-        check_database_url(parser, args.database_url)
+    check_common_options(parser, args)
     if not 1 <= args.buyers <= 50_000 or not 1 <= args.quota <= 9_999:
         parser.error("--buyers must be in [1, 50000] and --quota in [1, 9999]")
     if not 0.0 <= args.spread <= 60.0:
         parser.error("--spread must be in [0, 60] seconds")
-    if not 1 <= args.connections <= 1000 or not 0 <= args.retries <= 5:
-        parser.error("--connections must be in [1, 1000] and --retries in [0, 5]")
-    if not 0 <= args.quiet_wait <= 3600:
-        parser.error("--quiet-wait must be in [0, 3600] seconds")
+    if not 1 <= args.connections <= 1000:
+        parser.error("--connections must be in [1, 1000]")
     return args
 
 
-def failures(result: dict[str, Any]) -> list[str]:
+def failures(results: list[Result]) -> list[str]:
     found = []
-    for where, got in (("graphql", result), ("floor", result["floor"])):
-        if got["oversold"]:
-            found.append(f"{where}: OVERSOLD by {got['oversold']}")
-        if not got["consistent"]:
-            found.append(f"{where}: {got['problems']}")
-        if got["other_errors"]:
-            found.append(f"{where}: {got['other_errors']} other errors: {got['first_errors']}")
-    if result["server_log_problems"]:
-        found.append(f"the server logged errors: {result['server_log_problems']}")
+    for result in results:
+        for where, got in (("graphql", result), ("floor", result["floor"])):
+            found += wrong_answers(where, got, errors="other_errors", oversold="oversold")
+        found += server_failures(result)
     return found
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="dinegraph-bench-") as tmp:
-        workdir = Path(tmp)
-        try:
-            with demo_database(args.database_url, workdir) as demo:
-                hq = last_line(run_cli(["staff-token", "--role", "HQ_ADMIN"], demo.env))
-                noon = shop_noon()
-                env = {
-                    **demo.env,
-                    # DINEGRAPH_CLOCK_START is refused in production mode.
-                    "DINEGRAPH_MODE": "development",
-                    "DINEGRAPH_CLOCK_START": noon.isoformat(),
-                    "DINEGRAPH_SERVER_TIMING": "1",
-                    "DINEGRAPH_PAYMENT_TIMEOUT_MINUTES": str(PAYMENT_TIMEOUT_MINUTES),
-                }
-                settings = Settings(
-                    database_url=demo.url,
-                    secret_key=SecretStr(demo.env["DINEGRAPH_SECRET_KEY"]),  # so tokens verify
-                    clock_start=noon,
-                )
-                product = start_server(
-                    "graphql", [*dinegraph_command(), "serve", "--workers", "1"], env, workdir
-                )
-                try:
-                    result = asyncio.run(measure(args, demo, product, hq, settings))
-                finally:
-                    stop_server(product)
-        except BenchError as exc:
-            log(f"FAILED: {exc}")
-            return 1
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    sys.stdout.flush()
-    problems = failures(result)
-    for problem in problems:
-        log(f"FAILED: {problem}")
-    return 1 if problems else 0
+
+    def measure_in(workdir: Path, out: Out) -> None:
+        with demo_database(args.database_url, workdir) as demo:
+            hq = cli_value(["staff-token", "--role", "HQ_ADMIN"], demo.env)
+            noon = shop_noon()
+            product = start_product("graphql", development_env(demo.env, noon), workdir)
+            with stopping(product):
+                out(asyncio.run(measure(args, demo, product, hq, noon)))
+
+    return run_bench(measure_in, failures)
 
 
 if __name__ == "__main__":

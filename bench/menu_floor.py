@@ -19,17 +19,15 @@ Run it (the bench does) with the product's ``DINEGRAPH_*`` environment::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import base64
-import binascii
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
 import sqlalchemy as sa
-import uvicorn
+from harness.floor import serve
+from harness.ids import global_id
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -57,24 +55,13 @@ from dinegraph.domain.catalog import (
     menu_sections,
     store_price,
 )
+from dinegraph.domain.errors import DomainError
 from dinegraph.domain.money import display_fen
 from dinegraph.domain.stock import stock_view
+from dinegraph.resolvers.ids import decode_id
 from dinegraph.settings import Settings
 
 CHANNEL = Channel.DELIVERY  # the contract query asks for DELIVERY
-
-
-def global_id(type_name: str, node_id: int) -> str:
-    """What strawberry's ``relay.GlobalID`` prints: base64 of ``Type:id``."""
-    return base64.b64encode(f"{type_name}:{node_id}".encode()).decode()
-
-
-def store_id_of(value: str) -> int | None:
-    try:
-        type_name, _, node_id = base64.b64decode(value, validate=True).decode().partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return int(node_id) if type_name == "Store" and node_id.isdigit() else None
 
 
 # --- the six statements, built as dinegraph.db.queries builds them ----------------------
@@ -242,8 +229,9 @@ async def menu(engine: AsyncEngine, store_id: int) -> dict[str, Any] | None:
 
 async def menu_endpoint(request: Request) -> Response:
     counter = counting()
-    store_id = store_id_of(request.query_params.get("storeId", ""))
-    if store_id is None:
+    try:
+        store_id = decode_id(request.query_params.get("storeId", ""), "Store", ["storeId"])
+    except DomainError:
         return JSONResponse({"error": "storeId must be a Store global ID"}, status_code=400)
     body = orjson.dumps({"data": {"menu": await menu(request.app.state.engine, store_id)}})
     return Response(
@@ -281,22 +269,5 @@ def create_app() -> Starlette:
     return app
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8001)
-    args = parser.parse_args()
-    # The server settings `dinegraph serve --workers 1` uses: one process, access log on.
-    uvicorn.run(
-        create_app,
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=1,
-        log_level="info",
-        proxy_headers=True,
-    )
-
-
 if __name__ == "__main__":
-    main()
+    serve(create_app, __doc__.splitlines()[0], port=8001)

@@ -44,13 +44,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
-import platform
-import resource
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -59,123 +57,90 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy.engine import make_url
-from stock_contention import (
-    LOOPBACK,
-    RECORD_SALE,
-    STORE_ID,
-    BenchError,
-    Demo,
+from harness.cpu import busy_pct, pct_of_core, rss_mb, snapshot, usage, wait_for_quiet
+from harness.database import Demo, check_redis_url, demo_database
+from harness.gqlws import PONG, subscribe_message
+from harness.ids import global_id
+from harness.processes import (
     Server,
-    bench_engine,
-    check_database_url,
-    cpu_of_command,
-    demo_database,
-    dinegraph_command,
-    global_id,
-    levels_of,
-    log,
-    machine_cpu,
-    percentile,
-    proc_cpu_seconds,
-    proc_status_kb,
-    product_version,
-    set_levels,
-    start_server,
-    stop_server,
-    terminate_as_exit,
-    tracked_sku_ids,
-    wait_for_quiet,
+    WorkerPool,
+    answer_commands,
+    cpu_reply,
+    open_files_limit,
+    raise_open_files,
+    start_floor,
+    start_product,
+    stopping,
     wait_ready,
+    worker_commands,
 )
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
+from harness.report import BenchError, json_line, log, machine, product_revision
+from harness.runs import (
+    Out,
+    Result,
+    add_common_options,
+    check_common_options,
+    least_disturbed,
+    run_bench,
+)
+from harness.stats import latency_figures, ms, split
+from harness.stock import (
+    STORE_ID,
+    levels_of,
+    record_sale_body,
+    set_levels,
+    store_credentials,
+    tracked_sku_ids,
+)
+from harness.ws import Subscriptions
+from websockets.asyncio.client import ClientConnection
 
 THIS = Path(__file__).resolve()
-FLOOR_APP = THIS.parent / "fanout_floor.py"
-PROTOCOL = "graphql-transport-ws"
 SUBSCRIPTION = (
     "subscription StockFeed($s: ID!, $k: [ID!]) "
     "{ stockChanged(storeId: $s, skuIds: $k) { sku { id } available soldOut version } }"
 )
-PONG = '{"type":"pong"}'
 RECEIPT_TIMEOUT_S = 30.0
-DISTURBED_PCT = 30.0  # other work above this share of a core during the sales: measure again
 READY_TIMEOUT_S = 180.0
-
-
-def ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
-
-
-def mb(kb: int | None) -> float | None:
-    return None if kb is None else round(kb / 1024, 1)
 
 
 # --- the subscriber process (--worker) -------------------------------------------------------
 
 
-# Complexity: One reader's loop, read top to bottom as the steps it measures.
-async def worker(spec: dict[str, Any]) -> None:  # noqa: C901
-    """Answer commands on stdin, one JSON line each, with one JSON line on stdout.
+class Feed:
+    """A subscriber process's subscribers, all to the hot SKU's ``stockChanged``."""
 
-    ``open`` (count): open that many more subscribers, each waiting for its initial state;
-    ``expect`` (version, timeout): wait until every subscriber has heard that version, then
-    report when each heard it; ``close``: close them all and exit.
-    """
-    variables: dict[str, Any] = spec["variables"]
-    sku: str = variables["k"][0]
-    loop = asyncio.get_running_loop()
-    commands = asyncio.StreamReader(limit=1 << 24)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.url: str = spec["url"]
+        self.sku: str = spec["variables"]["k"][0]
+        self.subscribe = subscribe_message("1", SUBSCRIPTION, spec["variables"])
+        self.gate = asyncio.Semaphore(spec["concurrency"])
+        self.subscriptions = Subscriptions()
+        self.problems = self.subscriptions.problems
+        self.received: list[dict[int, float]] = []  # per subscriber: version -> when read
+        self.heard: dict[int, int] = {}  # version -> subscribers that heard it
+        self.wanted: dict[int, asyncio.Event] = {}
 
-    def say(obj: dict[str, Any]) -> None:
-        sys.stdout.write(orjson.dumps(obj).decode() + "\n")
-        sys.stdout.flush()
-
-    received: list[dict[int, float]] = []
-    sockets: list[ClientConnection | None] = []
-    initial: list[int | None] = []
-    readers: list[asyncio.Task[None]] = []
-    heard: dict[int, int] = {}
-    wanted: dict[int, asyncio.Event] = {}
-    problems: list[str] = []
-    closing = False
-    subscribe = orjson.dumps(
-        {"id": "1", "type": "subscribe", "payload": {"query": SUBSCRIPTION, "variables": variables}}
-    ).decode()
-    gate = asyncio.Semaphore(spec["concurrency"])
-
-    def on_next(index: int, at: float, message: dict[str, Any]) -> None:
+    def on_next(self, index: int, at: float, message: dict[str, Any]) -> None:
         payload = message.get("payload") or {}
         if "errors" in payload:
-            problems.append(f"errors: {str(payload['errors'])[:200]}")
+            self.problems.append(f"errors: {str(payload['errors'])[:200]}")
             return
         update = payload["data"]["stockChanged"]
-        if update["sku"]["id"] != sku:
-            problems.append(f"unexpected SKU {update['sku']}")
+        if update["sku"]["id"] != self.sku:
+            self.problems.append(f"unexpected SKU {update['sku']}")
         version = int(update["version"])
-        received[index][version] = at
-        heard[version] = heard.get(version, 0) + 1
-        event = wanted.get(version)
-        if event is not None and heard[version] >= len(readers):
+        self.received[index][version] = at
+        self.heard[version] = self.heard.get(version, 0) + 1
+        event = self.wanted.get(version)
+        if event is not None and self.heard[version] >= len(self.subscriptions.readers):
             event.set()
 
-    async def open_one(index: int) -> None:
-        async with gate:
-            ws = await connect(
-                spec["url"],
-                subprotocols=[Subprotocol(PROTOCOL)],
-                open_timeout=60,
-                ping_interval=None,
-            )
-            sockets[index] = ws
-            await ws.send('{"type":"connection_init","payload":{}}')
-            ack = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
-            if ack.get("type") != "connection_ack":
-                raise RuntimeError(f"no connection_ack: {ack}")
-            await ws.send(subscribe)
+    async def open_one(self) -> tuple[ClientConnection, int]:
+        """A subscriber and the version of its initial state."""
+        async with self.gate:
+            ws = await self.subscriptions.open(self.url)
+            await ws.send(self.subscribe)
             while True:
                 message = orjson.loads(await asyncio.wait_for(ws.recv(), 60))
                 if message.get("type") == "ping":
@@ -183,143 +148,52 @@ async def worker(spec: dict[str, Any]) -> None:  # noqa: C901
                     continue
                 if message.get("type") != "next" or "errors" in message.get("payload", {}):
                     raise RuntimeError(f"no initial state: {str(message)[:300]}")
-                initial[index] = int(message["payload"]["data"]["stockChanged"]["version"])
-                return
+                return ws, int(message["payload"]["data"]["stockChanged"]["version"])
 
-    async def read(index: int, ws: ClientConnection) -> None:
-        try:
-            async for raw in ws:
-                at = time.monotonic()
-                message = orjson.loads(raw)
-                kind = message.get("type")
-                if kind == "next":
-                    on_next(index, at, message)
-                elif kind == "ping":
-                    await ws.send(PONG)
-                elif kind != "pong":
-                    problems.append(f"{kind}: {str(message)[:200]}")
-        except ConnectionClosed as exc:
-            if not closing:
-                problems.append(f"closed by the server: {exc}")
-
-    async def open_more(count: int) -> dict[str, Any]:
-        first = len(sockets)
-        received.extend({} for _ in range(count))
-        sockets.extend(None for _ in range(count))
-        initial.extend(None for _ in range(count))
+    async def open_more(self, command: dict[str, Any]) -> dict[str, Any]:
+        """``open`` (count): that many more subscribers, each with its initial state."""
         started = time.monotonic()
         opened = await asyncio.gather(
-            *(open_one(i) for i in range(first, first + count)), return_exceptions=True
+            *(self.open_one() for _ in range(int(command["count"]))), return_exceptions=True
         )
         failures = [repr(r) for r in opened if isinstance(r, BaseException)]
-        for i in range(first, first + count):
-            ws = sockets[i]
-            if ws is not None and initial[i] is not None:
-                readers.append(asyncio.create_task(read(i, ws)))
+        initial = set()
+        for got in opened:
+            if not isinstance(got, BaseException):
+                ws, version = got
+                self.received.append({})
+                self.subscriptions.read(ws, functools.partial(self.on_next, len(self.received) - 1))
+                initial.add(version)
         return {
-            "open": len(readers),
+            "open": len(self.subscriptions.readers),
             "failed": len(failures),
             "first_failure": failures[0] if failures else None,
-            "initial_versions": sorted({v for v in initial[first:] if v is not None}),
+            "initial_versions": sorted(initial),
             "connect_s": round(time.monotonic() - started, 3),
-            "cpu_s": round(time.process_time(), 3),
+            **cpu_reply(),
         }
 
-    while True:
-        line = await commands.readline()
-        if not line:
-            break
-        command = orjson.loads(line)
-        if command["cmd"] == "open":
-            say(await open_more(int(command["count"])))
-        elif command["cmd"] == "expect":
-            version = int(command["version"])
-            event = wanted.setdefault(version, asyncio.Event())
-            if heard.get(version, 0) >= len(readers):
-                event.set()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), command["timeout"])
-            say(
-                {
-                    "times": [r.get(version) for r in received],
-                    "problems": problems[:5],
-                    "cpu_s": round(time.process_time(), 3),
-                }
-            )
-            problems.clear()
-        elif command["cmd"] == "cpu":
-            say({"cpu_s": round(time.process_time(), 3)})
-        elif command["cmd"] == "close":
-            closing = True
-            await asyncio.gather(
-                *(ws.close() for ws in sockets if ws is not None), return_exceptions=True
-            )
-            for task in readers:
-                task.cancel()
-            say({"closed": True, "cpu_s": round(time.process_time(), 3)})
-            break
+    async def expect(self, command: dict[str, Any]) -> dict[str, Any]:
+        """``expect`` (version, timeout): when each subscriber heard that version."""
+        version = int(command["version"])
+        event = self.wanted.setdefault(version, asyncio.Event())
+        if self.heard.get(version, 0) >= len(self.subscriptions.readers):
+            event.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), command["timeout"])
+        times = [r.get(version) for r in self.received]
+        answer = {"times": times, "problems": self.problems[:5], **cpu_reply()}
+        self.problems.clear()
+        return answer
 
 
-class Subscribers:
-    """Subscriber processes, each on one server, driven over their stdin and stdout."""
-
-    def __init__(self) -> None:
-        self.procs: list[asyncio.subprocess.Process] = []
-        self.servers: list[str] = []
-
-    async def start(
-        self, servers: list[Server], variables: dict[str, Any], concurrency: int
-    ) -> None:
-        for server in servers:
-            spec = {
-                "url": f"ws://{LOOPBACK}:{server.port}/graphql",
-                "variables": variables,
-                "concurrency": concurrency,
-            }
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(THIS),
-                "--worker",
-                orjson.dumps(spec).decode(),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                limit=1 << 24,
-            )
-            self.procs.append(proc)
-            self.servers.append(server.name)
-
-    async def ask(
-        self, command: dict[str, Any] | list[dict[str, Any]], within: float
-    ) -> list[dict[str, Any]]:
-        """Send the command (or one per process) to every process; one reply from each."""
-        each = command if isinstance(command, list) else [command] * len(self.procs)
-        for proc, one in zip(self.procs, each, strict=True):
-            assert proc.stdin is not None
-            proc.stdin.write(orjson.dumps(one) + b"\n")
-            await proc.stdin.drain()
-
-        async def reply(proc: asyncio.subprocess.Process) -> dict[str, Any]:
-            assert proc.stdout is not None
-            line = await asyncio.wait_for(proc.stdout.readline(), within)
-            if not line:
-                raise BenchError(f"subscriber process {proc.pid} exited ({proc.returncode})")
-            answer: dict[str, Any] = orjson.loads(line)
-            return answer
-
-        return list(await asyncio.gather(*(reply(p) for p in self.procs)))
-
-    async def close(self) -> list[dict[str, Any]]:
-        replies: list[dict[str, Any]] = []
-        with contextlib.suppress(Exception):
-            replies = await self.ask({"cmd": "close"}, 60)
-        for proc in self.procs:
-            if proc.returncode is None:
-                try:
-                    await asyncio.wait_for(proc.wait(), 10)
-                except TimeoutError:
-                    proc.kill()
-                    await proc.wait()
-        return replies
+async def worker() -> None:
+    """A subscriber process: the spec on the first stdin line, then one JSON command a
+    line (``open``, ``expect``, ``cpu``, ``close``), each answered with one line."""
+    commands = await worker_commands()
+    feed = Feed(orjson.loads(await commands.readline()))
+    handlers = {"open": feed.open_more, "expect": feed.expect}
+    await answer_commands(commands, handlers, feed.subscriptions.close)
 
 
 # --- the configurations ----------------------------------------------------------------------
@@ -336,44 +210,20 @@ class Target:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
-def split(total: int, parts: int) -> list[int]:
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-def latency_figures(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50_ms": None, "p99_ms": None, "max_ms": None}
-    ordered = sorted(values)
-    return {
-        "p50_ms": ms(percentile(ordered, 50)),
-        "p99_ms": ms(percentile(ordered, 99)),
-        "max_ms": ms(ordered[-1]),
-    }
-
-
-def known_cpu(servers: list[Server], worker_cpu: float) -> float:
-    """CPU seconds so far of everything this benchmark runs: servers, subscriber processes,
-    this process, and the PostgreSQL and Redis servers it may use."""
-    return (
-        sum(proc_cpu_seconds(s.process.pid) or 0.0 for s in servers)
-        + worker_cpu
-        + time.process_time()
-        + cpu_of_command("postgres")
-        + cpu_of_command("redis-server")
-    )
-
-
+# Complexity: The sales of one N, read top to bottom as the steps they measure.
 async def sales(
-    target: Target, subscribers: Subscribers, n: int, args: argparse.Namespace
-) -> dict[str, Any]:
+    target: Target, subscribers: WorkerPool, n: int, args: argparse.Namespace
+) -> Result:
     """--sales changes, one after the other, each once every subscriber heard the last."""
     servers = target.servers
     assert target.version is not None
     version = target.version
+    pids = [s.pid for s in servers]
+    # Everything this benchmark runs is known: the servers, this process, the subscriber
+    # processes, and the PostgreSQL and Redis servers it may use.
+    databases = ("postgres", "redis-server")
     baseline = await subscribers.ask({"cmd": "cpu"}, 30)
-    cpu0 = {s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in servers}
-    known0 = known_cpu(servers, sum(r["cpu_s"] for r in baseline))
-    machine0, started = machine_cpu(), time.monotonic()
+    before, started = snapshot(pids, databases), time.monotonic()
     from_send: list[float] = []
     from_response: list[float] = []
     by_server: dict[str, list[float]] = {s.name: [] for s in servers}
@@ -395,7 +245,7 @@ async def sales(
         )
         trigger_s.append(answered - sent)
         times: list[float] = []
-        for reply, server_name in zip(replies, subscribers.servers, strict=True):
+        for reply, server_name in zip(replies, subscribers.labels, strict=True):
             problems += reply["problems"]
             got = [t for t in reply["times"] if t is not None]
             missing += len(reply["times"]) - len(got)
@@ -411,15 +261,9 @@ async def sales(
             f"{ms(answered - sent)} ms)"
         )
     elapsed = time.monotonic() - started
-    cpu1 = {s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in servers}
-    known1 = known_cpu(servers, sum(r["cpu_s"] for r in replies))
-    machine1 = machine_cpu()
-    other_pct = None
-    if machine0 is not None and machine1 is not None and machine1[1] > machine0[1]:
-        busy = (machine1[0] - machine0[0]) / (machine1[1] - machine0[1])
-        everything = busy * len(os.sched_getaffinity(0)) * elapsed
-        other_pct = round(100 * max(0.0, everything - (known1 - known0)) / elapsed, 1)
-    result: dict[str, Any] = {
+    cpu = usage(before, snapshot(pids, databases))
+    workers_s = sum(r["cpu_s"] - b["cpu_s"] for b, r in zip(baseline, replies, strict=True))
+    result: Result = {
         "received": len(from_send),
         "missing": missing,
         **latency_figures(from_send),
@@ -427,14 +271,15 @@ async def sales(
         "from_response": latency_figures(from_response),
         "trigger_answer_median_ms": ms(statistics.median(trigger_s)),
         "server_cpu_ms_per_sale": {
-            name: round(1000 * (cpu1[name] - cpu0[name]) / args.sales, 1) for name in cpu0
+            s.name: round(1000 * (used or 0.0) / args.sales, 1)
+            for s, used in zip(servers, cpu.servers_s, strict=True)
         },
         # CPU of the subscriber processes during the sales (reading and timing the updates).
         "client_cpu_s": [
             round(r["cpu_s"] - b["cpu_s"], 2) for b, r in zip(baseline, replies, strict=True)
         ],
         # Work on the machine that is not this benchmark's, in % of one core (should be ~0).
-        "other_cpu_pct": other_pct,
+        "other_cpu_pct": pct_of_core(cpu.other_s(elapsed, extra_known_s=workers_s), elapsed),
     }
     if len(servers) > 1:
         result["by_process"] = {name: latency_figures(v) for name, v in by_server.items()}
@@ -444,12 +289,8 @@ async def sales(
 
 
 async def measure_n(
-    target: Target,
-    subscribers: Subscribers,
-    n: int,
-    more: int,
-    args: argparse.Namespace,
-) -> dict[str, Any]:
+    target: Target, subscribers: WorkerPool, n: int, more: int, args: argparse.Namespace
+) -> Result:
     """Open ``more`` subscribers (to reach ``n``), then make the sales and time them."""
     servers = target.servers
     counts = split(more, len(subscribers.procs))
@@ -467,115 +308,89 @@ async def measure_n(
     target.version = versions[0]
     connect_s = max(r["connect_s"] for r in opened)
     log(f"{target.name}: {more} more subscribers in {connect_s}s, {n} in all")
-    rss_connected = {s.name: mb(proc_status_kb(s.process.pid, "VmRSS")) for s in servers}
-    attempts = 0
-    while True:
-        attempts += 1
-        figures = await sales(target, subscribers, n, args)
-        other = figures["other_cpu_pct"]
-        if other is None or other <= DISTURBED_PCT or attempts > args.retries:
-            break
-        log(f"{target.name}: N={n}: other work took {other}% of a core meanwhile; again")
+    rss_connected = {s.name: rss_mb(s.pid) for s in servers}
+
+    async def quiet() -> None:
         await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
-    if other is not None and other > DISTURBED_PCT:
-        log(f"WARNING: {target.name}: N={n}: other work took {other}% of a core meanwhile")
+
+    figures, attempts = await least_disturbed(
+        lambda _: sales(target, subscribers, n, args),
+        retries=args.retries,
+        other_pct=lambda r: r["other_cpu_pct"],
+        label=f"{target.name}: N={n}",
+        between=quiet,
+    )
     return {
         "subscribers": n,
         "attempts": attempts,
         **figures,
         "connect_s": {"new_subscribers": more, "seconds": connect_s},
         "server_rss_connected_mb": rss_connected,
-        "server_peak_rss_mb": {s.name: mb(proc_status_kb(s.process.pid, "VmHWM")) for s in servers},
+        "server_peak_rss_mb": {s.name: rss_mb(s.pid, "VmHWM") for s in servers},
     }
 
 
-async def run_target(
-    target: Target, args: argparse.Namespace, variables: dict[str, Any]
-) -> dict[str, Any]:
+async def run_target(target: Target, args: argparse.Namespace, variables: dict[str, Any]) -> Result:
     """Each N in turn, adding subscribers to those already open; then all disconnect."""
     busy = await asyncio.to_thread(wait_for_quiet, args.quiet_wait)
-    out: dict[str, Any] = {
+    out: Result = {
         "processes": len(target.servers),
         **target.notes,
-        "machine_busy_before_pct": None if busy is None else round(100 * busy, 1),
+        "machine_busy_before_pct": busy_pct(busy),
     }
-    subscribers = Subscribers()
-    # --client-procs processes, process k on server k mod the number of servers.
-    plan = [target.servers[k % len(target.servers)] for k in range(args.client_procs)]
+    subscribers = WorkerPool()
     try:
-        await subscribers.start(plan, variables, args.connect_concurrency)
+        # --client-procs processes, process k on server k mod the number of servers.
+        for k in range(args.client_procs):
+            server = target.servers[k % len(target.servers)]
+            spec = {
+                "url": server.ws_url,
+                "variables": variables,
+                "concurrency": args.connect_concurrency,
+            }
+            await subscribers.spawn([str(THIS), "--worker"], server.name, first=spec)
         previous = 0
         for n in args.subscribers:
             out[str(n)] = await measure_n(target, subscribers, n, n - previous, args)
             previous = n
-            log(f"{target.name}: N={n}: {orjson.dumps(out[str(n)]).decode()}")
+            log(f"{target.name}: N={n}: {json_line(out[str(n)])}")
     finally:
         await subscribers.close()
     # With everybody gone, one more change should cost the server next to nothing: a
     # subscription left behind (a leak) would still be served.
     await asyncio.sleep(1.0)
-    cpu0 = {s.name: proc_cpu_seconds(s.process.pid) or 0.0 for s in target.servers}
+    before = snapshot([s.pid for s in target.servers])
     assert target.version is not None
     target.version += 1
     await target.trigger(target.version)
     await asyncio.sleep(1.0)
+    after = usage(before, snapshot([s.pid for s in target.servers]))
     out["after_all_disconnected"] = {
-        "server_rss_mb": {
-            s.name: mb(proc_status_kb(s.process.pid, "VmRSS")) for s in target.servers
-        },
+        "server_rss_mb": {s.name: rss_mb(s.pid) for s in target.servers},
         "server_cpu_ms_one_more_change": {
-            s.name: round(1000 * ((proc_cpu_seconds(s.process.pid) or 0.0) - cpu0[s.name]), 1)
-            for s in target.servers
+            s.name: round(1000 * (used or 0.0), 1)
+            for s, used in zip(target.servers, after.servers_s, strict=True)
         },
     }
-    problems = [p for s in target.servers for p in s.log_problems()]
-    out["server_log_problems"] = problems[:5]
+    out["server_log_problems"] = [p for s in target.servers for p in s.log_problems()][:5]
     return out
 
 
-def product_env(demo: Demo, broker_url: str) -> dict[str, str]:
-    return {**demo.env, "DINEGRAPH_BROKER_URL": broker_url}
-
-
-async def product_target(
+def product_target(
     name: str,
-    demo: Demo,
-    broker_url: str,
-    processes: int,
-    workdir: Path,
-    servers_started: list[Server],
+    servers: list[Server],
+    api_key: str,
     hot: int,
     client: httpx.AsyncClient,
+    broker_url: str,
 ) -> Target:
-    servers = []
-    for k in range(processes):
-        server = start_server(
-            f"{name}-{'AB'[k]}",
-            [*dinegraph_command(), "serve", "--workers", "1"],
-            product_env(demo, broker_url),
-            workdir,
-        )
-        servers_started.append(server)
-        servers.append(server)
+    """Sales go to the first server."""
     seller = servers[0]
-    headers = {"x-api-key": demo.api_key, "content-type": "application/json"}
-    store, sku = global_id("Store", STORE_ID), global_id("Sku", hot)
+    headers = {"x-api-key": api_key, "content-type": "application/json"}
     prefix = f"fanout-{name}-{secrets.token_hex(4)}"
 
     async def sell(version: int) -> None:
-        body = orjson.dumps(
-            {
-                "query": RECORD_SALE,
-                "variables": {
-                    "input": {
-                        "storeId": store,
-                        "source": "POS",
-                        "externalOrderId": f"{prefix}-{version}",
-                        "lines": [{"skuId": sku, "quantity": 1}],
-                    }
-                },
-            }
-        )
+        body = record_sale_body(hot, f"{prefix}-{version}")
         response = await client.post(f"{seller.base_url}/graphql", content=body, headers=headers)
         answer = orjson.loads(response.content)
         payload = (answer.get("data") or {}).get("recordSale") or {}
@@ -585,11 +400,7 @@ async def product_target(
     return Target(name, servers, sell, notes={"broker": broker_url.split(":", 1)[0]})
 
 
-def floor_target(
-    workdir: Path, servers_started: list[Server], hot: int, client: httpx.AsyncClient
-) -> Target:
-    server = start_server("floor", [sys.executable, str(FLOOR_APP)], dict(os.environ), workdir)
-    servers_started.append(server)
+def floor_target(server: Server, hot: int, client: httpx.AsyncClient) -> Target:
     sku = global_id("Sku", hot)
 
     async def publish(version: int) -> None:
@@ -616,12 +427,13 @@ def floor_target(
     return Target("floor", [server], publish, version=0)
 
 
-async def measure(args: argparse.Namespace, demo: Demo, workdir: Path) -> dict[str, Any]:
-    engine = bench_engine(demo.url)
-    servers: list[Server] = []
-    result: dict[str, Any] = {
+async def measure(
+    args: argparse.Namespace, demo: Demo, api_key: str, manager_token: str, workdir: Path
+) -> Result:
+    engine = demo.engine()
+    result: Result = {
         "scenario": "stock_fanout",
-        "product": product_version(),
+        "product": product_revision().label(),
         "database": demo.database,
         "sales_per_n": args.sales,
         "client_procs": args.client_procs,
@@ -632,46 +444,39 @@ async def measure(args: argparse.Namespace, demo: Demo, workdir: Path) -> dict[s
         hot = (await tracked_sku_ids(engine))[0]
         variables = {"s": global_id("Store", STORE_ID), "k": [global_id("Sku", hot)]}
         configs = [("memory_1proc", "memory://", 1)]
-        if demo.database == "postgresql":
-            pg = make_url(demo.url).set(drivername="postgresql")
-            configs.append(("postgres_2proc", pg.render_as_string(hide_password=False), 2))
+        if demo.postgres:
+            configs.append(("postgres_2proc", demo.postgres_broker_url(), 2))
         if args.redis_url:
             configs.append(("redis_2proc", args.redis_url, 2))
         async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
             for name, broker_url, processes in configs:
-                started: list[Server] = []
-                try:
-                    target = await product_target(
-                        name, demo, broker_url, processes, workdir, started, hot, client
-                    )
-                    await asyncio.gather(*(wait_ready(s) for s in target.servers))
-                    sales = args.sales * len(args.subscribers)
+                env = {**demo.env, "DINEGRAPH_BROKER_URL": broker_url}
+                servers = [
+                    start_product(f"{name}-{'AB'[k]}", env, workdir) for k in range(processes)
+                ]
+                with stopping(*servers):
+                    target = product_target(name, servers, api_key, hot, client, broker_url)
+                    await asyncio.gather(*(wait_ready(s) for s in servers))
+                    level = 10 * args.sales * len(args.subscribers)
                     await set_levels(
-                        engine, target.servers[0].base_url, demo.manager_token, [hot], 10 * sales
+                        servers[0].base_url, manager_token, engine, {(STORE_ID, hot): level}
                     )
                     result["configs"][name] = await run_target(target, args, variables)
-                finally:
-                    for server in started:
-                        stop_server(server)
-                    servers += started
-            started = []
-            try:
-                target = floor_target(workdir, started, hot, client)
-                await wait_ready(target.servers[0])
+            floor = start_floor("floor", "fanout_floor.py", dict(os.environ), workdir)
+            with stopping(floor):
+                await wait_ready(floor)
+                target = floor_target(floor, hot, client)
                 result["configs"]["floor"] = await run_target(target, args, variables)
-            finally:
-                for server in started:
-                    stop_server(server)
         level = (await levels_of(engine, [hot]))[hot]
         result["hot_sku_final"] = {"available": level[0], "version": level[1]}
     finally:
         await engine.dispose()
-    floor = result["configs"]["floor"]
+    floor_figures = result["configs"]["floor"]
     result["ratio_p50_to_floor"] = {
         name: {
             str(n): (
-                round(got[str(n)]["p50_ms"] / floor[str(n)]["p50_ms"], 2)
-                if floor[str(n)]["p50_ms"]
+                round(got[str(n)]["p50_ms"] / floor_figures[str(n)]["p50_ms"], 2)
+                if floor_figures[str(n)]["p50_ms"]
                 else None
             )
             for n in args.subscribers
@@ -679,22 +484,8 @@ async def measure(args: argparse.Namespace, demo: Demo, workdir: Path) -> dict[s
         for name, got in result["configs"].items()
         if name != "floor"
     }
-    result["machine"] = {
-        "nproc": len(os.sched_getaffinity(0)),
-        "python": platform.python_version(),
-        "open_files_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
-    }
+    result["machine"] = machine(open_files_limit=open_files_limit())
     return result
-
-
-def raise_open_files(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        raise BenchError(f"need {needed} open files, the limit is {soft} (ulimit -n)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -708,31 +499,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--connect-concurrency", type=int, default=50, help="handshakes at once per process (50)"
     )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=2,
-        help="measure an N again (up to this many times) when other work disturbed it (2)",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=120.0,
-        help="wait up to this many seconds for other work on the machine to finish (120)",
-    )
-    parser.add_argument(
-        "--database-url",
-        help="a PostgreSQL server to create a scratch database on, e.g. "
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres (default: SQLite in a temp dir); "
-        "adds the two-process PostgreSQL-broker configuration",
+    add_common_options(
+        parser,
+        retries=2,
+        retries_help="measure an N again (up to this many times) when other work disturbed it",
+        database_help="; adds the two-process PostgreSQL-broker configuration",
     )
     parser.add_argument(
         "--redis-url", help="e.g. redis://127.0.0.1:6379/0: adds a two-process Redis configuration"
     )
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker is not None:
+    if args.worker:
         return args
+    check_common_options(parser, args)
     try:
         args.subscribers = sorted({int(v) for v in args.subscribers.split(",") if v.strip()})
     except ValueError:
@@ -741,46 +521,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("each N must be between 1 and 10000")
     if not 1 <= args.sales <= 100 or not 1 <= args.client_procs <= 8:
         parser.error("--sales must be in [1, 100] and --client-procs in [1, 8]")
-    check_database_url(parser, args.database_url)
-    if args.redis_url is not None:
-        url = make_url(args.redis_url)
-        if url.drivername not in {"redis", "rediss"} or url.host not in {
-            "127.0.0.1",
-            "localhost",
-            "::1",
-        }:
-            parser.error("--redis-url must be a loopback redis:// URL")
+    check_redis_url(parser, args.redis_url)
     return args
+
+
+def failures(results: list[Result]) -> list[str]:
+    found = []
+    for result in results:
+        for name, config in result["configs"].items():
+            if config["server_log_problems"]:
+                found.append(f"{name}: the server logged errors: {config['server_log_problems']}")
+            for key, got in config.items():
+                if key.isdigit() and (got["missing"] or got.get("problems")):
+                    found.append(f"{name} N={key}: {got['missing']} missing, {got.get('problems')}")
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.worker is not None:
+    if args.worker:
         raise_open_files(10_000 + 64)
-        asyncio.run(worker(orjson.loads(args.worker)))
+        asyncio.run(worker())
         return 0
-    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="dinegraph-bench-") as tmp:
-        try:
-            # Servers inherit the limit: each socket is one file on either side.
-            raise_open_files(max(args.subscribers) + 1024)
-            with demo_database(args.database_url, Path(tmp)) as demo:
-                result = asyncio.run(measure(args, demo, Path(tmp)))
-        except BenchError as exc:
-            log(f"FAILED: {exc}")
-            return 1
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
-    sys.stdout.flush()
-    failed = False
-    for name, config in result["configs"].items():
-        if config["server_log_problems"]:
-            log(f"FAILED: {name}: the server logged errors: {config['server_log_problems']}")
-            failed = True
-        for n in args.subscribers:
-            got = config[str(n)]
-            if got["missing"] or got.get("problems"):
-                log(f"FAILED: {name} N={n}: {got['missing']} missing, {got.get('problems')}")
-                failed = True
-    return 1 if failed else 0
+
+    def measure_in(workdir: Path, out: Out) -> None:
+        # Servers inherit the limit: each socket is one file on either side.
+        raise_open_files(max(args.subscribers) + 1024)
+        with demo_database(args.database_url, workdir) as demo:
+            credentials = store_credentials(demo)
+            out(
+                asyncio.run(
+                    measure(args, demo, credentials.api_key, credentials.manager_token, workdir)
+                )
+            )
+
+    return run_bench(measure_in, failures)
 
 
 if __name__ == "__main__":

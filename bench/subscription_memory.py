@@ -13,16 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import time
 import tracemalloc
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
+from harness.report import emit
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from dinegraph.schema import SubscriptionExecutor
+
+WARM_EVENTS = 100  # counted from here: the schema's and the stream's own allocations are done
 
 SELECTION = """
 subscription { courier { status etaSeconds version position { lat lng } courier { name phone } } }
@@ -79,7 +81,7 @@ async def run(
 ) -> None:
     schema = _schema(events, executor)
     stream = await schema.subscribe(SELECTION)
-    warm = 100
+    warm = WARM_EVENTS
     received = 0
     gc.collect()
     tracemalloc.start()
@@ -97,18 +99,15 @@ async def run(
             retained = tracemalloc.get_traced_memory()[0] - baseline
     seconds = time.perf_counter() - started
     tracemalloc.stop()
-    print(
-        json.dumps(
-            {
-                "scenario": "subscription_memory",
-                "executor": name,
-                "events": received,
-                "retained_bytes": retained,
-                "retained_bytes_per_event": round(retained / (received - warm), 1),
-                "events_per_s": round(received / seconds),
-            }
-        ),
-        flush=True,
+    emit(
+        {
+            "scenario": "subscription_memory",
+            "executor": name,
+            "events": received,
+            "retained_bytes": retained,
+            "retained_bytes_per_event": round(retained / (received - warm), 1),
+            "events_per_s": round(received / seconds),
+        }
     )
 
 
@@ -116,6 +115,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args()
+    if args.events <= WARM_EVENTS:
+        parser.error(f"--events must be more than the {WARM_EVENTS} warm-up events")
     asyncio.run(run("strawberry", StrawberryGraphQLCoreExecutionContext, args.events))
     asyncio.run(run("dinegraph", SubscriptionExecutor, args.events))
 

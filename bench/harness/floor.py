@@ -1,0 +1,71 @@
+"""What the floor servers share: their uvicorn settings and a graphql-transport-ws session.
+
+A floor is a bare server a scenario compares the product with; it imports nothing the
+product's server would not (its memory is measured too).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from .gqlws import ACK, PONG, PROTOCOL
+
+OnSubscribe = Callable[[WebSocket, str, dict[str, Any]], Awaitable[None]]
+
+
+def serve(create_app: Callable[[], Starlette], description: str, port: int) -> None:
+    """``--host``/``--port`` from the command line, then uvicorn with the settings
+    ``dinegraph serve --workers 1`` uses: one process, the same automatic loop, HTTP and
+    WebSocket implementations, access log on."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    args = parser.parse_args()
+    uvicorn.run(
+        create_app,
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=1,
+        log_level="info",
+        proxy_headers=True,
+    )
+
+
+async def graphql_ws_session(
+    ws: WebSocket, on_subscribe: OnSubscribe, on_complete: Callable[[WebSocket], None]
+) -> None:
+    """Just enough graphql-transport-ws: the subprotocol, ``connection_init`` answered with
+    ``connection_ack`` (credentials are not looked at), ``subscribe`` handed to
+    ``on_subscribe`` (op id, payload), ``ping`` answered, ``complete`` and the end of the
+    connection handed to ``on_complete``."""
+    if PROTOCOL not in ws.scope.get("subprotocols", []):
+        await ws.close(code=4406)
+        return
+    await ws.accept(subprotocol=PROTOCOL)
+    try:
+        first = orjson.loads(await ws.receive_text())
+        if first.get("type") != "connection_init":
+            await ws.close(code=4400)
+            return
+        await ws.send_text(ACK)
+        while True:
+            message = orjson.loads(await ws.receive_text())
+            kind = message.get("type")
+            if kind == "subscribe":
+                await on_subscribe(ws, str(message.get("id")), message.get("payload") or {})
+            elif kind == "ping":
+                await ws.send_text(PONG)
+            elif kind == "complete":
+                on_complete(ws)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        on_complete(ws)
