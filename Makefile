@@ -61,15 +61,16 @@ schema: .venv/.synced
 bench: .venv/.synced
 	.venv/bin/python bench/menu.py
 
-# Every scenario, one after another, their JSON lines on stdout: on SQLite, then on PostgreSQL
-# when BENCH_DATABASE_URL is set (postgresql+asyncpg://...; BENCH_REDIS_URL adds Redis to the
-# stock fan-out). Long: BENCHMARKS.md lists each scenario's own command, to run one alone.
+# Every scenario, one after another, only their JSON lines on stdout (commands and progress
+# go to stderr): on SQLite, then on PostgreSQL when BENCH_DATABASE_URL is set
+# (postgresql+asyncpg://...; BENCH_REDIS_URL adds Redis to the stock fan-out). Long:
+# BENCHMARKS.md lists each scenario's own command, to run one alone.
 bench-all: .venv/.synced
-	.venv/bin/python bench/run_all.py
+	@.venv/bin/python bench/run_all.py
 
 # The same with the smallest sizes each scenario allows: proves they work, measures nothing.
 bench-smoke: .venv/.synced
-	.venv/bin/python bench/run_all.py --smoke
+	@.venv/bin/python bench/run_all.py --smoke
 
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache
