@@ -21,9 +21,14 @@ OnSubscribe = Callable[[WebSocket, str, dict[str, Any]], Awaitable[None]]
 
 
 def serve(create_app: Callable[[], Starlette], description: str, port: int) -> None:
-    """``--host``/``--port`` from the command line, then uvicorn with the settings
-    ``dinegraph serve --workers 1`` uses: one process, the same automatic loop, HTTP and
-    WebSocket implementations, access log on."""
+    """``--host``/``--port`` from the command line, then uvicorn as ``dinegraph serve
+    --workers 1`` ran when the floors' figures were recorded: one process, uvicorn's
+    automatic loop, HTTP and WebSocket implementations, access log on.
+
+    The product has moved since: it serves WebSockets with ``websockets-sansio`` (2971347)
+    and writes no access log in production mode. The floors keep their settings so that
+    their figures stay comparable with those recorded; align them here, once, if a new
+    comparison wants the product's settings."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=port)
