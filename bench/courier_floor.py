@@ -22,8 +22,8 @@ What is left out, compared with the product, is the report's own work (the API k
 validation, the database transaction, the broker) and the per-subscriber work (a task and a
 mailbox per subscription, the GraphQL execution of the selection, and encoding each answer).
 
-It runs on uvicorn as ``harness.floor.serve`` sets it up (one process, access log on; see
-there how that compares with ``dinegraph serve --workers 1`` today)::
+It runs on uvicorn as ``harness.floor.serve`` sets it up (the product's server settings,
+as ``dinegraph serve --workers 1`` runs)::
 
     python bench/courier_floor.py --host 127.0.0.1 --port 8003
 """

@@ -10,8 +10,8 @@ compared with the product, is exactly the per-subscriber work: a task and a mail
 subscription, the DataLoader and the GraphQL execution of the selection, and encoding each
 answer.
 
-It runs on uvicorn as ``harness.floor.serve`` sets it up (one process, access log on; see
-there how that compares with ``dinegraph serve --workers 1`` today)::
+It runs on uvicorn as ``harness.floor.serve`` sets it up (the product's server settings,
+as ``dinegraph serve --workers 1`` runs)::
 
     python bench/fanout_floor.py --host 127.0.0.1 --port 8002
 """

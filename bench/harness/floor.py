@@ -7,6 +7,7 @@ product's server would not (its memory is measured too).
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,13 +23,13 @@ OnSubscribe = Callable[[WebSocket, str, dict[str, Any]], Awaitable[None]]
 
 def serve(create_app: Callable[[], Starlette], description: str, port: int) -> None:
     """``--host``/``--port`` from the command line, then uvicorn as ``dinegraph serve
-    --workers 1`` ran when the floors' figures were recorded: one process, uvicorn's
-    automatic loop, HTTP and WebSocket implementations, access log on.
+    --workers 1`` runs it, so that a side-by-side run compares the work and not the
+    server's settings: one process, uvicorn's automatic loop and HTTP implementation,
+    WebSockets on ``websockets-sansio``, and the access log only in development mode
+    (``DINEGRAPH_MODE``, from the same environment the scenario gives the product).
 
-    The product has moved since: it serves WebSockets with ``websockets-sansio`` (2971347)
-    and writes no access log in production mode. The floors keep their settings so that
-    their figures stay comparable with those recorded; align them here, once, if a new
-    comparison wants the product's settings."""
+    Figures recorded before 2026-12-02 ran the floors with uvicorn's default WebSocket
+    protocol and the access log always on (BENCHMARKS.md says which)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=port)
@@ -40,7 +41,9 @@ def serve(create_app: Callable[[], Starlette], description: str, port: int) -> N
         port=args.port,
         workers=1,
         log_level="info",
+        access_log=os.environ.get("DINEGRAPH_MODE", "development") != "production",
         proxy_headers=True,
+        ws="websockets-sansio",
     )
 
 
