@@ -145,6 +145,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await broker.start()
+        await graphql.start_read_cache()
         schedules = [
             asyncio.create_task(
                 sweep_unpaid_orders(engine, broker, services, settings.order_sweep_seconds),
@@ -168,6 +169,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await services.background.cancel()
+            graphql.stop_read_cache()
             await broker.stop()
             await engine.dispose()
 
@@ -195,6 +197,7 @@ def create_app(
     )
     app.state.engine = engine
     app.state.broker = broker
+    app.state.read_cache = graphql.read_cache
     app.state.settings = settings
     app.state.services = services
     return app

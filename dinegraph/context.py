@@ -115,6 +115,9 @@ class Context:
     services: Services
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     connection_params: dict[str, object] | None = None
+    # When the answer being built stops being true (a campaign starts or ends), as its
+    # resolvers tell: the read cache keeps it no longer (``dinegraph.read_cache``).
+    answer_changes_at: datetime | None = field(init=False, default=None)
     reads: ReadModels = field(init=False)
     _loaders: Loaders | None = field(init=False, default=None, repr=False)
     # Set by a live feed as it yields each value: what the value replaces in a subscriber's

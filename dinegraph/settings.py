@@ -67,6 +67,15 @@ class Settings(BaseSettings):
     # Only trusted documents run: production for a client set known ahead of time.
     trusted_documents_only: bool = False
 
+    # Public reads (menus, stores, categories, campaigns) answered from a per-process cache,
+    # dropped when a committed change moves what they show (0 entries: no cache). The oldest
+    # unused answer goes first beyond either bound.
+    read_cache_entries: int = Field(default=2000, ge=0)
+    read_cache_megabytes: float = Field(default=64, gt=0)
+    # The longest an answer is kept however quiet its stamps: a backstop for a change no
+    # process heard of (a broker connection lost for a while, a write outside any server).
+    read_cache_max_age_seconds: float = Field(default=60, gt=0)
+
     # WebSocket (graphql-transport-ws) limits.
     ws_max_subscriptions: int = Field(default=20, ge=1)
     ws_init_timeout_seconds: float = Field(default=10, gt=0)

@@ -44,8 +44,18 @@ from dinegraph.db.documents import SqlDocumentStore
 from dinegraph.db.identity import SqlCredentials
 from dinegraph.domain.identity import ANONYMOUS, Viewer
 from dinegraph.events.brokers import Broker
+from dinegraph.events.codec import READS_TOPIC
 from dinegraph.i18n import locale_from_header
 from dinegraph.persisted import PersistedQueries, PersistedQueryError
+from dinegraph.public_reads import PublicReads
+from dinegraph.read_cache import (
+    Answer,
+    ReadCache,
+    ReadNote,
+    StampCounts,
+    answer_key,
+    reads_class,
+)
 from dinegraph.request_limits import JsonTooDeep, decode_json
 from dinegraph.schema import build_schema
 from dinegraph.schema.limits import has_invalid_characters, invalid_characters_error
@@ -184,14 +194,23 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     return
 
 
+class _SubResponse(Response):
+    """Strawberry's sub-response, with what the read cache notes between executing a public
+    read and answering it."""
+
+    method: str = "POST"
+    read: ReadNote | None = None
+
+
 class DinegraphGraphQL(GraphQL[Context, None]):
     """Strawberry's ASGI view, with our context, orjson and the GraphQL-over-HTTP media type."""
 
     def __init__(
         self, settings: Settings, engine: AsyncEngine, broker: Broker, services: Services
     ) -> None:
+        schema = build_schema(settings)
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide=None if settings.production else "graphiql",
             allow_queries_via_get=True,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
@@ -208,11 +227,35 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             SqlDocumentStore(engine, max_automatic=settings.persisted_queries_max),
             trusted_only=settings.trusted_documents_only,
         )
+        self.read_cache = ReadCache(
+            entries=settings.read_cache_entries,
+            max_bytes=int(settings.read_cache_megabytes * 1024 * 1024),
+            max_age=settings.read_cache_max_age_seconds,
+        )
+        self.public_reads = PublicReads(schema._schema, max_tokens=settings.max_tokens)
         self.graphql_transport_ws_handler_class = type(
             "TransportWSHandler",
             (_TransportWSHandler,),
             {"keep_alive_interval": settings.ws_keepalive_seconds},
         )
+
+    async def start_read_cache(self) -> None:
+        """Serve public reads from the cache from now on: this process hears every stamp the
+        broker carries (the broker has started)."""
+        await self.broker.hub.follow(READS_TOPIC, self.read_cache.heard)
+        self.read_cache.open = True
+
+    def stop_read_cache(self) -> None:
+        self.read_cache.open = False
+        self.read_cache.forget()
+
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = _SubResponse()  # as Strawberry makes it, with room for the read cache
+        sub_response.status_code = None  # type: ignore[assignment]
+        del sub_response.headers["content-length"]
+        if isinstance(request, Request):
+            sub_response.method = request.method
+        return sub_response
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         viewer: Viewer = ANONYMOUS
@@ -275,7 +318,8 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         root_value: None,
         request_data: GraphQLRequestData,
     ) -> ExecutionResult:
-        """Runs the document the request names, by its text or its persisted hash."""
+        """Runs the document the request names, by its text or its persisted hash; a public
+        read kept in the read cache is answered from there instead."""
         if has_invalid_characters(
             [
                 request_data.query,
@@ -286,16 +330,25 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         ):
             log.debug("request %s: invalid characters", context.request_id)
             return ExecutionResult(data=None, errors=[invalid_characters_error()])
+        note = self._read_note(request, sub_response, context, request_data)
+        if note is not None:
+            note.answer = self.read_cache.get(note.key, context.now())
+            if note.answer is not None:
+                return ExecutionResult(data=None, errors=None)  # create_response sends it
         try:
             query = await self.persisted.document_for(request_data.query, request_data.extensions)
         except PersistedQueryError as refused:
             log.debug("request %s: %s", context.request_id, refused.message)
             return ExecutionResult(data=None, errors=[refused.as_graphql_error()])
+        if note is not None and query is not None:
+            # Read before executing: a commit racing the execution moves them, and the
+            # answer is then never kept as fresh.
+            note.stamps = self._stamps_of(query, request_data)
         # Queries (GET or POST) and mutations (POST) only: subscriptions live on the
         # WebSocket, and Strawberry would otherwise run one over plain HTTP to a null.
         allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
         try:
-            return await self.schema.execute(
+            result = await self.schema.execute(
                 query,
                 root_value=root_value,
                 variable_values=request_data.variables,
@@ -311,6 +364,50 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             raise HTTPException(400, refused.as_http_error_reason()) from refused
         except MissingQueryError as refused:
             raise HTTPException(400, "No GraphQL query found in the request") from refused
+        if note is not None:
+            note.changes_at = context.answer_changes_at
+        return result
+
+    def _read_note(
+        self,
+        request: Request,
+        sub_response: Response,
+        context: Context,
+        request_data: GraphQLRequestData,
+    ) -> ReadNote | None:
+        """The read cache's note of a request it may answer: by a viewer of the public class,
+        while the cache serves."""
+        if not self.read_cache.serving or not isinstance(sub_response, _SubResponse):
+            return None
+        viewer_class = reads_class(context.viewer)
+        if viewer_class is None:
+            return None
+        key = answer_key(
+            request_data.query,
+            request_data.variables,
+            request_data.operation_name,
+            request_data.extensions,
+            context.locale,
+            viewer_class,
+            sub_response.media_type,
+        )
+        if key is None:
+            return None
+        sub_response.read = ReadNote(
+            key,
+            authenticated=context.viewer is not ANONYMOUS,
+            if_none_match=request.headers.get("if-none-match"),
+        )
+        return sub_response.read
+
+    def _stamps_of(self, query: str, request_data: GraphQLRequestData) -> StampCounts | None:
+        """The counts, now, of the stamps a public read depends on; None for another query."""
+        operation_name = request_data.operation_name
+        if not isinstance(operation_name, str | None):
+            return None  # a request error, answered as ever
+        read = self.public_reads.of(query, operation_name)
+        names = read.stamps_for(request_data.variables) if read is not None else None
+        return self.read_cache.stamps.read(names) if names is not None else None
 
     async def parse_http_body(self, request: Any) -> Any:
         # A JSON body that is no object (`0`, `"x"`, `null`) names no operation; a list is a
@@ -340,6 +437,11 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         return orjson.dumps(data).decode()
 
     def create_response(self, response_data: Any, sub_response: Response) -> Response:
+        sub = sub_response if isinstance(sub_response, _SubResponse) else None
+        note = sub.read if sub is not None else None
+        if sub is not None and note is not None and note.answer is not None:
+            media_type = sub.media_type or "application/json"
+            return self._public(Response(note.answer.body, media_type=media_type), sub)
         if sub_response.media_type == GRAPHQL_RESPONSE and _is_request_error(response_data):
             # GraphQL over HTTP: a document that does not parse or validate, or variables
             # that do not coerce, is a request error: 400 and no `data` entry.
@@ -348,6 +450,47 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         response = super().create_response(response_data, sub_response)
         if sub_response.media_type:
             response.headers["content-type"] = sub_response.media_type
+        if note is not None and note.stamps is not None:
+            note.answer = self._keep(note, response_data, response, sub_response)
+        if sub is not None and note is not None and note.answer is not None:
+            return self._public(response, sub)
+        if sub is not None and sub.method == "GET":
+            response.headers["cache-control"] = "no-store"
+        return response
+
+    def _keep(
+        self, note: ReadNote, response_data: Any, response: Response, sub_response: Response
+    ) -> Answer | None:
+        """The answer to a public read, kept unless it has errors or the resolvers gave the
+        response anything of their own (a status, a header, a background task)."""
+        if (
+            note.stamps is None
+            or not isinstance(response_data, dict)
+            or response_data.get("errors")
+            or response_data.get("data") is None
+            or response.status_code != 200
+            or sub_response.status_code is not None
+            or sub_response.headers.raw
+            or sub_response.background is not None
+        ):
+            return None
+        return self.read_cache.keep(
+            note.key,
+            response.body,
+            stamps=note.stamps,
+            changes_at=note.changes_at,
+            now=self.services.clock(),
+        )
+
+    def _public(self, response: Response, sub: _SubResponse) -> Response:
+        """A public answer over GET carries its ETag, and is 304 to a client that has it."""
+        note = sub.read
+        if sub.method != "GET" or note is None or note.answer is None:
+            return response
+        headers = note.http_headers()
+        if note.not_modified():
+            return Response(status_code=304, headers=headers)
+        response.headers.update(headers)
         return response
 
 

@@ -37,6 +37,7 @@ from dinegraph.domain.campaigns import (
 )
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.group_buys import GroupStatus
+from dinegraph.domain.stamps import CAMPAIGNS, quota_stamp
 
 
 def campaign_of(row: Any, items: Iterable[Any]) -> Campaign:
@@ -85,6 +86,10 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
     """Campaigns, their quotas and reports; with groups, bargains and entries, what the unit of
     work binds as ``campaigns``."""
 
+    def __init__(self, conn: AsyncConnection, moved: set[str] | None = None) -> None:
+        super().__init__(conn)
+        self._moved = moved if moved is not None else set()  # stamps its writes move
+
     # --- campaigns ----------------------------------------------------------------
 
     async def add(self, spec: CampaignSpec, *, created_by: str, at: datetime) -> Campaign:
@@ -119,6 +124,7 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
                 for n, i in enumerate(spec.items)
             ],
         )
+        self._moved.add(CAMPAIGNS)
         return Campaign(id=int(new_id), spec=spec, ended_at=None, closed=False, created_at=at)
 
     async def get(self, campaign_id: int) -> Campaign | None:
@@ -135,6 +141,8 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
             )
             .values(ended_at=at)
         )
+        if result.rowcount == 1:
+            self._moved.add(CAMPAIGNS)
         return result.rowcount == 1
 
     async def to_close(self, now: datetime, limit: int) -> list[int]:
@@ -157,6 +165,7 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
         )
         if claimed.rowcount != 1:
             return None  # another sweep closed it
+        self._moved.add(CAMPAIGNS)  # the quotas' stamps too: a quota is read with its campaign
         left = (
             await self._conn.execute(
                 campaign_quotas.update()
@@ -195,6 +204,7 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
         ]
         if rows:
             await self._conn.execute(campaign_quotas.insert(), rows)
+            self._moved.add(CAMPAIGNS)
 
     def _quota(self, campaign_id: int, store_id: int, sku_id: int) -> sa.ColumnElement[bool]:
         return sa.and_(
@@ -219,6 +229,8 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
             )
             .values(remaining=campaign_quotas.c.remaining - units)
         )
+        if result.rowcount == 1:
+            self._moved.add(quota_stamp(store_id))
         return result.rowcount == 1
 
     async def return_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:
@@ -227,6 +239,8 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
             .where(self._quota(campaign_id, store_id, sku_id), campaign_quotas.c.closed.is_(False))
             .values(remaining=campaign_quotas.c.remaining + units)
         )
+        if result.rowcount == 1:
+            self._moved.add(quota_stamp(store_id))
         return result.rowcount == 1
 
     async def report(self, campaign_id: int) -> CampaignReport:

@@ -27,11 +27,13 @@ from dinegraph.domain.catalog import (
     Sku,
     Store,
 )
+from dinegraph.domain.stamps import CATALOG, price_stamp
 
 
 class SqlCatalogRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, moved: set[str] | None = None) -> None:
         self._conn = conn
+        self._moved = moved if moved is not None else set()  # stamps its writes move
 
     async def get_store(self, store_id: int) -> Store | None:
         row = (await self._conn.execute(sa.select(stores).where(stores.c.id == store_id))).first()
@@ -48,6 +50,7 @@ class SqlCatalogRepository:
 
     async def add_category(self, *, name: str, parent_id: int | None, sort: int) -> Category:
         new_id = await self._insert(categories, name=name, parent_id=parent_id, sort=sort)
+        self._moved.add(CATALOG)
         return Category(id=new_id, name=name, parent_id=parent_id, sort=sort)
 
     async def save_category(self, category: Category) -> None:
@@ -56,6 +59,7 @@ class SqlCatalogRepository:
             .where(categories.c.id == category.id)
             .values(name=category.name, parent_id=category.parent_id, sort=category.sort)
         )
+        self._moved.add(CATALOG)
 
     async def get_product(self, product_id: int) -> Product | None:
         row = (
@@ -95,6 +99,7 @@ class SqlCatalogRepository:
         )
         new_id = await self._insert(products, **_product_values(product))
         await self._write_channels(new_id, channels)
+        self._moved.add(CATALOG)
         return replace(product, id=new_id)
 
     async def save_product(self, product: Product) -> None:
@@ -105,6 +110,7 @@ class SqlCatalogRepository:
             product_channels.delete().where(product_channels.c.product_id == product.id)
         )
         await self._write_channels(product.id, product.channels)
+        self._moved.add(CATALOG)
 
     async def get_sku(self, sku_id: int) -> Sku | None:
         row = (await self._conn.execute(sa.select(skus).where(skus.c.id == sku_id))).first()
@@ -153,6 +159,7 @@ class SqlCatalogRepository:
             sort=sort,
         )
         await self._write_components(new_id, components)
+        self._moved.add(CATALOG)
         return Sku(
             id=new_id,
             product_id=product_id,
@@ -174,6 +181,7 @@ class SqlCatalogRepository:
             combo_components.delete().where(combo_components.c.combo_sku_id == sku.id)
         )
         await self._write_components(sku.id, sku.components)
+        self._moved.add(CATALOG)
 
     async def set_store_price(self, store_id: int, sku_id: int, price_fen: int | None) -> None:
         key = (store_prices.c.store_id == store_id) & (store_prices.c.sku_id == sku_id)
@@ -182,6 +190,7 @@ class SqlCatalogRepository:
             await self._conn.execute(
                 store_prices.insert().values(store_id=store_id, sku_id=sku_id, price_fen=price_fen)
             )
+        self._moved.add(price_stamp(store_id))
 
     async def _insert(self, table: sa.Table, **values: object) -> int:
         result = await self._conn.execute(table.insert().values(**values).returning(table.c.id))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dinegraph.db.tables import courier_positions, deliveries, riders, stores
 from dinegraph.domain.delivery import Courier, Delivery, DeliveryStatus, Provider
 from dinegraph.domain.geo import GeoPoint, distance_m
+from dinegraph.domain.stamps import STORES
 
 
 def delivery_of(row: Any) -> Delivery:
@@ -38,8 +39,9 @@ def delivery_of(row: Any) -> Delivery:
 
 
 class SqlDeliveryRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, moved: set[str] | None = None) -> None:
         self._conn = conn
+        self._moved = moved if moved is not None else set()  # stamps its writes move
 
     async def add(self, delivery: Delivery) -> Delivery:
         courier = delivery.courier
@@ -190,6 +192,7 @@ class SqlDeliveryRepository:
             .values(delivery_provider=provider.value)
             .returning(stores.c.id)
         )
+        self._moved.add(STORES)
         return done is not None
 
     async def prune_positions(self, before: datetime) -> int:

@@ -365,6 +365,16 @@ class ReadQueries(CatalogReads):
         async with self._engine.connect() as conn:
             return await load_campaigns(conn, where)
 
+    async def next_campaign_start(
+        self, after: datetime, kind: CampaignKind | None
+    ) -> datetime | None:
+        query = sa.select(sa.func.min(campaigns.c.starts_at)).where(campaigns.c.starts_at > after)
+        if kind is not None:
+            query = query.where(campaigns.c.kind == kind.value)
+        async with self._engine.connect() as conn:
+            found: datetime | None = await conn.scalar(query)
+        return found
+
     async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None:
         async with self._engine.connect() as conn:
             return await SqlCampaignRepository(conn).quota_left(campaign_id, store_id, sku_id)

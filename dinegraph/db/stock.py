@@ -9,6 +9,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dinegraph.db.tables import stock_ledger, stock_levels, stock_movements
+from dinegraph.domain.stamps import stock_stamp
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,
@@ -54,8 +55,9 @@ def movement_of(row: Any) -> Movement:
 
 
 class SqlStockRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, moved: set[str] | None = None) -> None:
         self._conn = conn
+        self._moved = moved if moved is not None else set()  # stamps its writes move
         self._insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
     async def claim_movement(
@@ -103,6 +105,7 @@ class SqlStockRepository:
         return movement_of(row) if row else None
 
     async def change_level(self, store_id: int, sku_id: int, delta: int) -> StockLevel | None:
+        self._moved.add(stock_stamp(store_id))
         key = (stock_levels.c.store_id == store_id) & (stock_levels.c.sku_id == sku_id)
         if delta < 0:
             # The condition makes the check and the change one atomic step: two sales of
@@ -184,6 +187,7 @@ class SqlStockRepository:
             "version": 1,
             **changes,
         }
+        self._moved.add(stock_stamp(store_id))
         insert = self._insert(stock_levels).values(**new_row)
         statement = insert.on_conflict_do_update(
             index_elements=["store_id", "sku_id"],

@@ -19,6 +19,7 @@ from dinegraph.db.orders import SqlOrderRepository
 from dinegraph.db.stock import SqlStockRepository
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.events import Event
+from dinegraph.domain.stamps import ReadsChanged, reads_changed
 
 
 class EventSink(Protocol):
@@ -30,12 +31,18 @@ class EventSink(Protocol):
 
     async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None: ...
 
+    def moved_here(self, change: ReadsChanged) -> None:
+        """This process's own stamps, told at once (see ``commit``)."""
+        ...
+
 
 class SqlUnitOfWork:
     """Opens a write transaction on enter; commits only when told, rolls back otherwise.
 
     Events recorded during the work reach the sink only after a successful commit, so a
-    subscriber never hears of a change that was rolled back.
+    subscriber never hears of a change that was rolled back. The repositories mark the
+    stamps of what they write (``domain.stamps``); the commit publishes them as one
+    ``ReadsChanged``.
     """
 
     catalog: SqlCatalogRepository
@@ -53,6 +60,7 @@ class SqlUnitOfWork:
         self._conn: AsyncConnection | None = None
         self._lock: asyncio.Lock | None = None
         self._pending: list[Event] = []
+        self._moved: set[str] = set()
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self._lock = local_write_lock(self._engine)
@@ -70,7 +78,8 @@ class SqlUnitOfWork:
             self._release()
             raise
         self._conn = conn
-        _bind(self, conn)
+        self._moved = set()
+        _bind(self, conn, self._moved)
         self.jobs = SqlIssueJobRepository(conn)
         self._pending = []
         return self
@@ -117,10 +126,20 @@ class SqlUnitOfWork:
         if self._conn is None:
             raise RuntimeError("commit() outside of 'async with uow'")
         events, self._pending = self._pending, []
+        moved = reads_changed(self._moved) if self._moved else None
+        self._moved.clear()
+        if moved is not None:
+            events.append(moved)
         receipt = None
         if events and self._sink is not None:
             receipt = await self._sink.publish_in_transaction(self._conn, events)
+        if moved is not None and self._sink is not None:
+            # Told before COMMIT and after it: no read this process makes in between is kept
+            # as fresh, and its next read is fresh whenever the broker brings the news back.
+            self._sink.moved_here(moved)
         await self._conn.commit()
+        if moved is not None and self._sink is not None:
+            self._sink.moved_here(moved)
         if events and self._sink is not None:
             await self._sink.publish_after_commit(events, receipt)
 
@@ -146,7 +165,7 @@ class SqlReader:
     async def __aenter__(self) -> SqlReader:
         conn = await self._engine.connect()
         self._conn = conn
-        _bind(self, conn)
+        _bind(self, conn, set())  # reads move no stamps
         return self
 
     async def __aexit__(
@@ -160,12 +179,12 @@ class SqlReader:
             await conn.close()
 
 
-def _bind(unit: SqlUnitOfWork | SqlReader, conn: AsyncConnection) -> None:
-    """The repositories every unit has, on its connection."""
-    unit.catalog = SqlCatalogRepository(conn)
-    unit.stock = SqlStockRepository(conn)
+def _bind(unit: SqlUnitOfWork | SqlReader, conn: AsyncConnection, moved: set[str]) -> None:
+    """The repositories every unit has, on its connection; writes mark stamps in ``moved``."""
+    unit.catalog = SqlCatalogRepository(conn, moved)
+    unit.stock = SqlStockRepository(conn, moved)
     unit.members = SqlMemberRepository(conn)
     unit.coupons = SqlCouponRepository(conn)
     unit.orders = SqlOrderRepository(conn)
-    unit.deliveries = SqlDeliveryRepository(conn)
-    unit.campaigns = SqlCampaignRepository(conn)
+    unit.deliveries = SqlDeliveryRepository(conn, moved)
+    unit.campaigns = SqlCampaignRepository(conn, moved)

@@ -107,6 +107,12 @@ class Campaign:
             return CampaignState.SCHEDULED
         return CampaignState.RUNNING
 
+    def next_change(self, now: datetime) -> datetime | None:
+        """When ``state`` next changes after ``now``: it starts, or ends; None once ended."""
+        if now < self.spec.starts_at:
+            return self.spec.starts_at
+        return self.ends_at if now < self.ends_at else None
+
     def item(self, sku_id: int) -> CampaignItem | None:
         return next((i for i in self.spec.items if i.sku_id == sku_id), None)
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.orders import OrderChanged
+from dinegraph.domain.stamps import ReadsChanged
 from dinegraph.domain.stock import LowStock, StockChanged
 
-Event = StockChanged | LowStock | OrderChanged | DeliveryChanged | GroupBuyChanged
+Event = StockChanged | LowStock | OrderChanged | DeliveryChanged | GroupBuyChanged | ReadsChanged
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (StockChanged, LowStock, OrderChanged, DeliveryChanged, GroupBuyChanged)
+    for cls in (
+        StockChanged,
+        LowStock,
+        OrderChanged,
+        DeliveryChanged,
+        GroupBuyChanged,
+        ReadsChanged,
+    )
 }

@@ -182,6 +182,11 @@ class ReadModels(Protocol):
     ) -> list[Campaign]:
         """Campaigns whose planned window holds ``now`` (``running_now`` picks those running)."""
 
+    async def next_campaign_start(
+        self, after: datetime, kind: CampaignKind | None
+    ) -> datetime | None:
+        """The earliest start of a campaign planned to start later than ``after``."""
+
     async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None: ...
 
     async def groups_by_ids(self, ids: Sequence[int]) -> list[GroupBuy]: ...

@@ -21,7 +21,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dinegraph.domain.events import Event
-from dinegraph.events.codec import decode, encode, routed
+from dinegraph.domain.stamps import ReadsChanged
+from dinegraph.events.codec import READS_TOPIC, decode, encode, routed
 from dinegraph.events.hub import Hub
 
 log = logging.getLogger("dinegraph.events")
@@ -48,6 +49,11 @@ class Broker:
     async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None:
         for topic, event in routed(events):
             self.hub.deliver(topic, event)
+
+    def moved_here(self, change: ReadsChanged) -> None:
+        """Stamps this process's own writing transaction moves, told at once: around its
+        COMMIT, whenever the broker would bring them back (PostgreSQL's NOTIFY comes later)."""
+        self.hub.deliver(READS_TOPIC, change)
 
     async def _listen(self, topic: str) -> None:
         return None

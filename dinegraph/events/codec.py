@@ -12,6 +12,7 @@ from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import EVENT_TYPES, Event
 from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.orders import OrderChanged
+from dinegraph.domain.stamps import ReadsChanged
 from dinegraph.domain.stock import StockChanged
 
 
@@ -43,7 +44,13 @@ def group_topic(group_id: int) -> str:
     return f"group.{group_id}"
 
 
+READS_TOPIC = "reads"
+"""Every process follows it: the stamps committed changes move (``domain.stamps``)."""
+
+
 def topics_of(event: Event) -> tuple[str, ...]:
+    if isinstance(event, ReadsChanged):
+        return (READS_TOPIC,)
     if isinstance(event, StockChanged):
         return (stock_topic(event.store_id),)
     if isinstance(event, DeliveryChanged):

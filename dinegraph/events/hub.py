@@ -2,6 +2,8 @@
 
 Each reader has a ``Mailbox`` holding only the latest event per key (per SKU), so a slow
 client skips stale values instead of growing a queue, and never holds the others up.
+Process-wide state that must hear every event (the read cache's stamps) follows a topic
+with a callback instead.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import Event
 from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.orders import OrderChanged
+from dinegraph.domain.stamps import ReadsChanged
 
 log = logging.getLogger("dinegraph.events")
 
@@ -27,6 +30,8 @@ def event_key(event: Event) -> Hashable:
         return ("DeliveryChanged", event.delivery_id)
     if isinstance(event, GroupBuyChanged):
         return ("GroupBuyChanged", event.group_id)
+    if isinstance(event, ReadsChanged):
+        return ("ReadsChanged", event.stamps)
     return (type(event).__name__, event.store_id, event.sku_id)
 
 
@@ -61,20 +66,32 @@ class Hub:
         self._listen = listen
         self._unlisten = unlisten
         self._boxes: dict[str, set[Mailbox]] = {}
+        self._followers: dict[str, list[Callable[[Event], None]]] = {}
         self._lock = asyncio.Lock()
 
     def deliver(self, topic: str, event: Event) -> None:
+        for follower in self._followers.get(topic, ()):
+            follower(event)
         for box in self._boxes.get(topic, ()):
             box.put(event)
+
+    async def follow(self, topic: str, follower: Callable[[Event], None]) -> None:
+        """Call ``follower`` with every event of ``topic``, at once and for good."""
+        async with self._lock:
+            if not self._heard(topic):
+                await self._listen(topic)
+            self._followers.setdefault(topic, []).append(follower)
+
+    def _heard(self, topic: str) -> bool:
+        return bool(self._boxes.get(topic)) or topic in self._followers
 
     async def join(self, topics: list[str]) -> Mailbox:
         box = Mailbox()
         async with self._lock:
             for topic in topics:
-                readers = self._boxes.setdefault(topic, set())
-                if not readers:
+                if not self._heard(topic):
                     await self._listen(topic)
-                readers.add(box)
+                self._boxes.setdefault(topic, set()).add(box)
         return box
 
     async def leave(self, topics: list[str], box: Mailbox) -> None:
@@ -86,6 +103,7 @@ class Hub:
                 readers.discard(box)
                 if not readers:
                     del self._boxes[topic]
+                if not self._heard(topic):
                     try:
                         await self._unlisten(topic)
                     except Exception:  # the broker may be gone at shutdown

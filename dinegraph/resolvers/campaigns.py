@@ -28,15 +28,23 @@ from dinegraph.resolvers.subscriptions import latest_of
 
 
 async def running(ctx: Context, kind: CampaignKind | None, store_id: int | None) -> list[Campaign]:
-    """What the mini-program shows: campaigns selling now, at a store if one is given."""
+    """What the mini-program shows: campaigns selling now, at a store if one is given.
+
+    The answer holds until one of them ends or another starts."""
     now = ctx.now()
-    return running_now(await ctx.reads.campaigns_planned_over(now, kind), now, store_id)
+    planned = await ctx.reads.campaigns_planned_over(now, kind)
+    for campaign in planned:
+        ctx.changes_at(campaign.next_change(now))
+    ctx.changes_at(await ctx.reads.next_campaign_start(now, kind))
+    return running_now(planned, now, store_id)
 
 
 async def visible_campaigns(ctx: Context, ids: Sequence[int]) -> list[Campaign | None]:
     """Campaigns by id; one not started yet is for head office's eyes only."""
     by_id = {c.id: c for c in await ctx.reads.campaigns_by_ids(list(ids))}
     now = ctx.now()
+    for campaign in by_id.values():
+        ctx.changes_at(campaign.next_change(now))  # its state and who may see it
     return [
         c if (c := by_id.get(i)) is not None and visible_to(c, ctx.viewer, now) else None
         for i in ids

@@ -15,7 +15,8 @@ its imports is checked against the layers below: module level, inside functions 
 | schema       | schema/**                       | domain, resolvers, schema, context (3),|
 |              |                                 | edge, config                           |
 | edge         | security, payments, persisted,  | domain, config, edge, resolvers (4)    |
-|              | i18n, graphiql, request_limits  |                                        |
+|              | i18n, graphiql, request_limits, |                                        |
+|              | public_reads, read_cache        |                                        |
 | context      | context                         | everything (wiring)                    |
 | wiring       | app, view, shared_feeds,        | everything                             |
 |              | schedules, cli,                 |                                        |
@@ -38,13 +39,14 @@ Why the exceptions:
    and the ports wiring chose (``uow()``, the reader, the loaders). It is wiring, but the
    GraphQL side may name its type; adapters stay behind it, never imported by name.
 4. ``payments`` decodes and encodes the order's global ID as GraphQL does
-   (``resolvers/ids.py``, the one place IDs are decoded).
+   (``resolvers/ids.py``, the one place IDs are decoded); ``public_reads`` decodes the IDs
+   a cached read's arguments name (a menu's store) the same way.
 
 The edge modules serve the app at its edge (tokens and API keys, the payment callback,
-persisted queries, messages in the viewer's language, the GraphiQL page, the limits on a
-request's size and JSON) but choose no adapter: the app passes them ports
-(``security.Credentials``, ``payments.payment_notify``'s units of work,
-``persisted.DocumentStore``). Only ``app`` (with ``view``, its GraphQL view, and
+persisted queries, which reads are public and the cache of their answers, messages in the
+viewer's language, the GraphiQL page, the limits on a request's size and JSON) but choose no
+adapter: the app passes them ports (``security.Credentials``, ``payments.payment_notify``'s
+units of work, ``persisted.DocumentStore``). Only ``app`` (with ``view``, its GraphQL view, and
 ``schedules``, its in-server sweeps), ``context`` and ``cli`` (with its ``cli_*`` modules)
 pick concrete adapters; ``simulate`` is a client that drives a server over HTTP.
 """
@@ -70,6 +72,8 @@ MODULE_LAYERS = {
     "i18n": "edge",
     "graphiql": "edge",
     "request_limits": "edge",
+    "public_reads": "edge",
+    "read_cache": "edge",
     "context": "context",
     "app": "wiring",
     "view": "wiring",
