@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -10,6 +13,22 @@ from dinegraph.db.tables import (
     invitations,
 )
 from dinegraph.domain.invites import InviteKind
+
+
+@cache
+def _enter(dialect: str) -> sa.Insert:
+    """One more entry of the member, unless they reached the campaign's ``limit``."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: sa.Insert = (
+        insert(campaign_entries)
+        .on_conflict_do_update(
+            index_elements=["campaign_id", "member_id"],
+            set_={"entries": campaign_entries.c.entries + 1},
+            where=campaign_entries.c.entries < sa.bindparam("limit", type_=sa.Integer),
+        )
+        .returning(campaign_entries.c.entries)
+    )
+    return statement
 
 
 class SqlEntryRepository:
@@ -21,17 +40,11 @@ class SqlEntryRepository:
         self._insert = postgresql.insert if self._postgres else sqlite.insert
 
     async def enter(self, campaign_id: int, member_id: int, limit: int) -> bool:
-        statement = (
-            self._insert(campaign_entries)
-            .values(campaign_id=campaign_id, member_id=member_id, entries=1)
-            .on_conflict_do_update(
-                index_elements=["campaign_id", "member_id"],
-                set_={"entries": campaign_entries.c.entries + 1},
-                where=campaign_entries.c.entries < limit,
-            )
-            .returning(campaign_entries.c.entries)
+        entered = await self._conn.scalar(
+            _enter(self._conn.dialect.name),
+            {"campaign_id": campaign_id, "member_id": member_id, "entries": 1, "limit": limit},
         )
-        return (await self._conn.scalar(statement)) is not None
+        return entered is not None
 
     async def leave(self, campaign_id: int, member_id: int) -> None:
         await self._conn.execute(

@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dinegraph.db.mappers import Prefixed
+from dinegraph.db.members import member_of
 from dinegraph.db.tables import (
     check_ins,
     coupon_issue_jobs,
@@ -18,6 +20,7 @@ from dinegraph.db.tables import (
 )
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.coupons import (
+    Claimant,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -105,17 +108,71 @@ def coupon_of(row: Any) -> Coupon:
     )
 
 
+# The statements of a claim, built once: building one costs more than running it.
+_GET_TEMPLATE = sa.select(coupon_templates).where(coupon_templates.c.id == sa.bindparam("id"))
+_CLAIMED = (
+    sa.select(sa.func.count())
+    .select_from(coupons)
+    .where(
+        coupons.c.template_id == sa.bindparam("template_id"),
+        coupons.c.member_id == sa.bindparam("member_id"),
+        coupons.c.bonus_for_id.is_(None),
+    )
+    .scalar_subquery()
+)
+_LOCK_MEMBER = sa.select(members).where(members.c.id == sa.bindparam("member_id")).with_for_update()
+_TEMPLATE_AND_CLAIMED = sa.select(coupon_templates, _CLAIMED.label("claimed")).where(
+    coupon_templates.c.id == sa.bindparam("template_id")
+)
+# Where writers take turns for the whole transaction (SQLite), all of it in one read.
+_CLAIMANT = (
+    sa.select(
+        *(c.label(f"m_{c.name}") for c in members.c),
+        *coupon_templates.c,
+        _CLAIMED.label("claimed"),
+    )
+    .select_from(members)
+    .outerjoin(coupon_templates, coupon_templates.c.id == sa.bindparam("template_id"))
+    .where(members.c.id == sa.bindparam("member_id"))
+)
+_TAKE_ONE = (
+    coupon_templates.update()
+    .where(
+        coupon_templates.c.id == sa.bindparam("template"),
+        coupon_templates.c.issued < coupon_templates.c.total_quantity,
+        coupon_templates.c.status == TemplateStatus.ACTIVE.value,
+    )
+    .values(issued=coupon_templates.c.issued + 1)
+)
+_ADD_COUPON = coupons.insert().returning(*coupons.c)
+
+
 class SqlCouponRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
     async def get_template(self, template_id: int) -> CouponTemplate | None:
-        row = (
-            await self._conn.execute(
-                sa.select(coupon_templates).where(coupon_templates.c.id == template_id)
-            )
-        ).first()
+        row = (await self._conn.execute(_GET_TEMPLATE, {"id": template_id})).first()
         return template_of(row) if row else None
+
+    async def lock_claimant(self, member_id: int, template_id: int) -> Claimant | None:
+        keys = {"member_id": member_id, "template_id": template_id}
+        if self._conn.dialect.name != "postgresql":
+            # SQLite: BEGIN IMMEDIATE made this the one writer already.
+            row = (await self._conn.execute(_CLAIMANT, keys)).first()
+            if row is None:
+                return None
+            template = template_of(row) if row.id is not None else None
+            return Claimant(member_of(Prefixed(row, "m_")), template, int(row.claimed))
+        # PostgreSQL: the template and the count are read after the lock is granted, so
+        # that they see what a claim of the same member committed while this one waited.
+        locked = (await self._conn.execute(_LOCK_MEMBER, keys)).first()
+        if locked is None:
+            return None
+        found = (await self._conn.execute(_TEMPLATE_AND_CLAIMED, keys)).first()
+        if found is None:
+            return Claimant(member_of(locked), None, 0)
+        return Claimant(member_of(locked), template_of(found), int(found.claimed))
 
     async def add_template(self, template: CouponTemplate) -> CouponTemplate:
         row = (
@@ -136,15 +193,7 @@ class SqlCouponRepository:
 
     async def take_one(self, template_id: int) -> bool:
         """Count one more issued, unless that would pass the quantity: one atomic step."""
-        result = await self._conn.execute(
-            coupon_templates.update()
-            .where(
-                coupon_templates.c.id == template_id,
-                coupon_templates.c.issued < coupon_templates.c.total_quantity,
-                coupon_templates.c.status == TemplateStatus.ACTIVE.value,
-            )
-            .values(issued=coupon_templates.c.issued + 1)
-        )
+        result = await self._conn.execute(_TAKE_ONE, {"template": template_id})
         return result.rowcount == 1
 
     async def claimed_by(self, template_id: int, member_id: int) -> int:
@@ -172,18 +221,17 @@ class SqlCouponRepository:
     ) -> Coupon:
         row = (
             await self._conn.execute(
-                coupons.insert()
-                .values(
-                    template_id=template_id,
-                    member_id=member_id,
-                    status=CouponStatus.AVAILABLE.value,
-                    valid_from=valid_from,
-                    valid_until=valid_until,
-                    claimed_at=claimed_at,
-                    shared_from_id=shared_from_id,
-                    bonus_for_id=bonus_for_id,
-                )
-                .returning(*coupons.c)
+                _ADD_COUPON,
+                {
+                    "template_id": template_id,
+                    "member_id": member_id,
+                    "status": CouponStatus.AVAILABLE.value,
+                    "valid_from": valid_from,
+                    "valid_until": valid_until,
+                    "claimed_at": claimed_at,
+                    "shared_from_id": shared_from_id,
+                    "bonus_for_id": bonus_for_id,
+                },
             )
         ).one()
         return coupon_of(row)

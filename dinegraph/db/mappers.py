@@ -24,6 +24,19 @@ from dinegraph.domain.catalog import (
 from dinegraph.domain.geo import GeoPoint
 
 
+class Prefixed:
+    """The columns of a joined row that were labelled with a prefix, under their own names,
+    for a mapper of their table: ``product(Prefixed(row, "p_"), ...)``."""
+
+    __slots__ = ("_prefix", "_row")
+
+    def __init__(self, row: Any, prefix: str) -> None:
+        self._row, self._prefix = row, prefix
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._row, self._prefix + name)
+
+
 def store(row: Any) -> Store:
     return Store(
         id=row.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +13,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dinegraph.db.checkout import read_candidates
+from dinegraph.db.mappers import Prefixed
+from dinegraph.db.members import member_of
 from dinegraph.db.tables import (
+    members,
     order_lines,
     orders,
     payments,
@@ -21,6 +25,7 @@ from dinegraph.db.tables import (
 )
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.geo import GeoPoint
+from dinegraph.domain.members import Member
 from dinegraph.domain.orders import DeliveryAddress, Order, OrderLine, OrderStatus
 from dinegraph.domain.quotes import Candidates
 from dinegraph.domain.refunds import RefundLine
@@ -81,6 +86,32 @@ def line_of(row: Any) -> OrderLine:
     )
 
 
+_PLACING = (
+    sa.select(*(c.label(f"m_{c.name}") for c in members.c), orders.c.id.label("order_id"))
+    .select_from(members)
+    .outerjoin(
+        orders,
+        (orders.c.member_id == members.c.id) & (orders.c.idempotency_key == sa.bindparam("key")),
+    )
+    .where(members.c.id == sa.bindparam("member_id"))
+)
+
+
+@cache
+def _add_order(dialect: str) -> sa.Insert:
+    """The order's row, unless its member used the key (waits for a racing writer of it)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: sa.Insert = (
+        insert(orders)
+        .on_conflict_do_nothing(index_elements=["member_id", "idempotency_key"])
+        .returning(orders.c.id)
+    )
+    return statement
+
+
+_ADD_LINES = order_lines.insert()
+
+
 class SqlOrderRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -125,18 +156,12 @@ class SqlOrderRepository:
             "group_id": order.group_id,
             "bargain_id": order.bargain_id,
         }
-        statement = (
-            self._insert(orders)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["member_id", "idempotency_key"])
-            .returning(orders.c.id)
-        )
-        order_id = await self._conn.scalar(statement)
+        order_id = await self._conn.scalar(_add_order(self._conn.dialect.name), values)
         return int(order_id) if order_id is not None else None
 
     async def add_lines(self, order_id: int, lines: Sequence[OrderLine]) -> None:
         await self._conn.execute(
-            order_lines.insert(),
+            _ADD_LINES,
             [
                 {
                     "order_id": order_id,
@@ -160,6 +185,13 @@ class SqlOrderRepository:
 
     async def get(self, order_id: int) -> Order | None:
         return await self._one(orders.c.id == order_id)
+
+    async def placing(self, member_id: int, key: str) -> tuple[Member | None, Order | None]:
+        row = (await self._conn.execute(_PLACING, {"member_id": member_id, "key": key})).first()
+        if row is None:
+            return None, None
+        member = member_of(Prefixed(row, "m_"))
+        return member, (await self.get(row.order_id) if row.order_id is not None else None)
 
     async def in_group(self, group_id: int) -> list[Order]:
         return await self._many(orders.c.group_id == group_id)

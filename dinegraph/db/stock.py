@@ -1,20 +1,27 @@
-"""The stock repository: movements, ledger rows and levels, changed in one transaction."""
+"""The stock repository: movements, ledger rows and levels, changed in one transaction.
+
+The statements of a sale or an order's hold are built once per dialect and executed with
+parameters: building a statement costs more CPU than running it on a hot path.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dinegraph.db.tables import stock_ledger, stock_levels, stock_movements
+from dinegraph.db.tables import skus, stock_ledger, stock_levels, stock_movements, stores
 from dinegraph.domain.stamps import stock_stamp
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,
     MovementLine,
     MovementSource,
+    SkuStock,
     StockLevel,
 )
 
@@ -54,11 +61,119 @@ def movement_of(row: Any) -> Movement:
     )
 
 
+_MOVEMENT_VALUES = ("store_id", "source", "reference", "fingerprint", "lines", "reason", "actor")
+
+
+@cache
+def _claim(dialect: str) -> sa.Insert:
+    """The movement's row, inserted only if its store exists and its key is free.
+
+    ON CONFLICT DO NOTHING waits for a concurrent writer of the same key to finish, so a
+    replay racing the first request sees its outcome instead of failing.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Parameters named after the columns they fill, prefixed: insert() keeps column names.
+    values = sa.select(
+        *(
+            sa.bindparam(f"m_{name}", type_=stock_movements.c[name].type)
+            for name in _MOVEMENT_VALUES
+        )
+    ).where(sa.exists().where(stores.c.id == sa.bindparam("m_store_id")))
+    statement: sa.Insert = (
+        insert(stock_movements)
+        .from_select(list(_MOVEMENT_VALUES), values)
+        .on_conflict_do_nothing(index_elements=["store_id", "source", "reference"])
+        .returning(*stock_movements.c)
+    )
+    return statement
+
+
+_MOVEMENT_BY_KEY = sa.select(stock_movements).where(
+    stock_movements.c.store_id == sa.bindparam("store_id"),
+    stock_movements.c.source == sa.bindparam("source"),
+    stock_movements.c.reference == sa.bindparam("reference"),
+)
+
+_TRACKED = sa.exists().where(skus.c.id == stock_levels.c.sku_id, skus.c.tracked)
+
+
+@cache
+def _take(lines: int) -> sa.Update:
+    """Take each of ``lines`` SKUs' units (``sku_<n>``, ``delta_<n>`` < 0) from the store's
+    tracked levels that hold enough, in one statement.
+
+    The condition makes the check and the change one atomic step: two sales of the last
+    unit cannot both pass it. A SKU that is made to order, unknown or short is left alone
+    (and missing from what the statement returns).
+    """
+    if lines == 1:
+        delta: sa.ColumnElement[int] = sa.bindparam("delta_0", type_=sa.Integer)
+        which = stock_levels.c.sku_id == sa.bindparam("sku_0", type_=sa.Integer)
+    else:
+        delta = sa.case(
+            *(
+                (
+                    stock_levels.c.sku_id == sa.bindparam(f"sku_{n}", type_=sa.Integer),
+                    sa.bindparam(f"delta_{n}", type_=sa.Integer),
+                )
+                for n in range(lines)
+            )
+        )
+        which = stock_levels.c.sku_id.in_(
+            [sa.bindparam(f"sku_{n}", type_=sa.Integer) for n in range(lines)]
+        )
+    statement: sa.Update = (
+        stock_levels.update()
+        .where(
+            stock_levels.c.store_id == sa.bindparam("at_store", type_=sa.Integer),
+            which,
+            stock_levels.c.available + delta >= 0,
+            _TRACKED,
+        )
+        .values(available=stock_levels.c.available + delta, version=stock_levels.c.version + 1)
+        .returning(*_LEVEL_COLUMNS)
+    )
+    return statement
+
+
+# PostgreSQL locks rows as one statement meets them, in an order of its plan's choosing: a
+# write of several levels locks them in SKU order first, so two orders of A+B and B+A never
+# deadlock. (SQLite has one writer at a time.)
+_LOCK_LEVELS = (
+    sa.select(stock_levels.c.sku_id)
+    .where(
+        stock_levels.c.store_id == sa.bindparam("store_id"),
+        stock_levels.c.sku_id.in_(sa.bindparam("sku_ids", expanding=True)),
+    )
+    .order_by(stock_levels.c.sku_id)
+    .with_for_update()
+)
+
+_SKU_STOCK = (
+    sa.select(skus.c.id, skus.c.tracked, stock_levels.c.available, stock_levels.c.sold_out)
+    .select_from(skus)
+    .outerjoin(
+        stock_levels,
+        (stock_levels.c.sku_id == skus.c.id)
+        & (stock_levels.c.store_id == sa.bindparam("store_id")),
+    )
+    .where(skus.c.id.in_(sa.bindparam("sku_ids", expanding=True)))
+)
+
+_ADD_LEDGER_ROWS = stock_ledger.insert()
+
+_GET_LEVEL = sa.select(*_LEVEL_COLUMNS).where(
+    stock_levels.c.store_id == sa.bindparam("store_id"),
+    stock_levels.c.sku_id == sa.bindparam("sku_id"),
+)
+
+
 class SqlStockRepository:
     def __init__(self, conn: AsyncConnection, moved: set[str] | None = None) -> None:
         self._conn = conn
         self._moved = moved if moved is not None else set()  # stamps its writes move
-        self._insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+        self._dialect = conn.dialect.name
+        self._insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
 
     async def claim_movement(
         self,
@@ -71,23 +186,20 @@ class SqlStockRepository:
         actor: str,
         lines: tuple[MovementLine, ...],
     ) -> Movement | None:
-        # ON CONFLICT DO NOTHING waits for a concurrent writer of the same key to finish,
-        # so a replay racing the first request sees its outcome instead of failing.
-        statement = (
-            self._insert(stock_movements)
-            .values(
-                store_id=store_id,
-                source=source.value,
-                reference=reference,
-                fingerprint=fingerprint,
-                lines=[[line.sku_id, line.quantity] for line in lines],
-                reason=reason,
-                actor=actor,
+        row = (
+            await self._conn.execute(
+                _claim(self._dialect),
+                {
+                    "m_store_id": store_id,
+                    "m_source": source.value,
+                    "m_reference": reference,
+                    "m_fingerprint": fingerprint,
+                    "m_lines": [[line.sku_id, line.quantity] for line in lines],
+                    "m_reason": reason,
+                    "m_actor": actor,
+                },
             )
-            .on_conflict_do_nothing(index_elements=["store_id", "source", "reference"])
-            .returning(*stock_movements.c)
-        )
-        row = (await self._conn.execute(statement)).first()
+        ).first()
         return movement_of(row) if row else None
 
     async def movement_by_key(
@@ -95,14 +207,40 @@ class SqlStockRepository:
     ) -> Movement | None:
         row = (
             await self._conn.execute(
-                sa.select(stock_movements).where(
-                    stock_movements.c.store_id == store_id,
-                    stock_movements.c.source == source.value,
-                    stock_movements.c.reference == reference,
-                )
+                _MOVEMENT_BY_KEY,
+                {"store_id": store_id, "source": source.value, "reference": reference},
             )
         ).first()
         return movement_of(row) if row else None
+
+    async def take(self, store_id: int, lines: Sequence[MovementLine]) -> dict[int, StockLevel]:
+        if not lines:
+            return {}
+        if len(lines) > 1 and self._dialect == "postgresql":
+            await self._conn.execute(
+                _LOCK_LEVELS, {"store_id": store_id, "sku_ids": [line.sku_id for line in lines]}
+            )
+        params: dict[str, int] = {"at_store": store_id}
+        for n, line in enumerate(lines):
+            params[f"sku_{n}"] = line.sku_id
+            params[f"delta_{n}"] = line.quantity
+        rows = await self._conn.execute(_take(len(lines)), params)
+        taken = {row.sku_id: _level(row) for row in rows}
+        if taken:
+            self._moved.add(stock_stamp(store_id))
+        return taken
+
+    async def sku_stock(self, store_id: int, sku_ids: Iterable[int]) -> dict[int, SkuStock]:
+        ids = sorted(set(sku_ids))
+        if not ids:
+            return {}
+        rows = await self._conn.execute(_SKU_STOCK, {"store_id": store_id, "sku_ids": ids})
+        return {
+            row.id: SkuStock(
+                tracked=row.tracked, available=row.available, sold_out=bool(row.sold_out)
+            )
+            for row in rows
+        }
 
     async def change_level(self, store_id: int, sku_id: int, delta: int) -> StockLevel | None:
         self._moved.add(stock_stamp(store_id))
@@ -138,34 +276,34 @@ class SqlStockRepository:
         ).returning(*_LEVEL_COLUMNS)
         return _level((await self._conn.execute(upsert)).one())
 
-    async def add_ledger_row(
+    async def add_ledger_rows(
         self,
         *,
         movement_id: int,
         store_id: int,
-        sku_id: int,
         kind: LedgerKind,
-        delta: int,
-        balance_after: int,
+        rows: Sequence[tuple[int, int, int]],
     ) -> None:
+        if not rows:
+            return
         await self._conn.execute(
-            stock_ledger.insert().values(
-                movement_id=movement_id,
-                store_id=store_id,
-                sku_id=sku_id,
-                kind=kind.value,
-                delta=delta,
-                balance_after=balance_after,
-            )
+            _ADD_LEDGER_ROWS,
+            [
+                {
+                    "movement_id": movement_id,
+                    "store_id": store_id,
+                    "sku_id": sku_id,
+                    "kind": kind.value,
+                    "delta": delta,
+                    "balance_after": balance_after,
+                }
+                for sku_id, delta, balance_after in rows
+            ],
         )
 
     async def get_level(self, store_id: int, sku_id: int) -> StockLevel | None:
         row = (
-            await self._conn.execute(
-                sa.select(*_LEVEL_COLUMNS).where(
-                    stock_levels.c.store_id == store_id, stock_levels.c.sku_id == sku_id
-                )
-            )
+            await self._conn.execute(_GET_LEVEL, {"store_id": store_id, "sku_id": sku_id})
         ).first()
         return _level(row) if row else None
 

@@ -116,8 +116,11 @@ class SqlUnitOfWork:
 
     async def peek_template(self, template_id: int) -> CouponTemplate | None:
         """Read a coupon template outside any write transaction (a cheap early refusal)."""
-        async with self._engine.connect() as conn:
+        conn = await reading_connection(self._engine)
+        try:
             return await SqlCouponRepository(conn).get_template(template_id)
+        finally:
+            await conn.close()
 
     def record(self, event: Event) -> None:
         self._pending.append(event)
@@ -163,7 +166,7 @@ class SqlReader:
         self._conn: AsyncConnection | None = None
 
     async def __aenter__(self) -> SqlReader:
-        conn = await self._engine.connect()
+        conn = await reading_connection(self._engine)
         self._conn = conn
         _bind(self, conn, set())  # reads move no stamps
         return self
@@ -177,6 +180,23 @@ class SqlReader:
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
+
+
+async def reading_connection(engine: AsyncEngine) -> AsyncConnection:
+    """A pooled connection for reads of one statement each, that writes nothing.
+
+    On PostgreSQL it runs in autocommit: each read is consistent on its own anyway, and
+    the driver's BEGIN and ROLLBACK around it would double its round trips. (SQLite issues
+    no BEGIN for reads: see ``engine``.)
+    """
+    conn = await engine.connect()
+    if engine.dialect.name == "postgresql":
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+        except BaseException:
+            await conn.close()
+            raise
+    return conn
 
 
 def _bind(unit: SqlUnitOfWork | SqlReader, conn: AsyncConnection, moved: set[str]) -> None:

@@ -83,6 +83,16 @@ class Coupon:
         return status_at(self.status, self.valid_until, now)
 
 
+@dataclass(frozen=True, slots=True)
+class Claimant:
+    """What a claim is checked against, read after the member's row is locked: the member,
+    the template (None if unknown) and how many of it the member claimed (bonuses aside)."""
+
+    member: Member
+    template: CouponTemplate | None
+    claimed: int
+
+
 # Stored statuses that lapse at the end of validity (the sweep may not have stored it yet).
 LAPSING = frozenset({CouponStatus.AVAILABLE})
 

@@ -8,11 +8,19 @@ from typing import Protocol
 
 from dinegraph.domain.bargains import Bargain
 from dinegraph.domain.campaigns import Campaign, CampaignReport, CampaignSpec
-from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, IssueJob, Segment
+from dinegraph.domain.coupons import (
+    Claimant,
+    Coupon,
+    CouponStatus,
+    CouponTemplate,
+    IssueJob,
+    Segment,
+)
 from dinegraph.domain.delivery import Courier, Delivery, Provider
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.group_buys import GroupBuy, GroupSeat, GroupStatus
 from dinegraph.domain.invites import InviteKind
+from dinegraph.domain.members import Member
 from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.quotes import Candidates
 from dinegraph.domain.refunds import RefundLine
@@ -28,6 +36,10 @@ class CouponRepository(Protocol):
     async def take_one(self, template_id: int) -> bool: ...
 
     async def claimed_by(self, template_id: int, member_id: int) -> int: ...
+
+    async def lock_claimant(self, member_id: int, template_id: int) -> Claimant | None:
+        """The member (None if unknown), their row locked until the end of the unit of work
+        so that one member's claims take turns, with what a claim checks."""
 
     async def add_coupon(
         self,
@@ -74,6 +86,10 @@ class OrderRepository(Protocol):
     async def add_lines(self, order_id: int, lines: Sequence[OrderLine]) -> None: ...
 
     async def by_key(self, member_id: int, key: str) -> Order | None: ...
+
+    async def placing(self, member_id: int, key: str) -> tuple[Member | None, Order | None]:
+        """The member placing an order (None if unknown), and the order their idempotency
+        key placed before, if any: one read where the key is new."""
 
     async def in_group(self, group_id: int) -> list[Order]: ...
 

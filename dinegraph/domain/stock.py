@@ -96,6 +96,16 @@ class StockLevel:
 
 
 @dataclass(frozen=True, slots=True)
+class SkuStock:
+    """A SKU at one store as a stock write sees it when it could not take the SKU's units:
+    counted or made to order, what is left, and whether staff marked it sold out (沽清)."""
+
+    tracked: bool
+    available: int | None
+    sold_out: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MovementLine:
     sku_id: int
     quantity: int  # signed: negative takes stock away
@@ -157,6 +167,14 @@ StockEvent = StockChanged | LowStock
 def changed(level: StockLevel, sku: Sku) -> StockChanged:
     view = stock_view(sku, level.available, level.sold_out, level.version)
     return StockChanged(level.store_id, level.sku_id, view.available, view.sold_out, level.version)
+
+
+def tracked_changed(level: StockLevel) -> StockChanged:
+    """``changed`` for the level of a tracked SKU (only tracked levels are ever counted)."""
+    available = level.available or 0
+    return StockChanged(
+        level.store_id, level.sku_id, available, level.sold_out or available == 0, level.version
+    )
 
 
 def low_stock_crossed(before: int, level: StockLevel) -> LowStock | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Protocol
 
@@ -21,6 +21,7 @@ from dinegraph.domain.stock import (
     Movement,
     MovementLine,
     MovementSource,
+    SkuStock,
     StockLevel,
 )
 
@@ -97,20 +98,27 @@ class StockRepository(Protocol):
         self, store_id: int, source: MovementSource, reference: str
     ) -> Movement | None: ...
 
+    async def take(self, store_id: int, lines: Sequence[MovementLine]) -> dict[int, StockLevel]:
+        """Take the units of every line (negative quantities) from the tracked levels that
+        hold enough, as one atomic step; the levels changed, by SKU. A line left out took
+        nothing: its SKU is made to order, unknown, or short."""
+
+    async def sku_stock(self, store_id: int, sku_ids: Iterable[int]) -> dict[int, SkuStock]:
+        """Whether each SKU is counted, and its level at the store; unknown SKUs left out."""
+
     async def change_level(self, store_id: int, sku_id: int, delta: int) -> StockLevel | None:
         """Add ``delta`` unless the level would go below zero (then None); creates the row
         of a tracked SKU on its first restock."""
 
-    async def add_ledger_row(
+    async def add_ledger_rows(
         self,
         *,
         movement_id: int,
         store_id: int,
-        sku_id: int,
         kind: LedgerKind,
-        delta: int,
-        balance_after: int,
-    ) -> None: ...
+        rows: Sequence[tuple[int, int, int]],
+    ) -> None:
+        """One ledger row per (SKU, delta, balance after) of the movement."""
 
     async def get_level(self, store_id: int, sku_id: int) -> StockLevel | None: ...
 

@@ -36,6 +36,7 @@ from dinegraph.domain.catalog import (
     store_price,
 )
 from dinegraph.domain.coupons import (
+    Claimant,
     Coupon,
     CouponStatus,
     CouponTemplate,
@@ -66,6 +67,7 @@ from dinegraph.domain.stock import (
     Movement,
     MovementLine,
     MovementSource,
+    SkuStock,
     StockLevel,
     StockView,
     stock_view,
@@ -383,7 +385,7 @@ class FakeStockRepository(_Repository):
         lines: tuple[MovementLine, ...],
     ) -> Movement | None:
         key = (store_id, source, reference)
-        if key in self._t.movements:
+        if key in self._t.movements or store_id not in self._t.stores:
             return None
         movement = Movement(
             id=self._t.next_id(),
@@ -418,17 +420,41 @@ class FakeStockRepository(_Repository):
         self._t.levels[key] = changed
         return changed
 
-    async def add_ledger_row(
+    async def take(self, store_id: int, lines: Sequence[MovementLine]) -> dict[int, StockLevel]:
+        taken: dict[int, StockLevel] = {}
+        for line in lines:
+            sku = self._t.skus.get(line.sku_id)
+            if sku is not None and sku.tracked:
+                level = await self.change_level(store_id, line.sku_id, line.quantity)
+                if level is not None:
+                    taken[line.sku_id] = level
+        return taken
+
+    async def sku_stock(self, store_id: int, sku_ids: Iterable[int]) -> dict[int, SkuStock]:
+        found: dict[int, SkuStock] = {}
+        for sku_id in sku_ids:
+            sku = self._t.skus.get(sku_id)
+            if sku is not None:
+                level = self._t.levels.get((store_id, sku_id))
+                found[sku_id] = SkuStock(
+                    sku.tracked,
+                    level.available if level else None,
+                    level.sold_out if level else False,
+                )
+        return found
+
+    async def add_ledger_rows(
         self,
         *,
         movement_id: int,
         store_id: int,
-        sku_id: int,
         kind: LedgerKind,
-        delta: int,
-        balance_after: int,
+        rows: Sequence[tuple[int, int, int]],
     ) -> None:
-        self._t.ledger.append(LedgerRow(movement_id, store_id, sku_id, kind, delta, balance_after))
+        for sku_id, delta, balance_after in rows:
+            self._t.ledger.append(
+                LedgerRow(movement_id, store_id, sku_id, kind, delta, balance_after)
+            )
 
     async def get_level(self, store_id: int, sku_id: int) -> StockLevel | None:
         return self._t.levels.get((store_id, sku_id))
@@ -620,6 +646,16 @@ class FakeCouponRepository(_Repository):
             and row.bonus_for_id is None
         )
 
+    async def lock_claimant(self, member_id: int, template_id: int) -> Claimant | None:
+        member = self._t.members.get(member_id)
+        if member is None:
+            return None
+        return Claimant(
+            member,
+            self._t.templates.get(template_id),
+            await self.claimed_by(template_id, member_id),
+        )
+
     async def add_coupon(
         self,
         *,
@@ -748,6 +784,10 @@ class FakeOrderRepository(_Repository):
             ),
             None,
         )
+
+    async def placing(self, member_id: int, key: str) -> tuple[Member | None, Order | None]:
+        member = self._t.members.get(member_id)
+        return member, (await self.by_key(member_id, key) if member is not None else None)
 
     async def in_group(self, group_id: int) -> list[Order]:
         return sorted(

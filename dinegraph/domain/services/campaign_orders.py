@@ -18,6 +18,7 @@ from dinegraph.domain.coupons import is_new_member
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import MemberViewer, Viewer
 from dinegraph.domain.invites import Invite
+from dinegraph.domain.members import Member
 from dinegraph.domain.orders import DeliveryAddress, Order, clean_idempotency_key
 from dinegraph.domain.ports import Repositories, UnitOfWork
 from dinegraph.domain.quotes import first_problem
@@ -47,6 +48,8 @@ class Sale:
     options: OrderOptions
     now: datetime
     policy: OrderPolicy
+    buyer: Member | None = None  # the member of ``member_id``, where read already
+    key_checked: bool = False  # the order's key was looked up in this unit of work
 
 
 def member_of(viewer: Viewer) -> int:
@@ -58,6 +61,13 @@ def member_of(viewer: Viewer) -> int:
 async def admit(uow: UnitOfWork, campaign: Campaign, member_id: int, now: datetime) -> bool:
     """Refuse a member the campaign is not for, or one who took part as often as allowed;
     counts this entry. Returns whether the member is new (for the invitation record)."""
+    return is_new_member(await admit_member(uow, campaign, member_id, now), now)
+
+
+async def admit_member(
+    uow: UnitOfWork, campaign: Campaign, member_id: int, now: datetime
+) -> Member:
+    """``admit``, returning the member admitted."""
     member = await uow.members.get(member_id)
     if member is None:
         raise DomainError(ErrorCode.UNAUTHENTICATED)
@@ -70,7 +80,7 @@ async def admit(uow: UnitOfWork, campaign: Campaign, member_id: int, now: dateti
             field=["campaignId"],
             limit=campaign.spec.per_member_limit,
         )
-    return new
+    return member
 
 
 async def place(uow: UnitOfWork, sale: Sale, quantity: int = 1) -> Order:
@@ -91,9 +101,11 @@ async def place(uow: UnitOfWork, sale: Sale, quantity: int = 1) -> Order:
     print_ = hashlib.sha256(
         f"{checkout_fingerprint(checkout)}:{deal.campaign_id}:{deal.group_id}:{deal.bargain_id}".encode()
     ).hexdigest()[:32]
-    existing = await uow.orders.by_key(sale.member_id, key)
-    if existing is not None:
-        raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, field=["order", "idempotencyKey"])
+    # A key of our own making is new; a buyer's, unless looked up already, may be reused.
+    if options.idempotency_key is not None and not sale.key_checked:
+        existing = await uow.orders.by_key(sale.member_id, key)
+        if existing is not None:
+            raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, field=["order", "idempotencyKey"])
     q = await build_quote(
         checkout,
         repos=uow,
@@ -101,6 +113,7 @@ async def place(uow: UnitOfWork, sale: Sale, quantity: int = 1) -> Order:
         policy=sale.policy,
         now=sale.now,
         deal=deal,
+        member=sale.buyer,
     )
     problem = first_problem(q)
     if problem is not None:

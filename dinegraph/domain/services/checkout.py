@@ -15,6 +15,7 @@ from dinegraph.domain.checkout import Checkout, check_checkout, checkout_fingerp
 from dinegraph.domain.coupons import CouponStatus, is_new_member, terms_of
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import MemberViewer, Viewer, actor_of
+from dinegraph.domain.members import Member
 from dinegraph.domain.orders import (
     Order,
     OrderLine,
@@ -50,14 +51,19 @@ async def build_quote(
     policy: OrderPolicy,
     now: datetime,
     deal: Deal | None = None,
+    member: Member | None = None,
 ) -> Quote:
-    """Route (unless pinned) and price a checkout for a member, or for a guest's preview."""
+    """Route (unless pinned) and price a checkout for a member, or for a guest's preview.
+
+    ``member`` is the member of ``member_id`` where the caller has read it already.
+    """
     checkout = check_checkout(checkout)
     sku_ids = [line.sku_id for line in checkout.lines]
     candidates = await repos.orders.candidates(sku_ids, checkout.store_id)
     shopper = Shopper(Tier.NORMAL, is_new_member=True)
     if member_id is not None:
-        member = await repos.members.get(member_id)
+        if member is None:
+            member = await repos.members.get(member_id)
         if member is None:
             raise DomainError(ErrorCode.UNAUTHENTICATED)
         shopper = Shopper(member.tier, is_new_member(member, now))
@@ -125,11 +131,18 @@ async def place_order(cmd: PlaceOrder, *, uow: UnitOfWork, viewer: Viewer) -> Pl
     actor = actor_of(viewer)
 
     async def prepare(repos: Repositories) -> Order | Placed:
-        existing = await repos.orders.by_key(member_id, key)
+        member, existing = await repos.orders.placing(member_id, key)
         if existing is not None:
             return replay(existing, print_)
+        if member is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED)
         q = await build_quote(
-            checkout, repos=repos, member_id=member_id, policy=cmd.policy, now=cmd.now
+            checkout,
+            repos=repos,
+            member_id=member_id,
+            policy=cmd.policy,
+            now=cmd.now,
+            member=member,
         )
         problem = first_problem(q)
         if problem is not None:

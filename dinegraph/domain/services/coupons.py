@@ -59,18 +59,13 @@ async def claim_coupon(cmd: ClaimCoupon, *, uow: UnitOfWork, viewer: Viewer) -> 
     async with uow:
         # Locking the member row serialises one member's concurrent claims, so two of them
         # cannot both pass the per-member limit.
-        member = await uow.members.get(member_id, lock=True)
-        if member is None:
+        claimant = await uow.coupons.lock_claimant(member_id, cmd.template_id)
+        if claimant is None:
             raise DomainError(ErrorCode.UNAUTHENTICATED)
-        template = await uow.coupons.get_template(cmd.template_id)
+        member, template = claimant.member, claimant.template
         if template is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["templateId"])
-        check_claimable(
-            template,
-            member,
-            now=cmd.now,
-            already_claimed=await uow.coupons.claimed_by(template.id, member.id),
-        )
+        check_claimable(template, member, now=cmd.now, already_claimed=claimant.claimed)
         source = None
         if shared_from is not None:
             source = await uow.coupons.get_coupon(shared_from)

@@ -14,7 +14,7 @@ from dinegraph.domain.ports import UnitOfWork
 from dinegraph.domain.services.campaign_orders import (
     OrderOptions,
     Sale,
-    admit,
+    admit_member,
     get_campaign,
     member_of,
     place,
@@ -42,7 +42,6 @@ async def buy_flash_sale(cmd: BuyFlashSale, *, uow: UnitOfWork, viewer: Viewer) 
         async with uow.reading() as reads:
             await refuse_sold_out(reads, campaign, chosen)
     deal = Deal(campaign.id, chosen.item.sku_id, chosen.item.price_fen)
-    sale = Sale(campaign, chosen, deal, member_id, cmd.options, cmd.now, cmd.policy)
     async with uow:
         first = await _replayed(uow, member_id, cmd.options, campaign.id)
         if first is not None:
@@ -50,7 +49,10 @@ async def buy_flash_sale(cmd: BuyFlashSale, *, uow: UnitOfWork, viewer: Viewer) 
         # Again under the lock: buyers who queued for it while units were left are
         # refused in one statement once they are gone.
         await refuse_sold_out(uow, campaign, chosen)
-        await admit(uow, campaign, member_id, cmd.now)
+        buyer = await admit_member(uow, campaign, member_id, cmd.now)
+        sale = Sale(
+            campaign, chosen, deal, member_id, cmd.options, cmd.now, cmd.policy, buyer, True
+        )
         order = await place(uow, sale)
         await uow.commit()
     return order

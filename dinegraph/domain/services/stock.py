@@ -27,6 +27,7 @@ from dinegraph.domain.stock import (
     Restock,
     SetLowStockThreshold,
     SetSoldOut,
+    SkuStock,
     StockLevel,
     changed,
     check_delta,
@@ -38,6 +39,7 @@ from dinegraph.domain.stock import (
     kind_of,
     low_stock_crossed,
     sale_lines,
+    tracked_changed,
 )
 
 
@@ -140,7 +142,6 @@ async def _apply_movement(
     key_field: str,
 ) -> Movement:
     async with uow:
-        await _store(uow, store_id)
         movement = await apply_movement(
             uow,
             actor=actor_of(viewer),
@@ -172,7 +173,8 @@ async def apply_movement(
     """Apply one movement inside the caller's unit of work (a sale, or an order's hold).
 
     ``lines`` must be sorted by SKU (the lock order); ``positions`` maps a SKU to its index
-    in the caller's input, for the field path of an error.
+    in the caller's input, for the field path of an error. An unknown store is
+    ``NOT_FOUND``: its movement cannot be recorded.
     """
     print_ = fingerprint(lines, reason)
     movement = await uow.stock.claim_movement(
@@ -186,40 +188,56 @@ async def apply_movement(
     )
     if movement is None:
         return await _replay(uow, store_id, source, reference, print_, key_field)
-    skus = await uow.catalog.skus_with_kinds(line.sku_id for line in lines)
-    kind = kind_of(source)
+    # One conditional statement takes the units of every line it can; only the lines it
+    # left alone (a made-to-order dish, a restock, an unknown SKU, a short level) are read.
+    taken = await uow.stock.take(store_id, [line for line in lines if line.quantity < 0])
+    left = [line.sku_id for line in lines if line.sku_id not in taken]
+    found = await uow.stock.sku_stock(store_id, left) if left else {}
+    changes: list[tuple[MovementLine, StockLevel]] = []
     for n, line in enumerate(lines):
-        at = positions.get(line.sku_id, n) if positions is not None else n
-        field = [line_field, str(at)] if line_field else []
-        found = skus.get(line.sku_id)
-        if found is None:
-            raise DomainError(ErrorCode.NOT_FOUND, field=[*field, "skuId"])
-        sku = found[0]
-        if not sku.tracked:
-            if line.quantity < 0:  # returning a made-to-order dish puts nothing back
-                await _check_not_sold_out(uow, store_id, sku, [*field, "skuId"])
-            continue
-        level = await uow.stock.change_level(store_id, sku.id, line.quantity)
+        level = taken.get(line.sku_id)
         if level is None:
-            current = await uow.stock.get_level(store_id, sku.id)
-            raise DomainError(
-                ErrorCode.OUT_OF_STOCK,
-                field=[*field, "quantity"],
-                available=(current.available or 0) if current else 0,
-            )
-        await uow.stock.add_ledger_row(
-            movement_id=movement.id,
-            store_id=store_id,
-            sku_id=sku.id,
-            kind=kind,
-            delta=line.quantity,
-            balance_after=level.available or 0,
-        )
-        uow.record(changed(level, sku))
+            at = positions.get(line.sku_id, n) if positions is not None else n
+            field = [line_field, str(at)] if line_field else []
+            level = await _untaken(uow, store_id, line, found.get(line.sku_id), field)
+        if level is not None:
+            changes.append((line, level))
+    await uow.stock.add_ledger_rows(
+        movement_id=movement.id,
+        store_id=store_id,
+        kind=kind_of(source),
+        rows=[(line.sku_id, line.quantity, level.available or 0) for line, level in changes],
+    )
+    for line, level in changes:
+        uow.record(tracked_changed(level))
         alert = low_stock_crossed((level.available or 0) - line.quantity, level)
         if alert is not None:
             uow.record(alert)
     return movement
+
+
+async def _untaken(
+    uow: UnitOfWork, store_id: int, line: MovementLine, stock: SkuStock | None, field: list[str]
+) -> StockLevel | None:
+    """A line the conditional take left alone: units put back on a tracked level, a
+    made-to-order dish passed over (None), or why it cannot be taken."""
+    if stock is None:
+        raise DomainError(ErrorCode.NOT_FOUND, field=[*field, "skuId"])
+    if not stock.tracked:
+        # Returning a made-to-order dish puts nothing back; selling one needs it on sale.
+        if line.quantity < 0 and stock.sold_out:
+            raise DomainError(ErrorCode.SOLD_OUT, field=[*field, "skuId"])
+        return None
+    level = (
+        await uow.stock.change_level(store_id, line.sku_id, line.quantity)
+        if line.quantity > 0
+        else None
+    )
+    if level is None:
+        raise DomainError(
+            ErrorCode.OUT_OF_STOCK, field=[*field, "quantity"], available=stock.available or 0
+        )
+    return level
 
 
 async def _replay(
@@ -231,17 +249,11 @@ async def _replay(
     key_field: str,
 ) -> Movement:
     movement = await uow.stock.movement_by_key(store_id, source, reference)
-    if movement is None:  # pragma: no cover - the key was taken, so the row exists
-        raise RuntimeError("claimed movement key without a movement")
+    if movement is None:  # the key was free: the store is unknown
+        raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
     if movement.fingerprint != print_:
         raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, field=[key_field])
     return movement
-
-
-async def _check_not_sold_out(uow: UnitOfWork, store_id: int, sku: Sku, field: list[str]) -> None:
-    level = await uow.stock.get_level(store_id, sku.id)
-    if level is not None and level.sold_out:
-        raise DomainError(ErrorCode.SOLD_OUT, field=field)
 
 
 async def _store(uow: UnitOfWork, store_id: int) -> None:
