@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dinegraph import graphiql
 from dinegraph.context import Clock, Services
+from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
@@ -36,7 +37,9 @@ from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.dispatch import DeliveryPolicy
 from dinegraph.domain.services.orders import OrderPolicy
-from dinegraph.events.brokers import create_broker
+from dinegraph.events.brokers import Broker, create_broker
+from dinegraph.events.codec import CREDENTIALS_TOPIC, SUPPLIES_TOPIC
+from dinegraph.events.exhaustion import Board
 from dinegraph.integrations.development import (
     DevelopmentCourierPlatform,
     DevelopmentPayments,
@@ -126,8 +129,18 @@ def default_services(settings: Settings) -> Services:
             else derived_key(settings, b"payment-notify")
         ),
         share_codes=SignedShareCodes(derived_key(settings, b"campaign-share-codes")),
+        board=Board(trust_seconds=settings.exhaustion_board_seconds),
         clock=Clock(settings.clock_start),
     )
+
+
+async def follow_process_news(broker: Broker, board: Board, credentials: CachedCredentials) -> None:
+    """What every process must hear for as long as it runs: supplies gone or given back,
+    credentials revoked; and when the broker may have missed some, to start afresh."""
+    await broker.hub.follow(SUPPLIES_TOPIC, board.hear)
+    await broker.hub.follow(CREDENTIALS_TOPIC, credentials.hear)
+    broker.hub.when_lost(board.lost)
+    broker.hub.when_lost(credentials.forget)
 
 
 def create_app(
@@ -145,6 +158,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await broker.start()
+        await follow_process_news(broker, services.board, graphql.credentials)
         await graphql.start_read_cache()
         schedules = [
             asyncio.create_task(

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dinegraph.cli_app import app, load_settings, open_engine, run_async, staff_username
-from dinegraph.cli_credentials import create_api_key, member_token, staff_token
+from dinegraph.cli_credentials import (
+    create_api_key,
+    disable_staff,
+    member_token,
+    revoke_api_key,
+    staff_token,
+)
 from dinegraph.cli_operations import expire_points_command, prune_positions_command, simulate
 from dinegraph.domain.identity import StaffRole
 
@@ -183,6 +189,8 @@ app.command("staff-token")(staff_token)
 app.command("member-token")(member_token)
 app.command("expire-points")(expire_points_command)
 app.command("create-api-key")(create_api_key)
+app.command("revoke-api-key")(revoke_api_key)
+app.command("disable-staff")(disable_staff)
 app.command("prune-positions")(prune_positions_command)
 app.command()(simulate)
 

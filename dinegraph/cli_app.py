@@ -7,7 +7,8 @@ library and the domain's enums that options are typed with (see dinegraph/cli.py
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
@@ -17,6 +18,7 @@ from dinegraph.domain.identity import StaffRole
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+    from dinegraph.events.brokers import Broker
     from dinegraph.settings import Settings
 
 app = typer.Typer(
@@ -42,6 +44,25 @@ def open_engine(settings: Settings) -> AsyncEngine:
     from dinegraph.db.engine import create_engine
 
     return create_engine(settings)
+
+
+@asynccontextmanager
+async def announcing(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, Broker | None]]:
+    """An engine, and the broker the servers listen on, so that a command's change reaches
+    them as a server's own would; None on the memory broker, which no other process hears."""
+    engine = open_engine(settings)
+    broker = None
+    try:
+        if not settings.broker_url.startswith("memory:"):
+            from dinegraph.db.outbox import SqlOutbox
+            from dinegraph.events.brokers import create_broker
+
+            broker = create_broker(settings.broker_url, SqlOutbox(engine))
+        yield engine, broker
+    finally:
+        if broker is not None:
+            await broker.stop()
+        await engine.dispose()
 
 
 def run_async(make: Callable[[Settings], Awaitable[T]]) -> T:

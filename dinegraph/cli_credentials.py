@@ -1,4 +1,5 @@
-"""Credential commands of `dinegraph`: staff-token, member-token, create-api-key.
+"""Credential commands of `dinegraph`: staff-token, member-token, create-api-key,
+revoke-api-key, disable-staff.
 
 Registered on the app by dinegraph/cli.py; like every cli module, this imports at module
 level only typer, the standard library and the option enums (see dinegraph/cli.py).
@@ -12,6 +13,7 @@ import typer
 
 from dinegraph.cli_app import (
     StoreOption,
+    announcing,
     load_settings,
     open_engine,
     parse_store_ids,
@@ -42,15 +44,13 @@ def staff_token(
     from dinegraph.security import issue_staff_token
 
     async def run(settings: Settings) -> str:
-        engine = open_engine(settings)
-        try:
-            viewer = await identity_db.ensure_staff(
-                engine, username=name, role=role, store_ids=store_ids
-            )
-        except identity_db.UnknownStoreError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--store") from exc
-        finally:
-            await engine.dispose()
+        async with announcing(settings) as (engine, broker):
+            try:
+                viewer = await identity_db.ensure_staff(
+                    engine, username=name, role=role, store_ids=store_ids, events=broker
+                )
+            except identity_db.UnknownStoreError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--store") from exc
         return issue_staff_token(settings, viewer)
 
     token = run_async(run)
@@ -143,3 +143,43 @@ def create_api_key(
     carrier = f", for {partner.value} deliveries" if partner else ""
     typer.echo(f"API key {key_id} for {name}: scopes {','.join(scope_list)}, {where}{carrier}")
     typer.echo(key.key)
+
+
+def revoke_api_key(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix: the part after dg_.")],
+) -> None:
+    """Revoke a partner API key: it stops working at once in every server that shares the
+    broker (within DINEGRAPH_CREDENTIAL_CACHE_SECONDS in the others)."""
+    from datetime import UTC, datetime
+
+    from dinegraph.db import identity as identity_db
+
+    async def run(settings: Settings) -> int | None:
+        async with announcing(settings) as (engine, broker):
+            return await identity_db.revoke_api_key(
+                engine, prefix, at=datetime.now(UTC), events=broker
+            )
+
+    key_id = run_async(run)
+    if key_id is None:
+        typer.echo(f"error: no unrevoked API key with prefix {prefix}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"API key {key_id} revoked")
+
+
+def disable_staff(
+    username: Annotated[str, typer.Argument(help="The staff account, e.g. store-manager-1.")],
+) -> None:
+    """Disable a staff account: its tokens stop working as a revoked API key does;
+    `staff-token` enables it again."""
+    from dinegraph.db import identity as identity_db
+
+    async def run(settings: Settings) -> int | None:
+        async with announcing(settings) as (engine, broker):
+            return await identity_db.disable_staff(engine, username, events=broker)
+
+    staff_id = run_async(run)
+    if staff_id is None:
+        typer.echo(f"error: no active staff account {username}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"staff {username} ({staff_id}) disabled")

@@ -23,6 +23,7 @@ from dinegraph.domain.reads import ReadModels
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.events.brokers import Broker
+from dinegraph.events.exhaustion import Board
 from dinegraph.i18n import Locale
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
@@ -89,6 +90,7 @@ class Services:
     orders: OrderPolicy
     payment_notify_key: bytes
     share_codes: ShareCodes
+    board: Board  # the supplies this process knows are gone (refusals without a write)
     clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
 
@@ -160,7 +162,7 @@ class Context:
             self.answer_changes_at = moment
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, events=self.broker)
+        return SqlUnitOfWork(self.engine, events=self.broker, board=self.services.board.unit())
 
     def reader(self) -> SqlReader:
         return SqlReader(self.engine)

@@ -22,6 +22,11 @@ from dinegraph.settings import Settings
 log = logging.getLogger("dinegraph")
 
 
+def _unit(engine: AsyncEngine, broker: Broker, services: Services) -> SqlUnitOfWork:
+    """A sweep's unit of work: its events to the broker, its supply changes to the board."""
+    return SqlUnitOfWork(engine, events=broker, board=services.board.unit())
+
+
 async def sweep_unpaid_orders(
     engine: AsyncEngine, broker: Broker, services: Services, every_seconds: float
 ) -> None:
@@ -35,7 +40,7 @@ async def sweep_unpaid_orders(
         try:
             while await reads.unpaid_expired(services.clock()):
                 cancelled = await cancel_expired(
-                    services.clock(), uow=SqlUnitOfWork(engine, events=broker)
+                    services.clock(), uow=_unit(engine, broker, services)
                 )
                 if cancelled:
                     log.info("cancelled %d unpaid orders", len(cancelled))
@@ -62,13 +67,13 @@ async def sweep_campaigns(
                 campaigns_due = bool(await reads.campaigns.to_close(now, 1))
             while groups_due:
                 failed = await fail_expired_groups(
-                    now, services.orders, uow=SqlUnitOfWork(engine, events=broker)
+                    now, services.orders, uow=_unit(engine, broker, services)
                 )
                 if failed.groups:
                     log.info("failed %d expired groups", len(failed.groups))
                 groups_due = len(failed.groups) == CAMPAIGN_SWEEP_BATCH
             if campaigns_due:
-                closed = await close_campaigns(now, uow=SqlUnitOfWork(engine, events=broker))
+                closed = await close_campaigns(now, uow=_unit(engine, broker, services))
                 if closed:
                     log.info("closed %d ended campaigns", closed)
         except Exception:

@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 10_000
     database_pool_size: int = 10
 
+    # How long a process refuses a quota, coupon template or shelf it knows is gone
+    # without asking the database again (forgotten at once when units come back); 0: no board.
+    exhaustion_board_seconds: float = Field(default=10, ge=0)
+    # How long a process reuses the account behind an API key or token before reading it
+    # again; a revocation heard through the broker forgets it at once. 0: read every time.
+    credential_cache_seconds: float = Field(default=5, ge=0)
+
     staff_token_ttl_hours: int = 12
     member_token_ttl_minutes: int = 30
     refresh_token_ttl_days: int = 30

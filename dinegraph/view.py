@@ -40,6 +40,7 @@ from strawberry.utils.aio import aclosing
 
 from dinegraph import graphiql
 from dinegraph.context import Context, Services
+from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.documents import SqlDocumentStore
 from dinegraph.db.identity import SqlCredentials
 from dinegraph.domain.identity import ANONYMOUS, Viewer
@@ -221,7 +222,9 @@ class DinegraphGraphQL(GraphQL[Context, None]):
         self.engine = engine
         self.broker = broker
         self.services = services
-        self.credentials = SqlCredentials(engine)
+        self.credentials = CachedCredentials(
+            SqlCredentials(engine), seconds=settings.credential_cache_seconds
+        )
         self.shared_feeds = SharedFeeds()
         self.persisted = PersistedQueries(
             SqlDocumentStore(engine, max_automatic=settings.persisted_queries_max),

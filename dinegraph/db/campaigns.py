@@ -39,6 +39,7 @@ from dinegraph.domain.campaigns import (
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.group_buys import GroupStatus
 from dinegraph.domain.stamps import CAMPAIGNS, quota_stamp
+from dinegraph.domain.supplies import Taken
 
 
 def campaign_of(row: Any, items: Iterable[Any]) -> Campaign:
@@ -240,8 +241,10 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
         )
         return int(left) if left is not None else None
 
-    async def take_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:
-        result = await self._conn.execute(
+    async def take_quota(
+        self, campaign_id: int, store_id: int, sku_id: int, units: int
+    ) -> Taken | None:
+        left = await self._conn.scalar(
             campaign_quotas.update()
             .where(
                 self._quota(campaign_id, store_id, sku_id),
@@ -249,10 +252,12 @@ class SqlCampaignRepository(SqlGroupBuyRepository, SqlBargainRepository, SqlEntr
                 campaign_quotas.c.remaining >= units,
             )
             .values(remaining=campaign_quotas.c.remaining - units)
+            .returning(campaign_quotas.c.remaining)
         )
-        if result.rowcount == 1:
-            self._moved.add(quota_stamp(store_id))
-        return result.rowcount == 1
+        if left is None:
+            return None
+        self._moved.add(quota_stamp(store_id))
+        return Taken(int(left))
 
     async def return_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:
         result = await self._conn.execute(

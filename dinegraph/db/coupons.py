@@ -30,6 +30,7 @@ from dinegraph.domain.coupons import (
     TemplateStatus,
 )
 from dinegraph.domain.pricing import CouponKind, CouponScope
+from dinegraph.domain.supplies import Taken
 from dinegraph.domain.tiers import Tier
 
 
@@ -143,6 +144,7 @@ _TAKE_ONE = (
         coupon_templates.c.status == TemplateStatus.ACTIVE.value,
     )
     .values(issued=coupon_templates.c.issued + 1)
+    .returning(coupon_templates.c.total_quantity - coupon_templates.c.issued)
 )
 _ADD_COUPON = coupons.insert().returning(*coupons.c)
 
@@ -191,10 +193,10 @@ class SqlCouponRepository:
             coupon_templates.update().where(coupon_templates.c.id == template.id).values(**values)
         )
 
-    async def take_one(self, template_id: int) -> bool:
+    async def take_one(self, template_id: int) -> Taken | None:
         """Count one more issued, unless that would pass the quantity: one atomic step."""
-        result = await self._conn.execute(_TAKE_ONE, {"template": template_id})
-        return result.rowcount == 1
+        left = await self._conn.scalar(_TAKE_ONE, {"template": template_id})
+        return None if left is None else Taken(int(left))
 
     async def claimed_by(self, template_id: int, member_id: int) -> int:
         count = await self._conn.scalar(

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.engine import WRITE
 from dinegraph.db.tables import api_keys, members, staff, stores
-from dinegraph.domain.identity import PartnerViewer, StaffRole, StaffViewer
+from dinegraph.db.uow import EventSink
+from dinegraph.domain.events import Event
+from dinegraph.domain.identity import (
+    Account,
+    CredentialsChanged,
+    PartnerViewer,
+    StaffRole,
+    StaffViewer,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,12 @@ async def member_exists(engine: AsyncEngine, member_id: int) -> bool:
     return found is not None
 
 
+async def newest_member_id(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        newest = await conn.scalar(sa.select(sa.func.max(members.c.id)))
+    return int(newest or 0)
+
+
 async def api_key_by_prefix(engine: AsyncEngine, prefix: str) -> StoredApiKey | None:
     async with engine.connect() as conn:
         row = (
@@ -61,28 +77,50 @@ async def api_key_by_prefix(engine: AsyncEngine, prefix: str) -> StoredApiKey | 
     return StoredApiKey(viewer=viewer, key_hash=row.key_hash)
 
 
-async def ensure_staff(
-    engine: AsyncEngine, *, username: str, role: StaffRole, store_ids: Iterable[int]
-) -> StaffViewer:
-    """Create the staff account, or bring its role and stores up to date."""
-    ids = sorted(set(store_ids))
+@asynccontextmanager
+async def _writing(
+    engine: AsyncEngine, events: EventSink | None
+) -> AsyncIterator[tuple[AsyncConnection, list[Event]]]:
+    """A write transaction; the credential changes put in its list are published with its
+    commit, so every process forgets the viewers it remembered for them."""
+    changes: list[Event] = []
     async with engine.connect() as conn:
         await conn.execution_options(**{WRITE: True})
         async with conn.begin():
-            await _check_stores(conn, ids)
-            existing = await conn.scalar(sa.select(staff.c.id).where(staff.c.username == username))
-            if existing is None:
-                existing = await conn.scalar(
-                    staff.insert()
-                    .values(username=username, role=role.value, store_ids=ids, active=True)
-                    .returning(staff.c.id)
-                )
-            else:
-                await conn.execute(
-                    staff.update()
-                    .where(staff.c.id == existing)
-                    .values(role=role.value, store_ids=ids, active=True)
-                )
+            yield conn, changes
+            receipt = None
+            if changes and events is not None:
+                receipt = await events.publish_in_transaction(conn, changes)
+        if changes and events is not None:
+            await events.publish_after_commit(changes, receipt)
+
+
+async def ensure_staff(
+    engine: AsyncEngine,
+    *,
+    username: str,
+    role: StaffRole,
+    store_ids: Iterable[int],
+    events: EventSink | None = None,
+) -> StaffViewer:
+    """Create the staff account, or bring its role and stores up to date."""
+    ids = sorted(set(store_ids))
+    async with _writing(engine, events) as (conn, changes):
+        await _check_stores(conn, ids)
+        existing = await conn.scalar(sa.select(staff.c.id).where(staff.c.username == username))
+        if existing is None:
+            existing = await conn.scalar(
+                staff.insert()
+                .values(username=username, role=role.value, store_ids=ids, active=True)
+                .returning(staff.c.id)
+            )
+        else:
+            await conn.execute(
+                staff.update()
+                .where(staff.c.id == existing)
+                .values(role=role.value, store_ids=ids, active=True)
+            )
+            changes.append(CredentialsChanged(Account.STAFF.value, int(existing)))
     return StaffViewer(
         staff_id=int(existing), username=username, role=role, store_ids=frozenset(ids)
     )
@@ -119,6 +157,39 @@ async def insert_api_key(
     return int(new_id)
 
 
+async def disable_staff(
+    engine: AsyncEngine, username: str, *, events: EventSink | None = None
+) -> int | None:
+    """The staff account may no longer sign in (its tokens stop working); its id, or None
+    when no active account has that name. ``staff-token`` enables it again."""
+    async with _writing(engine, events) as (conn, changes):
+        staff_id = await conn.scalar(
+            staff.update()
+            .where(staff.c.username == username, staff.c.active)
+            .values(active=False)
+            .returning(staff.c.id)
+        )
+        if staff_id is not None:
+            changes.append(CredentialsChanged(Account.STAFF.value, int(staff_id)))
+    return None if staff_id is None else int(staff_id)
+
+
+async def revoke_api_key(
+    engine: AsyncEngine, prefix: str, *, at: datetime, events: EventSink | None = None
+) -> int | None:
+    """The key with this prefix stops working; its id, or None when no unrevoked key has it."""
+    async with _writing(engine, events) as (conn, changes):
+        key_id = await conn.scalar(
+            api_keys.update()
+            .where(api_keys.c.prefix == prefix, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(api_keys.c.id)
+        )
+        if key_id is not None:
+            changes.append(CredentialsChanged(Account.API_KEY.value, int(key_id)))
+    return None if key_id is None else int(key_id)
+
+
 class SqlCredentials:
     """The accounts behind credentials, for ``dinegraph.security.viewer_from_headers``."""
 
@@ -130,6 +201,9 @@ class SqlCredentials:
 
     async def member_exists(self, member_id: int) -> bool:
         return await member_exists(self._engine, member_id)
+
+    async def newest_member_id(self) -> int:
+        return await newest_member_id(self._engine)
 
     async def api_key_by_prefix(self, prefix: str) -> StoredApiKey | None:
         return await api_key_by_prefix(self._engine, prefix)

@@ -183,6 +183,14 @@ class SqlOrderRepository:
             (orders.c.member_id == member_id) & (orders.c.idempotency_key == key)
         )
 
+    async def keys_of_campaign(self, campaign_id: int) -> frozenset[tuple[int, str]]:
+        rows = await self._conn.execute(
+            sa.select(orders.c.member_id, orders.c.idempotency_key).where(
+                orders.c.campaign_id == campaign_id
+            )
+        )
+        return frozenset((int(r.member_id), str(r.idempotency_key)) for r in rows)
+
     async def get(self, order_id: int) -> Order | None:
         return await self._one(orders.c.id == order_id)
 

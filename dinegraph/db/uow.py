@@ -20,6 +20,7 @@ from dinegraph.db.stock import SqlStockRepository
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.events import Event
 from dinegraph.domain.stamps import ReadsChanged, reads_changed
+from dinegraph.domain.supplies import NO_BOARD, ExhaustionBoard, SupplyChanged
 
 
 class EventSink(Protocol):
@@ -42,7 +43,8 @@ class SqlUnitOfWork:
     Events recorded during the work reach the sink only after a successful commit, so a
     subscriber never hears of a change that was rolled back. The repositories mark the
     stamps of what they write (``domain.stamps``); the commit publishes them as one
-    ``ReadsChanged``.
+    ``ReadsChanged``. Supplies it took the last of or gave back reach ``board``, this
+    process's, at commit (``domain.supplies``).
     """
 
     catalog: SqlCatalogRepository
@@ -54,9 +56,15 @@ class SqlUnitOfWork:
     deliveries: SqlDeliveryRepository
     campaigns: SqlCampaignRepository
 
-    def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        events: EventSink | None = None,
+        board: ExhaustionBoard = NO_BOARD,
+    ) -> None:
         self._engine = engine
         self._sink = events
+        self.board = board
         self._conn: AsyncConnection | None = None
         self._lock: asyncio.Lock | None = None
         self._pending: list[Event] = []
@@ -141,6 +149,7 @@ class SqlUnitOfWork:
             # as fresh, and its next read is fresh whenever the broker brings the news back.
             self._sink.moved_here(moved)
         await self._conn.commit()
+        self.board.committed(e for e in events if isinstance(e, SupplyChanged))
         if moved is not None and self._sink is not None:
             self._sink.moved_here(moved)
         if events and self._sink is not None:

@@ -64,6 +64,24 @@ Viewer = Anonymous | MemberViewer | StaffViewer | PartnerViewer
 ANONYMOUS = Anonymous()
 
 
+class Account(StrEnum):
+    """What stands behind a credential that can be revoked (a member's access token is
+    short-lived, and ends with its session)."""
+
+    STAFF = "STAFF"
+    API_KEY = "API_KEY"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsChanged:
+    """An account's credentials were revoked, disabled or given other rights: every
+    process forgets the viewer it remembered for them."""
+
+    account: str  # an Account
+    account_id: int
+    version: int = 0  # none of its own; as every event's, for a mailbox
+
+
 def require_staff(viewer: Viewer) -> StaffViewer:
     if isinstance(viewer, StaffViewer):
         return viewer

@@ -24,6 +24,7 @@ from dinegraph.domain.members import Member
 from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.quotes import Candidates
 from dinegraph.domain.refunds import RefundLine
+from dinegraph.domain.supplies import Taken
 
 
 class CouponRepository(Protocol):
@@ -33,7 +34,8 @@ class CouponRepository(Protocol):
 
     async def save_template(self, template: CouponTemplate) -> None: ...
 
-    async def take_one(self, template_id: int) -> bool: ...
+    async def take_one(self, template_id: int) -> Taken | None:
+        """One more issued, unless that would pass the quantity or the template stopped."""
 
     async def claimed_by(self, template_id: int, member_id: int) -> int: ...
 
@@ -86,6 +88,9 @@ class OrderRepository(Protocol):
     async def add_lines(self, order_id: int, lines: Sequence[OrderLine]) -> None: ...
 
     async def by_key(self, member_id: int, key: str) -> Order | None: ...
+
+    async def keys_of_campaign(self, campaign_id: int) -> frozenset[tuple[int, str]]:
+        """(member, idempotency key) of every order placed through the campaign."""
 
     async def placing(self, member_id: int, key: str) -> tuple[Member | None, Order | None]:
         """The member placing an order (None if unknown), and the order their idempotency
@@ -192,7 +197,9 @@ class CampaignRepository(Protocol):
 
     async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None: ...
 
-    async def take_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:
+    async def take_quota(
+        self, campaign_id: int, store_id: int, sku_id: int, units: int
+    ) -> Taken | None:
         """Take units unless fewer are left or the quota is closed."""
 
     async def return_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:

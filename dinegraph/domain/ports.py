@@ -26,6 +26,7 @@ from dinegraph.domain.order_repositories import (
 )
 from dinegraph.domain.orders import Order
 from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
+from dinegraph.domain.supplies import ExhaustionBoard
 
 
 class ShareCodes(Protocol):
@@ -119,6 +120,11 @@ class UnitOfWork(Repositories, Protocol):
 
     def reading(self) -> AbstractAsyncContextManager[Repositories]:
         """Repositories on a plain connection: reads that take no lock, outside the unit."""
+
+    @property
+    def board(self) -> ExhaustionBoard:
+        """What this process knows has run out, as this unit sees it (refusals before the
+        unit begins); told of the unit's supply changes when it commits."""
 
     async def peek_template(self, template_id: int) -> CouponTemplate | None:
         """A read before the unit begins, to refuse what certainly fails without a lock."""

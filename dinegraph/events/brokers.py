@@ -76,6 +76,8 @@ class PostgresBroker(Broker):
 
     async def start(self) -> None:
         self._conn = await asyncpg.connect(self._dsn)
+        # Once the connection is gone nothing more is heard: what followers built is void.
+        self._conn.add_termination_listener(lambda _conn: self.hub.lost())
 
     async def stop(self) -> None:
         if self._conn is not None:
@@ -207,6 +209,7 @@ class RedisBroker(Broker):
                 message = await self._pubsub.get_message(timeout=1.0)
             except aioredis.ConnectionError:
                 log.warning("redis connection lost; retrying", exc_info=True)
+                self.hub.lost()
                 await asyncio.sleep(0.5)
                 continue
             if message is None or message.get("type") != "message":
@@ -220,6 +223,13 @@ class RedisBroker(Broker):
 
     async def _listen(self, topic: str) -> None:
         await self._pubsub.subscribe(_pg_channel(topic))
+        if self._pubsub.connection is not None:
+            # Called on every reconnect (redis-py reconnects and subscribes again by itself):
+            # what was published meanwhile was missed.
+            self._pubsub.connection.register_connect_callback(self._reconnected)
+
+    async def _reconnected(self, _connection: object) -> None:
+        self.hub.lost()
 
     async def _unlisten(self, topic: str) -> None:
         await self._pubsub.unsubscribe(_pg_channel(topic))

@@ -11,9 +11,11 @@ import orjson
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import EVENT_TYPES, Event
 from dinegraph.domain.group_buys import GroupBuyChanged
+from dinegraph.domain.identity import CredentialsChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stamps import ReadsChanged
 from dinegraph.domain.stock import StockChanged
+from dinegraph.domain.supplies import SupplyChanged
 
 
 def stock_topic(store_id: int) -> str:
@@ -46,9 +48,17 @@ def group_topic(group_id: int) -> str:
 
 READS_TOPIC = "reads"
 """Every process follows it: the stamps committed changes move (``domain.stamps``)."""
+SUPPLIES_TOPIC = "supplies"
+"""Every process follows it: quotas, coupon templates and shelves gone or given back."""
+CREDENTIALS_TOPIC = "credentials"
+"""Every process follows it: accounts whose remembered viewer must be forgotten."""
 
 
 def topics_of(event: Event) -> tuple[str, ...]:
+    if isinstance(event, SupplyChanged):
+        return (SUPPLIES_TOPIC,)
+    if isinstance(event, CredentialsChanged):
+        return (CREDENTIALS_TOPIC,)
     if isinstance(event, ReadsChanged):
         return (READS_TOPIC,)
     if isinstance(event, StockChanged):

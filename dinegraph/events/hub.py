@@ -2,8 +2,8 @@
 
 Each reader has a ``Mailbox`` holding only the latest event per key (per SKU), so a slow
 client skips stale values instead of growing a queue, and never holds the others up.
-Process-wide state that must hear every event (the read cache's stamps) follows a topic
-with a callback instead.
+Process-wide state that must hear every event (the read cache's stamps, the exhaustion
+board, the remembered credentials) follows a topic with a callback instead.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import Event
 from dinegraph.domain.group_buys import GroupBuyChanged
+from dinegraph.domain.identity import CredentialsChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stamps import ReadsChanged
+from dinegraph.domain.supplies import SupplyChanged
 
 log = logging.getLogger("dinegraph.events")
 
@@ -32,6 +34,10 @@ def event_key(event: Event) -> Hashable:
         return ("GroupBuyChanged", event.group_id)
     if isinstance(event, ReadsChanged):
         return ("ReadsChanged", event.stamps)
+    if isinstance(event, SupplyChanged):
+        return ("SupplyChanged", event.supply)
+    if isinstance(event, CredentialsChanged):
+        return ("CredentialsChanged", event.account, event.account_id)
     return (type(event).__name__, event.store_id, event.sku_id)
 
 
@@ -67,6 +73,7 @@ class Hub:
         self._unlisten = unlisten
         self._boxes: dict[str, set[Mailbox]] = {}
         self._followers: dict[str, list[Callable[[Event], None]]] = {}
+        self._forgetters: list[Callable[[], None]] = []
         self._lock = asyncio.Lock()
 
     def deliver(self, topic: str, event: Event) -> None:
@@ -81,6 +88,15 @@ class Hub:
             if not self._heard(topic):
                 await self._listen(topic)
             self._followers.setdefault(topic, []).append(follower)
+
+    def when_lost(self, forget: Callable[[], None]) -> None:
+        """Call ``forget`` whenever the broker may have missed events (its connection was
+        lost, or came back): what a follower built from them starts afresh."""
+        self._forgetters.append(forget)
+
+    def lost(self) -> None:
+        for forget in self._forgetters:
+            forget()
 
     def _heard(self, topic: str) -> bool:
         return bool(self._boxes.get(topic)) or topic in self._followers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -161,3 +162,53 @@ def test_export_schema_prints_the_sdl(settings: Settings) -> None:
     result = run_cli(settings, "export-schema")
     assert result.returncode == 0
     assert "menu(storeId: ID!, channel: Channel!): Menu" in result.stdout
+
+
+def _answers(server: str, headers: dict[str, str]) -> int:
+    response = httpx.post(
+        f"{server}/graphql", json={"query": "{ categories { id } }"}, headers=headers, timeout=10
+    )
+    return response.status_code
+
+
+def _refused_within(server: str, headers: dict[str, str], seconds: float) -> bool:
+    """Whether the server turns the credentials away (401) within ``seconds``: at once on a
+    shared broker, within DINEGRAPH_CREDENTIAL_CACHE_SECONDS on the memory broker."""
+    deadline = time.monotonic() + seconds
+    while _answers(server, headers) == 200:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_a_revoked_api_key_and_a_disabled_staff_account_stop_working(
+    settings: Settings, live_server: str
+) -> None:
+    created = run_cli(settings, "create-api-key", "--name", "旧POS", "--scopes", "stock:write")
+    key = created.stdout.strip().splitlines()[-1]
+    partner = {"X-Api-Key": key}
+    assert _answers(live_server, partner) == 200  # remembered by the server from now on
+    prefix = key.split("_")[1]
+    revoked = run_cli(settings, "revoke-api-key", prefix)
+    assert revoked.returncode == 0, revoked.stderr
+    assert _refused_within(live_server, partner, settings.credential_cache_seconds + 5)
+    again = run_cli(settings, "revoke-api-key", prefix)
+    assert again.returncode == 1 and prefix in again.stderr
+
+    issued = run_cli(settings, "staff-token", "--role", "OPERATOR", "--username", "leaver")
+    staff = {"Authorization": f"Bearer {issued.stdout.strip().splitlines()[-1]}"}
+    assert _answers(live_server, staff) == 200
+    disabled = run_cli(settings, "disable-staff", "leaver")
+    assert disabled.returncode == 0, disabled.stderr
+    assert _refused_within(live_server, staff, settings.credential_cache_seconds + 5)
+    assert run_cli(settings, "disable-staff", "leaver").returncode == 1
+    # staff-token enables the account again, and its earlier token with it.
+    assert (
+        run_cli(settings, "staff-token", "--role", "OPERATOR", "--username", "leaver").returncode
+        == 0
+    )
+    deadline = time.monotonic() + 10
+    while _answers(live_server, staff) != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)

@@ -259,6 +259,8 @@ async def test_a_quote_runs_the_same_number_of_statements_whatever_its_lines(
     document = QUOTE.replace("lines {", "lines { sku { id price { fen } stock { available } }")
     statements: dict[int, int] = {}
     async with shop_client(settings, engine, server_timing=True) as (timed, _):
+        # Not counted: the first request also recognises the member (one read, then known).
+        await timed.execute(QUOTE, {"input": {"channel": "DELIVERY", "lines": []}}, member)
         for size in (1, 5, 20):
             values: dict[str, Any] = {"channel": "DELIVERY", "address": shop.near(3500)}
             values["lines"] = [line(sku, 1) for sku in skus[:size]]

@@ -73,6 +73,7 @@ from dinegraph.domain.stock import (
     stock_view,
 )
 from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
+from dinegraph.domain.supplies import NO_BOARD, ExhaustionBoard, SupplyChanged, Taken
 from dinegraph.domain.tiers import Tier
 
 DEFAULT_LOW_STOCK_THRESHOLD = 5  # what a new level row starts with, as in the database
@@ -630,12 +631,12 @@ class FakeCouponRepository(_Repository):
         if stored is not None:  # only take_one changes ``issued``
             self._t.templates[template.id] = replace(template, issued=stored.issued)
 
-    async def take_one(self, template_id: int) -> bool:
+    async def take_one(self, template_id: int) -> Taken | None:
         t = self._t.templates.get(template_id)
         if t is None or t.issued >= t.total_quantity or t.status is not TemplateStatus.ACTIVE:
-            return False
+            return None
         self._t.templates[template_id] = replace(t, issued=t.issued + 1)
-        return True
+        return Taken(t.total_quantity - t.issued - 1)
 
     async def claimed_by(self, template_id: int, member_id: int) -> int:
         return sum(
@@ -783,6 +784,13 @@ class FakeOrderRepository(_Repository):
                 if (o.member_id, o.idempotency_key) == (member_id, key)
             ),
             None,
+        )
+
+    async def keys_of_campaign(self, campaign_id: int) -> frozenset[tuple[int, str]]:
+        return frozenset(
+            (o.member_id, o.idempotency_key)
+            for o in self._t.orders.values()
+            if o.campaign_id == campaign_id
         )
 
     async def placing(self, member_id: int, key: str) -> tuple[Member | None, Order | None]:
@@ -942,13 +950,15 @@ class FakeCampaignRepository(_Repository):
         q = self._t.quotas.get((campaign_id, store_id, sku_id))
         return q.remaining if q else None
 
-    async def take_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:
+    async def take_quota(
+        self, campaign_id: int, store_id: int, sku_id: int, units: int
+    ) -> Taken | None:
         key = (campaign_id, store_id, sku_id)
         q = self._t.quotas.get(key)
         if q is None or q.closed or q.remaining < units:
-            return False
+            return None
         self._t.quotas[key] = replace(q, remaining=q.remaining - units)
-        return True
+        return Taken(q.remaining - units)
 
     async def return_quota(self, campaign_id: int, store_id: int, sku_id: int, units: int) -> bool:
         key = (campaign_id, store_id, sku_id)
@@ -1198,10 +1208,18 @@ class FakeUnitOfWork(FakeRepositories):
     """One transaction on a fake database: a snapshot on enter, kept by ``commit()``,
     put back on leaving otherwise. ``events`` holds what committed units recorded."""
 
-    def __init__(self, db: FakeDatabase | None = None, *, one_writer: bool = False) -> None:
+    def __init__(
+        self,
+        db: FakeDatabase | None = None,
+        *,
+        one_writer: bool = False,
+        board: ExhaustionBoard = NO_BOARD,
+    ) -> None:
         super().__init__(db if db is not None else FakeDatabase())
         self._jobs = FakeIssueJobRepository(self.db)
         self._one_writer = one_writer
+        self.board = board
+        self.begun = 0  # write transactions opened (a refusal from the board opens none)
         self._snapshot: Tables | None = None
         self._pending: list[Event] = []
         self.committed = False
@@ -1236,6 +1254,7 @@ class FakeUnitOfWork(FakeRepositories):
         self._snapshot = self.db.tables.snapshot()
         self._pending = []
         self.committed = False
+        self.begun += 1
         return self
 
     async def __aexit__(
@@ -1257,6 +1276,7 @@ class FakeUnitOfWork(FakeRepositories):
             raise RuntimeError("commit() outside of 'async with uow'")
         self._snapshot = self.db.tables.snapshot()
         self.events.extend(self._pending)
+        self.board.committed(e for e in self._pending if isinstance(e, SupplyChanged))
         self._pending = []
         self.committed = True
         self.commits += 1

@@ -24,6 +24,7 @@ from dinegraph.domain.ports import Repositories, UnitOfWork
 from dinegraph.domain.quotes import first_problem
 from dinegraph.domain.services.checkout import Placed, build_quote, draft_order, insert_order
 from dinegraph.domain.services.orders import OrderPolicy, order_changed
+from dinegraph.domain.supplies import ExhaustionBoard, Supply, campaign_quota, supply_changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +134,16 @@ async def place(uow: UnitOfWork, sale: Sale, quantity: int = 1) -> Order:
     inserted = await insert_order(uow, draft, print_)
     if isinstance(inserted, Placed):  # the same key committed meanwhile
         raise DomainError(ErrorCode.IDEMPOTENCY_KEY_REUSED, field=["order", "idempotencyKey"])
-    if not await uow.campaigns.take_quota(
-        deal.campaign_id, chosen.store_id, chosen.item.sku_id, quantity
-    ):
+    quota = campaign_quota(deal.campaign_id, chosen.store_id, chosen.item.sku_id)
+    taken = await uow.campaigns.take_quota(
+        quota.campaign_id, quota.store_id, quota.sku_id, quantity
+    )
+    if taken is None:
+        if quantity == 1:
+            uow.board.saw_gone(quota)
         raise DomainError(ErrorCode.SOLD_OUT, field=["campaignId"])
+    if taken.left == 0:
+        uow.record(supply_changed(quota, gone=True))
     uow.record(order_changed(inserted))
     return inserted
 
@@ -148,14 +155,22 @@ async def get_campaign(repos: Repositories, campaign_id: int) -> Campaign:
     return campaign
 
 
-async def refuse_sold_out(repos: Repositories, campaign: Campaign, chosen: Chosen) -> None:
-    """A plain read, so that once the quota is gone a buyer is refused in one statement.
+def quota_of(campaign: Campaign, chosen: Chosen) -> Supply:
+    return campaign_quota(campaign.id, chosen.store_id, chosen.item.sku_id)
+
+
+async def refuse_sold_out(
+    repos: Repositories, board: ExhaustionBoard, campaign: Campaign, chosen: Chosen
+) -> None:
+    """A plain read, so that once the quota is gone a buyer is refused in one statement
+    (and this process's board learns it).
 
     The conditional take in ``place`` decides; this only spares the work of a certain
-    refusal. Where writers queue for one lock (SQLite) it runs before taking the lock.
+    refusal to buyers who queued for the write while units were left.
     """
-    left = await repos.campaigns.quota_left(campaign.id, chosen.store_id, chosen.item.sku_id)
-    if not left:
+    quota = quota_of(campaign, chosen)
+    if not await repos.campaigns.quota_left(quota.campaign_id, quota.store_id, quota.sku_id):
+        board.saw_gone(quota)
         raise DomainError(ErrorCode.SOLD_OUT, field=["campaignId"])
 
 

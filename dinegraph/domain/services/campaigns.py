@@ -26,6 +26,7 @@ from dinegraph.domain.ports import UnitOfWork
 from dinegraph.domain.services.orders import OrderPolicy, cancel_in, group_changed
 from dinegraph.domain.services.stock import apply_movement
 from dinegraph.domain.stock import MovementLine, MovementSource
+from dinegraph.domain.supplies import supply_changed, whole_campaign
 
 SWEEP_BATCH = 50
 
@@ -118,6 +119,8 @@ async def end_campaign(cmd: EndCampaign, *, uow: UnitOfWork, viewer: Viewer) -> 
             raise DomainError(ErrorCode.NOT_FOUND, field=["campaignId"])
         if not await uow.campaigns.end(campaign.id, cmd.now):
             raise DomainError(ErrorCode.CAMPAIGN_ENDED, field=["campaignId"])
+        # Its buyers are refused CAMPAIGN_ENDED now: no process may answer SOLD_OUT.
+        uow.record(supply_changed(whole_campaign(campaign.id), gone=False))
         await uow.campaigns.cut_groups_short(campaign.id, cmd.now)
         await uow.commit()
     while True:

@@ -29,6 +29,7 @@ from dinegraph.domain.identity import Viewer, require_catalog_editor
 from dinegraph.domain.ports import UnitOfWork
 from dinegraph.domain.pricing import CouponTerms, check_terms
 from dinegraph.domain.services.members import require_member
+from dinegraph.domain.supplies import coupon_template, supply_changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +50,17 @@ async def claim_coupon(cmd: ClaimCoupon, *, uow: UnitOfWork, viewer: Viewer) -> 
     """Claim one coupon of a template: never past its quantity or the member's limit."""
     member_id = require_member(viewer)
     shared_from = read_share_code(cmd.share_key, cmd.share_code) if cmd.share_code else None
-    # A flash sale's late thousands are refused here, without queueing for a write lock;
-    # the conditional UPDATE below stays the authority.
+    # A flash sale's late thousands are refused here, without queueing for a write lock:
+    # from this process's board once it knows, else from a plain read. The conditional
+    # UPDATE below stays the authority.
+    supply = coupon_template(cmd.template_id)
+    if uow.board.gone(supply):
+        raise DomainError(ErrorCode.COUPON_SOLD_OUT, field=["templateId"])
     peeked = await uow.peek_template(cmd.template_id)
     if peeked is not None and peeked.status is TemplateStatus.STOPPED:
         raise DomainError(ErrorCode.TEMPLATE_STOPPED, field=["templateId"])
     if peeked is not None and peeked.remaining <= 0:
+        uow.board.saw_gone(supply)
         raise DomainError(ErrorCode.COUPON_SOLD_OUT, field=["templateId"])
     async with uow:
         # Locking the member row serialises one member's concurrent claims, so two of them
@@ -71,7 +77,8 @@ async def claim_coupon(cmd: ClaimCoupon, *, uow: UnitOfWork, viewer: Viewer) -> 
             source = await uow.coupons.get_coupon(shared_from)
             if source is None or source.template_id != template.id or source.member_id == member.id:
                 raise DomainError(ErrorCode.INVALID_SHARE_CODE, field=["shareCode"])
-        if not await uow.coupons.take_one(template.id):
+        if not await _take_one(uow, template):
+            uow.board.saw_gone(supply)
             raise DomainError(ErrorCode.COUPON_SOLD_OUT, field=["templateId"])
         valid_from, valid_until = claim_validity(template, cmd.now)
         coupon = await uow.coupons.add_coupon(
@@ -99,7 +106,7 @@ async def _fission_bonus(
     if await uow.coupons.claims_through(source.id) < needed:
         return None
     bonus_template = await uow.coupons.get_template(bonus_id)
-    if bonus_template is None or not await uow.coupons.take_one(bonus_id):
+    if bonus_template is None or not await _take_one(uow, bonus_template):
         return None  # the bonus ran out: the friends' coupons stand
     valid_from, valid_until = claim_validity(bonus_template, now)
     return await uow.coupons.add_coupon(
@@ -110,6 +117,15 @@ async def _fission_bonus(
         claimed_at=now,
         bonus_for_id=source.id,
     )
+
+
+async def _take_one(uow: UnitOfWork, template: CouponTemplate) -> bool:
+    """One coupon of the template, unless it ran out; taking the last one is news for
+    every process's board."""
+    taken = await uow.coupons.take_one(template.id)
+    if taken is not None and taken.left == 0:
+        uow.record(supply_changed(coupon_template(template.id), gone=True))
+    return taken is not None
 
 
 async def create_template(
@@ -166,6 +182,9 @@ async def update_template(
             template = replace(template, status=TemplateStatus.STOPPED)
         _check_template(template)
         await uow.coupons.save_template(template)
+        # More to claim, or stopped (TEMPLATE_STOPPED is not COUPON_SOLD_OUT): forget it.
+        if template.status is TemplateStatus.STOPPED or template.remaining > 0:
+            uow.record(supply_changed(coupon_template(template.id), gone=False))
         await uow.commit()
     return template
 
@@ -293,7 +312,7 @@ async def run_issue_job(
                 ):
                     skipped += 1
                     continue
-                if not await uow.coupons.take_one(template.id):
+                if not await _take_one(uow, template):
                     status = JobStatus.SOLD_OUT
                     break
                 valid_from, valid_until = claim_validity(template, now)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from dinegraph.domain.campaigns import CampaignKind, Deal, check_running, choose
+from dinegraph.domain.campaigns import Campaign, CampaignKind, Chosen, Deal, check_running, choose
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import Viewer
 from dinegraph.domain.orders import Order, clean_idempotency_key
-from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.ports import Repositories, UnitOfWork
 from dinegraph.domain.services.campaign_orders import (
     OrderOptions,
     Sale,
@@ -18,9 +18,11 @@ from dinegraph.domain.services.campaign_orders import (
     get_campaign,
     member_of,
     place,
+    quota_of,
     refuse_sold_out,
 )
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.supplies import KeptCampaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +36,17 @@ class BuyFlashSale:
 async def buy_flash_sale(cmd: BuyFlashSale, *, uow: UnitOfWork, viewer: Viewer) -> Order:
     """One unit at the flash price, within the member's limit, while the quota lasts."""
     member_id = member_of(viewer)
-    async with uow.reading() as reads:
-        campaign = await get_campaign(reads, cmd.campaign_id)
+    kept = uow.board.campaign(cmd.campaign_id)
+    if kept is not None:
+        campaign = kept.campaign
+    else:
+        async with uow.reading() as reads:
+            campaign = await get_campaign(reads, cmd.campaign_id)
     check_running(campaign, CampaignKind.FLASH_SALE, cmd.now)
     chosen = choose(campaign, cmd.options.fulfilment)
-    if uow.one_writer:
-        async with uow.reading() as reads:
-            await refuse_sold_out(reads, campaign, chosen)
+    first = await _refused_early(uow, kept, campaign, chosen, member_id, cmd.options)
+    if first is not None:
+        return first
     deal = Deal(campaign.id, chosen.item.sku_id, chosen.item.price_fen)
     async with uow:
         first = await _replayed(uow, member_id, cmd.options, campaign.id)
@@ -48,7 +54,7 @@ async def buy_flash_sale(cmd: BuyFlashSale, *, uow: UnitOfWork, viewer: Viewer) 
             return first
         # Again under the lock: buyers who queued for it while units were left are
         # refused in one statement once they are gone.
-        await refuse_sold_out(uow, campaign, chosen)
+        await refuse_sold_out(uow, uow.board, campaign, chosen)
         buyer = await admit_member(uow, campaign, member_id, cmd.now)
         sale = Sale(
             campaign, chosen, deal, member_id, cmd.options, cmd.now, cmd.policy, buyer, True
@@ -58,14 +64,51 @@ async def buy_flash_sale(cmd: BuyFlashSale, *, uow: UnitOfWork, viewer: Viewer) 
     return order
 
 
+async def _refused_early(
+    uow: UnitOfWork,
+    kept: KeptCampaign | None,
+    campaign: Campaign,
+    chosen: Chosen,
+    member_id: int,
+    options: OrderOptions,
+) -> Order | None:
+    """Before the write: once the quota is known gone, a retry gets the order its key
+    placed and every other buyer ``SOLD_OUT``, without a write transaction.
+
+    Known from this process's board; where writers queue for one lock (SQLite), also from
+    a read made before queueing for it. Elsewhere the write reads it under its lock. The
+    first refusal keeps the campaign and its orders' keys on the board, so the next needs
+    no read at all.
+    """
+    quota = quota_of(campaign, chosen)
+    if not uow.board.gone(quota):
+        if not uow.one_writer:
+            return None
+        async with uow.reading() as reads:
+            if await reads.campaigns.quota_left(quota.campaign_id, quota.store_id, quota.sku_id):
+                return None
+        uow.board.saw_gone(quota)
+    if kept is None:
+        async with uow.reading() as reads:
+            kept = KeptCampaign(campaign, await reads.orders.keys_of_campaign(campaign.id))
+        uow.board.keep_campaign(kept)
+    key = options.idempotency_key
+    if key is not None and (member_id, clean_idempotency_key(key)) in kept.order_keys:
+        async with uow.reading() as reads:
+            first = await _replayed(reads, member_id, options, campaign.id)
+        if first is not None:
+            return first
+    raise DomainError(ErrorCode.SOLD_OUT, field=["campaignId"])
+
+
 async def _replayed(
-    uow: UnitOfWork, member_id: int, options: OrderOptions, campaign_id: int
+    repos: Repositories, member_id: int, options: OrderOptions, campaign_id: int
 ) -> Order | None:
     """A retry with the key of an order this campaign placed before: that order."""
     if options.idempotency_key is None:
         return None
     key = clean_idempotency_key(options.idempotency_key)
-    existing = await uow.orders.by_key(member_id, key)
+    existing = await repos.orders.by_key(member_id, key)
     if existing is None:
         return None
     if existing.campaign_id != campaign_id:

@@ -49,7 +49,7 @@ async def start_group_buy(cmd: StartGroupBuy, *, uow: UnitOfWork, viewer: Viewer
         check_running(campaign, CampaignKind.GROUP_BUY, cmd.now)
         assert campaign.spec.group is not None
         chosen = choose(campaign, cmd.options.fulfilment)
-        await refuse_sold_out(uow, campaign, chosen)
+        await refuse_sold_out(uow, uow.board, campaign, chosen)
         await admit(uow, campaign, member_id, cmd.now)
         group = await uow.campaigns.add_group(
             campaign_id=campaign.id,
@@ -105,7 +105,7 @@ async def join_group_buy(cmd: JoinGroupBuy, *, uow: UnitOfWork, viewer: Viewer) 
                 channel=wanted.channel,
             ),
         )
-        await refuse_sold_out(uow, campaign, chosen)
+        await refuse_sold_out(uow, uow.board, campaign, chosen)
         try:
             new = await admit(uow, campaign, member_id, cmd.now)
         except DomainError as error:

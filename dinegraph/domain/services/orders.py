@@ -40,6 +40,7 @@ from dinegraph.domain.services.dispatch import (
 from dinegraph.domain.services.points import earn_points, record_spend
 from dinegraph.domain.services.stock import apply_movement
 from dinegraph.domain.stock import MovementLine, MovementSource
+from dinegraph.domain.supplies import campaign_quota, supply_changed
 from dinegraph.domain.tiers import Tier
 
 log = logging.getLogger("dinegraph.orders")
@@ -174,6 +175,8 @@ async def release_units(
                 order.campaign_id, order.store_id, sku, qty
             ):
                 units[sku] = 0
+                quota = campaign_quota(order.campaign_id, order.store_id, sku)
+                uow.record(supply_changed(quota, gone=False))
     lines = sorted(
         (MovementLine(sku, qty) for sku, qty in units.items() if qty > 0), key=lambda m: m.sku_id
     )

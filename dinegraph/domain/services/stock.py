@@ -17,7 +17,7 @@ from dinegraph.domain.identity import (
     require_stock_writer,
     require_store_manager,
 )
-from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.ports import Repositories, UnitOfWork
 from dinegraph.domain.stock import (
     AdjustStock,
     Movement,
@@ -41,6 +41,7 @@ from dinegraph.domain.stock import (
     sale_lines,
     tracked_changed,
 )
+from dinegraph.domain.supplies import shelf, supply_changed
 
 
 async def record_sale(cmd: RecordSale, *, uow: UnitOfWork, viewer: Viewer) -> Movement:
@@ -52,17 +53,38 @@ async def record_sale(cmd: RecordSale, *, uow: UnitOfWork, viewer: Viewer) -> Mo
     require_stock_writer(viewer, cmd.store_id)
     reference = clean_reference(cmd.external_order_id, ["externalOrderId"])
     lines = sale_lines(cmd.lines)
+    source = MovementSource(cmd.source.value)
+    if uow.board.gone(shelf(cmd.store_id, lines[0].sku_id)):
+        return await _refused_early(uow, cmd.store_id, source, reference, lines)
     return await _apply_movement(
         uow,
         viewer,
         store_id=cmd.store_id,
-        source=MovementSource(cmd.source.value),
+        source=source,
         reference=reference,
         lines=lines,
         reason="",
         line_field="lines",
         key_field="externalOrderId",
     )
+
+
+async def _refused_early(
+    uow: UnitOfWork,
+    store_id: int,
+    source: MovementSource,
+    reference: str,
+    lines: Sequence[MovementLine],
+) -> Movement:
+    """The shelf of the sale's first line (the first the write would take) is known to be
+    empty: a replay gets the first sale, any other sale ``OUT_OF_STOCK``, without a write
+    transaction."""
+    async with uow.reading() as reads:
+        if await reads.stock.movement_by_key(store_id, source, reference) is not None:
+            return await _replay(
+                reads, store_id, source, reference, fingerprint(lines, ""), "externalOrderId"
+            )
+    raise DomainError(ErrorCode.OUT_OF_STOCK, field=["lines", "0", "quantity"], available=0)
 
 
 async def restock(cmd: Restock, *, uow: UnitOfWork, viewer: Viewer) -> Movement:
@@ -210,6 +232,7 @@ async def apply_movement(
     )
     for line, level in changes:
         uow.record(tracked_changed(level))
+        _record_shelf(uow, level, line.quantity)
         alert = low_stock_crossed((level.available or 0) - line.quantity, level)
         if alert is not None:
             uow.record(alert)
@@ -234,21 +257,29 @@ async def _untaken(
         else None
     )
     if level is None:
-        raise DomainError(
-            ErrorCode.OUT_OF_STOCK, field=[*field, "quantity"], available=stock.available or 0
-        )
+        available = stock.available or 0
+        if available == 0:
+            uow.board.saw_gone(shelf(store_id, line.sku_id))
+        raise DomainError(ErrorCode.OUT_OF_STOCK, field=[*field, "quantity"], available=available)
     return level
 
 
+def _record_shelf(uow: UnitOfWork, level: StockLevel, delta: int) -> None:
+    """The shelf emptied, or got units back: every process's board hears it."""
+    if delta > 0 or level.available == 0:
+        supply = shelf(level.store_id, level.sku_id)
+        uow.record(supply_changed(supply, gone=delta < 0, version=level.version))
+
+
 async def _replay(
-    uow: UnitOfWork,
+    repos: Repositories,
     store_id: int,
     source: MovementSource,
     reference: str,
     print_: str,
     key_field: str,
 ) -> Movement:
-    movement = await uow.stock.movement_by_key(store_id, source, reference)
+    movement = await repos.stock.movement_by_key(store_id, source, reference)
     if movement is None:  # the key was free: the store is unknown
         raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
     if movement.fingerprint != print_:
