@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from dinegraph.db.migrate import upgrade
+from dinegraph.settings import Settings
+from tests.tools import missing
 
 POSTGRES_URL = os.environ.get("DINEGRAPH_TEST_DATABASE_URL")
 ON_POSTGRES = bool(POSTGRES_URL)
@@ -21,6 +24,26 @@ SKIP_POSTGRES_REASON = (
     "PostgreSQL tests need DINEGRAPH_TEST_DATABASE_URL, "
     "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test (CI sets it)"
 )
+REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
+
+
+def broker_url(settings: Settings, kind: str) -> str:
+    """A broker several app instances of one test can share: ``postgres`` (the test's own
+    database, so PostgreSQL runs only) or ``redis`` (skipped without DINEGRAPH_TEST_REDIS_URL,
+    which CI's PostgreSQL leg must set)."""
+    if kind == "postgres":
+        if not ON_POSTGRES:  # the broker is the database itself
+            pytest.skip(SKIP_POSTGRES_REASON)
+        url = make_url(settings.database_url).set(drivername="postgres")
+        return url.render_as_string(hide_password=False)
+    if not REDIS_URL:
+        reason = (
+            "the Redis broker tests need DINEGRAPH_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379/0"
+        )
+        if ON_POSTGRES:  # CI runs its PostgreSQL leg with Redis
+            missing(reason)
+        pytest.skip(reason)
+    return REDIS_URL
 
 
 async def _admin(url: str, statement: str) -> None:

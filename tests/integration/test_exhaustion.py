@@ -8,7 +8,6 @@ that decides stays the conditional one: races still end with exactly the units t
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.app import create_app, default_services
@@ -35,12 +34,10 @@ from dinegraph.resolvers.ids import decode_id, encode_id
 from dinegraph.security import new_api_key
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
-from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON
+from tests.databases import broker_url
 from tests.integration.test_stock_concurrency import RECORD_SALE, RESTOCK, sale
 from tests.shop import BUY_FLASH, new_campaign, new_members, new_shop, new_sku, next_noon
-from tests.tools import missing
 
-REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
 HEARD_WITHIN_S = 10.0  # how long another process may take to hear of a commit
 CLAIM = """mutation($t: ID!) { claimCoupon(templateId: $t) { coupon { id } errors { code } } }"""
 CREATE_TEMPLATE = """mutation($i: CreateCouponTemplateInput!) { createCouponTemplate(input: $i) {
@@ -301,22 +298,6 @@ async def test_once_a_shelf_is_empty_sales_write_nothing_until_a_restock(
 
 
 # --- two processes on a shared broker ------------------------------------------------------
-
-
-def broker_url(settings: Settings, kind: str) -> str:
-    if kind == "postgres":
-        if not ON_POSTGRES:  # the broker is the database itself
-            pytest.skip(SKIP_POSTGRES_REASON)
-        url = make_url(settings.database_url).set(drivername="postgres")
-        return url.render_as_string(hide_password=False)
-    if not REDIS_URL:
-        reason = (
-            "the Redis broker tests need DINEGRAPH_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379/0"
-        )
-        if ON_POSTGRES:  # CI runs its PostgreSQL leg with Redis
-            missing(reason)
-        pytest.skip(reason)
-    return REDIS_URL
 
 
 @asynccontextmanager

@@ -6,18 +6,16 @@ back later."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.settings import Settings
 from tests.conftest import Credentials
-from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON
+from tests.databases import broker_url
 from tests.integration.test_read_cache import (
     MENU,
     RECORD_SALE,
@@ -30,28 +28,10 @@ from tests.integration.test_read_cache import (
     sku_in,
 )
 from tests.shop import new_shop, new_sku
-from tests.tools import missing
 
-REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
 BROKERS = ["postgres", "redis"]
 # How long another process may take to hear of a commit, on a loaded machine.
 HEARD_WITHIN_S = 10.0
-
-
-def broker_url(settings: Settings, kind: str) -> str:
-    if kind == "postgres":
-        if not ON_POSTGRES:  # the broker is the database itself
-            pytest.skip(SKIP_POSTGRES_REASON)
-        url = make_url(settings.database_url).set(drivername="postgres")
-        return url.render_as_string(hide_password=False)
-    if not REDIS_URL:
-        reason = (
-            "the Redis broker tests need DINEGRAPH_TEST_REDIS_URL, e.g. redis://127.0.0.1:6379/0"
-        )
-        if ON_POSTGRES:  # CI runs its PostgreSQL leg with Redis
-            missing(reason)
-        pytest.skip(reason)
-    return REDIS_URL
 
 
 async def _until_heard(app: Served, store: int, sku: int, before: object) -> dict[str, object]:
