@@ -15,9 +15,8 @@ stale values, never grows a queue, and never holds the others up.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import orjson
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
 from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.utils.aio import aclosing
 
 from dinegraph.context import Context
 from dinegraph.domain.identity import Viewer, can_see_unlisted, viewer_class
@@ -127,7 +127,7 @@ class Member:
         return payloads, self._end
 
 
-Stream = Callable[[Context], Awaitable[AsyncIterator[Any]]]
+Stream = Callable[[Context], Awaitable[AsyncGenerator[Any, None]]]
 
 
 class SharedFeed:
@@ -135,7 +135,7 @@ class SharedFeed:
 
     def __init__(self, feeds: SharedFeeds, key: Hashable, context: Context) -> None:
         self._feeds = feeds
-        self._key = key
+        self.key = key
         self._context = context
         self._members: set[Member] = set()
         self._state: dict[Hashable, str] = {}  # slot -> newest payload, for late joiners
@@ -172,13 +172,12 @@ class SharedFeed:
             log.exception("shared feed failed")
         finally:
             self.ended = True
-            self._feeds.forget(self._key, self)  # before the end is told: nobody joins late
+            self._feeds.forget(self.key, self)  # before the end is told: nobody joins late
             for member in self._members:
                 member.finish(end)
 
     async def _execute(self, stream: Stream) -> Finished:
-        results = await stream(self._context)
-        try:
+        async with aclosing(await stream(self._context)) as results:
             first = True
             async for result in results:
                 if first and isinstance(result, PreExecutionError):
@@ -187,11 +186,6 @@ class SharedFeed:
                     return Finished([GraphQLError("Incremental delivery is not supported")])
                 first = False
                 self._publish(result)
-        finally:
-            close = getattr(results, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
         return Finished()
 
     def _publish(self, result: ExecutionResult) -> None:
@@ -238,7 +232,7 @@ class SharedFeeds:
     def leave(self, member: Member) -> None:
         feed = member.feed
         if feed.remove(member):
-            self.forget(feed._key, feed)
+            self.forget(feed.key, feed)
             feed.stop()
 
     def forget(self, key: Hashable, feed: SharedFeed) -> None:

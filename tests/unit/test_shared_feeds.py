@@ -4,7 +4,7 @@ holding only the newest unsent payload per slot."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -43,11 +43,11 @@ class Source:
     executed: int = 0
     closed: bool = False
 
-    async def stream(self, context: Context) -> AsyncIterator[ExecutionResult]:
+    async def stream(self, context: Context) -> AsyncGenerator[ExecutionResult, None]:
         self.opened += 1
         return self._results(context)
 
-    async def _results(self, context: Context) -> AsyncIterator[ExecutionResult]:
+    async def _results(self, context: Context) -> AsyncGenerator[ExecutionResult, None]:
         try:
             while (item := await self.queue.get()) is not None:
                 slot, data = item
@@ -157,8 +157,8 @@ async def test_a_feed_that_ends_tells_everyone_and_takes_no_late_joiners() -> No
 
 
 async def test_errors_before_execution_reach_every_subscriber() -> None:
-    async def invalid(_context: Context) -> AsyncIterator[ExecutionResult]:
-        async def results() -> AsyncIterator[ExecutionResult]:
+    async def invalid(_context: Context) -> AsyncGenerator[ExecutionResult, None]:
+        async def results() -> AsyncGenerator[ExecutionResult, None]:
             yield PreExecutionError(data=None, errors=[GraphQLError("Variable '$s' is bad")])
 
         return results()
