@@ -37,6 +37,8 @@ from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.dispatch import DeliveryPolicy
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.staff_auth import StaffAuth
+from dinegraph.domain.staff import LoginPolicy
 from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.events.codec import CREDENTIALS_TOPIC, SUPPLIES_TOPIC
 from dinegraph.events.exhaustion import Board
@@ -46,10 +48,16 @@ from dinegraph.integrations.development import (
     DevelopmentWechatLogin,
     LoggingSmsSender,
 )
+from dinegraph.passwords import Argon2Passwords, PyotpCodes
 from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
 from dinegraph.schedules import prune_old_positions, sweep_campaigns, sweep_unpaid_orders
-from dinegraph.security import MemberAccessTokens, SignedShareCodes, derived_key
+from dinegraph.security import (
+    MemberAccessTokens,
+    SignedShareCodes,
+    StaffAccessTokens,
+    derived_key,
+)
 from dinegraph.settings import Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
 
@@ -130,7 +138,25 @@ def default_services(settings: Settings) -> Services:
         ),
         share_codes=SignedShareCodes(derived_key(settings, b"campaign-share-codes")),
         board=Board(trust_seconds=settings.exhaustion_board_seconds),
+        staff=staff_auth(settings),
         clock=Clock(settings.clock_start),
+    )
+
+
+def staff_auth(settings: Settings) -> StaffAuth:
+    window = timedelta(minutes=settings.staff_login_failure_window_minutes)
+    return StaffAuth(
+        passwords=Argon2Passwords(),
+        totp=PyotpCodes(),
+        tokens=StaffAccessTokens(settings),
+        policy=LoginPolicy(
+            access_ttl=timedelta(minutes=settings.staff_access_token_minutes),
+            refresh_ttl=timedelta(days=settings.staff_refresh_token_days),
+            max_failures=settings.staff_login_max_failures,
+            failure_window=window,
+            lock_for=timedelta(minutes=settings.staff_login_lock_minutes),
+            failures_per_address=settings.staff_login_failures_per_address,
+        ),
     )
 
 

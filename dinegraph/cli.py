@@ -35,6 +35,8 @@ from dinegraph.cli_operations import expire_points_command, prune_positions_comm
 from dinegraph.domain.identity import StaffRole
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from dinegraph.settings import Settings
 
 __all__ = ["app", "main", "staff_username"]
@@ -112,6 +114,7 @@ def seed(
                 typer.echo(f"{exc}")
             else:
                 typer.echo("demo chain loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            await _demo_staff(settings, engine)
             name = staff_username(StaffRole.HQ_ADMIN, [])
             staff = await identity_db.ensure_staff(
                 engine, username=name, role=StaffRole.HQ_ADMIN, store_ids=[]
@@ -122,6 +125,20 @@ def seed(
             await engine.dispose()
 
     run_async(run)
+
+
+async def _demo_staff(settings: Settings, engine: AsyncEngine) -> None:
+    """Development only: staff accounts that sign in with printed demo passwords."""
+    if settings.production:
+        typer.echo("production: no demo staff accounts (create one with create-staff)")
+        return
+    from dinegraph.db.staff_accounts import ensure_demo_staff
+    from dinegraph.passwords import Argon2Passwords
+
+    accounts = await ensure_demo_staff(engine, Argon2Passwords().hash_now)
+    typer.echo("demo staff accounts for staffLogin (development only):")
+    for username, role, password in accounts:
+        typer.echo(f"  {username} / {password} ({role})")
 
 
 @app.command("export-schema")

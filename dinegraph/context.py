@@ -16,12 +16,14 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from dinegraph.db.queries import ReadQueries
+from dinegraph.db.staff_accounts import SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.reads import ReadModels
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.events.brokers import Broker
 from dinegraph.events.exhaustion import Board
 from dinegraph.i18n import Locale
@@ -91,6 +93,7 @@ class Services:
     payment_notify_key: bytes
     share_codes: ShareCodes
     board: Board  # the supplies this process knows are gone (refusals without a write)
+    staff: StaffAuth  # staff sign-in: passwords, codes, access tokens, lockout policy
     clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
 
@@ -166,6 +169,10 @@ class Context:
 
     def reader(self) -> SqlReader:
         return SqlReader(self.engine)
+
+    def staff_accounts(self) -> SqlStaffAccounts:
+        """Staff accounts that sign in; changes to credentials reach every process."""
+        return SqlStaffAccounts(self.engine, self.broker)
 
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""
