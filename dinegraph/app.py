@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -28,6 +29,7 @@ from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
+from dinegraph.db.staff_accounts import mark_keys_used
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.fees import FeeRules, parse_bands
@@ -198,6 +200,14 @@ def create_app(
             asyncio.create_task(
                 prune_old_positions(engine, services, settings),
                 name="dinegraph-position-pruning",
+            ),
+            asyncio.create_task(
+                graphql.key_use.write_forever(
+                    partial(mark_keys_used, engine),
+                    services.clock,
+                    settings.api_key_last_used_write_seconds,
+                ),
+                name="dinegraph-api-key-use",
             ),
         ]
         try:

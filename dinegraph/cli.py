@@ -26,6 +26,7 @@ import typer
 from dinegraph.cli_app import app, load_settings, open_engine, run_async, staff_username
 from dinegraph.cli_credentials import (
     create_api_key,
+    create_staff,
     disable_staff,
     member_token,
     revoke_api_key,
@@ -209,6 +210,7 @@ app.command("expire-points")(expire_points_command)
 app.command("create-api-key")(create_api_key)
 app.command("revoke-api-key")(revoke_api_key)
 app.command("disable-staff")(disable_staff)
+app.command("create-staff")(create_staff)
 app.command("prune-positions")(prune_positions_command)
 app.command()(simulate)
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from dinegraph.db.queries import ReadQueries
-from dinegraph.db.staff_accounts import SqlStaffAccounts
+from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
@@ -173,6 +173,10 @@ class Context:
     def staff_accounts(self) -> SqlStaffAccounts:
         """Staff accounts that sign in; changes to credentials reach every process."""
         return SqlStaffAccounts(self.engine, self.broker)
+
+    def api_keys(self) -> SqlApiKeys:
+        """Partner API keys; a revocation reaches every process."""
+        return SqlApiKeys(self.engine, self.broker)
 
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""

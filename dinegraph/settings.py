@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     staff_login_lock_minutes: float = Field(default=15, gt=0)
     # Failed sign-ins from one client address within the window, whatever the account.
     staff_login_failures_per_address: int = Field(default=30, ge=1)
+    # A partner key's lastUsedAt is noted at most this often, and written in batches.
+    api_key_last_used_every_seconds: float = Field(default=60, ge=0)
+    api_key_last_used_write_seconds: float = Field(default=10, gt=0)
 
     member_token_ttl_minutes: int = 30
     refresh_token_ttl_days: int = 30

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -80,16 +81,23 @@ async def staff_app(
     engine: AsyncEngine,
     *,
     client_ip: str = "127.0.0.1",
+    lifespan: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[tuple[GraphQLClient, Services]]:
     """An in-process app whose requests come from ``client_ip``; the per-address limit is
-    out of the way unless ``overrides`` set it."""
+    out of the way unless ``overrides`` set it. With ``lifespan``, it runs as a server does:
+    following its broker, writing API keys' last use."""
     values = {"staff_login_failures_per_address": 10_000, **overrides}
     app_settings = settings.model_copy(update=values)
     services = default_services(app_settings)
     app = create_app(app_settings, engine, services=services)
     transport = httpx.ASGITransport(app=app, client=(client_ip, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with contextlib.AsyncExitStack() as stack:
+        if lifespan:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30)
+        )
         yield GraphQLClient(client), services
 
 

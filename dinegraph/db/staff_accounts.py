@@ -16,11 +16,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from dinegraph.db import demo_data
 from dinegraph.db.engine import WRITE
 from dinegraph.db.identity import UnknownStoreError
-from dinegraph.db.tables import staff, staff_login_failures, staff_refresh_tokens, stores
+from dinegraph.db.tables import (
+    api_keys,
+    staff,
+    staff_login_failures,
+    staff_refresh_tokens,
+    stores,
+)
 from dinegraph.db.uow import EventSink
+from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.events import Event
-from dinegraph.domain.identity import StaffRole
-from dinegraph.domain.staff import StaffAccount, StoredRefreshToken
+from dinegraph.domain.identity import Account, CredentialsChanged, StaffRole
+from dinegraph.domain.staff import (
+    ApiKeyRecord,
+    IssuedKey,
+    StaffAccount,
+    StaffFilter,
+    StoredRefreshToken,
+)
 
 _KEPT = timedelta(days=1)
 
@@ -236,6 +249,216 @@ class SqlStaffAccounts:
                 locked_until=None,
             )
         )
+
+    # Head office's directory (domain.staff.StaffDirectory).
+
+    async def missing_stores(self, ids: list[int]) -> list[int]:
+        return await missing_stores(self._engine, ids)
+
+    async def create(
+        self,
+        *,
+        username: str,
+        display_name: str,
+        role: StaffRole,
+        store_ids: list[int],
+        password_hash: str,
+        must_change_password: bool,
+    ) -> int:
+        try:
+            return await create_account(
+                self._engine,
+                username=username,
+                display_name=display_name,
+                role=role,
+                store_ids=store_ids,
+                password_hash=password_hash,
+                must_change_password=must_change_password,
+            )
+        except (UsernameTaken, sa.exc.IntegrityError) as exc:  # a racing create of the name
+            raise DomainError(ErrorCode.DUPLICATE, field=["username"]) from exc
+
+    async def update(
+        self,
+        staff_id: int,
+        *,
+        display_name: str | None,
+        role: StaffRole | None,
+        store_ids: list[int] | None,
+    ) -> bool:
+        values: dict[str, object] = {}
+        if display_name is not None:
+            values["display_name"] = display_name
+        if role is not None:
+            values["role"] = role.value
+        if store_ids is not None:
+            values["store_ids"] = store_ids
+        if not values:
+            return await self.get(staff_id) is not None
+        async with self._write() as (conn, changes):
+            result = await conn.execute(
+                staff.update().where(staff.c.id == staff_id).values(**values)
+            )
+            changes.append(CredentialsChanged(Account.STAFF.value, staff_id))
+        return result.rowcount == 1
+
+    async def set_disabled(self, staff_id: int, at: datetime | None) -> bool:
+        async with self._write() as (conn, changes):
+            result = await conn.execute(
+                staff.update()
+                .where(staff.c.id == staff_id)
+                .values(active=at is None, disabled_at=at)
+            )
+            if at is not None:
+                await _end_sessions(conn, staff_id, at)
+            changes.append(CredentialsChanged(Account.STAFF.value, staff_id))
+        return result.rowcount == 1
+
+    async def reset_password(self, staff_id: int, password_hash: str, at: datetime) -> bool:
+        async with self._write() as (conn, changes):
+            result = await conn.execute(
+                staff.update()
+                .where(staff.c.id == staff_id)
+                .values(
+                    password_hash=password_hash,
+                    must_change_password=True,
+                    failed_attempts=0,
+                    last_failed_at=None,
+                    locked_until=None,
+                )
+            )
+            await _end_sessions(conn, staff_id, at)
+            changes.append(CredentialsChanged(Account.STAFF.value, staff_id))
+        return result.rowcount == 1
+
+    async def page(
+        self, *, limit: int, after_id: int | None, where: StaffFilter
+    ) -> list[StaffAccount]:
+        query = sa.select(staff).order_by(staff.c.id)
+        if after_id is not None:
+            query = query.where(staff.c.id > after_id)
+        if where.role is not None:
+            query = query.where(staff.c.role == where.role.value)
+        if not where.include_disabled:
+            query = query.where(staff.c.active)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        found = [account_of(r) for r in rows]
+        if where.store_id is not None:
+            # Store lists are JSON, read alike on both databases: filtered here (staff
+            # accounts number in the hundreds).
+            found = [
+                a for a in found if a.role is StaffRole.HQ_ADMIN or where.store_id in a.store_ids
+            ]
+        return found[:limit]
+
+
+async def _end_sessions(conn: AsyncConnection, staff_id: int, at: datetime) -> None:
+    t = staff_refresh_tokens
+    await conn.execute(
+        t.update().where(t.c.staff_id == staff_id, t.c.revoked_at.is_(None)).values(revoked_at=at)
+    )
+
+
+async def missing_stores(engine: AsyncEngine, ids: list[int]) -> list[int]:
+    async with engine.connect() as conn:
+        found = set(await conn.scalars(sa.select(stores.c.id).where(stores.c.id.in_(ids))))
+    return sorted(set(ids) - found)
+
+
+class SqlApiKeys:
+    """Partner API keys (``domain.staff.ApiKeys``); a revocation reaches every process."""
+
+    def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
+        self._engine = engine
+        self._events = events
+
+    async def missing_stores(self, ids: list[int]) -> list[int]:
+        return await missing_stores(self._engine, ids)
+
+    async def add(
+        self,
+        *,
+        name: str,
+        issued: IssuedKey,
+        scopes: list[str],
+        store_ids: list[int] | None,
+        partner: str | None,
+    ) -> ApiKeyRecord:
+        async with self._engine.connect() as conn:
+            await conn.execution_options(**{WRITE: True})
+            async with conn.begin():
+                row = (
+                    await conn.execute(
+                        api_keys.insert()
+                        .values(
+                            name=name,
+                            prefix=issued.prefix,
+                            key_hash=issued.key_hash,
+                            scopes=scopes,
+                            store_ids=store_ids,
+                            partner=partner,
+                        )
+                        .returning(*api_keys.c)
+                    )
+                ).one()
+        return key_of(row)
+
+    async def page(self, *, limit: int, after_id: int | None) -> list[ApiKeyRecord]:
+        query = sa.select(api_keys).order_by(api_keys.c.id).limit(limit)
+        if after_id is not None:
+            query = query.where(api_keys.c.id > after_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [key_of(r) for r in rows]
+
+    async def revoke(self, key_id: int, at: datetime) -> ApiKeyRecord | None:
+        changes: list[Event] = [CredentialsChanged(Account.API_KEY.value, key_id)]
+        async with self._engine.connect() as conn:
+            await conn.execution_options(**{WRITE: True})
+            async with conn.begin():
+                row = (
+                    await conn.execute(
+                        api_keys.update()
+                        .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                        .values(revoked_at=at)
+                        .returning(*api_keys.c)
+                    )
+                ).first()
+                receipt = None
+                if row is not None and self._events is not None:
+                    receipt = await self._events.publish_in_transaction(conn, changes)
+        if row is not None and self._events is not None:
+            await self._events.publish_after_commit(changes, receipt)
+        return None if row is None else key_of(row)
+
+
+def key_of(row: sa.Row[tuple[object, ...]]) -> ApiKeyRecord:
+    m = row._mapping
+    return ApiKeyRecord(
+        id=m["id"],
+        name=m["name"],
+        prefix=m["prefix"],
+        scopes=frozenset(m["scopes"]),
+        store_ids=None if m["store_ids"] is None else frozenset(m["store_ids"]),
+        partner=m["partner"],
+        created_at=m["created_at"],
+        last_used_at=m["last_used_at"],
+        revoked_at=m["revoked_at"],
+    )
+
+
+async def mark_keys_used(engine: AsyncEngine, key_ids: Iterable[int], at: datetime) -> None:
+    """When these keys were last used (to the minute): one statement for them all."""
+    ids = sorted(set(key_ids))
+    if not ids:
+        return
+    async with engine.connect() as conn:
+        await conn.execution_options(**{WRITE: True})
+        async with conn.begin():
+            await conn.execute(
+                api_keys.update().where(api_keys.c.id.in_(ids)).values(last_used_at=at)
+            )
 
 
 class UsernameTaken(ValueError):

@@ -178,3 +178,124 @@ def check_new_password(password: str, username: str, field: list[str]) -> str:
 
 def locked(until: datetime) -> DomainError:
     return DomainError(ErrorCode.ACCOUNT_LOCKED, until=until.isoformat(timespec="seconds"))
+
+
+# Managing accounts and partner keys (head office).
+
+
+@dataclass(frozen=True, slots=True)
+class StaffFilter:
+    role: StaffRole | None = None
+    store_id: int | None = None  # accounts that act on this store (head office: all)
+    include_disabled: bool = True
+
+
+class StaffDirectory(Protocol):
+    """Head office's view of the accounts (``dinegraph.db.staff_accounts``). Changes that
+    alter what an account may do publish ``CredentialsChanged`` with their commit."""
+
+    async def missing_stores(self, ids: list[int]) -> list[int]: ...
+
+    async def create(
+        self,
+        *,
+        username: str,
+        display_name: str,
+        role: StaffRole,
+        store_ids: list[int],
+        password_hash: str,
+        must_change_password: bool,
+    ) -> int:
+        """The new account's id; DUPLICATE when the username is taken."""
+        ...
+
+    async def update(
+        self,
+        staff_id: int,
+        *,
+        display_name: str | None,
+        role: StaffRole | None,
+        store_ids: list[int] | None,
+    ) -> bool: ...
+
+    async def set_disabled(self, staff_id: int, at: datetime | None) -> bool:
+        """Disable (its refresh tokens revoked) or enable the account; False if unknown."""
+        ...
+
+    async def reset_password(self, staff_id: int, password_hash: str, at: datetime) -> bool:
+        """A temporary password its holder must change; its sessions end."""
+        ...
+
+    async def page(
+        self, *, limit: int, after_id: int | None, where: StaffFilter
+    ) -> list[StaffAccount]:
+        """Accounts by id, after ``after_id``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: int
+    name: str
+    prefix: str
+    scopes: frozenset[str]
+    store_ids: frozenset[int] | None  # None: every store
+    partner: str | None
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """A new key as it is handed out once; only its hash is kept."""
+
+    key: str
+    prefix: str
+    key_hash: str
+
+
+class ApiKeys(Protocol):
+    async def missing_stores(self, ids: list[int]) -> list[int]: ...
+
+    async def add(
+        self,
+        *,
+        name: str,
+        issued: IssuedKey,
+        scopes: list[str],
+        store_ids: list[int] | None,
+        partner: str | None,
+    ) -> ApiKeyRecord: ...
+
+    async def page(self, *, limit: int, after_id: int | None) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, key_id: int, at: datetime) -> ApiKeyRecord | None:
+        """Revoke it (every process refuses it at once); None if unknown or revoked."""
+        ...
+
+
+USERNAME_MIN_LENGTH = 3
+_USERNAME_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
+)
+
+
+def check_username(username: str, field: list[str]) -> str:
+    """3 to 60 of ASCII letters, digits, '.', '_' and '-'."""
+    name = username.strip()
+    if not USERNAME_MIN_LENGTH <= len(name) <= USERNAME_MAX_LENGTH or not set(name) <= (
+        _USERNAME_CHARACTERS
+    ):
+        raise DomainError(
+            ErrorCode.INVALID_INPUT, field=field, min=USERNAME_MIN_LENGTH, max=USERNAME_MAX_LENGTH
+        )
+    return name
+
+
+def check_role_stores(role: StaffRole, store_ids: list[int], field: list[str]) -> list[int]:
+    """A store manager manages at least one store; head office acts on all of them."""
+    ids = sorted(set(store_ids))
+    if role is StaffRole.STORE_MANAGER and not ids:
+        raise DomainError(ErrorCode.REQUIRED, field=field)
+    return ids

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,9 +14,11 @@ import httpx
 import pytest
 
 from dinegraph.db import demo_data
+from dinegraph.resolvers.ids import encode_id
+from dinegraph.settings import Settings
 from tests.conftest import make_settings
 from tests.databases import fresh_database
-from tests.e2e.conftest import run_cli, running_server
+from tests.e2e.conftest import DINEGRAPH, PATIENCE_SECONDS, cli_env, run_cli, running_server
 from tests.wsclient import session
 
 # The documents of the contract, as the console sends them.
@@ -45,6 +48,9 @@ query Me { viewer { staff { id username displayName role stores { id name } totp
 """
 
 
+SERVED: dict[str, Settings] = {}  # the settings of each demo server, by its URL
+
+
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A server on a fresh database seeded by the command; and what the command printed."""
@@ -53,6 +59,7 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         seeded = run_cli(settings, "seed", "--demo")
         assert seeded.returncode == 0, seeded.stdout + seeded.stderr
         with running_server(settings) as server:
+            SERVED[server] = settings
             yield server, seeded.stdout
 
 
@@ -168,3 +175,70 @@ def test_demo_accounts_are_not_made_in_production(tmp_path: Path) -> None:
         seeded = run_cli(settings, "seed", "--demo", DINEGRAPH_MODE="production")
         assert seeded.returncode == 0, seeded.stdout + seeded.stderr
         assert "hq-demo-2026" not in seeded.stdout
+
+
+def test_the_first_head_office_account_starts_with_the_command(
+    demo_server: tuple[str, str],
+) -> None:
+    server = demo_server[0]
+    settings = SERVED[server]
+    made = run_cli(
+        settings,
+        "create-staff",
+        "--username",
+        "li.hq",
+        "--role",
+        "HQ_ADMIN",
+        "--display-name",
+        "李总",
+        DINEGRAPH_NEW_STAFF_PASSWORD="li-first-password",
+    )
+    assert made.returncode == 0, made.stdout + made.stderr
+    # Asked twice on a terminal (here, on standard input), when the variable is not set.
+    prompted = subprocess.run(
+        [
+            DINEGRAPH,
+            "create-staff",
+            "--username",
+            "wang.m",
+            "--role",
+            "STORE_MANAGER",
+            "--store",
+            "2",
+        ],
+        env=cli_env(settings),
+        input="wang-password-2\nwang-password-2\n",
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE_SECONDS,
+    )
+    assert prompted.returncode == 0, prompted.stdout + prompted.stderr
+    taken = run_cli(
+        settings,
+        "create-staff",
+        "--username",
+        "li.hq",
+        "--role",
+        "HQ_ADMIN",
+        DINEGRAPH_NEW_STAFF_PASSWORD="li-first-password",
+    )
+    assert taken.returncode == 1 and "taken" in taken.stderr
+    weak = run_cli(
+        settings,
+        "create-staff",
+        "--username",
+        "zhao.m",
+        "--role",
+        "OPERATOR",
+        DINEGRAPH_NEW_STAFF_PASSWORD="short",
+    )
+    assert weak.returncode == 2 and "10 characters" in weak.stderr
+    with httpx.Client(base_url=server, timeout=30) as client:
+        li = sign_in(client, "li.hq", "li-first-password")
+        assert li["errors"] == []
+        assert li["staff"]["displayName"] == "李总" and li["staff"]["role"] == "HQ_ADMIN"
+        wang = sign_in(client, "wang.m", "wang-password-2")
+        assert [s["id"] for s in wang["staff"]["stores"]] == [encode_id("Store", 2)]
+        assert [e["code"] for e in sign_in(client, "zhao.m", "short")["errors"]] == [
+            "INVALID_CREDENTIALS"
+        ]
