@@ -97,7 +97,7 @@ class SqlStaffAccounts:
             count = await conn.scalar(
                 sa.select(sa.func.count())
                 .select_from(staff_login_failures)
-                .where(staff_login_failures.c.ip == ip, staff_login_failures.c.at >= since)
+                .where(staff_login_failures.c.ip == ip[:64], staff_login_failures.c.at >= since)
             )
         return int(count or 0)
 

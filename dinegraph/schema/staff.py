@@ -8,7 +8,6 @@ import strawberry
 
 from dinegraph.context import Context
 from dinegraph.domain import staff as domain
-from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import StaffRole, StaffViewer, require_staff
 from dinegraph.domain.services import staff_auth as service
 from dinegraph.resolvers.ids import encode_id
@@ -168,11 +167,8 @@ def _account_payload(
 
 
 def _signed_in(info: Info) -> int:
-    viewer = info.context.viewer
-    if not isinstance(viewer, StaffViewer):
-        require_staff(viewer)
-        raise DomainError(ErrorCode.UNAUTHENTICATED)
-    return viewer.staff_id
+    """The signed-in staff member's id: UNAUTHENTICATED for nobody, FORBIDDEN for others."""
+    return require_staff(info.context.viewer).staff_id
 
 
 @strawberry.type

@@ -10,6 +10,7 @@ from datetime import datetime
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.staff import (
     PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
     USERNAME_MAX_LENGTH,
     LoginPolicy,
     PasswordHashing,
@@ -215,6 +216,8 @@ async def change_my_password(
         raise DomainError(ErrorCode.INVALID_CREDENTIALS, field=["currentPassword"])
     check_new_password(new, account.username, ["newPassword"])
     if new == current:
-        raise DomainError(ErrorCode.WEAK_PASSWORD, field=["newPassword"], min_length=10)
+        raise DomainError(
+            ErrorCode.WEAK_PASSWORD, field=["newPassword"], min_length=PASSWORD_MIN_LENGTH
+        )
     await accounts.set_password(account.id, await auth.passwords.hash(new), must_change=False)
     return await signed_in_account(staff_id, accounts)
