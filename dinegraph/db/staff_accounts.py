@@ -412,6 +412,11 @@ class SqlApiKeys:
             rows = (await conn.execute(query)).all()
         return [key_of(r) for r in rows]
 
+    async def by_ids(self, ids: list[int]) -> list[ApiKeyRecord]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(api_keys).where(api_keys.c.id.in_(ids)))).all()
+        return [key_of(r) for r in rows]
+
     async def revoke(self, key_id: int, at: datetime) -> ApiKeyRecord | None:
         changes: list[Event] = [CredentialsChanged(Account.API_KEY.value, key_id)]
         async with self._engine.connect() as conn:

@@ -496,3 +496,42 @@ async def test_a_revoked_key_is_refused_at_once_by_another_app(
         assert [(e["code"], e["field"]) for e in again["errors"]] == [("NOT_FOUND", ["id"])]
         listed = await _key_in_list(a, hq, created["apiKey"]["id"])
         assert listed["revokedAt"] == revoked["apiKey"]["revokedAt"]
+
+
+NODE = """
+query Node($id: ID!) {
+  node(id: $id) {
+    id
+    ... on StaffAccount { username }
+    ... on ApiKey { name }
+  }
+}
+"""
+
+
+async def test_accounts_and_keys_as_nodes_are_shown_to_whom_they_concern(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    manager = await new_staff(engine, role=StaffRole.STORE_MANAGER, stores=[1])
+    other = await new_staff(engine, role=StaffRole.STORE_MANAGER, stores=[1])
+    async with staff_app(settings, engine) as (gql, _):
+        hq = await hq_session(gql, engine)
+        as_manager = bearer(await login(gql, manager))
+        own, theirs = await _id_of(gql, hq, manager), await _id_of(gql, hq, other)
+        key = payload_of(
+            await gql.execute(
+                CREATE_KEY, {"input": {"name": "POS", "scopes": ["stock:read"]}}, headers=hq
+            )
+        )["apiKey"]["id"]
+
+        async def node(global_id: str, who: dict[str, str]) -> Any:
+            answer = await gql.execute(NODE, {"id": global_id}, headers=who)
+            assert "errors" not in answer, answer
+            return answer["data"]["node"]
+
+        assert await node(theirs, hq) == {"id": theirs, "username": other}
+        assert await node(key, hq) == {"id": key, "name": "POS"}
+        assert await node(own, as_manager) == {"id": own, "username": manager}
+        assert await node(theirs, as_manager) is None
+        assert await node(key, as_manager) is None
+        assert await node(own, {}) is None
