@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dinegraph import graphiql
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
+from dinegraph.db.calls import SqlCallStore
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
@@ -46,9 +47,15 @@ from dinegraph.integrations.development import (
     DevelopmentWechatLogin,
     LoggingSmsSender,
 )
+from dinegraph.outbound import CallRelay, RelayPolicy
 from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
-from dinegraph.schedules import prune_old_positions, sweep_campaigns, sweep_unpaid_orders
+from dinegraph.schedules import (
+    prune_old_positions,
+    sweep_calls,
+    sweep_campaigns,
+    sweep_unpaid_orders,
+)
 from dinegraph.security import MemberAccessTokens, SignedShareCodes, derived_key
 from dinegraph.settings import Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
@@ -110,6 +117,21 @@ def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
     )
 
 
+def relay_policy(settings: Settings) -> RelayPolicy:
+    return RelayPolicy(
+        backoff_seconds=settings.calls_backoff_seconds,
+        backoff_max_seconds=settings.calls_backoff_max_seconds,
+        max_attempts=settings.calls_max_attempts,
+        timeout_seconds=settings.calls_timeout_seconds,
+    )
+
+
+def wire_calls(services: Services, engine: AsyncEngine, broker: Broker) -> None:
+    """The relay of calls out on this database, and the handlers of each kind."""
+    relay = services.calls
+    relay.bind(SqlCallStore(engine), services.clock)
+
+
 def default_services(settings: Settings) -> Services:
     notify = settings.payment_notify_secret
     return Services(
@@ -131,6 +153,7 @@ def default_services(settings: Settings) -> Services:
         share_codes=SignedShareCodes(derived_key(settings, b"campaign-share-codes")),
         board=Board(trust_seconds=settings.exhaustion_board_seconds),
         clock=Clock(settings.clock_start),
+        calls=CallRelay(relay_policy(settings)),
     )
 
 
@@ -154,6 +177,7 @@ def create_app(
     broker = create_broker(settings.broker_url, SqlOutbox(engine))
     services = services or default_services(settings)
     graphql = DinegraphGraphQL(settings, engine, broker, services)
+    wire_calls(services, engine, broker)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -172,6 +196,9 @@ def create_app(
             asyncio.create_task(
                 prune_old_positions(engine, services, settings),
                 name="dinegraph-position-pruning",
+            ),
+            asyncio.create_task(
+                sweep_calls(services, settings.calls_sweep_seconds), name="dinegraph-calls-out"
             ),
         ]
         try:
@@ -194,7 +221,7 @@ def create_app(
             Route("/health", health),
             Route(
                 "/payments/notify",
-                payment_notify(lambda: SqlUnitOfWork(engine, events=broker)),
+                payment_notify(lambda: SqlUnitOfWork(engine, events=broker, calls=services.calls)),
                 methods=["POST"],
             ),
             *graphiql.routes(settings),

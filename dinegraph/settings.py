@@ -125,6 +125,15 @@ class Settings(BaseSettings):
     courier_report_min_interval_seconds: float = Field(default=1.0, ge=0)  # per delivery
     position_retention_days: float = Field(default=7, gt=0)
     position_prune_every_seconds: float = Field(default=3600, gt=0)
+    # Calls out (refunds, couriers, text messages), relayed after the commit that wants them:
+    # a failed attempt waits backoff × 2^(attempt-1) (at most the max, with jitter), and
+    # after max attempts the call is FAILED for an operator (`outboundCalls`). One attempt
+    # is given up after the timeout; the sweep of due calls runs every sweep seconds.
+    calls_backoff_seconds: float = Field(default=2.0, gt=0)
+    calls_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    calls_max_attempts: int = Field(default=10, ge=1)
+    calls_timeout_seconds: float = Field(default=20.0, gt=0)
+    calls_sweep_seconds: float = Field(default=5.0, gt=0)
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 

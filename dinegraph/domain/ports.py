@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.delivery import Courier
 from dinegraph.domain.events import Event
@@ -131,6 +132,10 @@ class UnitOfWork(Repositories, Protocol):
 
     def record(self, event: Event) -> None:
         """Keep an event to publish once this unit of work has committed."""
+
+    def call(self, call: OutboundCall) -> None:
+        """Make ``call`` once this unit has committed: written in its transaction (none if
+        it rolls back), then relayed until the provider takes it (``dinegraph.outbound``)."""
 
     async def __aenter__(self) -> UnitOfWork: ...
 
