@@ -30,13 +30,20 @@ from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
 from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.fees import FeeRules, parse_bands
 from dinegraph.domain.orders import OrderStatus
 from dinegraph.domain.ports import PaymentGateway
 from dinegraph.domain.routing import RoutingWeights
-from dinegraph.domain.services.auth import AuthConfig
-from dinegraph.domain.services.dispatch import DeliveryPolicy
+from dinegraph.domain.services.auth import LOGIN_CODE_CALL, AuthConfig, send_login_code
+from dinegraph.domain.services.dispatch import (
+    CANCEL_CALL,
+    DISPATCH_CALL,
+    DeliveryPolicy,
+    call_courier_off,
+    call_platform,
+)
 from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.events.codec import CREDENTIALS_TOPIC, SUPPLIES_TOPIC
@@ -47,7 +54,7 @@ from dinegraph.integrations.development import (
     DevelopmentWechatLogin,
     LoggingSmsSender,
 )
-from dinegraph.outbound import CallRelay, RelayPolicy
+from dinegraph.outbound import CallRefused, CallRelay, RelayPolicy, provider_refusals
 from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
 from dinegraph.schedules import (
@@ -127,9 +134,31 @@ def relay_policy(settings: Settings) -> RelayPolicy:
 
 
 def wire_calls(services: Services, engine: AsyncEngine, broker: Broker) -> None:
-    """The relay of calls out on this database, and the handlers of each kind."""
+    """The relay of calls out on this database, and the handlers of each kind: the text
+    of a login code, a courier asked for or called off (``dinegraph.outbound``)."""
     relay = services.calls
     relay.bind(SqlCallStore(engine), services.clock)
+    delivery = services.orders.delivery
+
+    def unit() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, events=broker, board=services.board.unit(), calls=relay)
+
+    async def text_login_code(call: OutboundCall) -> None:
+        async with provider_refusals():
+            if not await send_login_code(call, sms=services.sms, now=services.clock()):
+                raise CallRefused("EXPIRED: the code expired before it could be sent")
+
+    async def dispatch(call: OutboundCall) -> None:
+        async with provider_refusals():
+            await call_platform(call, uow=unit(), policy=delivery, now=services.clock())
+
+    async def call_off(call: OutboundCall) -> None:
+        async with provider_refusals():
+            await call_courier_off(call, policy=delivery)
+
+    relay.register(LOGIN_CODE_CALL, text_login_code)
+    relay.register(DISPATCH_CALL, dispatch)
+    relay.register(CANCEL_CALL, call_off)
 
 
 def default_services(settings: Settings) -> Services:

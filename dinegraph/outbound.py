@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from dinegraph.domain.calls import OutboundCall, OutboundCallStatus, RecordedCall, TakenCall
+from dinegraph.domain.errors import DomainError
 
 log = logging.getLogger("dinegraph.calls")
 
@@ -47,6 +49,24 @@ class RetryLater(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+# What an adapter's DomainError means for a call: these are worth another try; any other
+# code is the provider's refusal for good (INVALID_PHONE, NOT_AVAILABLE, ...).
+TRANSIENT_CODES = frozenset({"PROVIDER_UNAVAILABLE", "RATE_LIMITED", "TIMEOUT"})
+
+
+@asynccontextmanager
+async def provider_refusals() -> AsyncIterator[None]:
+    """Around a handler's provider call: a DomainError the adapter raised becomes
+    ``RetryLater`` or ``CallRefused`` under its code (codes carry no personal data)."""
+    try:
+        yield
+    except DomainError as error:
+        code = error.code.value
+        if code in TRANSIENT_CODES:
+            raise RetryLater(code) from error
+        raise CallRefused(code) from error
 
 
 class CallStore(Protocol):
