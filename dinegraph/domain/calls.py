@@ -16,6 +16,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.identity import StaffRole, Viewer, require_staff
+
 KIND_MAX = 64
 KEY_MAX = 128
 ERROR_MAX = 200  # what an operator sees of the last failure: short, no personal data
@@ -68,3 +71,9 @@ def short_error(text: str) -> str:
     """A failure as kept for operators: one line, at most ``ERROR_MAX`` characters."""
     line = " ".join(text.split())
     return line if len(line) <= ERROR_MAX else line[: ERROR_MAX - 1] + "…"
+
+
+def require_calls_operator(viewer: Viewer) -> None:
+    """Calls out are head office's to watch and retry: HQ_ADMIN only."""
+    if require_staff(viewer).role is not StaffRole.HQ_ADMIN:
+        raise DomainError(ErrorCode.FORBIDDEN)

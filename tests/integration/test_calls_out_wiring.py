@@ -211,3 +211,99 @@ async def test_a_courier_is_asked_for_through_an_outage_and_called_off_once(
     services.clock.advance(timedelta(days=1))
     await services.calls.sweep()
     assert platform.dispatched == [delivery_id] and platform.cancelled == [delivery_id]
+
+
+CALLS = """
+query Calls($status: [OutboundCallStatus!], $kind: String, $first: Int, $after: String) {
+  outboundCalls(status: $status, kind: $kind, first: $first, after: $after) {
+    edges { cursor node { id kind key status attempts lastError nextAttemptAt createdAt doneAt } }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+"""
+RETRY = """
+mutation Retry($input: RetryOutboundCallInput!) {
+  retryOutboundCall(input: $input) {
+    call { id status attempts lastError } errors { code field message }
+  }
+}
+"""
+
+
+async def test_head_office_sees_stuck_calls_and_retries_one(
+    app_client: tuple[GraphQLClient, Services],
+    sms: FlakySms,
+    engine: AsyncEngine,
+    credentials: Credentials,
+) -> None:
+    client, services = app_client
+    hq = credentials.hq_admin
+    sms.error = ErrorCode.INVALID_PHONE
+    phones = [new_phone() for _ in range(3)]
+    for phone in phones:
+        await client.execute(REQUEST_CODE, {"phone": phone})
+    keys = [(await sms_row(engine, p)).key for p in phones]
+
+    body = await client.execute(
+        CALLS, {"status": ["FAILED"], "kind": "sms.login_code", "first": 2}, hq
+    )
+    page = body["data"]["outboundCalls"]
+    nodes = [e["node"] for e in page["edges"]]
+    assert [n["key"] for n in nodes] == [keys[2], keys[1]]  # newest first
+    assert nodes[0]["status"] == "FAILED" and nodes[0]["lastError"] == "INVALID_PHONE"
+    assert nodes[0]["attempts"] == 1 and nodes[0]["doneAt"] is None
+    assert page["pageInfo"]["hasNextPage"] is True
+    body = await client.execute(
+        CALLS,
+        {"status": ["FAILED"], "kind": "sms.login_code", "after": page["pageInfo"]["endCursor"]},
+        hq,
+    )
+    later = [e["node"]["key"] for e in body["data"]["outboundCalls"]["edges"]]
+    assert later[0] == keys[0] and keys[1] not in later and keys[2] not in later
+    none = await client.execute(CALLS, {"status": ["DONE"], "kind": "nobody.calls"}, hq)
+    assert none["data"]["outboundCalls"]["edges"] == []
+
+    # Only head office: operators, store managers and members are refused, with a code.
+    for who, code in (
+        (credentials.operator, "FORBIDDEN"),
+        (credentials.manager_store_1, "FORBIDDEN"),
+        (credentials.member, "FORBIDDEN"),
+        ({}, "UNAUTHENTICATED"),
+    ):
+        refused = await client.execute(CALLS, {}, who)
+        assert refused["data"] is None and refused["errors"][0]["extensions"]["code"] == code
+        answer = await client.execute(RETRY, {"input": {"id": nodes[0]["id"]}}, who)
+        assert answer["data"]["retryOutboundCall"]["errors"][0]["code"] == code
+    bad = await client.execute(CALLS, {"after": "bm90LWEtY3Vyc29y"}, hq)
+    assert bad["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+    bad = await client.execute(CALLS, {"first": 101}, hq)
+    assert bad["errors"][0]["extensions"]["code"] == "PAGE_SIZE_TOO_LARGE"
+    node = await client.execute(
+        "query($id: ID!) { node(id: $id) { ... on OutboundCall { key } } }",
+        {"id": nodes[0]["id"]},
+        hq,
+    )
+    assert node["data"]["node"] == {"key": keys[2]}
+
+    sms.error = None
+    answer = (await client.execute(RETRY, {"input": {"id": nodes[0]["id"]}}, hq))["data"][
+        "retryOutboundCall"
+    ]
+    assert answer["errors"] == []
+    assert answer["call"]["status"] == "PENDING" and answer["call"]["attempts"] == 0
+    assert await services.calls.sweep() >= 1
+    assert [p for p, _ in sms.sent] == [phones[2]]
+    assert (await call_row(engine, "sms.login_code", keys[2])).status == "DONE"
+
+    # A call that is not FAILED, an unknown call and a wrong id change nothing.
+    for id, code in (
+        (nodes[0]["id"], "INVALID_TRANSITION"),
+        ("T3V0Ym91bmRDYWxsOjk5OTk5OTk=", "NOT_FOUND"),  # OutboundCall:9999999
+        ("nonsense", "INVALID_ID"),
+    ):
+        answer = (await client.execute(RETRY, {"input": {"id": id}}, hq))["data"][
+            "retryOutboundCall"
+        ]
+        assert answer["call"] is None and answer["errors"][0]["code"] == code
+    assert (await call_row(engine, "sms.login_code", keys[2])).status == "DONE"
+    assert sms.sent == [(phones[2], sms.sent[0][1])]
