@@ -34,7 +34,7 @@ from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.fees import FeeRules, parse_bands
 from dinegraph.domain.orders import OrderStatus
-from dinegraph.domain.ports import PaymentGateway
+from dinegraph.domain.ports import DeliveryPlatform, PaymentGateway
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import LOGIN_CODE_CALL, AuthConfig, send_login_code
 from dinegraph.domain.services.dispatch import (
@@ -48,6 +48,7 @@ from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.events.codec import CREDENTIALS_TOPIC, SUPPLIES_TOPIC
 from dinegraph.events.exhaustion import Board
+from dinegraph.integrations.dada import DadaPlatform
 from dinegraph.integrations.development import (
     DevelopmentCourierPlatform,
     DevelopmentPayments,
@@ -94,6 +95,24 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
+    """The platforms' adapters: 达达 when configured, else the development one."""
+    platforms: dict[Provider, DeliveryPlatform] = {
+        p: DevelopmentCourierPlatform(p) for p in Provider if p is not Provider.OWN_RIDER
+    }
+    if settings.dada_app_key and settings.dada_app_secret and settings.dada_source_id:
+        platforms[Provider.DADA] = DadaPlatform(
+            base_url=settings.dada_base_url,
+            app_key=settings.dada_app_key,
+            app_secret=settings.dada_app_secret.get_secret_value(),
+            source_id=settings.dada_source_id,
+            city_code=settings.dada_city_code,
+            callback_url=settings.dada_callback_url,
+            timeout_seconds=settings.dada_timeout_seconds,
+        )
+    return platforms
+
+
 def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
     return OrderPolicy(
         fees=FeeRules(
@@ -117,9 +136,7 @@ def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
             speeds=parse_speeds(settings.courier_speeds),
             max_speed_kmh=settings.courier_max_speed_kmh,
             min_report_interval=timedelta(seconds=settings.courier_report_min_interval_seconds),
-            platforms={
-                p: DevelopmentCourierPlatform(p) for p in Provider if p is not Provider.OWN_RIDER
-            },
+            platforms=courier_platforms(settings),
         ),
     )
 

@@ -23,32 +23,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from dinegraph.domain.calls import OutboundCall, OutboundCallStatus, RecordedCall, TakenCall
+from dinegraph.domain.calls import (
+    CallRefused,
+    OutboundCall,
+    OutboundCallStatus,
+    RecordedCall,
+    RetryLater,
+    TakenCall,
+)
 from dinegraph.domain.errors import DomainError
 
 log = logging.getLogger("dinegraph.calls")
 
+__all__ = [
+    "CallHandler",
+    "CallRefused",
+    "CallRelay",
+    "CallStore",
+    "RefusedHandler",
+    "RelayPolicy",
+    "RetryLater",
+    "provider_refusals",
+]
+
 CallHandler = Callable[[OutboundCall], Awaitable[None]]
 RefusedHandler = Callable[[OutboundCall, str], Awaitable[None]]
-
-
-class CallRefused(Exception):
-    """The provider refused the call for good: it is not tried again. ``reason`` is what
-    operators see: keep personal data out of it."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class RetryLater(Exception):
-    """The call did not go through this time (an outage, a refusal worth another try);
-    ``reason`` is what operators see: keep personal data out of it. Other exceptions
-    show their type only."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 # What an adapter's DomainError means for a call: these are worth another try; any other

@@ -37,6 +37,25 @@ class OutboundCall:
             raise ValueError(f"a call's kind is 1..{KIND_MAX} and its key 1..{KEY_MAX} long")
 
 
+class CallRefused(Exception):
+    """A handler's answer: the provider refused the call for good; it is not tried again.
+    ``reason`` is what operators see: keep personal data out of it."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RetryLater(Exception):
+    """A handler's answer: the call did not go through this time (an outage, a refusal
+    worth another try). ``reason`` is what operators see: keep personal data out of it.
+    Other exceptions show their type only."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True, slots=True)
 class TakenCall:
     """A call a relay has leased to make: its row, which attempt this is (1, 2, ...)."""

@@ -51,6 +51,8 @@ class DispatchRequest:
     address: str
     contact_name: str
     contact_phone: str
+    store_code: str = ""  # the store as the platform knows it (达达's shop_no)
+    cargo_fen: int = 0  # what the order is worth, for the platform's insurance
 
 
 class DeliveryPlatform(Protocol):

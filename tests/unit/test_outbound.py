@@ -18,6 +18,7 @@ from dinegraph.domain.calls import (
     TakenCall,
     short_error,
 )
+from dinegraph.integrations.development import DevelopmentPayments
 from dinegraph.outbound import CallRefused, CallRelay, CallStore, RelayPolicy, RetryLater
 
 NOON = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
@@ -239,3 +240,16 @@ async def test_an_unbound_relay_makes_nothing() -> None:
     assert await relay.sweep() == 0
     with pytest.raises(RuntimeError):
         await relay.retry(1)
+
+
+async def test_the_development_payments_refund_is_a_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    relay, store, _ = relay_with()
+    relay.register("development.refund", DevelopmentPayments().make_refund)
+    caplog.set_level("WARNING", "dinegraph.payments")
+    await relay.committed(
+        [store.add(OutboundCall("development.refund", "o-7:r1", {"amountFen": 990}))]
+    )
+    assert store.rows[1].status is OutboundCallStatus.DONE
+    assert "refund o-7:r1: 990 fen" in caplog.text

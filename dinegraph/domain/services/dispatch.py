@@ -116,6 +116,8 @@ def dispatch_request(delivery: Delivery, order: Order, store: Store) -> Dispatch
         address=order.address.detail,
         contact_name=order.address.contact_name,
         contact_phone=order.address.contact_phone,
+        store_code=store.code,
+        cargo_fen=order.total_fen,
     )
 
 
@@ -134,6 +136,8 @@ def dispatch_call(delivery: Delivery, request: DispatchRequest) -> OutboundCall:
             "address": request.address,
             "contactName": request.contact_name,
             "contactPhone": request.contact_phone,
+            "storeCode": request.store_code,
+            "cargoFen": request.cargo_fen,
         },
     )
 
@@ -148,6 +152,8 @@ def request_of(payload: Mapping[str, Any]) -> DispatchRequest:
         address=str(payload["address"]),
         contact_name=str(payload["contactName"]),
         contact_phone=str(payload["contactPhone"]),
+        store_code=str(payload.get("storeCode", "")),
+        cargo_fen=int(payload.get("cargoFen", 0)),
     )
 
 
