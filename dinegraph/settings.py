@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     credential_cache_seconds: float = Field(default=5, ge=0)
 
     staff_token_ttl_hours: int = 12
+
+    # Staff sign-in (staffLogin): short access tokens, rotating refresh tokens, lockout.
+    staff_access_token_minutes: float = Field(default=15, gt=0)
+    staff_refresh_token_days: float = Field(default=7, gt=0)
+    # This many wrong passwords within the window lock the account for the lock's minutes.
+    staff_login_max_failures: int = Field(default=5, ge=1)
+    staff_login_failure_window_minutes: float = Field(default=15, gt=0)
+    staff_login_lock_minutes: float = Field(default=15, gt=0)
+    # Failed sign-ins from one client address within the window, whatever the account.
+    staff_login_failures_per_address: int = Field(default=30, ge=1)
+    # A partner key's lastUsedAt is noted at most this often, and written in batches.
+    api_key_last_used_every_seconds: float = Field(default=60, ge=0)
+    api_key_last_used_write_seconds: float = Field(default=10, gt=0)
+
     member_token_ttl_minutes: int = 30
     refresh_token_ttl_days: int = 30
     # Trailing-12-month spend (fen) that reaches each tier.

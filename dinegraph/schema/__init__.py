@@ -37,6 +37,8 @@ from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.query import Query
+from dinegraph.schema.staff import StaffMutation
+from dinegraph.schema.staff_admin import StaffAdminMutation
 from dinegraph.schema.stock import StockMutation
 from dinegraph.schema.subscriptions import Subscription
 from dinegraph.settings import Settings
@@ -128,6 +130,8 @@ class Mutation(
     DeliverySettingsMutation,
     CampaignMutation,
     CallsOutMutation,
+    StaffMutation,
+    StaffAdminMutation,
 ):
     pass
 

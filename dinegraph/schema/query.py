@@ -39,6 +39,12 @@ from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
+from dinegraph.schema.staff_admin import (
+    ApiKeyConnection,
+    StaffAccountConnection,
+    api_keys,
+    staff_accounts,
+)
 from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
 
 Info = strawberry.Info[Context, None]
@@ -170,6 +176,13 @@ class Query:
     )
     campaign_report: CampaignReport = strawberry.field(
         resolver=campaign_report, description="How a campaign went (head office, operators)."
+    )
+
+    staff_accounts: StaffAccountConnection = strawberry.field(
+        resolver=staff_accounts, description="Staff accounts, by id (head office only)."
+    )
+    api_keys: ApiKeyConnection = strawberry.field(
+        resolver=api_keys, description="Partner API keys, revoked ones too (head office only)."
     )
 
     @strawberry.field(description="Who is asking: a member, staff, or nobody.")
