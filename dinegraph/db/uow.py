@@ -9,6 +9,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dinegraph.db.audit import append_entry
 from dinegraph.db.campaigns import SqlCampaignRepository
 from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.coupons import SqlCouponRepository, SqlIssueJobRepository
@@ -17,6 +18,7 @@ from dinegraph.db.engine import WRITE, local_write_lock
 from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.orders import SqlOrderRepository
 from dinegraph.db.stock import SqlStockRepository
+from dinegraph.domain.audit import AuditDraft
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.events import Event
 from dinegraph.domain.stamps import ReadsChanged, reads_changed
@@ -55,6 +57,8 @@ class SqlUnitOfWork:
     orders: SqlOrderRepository
     deliveries: SqlDeliveryRepository
     campaigns: SqlCampaignRepository
+    # The audit entry its commit records (staff, partner and CLI writes; ``domain.audit``).
+    audit: AuditDraft | None = None
 
     def __init__(
         self,
@@ -133,6 +137,10 @@ class SqlUnitOfWork:
     def record(self, event: Event) -> None:
         self._pending.append(event)
 
+    def created(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        if self.audit is not None:
+            self.audit.created(kind, object_id, store_id)
+
     async def commit(self) -> None:
         if self._conn is None:
             raise RuntimeError("commit() outside of 'async with uow'")
@@ -141,6 +149,9 @@ class SqlUnitOfWork:
         self._moved.clear()
         if moved is not None:
             events.append(moved)
+        audit = self.audit if self.audit is not None and not self.audit.written else None
+        if audit is not None:
+            await append_entry(self._conn, audit.entry)
         receipt = None
         if events and self._sink is not None:
             receipt = await self._sink.publish_in_transaction(self._conn, events)
@@ -149,6 +160,8 @@ class SqlUnitOfWork:
             # as fresh, and its next read is fresh whenever the broker brings the news back.
             self._sink.moved_here(moved)
         await self._conn.commit()
+        if audit is not None:
+            audit.written = True
         self.board.committed(e for e in events if isinstance(e, SupplyChanged))
         if moved is not None and self._sink is not None:
             self._sink.moved_here(moved)

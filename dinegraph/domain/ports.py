@@ -132,6 +132,9 @@ class UnitOfWork(Repositories, Protocol):
     def record(self, event: Event) -> None:
         """Keep an event to publish once this unit of work has committed."""
 
+    def created(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        """Name the object this unit created, for the audit log (``domain.audit``)."""
+
     async def __aenter__(self) -> UnitOfWork: ...
 
     async def __aexit__(

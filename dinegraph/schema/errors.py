@@ -15,6 +15,7 @@ from dinegraph.context import FeedSlot
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.text import is_storable
 from dinegraph.i18n import message_for
+from dinegraph.resolvers import audit
 from dinegraph.schema.common import UserError
 
 if TYPE_CHECKING:
@@ -59,12 +60,26 @@ def refuse_unstorable_text(info: strawberry.Info[Context, None]) -> None:
 async def attempt(
     info: strawberry.Info[Context, None], action: Callable[[], Awaitable[T]]
 ) -> tuple[T | None, list[UserError]]:
-    """Run a mutation's domain call; an expected failure becomes ``errors``."""
+    """Run a mutation's domain call; an expected failure becomes ``errors``.
+
+    A staff or partner write is audited: its unit of work records the entry at commit, and
+    a refusal for want of rights is recorded on its own (``resolvers.audit``)."""
+    ctx = info.context
+    ctx.audit = draft = audit.begin(ctx, info.field_name, _arguments(info))
     try:
         refuse_unstorable_text(info)
         return await action(), []
     except DomainError as error:
-        return None, [UserError.of(error, info.context.locale)]
+        if draft is not None:
+            await audit.record_refusal(ctx, draft, error)
+        return None, [UserError.of(error, ctx.locale)]
+    finally:
+        ctx.audit = None
+
+
+def _arguments(info: strawberry.Info[Context, None]) -> dict[str, object]:
+    current = info.selected_fields[0] if info.selected_fields else None
+    return current.arguments if isinstance(current, SelectedField) else {}
 
 
 F = TypeVar("F")

@@ -249,5 +249,6 @@ async def add_rider(cmd: AddRider, *, uow: UnitOfWork, viewer: Viewer) -> int:
         if await uow.catalog.get_store(cmd.store_id) is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
         rider_id = await uow.deliveries.add_rider(cmd.store_id, courier)
+        uow.created("Rider", rider_id, cmd.store_id)
         await uow.commit()
     return rider_id
