@@ -227,6 +227,8 @@ def _check_template(t: CouponTemplate) -> None:
         ("claimStartsAt", t.claim_starts_at),
         ("claimEndsAt", t.claim_ends_at),
     ):
+        if moment is not None and moment.tzinfo is None:  # times carry an offset
+            raise DomainError(ErrorCode.INVALID_INPUT, field=[key])
         if moment is not None and not EARLIEST_DATE <= moment < LATEST_DATE:
             raise DomainError(
                 ErrorCode.OUT_OF_RANGE,
