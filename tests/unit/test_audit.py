@@ -25,6 +25,7 @@ from dinegraph.domain.identity import (
     PartnerViewer,
     StaffRole,
     StaffViewer,
+    Viewer,
 )
 
 HQ = StaffViewer(staff_id=7, username="hq", role=StaffRole.HQ_ADMIN, store_ids=frozenset())
@@ -87,12 +88,13 @@ def test_staff_and_partners_are_actors_members_and_visitors_are_not() -> None:
 
 def test_only_head_office_admins_read_the_log() -> None:
     assert require_audit_reader(HQ) is HQ
-    for viewer, code in [
+    refusals: list[tuple[Viewer, ErrorCode]] = [
         (MANAGER, ErrorCode.FORBIDDEN),
         (POS, ErrorCode.FORBIDDEN),
         (MemberViewer(1), ErrorCode.FORBIDDEN),
         (ANONYMOUS, ErrorCode.UNAUTHENTICATED),
-    ]:
+    ]
+    for viewer, code in refusals:
         with pytest.raises(DomainError) as refused:
             require_audit_reader(viewer)
         assert refused.value.code is code
