@@ -137,9 +137,9 @@ class SqlUnitOfWork:
     def record(self, event: Event) -> None:
         self._pending.append(event)
 
-    def created(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
         if self.audit is not None:
-            self.audit.created(kind, object_id, store_id)
+            self.audit.wrote(kind, object_id, store_id)
 
     async def commit(self) -> None:
         if self._conn is None:

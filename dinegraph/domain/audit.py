@@ -115,7 +115,8 @@ class AuditDraft:
 
     One per request's write, however many units of work the write opens: the first commit
     records it, later ones see ``written``. A service that creates its object names it
-    (``UnitOfWork.created``), since its id exists only inside the transaction.
+    (``UnitOfWork.wrote``), since its id exists only inside the transaction; one that
+    loads its object names its store.
     """
 
     __slots__ = ("entry", "written")
@@ -124,7 +125,7 @@ class AuditDraft:
         self.entry = entry
         self.written = False
 
-    def created(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
         self.entry = replace(
             self.entry,
             object_type=kind,

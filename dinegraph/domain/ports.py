@@ -132,8 +132,9 @@ class UnitOfWork(Repositories, Protocol):
     def record(self, event: Event) -> None:
         """Keep an event to publish once this unit of work has committed."""
 
-    def created(self, kind: str, object_id: int, store_id: int | None = None) -> None:
-        """Name the object this unit created, for the audit log (``domain.audit``)."""
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        """Name the object this unit wrote and its store, for the audit log (``domain.audit``),
+        where the command does not: a new object's id, an order's store."""
 
     async def __aenter__(self) -> UnitOfWork: ...
 

@@ -22,7 +22,7 @@ from dinegraph.resolvers.ids import decode_any_id
 from dinegraph.resolvers.pagination import Page, decode_key_cursor, keyset_page, page_size
 
 # The argument that names what a mutation writes, most specific first (an order before its
-# store); a service that creates its object names it instead (``UnitOfWork.created``).
+# store); a service that creates its object names it instead (``UnitOfWork.wrote``).
 _SUBJECTS = (
     "orderId",
     "deliveryId",

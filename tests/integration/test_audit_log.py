@@ -21,7 +21,16 @@ from dinegraph.resolvers.ids import encode_id
 from dinegraph.security import issue_staff_token, new_api_key
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
-from tests.shop import new_sku, shop_client
+from tests.shop import (
+    PAY,
+    PLACE,
+    line,
+    new_member,
+    new_shop,
+    new_sku,
+    place_input,
+    shop_client,
+)
 
 STORE_1 = encode_id("Store", 1)
 STORE_2 = encode_id("Store", 2)
@@ -40,15 +49,19 @@ ADJUST = """mutation($input: AdjustStockInput!) {
   adjustStock(input: $input) { movement { id } errors { code field } } }"""
 SALE = """mutation($input: RecordSaleInput!) {
   recordSale(input: $input) { sale { id } errors { code field } } }"""
+MOVE = """mutation($input: UpdateOrderStatusInput!) {
+  updateOrderStatus(input: $input) { order { id status } errors { code field } } }"""
 ADD_RIDER = """mutation($input: AddRiderInput!) {
   addRider(input: $input) { riderId errors { code field } } }"""
 CHECK_IN = "mutation { checkIn { streak errors { code } } }"
 
 
 async def fresh_staff(
-    settings: Settings, engine: AsyncEngine, role: StaffRole = StaffRole.STORE_MANAGER
+    settings: Settings,
+    engine: AsyncEngine,
+    role: StaffRole = StaffRole.STORE_MANAGER,
+    stores: tuple[int, ...] = (1,),
 ) -> tuple[int, dict[str, str]]:
-    stores = [1] if role is StaffRole.STORE_MANAGER else []
     viewer = await identity_db.ensure_staff(
         engine, username=f"audit-{uuid.uuid4().hex[:8]}", role=role, store_ids=stores
     )
@@ -153,6 +166,29 @@ async def test_a_partner_write_is_recorded_under_its_api_key(
     assert entry["clientAddress"] == "127.0.0.1"
 
 
+async def test_an_order_write_names_the_order_and_its_store(
+    settings: Settings, engine: AsyncEngine, client: GraphQLClient, credentials: Credentials
+) -> None:
+    shop = await new_shop(engine)
+    sku = await new_sku(engine, price_fen=2000, stock={shop.store_ids[0]: 5})
+    _, member = await new_member(settings, engine)
+    values = place_input(line(sku, 1), channel="PICKUP", store=shop.store())
+    placed = await client.execute(PLACE, {"input": values}, member)
+    order = placed["data"]["placeOrder"]["order"]["id"]
+    paid = await client.execute(PAY, {"orderId": order}, member)
+    assert paid["data"]["payOrder"]["errors"] == []
+    staff_id, manager = await fresh_staff(settings, engine, stores=(shop.store_ids[0],))
+    moved = await client.execute(MOVE, {"input": {"orderId": order, "status": "ACCEPTED"}}, manager)
+    assert moved["data"]["updateOrderStatus"]["errors"] == []
+
+    (entry,) = await entries(client, credentials.hq_admin, staffId=encode_id("Staff", staff_id))
+    assert (entry["action"], entry["objectType"]) == ("updateOrderStatus", "Order")
+    assert (entry["objectId"], entry["storeId"]) == (order, shop.store())
+    assert '"status":"ACCEPTED"' in entry["summary"]
+    by_store = await entries(client, credentials.hq_admin, storeId=shop.store())
+    assert [e["action"] for e in by_store] == ["updateOrderStatus"]  # the member's are not
+
+
 async def test_a_created_object_is_named_and_personal_data_is_left_out(
     settings: Settings, engine: AsyncEngine, gql: GraphQLClient, credentials: Credentials
 ) -> None:
@@ -225,7 +261,7 @@ async def test_an_entry_rolls_back_with_its_unit_of_work(engine: AsyncEngine) ->
     with pytest.raises(RuntimeError):
         async with uow:
             category = await uow.catalog.add_category(name=name, parent_id=None, sort=0)
-            uow.created("Category", category.id)
+            uow.wrote("Category", category.id)
             raise RuntimeError("after the write, before the commit")
     log = SqlAuditLog(engine)
     assert await log.entries(AuditFilter(staff_id=999999), before_id=None, limit=10) == []
@@ -241,7 +277,7 @@ async def test_an_entry_rolls_back_with_its_unit_of_work(engine: AsyncEngine) ->
         uow.audit = draft
         async with uow:
             category = await uow.catalog.add_category(name=name, parent_id=None, sort=0)
-            uow.created("Category", category.id)
+            uow.wrote("Category", category.id)
             await uow.commit()
     (kept,) = await log.entries(AuditFilter(staff_id=999999), before_id=None, limit=10)
     assert kept.entry.object_type == "Category" and kept.entry.object_id is not None

@@ -1226,7 +1226,7 @@ class FakeUnitOfWork(FakeRepositories):
         self.commits = 0
         self.rollbacks = 0
         self.events: list[Event] = []
-        self.created_objects: list[tuple[str, int]] = []  # named for the audit log
+        self.written_objects: list[tuple[str, int]] = []  # named for the audit log
 
     @property
     def jobs(self) -> FakeIssueJobRepository:
@@ -1249,8 +1249,8 @@ class FakeUnitOfWork(FakeRepositories):
     def record(self, event: Event) -> None:
         self._pending.append(event)
 
-    def created(self, kind: str, object_id: int, store_id: int | None = None) -> None:
-        self.created_objects.append((kind, object_id))
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        self.written_objects.append((kind, object_id))
 
     async def __aenter__(self) -> FakeUnitOfWork:
         if self._snapshot is not None:

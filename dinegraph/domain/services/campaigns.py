@@ -98,7 +98,7 @@ async def create_campaign(cmd: CreateCampaign, *, uow: UnitOfWork, viewer: Viewe
                 raise DomainError(
                     ErrorCode.OUT_OF_STOCK, field=["storeIds", str(n)], **error.params
                 ) from error
-        uow.created("Campaign", campaign.id)
+        uow.wrote("Campaign", campaign.id)
         await uow.commit()
     return campaign
 

@@ -140,7 +140,7 @@ async def create_template(
         if bonus_id is not None and await uow.coupons.get_template(bonus_id) is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["fissionBonusTemplateId"])
         created = await uow.coupons.add_template(template)
-        uow.created("CouponTemplate", created.id)
+        uow.wrote("CouponTemplate", created.id)
         await uow.commit()
     return created
 
@@ -283,7 +283,7 @@ async def start_issue_job(cmd: IssueToSegment, *, uow: UnitOfWork, viewer: Viewe
         if template.status is TemplateStatus.STOPPED:
             raise DomainError(ErrorCode.TEMPLATE_STOPPED, field=["templateId"])
         job = await uow.jobs.add(template.id, segment)
-        uow.created("CouponIssueJob", job.id)
+        uow.wrote("CouponIssueJob", job.id)
         await uow.commit()
     return job
 

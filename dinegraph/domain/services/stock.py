@@ -176,7 +176,7 @@ async def _apply_movement(
             key_field=key_field,
         )
         if source not in (MovementSource.RESTOCK, MovementSource.ADJUSTMENT):
-            uow.created("StockMovement", movement.id, store_id)  # a sale: its own object
+            uow.wrote("StockMovement", movement.id, store_id)  # a sale: its own object
         await uow.commit()
     return movement
 
