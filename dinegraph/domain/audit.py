@@ -196,6 +196,8 @@ def summarise(arguments: Mapping[str, object]) -> str:
     """A write's arguments, short, as compact JSON: secrets and personal data as ``***``,
     long texts and lists cut, the whole at most ``SUMMARY_MAX`` characters."""
     text = json.dumps(_clean(arguments), ensure_ascii=False, separators=(",", ":"))
+    # Storable whatever came in: a lone surrogate is written out as its escape.
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= SUMMARY_MAX else text[: SUMMARY_MAX - 1] + "…"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 from dinegraph.context import Context
@@ -61,12 +61,16 @@ def _subject(arguments: Mapping[str, object]) -> tuple[str | None, int | None, i
     return None, None, store_id
 
 
-def begin(ctx: Context, action: str, arguments: Mapping[str, object]) -> AuditDraft | None:
-    """The entry a staff or partner mutation records when it commits; None for others."""
+def begin(
+    ctx: Context, action: str, arguments: Callable[[], Mapping[str, object]]
+) -> AuditDraft | None:
+    """The entry a staff or partner mutation records when it commits; None for others
+    (whose arguments are not even looked at)."""
     who = actor(ctx.viewer)
     if who is None:
         return None
-    object_type, object_id, store_id = _subject(arguments)
+    given = arguments()
+    object_type, object_id, store_id = _subject(given)
     return AuditDraft(
         AuditEntry(
             at=ctx.now(),
@@ -79,7 +83,7 @@ def begin(ctx: Context, action: str, arguments: Mapping[str, object]) -> AuditDr
             object_id=object_id,
             store_id=store_id,
             client_address=ctx.client_ip[:64],
-            summary=summarise(arguments),
+            summary=summarise(given),
         )
     )
 

@@ -49,9 +49,7 @@ def refuse_unstorable_text(info: strawberry.Info[Context, None]) -> None:
     Paths are those of the payload's ``field``: inside the one ``input``, or from the
     argument's name (``["order", "note"]``, ``["shareCode"]``).
     """
-    current = info.selected_fields[0] if info.selected_fields else None
-    arguments = current.arguments if isinstance(current, SelectedField) else {}
-    for name, value in arguments.items():
+    for name, value in _arguments(info).items():
         found = _unstorable_text(value, [] if name == "input" else [name])
         if found is not None:
             raise DomainError(ErrorCode.INVALID_CHARACTERS, field=found)
@@ -65,7 +63,7 @@ async def attempt(
     A staff or partner write is audited: its unit of work records the entry at commit, and
     a refusal for want of rights is recorded on its own (``resolvers.audit``)."""
     ctx = info.context
-    ctx.audit = draft = audit.begin(ctx, info.field_name, _arguments(info))
+    ctx.audit = draft = audit.begin(ctx, info.field_name, lambda: _arguments(info))
     try:
         refuse_unstorable_text(info)
         return await action(), []

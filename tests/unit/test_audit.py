@@ -120,3 +120,9 @@ def test_x_forwarded_for_is_believed_from_trusted_proxies_only() -> None:
     # A chain of trusted proxies: the nearest address that is none of them.
     assert forwarded_client("10.0.0.1", forwarded, "10.0.0.1, 203.0.113.7") == "198.51.100.9"
     assert forwarded_client("10.0.0.1", Headers({}), "10.0.0.1") == "10.0.0.1"
+
+
+def test_a_summary_is_storable_text_whatever_the_input() -> None:
+    text = summarise({"title": "a\ud800b\x00c"})
+    text.encode("utf-8")  # no lone surrogate left
+    assert "\x00" not in text
