@@ -419,6 +419,31 @@ event_outbox = sa.Table(
     _created_at(),
 )
 
+# --- calls out --------------------------------------------------------------------------
+
+# Calls to outside systems recorded with the commit that wants them (``domain.calls``),
+# relayed after it (``dinegraph.outbound``). (kind, key) is the provider's idempotency key.
+# A sweep looks for PENDING calls due; a relay holds a call it is making until
+# lease_until. A DONE call's payload is cleared (personal data does not linger).
+outbound_calls = sa.Table(
+    "outbound_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("done_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("kind", "key"),
+    sa.CheckConstraint("status IN ('PENDING', 'DONE', 'FAILED')", name="status"),
+    sa.Index("ix_outbound_calls_due", "status", "next_attempt_at"),
+)
+
 # --- orders -----------------------------------------------------------------------------
 
 # A member's order, with totals frozen when placed. (member, idempotency key) is unique: a
@@ -742,4 +767,30 @@ persisted_documents = sa.Table(
     sa.Column("trusted", sa.Boolean, nullable=False),
     _created_at(),
     sa.Index("ix_persisted_documents_trusted_created_at", "trusted", "created_at"),
+)
+
+# The audit log (domain/audit.py): append-only. The migration adds triggers that refuse
+# UPDATE and DELETE on both databases; no code path issues either.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("actor_kind", sa.String(8), nullable=False),
+    sa.Column("credential", sa.String(40), nullable=False),
+    sa.Column("staff_id", sa.Integer, nullable=True),
+    sa.Column("api_key_id", sa.Integer, nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("error_code", sa.String(40), nullable=True),
+    sa.Column("object_type", sa.String(40), nullable=True),
+    sa.Column("object_id", sa.Integer, nullable=True),
+    sa.Column("store_id", sa.Integer, nullable=True),
+    sa.Column("client_address", sa.String(64), nullable=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_staff_id", "staff_id"),
+    sa.Index("ix_audit_log_api_key_id", "api_key_id"),
+    sa.Index("ix_audit_log_object", "object_type", "object_id"),
+    sa.Index("ix_audit_log_store_id", "store_id"),
 )

@@ -13,6 +13,8 @@ from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.resolvers.ids import decode_any_id
+from dinegraph.schema.audit import AuditEntryConnection, audit_log
+from dinegraph.schema.calls import OutboundCallConnection, outbound_calls
 from dinegraph.schema.campaigns import (
     BargainNode,
     CampaignNode,
@@ -119,9 +121,21 @@ class Query:
             total_count=page.total_count or 0,
         )
 
+    audit_log: AuditEntryConnection = strawberry.field(
+        resolver=audit_log,
+        description="Staff, partner and CLI writes (and refused attempts), newest first "
+        "(HQ_ADMIN).",
+    )
+
     stock_ledger: StockLedgerConnection = strawberry.field(
         resolver=stock_ledger,
         description="Every change of a store's tracked stock, newest first (staff, partners).",
+    )
+
+    outbound_calls: OutboundCallConnection = strawberry.field(
+        resolver=outbound_calls,
+        description="Calls out (refunds, couriers, text messages), newest first, by status and "
+        "kind: FAILED ones are stuck and need an operator (HQ_ADMIN).",
     )
 
     claimable_coupons: list[CouponTemplateNode] = strawberry.field(

@@ -1,7 +1,7 @@
 """staff sign-in: passwords, TOTP, lockout, sessions; API keys' last use
 
 Revision ID: 7c3e9a14b2d8
-Revises: 5d1f0c3b7a21
+Revises: c4a7e2d91b06
 Create Date: 2026-12-02 10:45:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7c3e9a14b2d8"
-down_revision: str | None = "5d1f0c3b7a21"
+down_revision: str | None = "c4a7e2d91b06"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
