@@ -23,7 +23,9 @@ from dinegraph.domain.group_buys import GroupStatus
 from dinegraph.domain.identity import Viewer, actor_of, require_catalog_editor
 from dinegraph.domain.orders import Order, OrderStatus
 from dinegraph.domain.ports import UnitOfWork
+from dinegraph.domain.refunds import Refund
 from dinegraph.domain.services.orders import OrderPolicy, cancel_in, group_changed
+from dinegraph.domain.services.refund_progress import send_refund
 from dinegraph.domain.services.stock import apply_movement
 from dinegraph.domain.stock import MovementLine, MovementSource
 from dinegraph.domain.supplies import supply_changed, whole_campaign
@@ -189,6 +191,7 @@ async def fail_expired_groups(
     """
     failed: list[int] = []
     refunds: list[tuple[Order, int]] = []
+    to_send: list[tuple[Refund, Order]] = []
     async with uow:
         for group_id in await uow.campaigns.expired_groups(now, batch):
             group = await uow.campaigns.set_group_status(
@@ -199,11 +202,12 @@ async def fail_expired_groups(
             failed.append(group_id)
             for order in await uow.orders.in_group(group_id):
                 if order.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.GROUPING):
-                    cancelled, refunded = await cancel_in(uow, order, now, "system:group-failed")
-                    if refunded:
-                        refunds.append((cancelled, refunded))
+                    cancelled, refund = await cancel_in(uow, order, now, "system:group-failed")
+                    if refund is not None:
+                        refunds.append((cancelled, refund.amount_fen))
+                        to_send.append((refund, cancelled))
             uow.record(group_changed(group))
         await uow.commit()
-    for order, amount in refunds:
-        await policy.payments.refund(order, amount, f"{order.reference}:group-failed")
+    for refund, order in to_send:
+        await send_refund(refund, order, payments=policy.payments, uow=uow, now=now)
     return FailedGroups(failed, refunds)
