@@ -36,6 +36,7 @@ from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.query import Query
+from dinegraph.schema.refund_mutations import RefundMutation
 from dinegraph.schema.stock import StockMutation
 from dinegraph.schema.subscriptions import Subscription
 from dinegraph.settings import Settings
@@ -126,6 +127,7 @@ class Mutation(
     DeliveryMutation,
     DeliverySettingsMutation,
     CampaignMutation,
+    RefundMutation,
 ):
     pass
 
