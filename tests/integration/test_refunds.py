@@ -484,3 +484,20 @@ async def test_the_provider_reports_progress_once_each_and_a_refusal_is_failed(
             sa.select(orders.c.refunded_fen).where(orders.c.id == order_id)
         )
     assert refunded == 1000
+
+
+async def test_a_staff_refund_with_the_longest_key_gives_the_units_back(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    o = await paid_order(client, settings, engine)
+    values = {
+        "orderId": o.order_id,
+        "reason": "缺货",
+        "idempotencyKey": "k" * 64,
+        "lines": [{"lineId": 1, "quantity": 1}],
+    }
+    for _ in range(2):  # the same key again refunds nothing more
+        refunded = await run(client, REFUND, values, o.staff)
+        assert refunded["errors"] == [] and refunded["order"]["refunded"]["fen"] == 1000
+    assert await level_of(engine, o.shop.store_ids[0], o.sku) == 9
+    assert await refund_rows(engine, o.order_id) == [("REFUNDED", 1000)]

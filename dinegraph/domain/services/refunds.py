@@ -185,7 +185,7 @@ async def approve_refund(cmd: ApproveRefund, *, uow: UnitOfWork, viewer: Viewer)
             )
             if approved is None:  # decided by another meanwhile
                 raise DomainError(ErrorCode.INVALID_TRANSITION, field=["refundId"])
-            granted, stopped = await _grant(uow, order, refund.idempotency_key, plan, cmd)
+            granted, stopped = await _grant(uow, order, refund.reference, plan, cmd)
             await uow.commit()
             return RefundResult(approved, granted), stopped
 
@@ -250,7 +250,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             )
             if refund is None:  # a racing twin with this key
                 raise _Raced
-            granted, stopped = await _grant(uow, order, key, plan, cmd)
+            granted, stopped = await _grant(uow, order, refund.reference, plan, cmd)
             await uow.commit()
             return RefundResult(refund, granted), stopped
 
@@ -336,14 +336,15 @@ async def _decidable(uow: UnitOfWork, viewer: Viewer, refund_id: int) -> tuple[R
 async def _grant(
     uow: UnitOfWork,
     order: Order,
-    key: str,
+    refund_ref: str,
     plan: RefundPlan,
     cmd: ApproveRefund | RefundOrder,
 ) -> tuple[Order, Delivery | None]:
     """Apply an approved refund to the order: units back on the shelf if unprepared, the
     coupon, points and spend; REFUNDED once nothing is left. The order as it is then, and
-    the delivery a full refund stopped."""
-    reference = f"{order.reference}:refund:{key}"
+    the delivery a full refund stopped. The stock, points and spend it gives back are
+    keyed by the refund's reference (bounded, unlike the requester's key)."""
+    reference = f"{order.reference}:refund:{refund_ref}"
     if plan.return_stock:
         by_no = {line.line_no: line for line in order.lines}
         units: dict[int, int] = {}
