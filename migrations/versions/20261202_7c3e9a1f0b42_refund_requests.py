@@ -84,10 +84,10 @@ def upgrade() -> None:
         batch_op.alter_column(
             "requested_at", existing_type=sa.DateTime(timezone=True), nullable=False
         )
-        batch_op.alter_column("updated_at", existing_type=sa.DateTime(timezone=True), nullable=False)
-        batch_op.create_unique_constraint(
-            "uq_refunds_idempotency", ["order_id", "idempotency_key"]
+        batch_op.alter_column(
+            "updated_at", existing_type=sa.DateTime(timezone=True), nullable=False
         )
+        batch_op.create_unique_constraint("uq_refunds_idempotency", ["order_id", "idempotency_key"])
         batch_op.create_unique_constraint("uq_refunds_reference", ["reference"])
         batch_op.create_index("ix_refunds_order", ["order_id", "id"], unique=False)
         batch_op.create_index("ix_refunds_status", ["status", "id"], unique=False)
