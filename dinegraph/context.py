@@ -25,6 +25,7 @@ from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.events.brokers import Broker
 from dinegraph.events.exhaustion import Board
 from dinegraph.i18n import Locale
+from dinegraph.outbound import CallRelay
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
 
@@ -93,6 +94,7 @@ class Services:
     board: Board  # the supplies this process knows are gone (refusals without a write)
     clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
+    calls: CallRelay = field(default_factory=CallRelay)  # calls out, by kind (``outbound``)
 
 
 log = logging.getLogger("dinegraph")
@@ -162,7 +164,12 @@ class Context:
             self.answer_changes_at = moment
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, events=self.broker, board=self.services.board.unit())
+        return SqlUnitOfWork(
+            self.engine,
+            events=self.broker,
+            board=self.services.board.unit(),
+            calls=self.services.calls,
+        )
 
     def reader(self) -> SqlReader:
         return SqlReader(self.engine)

@@ -384,6 +384,31 @@ event_outbox = sa.Table(
     _created_at(),
 )
 
+# --- calls out --------------------------------------------------------------------------
+
+# Calls to outside systems recorded with the commit that wants them (``domain.calls``),
+# relayed after it (``dinegraph.outbound``). (kind, key) is the provider's idempotency key.
+# A sweep looks for PENDING calls due; a relay holds a call it is making until
+# lease_until. A DONE call's payload is cleared (personal data does not linger).
+outbound_calls = sa.Table(
+    "outbound_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("done_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("kind", "key"),
+    sa.CheckConstraint("status IN ('PENDING', 'DONE', 'FAILED')", name="status"),
+    sa.Index("ix_outbound_calls_due", "status", "next_attempt_at"),
+)
+
 # --- orders -----------------------------------------------------------------------------
 
 # A member's order, with totals frozen when placed. (member, idempotency key) is unique: a

@@ -16,8 +16,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.orders import REFUNDABLE, UNPREPARED, Order, order_number
+
+# The call out that asks the payment provider for an APPROVED refund; its key is the
+# refund's reference (out_refund_no), so the provider refunds it once however often asked.
+REFUND_CALL = "payment.refund"
 
 
 class RefundStatus(StrEnum):
@@ -186,8 +191,8 @@ class Refund:
 
 @dataclass(frozen=True, slots=True)
 class RefundToSend:
-    """What the payment provider is asked: the OutboundCall("payment.refund", reference,
-    payload) of the refund, once APPROVED."""
+    """What the payment provider is asked for an APPROVED refund: the payload of its call
+    out (``REFUND_CALL``, keyed by ``reference``)."""
 
     refund_id: int
     order_id: int
@@ -219,6 +224,28 @@ class RefundToSend:
             "totalFen": self.total_fen,
             "reason": self.reason,
         }
+
+    @property
+    def call(self) -> OutboundCall:
+        return OutboundCall(REFUND_CALL, self.reference, self.payload)
+
+    @classmethod
+    def of_call(cls, call: OutboundCall) -> RefundToSend:
+        p = call.payload
+        return cls(
+            refund_id=int(p["refundId"]),
+            order_id=int(p["orderId"]),
+            reference=call.key,
+            out_trade_no=str(p["outTradeNo"]),
+            refund_fen=int(p["refundFen"]),
+            total_fen=int(p["totalFen"]),
+            reason=str(p["reason"]),
+        )
+
+
+def refund_call(refund: Refund, order: Order) -> OutboundCall:
+    """The call out that sends an APPROVED refund to the payment provider."""
+    return RefundToSend.of(refund, order).call
 
 
 def same_request(refund: Refund, lines: Sequence[RefundLine] | None, reason: str) -> bool:

@@ -27,6 +27,7 @@ from strawberry.types import ExecutionContext
 
 from dinegraph.domain.errors import DomainError
 from dinegraph.resolvers.pagination import DEFAULT_PAGE_SIZE
+from dinegraph.schema.calls import CallsOutMutation
 from dinegraph.schema.campaign_mutations import CampaignMutation
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupon_mutations import CouponMutation, CouponSegmentMutation
@@ -127,6 +128,7 @@ class Mutation(
     DeliveryMutation,
     DeliverySettingsMutation,
     CampaignMutation,
+    CallsOutMutation,
     RefundMutation,
 ):
     pass

@@ -13,6 +13,7 @@ from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.resolvers.ids import decode_any_id
+from dinegraph.schema.calls import OutboundCallConnection, outbound_calls
 from dinegraph.schema.campaigns import (
     BargainNode,
     CampaignNode,
@@ -117,6 +118,12 @@ class Query:
     stock_ledger: StockLedgerConnection = strawberry.field(
         resolver=stock_ledger,
         description="Every change of a store's tracked stock, newest first (staff, partners).",
+    )
+
+    outbound_calls: OutboundCallConnection = strawberry.field(
+        resolver=outbound_calls,
+        description="Calls out (refunds, couriers, text messages), newest first, by status and "
+        "kind: FAILED ones are stuck and need an operator (HQ_ADMIN).",
     )
 
     claimable_coupons: list[CouponTemplateNode] = strawberry.field(

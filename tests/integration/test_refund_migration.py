@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from dinegraph.db.engine import create_engine
 from dinegraph.db.migrate import alembic_config
@@ -20,7 +21,7 @@ from tests.databases import fresh_database
 from tests.integration.test_migrations import BACKENDS
 from tests.shop import new_shop
 
-BEFORE = "5d1f0c3b7a21"  # the revision before refunds had a lifecycle
+LIFECYCLE = "7c3e9a1f0b42"  # the revision that gave refunds a lifecycle
 PLACED = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
 
 
@@ -90,7 +91,9 @@ def test_refunds_made_before_migrate_as_refunded(tmp_path: Path, postgres: bool)
 
         order_id = asyncio.run(an_order())
         config = alembic_config(url)
-        command.downgrade(config, BEFORE)
+        before = ScriptDirectory.from_config(config).get_revision(LIFECYCLE).down_revision
+        assert isinstance(before, str)
+        command.downgrade(config, before)
         asyncio.run(old_refunds(order_id))
         command.upgrade(config, "head")
         rows = asyncio.run(migrated(order_id))

@@ -13,11 +13,12 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.app import create_app, default_services
-from dinegraph.context import Clock
-from dinegraph.db.tables import orders, points_ledger, refunds
+from dinegraph.context import Clock, Services
+from dinegraph.db.tables import orders, outbound_calls, points_ledger, refunds
 from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.domain.calls import CallRefused
 from dinegraph.domain.ports import RefundProgress
-from dinegraph.domain.refunds import RefundToSend
+from dinegraph.domain.refunds import REFUND_CALL, RefundToSend
 from dinegraph.domain.services.refunds import (
     RefundSettled,
     RefundSubmitted,
@@ -199,6 +200,13 @@ async def test_a_member_asks_the_store_approves_and_the_money_comes_back(
     assert found["version"] == approved["order"]["version"] + 2
     staff_view = await order_refunds(client, o.staff, o.order_id)
     assert staff_view["refunds"][0]["providerRefundId"].startswith("dev-")
+    async with engine.connect() as conn:
+        reference = await conn.scalar(
+            sa.select(refunds.c.reference).where(
+                refunds.c.id == decode_id(refund["id"], "Refund", [])
+            )
+        )
+    assert (await refund_call_row(engine, str(reference))).status == "DONE"
     board = await client.execute(STORE_REQUESTS, {"storeId": o.shop.store()}, o.staff)
     assert board["data"]["storeRefundRequests"]["edges"] == []
     done = await client.execute(
@@ -396,21 +404,30 @@ async def test_a_refund_approved_after_completion_takes_back_points(
 
 
 class HeldPayments:
-    """A provider that has not answered yet: the refunds it was sent, nothing reported."""
+    """A provider that has not answered yet: the refunds it was sent, nothing reported.
+    ``answer`` makes it refuse (``CallRefused``) or fail (an outage) instead."""
 
     name = "held"
 
     def __init__(self) -> None:
         self.sent: list[RefundToSend] = []
+        self.answer: Exception | None = None
 
     async def refund(self, refund: RefundToSend, progress: RefundProgress) -> None:
         self.sent.append(refund)
+        if self.answer is not None:
+            raise self.answer
+
+
+@dataclass(frozen=True)
+class Held:
+    client: GraphQLClient
+    payments: HeldPayments
+    services: Services
 
 
 @pytest.fixture
-async def held(
-    settings: Settings, engine: AsyncEngine
-) -> AsyncIterator[tuple[GraphQLClient, HeldPayments]]:
+async def held(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Held]:
     payments = HeldPayments()
     services = default_services(settings)
     services = replace(
@@ -419,13 +436,26 @@ async def held(
     app = create_app(settings, engine, services=services)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield GraphQLClient(http), payments
+        yield Held(GraphQLClient(http), payments, services)
+
+
+async def refund_call_row(engine: AsyncEngine, reference: str) -> sa.Row[tuple[object, ...]]:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(outbound_calls).where(
+                    outbound_calls.c.kind == REFUND_CALL, outbound_calls.c.key == reference
+                )
+            )
+        ).all()
+    assert len(rows) == 1, rows
+    return rows[0]
 
 
 async def test_the_provider_reports_progress_once_each_and_a_refusal_is_failed(
-    held: tuple[GraphQLClient, HeldPayments], settings: Settings, engine: AsyncEngine
+    held: Held, settings: Settings, engine: AsyncEngine
 ) -> None:
-    client, payments = held
+    client, payments = held.client, held.payments
     o = await paid_order(client, settings, engine)
     direct = await run(
         client,
@@ -501,3 +531,32 @@ async def test_a_staff_refund_with_the_longest_key_gives_the_units_back(
         assert refunded["errors"] == [] and refunded["order"]["refunded"]["fen"] == 1000
     assert await level_of(engine, o.shop.store_ids[0], o.sku) == 9
     assert await refund_rows(engine, o.order_id) == [("REFUNDED", 1000)]
+
+
+async def test_an_approved_refund_is_a_call_out_made_once_retried_and_failed_when_refused(
+    held: Held, settings: Settings, engine: AsyncEngine
+) -> None:
+    client, payments, services = held.client, held.payments, held.services
+    o = await paid_order(client, settings, engine)
+    asked = await run(client, REQUEST, ask(o.order_id), o.member)
+    assert payments.sent == []  # a request sends nothing
+    payments.answer = ConnectionError("the provider is down")
+    approved = await run(client, APPROVE, {"refundId": asked["refund"]["id"]}, o.staff)
+    assert approved["errors"] == [] and approved["order"]["status"] == "REFUNDED"
+    (sent,) = payments.sent
+    row = await refund_call_row(engine, sent.reference)
+    assert (row.status, row.attempts) == ("PENDING", 1)  # to be tried again
+    assert row.payload == dict(sent.payload)
+    found = await order_refunds(client, o.member, o.order_id)
+    assert [r["status"] for r in found["refunds"]] == ["APPROVED"]
+
+    # The provider is back but refuses this refund for good: FAILED, for head office.
+    payments.answer = CallRefused("NOT_ENOUGH")
+    services.clock.advance(timedelta(seconds=services.calls.policy.backoff_seconds))
+    assert await services.calls.sweep() == 1
+    assert len(payments.sent) == 2 and {s.reference for s in payments.sent} == {sent.reference}
+    row = await refund_call_row(engine, sent.reference)
+    assert (row.status, row.last_error) == ("FAILED", "NOT_ENOUGH")
+    found = await order_refunds(client, o.member, o.order_id)
+    assert [r["status"] for r in found["refunds"]] == ["FAILED"]
+    assert found["refunded"]["fen"] == 2200  # granted: head office follows the money up

@@ -76,6 +76,7 @@ MODULE_LAYERS = {
     "request_limits": "edge",
     "public_reads": "edge",
     "read_cache": "edge",
+    "outbound": "edge",
     "context": "context",
     "app": "wiring",
     "view": "wiring",

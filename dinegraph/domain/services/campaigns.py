@@ -23,9 +23,7 @@ from dinegraph.domain.group_buys import GroupStatus
 from dinegraph.domain.identity import Viewer, actor_of, require_catalog_editor
 from dinegraph.domain.orders import Order, OrderStatus
 from dinegraph.domain.ports import UnitOfWork
-from dinegraph.domain.refunds import Refund
 from dinegraph.domain.services.orders import OrderPolicy, cancel_in, group_changed
-from dinegraph.domain.services.refund_progress import send_refund
 from dinegraph.domain.services.stock import apply_movement
 from dinegraph.domain.stock import MovementLine, MovementSource
 from dinegraph.domain.supplies import supply_changed, whole_campaign
@@ -191,7 +189,6 @@ async def fail_expired_groups(
     """
     failed: list[int] = []
     refunds: list[tuple[Order, int]] = []
-    to_send: list[tuple[Refund, Order]] = []
     async with uow:
         for group_id in await uow.campaigns.expired_groups(now, batch):
             group = await uow.campaigns.set_group_status(
@@ -205,9 +202,6 @@ async def fail_expired_groups(
                     cancelled, refund = await cancel_in(uow, order, now, "system:group-failed")
                     if refund is not None:
                         refunds.append((cancelled, refund.amount_fen))
-                        to_send.append((refund, cancelled))
             uow.record(group_changed(group))
         await uow.commit()
-    for refund, order in to_send:
-        await send_refund(refund, order, payments=policy.payments, uow=uow, now=now)
     return FailedGroups(failed, refunds)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 from dinegraph.domain.coupons import CouponStatus
-from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.fees import FeeRules
 from dinegraph.domain.group_buys import GroupBuy, GroupBuyChanged
@@ -26,19 +25,16 @@ from dinegraph.domain.orders import (
     load_change,
 )
 from dinegraph.domain.orders import order_changed as order_changed  # where others import it
-from dinegraph.domain.ports import DispatchRequest, PaymentGateway, UnitOfWork
-from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus, refund_reference
+from dinegraph.domain.ports import PaymentGateway, UnitOfWork
+from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus, refund_call, refund_reference
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.coupons import change_coupon_status
 from dinegraph.domain.services.dispatch import (
     DeliveryPolicy,
-    call_platform,
-    dispatch_request,
     open_delivery,
     should_dispatch,
 )
 from dinegraph.domain.services.points import earn_points, record_spend
-from dinegraph.domain.services.refund_progress import send_refund
 from dinegraph.domain.services.stock import apply_movement
 from dinegraph.domain.stock import MovementLine, MovementSource
 from dinegraph.domain.supplies import campaign_quota, supply_changed
@@ -105,17 +101,13 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
     COMPLETED counts the amount paid toward the member's tier and earns points; a cancel
     releases the held stock, returns the coupon and refunds what was paid.
     """
-    refund: tuple[Refund, Order] | None = None
-    dispatched: tuple[Delivery, DispatchRequest] | None = None
     async with uow:
         order = await uow.orders.get(cmd.order_id)
         mover = mover_of(viewer, order)
         assert order is not None
         check_move(order, cmd.status, mover)
         if cmd.status is OrderStatus.CANCELLED:
-            moved, granted = await cancel_in(uow, order, cmd.now, actor_of(viewer))
-            if granted is not None:
-                refund = (granted, moved)
+            moved, _ = await cancel_in(uow, order, cmd.now, actor_of(viewer))
         elif cmd.status is OrderStatus.COMPLETED:
             moved = await move_order(uow, order, cmd.status, cmd.now, completed_at=cmd.now)
             moved = replace(moved, completed_at=cmd.now)
@@ -125,15 +117,8 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
         if should_dispatch(order, cmd.status, cmd.policy.delivery):
             store = await uow.catalog.get_store(order.store_id)
             assert store is not None
-            delivery = await open_delivery(uow, order, store, cmd.policy.delivery, cmd.now)
-            dispatched = (delivery, dispatch_request(delivery, order, store))
+            await open_delivery(uow, order, store, cmd.policy.delivery, cmd.now)
         await uow.commit()
-    if refund is not None:
-        await send_refund(refund[0], refund[1], payments=cmd.policy.payments, uow=uow, now=cmd.now)
-    if dispatched is not None:
-        await call_platform(
-            dispatched[0], dispatched[1], uow=uow, policy=cmd.policy.delivery, now=cmd.now
-        )
     return moved
 
 
@@ -190,8 +175,8 @@ async def release_units(
 async def cancel_in(
     uow: UnitOfWork, order: Order, now: datetime, actor: str
 ) -> tuple[Order, Refund | None]:
-    """Cancel: stock released, coupon back if still valid, payment refunded in full (the
-    refund, APPROVED, is for the caller to send once committed).
+    """Cancel: stock released, coupon back if still valid, payment refunded in full (an
+    APPROVED refund, its call out to the payment provider recorded in the caller's unit).
 
     A campaign order also gives back its member's entry; a group seat is freed while the
     group is open; a bargain may be bought again.
@@ -228,6 +213,7 @@ async def cancel_in(
         version = await uow.orders.apply_refund(order.id, order.version, amount, lines, now)
         if version is None or refund is None:
             raise DomainError(ErrorCode.INVALID_TRANSITION, field=["status"], current=was)
+        uow.call(refund_call(refund, order))
         order = replace(order, refunded_fen=order.total_fen, version=version)
     moved = await move_order(uow, order, OrderStatus.CANCELLED, now)
     await _leave_campaign(uow, order, was)

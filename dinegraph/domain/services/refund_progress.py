@@ -1,5 +1,6 @@
-"""A granted refund at the payment provider: sent once APPROVED, then SUBMITTED (the
-provider took it) and REFUNDED or FAILED (its final word).
+"""A granted refund at the payment provider: sent once APPROVED (the approving unit records
+its call out, ``domain.refunds.REFUND_CALL``), then SUBMITTED (the provider took it) and
+REFUNDED or FAILED (its final word).
 
 The provider's side calls ``refund_submitted`` and ``refund_settled``; each is idempotent
 (a repeated or late report changes nothing) and makes a new version of the order, so
@@ -11,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.orders import Order, order_changed
+from dinegraph.domain.orders import order_changed
 from dinegraph.domain.ports import PaymentGateway, UnitOfWork
 from dinegraph.domain.refunds import Refund, RefundStatus, RefundToSend
 
@@ -77,12 +79,19 @@ async def refund_settled(event: RefundSettled, *, uow: UnitOfWork) -> Refund:
     return moved
 
 
-async def send_refund(
-    refund: Refund, order: Order, *, payments: PaymentGateway, uow: UnitOfWork, now: datetime
+async def make_refund(
+    call: OutboundCall, *, payments: PaymentGateway, uow: UnitOfWork, now: datetime
 ) -> None:
-    """Ask the provider for an APPROVED refund, after the unit that approved it committed;
-    what the provider answers comes back through ``refund_submitted``/``refund_settled``."""
-    await payments.refund(RefundToSend.of(refund, order), _Progress(refund.reference, uow, now))
+    """The handler of a refund's call out: ask the provider; what it answers comes back
+    through ``refund_submitted``/``refund_settled``, each in a unit of its own."""
+    await payments.refund(RefundToSend.of_call(call), _Progress(call.key, uow, now))
+
+
+async def refund_refused(call: OutboundCall, *, uow: UnitOfWork, now: datetime) -> None:
+    """The provider refused the refund's call for good: FAILED, for head office to follow
+    up (the call is FAILED in ``outboundCalls`` too). A call out of attempts leaves the
+    refund APPROVED: an operator may put the call back (``retryOutboundCall``)."""
+    await refund_settled(RefundSettled(call.key, False, None, now), uow=uow)
 
 
 class _Progress:

@@ -2,8 +2,9 @@
 of an order or some units, with stock, coupon, points and spend given back when a refund is
 APPROVED.
 
-A refund is sent to the payment provider once approved (``refund_progress``), which reports
-back through ``refund_submitted`` and ``refund_settled``. Every step makes a new version of
+The unit that approves a refund records its call out to the payment provider
+(``REFUND_CALL``); the provider reports back through ``refund_submitted`` and
+``refund_settled`` (``refund_progress``). Every step makes a new version of
 the order, so ``orderUpdates`` pushes the refund's progress.
 
 Races are decided by the database: a decision is a conditional update of the refund's
@@ -20,7 +21,6 @@ from datetime import datetime
 from typing import TypeVar
 
 from dinegraph.domain.coupons import CouponStatus
-from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import MemberViewer, StaffViewer, Viewer, actor_of
 from dinegraph.domain.members import PointsKind
@@ -40,14 +40,12 @@ from dinegraph.domain.refunds import (
     check_refund_move,
     plan_refund,
     points_to_reverse,
+    refund_call,
     refund_reference,
     same_request,
 )
 from dinegraph.domain.services.coupons import change_coupon_status
-from dinegraph.domain.services.dispatch import (
-    stop_delivery,
-    tell_platform_stopped,
-)
+from dinegraph.domain.services.dispatch import stop_delivery
 from dinegraph.domain.services.orders import (
     OrderPolicy,
     move_order,
@@ -68,7 +66,6 @@ from dinegraph.domain.services.refund_progress import (
 from dinegraph.domain.services.refund_progress import (
     refund_submitted as refund_submitted,
 )
-from dinegraph.domain.services.refund_progress import send_refund
 from dinegraph.domain.stock import clean_reason
 
 T = TypeVar("T")
@@ -164,7 +161,7 @@ async def approve_refund(cmd: ApproveRefund, *, uow: UnitOfWork, viewer: Viewer)
     order as it is now, its consequences applied (as ``refund_order``'s), and the refund is
     sent to the payment provider."""
 
-    async def attempt() -> tuple[RefundResult, Delivery | None]:
+    async def attempt() -> RefundResult:
         async with uow:
             refund, order = await _decidable(uow, viewer, cmd.refund_id)
             check_refund_move(refund.status, R.APPROVED)
@@ -185,13 +182,11 @@ async def approve_refund(cmd: ApproveRefund, *, uow: UnitOfWork, viewer: Viewer)
             )
             if approved is None:  # decided by another meanwhile
                 raise DomainError(ErrorCode.INVALID_TRANSITION, field=["refundId"])
-            granted, stopped = await _grant(uow, order, refund.reference, plan, cmd)
+            granted = await _grant(uow, order, approved, plan, cmd)
             await uow.commit()
-            return RefundResult(approved, granted), stopped
+            return RefundResult(approved, granted)
 
-    result, stopped = await _retrying(attempt)
-    await _after_grant(result, stopped, uow, cmd.policy, cmd.now)
-    return result
+    return await _retrying(attempt)
 
 
 async def refuse_refund(cmd: RefuseRefund, *, uow: UnitOfWork, viewer: Viewer) -> RefundResult:
@@ -229,7 +224,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
     reason = clean_reason(cmd.reason, required=True)
     key = clean_idempotency_key(cmd.idempotency_key)
 
-    async def attempt() -> tuple[RefundResult | Order, Delivery | None]:
+    async def attempt() -> Order:
         async with uow:
             order = await uow.orders.get(cmd.order_id)
             if mover_of(viewer, order) is not Mover.STAFF:
@@ -237,7 +232,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             assert order is not None
             if await uow.orders.refund_by_key(order.id, key) is not None:
                 # The same key again: that refund happened; the order as it stands now.
-                return order, None
+                return order
             if await uow.orders.open_refund_request(order.id) is not None:
                 raise DomainError(ErrorCode.REFUND_PENDING, field=["orderId"])
             plan = await _plan(uow, order, cmd.lines, cmd.now)
@@ -250,15 +245,11 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             )
             if refund is None:  # a racing twin with this key
                 raise _Raced
-            granted, stopped = await _grant(uow, order, refund.reference, plan, cmd)
+            granted = await _grant(uow, order, refund, plan, cmd)
             await uow.commit()
-            return RefundResult(refund, granted), stopped
+            return granted
 
-    result, stopped = await _retrying(attempt)
-    if isinstance(result, Order):
-        return result
-    await _after_grant(result, stopped, uow, cmd.policy, cmd.now)
-    return result.order
+    return await _retrying(attempt)
 
 
 # --- shared steps ---------------------------------------------------------------------
@@ -336,15 +327,16 @@ async def _decidable(uow: UnitOfWork, viewer: Viewer, refund_id: int) -> tuple[R
 async def _grant(
     uow: UnitOfWork,
     order: Order,
-    refund_ref: str,
+    refund: Refund,
     plan: RefundPlan,
     cmd: ApproveRefund | RefundOrder,
-) -> tuple[Order, Delivery | None]:
+) -> Order:
     """Apply an approved refund to the order: units back on the shelf if unprepared, the
-    coupon, points and spend; REFUNDED once nothing is left. The order as it is then, and
-    the delivery a full refund stopped. The stock, points and spend it gives back are
-    keyed by the refund's reference (bounded, unlike the requester's key)."""
-    reference = f"{order.reference}:refund:{refund_ref}"
+    coupon, points and spend; REFUNDED once nothing is left, its trip called off. The
+    refund's call out to the payment provider is recorded in the same unit. Returns the
+    order as it is then. The stock, points and spend it gives back are keyed by the
+    refund's reference (bounded, unlike the requester's key)."""
+    reference = f"{order.reference}:refund:{refund.reference}"
     if plan.return_stock:
         by_no = {line.line_no: line for line in order.lines}
         units: dict[int, int] = {}
@@ -362,12 +354,12 @@ async def _grant(
     if version is None:  # another refund or move of this order won the race
         raise _Raced
     moved = replace(order, version=version)
-    stopped: Delivery | None = None
     if plan.full:
         moved = await move_order(uow, moved, OrderStatus.REFUNDED, cmd.now)
-        stopped = await stop_delivery(uow, order.id, cmd.policy.delivery, cmd.now)
+        await stop_delivery(uow, order.id, cmd.policy.delivery, cmd.now)  # calls it off
     else:
         uow.record(order_changed(moved))
+    uow.call(refund_call(refund, order))
     refunded = {line.line_no: line.quantity for line in plan.lines}
     return replace(
         moved,
@@ -376,19 +368,7 @@ async def _grant(
             replace(line, refunded_quantity=line.refunded_quantity + refunded.get(line.line_no, 0))
             for line in order.lines
         ),
-    ), stopped
-
-
-async def _after_grant(
-    result: RefundResult,
-    stopped: Delivery | None,
-    uow: UnitOfWork,
-    policy: OrderPolicy,
-    now: datetime,
-) -> None:
-    await send_refund(result.refund, result.order, payments=policy.payments, uow=uow, now=now)
-    if stopped is not None:
-        await tell_platform_stopped(stopped, policy.delivery)
+    )
 
 
 async def _take_back_reward(
