@@ -386,6 +386,12 @@ export type OrderStatus =
   | 'READY'
   | 'REFUNDED';
 
+/** PENDING: to be made (again); DONE: the provider took it; FAILED: refused, or out of attempts, for an operator to look at. */
+export type OutboundCallStatus =
+  | 'DONE'
+  | 'FAILED'
+  | 'PENDING';
+
 export type PlaceOrderInput = {
   address?: InputMaybe<AddressInput>;
   channel: Channel;
@@ -498,6 +504,10 @@ export type RestockInput = {
   reference: Scalars['String']['input'];
   skuId: Scalars['ID']['input'];
   storeId: Scalars['ID']['input'];
+};
+
+export type RetryOutboundCallInput = {
+  id: Scalars['ID']['input'];
 };
 
 export type SaleLineInput = {
