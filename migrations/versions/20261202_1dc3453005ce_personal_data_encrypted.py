@@ -1,0 +1,149 @@
+"""personal data encrypted at rest, phones found through a blind index
+
+Revision ID: 1dc3453005ce
+Revises: 5d1f0c3b7a21
+Create Date: 2026-12-02 10:30:00.000000
+
+Existing rows are converted with the data keys of the engine that runs the migration
+(DINEGRAPH_DATA_KEYS, DINEGRAPH_BLIND_INDEX_KEY; derived from the secret key in development).
+On SQLite, freed pages are zeroed while it runs, so no plain copy stays in the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from dinegraph.db.personal import PersonalCipher, cipher_of
+
+revision: str = "1dc3453005ce"
+down_revision: str | None = "5d1f0c3b7a21"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# Each encrypted column, its plain type before, and whether it may be null.
+_COLUMNS: dict[str, tuple[tuple[str, int, bool], ...]] = {
+    "members": (("phone", 20, True),),
+    "member_addresses": (
+        ("contact_name", 30, False),
+        ("contact_phone", 20, False),
+        ("address", 200, False),
+    ),
+    "orders": (
+        ("address_detail", 200, True),
+        ("contact_name", 30, True),
+        ("contact_phone", 20, True),
+    ),
+    "riders": (("name", 30, False), ("phone", 20, False)),
+    "deliveries": (("courier_name", 30, True), ("courier_phone", 20, True)),
+}
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    cipher = cipher_of(bind.dialect)
+    if bind.dialect.name == "sqlite":
+        bind.exec_driver_sql("PRAGMA secure_delete = ON")
+
+    with op.batch_alter_table("members") as batch:
+        batch.drop_constraint("uq_members_phone", type_="unique")
+        batch.add_column(sa.Column("phone_index", sa.String(length=64), nullable=True))
+    for table, columns in _COLUMNS.items():
+        with op.batch_alter_table(table) as batch:
+            for name, length, nullable in columns:
+                batch.alter_column(
+                    name,
+                    type_=sa.Text(),
+                    existing_type=sa.String(length=length),
+                    existing_nullable=nullable,
+                )
+        _convert(bind, cipher, table, [name for name, _, _ in columns], encrypt=True)
+    with op.batch_alter_table("members") as batch:
+        batch.create_unique_constraint(op.f("uq_members_phone_index"), ["phone_index"])
+
+    with op.batch_alter_table("login_codes") as batch:
+        batch.add_column(sa.Column("phone_index", sa.String(length=64), nullable=True))
+    codes = sa.table("login_codes", sa.column("id"), sa.column("phone"), sa.column("phone_index"))
+    for row in bind.execute(sa.select(codes.c.id, codes.c.phone)).all():
+        bind.execute(
+            codes.update()
+            .where(codes.c.id == row.id)
+            .values(phone_index=cipher.blind_index(row.phone))
+        )
+    with op.batch_alter_table("login_codes") as batch:
+        batch.drop_index("ix_login_codes_phone")
+        batch.drop_column("phone")
+        batch.alter_column(
+            "phone_index",
+            existing_type=sa.String(length=64),
+            existing_nullable=True,
+            nullable=False,
+        )
+        batch.create_index("ix_login_codes_phone_index", ["phone_index", "created_at"])
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    cipher = cipher_of(bind.dialect)
+    # Login codes live five minutes and their phones were never kept: they go.
+    op.execute(sa.text("DELETE FROM login_codes"))
+    with op.batch_alter_table("login_codes") as batch:
+        batch.drop_index("ix_login_codes_phone_index")
+        batch.drop_column("phone_index")
+        batch.add_column(
+            sa.Column("phone", sa.String(length=20), nullable=False, server_default="")
+        )
+    with op.batch_alter_table("login_codes") as batch:
+        batch.alter_column(
+            "phone",
+            existing_type=sa.String(length=20),
+            existing_nullable=False,
+            server_default=None,
+        )
+        batch.create_index("ix_login_codes_phone", ["phone", "created_at"])
+
+    with op.batch_alter_table("members") as batch:
+        batch.drop_constraint("uq_members_phone_index", type_="unique")
+        batch.drop_column("phone_index")
+    for table, columns in _COLUMNS.items():
+        _convert(bind, cipher, table, [name for name, _, _ in columns], encrypt=False)
+        with op.batch_alter_table(table) as batch:
+            for name, length, nullable in columns:
+                batch.alter_column(
+                    name,
+                    type_=sa.String(length=length),
+                    existing_type=sa.Text(),
+                    existing_nullable=nullable,
+                )
+    with op.batch_alter_table("members") as batch:
+        batch.create_unique_constraint(op.f("uq_members_phone"), ["phone"])
+
+
+def _convert(
+    bind: sa.Connection, cipher: PersonalCipher, table: str, names: list[str], *, encrypt: bool
+) -> None:
+    """Encrypt (or decrypt) every value of the columns, row by row; members get their index."""
+    indexed = table == "members"
+    rows_table = sa.table(
+        table,
+        sa.column("id"),
+        *(sa.column(n) for n in names),
+        *([sa.column("phone_index")] if indexed and encrypt else []),
+    )
+    rows = bind.execute(sa.select(rows_table.c.id, *(rows_table.c[n] for n in names))).all()
+    for row in rows:
+        values: dict[str, object] = {}
+        for name in names:
+            value = getattr(row, name)
+            if value is None:
+                continue
+            column = f"{table}.{name}"
+            values[name] = (
+                cipher.encrypt(value, column) if encrypt else cipher.decrypt(value, column)
+            )
+            if indexed and encrypt:
+                values["phone_index"] = cipher.blind_index(value)
+        if values:
+            bind.execute(rows_table.update().where(rows_table.c.id == row.id).values(**values))
