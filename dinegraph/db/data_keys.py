@@ -103,6 +103,8 @@ async def _rotate_row(
         if indexed and row.phone_index != (index := cipher.blind_index(plain)):
             values["phone_index"] = index
             counts[-1].rotated += 1
+        elif indexed:
+            counts[-1].current += 1
     if values:
         await conn.execute(raw.update().where(*still).values(**values))
 
