@@ -363,6 +363,7 @@ async def _write_before_migration(engine: AsyncEngine) -> dict[str, int]:
                 updated_at=now,
             )
         )
+    assert member_id is not None and order_id is not None
     return {"member": int(member_id), "order": int(order_id)}
 
 
