@@ -10,7 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from dinegraph.db.engine import WRITE, create_engine
-from dinegraph.db.personal import BlindIndex, Personal
+from dinegraph.db.personal import BlindIndex, Encrypted
 from dinegraph.db.tables import UtcDateTime, metadata
 from dinegraph.settings import Settings
 
@@ -31,7 +31,7 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     """Render the project's own column types as the plain types they store."""
     if type_ == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime(timezone=True)"
-    if type_ == "type" and isinstance(obj, Personal):
+    if type_ == "type" and isinstance(obj, Encrypted):
         return "sa.Text()"  # ciphertext (db/personal.py)
     if type_ == "type" and isinstance(obj, BlindIndex):
         return "sa.String(length=64)"

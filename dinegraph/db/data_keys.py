@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.engine import WRITE, local_write_lock
-from dinegraph.db.personal import Personal, PersonalCipher, cipher_of
+from dinegraph.db.personal import Encrypted, PersonalCipher, cipher_of
 from dinegraph.db.tables import members, metadata
 
 
@@ -34,7 +34,7 @@ def personal_columns() -> dict[str, tuple[str, ...]]:
     """Each table holding personal data and its encrypted columns, by the tables' types."""
     found: dict[str, tuple[str, ...]] = {}
     for table in metadata.sorted_tables:
-        names = tuple(c.name for c in table.columns if isinstance(c.type, Personal))
+        names = tuple(c.name for c in table.columns if isinstance(c.type, Encrypted))
         if names:
             found[table.name] = names
     return found

@@ -20,7 +20,8 @@ import os
 import re
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from datetime import date
+from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
@@ -112,8 +113,11 @@ def cipher_of(dialect: Dialect) -> PersonalCipher:
     return cipher
 
 
-class Personal(sa.TypeDecorator[str]):
-    """Text encrypted at rest under the engine's current data key."""
+T = TypeVar("T")
+
+
+class Encrypted(sa.TypeDecorator[T], Generic[T]):
+    """A value encrypted at rest under the engine's current data key, as text."""
 
     impl = sa.Text
     cache_ok = True
@@ -122,11 +126,57 @@ class Personal(sa.TypeDecorator[str]):
         super().__init__()
         self.column = column  # associated data: "table.column"
 
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
-        return None if value is None else cipher_of(dialect).encrypt(value, self.column)
+    def process_bind_param(self, value: T | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return cipher_of(dialect).encrypt(self.to_text(value), self.column)
 
-    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else cipher_of(dialect).decrypt(value, self.column)
+    def process_result_value(self, value: Any, dialect: Dialect) -> T | None:
+        if value is None:
+            return None
+        return self.from_text(cipher_of(dialect).decrypt(value, self.column))
+
+    def to_text(self, value: T) -> str:
+        raise NotImplementedError
+
+    def from_text(self, text: str) -> T:
+        raise NotImplementedError
+
+
+class Personal(Encrypted[str]):
+    """Text (a phone, a name, an address) encrypted at rest."""
+
+    cache_ok = True  # SQLAlchemy asks each class
+
+    def to_text(self, value: str) -> str:
+        return value
+
+    def from_text(self, text: str) -> str:
+        return text
+
+
+class PersonalFloat(Encrypted[float]):
+    """A coordinate of someone's address, encrypted at rest."""
+
+    cache_ok = True  # SQLAlchemy asks each class
+
+    def to_text(self, value: float) -> str:
+        return repr(float(value))
+
+    def from_text(self, text: str) -> float:
+        return float(text)
+
+
+class PersonalDate(Encrypted[date]):
+    """A birthday, encrypted at rest."""
+
+    cache_ok = True  # SQLAlchemy asks each class
+
+    def to_text(self, value: date) -> str:
+        return value.isoformat()
+
+    def from_text(self, text: str) -> date:
+        return date.fromisoformat(text)
 
 
 class BlindIndex(sa.TypeDecorator[str]):

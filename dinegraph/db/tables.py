@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 # Personal data: encrypted per value, phones found through a blind index (db/personal.py).
-from dinegraph.db.personal import BlindIndex, Personal
+from dinegraph.db.personal import BlindIndex, Personal, PersonalDate, PersonalFloat
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -217,7 +217,7 @@ members = sa.Table(
     sa.Column("phone_index", BlindIndex(), nullable=True, unique=True),
     sa.Column("wechat_openid", sa.String(64), nullable=True, unique=True),
     sa.Column("nickname", sa.String(30), nullable=False),
-    sa.Column("birthday", sa.Date, nullable=True),
+    sa.Column("birthday", PersonalDate("members.birthday"), nullable=True),
     sa.Column("tier", sa.String(16), nullable=False),
     # Kept equal to the sum of the member's points ledger, changed in the same statement
     # that checks it stays at or above zero.
@@ -264,8 +264,8 @@ member_addresses = sa.Table(
     sa.Column("contact_name", Personal("member_addresses.contact_name"), nullable=False),
     sa.Column("contact_phone", Personal("member_addresses.contact_phone"), nullable=False),
     sa.Column("address", Personal("member_addresses.address"), nullable=False),
-    sa.Column("lat", sa.Float, nullable=False),
-    sa.Column("lng", sa.Float, nullable=False),
+    sa.Column("lat", PersonalFloat("member_addresses.lat"), nullable=False),
+    sa.Column("lng", PersonalFloat("member_addresses.lng"), nullable=False),
     sa.Column("is_default", sa.Boolean, nullable=False),
 )
 
@@ -412,8 +412,8 @@ orders = sa.Table(
     sa.Column("refunded_fen", sa.Integer, nullable=False, server_default="0"),
     sa.Column("points_earned", sa.Integer, nullable=False, server_default="0"),
     sa.Column("coupon_id", sa.Integer, sa.ForeignKey("coupons.id"), nullable=True),
-    sa.Column("address_lat", sa.Float, nullable=True),
-    sa.Column("address_lng", sa.Float, nullable=True),
+    sa.Column("address_lat", PersonalFloat("orders.address_lat"), nullable=True),
+    sa.Column("address_lng", PersonalFloat("orders.address_lng"), nullable=True),
     sa.Column("address_detail", Personal("orders.address_detail"), nullable=True),
     sa.Column("contact_name", Personal("orders.contact_name"), nullable=True),
     sa.Column("contact_phone", Personal("orders.contact_phone"), nullable=True),
@@ -531,8 +531,8 @@ deliveries = sa.Table(
     sa.Column("received_at", UtcDateTime(), nullable=True),
     sa.Column("origin_lat", sa.Float, nullable=False),
     sa.Column("origin_lng", sa.Float, nullable=False),
-    sa.Column("destination_lat", sa.Float, nullable=False),
-    sa.Column("destination_lng", sa.Float, nullable=False),
+    sa.Column("destination_lat", PersonalFloat("deliveries.destination_lat"), nullable=False),
+    sa.Column("destination_lng", PersonalFloat("deliveries.destination_lng"), nullable=False),
     sa.Column("eta_seconds", sa.Integer, nullable=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),

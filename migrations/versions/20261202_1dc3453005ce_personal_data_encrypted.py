@@ -12,6 +12,7 @@ On SQLite, freed pages are zeroed while it runs, so no plain copy stays in the f
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 import sqlalchemy as sa
 from alembic import op
@@ -23,22 +24,36 @@ down_revision: str | None = "5d1f0c3b7a21"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# Each encrypted column, its plain type before, and whether it may be null.
-_COLUMNS: dict[str, tuple[tuple[str, int, bool], ...]] = {
-    "members": (("phone", 20, True),),
+# Each encrypted column: its plain type before, whether it may be null, what it holds.
+_TEXT, _FLOAT, _DATE = "text", "float", "date"
+_COLUMNS: dict[str, tuple[tuple[str, sa.types.TypeEngine[object], bool, str], ...]] = {
+    "members": (("phone", sa.String(length=20), True, _TEXT), ("birthday", sa.Date(), True, _DATE)),
     "member_addresses": (
-        ("contact_name", 30, False),
-        ("contact_phone", 20, False),
-        ("address", 200, False),
+        ("contact_name", sa.String(length=30), False, _TEXT),
+        ("contact_phone", sa.String(length=20), False, _TEXT),
+        ("address", sa.String(length=200), False, _TEXT),
+        ("lat", sa.Float(), False, _FLOAT),
+        ("lng", sa.Float(), False, _FLOAT),
     ),
     "orders": (
-        ("address_detail", 200, True),
-        ("contact_name", 30, True),
-        ("contact_phone", 20, True),
+        ("address_lat", sa.Float(), True, _FLOAT),
+        ("address_lng", sa.Float(), True, _FLOAT),
+        ("address_detail", sa.String(length=200), True, _TEXT),
+        ("contact_name", sa.String(length=30), True, _TEXT),
+        ("contact_phone", sa.String(length=20), True, _TEXT),
     ),
-    "riders": (("name", 30, False), ("phone", 20, False)),
-    "deliveries": (("courier_name", 30, True), ("courier_phone", 20, True)),
+    "riders": (
+        ("name", sa.String(length=30), False, _TEXT),
+        ("phone", sa.String(length=20), False, _TEXT),
+    ),
+    "deliveries": (
+        ("courier_name", sa.String(length=30), True, _TEXT),
+        ("courier_phone", sa.String(length=20), True, _TEXT),
+        ("destination_lat", sa.Float(), False, _FLOAT),
+        ("destination_lng", sa.Float(), False, _FLOAT),
+    ),
 }
+_PLAIN_TYPE = {_FLOAT: "double precision", _DATE: "date"}
 
 
 def upgrade() -> None:
@@ -52,14 +67,15 @@ def upgrade() -> None:
         batch.add_column(sa.Column("phone_index", sa.String(length=64), nullable=True))
     for table, columns in _COLUMNS.items():
         with op.batch_alter_table(table) as batch:
-            for name, length, nullable in columns:
+            for name, plain, nullable, _ in columns:
                 batch.alter_column(
                     name,
                     type_=sa.Text(),
-                    existing_type=sa.String(length=length),
+                    existing_type=plain,
                     existing_nullable=nullable,
+                    postgresql_using=f"{name}::text",
                 )
-        _convert(bind, cipher, table, [name for name, _, _ in columns], encrypt=True)
+        _convert(bind, cipher, table, columns, encrypt=True)
     with op.batch_alter_table("members") as batch:
         batch.create_unique_constraint(op.f("uq_members_phone_index"), ["phone_index"])
 
@@ -108,29 +124,38 @@ def downgrade() -> None:
         batch.drop_constraint("uq_members_phone_index", type_="unique")
         batch.drop_column("phone_index")
     for table, columns in _COLUMNS.items():
-        _convert(bind, cipher, table, [name for name, _, _ in columns], encrypt=False)
+        _convert(bind, cipher, table, columns, encrypt=False)
         with op.batch_alter_table(table) as batch:
-            for name, length, nullable in columns:
+            for name, plain, nullable, kind in columns:
                 batch.alter_column(
                     name,
-                    type_=sa.String(length=length),
+                    type_=plain,
                     existing_type=sa.Text(),
                     existing_nullable=nullable,
+                    postgresql_using=f"{name}::{_PLAIN_TYPE.get(kind, 'text')}",
                 )
     with op.batch_alter_table("members") as batch:
         batch.create_unique_constraint(op.f("uq_members_phone"), ["phone"])
 
 
 def _convert(
-    bind: sa.Connection, cipher: PersonalCipher, table: str, names: list[str], *, encrypt: bool
+    bind: sa.Connection,
+    cipher: PersonalCipher,
+    table: str,
+    columns: tuple[tuple[str, sa.types.TypeEngine[object], bool, str], ...],
+    *,
+    encrypt: bool,
 ) -> None:
-    """Encrypt (or decrypt) every value of the columns, row by row; members get their index."""
-    indexed = table == "members"
+    """Encrypt (or decrypt) every value of the columns, row by row, as the text the column
+    type writes (db/personal.py); members get their phone's blind index."""
+    indexed = table == "members" and encrypt
+    names = [name for name, _, _, _ in columns]
+    kinds = {name: kind for name, _, _, kind in columns}
     rows_table = sa.table(
         table,
         sa.column("id"),
-        *(sa.column(n) for n in names),
-        *([sa.column("phone_index")] if indexed and encrypt else []),
+        *(sa.column(n, sa.Text()) for n in names),
+        *([sa.column("phone_index")] if indexed else []),
     )
     rows = bind.execute(sa.select(rows_table.c.id, *(rows_table.c[n] for n in names))).all()
     for row in rows:
@@ -140,10 +165,20 @@ def _convert(
             if value is None:
                 continue
             column = f"{table}.{name}"
-            values[name] = (
-                cipher.encrypt(value, column) if encrypt else cipher.decrypt(value, column)
-            )
-            if indexed and encrypt:
-                values["phone_index"] = cipher.blind_index(value)
+            if encrypt:
+                values[name] = cipher.encrypt(_as_text(str(value), kinds[name]), column)
+            else:
+                values[name] = cipher.decrypt(str(value), column)
+            if indexed and name == "phone":
+                values["phone_index"] = cipher.blind_index(str(value))
         if values:
             bind.execute(rows_table.update().where(rows_table.c.id == row.id).values(**values))
+
+
+def _as_text(value: str, kind: str) -> str:
+    """How the encrypted column types write a value (PersonalFloat, PersonalDate)."""
+    if kind == _FLOAT:
+        return repr(float(value))
+    if kind == _DATE:
+        return date.fromisoformat(value[:10]).isoformat()
+    return value

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,11 +25,19 @@ from dinegraph.app import default_services
 from dinegraph.db import identity as identity_db
 from dinegraph.db.data_keys import personal_columns, rotate_data_keys
 from dinegraph.db.engine import create_engine
-from dinegraph.db.migrate import upgrade
-from dinegraph.db.personal import BlindIndex, Personal, PersonalDataError, key_id
+from dinegraph.db.migrate import alembic_config, upgrade
+from dinegraph.db.personal import (
+    BlindIndex,
+    Encrypted,
+    PersonalDataError,
+    PersonalDate,
+    PersonalFloat,
+    key_id,
+)
 from dinegraph.db.tables import login_codes, metadata, riders
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.delivery import Courier
+from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.identity import StaffRole
 from dinegraph.security import issue_staff_token
 from dinegraph.settings import Settings
@@ -234,12 +243,17 @@ def _app(settings: Settings, engine: AsyncEngine, sms: CapturedSms) -> Any:
 # --- the migration converts a database written before it ----------------------------------
 
 
+def _before(kind: Any) -> Any:
+    if isinstance(kind, PersonalFloat):
+        return sa.Float()
+    if isinstance(kind, PersonalDate):
+        return sa.Date()
+    return sa.Text() if isinstance(kind, Encrypted | BlindIndex) else kind
+
+
 def _plain(table: sa.Table, *extra: str) -> sa.TableClause:
     """The table as written before the migration: personal columns as plain text."""
-    columns = [
-        sa.column(c.name, sa.Text() if isinstance(c.type, Personal | BlindIndex) else c.type)
-        for c in table.columns
-    ]
+    columns = [sa.column(c.name, _before(c.type)) for c in table.columns]
     return sa.table(table.name, *columns, *(sa.column(n, sa.Text()) for n in extra))
 
 
@@ -268,7 +282,14 @@ async def _write_before_migration(engine: AsyncEngine) -> dict[str, int]:
         member_id = await conn.scalar(
             _plain(t["members"])
             .insert()
-            .values(phone="13655550001", nickname="老会员", tier="NORMAL", points=0, created_at=now)
+            .values(
+                phone="13655550001",
+                birthday=date(1990, 5, 17),
+                nickname="老会员",
+                tier="NORMAL",
+                points=0,
+                created_at=now,
+            )
             .returning(sa.column("id"))
         )
         await conn.execute(
@@ -292,8 +313,8 @@ async def _write_before_migration(engine: AsyncEngine) -> dict[str, int]:
                 contact_name="旧联系人",
                 contact_phone="13655550002",
                 address="旧地址街9号",
-                lat=22.5,
-                lng=114.0,
+                lat=22.5432,
+                lng=114.0579,
                 is_default=True,
             )
         )
@@ -405,8 +426,10 @@ def test_the_migration_encrypts_a_database_written_before_it(tmp_path: Path) -> 
                     member = await uow.members.by_phone("13655550001")
                     assert member is not None and member.id == ids["member"]
                     assert member.phone == "13655550001"
+                    assert member.birthday == date(1990, 5, 17)
                     (address,) = await uow.members.addresses(member.id)
                     assert (address.contact_name, address.address) == ("旧联系人", "旧地址街9号")
+                    assert address.location == GeoPoint(22.5432, 114.0579)
                     order = await uow.orders.get(ids["order"])
                     assert order is not None and order.address is not None
                     assert order.address.contact_phone == "13655550003"
@@ -414,6 +437,7 @@ def test_the_migration_encrypts_a_database_written_before_it(tmp_path: Path) -> 
                     assert delivery is not None and delivery.courier == Courier(
                         "旧骑手", "13655550004"
                     )
+                    assert delivery.destination == GeoPoint(22.51, 114.0)
                     assert await uow.members.codes_since(
                         phone="13655550001", since=datetime.now(UTC) - timedelta(hours=1)
                     )
@@ -425,6 +449,20 @@ def test_the_migration_encrypts_a_database_written_before_it(tmp_path: Path) -> 
             copy = file_bytes(url)
             for secret in OLD_SECRETS:
                 assert secret.encode() not in copy, f"{secret!r} in clear in the migrated file"
+
+        command.downgrade(alembic_config(url, settings), BEFORE)  # decrypts them again
+
+        async def downgraded() -> None:
+            engine = create_engine(settings)
+            try:
+                async with engine.connect() as conn:
+                    rows = _plain(metadata.tables["orders"])
+                    row = (await conn.execute(sa.select(rows))).one()
+                    assert (row.contact_phone, row.address_lat) == ("13655550003", 22.5)
+            finally:
+                await engine.dispose()
+
+        asyncio.run(downgraded())
 
 
 # --- rotation -------------------------------------------------------------------------------
