@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dinegraph.cli_app import app, load_settings, open_engine, run_async, staff_username
+from dinegraph.cli_app import (
+    app,
+    check_data_keys,
+    load_settings,
+    open_engine,
+    run_async,
+    staff_username,
+)
 from dinegraph.cli_credentials import (
     create_api_key,
     disable_staff,
@@ -92,7 +99,9 @@ def migrate() -> None:
     """Bring the database schema up to date and say what was applied."""
     from dinegraph.db.migrate import upgrade_reporting
 
-    typer.echo(upgrade_reporting(load_settings()).describe())
+    settings = load_settings()
+    check_data_keys(settings)
+    typer.echo(upgrade_reporting(settings).describe())
 
 
 @app.command()

@@ -181,21 +181,23 @@ class Settings(BaseSettings):
     def personal_data_keys(self) -> tuple[tuple[str, bytes], ...]:
         """(key id, AES-256 key) of DINEGRAPH_DATA_KEYS, the encrypting key first. In
         development, unset, one key derived from the secret key (its id names that)."""
-        if self.data_keys is None:
+        if not _given(self.data_keys):
             if self.production:
                 raise ConfigurationError(_MISSING_PERSONAL_KEYS)
             key = _derived(self.signing_key, "data key")
             return ((f"dev{hashlib.sha256(key).hexdigest()[:6]}", key),)
+        assert self.data_keys is not None
         return _parse_data_keys(self.data_keys.get_secret_value())
 
     @property
     def personal_index_key(self) -> bytes:
         """The blind index's HMAC key: DINEGRAPH_BLIND_INDEX_KEY, in development derived
         from the secret key when unset."""
-        if self.blind_index_key is None:
+        if not _given(self.blind_index_key):
             if self.production:
                 raise ConfigurationError(_MISSING_PERSONAL_KEYS)
             return _derived(self.signing_key, "blind index key")
+        assert self.blind_index_key is not None
         return _base64_key(self.blind_index_key.get_secret_value(), "DINEGRAPH_BLIND_INDEX_KEY")
 
     def check_servable(self, workers: int | None = None) -> None:
@@ -248,6 +250,10 @@ _MISSING_PERSONAL_KEYS = (
     "DINEGRAPH_DATA_KEYS=k1:<key> and DINEGRAPH_BLIND_INDEX_KEY=<another key>"
 )
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+
+
+def _given(value: SecretStr | None) -> bool:
+    return value is not None and bool(value.get_secret_value().strip())
 
 
 def _derived(secret: str, purpose: str) -> bytes:

@@ -64,3 +64,20 @@ def test_rotation_moves_every_value_to_the_first_key_and_a_rerun_changes_nothing
 
         kids, found = asyncio.run(_stored_key_ids_and_lookups(make_settings(url, data_keys=K2)))
         assert kids == {"k2"} and found == len(PHONES)
+
+
+def test_production_commands_refuse_to_run_without_the_keys_and_name_them(
+    settings: Settings,
+) -> None:
+    result = run_cli(
+        settings,
+        "migrate",
+        DINEGRAPH_MODE="production",
+        DINEGRAPH_DATA_KEYS="",
+        DINEGRAPH_BLIND_INDEX_KEY="",
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        "error: DINEGRAPH_DATA_KEYS and DINEGRAPH_BLIND_INDEX_KEY must be set in production"
+    )
+    assert "Traceback" not in result.stderr

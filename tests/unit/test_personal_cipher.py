@@ -109,7 +109,7 @@ def test_development_derives_its_keys_from_the_secret_key() -> None:
 @pytest.mark.parametrize(
     ("keys", "problem"),
     [
-        ("", "empty"),
+        (" , ", "empty"),
         (f"k1:{KEY},k1:{KEY}", "not a new key id"),
         (f"bad id:{KEY}", "not a new key id"),
         ("k1:c2hvcnQ=", "32 bytes"),
