@@ -29,6 +29,7 @@ from dinegraph.db.migrate import alembic_config, upgrade
 from dinegraph.db.personal import (
     BlindIndex,
     Encrypted,
+    PersonalCipher,
     PersonalDataError,
     PersonalDate,
     PersonalFloat,
@@ -555,3 +556,46 @@ async def test_a_value_moved_to_another_column_does_not_decrypt(
     async with engine.connect() as conn:
         with pytest.raises(PersonalDataError, match=r"riders\.phone"):
             (await conn.execute(sa.select(riders).where(riders.c.id == rider_id))).all()
+
+
+MENU = """query($s: ID!) { menu(storeId: $s, channel: DELIVERY) {
+  store { name address } categories { products { name skus { price { fen } } } } } }"""
+ADDRESSES = "{ viewer { member { addresses { contactName address } } } }"
+
+
+async def test_menus_decrypt_nothing_and_a_member_s_addresses_do(
+    own: tuple[Settings, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, engine = own
+    shop = await new_shop(engine)
+    await new_sku(engine, price_fen=1200, stock={shop.store_ids[0]: 3})
+    decrypted: list[str] = []
+    decrypt = PersonalCipher.decrypt
+
+    def counting(self: PersonalCipher, stored: str, column: str) -> str:
+        decrypted.append(column)
+        return decrypt(self, stored, column)
+
+    monkeypatch.setattr(PersonalCipher, "decrypt", counting)
+    sms = CapturedSms()
+    async with _app(settings, engine, sms) as client:
+        menu = await client.execute(MENU, {"s": shop.store(0)})
+        assert menu["data"]["menu"]["categories"], menu
+        assert decrypted == []
+
+        await client.execute(REQUEST_CODE, {"p": "13744440000"})
+        login = await client.execute(LOGIN, {"p": "13744440000", "c": sms.codes["13744440000"]})
+        me = {"Authorization": f"Bearer {login['data']['login']['token']}"}
+        address = {
+            "contactName": "读者",
+            "contactPhone": "13744440001",
+            "address": "读路1号",
+            "location": {"lat": 22.5, "lng": 114.0},
+        }
+        await client.execute(SAVE_ADDRESS, {"i": address}, me)
+        decrypted.clear()
+        seen = await client.execute(ADDRESSES, headers=me)
+        assert seen["data"]["viewer"]["member"]["addresses"] == [
+            {"contactName": "读者", "address": "读路1号"}
+        ]
+        assert "member_addresses.address" in decrypted
