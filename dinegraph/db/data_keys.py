@@ -83,30 +83,34 @@ async def _rotate_row(
     *,
     indexed: bool,
 ) -> None:
-    table = raw.name
     values: dict[str, str] = {}
-    still: list[sa.ColumnElement[bool]] = [raw.c.id == row.id]
     for name, count in zip(names, counts, strict=False):
         stored = getattr(row, name)
         if stored is None:
             continue
-        if cipher.is_current(stored) and not indexed:
-            count.current += 1
-            continue
-        plain = cipher.decrypt(stored, f"{table}.{name}")
+        column = f"{raw.name}.{name}"
+        reindex = indexed and name == "phone"
         if cipher.is_current(stored):
             count.current += 1
-        else:
-            values[name] = cipher.encrypt(plain, f"{table}.{name}")
-            still.append(raw.c[name] == stored)
+            if not reindex:
+                continue
+        plain = cipher.decrypt(stored, column)
+        if not cipher.is_current(stored):
+            values[name] = cipher.encrypt(plain, column)
             count.rotated += 1
-        if indexed and row.phone_index != (index := cipher.blind_index(plain)):
-            values["phone_index"] = index
-            counts[-1].rotated += 1
-        elif indexed:
-            counts[-1].current += 1
+        if reindex:
+            index = cipher.blind_index(plain)
+            if row.phone_index != index:
+                values["phone_index"] = index
+                counts[-1].rotated += 1
+            else:
+                counts[-1].current += 1
     if values:
-        await conn.execute(raw.update().where(*still).values(**values))
+        # Only if the row still holds what was read: a concurrent write stays.
+        still = [raw.c[name] == getattr(row, name) for name in names if name in values]
+        if "phone_index" in values:
+            still.append(raw.c.phone == row.phone)
+        await conn.execute(raw.update().where(raw.c.id == row.id, *still).values(**values))
 
 
 class _write:

@@ -474,6 +474,7 @@ async def test_rotation_rewrites_every_value_under_the_new_key_once(database: st
     try:
         async with SqlUnitOfWork(old) as uow:
             member = await uow.members.add(phone="13611112222", openid=None, nickname="轮换")
+            await uow.members.save_profile(replace(member, birthday=date(1988, 8, 8)))
             await uow.commit()
     finally:
         await old.dispose()
@@ -487,6 +488,8 @@ async def test_rotation_rewrites_every_value_under_the_new_key_once(database: st
             await uow.commit()
         report = {c.column: c for c in await rotate_data_keys(both, batch_size=1)}
         assert (report["members.phone"].rotated, report["members.phone"].current) == (1, 1)
+        assert (report["members.birthday"].rotated, report["members.birthday"].current) == (1, 0)
+        assert report["members.phone_index"].rotated == 0  # the index key stayed
         again = {c.column: c for c in await rotate_data_keys(both)}
         assert (again["members.phone"].rotated, again["members.phone"].current) == (0, 2)
         assert all(c.rotated == 0 for c in again.values())
@@ -499,6 +502,8 @@ async def test_rotation_rewrites_every_value_under_the_new_key_once(database: st
         async with SqlUnitOfWork(new_only) as uow:
             assert (await uow.members.by_phone("13611112222")) is not None
             assert (await uow.members.by_phone("13611113333")) == second
+            rotated = await uow.members.get(member.id)
+            assert rotated is not None and rotated.birthday == date(1988, 8, 8)
     finally:
         await new_only.dispose()
     old = create_engine(make_settings(database, data_keys=K1))
