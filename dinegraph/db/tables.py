@@ -384,7 +384,8 @@ event_outbox = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("topic", sa.String(64), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    # Encrypted: a delivery's event names its courier and their phone.
+    sa.Column("payload", Personal("event_outbox.payload"), nullable=False),
     _created_at(),
 )
 

@@ -9,7 +9,7 @@ written before it; rotating keys rewrites every value once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from dinegraph.db import identity as identity_db
 from dinegraph.db.data_keys import personal_columns, rotate_data_keys
 from dinegraph.db.engine import create_engine
 from dinegraph.db.migrate import alembic_config, upgrade
+from dinegraph.db.outbox import SqlOutbox
 from dinegraph.db.personal import (
     BlindIndex,
     Encrypted,
@@ -385,6 +386,11 @@ async def _write_before_migration(engine: AsyncEngine) -> dict[str, int]:
                 updated_at=now,
             )
         )
+        await conn.execute(
+            _plain(t["event_outbox"])
+            .insert()
+            .values(topic="courier.1", payload='{"courier_phone": "13655550005"}', created_at=now)
+        )
     assert member_id is not None and order_id is not None
     return {"member": int(member_id), "order": int(order_id)}
 
@@ -399,6 +405,7 @@ OLD_SECRETS = [
     "13655550003",
     "旧骑手",
     "13655550004",
+    "13655550005",
 ]
 
 
@@ -442,6 +449,13 @@ def test_the_migration_encrypts_a_database_written_before_it(tmp_path: Path) -> 
                     assert await uow.members.codes_since(
                         phone="13655550001", since=datetime.now(UTC) - timedelta(hours=1)
                     )
+                relayed: list[tuple[str, str]] = []
+
+                async def publish(messages: Sequence[tuple[str, str]]) -> None:
+                    relayed.extend(messages)
+
+                await SqlOutbox(engine).relay(datetime.now(UTC) + timedelta(1), 10, publish)
+                assert relayed == [("courier.1", '{"courier_phone": "13655550005"}')]
             finally:
                 await engine.dispose()
 
