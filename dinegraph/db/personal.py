@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import re
 import weakref
@@ -165,6 +166,18 @@ class PersonalFloat(Encrypted[float]):
 
     def from_text(self, text: str) -> float:
         return float(text)
+
+
+class PersonalJson(Encrypted[Any]):
+    """A JSON document that may hold personal data (a call out's payload), encrypted."""
+
+    cache_ok = True  # SQLAlchemy asks each class
+
+    def to_text(self, value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def from_text(self, text: str) -> Any:
+        return json.loads(text)
 
 
 class PersonalDate(Encrypted[date]):

@@ -9,7 +9,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 # Personal data: encrypted per value, phones found through a blind index (db/personal.py).
-from dinegraph.db.personal import BlindIndex, Personal, PersonalDate, PersonalFloat
+from dinegraph.db.personal import (
+    BlindIndex,
+    Personal,
+    PersonalDate,
+    PersonalFloat,
+    PersonalJson,
+)
 
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
@@ -156,7 +162,7 @@ staff = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     _created_at(),
     # Signing in (see db/staff_accounts.py): an argon2 hash; none for token-only accounts.
-    sa.Column("display_name", sa.String(60), nullable=True),
+    sa.Column("display_name", Personal("staff.display_name"), nullable=True),
     sa.Column("password_hash", sa.String(200), nullable=True),
     sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("totp_secret", sa.String(64), nullable=True),
@@ -436,7 +442,7 @@ outbound_calls = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("key", sa.String(128), nullable=False),
-    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("payload", PersonalJson("outbound_calls.payload"), nullable=True),  # encrypted
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UtcDateTime(), nullable=False),

@@ -1,7 +1,7 @@
 """personal data encrypted at rest, phones found through a blind index
 
 Revision ID: 1dc3453005ce
-Revises: 5d1f0c3b7a21
+Revises: 7c3e9a14b2d8
 Create Date: 2026-12-02 10:30:00.000000
 
 Existing rows are converted with the data keys of the engine that runs the migration
@@ -20,12 +20,12 @@ from alembic import op
 from dinegraph.db.personal import PersonalCipher, cipher_of
 
 revision: str = "1dc3453005ce"
-down_revision: str | None = "5d1f0c3b7a21"
+down_revision: str | None = "7c3e9a14b2d8"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # Each encrypted column: its plain type before, whether it may be null, what it holds.
-_TEXT, _FLOAT, _DATE = "text", "float", "date"
+_TEXT, _FLOAT, _DATE, _JSON = "text", "float", "date", "json"
 _COLUMNS: dict[str, tuple[tuple[str, sa.types.TypeEngine[object], bool, str], ...]] = {
     "members": (("phone", sa.String(length=20), True, _TEXT), ("birthday", sa.Date(), True, _DATE)),
     "member_addresses": (
@@ -54,8 +54,12 @@ _COLUMNS: dict[str, tuple[tuple[str, sa.types.TypeEngine[object], bool, str], ..
     ),
     # Events not yet published (a delivery's names its courier); already text.
     "event_outbox": (("payload", sa.Text(), False, _TEXT),),
+    # Calls out not yet made (a login code's text names the phone, a courier order the
+    # customer's address); JSON kept as its text.
+    "outbound_calls": (("payload", sa.JSON(), True, _JSON),),
+    "staff": (("display_name", sa.String(length=60), True, _TEXT),),
 }
-_PLAIN_TYPE = {_FLOAT: "double precision", _DATE: "date"}
+_PLAIN_TYPE = {_FLOAT: "double precision", _DATE: "date", _JSON: "json"}
 
 
 def upgrade() -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.app import default_services
 from dinegraph.db import identity as identity_db
+from dinegraph.db.calls import SqlCallStore
 from dinegraph.db.data_keys import personal_columns, rotate_data_keys
 from dinegraph.db.engine import create_engine
 from dinegraph.db.migrate import alembic_config, upgrade
@@ -34,8 +35,10 @@ from dinegraph.db.personal import (
     PersonalDataError,
     PersonalDate,
     PersonalFloat,
+    PersonalJson,
     key_id,
 )
+from dinegraph.db.staff_accounts import SqlStaffAccounts
 from dinegraph.db.tables import login_codes, metadata, riders
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.delivery import Courier
@@ -47,7 +50,7 @@ from tests.conftest import GraphQLClient, make_settings
 from tests.databases import fresh_database
 from tests.shop import PAY, PLACE, line, new_shop, new_sku, place_input
 
-BEFORE = "5d1f0c3b7a21"  # the revision before personal data was encrypted
+BEFORE = "7c3e9a14b2d8"  # the revision before personal data was encrypted
 K1 = "k1:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="
 K2 = "k2:" + "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI="
 
@@ -250,6 +253,8 @@ def _before(kind: Any) -> Any:
         return sa.Float()
     if isinstance(kind, PersonalDate):
         return sa.Date()
+    if isinstance(kind, PersonalJson):
+        return sa.JSON()
     return sa.Text() if isinstance(kind, Encrypted | BlindIndex) else kind
 
 
@@ -387,6 +392,31 @@ async def _write_before_migration(engine: AsyncEngine) -> dict[str, int]:
             )
         )
         await conn.execute(
+            _plain(t["outbound_calls"])
+            .insert()
+            .values(
+                kind="sms.login_code",
+                key="m-1",
+                payload={"phone": "13655550006", "code": "424242"},
+                status="PENDING",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+            )
+        )
+        await conn.execute(
+            _plain(t["staff"])
+            .insert()
+            .values(
+                username="old-manager",
+                display_name="旧店长王五",
+                role="STORE_MANAGER",
+                store_ids=[int(store_id or 0)],
+                active=True,
+                created_at=now,
+            )
+        )
+        await conn.execute(
             _plain(t["event_outbox"])
             .insert()
             .values(topic="courier.1", payload='{"courier_phone": "13655550005"}', created_at=now)
@@ -406,6 +436,8 @@ OLD_SECRETS = [
     "旧骑手",
     "13655550004",
     "13655550005",
+    "13655550006",
+    "旧店长王五",
 ]
 
 
@@ -456,6 +488,12 @@ def test_the_migration_encrypts_a_database_written_before_it(tmp_path: Path) -> 
 
                 await SqlOutbox(engine).relay(datetime.now(UTC) + timedelta(1), 10, publish)
                 assert relayed == [("courier.1", '{"courier_phone": "13655550005"}')]
+                (call,) = await SqlCallStore(engine).take(
+                    now=datetime.now(UTC), lease_until=datetime.now(UTC) + timedelta(1), limit=5
+                )
+                assert call.call.payload == {"phone": "13655550006", "code": "424242"}
+                manager = await SqlStaffAccounts(engine).by_username("old-manager")
+                assert manager is not None and manager.display_name == "旧店长王五"
             finally:
                 await engine.dispose()
 
