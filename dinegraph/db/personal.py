@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import operators
 
 FORMAT = "v1"
 _NONCE_BYTES = 12
@@ -122,6 +123,17 @@ class Encrypted(sa.TypeDecorator[T], Generic[T]):
 
     impl = sa.Text
     cache_ok = True
+
+    class Comparator(sa.TypeDecorator.Comparator[Any]):
+        """Only IS NULL: each encryption differs, so SQL cannot compare or sort these values
+        (a phone is found through its blind index instead)."""
+
+        def operate(self, op: Any, *other: Any, **kwargs: Any) -> Any:
+            if op not in (operators.is_, operators.is_not):
+                raise TypeError(f"an encrypted column cannot be used with {op.__name__} in SQL")
+            return super().operate(op, *other, **kwargs)
+
+    comparator_factory = Comparator
 
     def __init__(self, column: str) -> None:
         super().__init__()

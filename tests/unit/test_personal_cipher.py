@@ -9,6 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from dinegraph.db.personal import PersonalCipher, PersonalDataError, key_id, normalise_phone
+from dinegraph.db.tables import members, orders
 from dinegraph.integrations.development import masked_phone
 from dinegraph.settings import ConfigurationError, Mode, Settings
 
@@ -124,3 +125,12 @@ def test_malformed_data_keys_are_refused_with_the_fix(keys: str, problem: str) -
 def test_the_first_data_key_encrypts() -> None:
     two = Settings(data_keys=SecretStr(f"new:{base64.b64encode(K2).decode()}, old:{KEY}"))
     assert [kid for kid, _ in two.personal_data_keys] == ["new", "old"]
+
+
+def test_sql_cannot_compare_or_sort_encrypted_columns_only_ask_if_null() -> None:
+    assert str(members.c.phone.is_(None)) == "members.phone IS NULL"
+    with pytest.raises(TypeError, match="encrypted column"):
+        _ = members.c.phone == "13800138000"  # never equal: find it by members.phone_index
+    with pytest.raises(TypeError, match="encrypted column"):
+        _ = orders.c.contact_name.desc()
+    assert "phone_index =" in str(members.c.phone_index == "13800138000")
