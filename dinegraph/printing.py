@@ -66,7 +66,7 @@ def two_sides(left: str, right: str, columns: int) -> list[str]:
     """``left`` wrapped, with ``right`` at the end of its last line (or on a line of its own
     when it does not fit there)."""
     room = columns - text_width(right) - 1
-    lines = wrap(left, max(room, 1))
+    lines = wrap(left, room if room >= columns // 2 else columns)
     gap = columns - text_width(lines[-1]) - text_width(right)
     if gap >= 1:
         lines[-1] = lines[-1] + " " * gap + right
