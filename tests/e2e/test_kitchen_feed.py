@@ -42,7 +42,7 @@ async def _gql(
     ).json()
     assert "errors" not in body, body
     data: dict[str, Any] = body["data"]
-    payload = next(iter(data.values()))
+    payload: dict[str, Any] = next(iter(data.values()))
     assert not payload.get("errors"), payload
     return payload
 
