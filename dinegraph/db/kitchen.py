@@ -18,6 +18,7 @@ from dinegraph.db.tables import (
     products,
     skus,
     station_routes,
+    stores,
 )
 from dinegraph.domain.catalog import Channel, ComboComponent
 from dinegraph.domain.kitchen import (
@@ -95,6 +96,11 @@ def _ticket(row: Any) -> Ticket:
 class SqlKitchenRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+    async def lock_store(self, store_id: int) -> bool:
+        # FOR UPDATE on PostgreSQL; SQLite's write transactions are serial already.
+        query = sa.select(stores.c.id).where(stores.c.id == store_id).with_for_update()
+        return (await self._conn.scalar(query)) is not None
 
     async def stations(self, store_id: int) -> list[KitchenStation]:
         rows = await self._conn.execute(

@@ -281,6 +281,10 @@ def short_number(ticket: NewTicket) -> str:
 class KitchenRepository(Protocol):
     """Stations, their routes and tickets, on a unit of work's (or a reader's) connection."""
 
+    async def lock_store(self, store_id: int) -> bool:
+        """Hold the store's station set-up until commit (writers of one store queue: names
+        stay unique and one station the default); False when there is no such store."""
+
     async def stations(self, store_id: int) -> list[KitchenStation]: ...
 
     async def get_station(self, station_id: int) -> KitchenStation | None: ...

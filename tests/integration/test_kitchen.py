@@ -3,6 +3,7 @@ sold out by their components: on both databases, through the API."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.db.tables import kitchen_stations, kitchen_tickets, station_routes, stock_levels
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.catalog import Channel, ComboComponent, ProductKind
-from dinegraph.resolvers.ids import encode_id
+from dinegraph.resolvers.ids import decode_id, encode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
 from tests.integration.test_orders import QUOTE, manager_of, move, place
@@ -518,3 +519,50 @@ async def test_a_combo_is_sold_out_where_a_component_is_in_menu_quote_and_order(
         assert (await ordered())[0]["code"] == "SOLD_OUT"
         _, hit = await app.read(MENU, menu_of(store))
         assert hit  # and kept again, until the next change
+
+
+async def test_racing_set_ups_keep_names_unique_and_one_default(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    shop = await new_shop(engine)
+    manager = await manager_of(settings, engine, shop)
+    names = ["热炒", "热炒", "热炒", "凉菜", "饮品", "面点", "烧腊", "汤品"]
+    answers = await asyncio.gather(*(create(client, shop, manager, n) for n in names))
+    refused = [a["errors"][0]["code"] for a in answers if a["errors"]]
+    assert refused == ["DUPLICATE", "DUPLICATE"]
+    made = await stations_of(client, shop, manager)
+    assert sorted(s["name"] for s in made) == sorted(set(names))
+    assert sum(s["isDefault"] for s in made) == 1
+
+
+async def test_racing_acceptances_make_one_set_of_tickets_and_racing_prints_all_count(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    shop = await new_shop(engine)
+    manager = await manager_of(settings, engine, shop)
+    menu = await new_kitchen_menu(engine, shop.store_ids[0])
+    await kitchen_of(client, shop, manager, menu)
+    _, member = await new_member(settings, engine)
+    placed = await place(
+        client, member, place_input(line(menu.combo, 1), channel="PICKUP", store=shop.store())
+    )
+    order_id = placed["order"]["id"]
+    await client.execute(PAY, {"orderId": order_id}, member)
+    moves = await asyncio.gather(*(move(client, manager, order_id, "ACCEPTED") for _ in range(4)))
+    assert sorted(bool(m["errors"]) for m in moves) == [False, True, True, True]
+    prints = await asyncio.gather(
+        *(
+            call(client, PRINT, {"store": shop.store(), "orders": [order_id]}, manager)
+            for _ in range(5)
+        )
+    )
+    assert all(p["errors"] == [] for p in prints)
+    async with engine.connect() as conn:
+        counts = (
+            await conn.execute(
+                sa.select(kitchen_tickets.c.print_count).where(
+                    kitchen_tickets.c.order_id == decode_id(order_id, "Order", ["id"])
+                )
+            )
+        ).scalars()
+        assert list(counts) == [5, 5, 5]  # one ticket per station, each printed five times

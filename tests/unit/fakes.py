@@ -1177,6 +1177,9 @@ class FakeKitchenRepository:
     def _t(self) -> Tables:
         return self._db.tables
 
+    async def lock_store(self, store_id: int) -> bool:
+        return store_id in self._t.stores
+
     async def stations(self, store_id: int) -> list[KitchenStation]:
         found = [s for s in self._t.stations.values() if s.store_id == store_id]
         return sorted(found, key=lambda s: (s.sort, s.id))

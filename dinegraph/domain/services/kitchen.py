@@ -41,13 +41,18 @@ def ticket_changed(ticket: Ticket) -> TicketChanged:
 
 
 async def _store_station(
-    uow: UnitOfWork, viewer: Viewer, station_id: int, field: str = "stationId"
+    uow: UnitOfWork, viewer: Viewer, station_id: int, field: str = "stationId", lock: bool = True
 ) -> KitchenStation:
-    """A station the viewer runs; another store's is as if it did not exist."""
+    """A station the viewer runs, its store's set-up held until commit (``lock``)."""
     station = await uow.kitchen.get_station(station_id)
     if station is None:
         raise DomainError(ErrorCode.NOT_FOUND, field=[field])
     require_store_manager(viewer, station.store_id)
+    if lock:
+        await uow.kitchen.lock_store(station.store_id)
+        station = await uow.kitchen.get_station(station_id)  # as it is, now that we hold it
+        if station is None:
+            raise DomainError(ErrorCode.NOT_FOUND, field=[field])
     return station
 
 
@@ -57,7 +62,7 @@ async def create_station(cmd: CreateStation, *, uow: UnitOfWork, viewer: Viewer)
     name = clean_station_name(cmd.name)
     sort = check_sort(cmd.sort) if cmd.sort is not None else None
     async with uow:
-        if await uow.catalog.get_store(cmd.store_id) is None:
+        if not await uow.kitchen.lock_store(cmd.store_id):
             raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
         existing = await uow.kitchen.stations(cmd.store_id)
         if len(existing) >= STATIONS_MAX:
@@ -122,6 +127,7 @@ async def reorder_stations(
     """Every station of the store, in the order given (each named once)."""
     require_store_manager(viewer, cmd.store_id)
     async with uow:
+        await uow.kitchen.lock_store(cmd.store_id)
         stations = {s.id: s for s in await uow.kitchen.stations(cmd.store_id)}
         if len(set(cmd.station_ids)) != len(cmd.station_ids) or set(cmd.station_ids) != set(
             stations
@@ -149,12 +155,12 @@ async def route_to_station(
     if len(categories) + len(products) > 100:
         raise DomainError(ErrorCode.OUT_OF_RANGE, field=["categoryIds"], min=1, max=100)
     async with uow:
+        if not await uow.kitchen.lock_store(cmd.store_id):
+            raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
         if cmd.station_id is not None:
-            station = await _store_station(uow, viewer, cmd.station_id)
+            station = await _store_station(uow, viewer, cmd.station_id, lock=False)
             if station.store_id != cmd.store_id:
                 raise DomainError(ErrorCode.NOT_FOUND, field=["stationId"])
-        elif await uow.catalog.get_store(cmd.store_id) is None:
-            raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
         found_categories, found_products = await uow.kitchen.existing(categories, products)
         for n, cid in enumerate(categories):
             if cid not in found_categories:
@@ -195,7 +201,7 @@ async def print_tickets(cmd: PrintTickets, *, uow: UnitOfWork, viewer: Viewer) -
     order_ids = check_order_ids(cmd.order_ids)
     async with uow:
         if cmd.station_id is not None:
-            station = await _store_station(uow, viewer, cmd.station_id, "station")
+            station = await _store_station(uow, viewer, cmd.station_id, "station", lock=False)
             if station.store_id != cmd.store_id:
                 raise DomainError(ErrorCode.NOT_FOUND, field=["station"])
         every = await uow.kitchen.tickets_of_orders(cmd.store_id, order_ids, None)
