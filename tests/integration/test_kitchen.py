@@ -425,6 +425,17 @@ async def test_an_order_accepted_with_no_stations_is_one_ticket_of_the_kitchen(
     (ticket,) = batch["tickets"]
     assert (ticket["stationName"], ticket["stationId"]) == ("厨房", None)
     assert [i["name"] for i in ticket["items"]] == ["宫保鸡丁", "拍黄瓜", "酸梅汤"]
+    # The order's own one-piece ticket is in the stores' time too, not UTC.
+    body = await client.execute(
+        "query($id: ID!) { order(id: $id) { placedAt kitchenTicket { placedAt text } } }",
+        {"id": order_id},
+        manager,
+    )
+    found = body["data"]["order"]
+    local = found["kitchenTicket"]["placedAt"]
+    assert (
+        local.endswith("+08:00") and local[:16].replace("T", " ") in found["kitchenTicket"]["text"]
+    )
 
 
 async def test_a_combo_is_sold_out_where_a_component_is_in_menu_quote_and_order(
