@@ -3,6 +3,7 @@ combo sold out by its components."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -10,12 +11,16 @@ import pytest
 
 from dinegraph.domain.catalog import Channel, ComboComponent, Sku
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.identity import MemberViewer, StaffRole, StaffViewer
 from dinegraph.domain.kitchen import (
     DEFAULT_STATION_NAME,
+    CreateStation,
     KitchenStation,
     NewTicket,
+    RemoveStation,
     StationRoute,
     Ticket,
+    TicketChanged,
     TicketDish,
     TicketItem,
     check_order_ids,
@@ -23,6 +28,7 @@ from dinegraph.domain.kitchen import (
     split_order,
 )
 from dinegraph.domain.orders import Order, OrderLine, OrderStatus
+from dinegraph.domain.services.kitchen import create_station, issue_tickets, remove_station
 from dinegraph.domain.stock import StockView, combo_stock_view
 from dinegraph.printing import (
     PaperWidth,
@@ -33,6 +39,7 @@ from dinegraph.printing import (
     two_sides,
     wrap,
 )
+from tests.unit.fakes import FakeDatabase, FakeUnitOfWork
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 ACCEPTED = datetime(2026, 12, 2, 4, 5, tzinfo=UTC)  # 12:05 in Shanghai
@@ -234,3 +241,57 @@ def test_a_combo_is_sold_out_when_a_component_is(
     view = combo_stock_view(COMBO, ON_SALE, components)
     assert view.sold_out is sold_out
     assert (view.available, view.version) == (None, 4)
+
+
+# --- the services, on a fake unit of work ------------------------------------------------
+
+
+async def test_tickets_are_recorded_in_the_accepting_unit_and_heard_after_its_commit() -> None:
+    db = FakeDatabase()
+    store = db.add_store()
+    wok = db.add_sku(name="宫保鸡丁", tracked=False)
+    uow = FakeUnitOfWork(db)
+    manager = StaffViewer(1, "店长", StaffRole.STORE_MANAGER, frozenset({store.id}))
+    hot = await create_station(CreateStation(store.id, "热炒"), uow=uow, viewer=manager)
+    await create_station(CreateStation(store.id, "凉菜"), uow=uow, viewer=manager)
+    paid = replace(order_of((wok.id, "宫保鸡丁", 2)), store_id=store.id, status=OrderStatus.PAID)
+    order_id = await db_order(uow, paid)
+    async with uow:
+        await issue_tickets(uow, replace(paid, id=order_id), ACCEPTED)
+        assert not [e for e in uow.events if isinstance(e, TicketChanged)]  # not before commit
+        await uow.commit()
+    (event,) = [e for e in uow.events if isinstance(e, TicketChanged)]
+    assert (event.store_id, event.station_id, event.version) == (store.id, hot.id, 1)
+    (ticket,) = db.tables.tickets.values()
+    assert ticket.ticket.items == (TicketItem("宫保鸡丁", 2, {}),)  # the default station's
+
+
+async def db_order(uow: FakeUnitOfWork, order: Order) -> int:
+    async with uow:
+        order_id = await uow.orders.add(order)
+        assert order_id is not None
+        await uow.orders.add_lines(order_id, list(order.lines))
+        await uow.commit()
+    return order_id
+
+
+async def test_station_refusals_change_nothing() -> None:
+    db = FakeDatabase()
+    store, other = db.add_store(), db.add_store(name="徐家汇店")
+    uow = FakeUnitOfWork(db)
+    manager = StaffViewer(1, "店长", StaffRole.STORE_MANAGER, frozenset({store.id}))
+    first = await create_station(CreateStation(store.id, "热炒"), uow=uow, viewer=manager)
+    assert first.is_default
+    commits = uow.commits
+    for cmd, code in (
+        (CreateStation(store.id, "热炒"), ErrorCode.DUPLICATE),
+        (CreateStation(other.id, "面点"), ErrorCode.FORBIDDEN),
+        (CreateStation(store.id, "面点", sort=10_000), ErrorCode.OUT_OF_RANGE),
+    ):
+        with pytest.raises(DomainError) as caught:
+            await create_station(cmd, uow=uow, viewer=manager)
+        assert caught.value.code is code
+    with pytest.raises(DomainError) as caught:
+        await remove_station(RemoveStation(first.id), uow=uow, viewer=MemberViewer(5))
+    assert caught.value.code in (ErrorCode.FORBIDDEN, ErrorCode.UNAUTHENTICATED)
+    assert uow.commits == commits and list(db.tables.stations.values()) == [first]
