@@ -49,6 +49,37 @@ export type AdjustStockInput = {
   storeId: Scalars['ID']['input'];
 };
 
+export type ApproveRefundInput = {
+  refundId: Scalars['ID']['input'];
+};
+
+/** Who made a change. */
+export type AuditActorKind =
+  | 'CLI'
+  | 'PARTNER'
+  | 'STAFF'
+  | 'SYSTEM';
+
+/** Every filter given must hold. */
+export type AuditLogFilter = {
+  action?: InputMaybe<Scalars['String']['input']>;
+  actorKind?: InputMaybe<AuditActorKind>;
+  apiKeyId?: InputMaybe<Scalars['ID']['input']>;
+  /** Inclusive. */
+  from?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The global ID of the object written (an order, a SKU). */
+  objectId?: InputMaybe<Scalars['ID']['input']>;
+  staffId?: InputMaybe<Scalars['ID']['input']>;
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+  /** Exclusive. */
+  to?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+/** Done, or refused for rights. */
+export type AuditOutcome =
+  | 'DENIED'
+  | 'DONE';
+
 export type BargainStatus =
   | 'COMPLETE'
   | 'EXPIRED'
@@ -94,6 +125,11 @@ export type CartLineInput = {
   skuId: Scalars['ID']['input'];
 };
 
+export type ChangeMyPasswordInput = {
+  currentPassword: Scalars['String']['input'];
+  newPassword: Scalars['String']['input'];
+};
+
 /** Where a product is sold. */
 export type Channel =
   | 'DELIVERY'
@@ -104,6 +140,10 @@ export type Channel =
 export type ComboComponentInput = {
   quantity?: Scalars['Int']['input'];
   skuId: Scalars['ID']['input'];
+};
+
+export type ConfirmTotpEnrolmentInput = {
+  code: Scalars['String']['input'];
 };
 
 export type CouponInapplicableReason =
@@ -148,6 +188,16 @@ export type CouponTemplateStatus =
 export type CourierInput = {
   name: Scalars['String']['input'];
   phone: Scalars['String']['input'];
+};
+
+export type CreateApiKeyInput = {
+  name: Scalars['String']['input'];
+  /** The delivery platform of a delivery:write key. */
+  partner?: InputMaybe<DeliveryProvider>;
+  /** e.g. stock:write, orders:read. */
+  scopes: Array<Scalars['String']['input']>;
+  /** The stores it acts on; null: every store. */
+  storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
 };
 
 export type CreateCampaignInput = {
@@ -201,6 +251,14 @@ export type CreateCouponTemplateInput = {
   validUntil?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
+export type CreateKitchenStationInput = {
+  isDefault?: Scalars['Boolean']['input'];
+  name: Scalars['String']['input'];
+  /** Default: after the others. */
+  sort?: InputMaybe<Scalars['Int']['input']>;
+  storeId: Scalars['ID']['input'];
+};
+
 export type CreateProductInput = {
   categoryId: Scalars['ID']['input'];
   channels: Array<Channel>;
@@ -221,6 +279,16 @@ export type CreateSkuInput = {
   productId: Scalars['ID']['input'];
   specs?: Array<SpecOptionInput>;
   tracked?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+export type CreateStaffAccountInput = {
+  displayName: Scalars['String']['input'];
+  /** A first password (10+ characters); the holder changes it at sign-in. */
+  password: Scalars['String']['input'];
+  role: StaffRole;
+  /** A store manager's stores (at least one). */
+  storeIds?: Array<Scalars['ID']['input']>;
+  username: Scalars['String']['input'];
 };
 
 export type DeleteAddressInput = {
@@ -249,6 +317,10 @@ export type DeliveryWaiver =
   | 'COUPON'
   | 'TIER';
 
+export type DisableTotpInput = {
+  password: Scalars['String']['input'];
+};
+
 export type DispatchDeliveryInput = {
   orderId: Scalars['ID']['input'];
   /** OWN_RIDER: send this rider rather than the nearest idle one. */
@@ -257,6 +329,8 @@ export type DispatchDeliveryInput = {
 
 /** Stable codes of expected failures. */
 export type ErrorCode =
+  | 'ACCOUNT_DISABLED'
+  | 'ACCOUNT_LOCKED'
   | 'ALREADY_CHECKED_IN'
   | 'ALREADY_HELPED'
   | 'ALREADY_JOINED'
@@ -285,12 +359,14 @@ export type ErrorCode =
   | 'INVALID_CODE'
   | 'INVALID_COMBO_COMPONENT'
   | 'INVALID_COORDINATES'
+  | 'INVALID_CREDENTIALS'
   | 'INVALID_CURSOR'
   | 'INVALID_ID'
   | 'INVALID_INPUT'
   | 'INVALID_PHONE'
   | 'INVALID_SHARE_CODE'
   | 'INVALID_TOKEN'
+  | 'INVALID_TOTP'
   | 'INVALID_TRANSITION'
   | 'INVALID_WINDOW'
   | 'NEGATIVE_PRICE'
@@ -308,14 +384,17 @@ export type ErrorCode =
   | 'PAGE_SIZE_TOO_LARGE'
   | 'PAYMENT_MISMATCH'
   | 'RATE_LIMITED'
+  | 'REFUND_PENDING'
   | 'REQUIRED'
   | 'SHARE_CODE_EXPIRED'
   | 'SOLD_OUT'
   | 'STORE_CANNOT_SERVE'
   | 'TEMPLATE_STOPPED'
   | 'TOO_LONG'
+  | 'TOTP_REQUIRED'
   | 'TRACKED'
   | 'UNAUTHENTICATED'
+  | 'WEAK_PASSWORD'
   | 'WRONG_PROVIDER';
 
 /** A point in GCJ-02 coordinates, as the mini-program sends it. */
@@ -381,6 +460,17 @@ export type OrderStatus =
   | 'READY'
   | 'REFUNDED';
 
+/** PENDING: to be made (again); DONE: the provider took it; FAILED: refused, or out of attempts, for an operator to look at. */
+export type OutboundCallStatus =
+  | 'DONE'
+  | 'FAILED'
+  | 'PENDING';
+
+/** A receipt printer's paper: MM58 prints 32 columns, MM80 48. */
+export type PaperWidth =
+  | 'MM58'
+  | 'MM80';
+
 export type PlaceOrderInput = {
   address?: InputMaybe<AddressInput>;
   channel: Channel;
@@ -428,6 +518,10 @@ export type RecordSaleInput = {
   storeId: Scalars['ID']['input'];
 };
 
+export type RefreshStaffSessionInput = {
+  refreshToken: Scalars['String']['input'];
+};
+
 export type RefundLineInput = {
   lineId: Scalars['Int']['input'];
   quantity: Scalars['Int']['input'];
@@ -440,6 +534,32 @@ export type RefundOrderInput = {
   lines?: InputMaybe<Array<RefundLineInput>>;
   orderId: Scalars['ID']['input'];
   reason: Scalars['String']['input'];
+};
+
+export type RefundRequester =
+  | 'MEMBER'
+  | 'STAFF'
+  | 'SYSTEM';
+
+/** REQUESTED → APPROVED → SUBMITTED → REFUNDED; or REFUSED by the store, or FAILED at the payment provider. */
+export type RefundStatus =
+  | 'APPROVED'
+  | 'FAILED'
+  | 'REFUNDED'
+  | 'REFUSED'
+  | 'REQUESTED'
+  | 'SUBMITTED';
+
+export type RefuseRefundInput = {
+  /** Shown to the member. */
+  reason: Scalars['String']['input'];
+  refundId: Scalars['ID']['input'];
+};
+
+export type ReorderKitchenStationsInput = {
+  /** Every station of the store, in the order wanted. */
+  stationIds: Array<Scalars['ID']['input']>;
+  storeId: Scalars['ID']['input'];
 };
 
 export type ReportCourierPositionInput = {
@@ -457,12 +577,42 @@ export type ReportDeliveryStatusInput = {
   status: DeliveryStatus;
 };
 
+export type RequestRefundInput = {
+  /** Made once per request by the client: a retry returns the same refund. */
+  idempotencyKey: Scalars['String']['input'];
+  /** Units to refund; everything not yet refunded when left out. */
+  lines?: InputMaybe<Array<RefundLineInput>>;
+  orderId: Scalars['ID']['input'];
+  reason: Scalars['String']['input'];
+};
+
+export type ResetStaffPasswordInput = {
+  id: Scalars['ID']['input'];
+  temporaryPassword: Scalars['String']['input'];
+};
+
 export type RestockInput = {
   quantity: Scalars['Int']['input'];
   reason?: Scalars['String']['input'];
   /** e.g. the delivery note number; retry-safe. */
   reference: Scalars['String']['input'];
   skuId: Scalars['ID']['input'];
+  storeId: Scalars['ID']['input'];
+};
+
+export type RetryOutboundCallInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type RevokeApiKeyInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type RouteToKitchenStationInput = {
+  categoryIds?: Array<Scalars['ID']['input']>;
+  productIds?: Array<Scalars['ID']['input']>;
+  /** null: back to the category's station, or the default. */
+  stationId?: InputMaybe<Scalars['ID']['input']>;
   storeId: Scalars['ID']['input'];
 };
 
@@ -526,6 +676,34 @@ export type SpecOptionInput = {
   value: Scalars['String']['input'];
 };
 
+export type StaffAccountFilter = {
+  includeDisabled?: Scalars['Boolean']['input'];
+  role?: InputMaybe<StaffRole>;
+  /** Accounts acting on this store (head office included). */
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type StaffAccountIdInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type StaffLoginInput = {
+  password: Scalars['String']['input'];
+  /** Required once the account has TOTP (TOTP_REQUIRED). */
+  totpCode?: InputMaybe<Scalars['String']['input']>;
+  username: Scalars['String']['input'];
+};
+
+export type StaffLogoutInput = {
+  refreshToken: Scalars['String']['input'];
+};
+
+/** HQ_ADMIN, OPERATOR or STORE_MANAGER. */
+export type StaffRole =
+  | 'HQ_ADMIN'
+  | 'OPERATOR'
+  | 'STORE_MANAGER';
+
 /** What a ledger row records. */
 export type StockLedgerKind =
   | 'ADJUSTMENT'
@@ -579,6 +757,14 @@ export type UpdateCouponTemplateInput = {
   totalQuantity?: InputMaybe<Scalars['Int']['input']>;
 };
 
+export type UpdateKitchenStationInput = {
+  /** true makes it the store's default station. */
+  isDefault?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  sort?: InputMaybe<Scalars['Int']['input']>;
+  stationId: Scalars['ID']['input'];
+};
+
 export type UpdateOrderStatusInput = {
   orderId: Scalars['ID']['input'];
   status: OrderStatus;
@@ -606,6 +792,13 @@ export type UpdateSkuInput = {
   name?: InputMaybe<Scalars['String']['input']>;
   priceFen?: InputMaybe<Scalars['Int']['input']>;
   specs?: InputMaybe<Array<SpecOptionInput>>;
+};
+
+export type UpdateStaffAccountInput = {
+  displayName?: InputMaybe<Scalars['String']['input']>;
+  id: Scalars['ID']['input'];
+  role?: InputMaybe<StaffRole>;
+  storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
 };
 
 export type SessionFragment = { token: string | null, refreshToken: string | null, member: { id: string, nickname: string, phone: string | null, tier: MemberTier } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> };
@@ -723,7 +916,7 @@ export type PlaceOrderMutationVariables = Exact<{
 }>;
 
 
-export type PlaceOrderMutation = { placeOrder: { replayed: boolean, order: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null } | null, storeRefusals: Array<{ reason: StoreRefusalReason, store: { id: string, name: string } | null }>, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+export type PlaceOrderMutation = { placeOrder: { replayed: boolean, order: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null, refunds: Array<{ id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> }> } | null, storeRefusals: Array<{ reason: StoreRefusalReason, store: { id: string, name: string } | null }>, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type PayOrderMutationVariables = Exact<{
   orderId: Scalars['ID']['input'];
@@ -827,7 +1020,9 @@ export type StockFeedSubscriptionVariables = Exact<{
 
 export type StockFeedSubscription = { stockChanged: { available: number | null, soldOut: boolean, version: number, sku: { id: string } | null } };
 
-export type OrderFieldsFragment = { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null };
+export type OrderFieldsFragment = { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null, refunds: Array<{ id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> }> };
+
+export type RefundFieldsFragment = { id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> };
 
 export type MyOrdersQueryVariables = Exact<{
   status: InputMaybe<Array<OrderStatus> | OrderStatus>;
@@ -843,14 +1038,14 @@ export type OrderDetailQueryVariables = Exact<{
 }>;
 
 
-export type OrderDetailQuery = { order: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null } | null };
+export type OrderDetailQuery = { order: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null, refunds: Array<{ id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> }> } | null };
 
 export type OrderUpdatesSubscriptionVariables = Exact<{
   orderId: Scalars['ID']['input'];
 }>;
 
 
-export type OrderUpdatesSubscription = { orderUpdates: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null } };
+export type OrderUpdatesSubscription = { orderUpdates: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null, refunds: Array<{ id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> }> } };
 
 export type CancelOrderMutationVariables = Exact<{
   orderId: Scalars['ID']['input'];
@@ -858,6 +1053,13 @@ export type CancelOrderMutationVariables = Exact<{
 
 
 export type CancelOrderMutation = { updateOrderStatus: { order: { id: string, status: OrderStatus, version: number } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+
+export type RequestRefundMutationVariables = Exact<{
+  input: RequestRefundInput;
+}>;
+
+
+export type RequestRefundMutation = { requestRefund: { refund: { id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type StoreCardFragment = { id: string, name: string, address: string, distanceMeters: number | null, isOpen: boolean, deliveryRadiusMeters: number, location: { lat: number, lng: number }, openingHours: { opens: string, closes: string } };
 
