@@ -218,6 +218,17 @@ async def test_bad_station_input_and_strangers_change_nothing(
     assert await refused(
         REORDER, {"input": {"storeId": store, "stationIds": [wok["id"], wok["id"]]}}, manager
     ) == ("INVALID_INPUT", ["stationIds"])
+    nowhere = encode_id("Store", 999_999_999)
+    for query, values in (
+        (CREATE, {"input": {"storeId": nowhere, "name": "面点"}}),
+        (REORDER, {"input": {"storeId": nowhere, "stationIds": []}}),
+        (ROUTE, {"input": {"storeId": nowhere, "stationId": None, "productIds": []}}),
+    ):
+        found = await refused(query, values, credentials.hq_admin)
+        assert found[0] in ("NOT_FOUND", "REQUIRED"), found
+    assert await refused(
+        REORDER, {"input": {"storeId": nowhere, "stationIds": []}}, credentials.hq_admin
+    ) == ("NOT_FOUND", ["storeId"])
     unknown_category = encode_id("Category", 999_999_999)
     assert await refused(
         ROUTE,

@@ -127,7 +127,8 @@ async def reorder_stations(
     """Every station of the store, in the order given (each named once)."""
     require_store_manager(viewer, cmd.store_id)
     async with uow:
-        await uow.kitchen.lock_store(cmd.store_id)
+        if not await uow.kitchen.lock_store(cmd.store_id):
+            raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
         stations = {s.id: s for s in await uow.kitchen.stations(cmd.store_id)}
         if len(set(cmd.station_ids)) != len(cmd.station_ids) or set(cmd.station_ids) != set(
             stations
