@@ -818,3 +818,57 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_object", "object_type", "object_id"),
     sa.Index("ix_audit_log_store_id", "store_id"),
 )
+
+# --- kitchen stations and their tickets (domain/kitchen.py) ----------------------------
+
+kitchen_stations = sa.Table(
+    "kitchen_stations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("name", sa.String(20), nullable=False),
+    sa.Column("sort", sa.Integer, nullable=False),
+    sa.Column("is_default", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("store_id", "name", name="uq_kitchen_stations_store_name"),
+)
+
+# Category or product (exactly one) → station, per store; a product's route wins.
+station_routes = sa.Table(
+    "station_routes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column(
+        "station_id", sa.Integer, sa.ForeignKey("kitchen_stations.id"), nullable=False, index=True
+    ),
+    sa.Column("category_id", sa.Integer, sa.ForeignKey("categories.id"), nullable=True),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=True),
+    sa.UniqueConstraint("store_id", "category_id", name="uq_station_routes_category"),
+    sa.UniqueConstraint("store_id", "product_id", name="uq_station_routes_product"),
+    sa.CheckConstraint("(category_id IS NULL) <> (product_id IS NULL)", name="category_or_product"),
+)
+
+# One station's part of an accepted order, kept for reprints and kitchen screens. The
+# station is named as it was (no foreign key: a removed station's tickets stay).
+kitchen_tickets = sa.Table(
+    "kitchen_tickets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("station_id", sa.Integer, nullable=True),
+    sa.Column("station_name", sa.String(20), nullable=False),
+    sa.Column("order_number", sa.String(24), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("table_no", sa.String(16), nullable=True),
+    sa.Column("pickup_code", sa.String(8), nullable=True),
+    sa.Column("note", sa.String(200), nullable=False),
+    sa.Column("items", sa.JSON, nullable=False),
+    sa.Column("placed_at", UtcDateTime(), nullable=False),
+    sa.Column("accepted_at", UtcDateTime(), nullable=False),
+    sa.Column("printed_at", UtcDateTime(), nullable=True),
+    sa.Column("print_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_kitchen_tickets_store_station", "store_id", "station_id", "id"),
+)
