@@ -1,7 +1,7 @@
 """kitchen stations, their routes, and the tickets accepted orders are split into
 
 Revision ID: 3b8e61d0c5a4
-Revises: 7c3e9a1f0b42
+Revises: 1dc3453005ce
 Create Date: 2026-12-02 11:10:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3b8e61d0c5a4"
-down_revision: str | None = "7c3e9a1f0b42"
+down_revision: str | None = "1dc3453005ce"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
