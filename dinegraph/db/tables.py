@@ -534,20 +534,33 @@ payments = sa.Table(
     sa.UniqueConstraint("provider", "transaction_id", name="uq_payments_transaction"),
 )
 
+# A refund of an order, from a member's request (REQUESTED) or staff (APPROVED at once) to
+# the money arriving (REFUNDED), or REFUSED / FAILED (domain/refunds.py). ``reference`` is
+# the provider's refund reference (out_refund_no); the requester's key is unique per order.
 refunds = sa.Table(
     "refunds",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
-    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
     sa.Column("amount_fen", sa.Integer, nullable=False),
     sa.Column("lines", sa.JSON, nullable=False),  # [[line_no, quantity], ...]
     sa.Column("reason", sa.String(200), nullable=False),
-    sa.Column("actor", sa.String(40), nullable=False),
+    sa.Column("requested_by", sa.String(40), nullable=False),
     sa.Column("stock_returned", sa.Boolean, nullable=False),
     sa.Column("coupon_restored", sa.Boolean, nullable=False),
     _created_at(),
-    sa.UniqueConstraint("order_id", "reference", name="uq_refunds_reference"),
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("refusal_reason", sa.String(200), nullable=True),
+    sa.Column("decided_by", sa.String(40), nullable=True),
+    sa.Column("provider_refund_id", sa.String(64), nullable=True),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("order_id", "idempotency_key", name="uq_refunds_idempotency"),
+    sa.UniqueConstraint("reference", name="uq_refunds_reference"),
+    sa.Index("ix_refunds_order", "order_id", "id"),
+    sa.Index("ix_refunds_status", "status", "id"),
 )
 
 # Orders in each store's kitchen queue (PAID, ACCEPTED, PREPARING), changed in the same
@@ -778,4 +791,30 @@ persisted_documents = sa.Table(
     sa.Column("trusted", sa.Boolean, nullable=False),
     _created_at(),
     sa.Index("ix_persisted_documents_trusted_created_at", "trusted", "created_at"),
+)
+
+# The audit log (domain/audit.py): append-only. The migration adds triggers that refuse
+# UPDATE and DELETE on both databases; no code path issues either.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("actor_kind", sa.String(8), nullable=False),
+    sa.Column("credential", sa.String(40), nullable=False),
+    sa.Column("staff_id", sa.Integer, nullable=True),
+    sa.Column("api_key_id", sa.Integer, nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("error_code", sa.String(40), nullable=True),
+    sa.Column("object_type", sa.String(40), nullable=True),
+    sa.Column("object_id", sa.Integer, nullable=True),
+    sa.Column("store_id", sa.Integer, nullable=True),
+    sa.Column("client_address", sa.String(64), nullable=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_staff_id", "staff_id"),
+    sa.Index("ix_audit_log_api_key_id", "api_key_id"),
+    sa.Index("ix_audit_log_object", "object_type", "object_id"),
+    sa.Index("ix_audit_log_store_id", "store_id"),
 )

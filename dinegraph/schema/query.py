@@ -13,6 +13,7 @@ from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.resolvers.ids import decode_any_id
+from dinegraph.schema.audit import AuditEntryConnection, audit_log
 from dinegraph.schema.calls import OutboundCallConnection, outbound_calls
 from dinegraph.schema.campaigns import (
     BargainNode,
@@ -39,6 +40,7 @@ from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
+from dinegraph.schema.refunds import RefundConnection, store_refund_requests
 from dinegraph.schema.staff_admin import (
     ApiKeyConnection,
     StaffAccountConnection,
@@ -120,6 +122,12 @@ class Query:
             total_count=page.total_count or 0,
         )
 
+    audit_log: AuditEntryConnection = strawberry.field(
+        resolver=audit_log,
+        description="Staff, partner and CLI writes (and refused attempts), newest first "
+        "(HQ_ADMIN).",
+    )
+
     stock_ledger: StockLedgerConnection = strawberry.field(
         resolver=stock_ledger,
         description="Every change of a store's tracked stock, newest first (staff, partners).",
@@ -146,6 +154,11 @@ class Query:
     )
     order: OrderNode | None = strawberry.field(
         resolver=order, description="An order; null when not found or not yours."
+    )
+    store_refund_requests: RefundConnection = strawberry.field(
+        resolver=store_refund_requests,
+        description="Refunds of a store's orders, newest first, for its staff: by default the "
+        "requests waiting for a decision (REQUESTED).",
     )
     store_orders: OrderConnection = strawberry.field(
         resolver=store_orders,

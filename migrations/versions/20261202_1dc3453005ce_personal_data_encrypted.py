@@ -1,7 +1,7 @@
 """personal data encrypted at rest, phones found through a blind index
 
 Revision ID: 1dc3453005ce
-Revises: 7c3e9a14b2d8
+Revises: 7c3e9a1f0b42
 Create Date: 2026-12-02 10:30:00.000000
 
 Existing rows are converted with the data keys of the engine that runs the migration
@@ -20,7 +20,7 @@ from alembic import op
 from dinegraph.db.personal import PersonalCipher, cipher_of
 
 revision: str = "1dc3453005ce"
-down_revision: str | None = "7c3e9a14b2d8"
+down_revision: str | None = "7c3e9a1f0b42"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
