@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -29,6 +30,7 @@ from dinegraph.db.calls import SqlCallStore
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
+from dinegraph.db.staff_accounts import mark_keys_used
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.delivery import Provider, parse_speeds
@@ -47,6 +49,8 @@ from dinegraph.domain.services.dispatch import (
 )
 from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.domain.services.refund_progress import make_refund, refund_refused
+from dinegraph.domain.services.staff_auth import StaffAuth
+from dinegraph.domain.staff import LoginPolicy
 from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.events.codec import CREDENTIALS_TOPIC, SUPPLIES_TOPIC
 from dinegraph.events.exhaustion import Board
@@ -58,6 +62,7 @@ from dinegraph.integrations.development import (
     LoggingSmsSender,
 )
 from dinegraph.outbound import CallRefused, CallRelay, RelayPolicy, provider_refusals
+from dinegraph.passwords import Argon2Passwords, PyotpCodes
 from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
 from dinegraph.schedules import (
@@ -66,7 +71,12 @@ from dinegraph.schedules import (
     sweep_campaigns,
     sweep_unpaid_orders,
 )
-from dinegraph.security import MemberAccessTokens, SignedShareCodes, derived_key
+from dinegraph.security import (
+    MemberAccessTokens,
+    SignedShareCodes,
+    StaffAccessTokens,
+    derived_key,
+)
 from dinegraph.settings import Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
 
@@ -216,8 +226,26 @@ def default_services(settings: Settings) -> Services:
         ),
         share_codes=SignedShareCodes(derived_key(settings, b"campaign-share-codes")),
         board=Board(trust_seconds=settings.exhaustion_board_seconds),
+        staff=staff_auth(settings),
         clock=Clock(settings.clock_start),
         calls=CallRelay(relay_policy(settings)),
+    )
+
+
+def staff_auth(settings: Settings) -> StaffAuth:
+    window = timedelta(minutes=settings.staff_login_failure_window_minutes)
+    return StaffAuth(
+        passwords=Argon2Passwords(),
+        totp=PyotpCodes(),
+        tokens=StaffAccessTokens(settings),
+        policy=LoginPolicy(
+            access_ttl=timedelta(minutes=settings.staff_access_token_minutes),
+            refresh_ttl=timedelta(days=settings.staff_refresh_token_days),
+            max_failures=settings.staff_login_max_failures,
+            failure_window=window,
+            lock_for=timedelta(minutes=settings.staff_login_lock_minutes),
+            failures_per_address=settings.staff_login_failures_per_address,
+        ),
     )
 
 
@@ -263,6 +291,14 @@ def create_app(
             ),
             asyncio.create_task(
                 sweep_calls(services, settings.calls_sweep_seconds), name="dinegraph-calls-out"
+            ),
+            asyncio.create_task(
+                graphql.key_use.write_forever(
+                    partial(mark_keys_used, engine),
+                    services.clock,
+                    settings.api_key_last_used_write_seconds,
+                ),
+                name="dinegraph-api-key-use",
             ),
         ]
         try:

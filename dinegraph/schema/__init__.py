@@ -38,6 +38,8 @@ from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.refund_mutations import RefundMutation
+from dinegraph.schema.staff import StaffMutation
+from dinegraph.schema.staff_admin import StaffAdminMutation
 from dinegraph.schema.stock import StockMutation
 from dinegraph.schema.subscriptions import Subscription
 from dinegraph.settings import Settings
@@ -129,6 +131,8 @@ class Mutation(
     DeliverySettingsMutation,
     CampaignMutation,
     CallsOutMutation,
+    StaffMutation,
+    StaffAdminMutation,
     RefundMutation,
 ):
     pass

@@ -1,7 +1,7 @@
 """refunds follow a lifecycle: requested, approved, submitted, refunded, refused, failed
 
 Revision ID: 7c3e9a1f0b42
-Revises: c4a7e2d91b06
+Revises: fa26aa85dc22
 Create Date: 2026-12-02 10:40:00.000000
 
 A refund's client key moves to ``idempotency_key``; ``reference`` becomes the provider's
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7c3e9a1f0b42"
-down_revision: str | None = "c4a7e2d91b06"
+down_revision: str | None = "fa26aa85dc22"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -106,6 +106,7 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
         mover = mover_of(viewer, order)
         assert order is not None
         check_move(order, cmd.status, mover)
+        uow.wrote("Order", order.id, order.store_id)
         if cmd.status is OrderStatus.CANCELLED:
             moved, _ = await cancel_in(uow, order, cmd.now, actor_of(viewer))
         elif cmd.status is OrderStatus.COMPLETED:

@@ -237,6 +237,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
                 raise DomainError(ErrorCode.REFUND_PENDING, field=["orderId"])
             plan = await _plan(uow, order, cmd.lines, cmd.now)
             actor = actor_of(viewer)
+            uow.wrote("Order", order.id, order.store_id)
             refund = await uow.orders.add_refund(
                 replace(
                     _new_refund(order, key, plan, R.APPROVED, reason, actor, cmd.now),
@@ -316,6 +317,7 @@ async def _decidable(uow: UnitOfWork, viewer: Viewer, refund_id: int) -> tuple[R
             raise DomainError(ErrorCode.NOT_FOUND, field=["refundId"])
         if not viewer.manages(order.store_id):
             raise DomainError(ErrorCode.FORBIDDEN, field=["refundId"])
+        uow.wrote("Refund", refund.id, order.store_id)
         return refund, order
     if not isinstance(viewer, MemberViewer):
         raise DomainError(ErrorCode.UNAUTHENTICATED)
