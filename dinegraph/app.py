@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -29,10 +30,11 @@ from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
 from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.db.wechat_tokens import SqlWechatTokens
 from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.fees import FeeRules, parse_bands
 from dinegraph.domain.orders import OrderStatus
-from dinegraph.domain.ports import PaymentGateway
+from dinegraph.domain.ports import PaymentGateway, SmsSender, WechatLogin
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.dispatch import DeliveryPolicy
@@ -46,12 +48,16 @@ from dinegraph.integrations.development import (
     DevelopmentWechatLogin,
     LoggingSmsSender,
 )
+from dinegraph.integrations.tencent_sms import TencentSms, TencentSmsConfig
+from dinegraph.integrations.wechat import WechatConfig, WechatMiniProgram
 from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
 from dinegraph.schedules import prune_old_positions, sweep_campaigns, sweep_unpaid_orders
 from dinegraph.security import MemberAccessTokens, SignedShareCodes, derived_key
 from dinegraph.settings import Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
+
+log = logging.getLogger("dinegraph")
 
 
 class ServerTimingMiddleware:
@@ -110,11 +116,43 @@ def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
     )
 
 
-def default_services(settings: Settings) -> Services:
+def sms_sender(settings: Settings) -> SmsSender:
+    """Tencent Cloud SMS when configured, else the log (development only)."""
+    s = settings
+    if not (s.tencent_secret_id and s.tencent_secret_key and s.tencent_sms_sdk_app_id):
+        return LoggingSmsSender()
+    return TencentSms(
+        TencentSmsConfig(
+            secret_id=s.tencent_secret_id,
+            secret_key=s.tencent_secret_key.get_secret_value(),
+            sdk_app_id=s.tencent_sms_sdk_app_id,
+            sign_name=s.tencent_sms_sign_name or "",
+            template_id=s.tencent_sms_template_id or "",
+            region=s.tencent_sms_region,
+            endpoint=s.tencent_sms_endpoint,
+            timeout_seconds=s.tencent_sms_timeout_seconds,
+        )
+    )
+
+
+def wechat_login(settings: Settings, engine: AsyncEngine | None) -> WechatLogin:
+    """The mini-program's WeChat API when configured, else the development adapter."""
+    if not (settings.wechat_appid and settings.wechat_secret):
+        return DevelopmentWechatLogin()
+    config = WechatConfig(
+        appid=settings.wechat_appid,
+        secret=settings.wechat_secret.get_secret_value(),
+        base_url=settings.wechat_api_base,
+        timeout_seconds=settings.wechat_timeout_seconds,
+    )
+    return WechatMiniProgram(config, SqlWechatTokens(engine or create_engine(settings)))
+
+
+def default_services(settings: Settings, engine: AsyncEngine | None = None) -> Services:
     notify = settings.payment_notify_secret
     return Services(
-        sms=LoggingSmsSender(),
-        wechat=DevelopmentWechatLogin(),
+        sms=sms_sender(settings),
+        wechat=wechat_login(settings, engine),
         auth=AuthConfig(
             code_key=derived_key(settings, b"login-codes"),
             access_tokens=MemberAccessTokens(settings),
@@ -152,8 +190,13 @@ def create_app(
     settings.check_servable()
     engine = engine or create_engine(settings)
     broker = create_broker(settings.broker_url, SqlOutbox(engine))
-    services = services or default_services(settings)
+    services = services or default_services(settings, engine)
     graphql = DinegraphGraphQL(settings, engine, broker, services)
+    if development := settings.development_adapters():
+        log.warning(
+            "development adapters in use (production refuses them): %s",
+            "; ".join(f"{s} (set {', '.join(names)})" for s, names in development.items()),
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -183,6 +226,9 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await services.background.cancel()
+            for adapter in (services.sms, services.wechat):
+                if isinstance(adapter, TencentSms | WechatMiniProgram):
+                    await adapter.aclose()
             graphql.stop_read_cache()
             await broker.stop()
             await engine.dispose()

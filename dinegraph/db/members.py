@@ -31,6 +31,7 @@ def member_of(row: Any) -> Member:
         birthday=row.birthday,
         tier=Tier(row.tier),
         created_at=row.created_at,
+        wechat_unionid=row.wechat_unionid,
     )
 
 
@@ -68,13 +69,16 @@ class SqlMemberRepository:
     async def by_openid(self, openid: str) -> Member | None:
         return await self._member(members.c.wechat_openid == openid, lock=False)
 
-    async def add(self, *, phone: str | None, openid: str | None, nickname: str) -> Member:
+    async def add(
+        self, *, phone: str | None, openid: str | None, nickname: str, unionid: str | None = None
+    ) -> Member:
         row = (
             await self._conn.execute(
                 members.insert()
                 .values(
                     phone=phone,
                     wechat_openid=openid,
+                    wechat_unionid=unionid,
                     nickname=nickname,
                     tier=Tier.NORMAL.value,
                     points=0,
@@ -93,6 +97,7 @@ class SqlMemberRepository:
                 birthday=member.birthday,
                 phone=member.phone,
                 wechat_openid=member.wechat_openid,
+                wechat_unionid=member.wechat_unionid,
                 tier=member.tier.value,
             )
         )

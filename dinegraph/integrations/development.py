@@ -9,8 +9,9 @@ import hashlib
 import logging
 
 from dinegraph.domain.delivery import Courier, Provider
+from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.orders import Order
-from dinegraph.domain.ports import DispatchRequest
+from dinegraph.domain.ports import DispatchRequest, WechatIdentity
 
 log = logging.getLogger("dinegraph.sms")
 log_payments = logging.getLogger("dinegraph.payments")
@@ -25,12 +26,16 @@ class LoggingSmsSender:
 
 
 class DevelopmentWechatLogin:
-    """Development adapter: maps a wx.login code to an openid deterministically."""
+    """Development adapter: maps a wx.login code to an openid deterministically, and a
+    getPhoneNumber code to the number it ends with (``dev-13812345678``)."""
 
-    async def openid_for(self, code: str) -> str | None:
+    async def identity_for(self, code: str) -> WechatIdentity:
         if not code:
-            return None
-        return "dev-" + hashlib.sha256(code.encode()).hexdigest()[:24]
+            raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
+        return WechatIdentity("dev-" + hashlib.sha256(code.encode()).hexdigest()[:24])
+
+    async def phone_for(self, code: str) -> str:
+        return code.rpartition("-")[2]
 
 
 class DevelopmentPayments:
