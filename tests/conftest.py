@@ -58,7 +58,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 
 # Production refuses development adapters: these settings make WeChat sign-in, SMS and
 # payments real (aimed at a closed loopback port: tests that call them start fakes).
-PRODUCTION_ADAPTERS: dict[str, str] = {
+PRODUCTION_ADAPTERS: dict[str, Any] = {
     "wechat_appid": "wx0000000000000000",
     "wechat_secret": "test-wechat-app-secret",
     "wechat_api_base": "http://127.0.0.1:9",
@@ -70,6 +70,10 @@ PRODUCTION_ADAPTERS: dict[str, str] = {
     "tencent_sms_endpoint": "http://127.0.0.1:9",
     "wechatpay_mchid": "1900000109",
 }
+# The same as typed values, for ``Settings.model_copy(update=...)``.
+PRODUCTION_ADAPTER_VALUES: dict[str, Any] = Settings(**PRODUCTION_ADAPTERS).model_dump(
+    include=set(PRODUCTION_ADAPTERS)
+)
 # The same as environment variables, for servers started as processes.
 PRODUCTION_ADAPTER_ENV = {f"DINEGRAPH_{k.upper()}": v for k, v in PRODUCTION_ADAPTERS.items()}
 
