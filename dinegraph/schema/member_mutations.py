@@ -96,7 +96,9 @@ class DeleteAddressInput:
 
 @strawberry.input
 class BindWechatPhoneInput:
-    code: str = strawberry.field(description="The code of getPhoneNumber's bindgetphonenumber.")
+    code: str = strawberry.field(
+        description="e.detail.code of a getPhoneNumber button (open-type=getPhoneNumber)."
+    )
 
 
 async def _login_payload(

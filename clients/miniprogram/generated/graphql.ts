@@ -55,6 +55,11 @@ export type BargainStatus =
   | 'OPEN'
   | 'PURCHASED';
 
+export type BindWechatPhoneInput = {
+  /** e.detail.code of a getPhoneNumber button (open-type=getPhoneNumber). */
+  code: Scalars['String']['input'];
+};
+
 /** A SKU for the campaign and its price (a bargain's floor). */
 export type CampaignItemInput = {
   priceFen: Scalars['Int']['input'];
@@ -628,10 +633,18 @@ export type LoginWithSmsCodeMutation = { login: { token: string | null, refreshT
 
 export type LoginWithWechatMutationVariables = Exact<{
   code: Scalars['String']['input'];
+  phoneCode: InputMaybe<Scalars['String']['input']>;
 }>;
 
 
 export type LoginWithWechatMutation = { loginWithWechat: { token: string | null, refreshToken: string | null, member: { id: string, nickname: string, phone: string | null, tier: MemberTier } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+
+export type BindWechatPhoneMutationVariables = Exact<{
+  code: Scalars['String']['input'];
+}>;
+
+
+export type BindWechatPhoneMutation = { bindWechatPhone: { member: { id: string, phone: string | null } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type BindPhoneMutationVariables = Exact<{
   phone: Scalars['String']['input'];
