@@ -40,7 +40,9 @@ CODE_ERRORS = frozenset({40029, 40163})  # invalid code, code already used
 BUSY = -1
 RATE_LIMITED = 45011
 RATE_LIMIT_SECONDS = 60
-REFRESH_MARGIN = timedelta(minutes=5)  # a token this close to its end is refreshed
+# A token this close to its end is refreshed: in its last five minutes stable_token hands
+# out the next one, and the old one still works meanwhile.
+REFRESH_MARGIN = timedelta(minutes=5)
 
 
 class TokenStore(Protocol):
