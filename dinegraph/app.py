@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -26,34 +27,59 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from dinegraph import graphiql
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
+from dinegraph.db.calls import SqlCallStore
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
+from dinegraph.db.staff_accounts import mark_keys_used
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.db.wechat_tokens import SqlWechatTokens
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.fees import FeeRules, parse_bands
 from dinegraph.domain.orders import OrderStatus
-from dinegraph.domain.ports import PaymentGateway, SmsSender, WechatLogin
+from dinegraph.domain.ports import DeliveryPlatform, PaymentGateway, SmsSender, WechatLogin
 from dinegraph.domain.routing import RoutingWeights
-from dinegraph.domain.services.auth import AuthConfig
-from dinegraph.domain.services.dispatch import DeliveryPolicy
+from dinegraph.domain.services.auth import LOGIN_CODE_CALL, AuthConfig, send_login_code
+from dinegraph.domain.services.dispatch import (
+    CANCEL_CALL,
+    DISPATCH_CALL,
+    DeliveryPolicy,
+    call_courier_off,
+    call_platform,
+)
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.staff_auth import StaffAuth
+from dinegraph.domain.staff import LoginPolicy
 from dinegraph.events.brokers import Broker, create_broker
 from dinegraph.events.codec import CREDENTIALS_TOPIC, SUPPLIES_TOPIC
 from dinegraph.events.exhaustion import Board
+from dinegraph.integrations.dada import DadaPlatform
 from dinegraph.integrations.development import (
     DevelopmentCourierPlatform,
     DevelopmentPayments,
     DevelopmentWechatLogin,
     LoggingSmsSender,
 )
+from dinegraph.integrations.outside import ProviderRefused
 from dinegraph.integrations.tencent_sms import TencentSms, TencentSmsConfig
 from dinegraph.integrations.wechat import WechatConfig, WechatMiniProgram
+from dinegraph.outbound import CallRefused, CallRelay, RelayPolicy, provider_refusals
+from dinegraph.passwords import Argon2Passwords, PyotpCodes
 from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
-from dinegraph.schedules import prune_old_positions, sweep_campaigns, sweep_unpaid_orders
-from dinegraph.security import MemberAccessTokens, SignedShareCodes, derived_key
+from dinegraph.schedules import (
+    prune_old_positions,
+    sweep_calls,
+    sweep_campaigns,
+    sweep_unpaid_orders,
+)
+from dinegraph.security import (
+    MemberAccessTokens,
+    SignedShareCodes,
+    StaffAccessTokens,
+    derived_key,
+)
 from dinegraph.settings import Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
 
@@ -86,6 +112,24 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
+    """The platforms' adapters: 达达 when configured, else the development one."""
+    platforms: dict[Provider, DeliveryPlatform] = {
+        p: DevelopmentCourierPlatform(p) for p in Provider if p is not Provider.OWN_RIDER
+    }
+    if settings.dada_app_key and settings.dada_app_secret and settings.dada_source_id:
+        platforms[Provider.DADA] = DadaPlatform(
+            base_url=settings.dada_base_url,
+            app_key=settings.dada_app_key,
+            app_secret=settings.dada_app_secret.get_secret_value(),
+            source_id=settings.dada_source_id,
+            city_code=settings.dada_city_code,
+            callback_url=settings.dada_callback_url,
+            timeout_seconds=settings.dada_timeout_seconds,
+        )
+    return platforms
+
+
 def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
     return OrderPolicy(
         fees=FeeRules(
@@ -109,9 +153,7 @@ def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
             speeds=parse_speeds(settings.courier_speeds),
             max_speed_kmh=settings.courier_max_speed_kmh,
             min_report_interval=timedelta(seconds=settings.courier_report_min_interval_seconds),
-            platforms={
-                p: DevelopmentCourierPlatform(p) for p in Provider if p is not Provider.OWN_RIDER
-            },
+            platforms=courier_platforms(settings),
         ),
     )
 
@@ -148,6 +190,48 @@ def wechat_login(settings: Settings, engine: AsyncEngine | None) -> WechatLogin:
     return WechatMiniProgram(config, SqlWechatTokens(engine or create_engine(settings)))
 
 
+def relay_policy(settings: Settings) -> RelayPolicy:
+    return RelayPolicy(
+        backoff_seconds=settings.calls_backoff_seconds,
+        backoff_max_seconds=settings.calls_backoff_max_seconds,
+        max_attempts=settings.calls_max_attempts,
+        timeout_seconds=settings.calls_timeout_seconds,
+    )
+
+
+def wire_calls(services: Services, engine: AsyncEngine, broker: Broker) -> None:
+    """The relay of calls out on this database, and the handlers of each kind: the text
+    of a login code, a courier asked for or called off (``dinegraph.outbound``)."""
+    relay = services.calls
+    relay.bind(SqlCallStore(engine), services.clock)
+    delivery = services.orders.delivery
+
+    def unit() -> SqlUnitOfWork:
+        return SqlUnitOfWork(engine, events=broker, board=services.board.unit(), calls=relay)
+
+    async def text_login_code(call: OutboundCall) -> None:
+        async with provider_refusals():
+            try:
+                sent = await send_login_code(call, sms=services.sms, now=services.clock())
+            except ProviderRefused as refused:  # the gateway said no for good (a wrong
+                # number, its own per-number limit, our credentials): no retry helps
+                raise CallRefused(f"{refused.code.value}: {refused.reason}") from refused
+            if not sent:
+                raise CallRefused("EXPIRED: the code expired before it could be sent")
+
+    async def dispatch(call: OutboundCall) -> None:
+        async with provider_refusals():
+            await call_platform(call, uow=unit(), policy=delivery, now=services.clock())
+
+    async def call_off(call: OutboundCall) -> None:
+        async with provider_refusals():
+            await call_courier_off(call, policy=delivery)
+
+    relay.register(LOGIN_CODE_CALL, text_login_code)
+    relay.register(DISPATCH_CALL, dispatch)
+    relay.register(CANCEL_CALL, call_off)
+
+
 def default_services(settings: Settings, engine: AsyncEngine | None = None) -> Services:
     notify = settings.payment_notify_secret
     return Services(
@@ -168,7 +252,26 @@ def default_services(settings: Settings, engine: AsyncEngine | None = None) -> S
         ),
         share_codes=SignedShareCodes(derived_key(settings, b"campaign-share-codes")),
         board=Board(trust_seconds=settings.exhaustion_board_seconds),
+        staff=staff_auth(settings),
         clock=Clock(settings.clock_start),
+        calls=CallRelay(relay_policy(settings)),
+    )
+
+
+def staff_auth(settings: Settings) -> StaffAuth:
+    window = timedelta(minutes=settings.staff_login_failure_window_minutes)
+    return StaffAuth(
+        passwords=Argon2Passwords(),
+        totp=PyotpCodes(),
+        tokens=StaffAccessTokens(settings),
+        policy=LoginPolicy(
+            access_ttl=timedelta(minutes=settings.staff_access_token_minutes),
+            refresh_ttl=timedelta(days=settings.staff_refresh_token_days),
+            max_failures=settings.staff_login_max_failures,
+            failure_window=window,
+            lock_for=timedelta(minutes=settings.staff_login_lock_minutes),
+            failures_per_address=settings.staff_login_failures_per_address,
+        ),
     )
 
 
@@ -192,6 +295,7 @@ def create_app(
     broker = create_broker(settings.broker_url, SqlOutbox(engine))
     services = services or default_services(settings, engine)
     graphql = DinegraphGraphQL(settings, engine, broker, services)
+    wire_calls(services, engine, broker)
     if development := settings.development_adapters():
         log.warning(
             "development adapters in use (production refuses them): %s",
@@ -215,6 +319,17 @@ def create_app(
             asyncio.create_task(
                 prune_old_positions(engine, services, settings),
                 name="dinegraph-position-pruning",
+            ),
+            asyncio.create_task(
+                sweep_calls(services, settings.calls_sweep_seconds), name="dinegraph-calls-out"
+            ),
+            asyncio.create_task(
+                graphql.key_use.write_forever(
+                    partial(mark_keys_used, engine),
+                    services.clock,
+                    settings.api_key_last_used_write_seconds,
+                ),
+                name="dinegraph-api-key-use",
             ),
         ]
         try:
@@ -240,7 +355,7 @@ def create_app(
             Route("/health", health),
             Route(
                 "/payments/notify",
-                payment_notify(lambda: SqlUnitOfWork(engine, events=broker)),
+                payment_notify(lambda: SqlUnitOfWork(engine, events=broker, calls=services.calls)),
                 methods=["POST"],
             ),
             *graphiql.routes(settings),

@@ -1,5 +1,5 @@
 """Credential commands of `dinegraph`: staff-token, member-token, create-api-key,
-revoke-api-key, disable-staff.
+revoke-api-key, disable-staff, create-staff.
 
 Registered on the app by dinegraph/cli.py; like every cli module, this imports at module
 level only typer, the standard library and the option enums (see dinegraph/cli.py).
@@ -183,3 +183,72 @@ def disable_staff(
         typer.echo(f"error: no active staff account {username}", err=True)
         raise typer.Exit(1)
     typer.echo(f"staff {username} ({staff_id}) disabled")
+
+
+def create_staff(
+    username: Annotated[str, typer.Option(help="The account's sign-in name, e.g. hq-li.")],
+    role: Annotated[StaffRole, typer.Option(help="The staff role.")],
+    store: StoreOption = None,
+    display_name: Annotated[
+        str | None, typer.Option(help="The name the console shows (default: the username).")
+    ] = None,
+) -> None:
+    """Create a staff account that signs in with a password (staffLogin): how the first
+    head-office account starts. The password is asked for twice, or read from
+    DINEGRAPH_NEW_STAFF_PASSWORD for automation."""
+    import os
+
+    from dinegraph.domain.errors import DomainError
+    from dinegraph.domain.staff import check_new_password, check_role_stores, check_username
+
+    store_ids = parse_store_ids(store)
+    try:
+        name = check_username(username, ["username"])
+        check_role_stores(role, store_ids, ["storeIds"])
+    except DomainError as exc:
+        hint = "--store" if exc.field == ["storeIds"] else "--username"
+        message = (
+            "a STORE_MANAGER needs at least one --store"
+            if hint == "--store"
+            else "3 to 60 of letters, digits, '.', '_' and '-'"
+        )
+        raise typer.BadParameter(message, param_hint=hint) from None
+    password = os.environ.get("DINEGRAPH_NEW_STAFF_PASSWORD") or typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        check_new_password(password, name, ["password"])
+    except DomainError:
+        typer.echo(
+            "error: a password has at least 10 characters and differs from the username",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    from dinegraph.db import identity as identity_db
+    from dinegraph.db import staff_accounts as staff_db
+    from dinegraph.passwords import Argon2Passwords
+
+    password_hash = Argon2Passwords().hash_now(password)
+
+    async def run(settings: Settings) -> int:
+        engine = open_engine(settings)
+        try:
+            return await staff_db.create_account(
+                engine,
+                username=name,
+                display_name=display_name,
+                role=role,
+                store_ids=store_ids,
+                password_hash=password_hash,
+            )
+        except identity_db.UnknownStoreError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--store") from exc
+        finally:
+            await engine.dispose()
+
+    try:
+        staff_id = run_async(run)
+    except staff_db.UsernameTaken:
+        typer.echo(f"error: the username {name} is taken", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"staff {name} ({role.value}, id {staff_id}) created: sign in with staffLogin")

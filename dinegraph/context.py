@@ -16,15 +16,18 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from dinegraph.db.queries import ReadQueries
+from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.reads import ReadModels
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.events.brokers import Broker
 from dinegraph.events.exhaustion import Board
 from dinegraph.i18n import Locale
+from dinegraph.outbound import CallRelay
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
 
@@ -91,8 +94,10 @@ class Services:
     payment_notify_key: bytes
     share_codes: ShareCodes
     board: Board  # the supplies this process knows are gone (refusals without a write)
+    staff: StaffAuth  # staff sign-in: passwords, codes, access tokens, lockout policy
     clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
+    calls: CallRelay = field(default_factory=CallRelay)  # calls out, by kind (``outbound``)
 
 
 log = logging.getLogger("dinegraph")
@@ -162,10 +167,23 @@ class Context:
             self.answer_changes_at = moment
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, events=self.broker, board=self.services.board.unit())
+        return SqlUnitOfWork(
+            self.engine,
+            events=self.broker,
+            board=self.services.board.unit(),
+            calls=self.services.calls,
+        )
 
     def reader(self) -> SqlReader:
         return SqlReader(self.engine)
+
+    def staff_accounts(self) -> SqlStaffAccounts:
+        """Staff accounts that sign in; changes to credentials reach every process."""
+        return SqlStaffAccounts(self.engine, self.broker)
+
+    def api_keys(self) -> SqlApiKeys:
+        """Partner API keys; a revocation reaches every process."""
+        return SqlApiKeys(self.engine, self.broker)
 
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""

@@ -13,6 +13,7 @@ from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.resolvers.ids import decode_any_id
+from dinegraph.schema.calls import OutboundCallConnection, outbound_calls
 from dinegraph.schema.campaigns import (
     BargainNode,
     CampaignNode,
@@ -38,6 +39,12 @@ from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
+from dinegraph.schema.staff_admin import (
+    ApiKeyConnection,
+    StaffAccountConnection,
+    api_keys,
+    staff_accounts,
+)
 from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
 
 Info = strawberry.Info[Context, None]
@@ -118,6 +125,12 @@ class Query:
         description="Every change of a store's tracked stock, newest first (staff, partners).",
     )
 
+    outbound_calls: OutboundCallConnection = strawberry.field(
+        resolver=outbound_calls,
+        description="Calls out (refunds, couriers, text messages), newest first, by status and "
+        "kind: FAILED ones are stuck and need an operator (HQ_ADMIN).",
+    )
+
     claimable_coupons: list[CouponTemplateNode] = strawberry.field(
         resolver=claimable_coupons, description="领券中心: what the viewer may claim now."
     )
@@ -163,6 +176,13 @@ class Query:
     )
     campaign_report: CampaignReport = strawberry.field(
         resolver=campaign_report, description="How a campaign went (head office, operators)."
+    )
+
+    staff_accounts: StaffAccountConnection = strawberry.field(
+        resolver=staff_accounts, description="Staff accounts, by id (head office only)."
+    )
+    api_keys: ApiKeyConnection = strawberry.field(
+        resolver=api_keys, description="Partner API keys, revoked ones too (head office only)."
     )
 
     @strawberry.field(description="Who is asking: a member, staff, or nobody.")

@@ -1,9 +1,10 @@
 """Login codes by Tencent Cloud SMS, against FakeTencentSms (a real socket).
 
-The fake checks each TC3-HMAC-SHA256 signature as Tencent does. A refusal or a timeout is a
-UserError at once, not retried in the request: the code is already recorded (it counts
-against the per-number and per-address limits, which stay as they were), and the member
-can ask again after the usual minute (a durable retry is the calls-out outbox's job).
+The fake checks each TC3-HMAC-SHA256 signature as Tencent does. The adapter tells a refusal
+for good (ProviderRefused) from a failure worth retrying (ProviderUnavailable: a timeout,
+a 5xx, Tencent's InternalError): the login code's text is a call out, so the first is
+FAILED at once and the second retried by the relay with backoff. The per-number and
+per-address limits are checked before the code is recorded, as before.
 """
 
 from __future__ import annotations
@@ -12,15 +13,20 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.app import create_app
+from dinegraph.context import Services
+from dinegraph.db.tables import outbound_calls
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.services.auth import LOGIN_CODE_CALL
 from dinegraph.integrations.outside import ProviderRefused, ProviderUnavailable
 from dinegraph.integrations.tencent_sms import TencentSms, TencentSmsConfig
 from dinegraph.settings import Settings
@@ -144,9 +150,9 @@ async def test_the_log_shows_neither_the_number_nor_the_code(
 
 
 @pytest.fixture
-async def client(
+async def app(
     settings: Settings, engine: AsyncEngine, fake: FakeTencentSms
-) -> AsyncIterator[GraphQLClient]:
+) -> AsyncIterator[tuple[GraphQLClient, Services]]:
     sms_settings = settings.model_copy(
         update={
             "tencent_secret_id": fake.secret_id,
@@ -166,8 +172,13 @@ async def client(
         transport=httpx.ASGITransport(app=app, client=(f"10.9.{uuid.uuid4().int % 250}.1", 1)),
         base_url="http://test",
     ) as http:
-        yield GraphQLClient(http)
+        yield GraphQLClient(http), app.state.services
     await sms.aclose()
+
+
+@pytest.fixture
+def client(app: tuple[GraphQLClient, Services]) -> GraphQLClient:
+    return app[0]
 
 
 async def errors_of(client: GraphQLClient, query: str, variables: dict[str, str]) -> list[str]:
@@ -189,11 +200,45 @@ async def test_a_texted_code_signs_in_and_the_limits_are_unchanged(
     assert body["data"]["login"]["errors"] == [] and body["data"]["login"]["token"]
 
 
-async def test_a_refused_or_unanswered_text_is_a_user_error(
-    client: GraphQLClient, fake: FakeTencentSms
+async def text_call(engine: AsyncEngine, phone: str) -> Any:
+    """The ``sms.login_code`` call out recorded for ``phone``."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(outbound_calls).where(outbound_calls.c.kind == LOGIN_CODE_CALL)
+            )
+        ).all()
+    [row] = [r for r in rows if isinstance(r.payload, dict) and r.payload["phone"] == phone]
+    return row
+
+
+async def test_a_refused_text_fails_at_once_and_an_unanswered_one_is_retried(
+    app: tuple[GraphQLClient, Services], fake: FakeTencentSms, engine: AsyncEngine
 ) -> None:
+    """The text is a call out, made right after the code's commit: the member's request
+    succeeds either way. Tencent's refusal is for good (FAILED, with Tencent's code for the
+    operator); a timeout leaves the call PENDING for the relay's next attempt."""
+    client, services = app
+    refused, late = new_phone(), new_phone()
     fake.fail(status_code="LimitExceeded.PhoneNumberOneHourLimit")
-    assert await errors_of(client, REQUEST, {"p": new_phone()}) == ["RATE_LIMITED"]
+    assert await errors_of(client, REQUEST, {"p": refused}) == []
+    row = await text_call(engine, refused)
+    assert (row.status, row.attempts) == ("FAILED", 1)
+    assert row.last_error == "RATE_LIMITED: LimitExceeded.PhoneNumberOneHourLimit"
     fake.fail(hang=3.0)
-    assert await errors_of(client, REQUEST, {"p": new_phone()}) == ["PROVIDER_UNAVAILABLE"]
+    assert await errors_of(client, REQUEST, {"p": late}) == []
+    row = await text_call(engine, late)
+    assert (row.status, row.attempts, row.last_error) == ("PENDING", 1, "PROVIDER_UNAVAILABLE")
+    pending = row
     assert fake.messages == []
+    # The per-number limit holds whatever became of the text.
+    assert await errors_of(client, REQUEST, {"p": late}) == ["RATE_LIMITED"]
+    # Tencent answers again: the relay's next attempt texts the code, once.
+    services.clock.advance(timedelta(seconds=services.calls.policy.backoff_seconds))
+    assert await services.calls.sweep() >= 1
+    assert len(fake.codes_sent_to(late)) == 1
+    async with engine.connect() as conn:
+        status = await conn.scalar(
+            sa.select(outbound_calls.c.status).where(outbound_calls.c.id == pending.id)
+        )
+    assert status == "DONE"

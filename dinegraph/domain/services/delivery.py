@@ -38,8 +38,6 @@ from dinegraph.domain.ports import UnitOfWork
 from dinegraph.domain.services.dispatch import (
     DeliveryPolicy,
     assign_in,
-    call_platform,
-    dispatch_request,
     eta_of,
     open_delivery,
 )
@@ -197,13 +195,9 @@ async def dispatch_again(cmd: DispatchAgain, *, uow: UnitOfWork, viewer: Viewer)
         await uow.commit()
     if own:
         return delivery
-    return await call_platform(
-        delivery,
-        dispatch_request(delivery, order, store),
-        uow=uow,
-        policy=cmd.policy,
-        now=cmd.now,
-    )
+    # The platform was called as the unit closed (a call out): the delivery as it is now.
+    async with uow.reading() as reads:
+        return await reads.deliveries.get(delivery.id) or delivery
 
 
 async def prune_positions(now: datetime, retention: timedelta, *, uow: UnitOfWork) -> int:
