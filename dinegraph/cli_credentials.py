@@ -24,7 +24,18 @@ from dinegraph.domain.identity import StaffRole
 from dinegraph.domain.providers import Provider
 
 if TYPE_CHECKING:
+    from dinegraph.domain.audit import AuditEntry
     from dinegraph.settings import Settings
+
+
+def _audit(command: str, arguments: dict[str, object]) -> AuditEntry:
+    """The audit log's entry of a credential command: actor CLI, this machine's name."""
+    import socket
+    from datetime import UTC, datetime
+
+    from dinegraph.domain.audit import cli_entry
+
+    return cli_entry(command, arguments, at=datetime.now(UTC), host=socket.gethostname())
 
 
 def staff_token(
@@ -47,7 +58,15 @@ def staff_token(
         async with announcing(settings) as (engine, broker):
             try:
                 viewer = await identity_db.ensure_staff(
-                    engine, username=name, role=role, store_ids=store_ids, events=broker
+                    engine,
+                    username=name,
+                    role=role,
+                    store_ids=store_ids,
+                    events=broker,
+                    audit=_audit(
+                        "staff-token",
+                        {"username": name, "role": role.value, "stores": store_ids},
+                    ),
                 )
             except identity_db.UnknownStoreError as exc:
                 raise typer.BadParameter(str(exc), param_hint="--store") from exc
@@ -132,6 +151,15 @@ def create_api_key(
                 scopes=scope_list,
                 store_ids=store_ids,
                 partner=partner.value if partner else None,
+                audit=_audit(
+                    "create-api-key",
+                    {
+                        "name": name,
+                        "scopes": scope_list,
+                        "stores": store_ids,
+                        "partner": partner.value if partner else None,
+                    },
+                ),
             )
         except identity_db.UnknownStoreError as exc:
             raise typer.BadParameter(str(exc), param_hint="--store") from exc
@@ -157,7 +185,11 @@ def revoke_api_key(
     async def run(settings: Settings) -> int | None:
         async with announcing(settings) as (engine, broker):
             return await identity_db.revoke_api_key(
-                engine, prefix, at=datetime.now(UTC), events=broker
+                engine,
+                prefix,
+                at=datetime.now(UTC),
+                events=broker,
+                audit=_audit("revoke-api-key", {"prefix": prefix}),
             )
 
     key_id = run_async(run)
@@ -176,7 +208,12 @@ def disable_staff(
 
     async def run(settings: Settings) -> int | None:
         async with announcing(settings) as (engine, broker):
-            return await identity_db.disable_staff(engine, username, events=broker)
+            return await identity_db.disable_staff(
+                engine,
+                username,
+                events=broker,
+                audit=_audit("disable-staff", {"username": username}),
+            )
 
     staff_id = run_async(run)
     if staff_id is None:

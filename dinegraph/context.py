@@ -11,13 +11,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from dinegraph.db.audit import SqlAuditLog
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
+from dinegraph.domain.audit import AuditDraft, AuditLog
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.reads import ReadModels
@@ -102,6 +105,22 @@ class Services:
 
 log = logging.getLogger("dinegraph")
 
+
+def forwarded_client(peer: str, headers: Headers, trusted_proxies: str) -> str:
+    """Who is behind ``peer``: X-Forwarded-For is believed only from the trusted proxies,
+    and read from the right (the nearest hop) to the first address none of them has."""
+    if not trusted_proxies:
+        return peer
+    trusted = {p.strip() for p in trusted_proxies.split(",") if p.strip()}
+    if peer not in trusted:
+        return peer
+    hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return hops[0][:64] if hops else peer
+
+
 C = TypeVar("C", contravariant=True)
 R = TypeVar("R", covariant=True)
 
@@ -131,6 +150,9 @@ class Context:
     # view (the SKU, the order) and whether a late subscriber still needs it (see
     # ``dinegraph.shared_feeds``).
     feed_slot: FeedSlot | None = field(init=False, default=None)
+    # The audit entry of the mutation running now (staff and partners), set by
+    # ``schema.errors.attempt``; ``run`` hands it to the unit of work.
+    audit: AuditDraft | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.reads = ReadQueries(self.engine)
@@ -153,8 +175,11 @@ class Context:
 
     @property
     def client_ip(self) -> str:
+        """The socket's peer; behind a proxy of ``DINEGRAPH_TRUSTED_PROXIES``, the nearest
+        address in X-Forwarded-For that is not one of those proxies."""
         client = self.request.client
-        return client.host if client else "unknown"
+        peer = client.host if client else "unknown"
+        return forwarded_client(peer, self.request.headers, self.settings.trusted_proxies)
 
     def now(self) -> datetime:
         return self.services.clock()
@@ -187,4 +212,12 @@ class Context:
 
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""
-        return await service(command, uow=self.uow(), viewer=self.viewer)
+        uow = self.uow()
+        uow.audit = self.audit  # the write's audit entry, recorded by its commit
+        return await service(command, uow=uow, viewer=self.viewer)
+
+    # --- audit log (domain/audit.py) ---
+
+    @property
+    def audit_log(self) -> AuditLog:
+        return SqlAuditLog(self.engine)

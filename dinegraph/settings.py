@@ -114,6 +114,9 @@ class Settings(BaseSettings):
     # How long a process reuses the account behind an API key or token before reading it
     # again; a revocation heard through the broker forgets it at once. 0: read every time.
     credential_cache_seconds: float = Field(default=5, ge=0)
+    # Addresses of the reverse proxies whose X-Forwarded-For is believed (comma-separated):
+    # the client address of the audit log and the per-address limits. Empty: the socket's.
+    trusted_proxies: str = ""
 
     staff_token_ttl_hours: int = 12
 

@@ -783,3 +783,29 @@ wechat_access_tokens = sa.Table(
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Column("refresh_until", UtcDateTime(), nullable=True),  # the refresh lease
 )
+
+# The audit log (domain/audit.py): append-only. The migration adds triggers that refuse
+# UPDATE and DELETE on both databases; no code path issues either.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("actor_kind", sa.String(8), nullable=False),
+    sa.Column("credential", sa.String(40), nullable=False),
+    sa.Column("staff_id", sa.Integer, nullable=True),
+    sa.Column("api_key_id", sa.Integer, nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("error_code", sa.String(40), nullable=True),
+    sa.Column("object_type", sa.String(40), nullable=True),
+    sa.Column("object_id", sa.Integer, nullable=True),
+    sa.Column("store_id", sa.Integer, nullable=True),
+    sa.Column("client_address", sa.String(64), nullable=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_staff_id", "staff_id"),
+    sa.Index("ix_audit_log_api_key_id", "api_key_id"),
+    sa.Index("ix_audit_log_object", "object_type", "object_id"),
+    sa.Index("ix_audit_log_store_id", "store_id"),
+)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dinegraph.db.audit import append_entry
 from dinegraph.db.calls import add_calls
 from dinegraph.db.campaigns import SqlCampaignRepository
 from dinegraph.db.catalog import SqlCatalogRepository
@@ -19,6 +20,7 @@ from dinegraph.db.engine import WRITE, local_write_lock
 from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.orders import SqlOrderRepository
 from dinegraph.db.stock import SqlStockRepository
+from dinegraph.domain.audit import AuditDraft
 from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.events import Event
@@ -75,6 +77,8 @@ class SqlUnitOfWork:
     orders: SqlOrderRepository
     deliveries: SqlDeliveryRepository
     campaigns: SqlCampaignRepository
+    # The audit entry its commit records (staff, partner and CLI writes; ``domain.audit``).
+    audit: AuditDraft | None = None
 
     def __init__(
         self,
@@ -165,6 +169,10 @@ class SqlUnitOfWork:
     def call(self, call: OutboundCall) -> None:
         self._pending_calls.append(call)
 
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        if self.audit is not None:
+            self.audit.wrote(kind, object_id, store_id)
+
     async def commit(self) -> None:
         if self._conn is None:
             raise RuntimeError("commit() outside of 'async with uow'")
@@ -181,6 +189,9 @@ class SqlUnitOfWork:
         self._moved.clear()
         if moved is not None:
             events.append(moved)
+        audit = self.audit if self.audit is not None and not self.audit.written else None
+        if audit is not None:
+            await append_entry(self._conn, audit.entry)
         receipt = None
         if events and self._sink is not None:
             receipt = await self._sink.publish_in_transaction(self._conn, events)
@@ -190,6 +201,8 @@ class SqlUnitOfWork:
             self._sink.moved_here(moved)
         await self._conn.commit()
         self._written_calls.extend(written)
+        if audit is not None:
+            audit.written = True
         self.board.committed(e for e in events if isinstance(e, SupplyChanged))
         if moved is not None and self._sink is not None:
             self._sink.moved_here(moved)

@@ -162,6 +162,10 @@ class UnitOfWork(Repositories, Protocol):
         """Make ``call`` once this unit has committed: written in its transaction (none if
         it rolls back), then relayed until the provider takes it (``dinegraph.outbound``)."""
 
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        """Name the object this unit wrote and its store, for the audit log (``domain.audit``),
+        where the command does not: a new object's id, an order's store."""
+
     async def __aenter__(self) -> UnitOfWork: ...
 
     async def __aexit__(

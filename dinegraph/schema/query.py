@@ -13,6 +13,7 @@ from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.resolvers.ids import decode_any_id
+from dinegraph.schema.audit import AuditEntryConnection, audit_log
 from dinegraph.schema.calls import OutboundCallConnection, outbound_calls
 from dinegraph.schema.campaigns import (
     BargainNode,
@@ -119,6 +120,12 @@ class Query:
             page_info=page_info(page),
             total_count=page.total_count or 0,
         )
+
+    audit_log: AuditEntryConnection = strawberry.field(
+        resolver=audit_log,
+        description="Staff, partner and CLI writes (and refused attempts), newest first "
+        "(HQ_ADMIN).",
+    )
 
     stock_ledger: StockLedgerConnection = strawberry.field(
         resolver=stock_ledger,

@@ -1231,6 +1231,7 @@ class FakeUnitOfWork(FakeRepositories):
         self.events: list[Event] = []
         self._pending_calls: list[OutboundCall] = []
         self.calls: list[OutboundCall] = []  # committed calls out, each (kind, key) once
+        self.written_objects: list[tuple[str, int]] = []  # named for the audit log
 
     @property
     def jobs(self) -> FakeIssueJobRepository:
@@ -1255,6 +1256,9 @@ class FakeUnitOfWork(FakeRepositories):
 
     def call(self, call: OutboundCall) -> None:
         self._pending_calls.append(call)
+
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        self.written_objects.append((kind, object_id))
 
     async def __aenter__(self) -> FakeUnitOfWork:
         if self._snapshot is not None:

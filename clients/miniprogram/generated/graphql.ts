@@ -49,6 +49,33 @@ export type AdjustStockInput = {
   storeId: Scalars['ID']['input'];
 };
 
+/** Who made a change. */
+export type AuditActorKind =
+  | 'CLI'
+  | 'PARTNER'
+  | 'STAFF'
+  | 'SYSTEM';
+
+/** Every filter given must hold. */
+export type AuditLogFilter = {
+  action?: InputMaybe<Scalars['String']['input']>;
+  actorKind?: InputMaybe<AuditActorKind>;
+  apiKeyId?: InputMaybe<Scalars['ID']['input']>;
+  /** Inclusive. */
+  from?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The global ID of the object written (an order, a SKU). */
+  objectId?: InputMaybe<Scalars['ID']['input']>;
+  staffId?: InputMaybe<Scalars['ID']['input']>;
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+  /** Exclusive. */
+  to?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+/** Done, or refused for rights. */
+export type AuditOutcome =
+  | 'DENIED'
+  | 'DONE';
+
 export type BargainStatus =
   | 'COMPLETE'
   | 'EXPIRED'

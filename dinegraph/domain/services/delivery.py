@@ -81,6 +81,7 @@ async def report_courier_position(
         delivery = await uow.deliveries.get(cmd.delivery_id)
         require_carrier(viewer, delivery)
         assert delivery is not None
+        uow.wrote("Delivery", delivery.id, delivery.store_id)
         verdict = check_position(
             delivery,
             point,
@@ -127,6 +128,7 @@ async def report_delivery_status(cmd: ReportStatus, *, uow: UnitOfWork, viewer: 
         delivery = await uow.deliveries.get(cmd.delivery_id)
         require_carrier(viewer, delivery)
         assert delivery is not None
+        uow.wrote("Delivery", delivery.id, delivery.store_id)
         if delivery.status is cmd.status and (courier is None or courier == delivery.courier):
             return delivery  # told twice: nothing new
         check_delivery_move(delivery.status, cmd.status)
@@ -172,6 +174,7 @@ async def dispatch_again(cmd: DispatchAgain, *, uow: UnitOfWork, viewer: Viewer)
         if order is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
         require_store_manager(viewer, order.store_id)
+        uow.wrote("Order", order.id, order.store_id)
         store = await uow.catalog.get_store(order.store_id)
         assert store is not None
         if order.channel is not Channel.DELIVERY or order.status not in DISPATCHABLE:
@@ -243,5 +246,6 @@ async def add_rider(cmd: AddRider, *, uow: UnitOfWork, viewer: Viewer) -> int:
         if await uow.catalog.get_store(cmd.store_id) is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
         rider_id = await uow.deliveries.add_rider(cmd.store_id, courier)
+        uow.wrote("Rider", rider_id, cmd.store_id)
         await uow.commit()
     return rider_id

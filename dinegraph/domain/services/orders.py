@@ -116,6 +116,7 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
         mover = mover_of(viewer, order)
         assert order is not None
         check_move(order, cmd.status, mover)
+        uow.wrote("Order", order.id, order.store_id)
         if cmd.status is OrderStatus.CANCELLED:
             moved, refunded = await cancel_in(uow, order, cmd.now, actor_of(viewer))
             if refunded:

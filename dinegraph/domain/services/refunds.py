@@ -66,6 +66,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             coupon = await uow.coupons.get_coupon(order.coupon_id)
             coupon_valid = coupon is not None and cmd.now < coupon.valid_until
         plan = plan_refund(order, cmd.lines, coupon_still_valid=coupon_valid)
+        uow.wrote("Order", order.id, order.store_id)
         recorded = await uow.orders.add_refund(
             order_id=order.id,
             reference=key,
