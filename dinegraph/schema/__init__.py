@@ -37,6 +37,7 @@ from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.query import Query
+from dinegraph.schema.refund_mutations import RefundMutation
 from dinegraph.schema.staff import StaffMutation
 from dinegraph.schema.staff_admin import StaffAdminMutation
 from dinegraph.schema.stock import StockMutation
@@ -132,6 +133,7 @@ class Mutation(
     CallsOutMutation,
     StaffMutation,
     StaffAdminMutation,
+    RefundMutation,
 ):
     pass
 

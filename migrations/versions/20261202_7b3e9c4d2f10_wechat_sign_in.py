@@ -1,7 +1,7 @@
 """WeChat sign-in: members' unionid, the shared API access token
 
 Revision ID: 7b3e9c4d2f10
-Revises: fa26aa85dc22
+Revises: 7c3e9a1f0b42
 Create Date: 2026-12-02 10:40:00.000000
 """
 
@@ -13,17 +13,16 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7b3e9c4d2f10"
-down_revision: str | None = "fa26aa85dc22"
+down_revision: str | None = "7c3e9a1f0b42"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("members", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("wechat_unionid", sa.String(length=64), nullable=True))
-        batch_op.create_index(
-            batch_op.f("ix_members_wechat_unionid"), ["wechat_unionid"], unique=False
-        )
+    # A nullable column is a plain ALTER TABLE ADD COLUMN on both databases: no copy of
+    # `members` (a batch copy on SQLite would drop the table its orders point at).
+    op.add_column("members", sa.Column("wechat_unionid", sa.String(length=64), nullable=True))
+    op.create_index(op.f("ix_members_wechat_unionid"), "members", ["wechat_unionid"], unique=False)
     op.create_table(
         "wechat_access_tokens",
         sa.Column("appid", sa.String(length=32), nullable=False),
@@ -36,6 +35,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("wechat_access_tokens")
-    with op.batch_alter_table("members", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_members_wechat_unionid"))
-        batch_op.drop_column("wechat_unionid")
+    op.drop_index(op.f("ix_members_wechat_unionid"), table_name="members")
+    if op.get_bind().dialect.name == "sqlite":
+        # SQLite (3.35+) drops a plain column in place; a batch copy would drop `members`
+        # under the rows that point at it.
+        op.execute("ALTER TABLE members DROP COLUMN wechat_unionid")
+    else:
+        op.drop_column("members", "wechat_unionid")
