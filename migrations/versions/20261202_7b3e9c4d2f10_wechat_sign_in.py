@@ -1,7 +1,7 @@
 """WeChat sign-in: members' unionid, the shared API access token
 
 Revision ID: 7b3e9c4d2f10
-Revises: 7c3e9a1f0b42
+Revises: 1dc3453005ce
 Create Date: 2026-12-02 10:40:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7b3e9c4d2f10"
-down_revision: str | None = "7c3e9a1f0b42"
+down_revision: str | None = "1dc3453005ce"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -14,7 +14,7 @@ from dinegraph.integrations.development import DevelopmentWechatLogin, LoggingSm
 from dinegraph.integrations.tencent_sms import TencentSms
 from dinegraph.integrations.wechat import WechatMiniProgram
 from dinegraph.settings import ConfigurationError, Mode, Settings
-from tests.conftest import PRODUCTION_ADAPTERS
+from tests.conftest import PRODUCTION_ADAPTERS, TEST_BLIND_INDEX_KEY, TEST_DATA_KEYS
 
 KEY = SecretStr("k" * 40)
 WECHAT = ["DINEGRAPH_WECHAT_APPID", "DINEGRAPH_WECHAT_SECRET"]
@@ -38,7 +38,8 @@ PAY = [
 
 
 def production(**values: Any) -> Settings:
-    return Settings(mode=Mode.PRODUCTION, secret_key=KEY, **values)
+    keys: dict[str, Any] = {"data_keys": TEST_DATA_KEYS, "blind_index_key": TEST_BLIND_INDEX_KEY}
+    return Settings(mode=Mode.PRODUCTION, secret_key=KEY, **keys, **values)
 
 
 def refusal(settings: Settings) -> str:
@@ -97,7 +98,8 @@ def test_development_payments_are_refused_in_production() -> None:
 
 @pytest.mark.parametrize("mode", [Mode.PRODUCTION, Mode.DEVELOPMENT])
 def test_a_half_configured_adapter_is_refused_in_either_mode(mode: Mode) -> None:
-    settings = Settings(mode=mode, secret_key=KEY, **without("tencent_sms_template_id"))
+    half = without("tencent_sms_template_id")
+    settings = production(**half) if mode is Mode.PRODUCTION else Settings(secret_key=KEY, **half)
     message = refusal(settings)
     assert "SMS is half configured" in message
     assert "DINEGRAPH_TENCENT_SMS_TEMPLATE_ID" in message and "SECRET_ID" not in message
