@@ -257,6 +257,7 @@ members = sa.Table(
     sa.Column("phone", Personal("members.phone"), nullable=True),
     sa.Column("phone_index", BlindIndex(), nullable=True, unique=True),
     sa.Column("wechat_openid", sa.String(64), nullable=True, unique=True),
+    sa.Column("wechat_unionid", sa.String(64), nullable=True, index=True),
     sa.Column("nickname", sa.String(30), nullable=False),
     sa.Column("birthday", PersonalDate("members.birthday"), nullable=True),
     sa.Column("tier", sa.String(16), nullable=False),
@@ -791,6 +792,20 @@ persisted_documents = sa.Table(
     sa.Column("trusted", sa.Boolean, nullable=False),
     _created_at(),
     sa.Index("ix_persisted_documents_trusted_created_at", "trusted", "created_at"),
+)
+
+# --- WeChat API access token -----------------------------------------------------------------
+
+# The mini-program's access token, one row per AppID, shared by every process: a process
+# that finds it stale takes the refresh lease with a conditional UPDATE (on the token it
+# saw), so one process refreshes while the others wait for the new token.
+wechat_access_tokens = sa.Table(
+    "wechat_access_tokens",
+    metadata,
+    sa.Column("appid", sa.String(32), primary_key=True),
+    sa.Column("token", sa.String(512), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("refresh_until", UtcDateTime(), nullable=True),  # the refresh lease
 )
 
 # The audit log (domain/audit.py): append-only. The migration adds triggers that refuse

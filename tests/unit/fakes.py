@@ -508,7 +508,9 @@ class FakeMemberRepository(_Repository):
     async def by_openid(self, openid: str) -> Member | None:
         return next((m for m in self._t.members.values() if m.wechat_openid == openid), None)
 
-    async def add(self, *, phone: str | None, openid: str | None, nickname: str) -> Member:
+    async def add(
+        self, *, phone: str | None, openid: str | None, nickname: str, unionid: str | None = None
+    ) -> Member:
         _not_faked("members.add")
 
     async def save_profile(self, member: Member) -> None:

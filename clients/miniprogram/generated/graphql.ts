@@ -86,6 +86,11 @@ export type BargainStatus =
   | 'OPEN'
   | 'PURCHASED';
 
+export type BindWechatPhoneInput = {
+  /** e.detail.code of a getPhoneNumber button (open-type=getPhoneNumber). */
+  code: Scalars['String']['input'];
+};
+
 /** A SKU for the campaign and its price (a bargain's floor). */
 export type CampaignItemInput = {
   priceFen: Scalars['Int']['input'];
@@ -383,6 +388,7 @@ export type ErrorCode =
   | 'OWN_BARGAIN'
   | 'PAGE_SIZE_TOO_LARGE'
   | 'PAYMENT_MISMATCH'
+  | 'PROVIDER_UNAVAILABLE'
   | 'RATE_LIMITED'
   | 'REFUND_PENDING'
   | 'REQUIRED'
@@ -820,10 +826,18 @@ export type LoginWithSmsCodeMutation = { login: { token: string | null, refreshT
 
 export type LoginWithWechatMutationVariables = Exact<{
   code: Scalars['String']['input'];
+  phoneCode: InputMaybe<Scalars['String']['input']>;
 }>;
 
 
 export type LoginWithWechatMutation = { loginWithWechat: { token: string | null, refreshToken: string | null, member: { id: string, nickname: string, phone: string | null, tier: MemberTier } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+
+export type BindWechatPhoneMutationVariables = Exact<{
+  code: Scalars['String']['input'];
+}>;
+
+
+export type BindWechatPhoneMutation = { bindWechatPhone: { member: { id: string, phone: string | null } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type BindPhoneMutationVariables = Exact<{
   phone: Scalars['String']['input'];
