@@ -46,12 +46,19 @@ from dinegraph.integrations.development import (
     DevelopmentWechatLogin,
     LoggingSmsSender,
 )
+from dinegraph.integrations.wechatpay import WechatPayRefunds
 from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
-from dinegraph.schedules import prune_old_positions, sweep_campaigns, sweep_unpaid_orders
+from dinegraph.schedules import (
+    prune_old_positions,
+    reconcile_wechatpay,
+    sweep_campaigns,
+    sweep_unpaid_orders,
+)
 from dinegraph.security import MemberAccessTokens, SignedShareCodes, derived_key
 from dinegraph.settings import Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
+from dinegraph.wechatpay_wiring import wechatpay_client, wechatpay_routes
 
 
 class ServerTimingMiddleware:
@@ -112,6 +119,10 @@ def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
 
 def default_services(settings: Settings) -> Services:
     notify = settings.payment_notify_secret
+    wechatpay = wechatpay_client(settings)  # the real payment adapter once MCHID is set
+    payments: PaymentGateway = (
+        WechatPayRefunds(wechatpay) if wechatpay is not None else DevelopmentPayments()
+    )
     return Services(
         sms=LoggingSmsSender(),
         wechat=DevelopmentWechatLogin(),
@@ -122,7 +133,7 @@ def default_services(settings: Settings) -> Services:
             codes_per_ip_per_hour=settings.login_codes_per_ip_per_hour,
         ),
         share_key=derived_key(settings, b"coupon-share-codes"),
-        orders=order_policy(settings, DevelopmentPayments()),
+        orders=order_policy(settings, payments),
         payment_notify_key=(
             notify.get_secret_value().encode()
             if notify is not None
@@ -131,6 +142,7 @@ def default_services(settings: Settings) -> Services:
         share_codes=SignedShareCodes(derived_key(settings, b"campaign-share-codes")),
         board=Board(trust_seconds=settings.exhaustion_board_seconds),
         clock=Clock(settings.clock_start),
+        wechatpay=wechatpay,
     )
 
 
@@ -174,6 +186,13 @@ def create_app(
                 name="dinegraph-position-pruning",
             ),
         ]
+        if services.wechatpay is not None:
+            schedules.append(
+                asyncio.create_task(
+                    reconcile_wechatpay(engine, broker, services, settings),
+                    name="dinegraph-wechatpay-reconciliation",
+                )
+            )
         try:
             yield
         finally:
@@ -183,6 +202,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await services.background.cancel()
+            if services.wechatpay is not None:
+                await services.wechatpay.aclose()
             graphql.stop_read_cache()
             await broker.stop()
             await engine.dispose()
@@ -192,11 +213,19 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
-            Route(
-                "/payments/notify",
-                payment_notify(lambda: SqlUnitOfWork(engine, events=broker)),
-                methods=["POST"],
+            # The HMAC callback of development and tests; production takes WeChat Pay's.
+            *(
+                []
+                if settings.production
+                else [
+                    Route(
+                        "/payments/notify",
+                        payment_notify(lambda: SqlUnitOfWork(engine, events=broker)),
+                        methods=["POST"],
+                    )
+                ]
             ),
+            *wechatpay_routes(engine, broker, services),
             *graphiql.routes(settings),
         ],
         lifespan=lifespan,

@@ -31,7 +31,12 @@ from dinegraph.cli_credentials import (
     revoke_api_key,
     staff_token,
 )
-from dinegraph.cli_operations import expire_points_command, prune_positions_command, simulate
+from dinegraph.cli_operations import (
+    expire_points_command,
+    prune_positions_command,
+    reconcile_payments_command,
+    simulate,
+)
 from dinegraph.domain.identity import StaffRole
 
 if TYPE_CHECKING:
@@ -193,6 +198,7 @@ app.command("create-api-key")(create_api_key)
 app.command("revoke-api-key")(revoke_api_key)
 app.command("disable-staff")(disable_staff)
 app.command("prune-positions")(prune_positions_command)
+app.command("reconcile-payments")(reconcile_payments_command)
 app.command()(simulate)
 
 

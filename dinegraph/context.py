@@ -15,16 +15,19 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from dinegraph.db.prepays import SqlPrepays
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.reads import ReadModels
 from dinegraph.domain.services.auth import AuthConfig
+from dinegraph.domain.services.checkout_payments import CheckoutPayments
 from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.events.brokers import Broker
 from dinegraph.events.exhaustion import Board
 from dinegraph.i18n import Locale
+from dinegraph.integrations.wechatpay import WechatPayClient
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
 
@@ -93,6 +96,7 @@ class Services:
     board: Board  # the supplies this process knows are gone (refusals without a write)
     clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
+    wechatpay: WechatPayClient | None = None  # WeChat Pay, when its merchant is configured
 
 
 log = logging.getLogger("dinegraph")
@@ -166,6 +170,12 @@ class Context:
 
     def reader(self) -> SqlReader:
         return SqlReader(self.engine)
+
+    def checkout_payments(self) -> CheckoutPayments | None:
+        """WeChat Pay and its prepays, when the merchant is configured."""
+        if self.services.wechatpay is None:
+            return None
+        return CheckoutPayments(self.services.wechatpay, SqlPrepays(self.engine))
 
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""

@@ -1,0 +1,173 @@
+"""WeChat Pay's wiring: the client made from the settings, its notification routes, one
+reconciliation round (for the server's schedule and ``dinegraph reconcile-payments``) and
+its outbound-call handlers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.routing import Route
+
+from dinegraph.context import Services
+from dinegraph.db.prepays import SqlPrepays
+from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.domain.payments import RefundOutcome
+from dinegraph.domain.services.checkout_payments import (
+    CheckoutPayments,
+    Reconciled,
+    reconcile_payments,
+)
+from dinegraph.events.brokers import Broker
+from dinegraph.integrations.wechatpay import (
+    DEFAULT_BASE_URL,
+    WechatPayClient,
+    WechatPayConfig,
+    load_private_key,
+    load_public_key,
+)
+from dinegraph.integrations.wechatpay_calls import (
+    CLOSE_ORDER,
+    REFUND,
+    Handler,
+    RefundSubmitted,
+    Refusal,
+    close_order_handler,
+    refund_handler,
+)
+from dinegraph.settings import ConfigurationError, Settings
+from dinegraph.wechatpay_notify import RefundSettled, wechatpay_notify
+
+log = logging.getLogger("dinegraph.payments")
+
+NOTIFY_PATH = "/payments/wechatpay/notify"
+REFUND_NOTIFY_PATH = "/payments/wechatpay/refund-notify"
+
+
+def _read(path: object, setting: str) -> bytes:
+    if path is None:
+        raise ConfigurationError(f"WeChat Pay needs DINEGRAPH_WECHATPAY_{setting}")
+    try:
+        with open(str(path), "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"DINEGRAPH_WECHATPAY_{setting}: cannot read {path}: {exc}"
+        ) from exc
+
+
+def wechatpay_client(settings: Settings) -> WechatPayClient | None:
+    """The client when DINEGRAPH_WECHATPAY_MCHID is set; each missing piece named."""
+    if not settings.wechatpay_enabled:
+        return None
+    s = settings
+    missing = [
+        name
+        for name, value in (
+            ("APPID", s.wechatpay_appid),
+            ("MERCHANT_SERIAL_NO", s.wechatpay_merchant_serial_no),
+            ("APIV3_KEY", s.wechatpay_apiv3_key),
+            ("PUBLIC_KEY_ID", s.wechatpay_public_key_id),
+            ("NOTIFY_URL", s.wechatpay_notify_url),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigurationError(
+            "WeChat Pay (DINEGRAPH_WECHATPAY_MCHID is set) also needs "
+            + ", ".join(f"DINEGRAPH_WECHATPAY_{m}" for m in missing)
+        )
+    assert s.wechatpay_mchid and s.wechatpay_appid and s.wechatpay_merchant_serial_no
+    assert s.wechatpay_apiv3_key and s.wechatpay_public_key_id and s.wechatpay_notify_url
+    try:
+        private_key = load_private_key(_read(s.wechatpay_private_key_path, "PRIVATE_KEY_PATH"))
+        public_key = load_public_key(_read(s.wechatpay_public_key_path, "PUBLIC_KEY_PATH"))
+        config = WechatPayConfig(
+            mchid=s.wechatpay_mchid,
+            appid=s.wechatpay_appid,
+            merchant_serial_no=s.wechatpay_merchant_serial_no,
+            private_key=private_key,
+            apiv3_key=s.wechatpay_apiv3_key.get_secret_value().encode(),
+            platform_keys={s.wechatpay_public_key_id: public_key},
+            platform_serial=s.wechatpay_public_key_id,
+            notify_url=s.wechatpay_notify_url,
+            refund_notify_url=s.wechatpay_notify_url,
+            base_url=s.wechatpay_base_url or DEFAULT_BASE_URL,
+            timeout_seconds=s.wechatpay_timeout_seconds,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"WeChat Pay settings: {exc}") from exc
+    if settings.production and not s.wechatpay_notify_url.startswith("https://"):
+        raise ConfigurationError("DINEGRAPH_WECHATPAY_NOTIFY_URL must be a public https:// URL")
+    return WechatPayClient(config)
+
+
+def checkout_payments(engine: AsyncEngine, services: Services) -> CheckoutPayments | None:
+    if services.wechatpay is None:
+        return None
+    return CheckoutPayments(services.wechatpay, SqlPrepays(engine))
+
+
+async def _refund_settled_unwired(outcome: RefundOutcome, at: datetime) -> None:
+    # The refunds' lifecycle (``refund_settled``) is not part of this build yet: the
+    # outcome is logged, and the notification answered as received.
+    log.warning(
+        "WeChat Pay refund %s ended (%s, refund id %s)",
+        outcome.out_refund_no,
+        "succeeded" if outcome.succeeded else "failed",
+        outcome.provider_refund_id,
+    )
+
+
+def wechatpay_routes(
+    engine: AsyncEngine,
+    broker: Broker,
+    services: Services,
+    refund_settled: RefundSettled = _refund_settled_unwired,
+) -> list[Route]:
+    client = services.wechatpay
+    if client is None:
+        return []
+    endpoint = wechatpay_notify(
+        provider=client.name,
+        reader=client,
+        new_uow=lambda: SqlUnitOfWork(engine, events=broker, board=services.board.unit()),
+        prepays=SqlPrepays(engine),
+        clock=services.clock,
+        refund_settled=refund_settled,
+    )
+    return [
+        Route(NOTIFY_PATH, endpoint, methods=["POST"]),
+        Route(REFUND_NOTIFY_PATH, endpoint, methods=["POST"]),
+    ]
+
+
+async def reconcile_once(
+    engine: AsyncEngine, broker: Broker | None, services: Services, quiet_for: timedelta
+) -> Reconciled:
+    """One round: WeChat Pay asked about quiet prepays, cancelled orders' trades closed."""
+    payments = checkout_payments(engine, services)
+    if payments is None:
+        return Reconciled()
+    return await reconcile_payments(
+        services.clock(),
+        payments=payments,
+        new_uow=lambda: SqlUnitOfWork(engine, events=broker, board=services.board.unit()),
+        quiet_for=quiet_for,
+    )
+
+
+def wechatpay_call_handlers(
+    client: WechatPayClient,
+    *,
+    submitted: RefundSubmitted,
+    refused: Refusal,
+    clock: Callable[[], datetime],
+) -> dict[str, Handler]:
+    """The handlers to register with the outbound-call relay, by kind."""
+    return {
+        REFUND: refund_handler(client, submitted=submitted, refused=refused, clock=clock),
+        CLOSE_ORDER: close_order_handler(client, refused=refused),
+    }
