@@ -123,7 +123,7 @@ async def _refund_settled_unwired(outcome: RefundOutcome, at: datetime) -> None:
 
 def wechatpay_routes(
     engine: AsyncEngine,
-    broker: Broker,
+    broker: Broker | None,
     services: Services,
     refund_settled: RefundSettled = _refund_settled_unwired,
 ) -> list[Route]:
