@@ -171,6 +171,10 @@ async def _close_trade(
             await provider.close(trade_no)
             done.closed.append(order_id)
         except ProviderRefused as refused:
+            if refused.code == "ORDER_NOT_EXIST":  # never opened there: nothing to close
+                done.closed.append(order_id)
+                await payments.prepays.mark_closed(order_id, now)
+                return
             if refused.code != "ORDERPAID":
                 raise
             # Paid while (or after) the order was cancelled: the money goes back.
