@@ -4,6 +4,7 @@ wrong ones refused), the provider failing or hanging, refunds, closing and recon
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -508,3 +509,22 @@ async def test_production_takes_no_development_hmac_callback(
         new = await http.post(NOTIFY, content=b"{}")
     assert old.status_code == 404
     assert new.status_code == 401  # there, but unsigned
+
+
+async def test_notifications_and_reconciliation_racing_confirm_the_payment_once(
+    shop: Shop, settings: Settings, engine: AsyncEngine
+) -> None:
+    _, member = await new_member(settings, engine)
+    order = await shop.order(member)
+    assert (await shop.pay(order["id"], member))["errors"] == []
+    shop.fake.pay(_trade_no(order["id"]))
+    note = shop.fake.paid_notification(_trade_no(order["id"]))
+    shop.services.clock.advance(timedelta(minutes=4))  # quiet long enough to be reconciled
+    *answers, done = await asyncio.gather(
+        *(shop.notify(note) for _ in range(3)),
+        reconcile_once(engine, None, shop.services, timedelta(minutes=3)),
+    )
+    assert [a.status_code for a in answers] == [204, 204, 204], [a.text for a in answers]
+    assert decode_id(order["id"], "Order", ["id"]) not in done.failed
+    assert await shop.status(order["id"], member) == "PAID"
+    assert await _payments_of(engine, order["id"]) == 1
