@@ -57,13 +57,19 @@ def serve(
     import uvicorn
 
     from dinegraph.settings import ConfigurationError
+    from dinegraph.wechatpay_wiring import wechatpay_config
 
     settings = load_settings()
     try:
         settings.check_servable(workers)
+        wechatpay = wechatpay_config(settings)
     except ConfigurationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if wechatpay is not None:
+        typer.echo(f"payments: WeChat Pay, merchant {wechatpay.mchid}, app {wechatpay.appid}")
+    elif settings.pays_in_development:
+        typer.echo("payments: the development adapter (payOrder marks orders paid at once)")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

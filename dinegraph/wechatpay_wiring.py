@@ -59,7 +59,14 @@ def _read(path: object, setting: str) -> bytes:
 
 
 def wechatpay_client(settings: Settings) -> WechatPayClient | None:
-    """The client when DINEGRAPH_WECHATPAY_MCHID is set; each missing piece named."""
+    """The client when DINEGRAPH_WECHATPAY_MCHID is set."""
+    config = wechatpay_config(settings)
+    return WechatPayClient(config) if config is not None else None
+
+
+def wechatpay_config(settings: Settings) -> WechatPayConfig | None:
+    """WeChat Pay's settings, keys read, when DINEGRAPH_WECHATPAY_MCHID is set; a
+    ``ConfigurationError`` naming each missing or unreadable piece."""
     if not settings.wechatpay_enabled:
         return None
     s = settings
@@ -101,7 +108,7 @@ def wechatpay_client(settings: Settings) -> WechatPayClient | None:
         raise ConfigurationError(f"WeChat Pay settings: {exc}") from exc
     if settings.production and not s.wechatpay_notify_url.startswith("https://"):
         raise ConfigurationError("DINEGRAPH_WECHATPAY_NOTIFY_URL must be a public https:// URL")
-    return WechatPayClient(config)
+    return config
 
 
 def checkout_payments(engine: AsyncEngine, services: Services) -> CheckoutPayments | None:

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -229,3 +230,15 @@ def test_the_command_says_when_wechat_pay_is_not_configured(settings: Settings) 
     done = run_cli(settings, "reconcile-payments")
     assert done.returncode != 0
     assert "DINEGRAPH_WECHATPAY_MCHID" in done.stdout + done.stderr
+
+
+def test_serve_names_the_wechat_pay_settings_it_lacks(settings: Settings, tmp_path: Path) -> None:
+    done = run_cli(settings, "serve", DINEGRAPH_WECHATPAY_MCHID="1900000109")
+    assert done.returncode == 2
+    for name in ("APPID", "MERCHANT_SERIAL_NO", "APIV3_KEY", "PUBLIC_KEY_ID", "NOTIFY_URL"):
+        assert f"DINEGRAPH_WECHATPAY_{name}" in done.stderr, done.stderr
+    _, merchant = new_merchant(tmp_path)
+    unreadable = {**merchant.env, "DINEGRAPH_WECHATPAY_PRIVATE_KEY_PATH": str(tmp_path / "no.pem")}
+    done = run_cli(settings, "serve", **unreadable)
+    assert done.returncode == 2
+    assert "DINEGRAPH_WECHATPAY_PRIVATE_KEY_PATH" in done.stderr, done.stderr
