@@ -8,6 +8,7 @@ six digits (WeChat Pay wants 6-32 characters of ``[0-9A-Za-z_-|*]``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,9 +33,13 @@ def order_id_of(trade_no: str) -> int | None:
 
 
 def out_refund_no(reference: str) -> str:
-    """A refund's reference as the provider accepts it (``order:12:cancel`` →
-    ``order-12-cancel``): the same reference always gives the same number."""
-    return _REFUND_NO_CHARS.sub("-", reference)[:REFUND_NO_MAX]
+    """A refund's reference as the provider accepts it (64 of ``[0-9A-Za-z_-|*@]``): itself
+    when it fits; else readable where it can be, with a digest of the whole, so two
+    references never share a number and the same one always gives the same."""
+    if len(reference) <= REFUND_NO_MAX and not _REFUND_NO_CHARS.search(reference):
+        return reference
+    digest = hashlib.sha256(reference.encode()).hexdigest()[:32]
+    return f"{_REFUND_NO_CHARS.sub('-', reference)[: REFUND_NO_MAX - 33]}-{digest}"
 
 
 class TradeState(StrEnum):

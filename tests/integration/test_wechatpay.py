@@ -24,7 +24,7 @@ from dinegraph.app import create_app, default_services
 from dinegraph.context import Clock, Services
 from dinegraph.db.tables import payment_prepays, payments
 from dinegraph.db.uow import SqlUnitOfWork
-from dinegraph.domain.payments import RefundOutcome, out_trade_no
+from dinegraph.domain.payments import RefundOutcome, out_refund_no, out_trade_no
 from dinegraph.integrations.wechatpay_calls import close_order_handler, refund_handler
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.settings import Mode, Settings
@@ -431,7 +431,7 @@ async def test_cancelling_a_paid_order_refunds_it_through_wechat_pay(
     )
     assert body["data"]["updateOrderStatus"]["errors"] == []
     order_id = decode_id(order["id"], "Order", ["id"])
-    refund = shop.fake.refunds[f"order-{order_id}-cancel"]
+    refund = shop.fake.refunds[out_refund_no(f"order:{order_id}:cancel")]
     assert (refund.out_trade_no, refund.refund, refund.total) == (
         _trade_no(order["id"]),
         2400,

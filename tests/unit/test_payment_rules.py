@@ -32,22 +32,25 @@ def test_a_trade_number_not_of_ours_names_no_order(trade_no: str) -> None:
     assert order_id_of(trade_no) is None
 
 
+@pytest.mark.parametrize("reference", ["refund-7", "r@1|2*3_4", "x" * 64])
+def test_a_refund_reference_that_fits_is_its_own_out_refund_no(reference: str) -> None:
+    assert out_refund_no(reference) == reference
+
+
 @pytest.mark.parametrize(
-    ("reference", "expected"),
+    ("one", "other"),
     [
         ("order:12:cancel", "order-12-cancel"),
-        ("refund-7", "refund-7"),
-        ("r@1|2*3_4", "r@1|2*3_4"),
-        ("退款:1", "---1"),
+        ("order:12:refund:" + "k" * 60 + "1", "order:12:refund:" + "k" * 60 + "2"),
+        ("退款:1", "退款:2"),
     ],
 )
-def test_a_refund_reference_becomes_a_valid_out_refund_no(reference: str, expected: str) -> None:
-    assert out_refund_no(reference) == expected
-    assert REFUND_NO.fullmatch(out_refund_no(reference))
-
-
-def test_a_long_refund_reference_is_cut_to_64_characters() -> None:
-    assert len(out_refund_no("x" * 100)) == 64
+def test_references_that_do_not_fit_get_distinct_valid_numbers(one: str, other: str) -> None:
+    assert out_refund_no(one) != out_refund_no(other)
+    for reference in (one, other):
+        assert REFUND_NO.fullmatch(out_refund_no(reference))
+        assert out_refund_no(reference) == out_refund_no(reference)
+    assert out_refund_no("order:12:cancel").startswith("order-12-cancel-")
 
 
 def _prepay(**changes: object) -> Prepay:
