@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -168,7 +169,10 @@ async def test_reconcile_payments_command_confirms_and_closes(
             **merchant_env(fake, merchant),
         )
         assert done.returncode == 0, done.stderr
-        assert "confirmed 1 paid, closed 1" in done.stdout, done.stdout
+        # Cancelled orders other tests left on this database are closed too (WeChat Pay
+        # here never heard of them): at least ours.
+        said = re.fullmatch(r"confirmed 1 paid, closed (\d+), .*", done.stdout.strip())
+        assert said is not None and int(said.group(1)) >= 1, done.stdout
         assert fake.trades[_trade_no(cancelled["id"])].state == "CLOSED"
         async with shop_client(served, engine) as (gql, services):
             found = await gql.execute(ORDER, {"id": paid["id"]}, member)
