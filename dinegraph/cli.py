@@ -26,6 +26,7 @@ import typer
 from dinegraph.cli_app import app, load_settings, open_engine, run_async, staff_username
 from dinegraph.cli_credentials import (
     create_api_key,
+    create_staff,
     disable_staff,
     member_token,
     revoke_api_key,
@@ -40,6 +41,8 @@ from dinegraph.cli_operations import (
 from dinegraph.domain.identity import StaffRole
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from dinegraph.settings import Settings
 
 __all__ = ["app", "main", "staff_username"]
@@ -123,6 +126,7 @@ def seed(
                 typer.echo(f"{exc}")
             else:
                 typer.echo("demo chain loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            await _demo_staff(settings, engine)
             name = staff_username(StaffRole.HQ_ADMIN, [])
             staff = await identity_db.ensure_staff(
                 engine, username=name, role=StaffRole.HQ_ADMIN, store_ids=[]
@@ -133,6 +137,20 @@ def seed(
             await engine.dispose()
 
     run_async(run)
+
+
+async def _demo_staff(settings: Settings, engine: AsyncEngine) -> None:
+    """Development only: staff accounts that sign in with printed demo passwords."""
+    if settings.production:
+        typer.echo("production: no demo staff accounts (create one with create-staff)")
+        return
+    from dinegraph.db.staff_accounts import ensure_demo_staff
+    from dinegraph.passwords import Argon2Passwords
+
+    accounts = await ensure_demo_staff(engine, Argon2Passwords().hash_now)
+    typer.echo("demo staff accounts for staffLogin (development only):")
+    for username, role, password in accounts:
+        typer.echo(f"  {username} / {password} ({role})")
 
 
 @app.command("export-schema")
@@ -203,6 +221,7 @@ app.command("expire-points")(expire_points_command)
 app.command("create-api-key")(create_api_key)
 app.command("revoke-api-key")(revoke_api_key)
 app.command("disable-staff")(disable_staff)
+app.command("create-staff")(create_staff)
 app.command("prune-positions")(prune_positions_command)
 app.command("reconcile-payments")(reconcile_payments_command)
 app.command()(simulate)

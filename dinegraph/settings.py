@@ -90,8 +90,25 @@ class Settings(BaseSettings):
     # How long a process reuses the account behind an API key or token before reading it
     # again; a revocation heard through the broker forgets it at once. 0: read every time.
     credential_cache_seconds: float = Field(default=5, ge=0)
+    # Addresses of the reverse proxies whose X-Forwarded-For is believed (comma-separated):
+    # the client address of the audit log and the per-address limits. Empty: the socket's.
+    trusted_proxies: str = ""
 
     staff_token_ttl_hours: int = 12
+
+    # Staff sign-in (staffLogin): short access tokens, rotating refresh tokens, lockout.
+    staff_access_token_minutes: float = Field(default=15, gt=0)
+    staff_refresh_token_days: float = Field(default=7, gt=0)
+    # This many wrong passwords within the window lock the account for the lock's minutes.
+    staff_login_max_failures: int = Field(default=5, ge=1)
+    staff_login_failure_window_minutes: float = Field(default=15, gt=0)
+    staff_login_lock_minutes: float = Field(default=15, gt=0)
+    # Failed sign-ins from one client address within the window, whatever the account.
+    staff_login_failures_per_address: int = Field(default=30, ge=1)
+    # A partner key's lastUsedAt is noted at most this often, and written in batches.
+    api_key_last_used_every_seconds: float = Field(default=60, ge=0)
+    api_key_last_used_write_seconds: float = Field(default=10, gt=0)
+
     member_token_ttl_minutes: int = 30
     refresh_token_ttl_days: int = 30
     # Trailing-12-month spend (fen) that reaches each tier.
@@ -125,6 +142,25 @@ class Settings(BaseSettings):
     courier_report_min_interval_seconds: float = Field(default=1.0, ge=0)  # per delivery
     position_retention_days: float = Field(default=7, gt=0)
     position_prune_every_seconds: float = Field(default=3600, gt=0)
+    # Calls out (refunds, couriers, text messages), relayed after the commit that wants them:
+    # a failed attempt waits backoff × 2^(attempt-1) (at most the max, with jitter), and
+    # after max attempts the call is FAILED for an operator (`outboundCalls`). One attempt
+    # is given up after the timeout; the sweep of due calls runs every sweep seconds.
+    calls_backoff_seconds: float = Field(default=2.0, gt=0)
+    calls_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    calls_max_attempts: int = Field(default=10, ge=1)
+    calls_timeout_seconds: float = Field(default=20.0, gt=0)
+    calls_sweep_seconds: float = Field(default=5.0, gt=0)
+    # 达达 (Dada) open platform, for stores whose carrier is DADA: with the app key, secret
+    # and source id of a merchant account (newopen.imdada.cn → 开发者中心), their deliveries
+    # are ordered there; without, the development adapter names a courier at once.
+    dada_base_url: str = "https://newopen.imdada.cn"
+    dada_app_key: str | None = None
+    dada_app_secret: SecretStr | None = None
+    dada_source_id: str | None = None
+    dada_city_code: str = "0755"  # 深圳 (Dada's city codes: /api/cityCode/list)
+    dada_callback_url: str = ""  # where Dada posts status changes
+    dada_timeout_seconds: float = Field(default=10.0, gt=0)
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 
@@ -211,6 +247,17 @@ class Settings(BaseSettings):
                 f"DINEGRAPH_COURIER_SPEEDS {self.courier_speeds!r}: {exc}; "
                 "write e.g. OWN_RIDER:15,DADA:18"
             ) from exc
+        dada = (self.dada_app_key, self.dada_app_secret, self.dada_source_id)
+        if any(v is not None for v in dada) and not all(v is not None for v in dada):
+            raise ConfigurationError(
+                "达达 needs DINEGRAPH_DADA_APP_KEY, DINEGRAPH_DADA_APP_SECRET and "
+                "DINEGRAPH_DADA_SOURCE_ID together"
+            )
+        if self.calls_timeout_seconds < self.dada_timeout_seconds:
+            raise ConfigurationError(
+                "DINEGRAPH_CALLS_TIMEOUT_SECONDS must leave a provider its own timeout "
+                "(DINEGRAPH_DADA_TIMEOUT_SECONDS)"
+            )
         broker = self.broker_url.split(":", 1)[0]
         if broker not in _BROKERS:
             raise ConfigurationError(

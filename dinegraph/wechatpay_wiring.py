@@ -5,7 +5,6 @@ its outbound-call handlers."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,7 +13,8 @@ from starlette.routing import Route
 from dinegraph.context import Services
 from dinegraph.db.prepays import SqlPrepays
 from dinegraph.db.uow import SqlUnitOfWork
-from dinegraph.domain.payments import RefundOutcome
+from dinegraph.domain.calls import OutboundCall
+from dinegraph.domain.payments import CLOSE_TRADE_CALL, RefundOutcome
 from dinegraph.domain.services.checkout_payments import (
     CheckoutPayments,
     Reconciled,
@@ -28,15 +28,7 @@ from dinegraph.integrations.wechatpay import (
     load_private_key,
     load_public_key,
 )
-from dinegraph.integrations.wechatpay_calls import (
-    CLOSE_ORDER,
-    REFUND,
-    Handler,
-    RefundSubmitted,
-    Refusal,
-    close_order_handler,
-    refund_handler,
-)
+from dinegraph.integrations.wechatpay_calls import close_order_handler
 from dinegraph.settings import ConfigurationError, Settings
 from dinegraph.wechatpay_notify import RefundSettled, wechatpay_notify
 
@@ -140,7 +132,9 @@ def wechatpay_routes(
     endpoint = wechatpay_notify(
         provider=client.name,
         reader=client,
-        new_uow=lambda: SqlUnitOfWork(engine, events=broker, board=services.board.unit()),
+        new_uow=lambda: SqlUnitOfWork(
+            engine, events=broker, board=services.board.unit(), calls=services.calls
+        ),
         prepays=SqlPrepays(engine),
         clock=services.clock,
         refund_settled=refund_settled,
@@ -161,20 +155,25 @@ async def reconcile_once(
     return await reconcile_payments(
         services.clock(),
         payments=payments,
-        new_uow=lambda: SqlUnitOfWork(engine, events=broker, board=services.board.unit()),
+        new_uow=lambda: SqlUnitOfWork(
+            engine, events=broker, board=services.board.unit(), calls=services.calls
+        ),
         quiet_for=quiet_for,
     )
 
 
-def wechatpay_call_handlers(
-    client: WechatPayClient,
-    *,
-    submitted: RefundSubmitted,
-    refused: Refusal,
-    clock: Callable[[], datetime],
-) -> dict[str, Handler]:
-    """The handlers to register with the outbound-call relay, by kind."""
-    return {
-        REFUND: refund_handler(client, submitted=submitted, refused=refused, clock=clock),
-        CLOSE_ORDER: close_order_handler(client, refused=refused),
-    }
+def wire_payment_calls(services: Services) -> None:
+    """The payment provider's calls out: WeChat Pay closes the trades of orders cancelled
+    unpaid; without it (development) no trade was opened, so there is nothing to close.
+
+    ``payment.refund`` (``refund_handler``) is registered once the refunds' lifecycle
+    (``refund_submitted``) records its calls; today's refunds go through ``PaymentGateway``.
+    """
+    if services.wechatpay is not None:
+        services.calls.register(CLOSE_TRADE_CALL, close_order_handler(services.wechatpay))
+    else:
+        services.calls.register(CLOSE_TRADE_CALL, _nothing_to_close)
+
+
+async def _nothing_to_close(call: OutboundCall) -> None:
+    log.debug("development payments: no trade %s to close", call.key)

@@ -152,6 +152,17 @@ staff = sa.Table(
     sa.Column("store_ids", sa.JSON, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     _created_at(),
+    # Signing in (see db/staff_accounts.py): an argon2 hash; none for token-only accounts.
+    sa.Column("display_name", sa.String(60), nullable=True),
+    sa.Column("password_hash", sa.String(200), nullable=True),
+    sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("totp_secret", sa.String(64), nullable=True),
+    sa.Column("totp_pending_secret", sa.String(64), nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),  # a code is used once
+    sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_failed_at", UtcDateTime(), nullable=True),
+    sa.Column("locked_until", UtcDateTime(), nullable=True),
+    sa.Column("disabled_at", UtcDateTime(), nullable=True),
 )
 
 api_keys = sa.Table(
@@ -168,6 +179,30 @@ api_keys = sa.Table(
     sa.Column("partner", sa.String(16), nullable=True),
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     _created_at(),
+    sa.Column("last_used_at", UtcDateTime(), nullable=True),  # to the minute, written in batches
+)
+
+# Staff sessions: rotating refresh tokens, as members' (a reused one revokes its family).
+staff_refresh_tokens = sa.Table(
+    "staff_refresh_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), nullable=False, index=True),
+    sa.Column("family", sa.String(32), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    _created_at(),
+)
+
+# Failed staff sign-ins by client address: the per-address limit counts them.
+staff_login_failures = sa.Table(
+    "staff_login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ip", sa.String(64), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Index("ix_staff_login_failures_ip", "ip", "at"),
 )
 
 # One accepted change of stock: a sale, an order hold or release, a restock, an adjustment.
@@ -382,6 +417,31 @@ event_outbox = sa.Table(
     sa.Column("topic", sa.String(64), nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
     _created_at(),
+)
+
+# --- calls out --------------------------------------------------------------------------
+
+# Calls to outside systems recorded with the commit that wants them (``domain.calls``),
+# relayed after it (``dinegraph.outbound``). (kind, key) is the provider's idempotency key.
+# A sweep looks for PENDING calls due; a relay holds a call it is making until
+# lease_until. A DONE call's payload is cleared (personal data does not linger).
+outbound_calls = sa.Table(
+    "outbound_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("done_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("kind", "key"),
+    sa.CheckConstraint("status IN ('PENDING', 'DONE', 'FAILED')", name="status"),
+    sa.Index("ix_outbound_calls_due", "status", "next_attempt_at"),
 )
 
 # --- orders -----------------------------------------------------------------------------
@@ -725,4 +785,30 @@ persisted_documents = sa.Table(
     sa.Column("trusted", sa.Boolean, nullable=False),
     _created_at(),
     sa.Index("ix_persisted_documents_trusted_created_at", "trusted", "created_at"),
+)
+
+# The audit log (domain/audit.py): append-only. The migration adds triggers that refuse
+# UPDATE and DELETE on both databases; no code path issues either.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("actor_kind", sa.String(8), nullable=False),
+    sa.Column("credential", sa.String(40), nullable=False),
+    sa.Column("staff_id", sa.Integer, nullable=True),
+    sa.Column("api_key_id", sa.Integer, nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("error_code", sa.String(40), nullable=True),
+    sa.Column("object_type", sa.String(40), nullable=True),
+    sa.Column("object_id", sa.Integer, nullable=True),
+    sa.Column("store_id", sa.Integer, nullable=True),
+    sa.Column("client_address", sa.String(64), nullable=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_staff_id", "staff_id"),
+    sa.Index("ix_audit_log_api_key_id", "api_key_id"),
+    sa.Index("ix_audit_log_object", "object_type", "object_id"),
+    sa.Index("ix_audit_log_store_id", "store_id"),
 )

@@ -16,7 +16,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.orders import Order
+
+# Calls out (``domain.calls``) the payment provider's adapter makes.
+REFUND_CALL = "payment.refund"
+CLOSE_TRADE_CALL = "payment.close_order"
 
 _TRADE_NO = re.compile(r"[0-9]{6,32}")
 _REFUND_NO_CHARS = re.compile(r"[^0-9A-Za-z_\-|*@]")
@@ -25,6 +30,11 @@ REFUND_NO_MAX = 64
 
 def out_trade_no(order_id: int) -> str:
     return f"{order_id:06d}"
+
+
+def close_trade_call(order_id: int) -> OutboundCall:
+    """The provider closes the trade of an order cancelled unpaid, so it cannot be paid."""
+    return OutboundCall(CLOSE_TRADE_CALL, out_trade_no(order_id), {"orderId": order_id})
 
 
 def order_id_of(trade_no: str) -> int | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.delivery import Courier
 from dinegraph.domain.events import Event
@@ -50,6 +51,8 @@ class DispatchRequest:
     address: str
     contact_name: str
     contact_phone: str
+    store_code: str = ""  # the store as the platform knows it (达达's shop_no)
+    cargo_fen: int = 0  # what the order is worth, for the platform's insurance
 
 
 class DeliveryPlatform(Protocol):
@@ -131,6 +134,14 @@ class UnitOfWork(Repositories, Protocol):
 
     def record(self, event: Event) -> None:
         """Keep an event to publish once this unit of work has committed."""
+
+    def call(self, call: OutboundCall) -> None:
+        """Make ``call`` once this unit has committed: written in its transaction (none if
+        it rolls back), then relayed until the provider takes it (``dinegraph.outbound``)."""
+
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        """Name the object this unit wrote and its store, for the audit log (``domain.audit``),
+        where the command does not: a new object's id, an order's store."""
 
     async def __aenter__(self) -> UnitOfWork: ...
 

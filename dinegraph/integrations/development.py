@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.delivery import Courier, Provider
 from dinegraph.domain.orders import Order
 from dinegraph.domain.ports import DispatchRequest
@@ -44,6 +45,11 @@ class DevelopmentPayments:
 
     async def refund(self, order: Order, amount_fen: int, reference: str) -> None:
         log_payments.warning("refund of order %s: %s fen (%s)", order.id, amount_fen, reference)
+
+    async def make_refund(self, call: OutboundCall) -> None:
+        """A handler of refund calls out (``services.calls.register(kind, ...)``): logs the
+        refund its key names, for the amount its payload's ``amountFen`` says."""
+        log_payments.warning("refund %s: %s fen", call.key, call.payload.get("amountFen"))
 
 
 _COURIER_NAMES = ("张师傅", "李师傅", "王师傅", "刘师傅", "陈师傅", "杨师傅", "赵师傅", "黄师傅")

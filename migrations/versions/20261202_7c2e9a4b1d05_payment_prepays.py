@@ -1,7 +1,7 @@
 """WeChat Pay prepays of orders
 
 Revision ID: 7c2e9a4b1d05
-Revises: 5d1f0c3b7a21
+Revises: fa26aa85dc22
 Create Date: 2026-12-02 11:00:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7c2e9a4b1d05"
-down_revision: str | None = "5d1f0c3b7a21"
+down_revision: str | None = "fa26aa85dc22"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

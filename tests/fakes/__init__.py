@@ -1,1 +1,2 @@
-"""Fakes of outside systems that speak their real protocol on a loopback port."""
+"""Fake outside systems: real HTTP servers on loopback ports that speak the providers'
+protocols (signatures, refusals, replays), for the adapters' tests."""

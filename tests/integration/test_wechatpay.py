@@ -22,9 +22,10 @@ from starlette.applications import Starlette
 
 from dinegraph.app import create_app, default_services
 from dinegraph.context import Clock, Services
-from dinegraph.db.tables import payment_prepays, payments
+from dinegraph.db.tables import outbound_calls, payment_prepays, payments
 from dinegraph.db.uow import SqlUnitOfWork
-from dinegraph.domain.payments import RefundOutcome, out_refund_no, out_trade_no
+from dinegraph.domain.calls import CallRefused, OutboundCall
+from dinegraph.domain.payments import RefundOutcome, close_trade_call, out_refund_no, out_trade_no
 from dinegraph.integrations.wechatpay_calls import close_order_handler, refund_handler
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.settings import Mode, Settings
@@ -368,17 +369,6 @@ async def _paid_order(shop: Shop, member: dict[str, str]) -> dict[str, Any]:
     return order
 
 
-@dataclass(frozen=True)
-class Call:
-    kind: str
-    key: str
-    payload: dict[str, Any]
-
-
-class Refused(Exception):
-    pass
-
-
 async def test_the_refund_handler_refunds_once_however_often_it_runs(
     shop: Shop, settings: Settings, engine: AsyncEngine
 ) -> None:
@@ -391,10 +381,8 @@ async def test_the_refund_handler_refunds_once_however_often_it_runs(
         submitted.append((reference, refund_id))
 
     assert shop.services.wechatpay is not None
-    handle = refund_handler(
-        shop.services.wechatpay, submitted=record, refused=Refused, clock=shop.services.clock
-    )
-    call = Call(
+    handle = refund_handler(shop.services.wechatpay, submitted=record, clock=shop.services.clock)
+    call = OutboundCall(
         "payment.refund",
         f"refund-{trade_no}-1",
         {
@@ -417,7 +405,7 @@ async def test_the_refund_handler_refunds_once_however_often_it_runs(
     too_much = replace(
         call, key=f"refund-{trade_no}-2", payload={**call.payload, "refundFen": 2300}
     )
-    with pytest.raises(Refused, match="INVALID_REQUEST"):
+    with pytest.raises(CallRefused, match="INVALID_REQUEST"):
         await handle(too_much)
 
 
@@ -447,12 +435,12 @@ async def test_the_close_handler_closes_unpaid_trades_and_refuses_paid_ones(
     assert (await shop.pay(unpaid["id"], member))["errors"] == []
     paid = await _paid_order(shop, member)
     assert shop.services.wechatpay is not None
-    close = close_order_handler(shop.services.wechatpay, refused=Refused)
-    await close(Call("payment.close_order", _trade_no(unpaid["id"]), {}))
+    close = close_order_handler(shop.services.wechatpay)
+    await close(close_trade_call(decode_id(unpaid["id"], "Order", ["id"])))
     assert shop.fake.trades[_trade_no(unpaid["id"])].state == "CLOSED"
-    await close(Call("payment.close_order", "999999999", {}))  # never opened: nothing to do
-    with pytest.raises(Refused, match="ORDERPAID"):
-        await close(Call("payment.close_order", _trade_no(paid["id"]), {}))
+    await close(close_trade_call(999_999_999))  # never opened: nothing to do
+    with pytest.raises(CallRefused, match="ORDERPAID"):
+        await close(close_trade_call(decode_id(paid["id"], "Order", ["id"])))
 
 
 async def test_refund_notifications_are_verified_and_reach_refund_settled(
@@ -529,3 +517,25 @@ async def test_notifications_and_reconciliation_racing_confirm_the_payment_once(
     assert decode_id(order["id"], "Order", ["id"]) not in done.failed
     assert await shop.status(order["id"], member) == "PAID"
     assert await _payments_of(engine, order["id"]) == 1
+
+
+async def test_cancelling_an_unpaid_order_closes_its_trade_at_once(
+    shop: Shop, settings: Settings, engine: AsyncEngine
+) -> None:
+    _, member = await new_member(settings, engine)
+    order = await shop.order(member)
+    assert (await shop.pay(order["id"], member))["errors"] == []
+    body = await shop.gql.execute(
+        CANCEL, {"input": {"orderId": order["id"], "status": "CANCELLED"}}, member
+    )
+    assert body["data"]["updateOrderStatus"]["errors"] == []
+    # The close is a call out recorded with the cancel, made right after its commit.
+    assert shop.fake.trades[_trade_no(order["id"])].state == "CLOSED"
+    async with engine.connect() as conn:
+        status = await conn.scalar(
+            sa.select(outbound_calls.c.status).where(
+                outbound_calls.c.kind == "payment.close_order",
+                outbound_calls.c.key == _trade_no(order["id"]),
+            )
+        )
+    assert status == "DONE"

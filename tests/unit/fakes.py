@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import NoReturn
 
 from dinegraph.domain.bargains import Bargain
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.campaigns import Campaign, CampaignReport, CampaignSpec
 from dinegraph.domain.catalog import (
     Category,
@@ -1226,6 +1227,9 @@ class FakeUnitOfWork(FakeRepositories):
         self.commits = 0
         self.rollbacks = 0
         self.events: list[Event] = []
+        self._pending_calls: list[OutboundCall] = []
+        self.calls: list[OutboundCall] = []  # committed calls out, each (kind, key) once
+        self.written_objects: list[tuple[str, int]] = []  # named for the audit log
 
     @property
     def jobs(self) -> FakeIssueJobRepository:
@@ -1248,11 +1252,18 @@ class FakeUnitOfWork(FakeRepositories):
     def record(self, event: Event) -> None:
         self._pending.append(event)
 
+    def call(self, call: OutboundCall) -> None:
+        self._pending_calls.append(call)
+
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        self.written_objects.append((kind, object_id))
+
     async def __aenter__(self) -> FakeUnitOfWork:
         if self._snapshot is not None:
             raise RuntimeError("the unit of work is open already")
         self._snapshot = self.db.tables.snapshot()
         self._pending = []
+        self._pending_calls = []
         self.committed = False
         self.begun += 1
         return self
@@ -1270,6 +1281,7 @@ class FakeUnitOfWork(FakeRepositories):
             self.rollbacks += 1
         self.db.tables = snapshot  # whatever was not committed is gone
         self._pending = []
+        self._pending_calls = []
 
     async def commit(self) -> None:
         if self._snapshot is None:
@@ -1278,6 +1290,12 @@ class FakeUnitOfWork(FakeRepositories):
         self.events.extend(self._pending)
         self.board.committed(e for e in self._pending if isinstance(e, SupplyChanged))
         self._pending = []
+        known = {(c.kind, c.key) for c in self.calls}
+        for call in self._pending_calls:
+            if (call.kind, call.key) not in known:
+                known.add((call.kind, call.key))
+                self.calls.append(call)
+        self._pending_calls = []
         self.committed = True
         self.commits += 1
 

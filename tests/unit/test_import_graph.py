@@ -18,7 +18,8 @@ its imports is checked against the layers below: module level, inside functions 
 |              | wechatpay_notify,               |                                        |
 |              | i18n, graphiql, request_limits, |                                        |
 |              | public_reads, read_cache        |                                        |
-|              | credential_cache                |                                        |
+|              | credential_cache, passwords,    |                                        |
+|              | key_use                         |                                        |
 | context      | context                         | everything (wiring)                    |
 | wiring       | app, view, shared_feeds,        | everything                             |
 |              | schedules, wechatpay_wiring,    |                                        |
@@ -71,6 +72,8 @@ MODULE_LAYERS = {
     "settings": "config",
     "security": "edge",
     "credential_cache": "edge",
+    "passwords": "edge",
+    "key_use": "edge",
     "payments": "edge",
     "wechatpay_notify": "edge",
     "persisted": "edge",
@@ -79,6 +82,7 @@ MODULE_LAYERS = {
     "request_limits": "edge",
     "public_reads": "edge",
     "read_cache": "edge",
+    "outbound": "edge",
     "context": "context",
     "app": "wiring",
     "view": "wiring",

@@ -49,6 +49,33 @@ export type AdjustStockInput = {
   storeId: Scalars['ID']['input'];
 };
 
+/** Who made a change. */
+export type AuditActorKind =
+  | 'CLI'
+  | 'PARTNER'
+  | 'STAFF'
+  | 'SYSTEM';
+
+/** Every filter given must hold. */
+export type AuditLogFilter = {
+  action?: InputMaybe<Scalars['String']['input']>;
+  actorKind?: InputMaybe<AuditActorKind>;
+  apiKeyId?: InputMaybe<Scalars['ID']['input']>;
+  /** Inclusive. */
+  from?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The global ID of the object written (an order, a SKU). */
+  objectId?: InputMaybe<Scalars['ID']['input']>;
+  staffId?: InputMaybe<Scalars['ID']['input']>;
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+  /** Exclusive. */
+  to?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+/** Done, or refused for rights. */
+export type AuditOutcome =
+  | 'DENIED'
+  | 'DONE';
+
 export type BargainStatus =
   | 'COMPLETE'
   | 'EXPIRED'
@@ -94,6 +121,11 @@ export type CartLineInput = {
   skuId: Scalars['ID']['input'];
 };
 
+export type ChangeMyPasswordInput = {
+  currentPassword: Scalars['String']['input'];
+  newPassword: Scalars['String']['input'];
+};
+
 /** Where a product is sold. */
 export type Channel =
   | 'DELIVERY'
@@ -104,6 +136,10 @@ export type Channel =
 export type ComboComponentInput = {
   quantity?: Scalars['Int']['input'];
   skuId: Scalars['ID']['input'];
+};
+
+export type ConfirmTotpEnrolmentInput = {
+  code: Scalars['String']['input'];
 };
 
 export type CouponInapplicableReason =
@@ -148,6 +184,16 @@ export type CouponTemplateStatus =
 export type CourierInput = {
   name: Scalars['String']['input'];
   phone: Scalars['String']['input'];
+};
+
+export type CreateApiKeyInput = {
+  name: Scalars['String']['input'];
+  /** The delivery platform of a delivery:write key. */
+  partner?: InputMaybe<DeliveryProvider>;
+  /** e.g. stock:write, orders:read. */
+  scopes: Array<Scalars['String']['input']>;
+  /** The stores it acts on; null: every store. */
+  storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
 };
 
 export type CreateCampaignInput = {
@@ -223,6 +269,16 @@ export type CreateSkuInput = {
   tracked?: InputMaybe<Scalars['Boolean']['input']>;
 };
 
+export type CreateStaffAccountInput = {
+  displayName: Scalars['String']['input'];
+  /** A first password (10+ characters); the holder changes it at sign-in. */
+  password: Scalars['String']['input'];
+  role: StaffRole;
+  /** A store manager's stores (at least one). */
+  storeIds?: Array<Scalars['ID']['input']>;
+  username: Scalars['String']['input'];
+};
+
 export type DeleteAddressInput = {
   id: Scalars['ID']['input'];
 };
@@ -249,6 +305,10 @@ export type DeliveryWaiver =
   | 'COUPON'
   | 'TIER';
 
+export type DisableTotpInput = {
+  password: Scalars['String']['input'];
+};
+
 export type DispatchDeliveryInput = {
   orderId: Scalars['ID']['input'];
   /** OWN_RIDER: send this rider rather than the nearest idle one. */
@@ -257,6 +317,8 @@ export type DispatchDeliveryInput = {
 
 /** Stable codes of expected failures. */
 export type ErrorCode =
+  | 'ACCOUNT_DISABLED'
+  | 'ACCOUNT_LOCKED'
   | 'ALREADY_CHECKED_IN'
   | 'ALREADY_HELPED'
   | 'ALREADY_JOINED'
@@ -285,12 +347,14 @@ export type ErrorCode =
   | 'INVALID_CODE'
   | 'INVALID_COMBO_COMPONENT'
   | 'INVALID_COORDINATES'
+  | 'INVALID_CREDENTIALS'
   | 'INVALID_CURSOR'
   | 'INVALID_ID'
   | 'INVALID_INPUT'
   | 'INVALID_PHONE'
   | 'INVALID_SHARE_CODE'
   | 'INVALID_TOKEN'
+  | 'INVALID_TOTP'
   | 'INVALID_TRANSITION'
   | 'INVALID_WINDOW'
   | 'NEGATIVE_PRICE'
@@ -315,8 +379,10 @@ export type ErrorCode =
   | 'STORE_CANNOT_SERVE'
   | 'TEMPLATE_STOPPED'
   | 'TOO_LONG'
+  | 'TOTP_REQUIRED'
   | 'TRACKED'
   | 'UNAUTHENTICATED'
+  | 'WEAK_PASSWORD'
   | 'WECHAT_REQUIRED'
   | 'WRONG_PROVIDER';
 
@@ -383,6 +449,12 @@ export type OrderStatus =
   | 'READY'
   | 'REFUNDED';
 
+/** PENDING: to be made (again); DONE: the provider took it; FAILED: refused, or out of attempts, for an operator to look at. */
+export type OutboundCallStatus =
+  | 'DONE'
+  | 'FAILED'
+  | 'PENDING';
+
 export type PlaceOrderInput = {
   address?: InputMaybe<AddressInput>;
   channel: Channel;
@@ -430,6 +502,10 @@ export type RecordSaleInput = {
   storeId: Scalars['ID']['input'];
 };
 
+export type RefreshStaffSessionInput = {
+  refreshToken: Scalars['String']['input'];
+};
+
 export type RefundLineInput = {
   lineId: Scalars['Int']['input'];
   quantity: Scalars['Int']['input'];
@@ -459,6 +535,11 @@ export type ReportDeliveryStatusInput = {
   status: DeliveryStatus;
 };
 
+export type ResetStaffPasswordInput = {
+  id: Scalars['ID']['input'];
+  temporaryPassword: Scalars['String']['input'];
+};
+
 export type RestockInput = {
   quantity: Scalars['Int']['input'];
   reason?: Scalars['String']['input'];
@@ -466,6 +547,14 @@ export type RestockInput = {
   reference: Scalars['String']['input'];
   skuId: Scalars['ID']['input'];
   storeId: Scalars['ID']['input'];
+};
+
+export type RetryOutboundCallInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type RevokeApiKeyInput = {
+  id: Scalars['ID']['input'];
 };
 
 export type SaleLineInput = {
@@ -527,6 +616,34 @@ export type SpecOptionInput = {
   name: Scalars['String']['input'];
   value: Scalars['String']['input'];
 };
+
+export type StaffAccountFilter = {
+  includeDisabled?: Scalars['Boolean']['input'];
+  role?: InputMaybe<StaffRole>;
+  /** Accounts acting on this store (head office included). */
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type StaffAccountIdInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type StaffLoginInput = {
+  password: Scalars['String']['input'];
+  /** Required once the account has TOTP (TOTP_REQUIRED). */
+  totpCode?: InputMaybe<Scalars['String']['input']>;
+  username: Scalars['String']['input'];
+};
+
+export type StaffLogoutInput = {
+  refreshToken: Scalars['String']['input'];
+};
+
+/** HQ_ADMIN, OPERATOR or STORE_MANAGER. */
+export type StaffRole =
+  | 'HQ_ADMIN'
+  | 'OPERATOR'
+  | 'STORE_MANAGER';
 
 /** What a ledger row records. */
 export type StockLedgerKind =
@@ -608,6 +725,13 @@ export type UpdateSkuInput = {
   name?: InputMaybe<Scalars['String']['input']>;
   priceFen?: InputMaybe<Scalars['Int']['input']>;
   specs?: InputMaybe<Array<SpecOptionInput>>;
+};
+
+export type UpdateStaffAccountInput = {
+  displayName?: InputMaybe<Scalars['String']['input']>;
+  id: Scalars['ID']['input'];
+  role?: InputMaybe<StaffRole>;
+  storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
 };
 
 export type SessionFragment = { token: string | null, refreshToken: string | null, member: { id: string, nickname: string, phone: string | null, tier: MemberTier } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> };

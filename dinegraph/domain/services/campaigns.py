@@ -98,6 +98,7 @@ async def create_campaign(cmd: CreateCampaign, *, uow: UnitOfWork, viewer: Viewe
                 raise DomainError(
                     ErrorCode.OUT_OF_STOCK, field=["storeIds", str(n)], **error.params
                 ) from error
+        uow.wrote("Campaign", campaign.id)
         await uow.commit()
     return campaign
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, tzinfo
 
 from dinegraph.domain.coupons import CouponStatus
-from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.fees import FeeRules
 from dinegraph.domain.group_buys import GroupBuy, GroupBuyChanged
@@ -26,14 +25,13 @@ from dinegraph.domain.orders import (
     check_move,
     load_change,
 )
-from dinegraph.domain.ports import DispatchRequest, PaymentGateway, UnitOfWork
+from dinegraph.domain.payments import close_trade_call
+from dinegraph.domain.ports import PaymentGateway, UnitOfWork
 from dinegraph.domain.refunds import RefundLine
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.coupons import change_coupon_status
 from dinegraph.domain.services.dispatch import (
     DeliveryPolicy,
-    call_platform,
-    dispatch_request,
     open_delivery,
     should_dispatch,
 )
@@ -114,12 +112,12 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
     releases the held stock, returns the coupon and refunds what was paid.
     """
     refund: tuple[Order, int] | None = None
-    dispatched: tuple[Delivery, DispatchRequest] | None = None
     async with uow:
         order = await uow.orders.get(cmd.order_id)
         mover = mover_of(viewer, order)
         assert order is not None
         check_move(order, cmd.status, mover)
+        uow.wrote("Order", order.id, order.store_id)
         if cmd.status is OrderStatus.CANCELLED:
             moved, refunded = await cancel_in(uow, order, cmd.now, actor_of(viewer))
             if refunded:
@@ -133,15 +131,10 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
         if should_dispatch(order, cmd.status, cmd.policy.delivery):
             store = await uow.catalog.get_store(order.store_id)
             assert store is not None
-            delivery = await open_delivery(uow, order, store, cmd.policy.delivery, cmd.now)
-            dispatched = (delivery, dispatch_request(delivery, order, store))
+            await open_delivery(uow, order, store, cmd.policy.delivery, cmd.now)
         await uow.commit()
     if refund is not None:
         await cmd.policy.payments.refund(refund[0], refund[1], f"{order.reference}:cancel")
-    if dispatched is not None:
-        await call_platform(
-            dispatched[0], dispatched[1], uow=uow, policy=cmd.policy.delivery, now=cmd.now
-        )
     return moved
 
 
@@ -225,6 +218,9 @@ async def cancel_in(uow: UnitOfWork, order: Order, now: datetime, actor: str) ->
             raise DomainError(ErrorCode.INVALID_TRANSITION, field=["status"], current=was)
         order = replace(order, refunded_fen=order.total_fen, version=version)
     moved = await move_order(uow, order, OrderStatus.CANCELLED, now)
+    if was is OrderStatus.PENDING_PAYMENT:
+        # A trade the customer may have opened (WeChat Pay) must not be paid any more.
+        uow.call(close_trade_call(order.id))
     await _leave_campaign(uow, order, was)
     await release_units(
         uow,

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from dinegraph.domain.coupons import CouponStatus
-from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import Viewer, actor_of
 from dinegraph.domain.members import PointsKind
@@ -23,7 +22,6 @@ from dinegraph.domain.refunds import RefundLine, plan_refund, points_to_reverse
 from dinegraph.domain.services.coupons import change_coupon_status
 from dinegraph.domain.services.dispatch import (
     stop_delivery,
-    tell_platform_stopped,
 )
 from dinegraph.domain.services.orders import (
     OrderPolicy,
@@ -55,7 +53,6 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
     """
     reason = clean_reason(cmd.reason, required=True)
     key = clean_idempotency_key(cmd.idempotency_key)
-    stopped: Delivery | None = None
     async with uow:
         order = await uow.orders.get(cmd.order_id)
         if mover_of(viewer, order) is not Mover.STAFF:
@@ -69,6 +66,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             coupon = await uow.coupons.get_coupon(order.coupon_id)
             coupon_valid = coupon is not None and cmd.now < coupon.valid_until
         plan = plan_refund(order, cmd.lines, coupon_still_valid=coupon_valid)
+        uow.wrote("Order", order.id, order.store_id)
         recorded = await uow.orders.add_refund(
             order_id=order.id,
             reference=key,
@@ -103,7 +101,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
         moved = replace(order, version=version)
         if plan.full:
             moved = await move_order(uow, moved, OrderStatus.REFUNDED, cmd.now)
-            stopped = await stop_delivery(uow, order.id, cmd.policy.delivery, cmd.now)
+            await stop_delivery(uow, order.id, cmd.policy.delivery, cmd.now)  # calls it off
         else:
             uow.record(order_changed(moved))
         await uow.commit()
@@ -119,8 +117,6 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             ),
         )
     await cmd.policy.payments.refund(result, plan.amount_fen, reference)
-    if plan.full and stopped is not None:
-        await tell_platform_stopped(stopped, cmd.policy.delivery)
     return result
 
 
