@@ -66,12 +66,14 @@ from dinegraph.integrations.development import (
 from dinegraph.integrations.outside import ProviderRefused
 from dinegraph.integrations.tencent_sms import TencentSms, TencentSmsConfig
 from dinegraph.integrations.wechat import WechatConfig, WechatMiniProgram
+from dinegraph.integrations.wechatpay import WechatPayRefunds
 from dinegraph.outbound import CallRefused, CallRelay, RelayPolicy, provider_refusals
 from dinegraph.passwords import Argon2Passwords, PyotpCodes
 from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
 from dinegraph.schedules import (
     prune_old_positions,
+    reconcile_wechatpay,
     sweep_calls,
     sweep_campaigns,
     sweep_unpaid_orders,
@@ -84,6 +86,7 @@ from dinegraph.security import (
 )
 from dinegraph.settings import Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
+from dinegraph.wechatpay_wiring import wechatpay_client, wechatpay_routes, wire_payment_calls
 
 log = logging.getLogger("dinegraph")
 
@@ -233,6 +236,7 @@ def wire_calls(services: Services, engine: AsyncEngine, broker: Broker) -> None:
     relay.register(DISPATCH_CALL, dispatch)
     relay.register(CANCEL_CALL, call_off)
     wire_refund_calls(services, unit)
+    wire_payment_calls(services)
 
 
 def wire_refund_calls(services: Services, unit: Callable[[], SqlUnitOfWork]) -> None:
@@ -252,6 +256,10 @@ def wire_refund_calls(services: Services, unit: Callable[[], SqlUnitOfWork]) -> 
 
 def default_services(settings: Settings, engine: AsyncEngine | None = None) -> Services:
     notify = settings.payment_notify_secret
+    wechatpay = wechatpay_client(settings)  # the real payment adapter once MCHID is set
+    payments: PaymentGateway = (
+        WechatPayRefunds(wechatpay) if wechatpay is not None else DevelopmentPayments()
+    )
     return Services(
         sms=sms_sender(settings),
         wechat=wechat_login(settings, engine),
@@ -262,7 +270,7 @@ def default_services(settings: Settings, engine: AsyncEngine | None = None) -> S
             codes_per_ip_per_hour=settings.login_codes_per_ip_per_hour,
         ),
         share_key=derived_key(settings, b"coupon-share-codes"),
-        orders=order_policy(settings, DevelopmentPayments()),
+        orders=order_policy(settings, payments),
         payment_notify_key=(
             notify.get_secret_value().encode()
             if notify is not None
@@ -273,6 +281,7 @@ def default_services(settings: Settings, engine: AsyncEngine | None = None) -> S
         staff=staff_auth(settings),
         clock=Clock(settings.clock_start),
         calls=CallRelay(relay_policy(settings)),
+        wechatpay=wechatpay,
     )
 
 
@@ -350,6 +359,13 @@ def create_app(
                 name="dinegraph-api-key-use",
             ),
         ]
+        if services.wechatpay is not None:
+            schedules.append(
+                asyncio.create_task(
+                    reconcile_wechatpay(engine, broker, services, settings),
+                    name="dinegraph-wechatpay-reconciliation",
+                )
+            )
         try:
             yield
         finally:
@@ -362,6 +378,8 @@ def create_app(
             for adapter in (services.sms, services.wechat):
                 if isinstance(adapter, TencentSms | WechatMiniProgram):
                     await adapter.aclose()
+            if services.wechatpay is not None:
+                await services.wechatpay.aclose()
             graphql.stop_read_cache()
             await broker.stop()
             await engine.dispose()
@@ -371,11 +389,21 @@ def create_app(
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/health", health),
-            Route(
-                "/payments/notify",
-                payment_notify(lambda: SqlUnitOfWork(engine, events=broker, calls=services.calls)),
-                methods=["POST"],
+            # The HMAC callback of development and tests; production takes WeChat Pay's.
+            *(
+                []
+                if settings.production
+                else [
+                    Route(
+                        "/payments/notify",
+                        payment_notify(
+                            lambda: SqlUnitOfWork(engine, events=broker, calls=services.calls)
+                        ),
+                        methods=["POST"],
+                    )
+                ]
             ),
+            *wechatpay_routes(engine, broker, services),
             *graphiql.routes(settings),
         ],
         lifespan=lifespan,

@@ -42,6 +42,7 @@ from dinegraph.cli_credentials import (
 from dinegraph.cli_operations import (
     expire_points_command,
     prune_positions_command,
+    reconcile_payments_command,
     rotate_data_keys_command,
     simulate,
 )
@@ -67,13 +68,19 @@ def serve(
     import uvicorn
 
     from dinegraph.settings import ConfigurationError
+    from dinegraph.wechatpay_wiring import wechatpay_config
 
     settings = load_settings()
     try:
         settings.check_servable(workers)
+        wechatpay = wechatpay_config(settings)
     except ConfigurationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if wechatpay is not None:
+        typer.echo(f"payments: WeChat Pay, merchant {wechatpay.mchid}, app {wechatpay.appid}")
+    elif settings.pays_in_development:
+        typer.echo("payments: the development adapter (payOrder marks orders paid at once)")
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -227,6 +234,7 @@ app.command("disable-staff")(disable_staff)
 app.command("create-staff")(create_staff)
 app.command("prune-positions")(prune_positions_command)
 app.command("rotate-data-keys")(rotate_data_keys_command)
+app.command("reconcile-payments")(reconcile_payments_command)
 app.command()(simulate)
 
 

@@ -1,5 +1,5 @@
 """Maintenance and simulation commands of `dinegraph`: expire-points, prune-positions,
-rotate-data-keys, simulate.
+rotate-data-keys, reconcile-payments, simulate.
 
 Registered on the app by dinegraph/cli.py; like every cli module, this imports at module
 level only typer, the standard library and the option enums (see dinegraph/cli.py).
@@ -82,6 +82,43 @@ def prune_positions_command() -> None:
             await engine.dispose()
 
     typer.echo(f"pruned {run_async(run)} courier positions")
+
+
+def reconcile_payments_command(
+    older_than_seconds: Annotated[
+        float | None,
+        typer.Option(help="Ask about prepays quiet this long (default: the server's setting)."),
+    ] = None,
+) -> None:
+    """Ask WeChat Pay about orders whose payment notification never came (confirming the
+    paid ones) and close the trades of cancelled orders; the server does it every minute."""
+    from datetime import timedelta
+
+    from dinegraph.app import default_services
+    from dinegraph.wechatpay_wiring import reconcile_once
+
+    async def run(settings: Settings) -> str:
+        services = default_services(settings)
+        if services.wechatpay is None:
+            raise typer.BadParameter("WeChat Pay is not configured: set DINEGRAPH_WECHATPAY_MCHID")
+        quiet = (
+            older_than_seconds
+            if older_than_seconds is not None
+            else settings.wechatpay_reconcile_after_seconds
+        )
+        engine = open_engine(settings)
+        try:
+            done = await reconcile_once(engine, None, services, timedelta(seconds=quiet))
+        finally:
+            await services.wechatpay.aclose()
+            await engine.dispose()
+        return (
+            f"confirmed {len(done.confirmed)} paid, closed {len(done.closed)}, "
+            f"ended unpaid {len(done.ended)}, refunded {len(done.refunded)}, "
+            f"failed {len(done.failed)}"
+        )
+
+    typer.echo(run_async(run))
 
 
 def simulate(

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from dinegraph.db.audit import SqlAuditLog
+from dinegraph.db.prepays import SqlPrepays
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
@@ -25,11 +26,13 @@ from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.reads import ReadModels
 from dinegraph.domain.services.auth import AuthConfig
+from dinegraph.domain.services.checkout_payments import CheckoutPayments
 from dinegraph.domain.services.orders import OrderPolicy
 from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.events.brokers import Broker
 from dinegraph.events.exhaustion import Board
 from dinegraph.i18n import Locale
+from dinegraph.integrations.wechatpay import WechatPayClient
 from dinegraph.outbound import CallRelay
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
@@ -100,6 +103,7 @@ class Services:
     staff: StaffAuth  # staff sign-in: passwords, codes, access tokens, lockout policy
     clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
+    wechatpay: WechatPayClient | None = None  # WeChat Pay, when its merchant is configured
     calls: CallRelay = field(default_factory=CallRelay)  # calls out, by kind (``outbound``)
 
 
@@ -201,6 +205,12 @@ class Context:
 
     def reader(self) -> SqlReader:
         return SqlReader(self.engine)
+
+    def checkout_payments(self) -> CheckoutPayments | None:
+        """WeChat Pay and its prepays, when the merchant is configured."""
+        if self.services.wechatpay is None:
+            return None
+        return CheckoutPayments(self.services.wechatpay, SqlPrepays(self.engine))
 
     def staff_accounts(self) -> SqlStaffAccounts:
         """Staff accounts that sign in; changes to credentials reach every process."""

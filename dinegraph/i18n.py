@@ -109,6 +109,14 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ),
     ErrorCode.PAYMENT_MISMATCH: ("支付金额与订单不符", "The payment does not match the order"),
     ErrorCode.NOT_AVAILABLE: ("该功能当前不可用", "Not available here"),
+    ErrorCode.WECHAT_REQUIRED: (
+        "请在微信中登录后支付",
+        "Sign in with WeChat to pay",
+    ),
+    ErrorCode.PAYMENT_PROVIDER_UNAVAILABLE: (
+        "微信支付暂时不可用，请稍后再试",
+        "WeChat Pay is not available right now; try again shortly",
+    ),
     ErrorCode.IMPLAUSIBLE_POSITION: (
         "骑手位置不可信（跳变过大或离门店过远）",
         "Implausible courier position (too far a jump, or too far from the store)",

@@ -18,6 +18,7 @@ from dinegraph.domain.services.delivery import prune_positions
 from dinegraph.domain.services.orders import SWEEP_BATCH, cancel_expired
 from dinegraph.events.brokers import Broker
 from dinegraph.settings import Settings
+from dinegraph.wechatpay_wiring import reconcile_once
 
 log = logging.getLogger("dinegraph")
 
@@ -91,6 +92,29 @@ async def prune_old_positions(engine: AsyncEngine, services: Services, settings:
                 log.info("pruned %d courier positions", gone)
         except Exception:
             log.exception("position pruning failed; trying again next round")
+
+
+async def reconcile_wechatpay(
+    engine: AsyncEngine, broker: Broker, services: Services, settings: Settings
+) -> None:
+    """Ask WeChat Pay about payments whose notification never came, and close the trades
+    of cancelled orders, every DINEGRAPH_WECHATPAY_RECONCILE_SECONDS."""
+    quiet_for = timedelta(seconds=settings.wechatpay_reconcile_after_seconds)
+    while True:
+        await asyncio.sleep(settings.wechatpay_reconcile_seconds)
+        try:
+            done = await reconcile_once(engine, broker, services, quiet_for)
+            if done.confirmed or done.closed or done.refunded or done.ended:
+                log.info(
+                    "WeChat Pay reconciliation: %d confirmed, %d closed, %d ended unpaid, "
+                    "%d refunded",
+                    len(done.confirmed),
+                    len(done.closed),
+                    len(done.ended),
+                    len(done.refunded),
+                )
+        except Exception:
+            log.exception("WeChat Pay reconciliation failed; trying again next round")
 
 
 async def sweep_calls(services: Services, every_seconds: float) -> None:

@@ -207,9 +207,6 @@ class Settings(BaseSettings):
     tencent_sms_region: str = "ap-guangzhou"
     tencent_sms_endpoint: str = "https://sms.tencentcloudapi.com"
     tencent_sms_timeout_seconds: float = Field(default=5, gt=0)
-    # The WeChat Pay merchant: payments are real once it is set. (WeChat Pay's own settings
-    # block declares it with the rest of DINEGRAPH_WECHATPAY_*: keep one declaration.)
-    wechatpay_mchid: str | None = None
 
     def development_adapters(self) -> dict[str, tuple[str, ...]]:
         """The outside services these settings leave to a development adapter, each with
@@ -249,6 +246,27 @@ class Settings(BaseSettings):
     data_keys: SecretStr | None = None
     # Key of the phones' blind index (HMAC-SHA256); apart from the data keys.
     blind_index_key: SecretStr | None = None
+
+    # --- WeChat Pay (微信支付 APIv3, JSAPI): the real payment adapter once the merchant id
+    # is set. The private key and the public key are PEM files; the APIv3 key 32 characters.
+    wechatpay_mchid: str | None = None
+    wechatpay_appid: str | None = None
+    wechatpay_merchant_serial_no: str | None = None
+    wechatpay_private_key_path: Path | None = None
+    wechatpay_apiv3_key: SecretStr | None = None
+    wechatpay_public_key_path: Path | None = None
+    wechatpay_public_key_id: str | None = None
+    # Public HTTPS address of POST /payments/wechatpay/notify (refunds are told there too).
+    wechatpay_notify_url: str | None = None
+    wechatpay_base_url: str = "https://api.mch.weixin.qq.com"
+    wechatpay_timeout_seconds: float = Field(default=5, gt=0)
+    # Reconciliation: how often, and how long a prepay stays quiet before WeChat Pay is asked.
+    wechatpay_reconcile_seconds: float = Field(default=60, gt=0)
+    wechatpay_reconcile_after_seconds: float = Field(default=180, ge=0)
+
+    @property
+    def wechatpay_enabled(self) -> bool:
+        return bool(self.wechatpay_mchid)
 
     @property
     def production(self) -> bool:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from dinegraph.domain.identity import StaffRole
 from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
 from dinegraph.settings import Mode, Settings
 from tests.databases import fresh_database
+from tests.fakes.wechatpay_server import new_merchant
 
 
 def pytest_report_header() -> str:
@@ -75,8 +79,21 @@ PRODUCTION_ADAPTERS: dict[str, Any] = {
     "tencent_sms_sign_name": "测试",
     "tencent_sms_template_id": "1000000",
     "tencent_sms_endpoint": "http://127.0.0.1:9",
-    "wechatpay_mchid": "1900000109",
 }
+
+
+def _production_merchant() -> dict[str, Any]:
+    """A whole WeChat Pay merchant (key files made once per test run), aimed at a closed
+    loopback port like the others: a production server checks every piece at start-up."""
+    directory = Path(tempfile.mkdtemp(prefix="dinegraph-merchant-"))
+    atexit.register(shutil.rmtree, directory, True)
+    _, merchant = new_merchant(directory)
+    env = {**merchant.env, "DINEGRAPH_WECHATPAY_BASE_URL": "http://127.0.0.1:9"}
+    env.pop("DINEGRAPH_WECHATPAY_TIMEOUT_SECONDS")  # the default serves
+    return {k.removeprefix("DINEGRAPH_").lower(): v for k, v in env.items()}
+
+
+PRODUCTION_ADAPTERS.update(_production_merchant())
 # The same as typed values, for ``Settings.model_copy(update=...)``.
 PRODUCTION_ADAPTER_VALUES: dict[str, Any] = Settings(**PRODUCTION_ADAPTERS).model_dump(
     include=set(PRODUCTION_ADAPTERS)

@@ -535,6 +535,24 @@ payments = sa.Table(
     sa.UniqueConstraint("provider", "transaction_id", name="uq_payments_transaction"),
 )
 
+# --- WeChat Pay prepays ---------------------------------------------------------------------
+
+# The order's newest prepay at the provider: handed out again while valid; reconciled while
+# the order awaits payment; closed at the provider once the order is cancelled.
+payment_prepays = sa.Table(
+    "payment_prepays",
+    metadata,
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), primary_key=True),
+    sa.Column("provider", sa.String(32), nullable=False),
+    sa.Column("prepay_id", sa.String(64), nullable=False),
+    sa.Column("payer", sa.String(128), nullable=False),
+    sa.Column("amount_fen", sa.Integer, nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("closed_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_payment_prepays_open", "closed_at", "created_at"),
+)
+
 # A refund of an order, from a member's request (REQUESTED) or staff (APPROVED at once) to
 # the money arriving (REFUNDED), or REFUSED / FAILED (domain/refunds.py). ``reference`` is
 # the provider's refund reference (out_refund_no); the requester's key is unique per order.

@@ -16,9 +16,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from dinegraph.domain import payments
 from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.orders import REFUNDABLE, UNPREPARED, Order, order_number
+from dinegraph.domain.orders import REFUNDABLE, UNPREPARED, Order
 
 # The call out that asks the payment provider for an APPROVED refund; its key is the
 # refund's reference (out_refund_no), so the provider refunds it once however often asked.
@@ -75,8 +76,8 @@ def refund_reference(order_id: int, key: str) -> str:
 
 
 def out_trade_no(order: Order) -> str:
-    """The order's number at the payment provider (out_trade_no): its receipt number."""
-    return order_number(order.id, order.placed_at)
+    """The order's number at the payment provider (out_trade_no), as its prepay named it."""
+    return payments.out_trade_no(order.id)
 
 
 def requester_of(actor: str) -> Requester:

@@ -8,9 +8,15 @@ from dinegraph.context import Context
 from dinegraph.domain import orders as domain
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.payments import PaymentRequest
 from dinegraph.domain.refunds import RefundLine
 from dinegraph.domain.services import orders as service
 from dinegraph.domain.services.checkout import Placed, PlaceOrder, StoresRefused, place_order
+from dinegraph.domain.services.checkout_payments import (
+    PaymentStarted,
+    StartPayment,
+    start_payment,
+)
 from dinegraph.domain.services.payments import PayInDevelopment, pay_in_development
 from dinegraph.domain.services.refunds import RefundOrder, refund_order
 from dinegraph.resolvers.ids import decode_id
@@ -77,6 +83,37 @@ class RefundOrderInput:
     )
 
 
+@strawberry.type(description="What wx.requestPayment takes, signed: pass it as it is.")
+class WechatPayment:
+    app_id: str
+    time_stamp: str
+    nonce_str: str
+    package: str = strawberry.field(description='"prepay_id=…"')
+    sign_type: str
+    pay_sign: str
+
+    @classmethod
+    def of(cls, request: PaymentRequest) -> WechatPayment:
+        return cls(
+            app_id=request.app_id,
+            time_stamp=request.time_stamp,
+            nonce_str=request.nonce_str,
+            package=request.package,
+            sign_type=request.sign_type,
+            pay_sign=request.pay_sign,
+        )
+
+
+@strawberry.type
+class PayOrderPayload:
+    order: OrderNode | None
+    wechat_payment: WechatPayment | None = strawberry.field(
+        description="With WeChat Pay: call wx.requestPayment with it; the order turns PAID "
+        "when WeChat Pay tells the server (follow orderUpdates)."
+    )
+    errors: list[UserError]
+
+
 def _order_payload(found: domain.Order | None, errors: list[UserError]) -> OrderPayload:
     return OrderPayload(order=OrderNode.of(found) if found else None, errors=errors)
 
@@ -121,21 +158,32 @@ class OrderMutation:
         )
 
     @strawberry.mutation(
-        description="Development payment adapter: mark the viewer's order paid. Real providers "
-        "confirm through POST /payments/notify."
+        description="Pay the viewer's order. With WeChat Pay: the signed parameters of "
+        "wx.requestPayment (a still-valid prepay is handed out again). The development "
+        "payment adapter marks the order paid at once."
     )
-    async def pay_order(self, info: Info, order_id: strawberry.ID) -> OrderPayload:
+    async def pay_order(self, info: Info, order_id: strawberry.ID) -> PayOrderPayload:
         ctx = info.context
 
-        async def run() -> domain.Order:
+        async def run() -> PaymentStarted | domain.Order:
+            order = decode_id(order_id, "Order", ["orderId"])
+            payments = ctx.checkout_payments()
+            if payments is not None:
+                started = StartPayment(order_id=order, now=ctx.now(), payments=payments)
+                return await ctx.run(start_payment, started)
             if not ctx.settings.pays_in_development:
                 raise DomainError(ErrorCode.NOT_AVAILABLE)
-            cmd = PayInDevelopment(
-                order_id=decode_id(order_id, "Order", ["orderId"]), now=ctx.now()
-            )
-            return await ctx.run(pay_in_development, cmd)
+            return await ctx.run(pay_in_development, PayInDevelopment(order, ctx.now()))
 
-        return _order_payload(*await attempt(info, run))
+        result, errors = await attempt(info, run)
+        if isinstance(result, PaymentStarted):
+            return PayOrderPayload(
+                order=OrderNode.of(result.order),
+                wechat_payment=WechatPayment.of(result.request),
+                errors=errors,
+            )
+        order = OrderNode.of(result) if result is not None else None
+        return PayOrderPayload(order=order, wechat_payment=None, errors=errors)
 
     @strawberry.mutation(
         description="Staff of the store move an order along; its member may cancel it before "

@@ -15,13 +15,15 @@ its imports is checked against the layers below: module level, inside functions 
 | schema       | schema/**                       | domain, resolvers, schema, context (3),|
 |              |                                 | edge, config                           |
 | edge         | security, payments, persisted,  | domain, config, edge, resolvers (4)    |
+|              | wechatpay_notify,               |                                        |
 |              | i18n, graphiql, request_limits, |                                        |
 |              | public_reads, read_cache        |                                        |
 |              | credential_cache, passwords,    |                                        |
 |              | key_use, printing               |                                        |
 | context      | context                         | everything (wiring)                    |
 | wiring       | app, view, shared_feeds,        | everything                             |
-|              | schedules, cli,                 |                                        |
+|              | schedules, wechatpay_wiring,    |                                        |
+|              | cli,                            |                                        |
 |              | cli_app, cli_credentials,       |                                        |
 |              | cli_operations, simulate        |                                        |
 
@@ -73,6 +75,7 @@ MODULE_LAYERS = {
     "passwords": "edge",
     "key_use": "edge",
     "payments": "edge",
+    "wechatpay_notify": "edge",
     "persisted": "edge",
     "i18n": "edge",
     "graphiql": "edge",
@@ -86,6 +89,7 @@ MODULE_LAYERS = {
     "view": "wiring",
     "shared_feeds": "wiring",
     "schedules": "wiring",
+    "wechatpay_wiring": "wiring",
     "cli": "wiring",
     "cli_app": "wiring",
     "cli_credentials": "wiring",

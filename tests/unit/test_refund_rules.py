@@ -109,7 +109,7 @@ def test_what_the_provider_is_sent_names_the_order_and_amounts() -> None:
     assert dict(sent.payload) == {
         "refundId": 1,
         "orderId": paid.id,
-        "outTradeNo": f"{paid.placed_at:%Y%m%d}{paid.id:06d}",
+        "outTradeNo": f"{paid.id:06d}",
         "refundFen": 1000,
         "totalFen": paid.total_fen,
         "reason": "少了一份",

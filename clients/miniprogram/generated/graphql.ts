@@ -388,6 +388,7 @@ export type ErrorCode =
   | 'OWN_BARGAIN'
   | 'PAGE_SIZE_TOO_LARGE'
   | 'PAYMENT_MISMATCH'
+  | 'PAYMENT_PROVIDER_UNAVAILABLE'
   | 'PROVIDER_UNAVAILABLE'
   | 'RATE_LIMITED'
   | 'REFUND_PENDING'
@@ -401,6 +402,7 @@ export type ErrorCode =
   | 'TRACKED'
   | 'UNAUTHENTICATED'
   | 'WEAK_PASSWORD'
+  | 'WECHAT_REQUIRED'
   | 'WRONG_PROVIDER';
 
 /** A point in GCJ-02 coordinates, as the mini-program sends it. */
@@ -937,7 +939,7 @@ export type PayOrderMutationVariables = Exact<{
 }>;
 
 
-export type PayOrderMutation = { payOrder: { order: { id: string, status: OrderStatus, paidAt: string | null, pickupCode: string | null, version: number } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+export type PayOrderMutation = { payOrder: { order: { id: string, status: OrderStatus, paidAt: string | null, pickupCode: string | null, version: number } | null, wechatPayment: { appId: string, timeStamp: string, nonceStr: string, package: string, signType: string, paySign: string } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type ProblemFragment = { code: ErrorCode, message: string, field: Array<string> | null };
 

@@ -25,6 +25,7 @@ from dinegraph.domain.orders import (
     load_change,
 )
 from dinegraph.domain.orders import order_changed as order_changed  # where others import it
+from dinegraph.domain.payments import close_trade_call
 from dinegraph.domain.ports import PaymentGateway, UnitOfWork
 from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus, refund_call, refund_reference
 from dinegraph.domain.routing import RoutingWeights
@@ -220,6 +221,9 @@ async def cancel_in(
         uow.call(refund_call(refund, order))
         order = replace(order, refunded_fen=order.total_fen, version=version)
     moved = await move_order(uow, order, OrderStatus.CANCELLED, now)
+    if was is OrderStatus.PENDING_PAYMENT:
+        # A trade the customer may have opened (WeChat Pay) must not be paid any more.
+        uow.call(close_trade_call(order.id))
     await _leave_campaign(uow, order, was)
     await release_units(
         uow,

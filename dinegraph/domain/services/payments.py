@@ -61,13 +61,18 @@ async def confirm_payment(cmd: ConfirmPayment, *, uow: UnitOfWork) -> Order:
             group = await uow.campaigns.pay_seat(order.group_id, order.member_id, cmd.at)
             if group is None:
                 raise DomainError(ErrorCode.GROUP_CLOSED, field=["orderId"])
-        await uow.orders.add_payment(
+        recorded = await uow.orders.add_payment(
             order_id=order.id,
             provider=cmd.provider,
             transaction_id=cmd.transaction_id,
             amount_fen=cmd.amount_fen,
             at=cmd.at,
         )
+        if not recorded:
+            # The same transaction told twice at once (a notification and the reconciliation):
+            # the other telling committed it while this one waited on its key.
+            again = await uow.orders.get(order.id)
+            return again if again is not None else order
         # Pickup and dine-in orders get the number the counter calls (取餐号).
         code = pickup_code(order.id) if order.channel is not Channel.DELIVERY else None
         paid = await move_order(uow, order, target, cmd.at, paid_at=cmd.at, pickup_code=code)
