@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dinegraph import graphiql
+from dinegraph import admin_console, graphiql
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.engine import counting, create_engine
@@ -198,6 +198,7 @@ def create_app(
                 methods=["POST"],
             ),
             *graphiql.routes(settings),
+            *admin_console.routes(settings),
         ],
         lifespan=lifespan,
         middleware=[

@@ -15,7 +15,8 @@ its imports is checked against the layers below: module level, inside functions 
 | schema       | schema/**                       | domain, resolvers, schema, context (3),|
 |              |                                 | edge, config                           |
 | edge         | security, payments, persisted,  | domain, config, edge, resolvers (4)    |
-|              | i18n, graphiql, request_limits, |                                        |
+|              | i18n, graphiql, admin_console,  |
+|              | request_limits,                 |                                        |
 |              | public_reads, read_cache        |                                        |
 |              | credential_cache                |                                        |
 | context      | context                         | everything (wiring)                    |
@@ -73,6 +74,7 @@ MODULE_LAYERS = {
     "persisted": "edge",
     "i18n": "edge",
     "graphiql": "edge",
+    "admin_console": "edge",
     "request_limits": "edge",
     "public_reads": "edge",
     "read_cache": "edge",
