@@ -85,6 +85,10 @@ def stock_view(sku: Sku, available: int | None, sold_out_flag: bool, version: in
     return StockView(available=None, sold_out=sold_out_flag, version=version)
 
 
+DEFAULT_LOW_STOCK_THRESHOLD = 5
+"""A level's threshold until staff set one."""
+
+
 @dataclass(frozen=True, slots=True)
 class StockLevel:
     store_id: int

@@ -38,7 +38,7 @@ from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
-from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
+from dinegraph.schema.stock import StockLedgerConnection, StoreStock, stock_ledger, store_stock
 
 Info = strawberry.Info[Context, None]
 
@@ -116,6 +116,11 @@ class Query:
     stock_ledger: StockLedgerConnection = strawberry.field(
         resolver=stock_ledger,
         description="Every change of a store's tracked stock, newest first (staff, partners).",
+    )
+    store_stock: list[StoreStock] = strawberry.field(
+        resolver=store_stock,
+        description="A store's stock board (its staff): tracked SKUs and made-to-order "
+        "dishes, with 沽清 and low-stock thresholds.",
     )
 
     claimable_coupons: list[CouponTemplateNode] = strawberry.field(
