@@ -1,4 +1,5 @@
-// The SKUs a store sells, for pickers (campaign items).
+// The SKUs a store sells, for pickers (campaign items), at the chain's list price: a
+// campaign price is a discount on it.
 import { gql } from './client'
 
 export interface SkuOption {
@@ -9,12 +10,12 @@ export interface SkuOption {
 }
 
 const MENU = `query MenuSkus($storeId: ID!) {
-  pickup: menu(storeId: $storeId, channel: PICKUP) { categories { products { name skus { id name price { fen display } } } } }
-  delivery: menu(storeId: $storeId, channel: DELIVERY) { categories { products { name skus { id name price { fen display } } } } }
+  pickup: menu(storeId: $storeId, channel: PICKUP) { categories { products { name skus { id name basePrice { fen display } } } } }
+  delivery: menu(storeId: $storeId, channel: DELIVERY) { categories { products { name skus { id name basePrice { fen display } } } } }
 }`
 
 interface MenuAnswer {
-  categories: { products: { name: string; skus: { id: string; name: string; price: { fen: number; display: string } }[] }[] }[]
+  categories: { products: { name: string; skus: { id: string; name: string; basePrice: { fen: number; display: string } }[] }[] }[]
 }
 
 export async function storeSkus(storeId: string): Promise<SkuOption[]> {
@@ -25,7 +26,7 @@ export async function storeSkus(storeId: string): Promise<SkuOption[]> {
       for (const product of category.products) {
         for (const sku of product.skus) {
           const label = sku.name && sku.name !== product.name ? `${product.name} · ${sku.name}` : product.name
-          found.set(sku.id, { id: sku.id, label, priceFen: sku.price.fen, price: sku.price.display })
+          found.set(sku.id, { id: sku.id, label, priceFen: sku.basePrice.fen, price: sku.basePrice.display })
         }
       }
     }
