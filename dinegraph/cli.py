@@ -23,18 +23,33 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dinegraph.cli_app import app, load_settings, open_engine, run_async, staff_username
+from dinegraph.cli_app import (
+    app,
+    check_data_keys,
+    load_settings,
+    open_engine,
+    run_async,
+    staff_username,
+)
 from dinegraph.cli_credentials import (
     create_api_key,
+    create_staff,
     disable_staff,
     member_token,
     revoke_api_key,
     staff_token,
 )
-from dinegraph.cli_operations import expire_points_command, prune_positions_command, simulate
+from dinegraph.cli_operations import (
+    expire_points_command,
+    prune_positions_command,
+    rotate_data_keys_command,
+    simulate,
+)
 from dinegraph.domain.identity import StaffRole
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from dinegraph.settings import Settings
 
 __all__ = ["app", "main", "staff_username"]
@@ -87,7 +102,9 @@ def migrate() -> None:
     """Bring the database schema up to date and say what was applied."""
     from dinegraph.db.migrate import upgrade_reporting
 
-    typer.echo(upgrade_reporting(load_settings()).describe())
+    settings = load_settings()
+    check_data_keys(settings)
+    typer.echo(upgrade_reporting(settings).describe())
 
 
 @app.command()
@@ -112,6 +129,7 @@ def seed(
                 typer.echo(f"{exc}")
             else:
                 typer.echo("demo chain loaded: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            await _demo_staff(settings, engine)
             name = staff_username(StaffRole.HQ_ADMIN, [])
             staff = await identity_db.ensure_staff(
                 engine, username=name, role=StaffRole.HQ_ADMIN, store_ids=[]
@@ -122,6 +140,20 @@ def seed(
             await engine.dispose()
 
     run_async(run)
+
+
+async def _demo_staff(settings: Settings, engine: AsyncEngine) -> None:
+    """Development only: staff accounts that sign in with printed demo passwords."""
+    if settings.production:
+        typer.echo("production: no demo staff accounts (create one with create-staff)")
+        return
+    from dinegraph.db.staff_accounts import ensure_demo_staff
+    from dinegraph.passwords import Argon2Passwords
+
+    accounts = await ensure_demo_staff(engine, Argon2Passwords().hash_now)
+    typer.echo("demo staff accounts for staffLogin (development only):")
+    for username, role, password in accounts:
+        typer.echo(f"  {username} / {password} ({role})")
 
 
 @app.command("export-schema")
@@ -192,7 +224,9 @@ app.command("expire-points")(expire_points_command)
 app.command("create-api-key")(create_api_key)
 app.command("revoke-api-key")(revoke_api_key)
 app.command("disable-staff")(disable_staff)
+app.command("create-staff")(create_staff)
 app.command("prune-positions")(prune_positions_command)
+app.command("rotate-data-keys")(rotate_data_keys_command)
 app.command()(simulate)
 
 

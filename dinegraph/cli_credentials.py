@@ -1,5 +1,5 @@
 """Credential commands of `dinegraph`: staff-token, member-token, create-api-key,
-revoke-api-key, disable-staff.
+revoke-api-key, disable-staff, create-staff.
 
 Registered on the app by dinegraph/cli.py; like every cli module, this imports at module
 level only typer, the standard library and the option enums (see dinegraph/cli.py).
@@ -24,7 +24,18 @@ from dinegraph.domain.identity import StaffRole
 from dinegraph.domain.providers import Provider
 
 if TYPE_CHECKING:
+    from dinegraph.domain.audit import AuditEntry
     from dinegraph.settings import Settings
+
+
+def _audit(command: str, arguments: dict[str, object]) -> AuditEntry:
+    """The audit log's entry of a credential command: actor CLI, this machine's name."""
+    import socket
+    from datetime import UTC, datetime
+
+    from dinegraph.domain.audit import cli_entry
+
+    return cli_entry(command, arguments, at=datetime.now(UTC), host=socket.gethostname())
 
 
 def staff_token(
@@ -47,7 +58,15 @@ def staff_token(
         async with announcing(settings) as (engine, broker):
             try:
                 viewer = await identity_db.ensure_staff(
-                    engine, username=name, role=role, store_ids=store_ids, events=broker
+                    engine,
+                    username=name,
+                    role=role,
+                    store_ids=store_ids,
+                    events=broker,
+                    audit=_audit(
+                        "staff-token",
+                        {"username": name, "role": role.value, "stores": store_ids},
+                    ),
                 )
             except identity_db.UnknownStoreError as exc:
                 raise typer.BadParameter(str(exc), param_hint="--store") from exc
@@ -132,6 +151,15 @@ def create_api_key(
                 scopes=scope_list,
                 store_ids=store_ids,
                 partner=partner.value if partner else None,
+                audit=_audit(
+                    "create-api-key",
+                    {
+                        "name": name,
+                        "scopes": scope_list,
+                        "stores": store_ids,
+                        "partner": partner.value if partner else None,
+                    },
+                ),
             )
         except identity_db.UnknownStoreError as exc:
             raise typer.BadParameter(str(exc), param_hint="--store") from exc
@@ -157,7 +185,11 @@ def revoke_api_key(
     async def run(settings: Settings) -> int | None:
         async with announcing(settings) as (engine, broker):
             return await identity_db.revoke_api_key(
-                engine, prefix, at=datetime.now(UTC), events=broker
+                engine,
+                prefix,
+                at=datetime.now(UTC),
+                events=broker,
+                audit=_audit("revoke-api-key", {"prefix": prefix}),
             )
 
     key_id = run_async(run)
@@ -176,10 +208,91 @@ def disable_staff(
 
     async def run(settings: Settings) -> int | None:
         async with announcing(settings) as (engine, broker):
-            return await identity_db.disable_staff(engine, username, events=broker)
+            return await identity_db.disable_staff(
+                engine,
+                username,
+                events=broker,
+                audit=_audit("disable-staff", {"username": username}),
+            )
 
     staff_id = run_async(run)
     if staff_id is None:
         typer.echo(f"error: no active staff account {username}", err=True)
         raise typer.Exit(1)
     typer.echo(f"staff {username} ({staff_id}) disabled")
+
+
+def create_staff(
+    username: Annotated[str, typer.Option(help="The account's sign-in name, e.g. hq-li.")],
+    role: Annotated[StaffRole, typer.Option(help="The staff role.")],
+    store: StoreOption = None,
+    display_name: Annotated[
+        str | None, typer.Option(help="The name the console shows (default: the username).")
+    ] = None,
+) -> None:
+    """Create a staff account that signs in with a password (staffLogin): how the first
+    head-office account starts. The password is asked for twice, or read from
+    DINEGRAPH_NEW_STAFF_PASSWORD for automation."""
+    import os
+
+    from dinegraph.domain.errors import DomainError
+    from dinegraph.domain.staff import check_new_password, check_role_stores, check_username
+
+    store_ids = parse_store_ids(store)
+    try:
+        name = check_username(username, ["username"])
+        check_role_stores(role, store_ids, ["storeIds"])
+    except DomainError as exc:
+        hint = "--store" if exc.field == ["storeIds"] else "--username"
+        message = (
+            "a STORE_MANAGER needs at least one --store"
+            if hint == "--store"
+            else "3 to 60 of letters, digits, '.', '_' and '-'"
+        )
+        raise typer.BadParameter(message, param_hint=hint) from None
+    password = os.environ.get("DINEGRAPH_NEW_STAFF_PASSWORD") or typer.prompt(
+        "Password", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        check_new_password(password, name, ["password"])
+    except DomainError:
+        typer.echo(
+            "error: a password has at least 10 characters and differs from the username",
+            err=True,
+        )
+        raise typer.Exit(2) from None
+    from dinegraph.db import identity as identity_db
+    from dinegraph.db import staff_accounts as staff_db
+    from dinegraph.domain.audit import AuditDraft
+    from dinegraph.passwords import Argon2Passwords
+
+    password_hash = Argon2Passwords().hash_now(password)
+
+    async def run(settings: Settings) -> int:
+        engine = open_engine(settings)
+        try:
+            return await staff_db.create_account(
+                engine,
+                username=name,
+                display_name=display_name,
+                role=role,
+                store_ids=store_ids,
+                password_hash=password_hash,
+                audit=AuditDraft(
+                    _audit(
+                        "create-staff",
+                        {"username": name, "role": role.value, "stores": store_ids},
+                    )
+                ),
+            )
+        except identity_db.UnknownStoreError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--store") from exc
+        finally:
+            await engine.dispose()
+
+    try:
+        staff_id = run_async(run)
+    except staff_db.UsernameTaken:
+        typer.echo(f"error: the username {name} is taken", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"staff {name} ({role.value}, id {staff_id}) created: sign in with staffLogin")

@@ -11,20 +11,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from dinegraph.db.audit import SqlAuditLog
 from dinegraph.db.queries import ReadQueries
+from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
+from dinegraph.domain.audit import AuditDraft, AuditLog
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.reads import ReadModels
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.events.brokers import Broker
 from dinegraph.events.exhaustion import Board
 from dinegraph.i18n import Locale
+from dinegraph.outbound import CallRelay
 from dinegraph.resolvers.loaders import Loaders, make_loaders
 from dinegraph.settings import Settings
 
@@ -91,11 +97,29 @@ class Services:
     payment_notify_key: bytes
     share_codes: ShareCodes
     board: Board  # the supplies this process knows are gone (refusals without a write)
+    staff: StaffAuth  # staff sign-in: passwords, codes, access tokens, lockout policy
     clock: Clock = field(default_factory=Clock)
     background: BackgroundWork = field(default_factory=BackgroundWork)
+    calls: CallRelay = field(default_factory=CallRelay)  # calls out, by kind (``outbound``)
 
 
 log = logging.getLogger("dinegraph")
+
+
+def forwarded_client(peer: str, headers: Headers, trusted_proxies: str) -> str:
+    """Who is behind ``peer``: X-Forwarded-For is believed only from the trusted proxies,
+    and read from the right (the nearest hop) to the first address none of them has."""
+    if not trusted_proxies:
+        return peer
+    trusted = {p.strip() for p in trusted_proxies.split(",") if p.strip()}
+    if peer not in trusted:
+        return peer
+    hops = [h.strip() for h in headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted:
+            return hop[:64]
+    return hops[0][:64] if hops else peer
+
 
 C = TypeVar("C", contravariant=True)
 R = TypeVar("R", covariant=True)
@@ -126,6 +150,9 @@ class Context:
     # view (the SKU, the order) and whether a late subscriber still needs it (see
     # ``dinegraph.shared_feeds``).
     feed_slot: FeedSlot | None = field(init=False, default=None)
+    # The audit entry of the mutation running now (staff and partners), set by
+    # ``schema.errors.attempt``; ``run`` hands it to the unit of work.
+    audit: AuditDraft | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.reads = ReadQueries(self.engine)
@@ -148,8 +175,11 @@ class Context:
 
     @property
     def client_ip(self) -> str:
+        """The socket's peer; behind a proxy of ``DINEGRAPH_TRUSTED_PROXIES``, the nearest
+        address in X-Forwarded-For that is not one of those proxies."""
         client = self.request.client
-        return client.host if client else "unknown"
+        peer = client.host if client else "unknown"
+        return forwarded_client(peer, self.request.headers, self.settings.trusted_proxies)
 
     def now(self) -> datetime:
         return self.services.clock()
@@ -162,11 +192,32 @@ class Context:
             self.answer_changes_at = moment
 
     def uow(self) -> SqlUnitOfWork:
-        return SqlUnitOfWork(self.engine, events=self.broker, board=self.services.board.unit())
+        return SqlUnitOfWork(
+            self.engine,
+            events=self.broker,
+            board=self.services.board.unit(),
+            calls=self.services.calls,
+        )
 
     def reader(self) -> SqlReader:
         return SqlReader(self.engine)
 
+    def staff_accounts(self) -> SqlStaffAccounts:
+        """Staff accounts that sign in; changes to credentials reach every process."""
+        return SqlStaffAccounts(self.engine, self.broker, audit=self.audit)
+
+    def api_keys(self) -> SqlApiKeys:
+        """Partner API keys; a revocation reaches every process."""
+        return SqlApiKeys(self.engine, self.broker, audit=self.audit)
+
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""
-        return await service(command, uow=self.uow(), viewer=self.viewer)
+        uow = self.uow()
+        uow.audit = self.audit  # the write's audit entry, recorded by its commit
+        return await service(command, uow=uow, viewer=self.viewer)
+
+    # --- audit log (domain/audit.py) ---
+
+    @property
+    def audit_log(self) -> AuditLog:
+        return SqlAuditLog(self.engine)

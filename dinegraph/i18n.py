@@ -103,6 +103,10 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "This coupon cannot be used on this order ({reason})",
     ),
     ErrorCode.NOTHING_TO_REFUND: ("没有可退的金额", "Nothing is left to refund"),
+    ErrorCode.REFUND_PENDING: (
+        "该订单已有退款申请待门店处理",
+        "A refund request of this order is waiting for the store",
+    ),
     ErrorCode.PAYMENT_MISMATCH: ("支付金额与订单不符", "The payment does not match the order"),
     ErrorCode.NOT_AVAILABLE: ("该功能当前不可用", "Not available here"),
     ErrorCode.IMPLAUSIBLE_POSITION: (
@@ -138,6 +142,19 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.IDEMPOTENCY_KEY_REUSED: (
         "该单号已用于内容不同的请求",
         "This key was already used for a different request",
+    ),
+    # Staff sign-in and accounts.
+    ErrorCode.INVALID_CREDENTIALS: ("用户名或密码错误", "Wrong username or password"),
+    ErrorCode.ACCOUNT_LOCKED: (
+        "错误次数过多，账号已锁定至 {until}",
+        "Too many failed attempts: the account is locked until {until}",
+    ),
+    ErrorCode.TOTP_REQUIRED: ("请输入动态验证码", "Enter the code of your authenticator app"),
+    ErrorCode.INVALID_TOTP: ("动态验证码错误或已使用", "The code is wrong or was used already"),
+    ErrorCode.ACCOUNT_DISABLED: ("账号已停用", "This account is disabled"),
+    ErrorCode.WEAK_PASSWORD: (
+        "密码至少 {min_length} 位，且不能与用户名相同",
+        "A password has at least {min_length} characters and differs from the username",
     ),
 }
 

@@ -1,5 +1,5 @@
-"""The schedules inside the server: sweeps of unpaid orders and of campaigns, and the
-pruning of old courier positions, each a task for the app's lifetime."""
+"""The schedules inside the server: sweeps of unpaid orders, of campaigns and of calls out
+due, and the pruning of old courier positions, each a task for the app's lifetime."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ log = logging.getLogger("dinegraph")
 
 def _unit(engine: AsyncEngine, broker: Broker, services: Services) -> SqlUnitOfWork:
     """A sweep's unit of work: its events to the broker, its supply changes to the board."""
-    return SqlUnitOfWork(engine, events=broker, board=services.board.unit())
+    return SqlUnitOfWork(engine, events=broker, board=services.board.unit(), calls=services.calls)
 
 
 async def sweep_unpaid_orders(
@@ -91,3 +91,15 @@ async def prune_old_positions(engine: AsyncEngine, services: Services, settings:
                 log.info("pruned %d courier positions", gone)
         except Exception:
             log.exception("position pruning failed; trying again next round")
+
+
+async def sweep_calls(services: Services, every_seconds: float) -> None:
+    """Calls out that are due: retries, and calls whose process died before making them."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            made = await services.calls.sweep()
+            if made:
+                log.info("made %d calls out", made)
+        except Exception:
+            log.exception("sweep of calls out failed; trying again next round")

@@ -63,10 +63,28 @@ def _issue(settings: Settings, subject: str, ttl: timedelta, now: datetime | Non
 
 
 def issue_staff_token(
-    settings: Settings, viewer: StaffViewer, *, now: datetime | None = None
+    settings: Settings,
+    viewer: StaffViewer,
+    *,
+    now: datetime | None = None,
+    ttl: timedelta | None = None,
 ) -> str:
-    ttl = timedelta(hours=settings.staff_token_ttl_hours)
+    ttl = ttl or timedelta(hours=settings.staff_token_ttl_hours)
     return _issue(settings, f"staff:{viewer.staff_id}", ttl, now)
+
+
+class StaffAccessTokens:
+    """Short staff access tokens for staffLogin sessions (the CLI's last 12 hours)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._ttl = timedelta(minutes=settings.staff_access_token_minutes)
+
+    def issue(self, viewer: StaffViewer) -> tuple[str, datetime]:
+        # Real time, as the token's reader checks it; whole seconds, as its exp claim has.
+        issued = datetime.now(UTC).replace(microsecond=0)
+        token = issue_staff_token(self._settings, viewer, now=issued, ttl=self._ttl)
+        return token, issued + self._ttl
 
 
 def issue_member_token(settings: Settings, member_id: int, *, now: datetime | None = None) -> str:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -93,8 +97,25 @@ class Settings(BaseSettings):
     # How long a process reuses the account behind an API key or token before reading it
     # again; a revocation heard through the broker forgets it at once. 0: read every time.
     credential_cache_seconds: float = Field(default=5, ge=0)
+    # Addresses of the reverse proxies whose X-Forwarded-For is believed (comma-separated):
+    # the client address of the audit log and the per-address limits. Empty: the socket's.
+    trusted_proxies: str = ""
 
     staff_token_ttl_hours: int = 12
+
+    # Staff sign-in (staffLogin): short access tokens, rotating refresh tokens, lockout.
+    staff_access_token_minutes: float = Field(default=15, gt=0)
+    staff_refresh_token_days: float = Field(default=7, gt=0)
+    # This many wrong passwords within the window lock the account for the lock's minutes.
+    staff_login_max_failures: int = Field(default=5, ge=1)
+    staff_login_failure_window_minutes: float = Field(default=15, gt=0)
+    staff_login_lock_minutes: float = Field(default=15, gt=0)
+    # Failed sign-ins from one client address within the window, whatever the account.
+    staff_login_failures_per_address: int = Field(default=30, ge=1)
+    # A partner key's lastUsedAt is noted at most this often, and written in batches.
+    api_key_last_used_every_seconds: float = Field(default=60, ge=0)
+    api_key_last_used_write_seconds: float = Field(default=10, gt=0)
+
     member_token_ttl_minutes: int = 30
     refresh_token_ttl_days: int = 30
     # Trailing-12-month spend (fen) that reaches each tier.
@@ -128,8 +149,33 @@ class Settings(BaseSettings):
     courier_report_min_interval_seconds: float = Field(default=1.0, ge=0)  # per delivery
     position_retention_days: float = Field(default=7, gt=0)
     position_prune_every_seconds: float = Field(default=3600, gt=0)
+    # Calls out (refunds, couriers, text messages), relayed after the commit that wants them:
+    # a failed attempt waits backoff × 2^(attempt-1) (at most the max, with jitter), and
+    # after max attempts the call is FAILED for an operator (`outboundCalls`). One attempt
+    # is given up after the timeout; the sweep of due calls runs every sweep seconds.
+    calls_backoff_seconds: float = Field(default=2.0, gt=0)
+    calls_backoff_max_seconds: float = Field(default=600.0, gt=0)
+    calls_max_attempts: int = Field(default=10, ge=1)
+    calls_timeout_seconds: float = Field(default=20.0, gt=0)
+    calls_sweep_seconds: float = Field(default=5.0, gt=0)
+    # 达达 (Dada) open platform, for stores whose carrier is DADA: with the app key, secret
+    # and source id of a merchant account (newopen.imdada.cn → 开发者中心), their deliveries
+    # are ordered there; without, the development adapter names a courier at once.
+    dada_base_url: str = "https://newopen.imdada.cn"
+    dada_app_key: str | None = None
+    dada_app_secret: SecretStr | None = None
+    dada_source_id: str | None = None
+    dada_city_code: str = "0755"  # 深圳 (Dada's city codes: /api/cityCode/list)
+    dada_callback_url: str = ""  # where Dada posts status changes
+    dada_timeout_seconds: float = Field(default=10.0, gt=0)
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
+
+    # --- personal data at rest (db/personal.py) ---
+    # "kid:<base64 of 32 bytes>,...": the first key encrypts, every key decrypts.
+    data_keys: SecretStr | None = None
+    # Key of the phones' blind index (HMAC-SHA256); apart from the data keys.
+    blind_index_key: SecretStr | None = None
 
     @property
     def production(self) -> bool:
@@ -170,11 +216,35 @@ class Settings(BaseSettings):
             )
         return _DEVELOPMENT_SECRET
 
+    @property
+    def personal_data_keys(self) -> tuple[tuple[str, bytes], ...]:
+        """(key id, AES-256 key) of DINEGRAPH_DATA_KEYS, the encrypting key first. In
+        development, unset, one key derived from the secret key (its id names that)."""
+        if not _given(self.data_keys):
+            if self.production:
+                raise ConfigurationError(_MISSING_PERSONAL_KEYS)
+            key = _derived(self.signing_key, "data key")
+            return ((f"dev{hashlib.sha256(key).hexdigest()[:6]}", key),)
+        assert self.data_keys is not None
+        return _parse_data_keys(self.data_keys.get_secret_value())
+
+    @property
+    def personal_index_key(self) -> bytes:
+        """The blind index's HMAC key: DINEGRAPH_BLIND_INDEX_KEY, in development derived
+        from the secret key when unset."""
+        if not _given(self.blind_index_key):
+            if self.production:
+                raise ConfigurationError(_MISSING_PERSONAL_KEYS)
+            return _derived(self.signing_key, "blind index key")
+        assert self.blind_index_key is not None
+        return _base64_key(self.blind_index_key.get_secret_value(), "DINEGRAPH_BLIND_INDEX_KEY")
+
     def check_servable(self, workers: int | None = None) -> None:
         """Fail at once, with the fix, when these settings cannot serve."""
         _ = self.signing_key
         if self.production and len(self.signing_key) < 32:
             raise ConfigurationError("DINEGRAPH_SECRET_KEY must be at least 32 characters long")
+        _ = self.personal_data_keys, self.personal_index_key
         if self.production and self.clock_start is not None:
             raise ConfigurationError("DINEGRAPH_CLOCK_START is for development only")
         try:
@@ -193,6 +263,17 @@ class Settings(BaseSettings):
                 f"DINEGRAPH_COURIER_SPEEDS {self.courier_speeds!r}: {exc}; "
                 "write e.g. OWN_RIDER:15,DADA:18"
             ) from exc
+        dada = (self.dada_app_key, self.dada_app_secret, self.dada_source_id)
+        if any(v is not None for v in dada) and not all(v is not None for v in dada):
+            raise ConfigurationError(
+                "达达 needs DINEGRAPH_DADA_APP_KEY, DINEGRAPH_DADA_APP_SECRET and "
+                "DINEGRAPH_DADA_SOURCE_ID together"
+            )
+        if self.calls_timeout_seconds < self.dada_timeout_seconds:
+            raise ConfigurationError(
+                "DINEGRAPH_CALLS_TIMEOUT_SECONDS must leave a provider its own timeout "
+                "(DINEGRAPH_DADA_TIMEOUT_SECONDS)"
+            )
         broker = self.broker_url.split(":", 1)[0]
         if broker not in _BROKERS:
             raise ConfigurationError(
@@ -209,6 +290,49 @@ class Settings(BaseSettings):
                 "several workers need a shared broker: set DINEGRAPH_BROKER_URL to "
                 "postgres://... (the same database) or redis://..., or serve one worker"
             )
+
+
+_MISSING_PERSONAL_KEYS = (
+    "DINEGRAPH_DATA_KEYS and DINEGRAPH_BLIND_INDEX_KEY must be set in production: personal "
+    "data (phones, names, addresses) is encrypted with them. Make each key with "
+    "python3 -c 'import secrets, base64; "
+    "print(base64.b64encode(secrets.token_bytes(32)).decode())' and set "
+    "DINEGRAPH_DATA_KEYS=k1:<key> and DINEGRAPH_BLIND_INDEX_KEY=<another key>"
+)
+_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+
+
+def _given(value: SecretStr | None) -> bool:
+    return value is not None and bool(value.get_secret_value().strip())
+
+
+def _derived(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), f"dinegraph {purpose}".encode(), hashlib.sha256).digest()
+
+
+def _base64_key(text: str, name: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigurationError(f"{name}: a key must be 32 bytes in base64 (44 characters)")
+    return key
+
+
+def _parse_data_keys(text: str) -> tuple[tuple[str, bytes], ...]:
+    keys: list[tuple[str, bytes]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kid, _, encoded = item.partition(":")
+        if not _KEY_ID.match(kid) or any(kid == known for known, _ in keys):
+            raise ConfigurationError(
+                f"DINEGRAPH_DATA_KEYS: {kid!r} is not a new key id (letters, digits, - and _, "
+                "at most 16); write kid:<base64 key>,older-kid:<base64 key>"
+            )
+        keys.append((kid, _base64_key(encoded, f"DINEGRAPH_DATA_KEYS {kid}")))
+    if not keys:
+        raise ConfigurationError("DINEGRAPH_DATA_KEYS is empty: write kid:<base64 key>")
+    return tuple(keys)
 
 
 @lru_cache(maxsize=1)

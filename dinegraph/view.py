@@ -43,10 +43,11 @@ from dinegraph.context import Context, Services
 from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.documents import SqlDocumentStore
 from dinegraph.db.identity import SqlCredentials
-from dinegraph.domain.identity import ANONYMOUS, Viewer
+from dinegraph.domain.identity import ANONYMOUS, PartnerViewer, Viewer
 from dinegraph.events.brokers import Broker
 from dinegraph.events.codec import READS_TOPIC
 from dinegraph.i18n import locale_from_header
+from dinegraph.key_use import KeyUse
 from dinegraph.persisted import PersistedQueries, PersistedQueryError
 from dinegraph.public_reads import PublicReads
 from dinegraph.read_cache import (
@@ -226,6 +227,7 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             SqlCredentials(engine), seconds=settings.credential_cache_seconds
         )
         self.shared_feeds = SharedFeeds()
+        self.key_use = KeyUse(every_seconds=settings.api_key_last_used_every_seconds)
         self.persisted = PersistedQueries(
             SqlDocumentStore(engine, max_automatic=settings.persisted_queries_max),
             trusted_only=settings.trusted_documents_only,
@@ -272,6 +274,8 @@ class DinegraphGraphQL(GraphQL[Context, None]):
                 )
             except InvalidCredentials as exc:
                 raise HTTPException(401, f"Invalid credentials: {exc}") from exc
+            if isinstance(viewer, PartnerViewer):
+                self.key_use.used(viewer.api_key_id)
         if isinstance(response, Response) and GRAPHQL_RESPONSE in request.headers.get("accept", ""):
             response.media_type = GRAPHQL_RESPONSE
         return Context(
@@ -300,6 +304,8 @@ class DinegraphGraphQL(GraphQL[Context, None]):
             )
         except InvalidCredentials as exc:
             raise ConnectionRejectionError({"reason": "invalid credentials"}) from exc
+        if isinstance(context.viewer, PartnerViewer):
+            self.key_use.used(context.viewer.api_key_id)
         context.refresh_loaders()
         return cast(UnsetType, UNSET)
 

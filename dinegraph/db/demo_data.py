@@ -2522,3 +2522,29 @@ PRODUCTS: list[dict[str, Any]] = [
         ],
     },
 ]
+
+# Staff accounts that sign in with a password (staffLogin), development only: `seed --demo`
+# creates them and prints these passwords. Stores by their index in STORES.
+DEMO_STAFF: list[dict[str, Any]] = [
+    {
+        "username": "hq",
+        "display_name": "总部管理员",
+        "role": "HQ_ADMIN",
+        "stores": [],
+        "password": "hq-demo-2026",
+    },
+    {
+        "username": "manager1",
+        "display_name": "店长（一店）",
+        "role": "STORE_MANAGER",
+        "stores": [0],
+        "password": "manager-demo-2026",
+    },
+    {
+        "username": "manager2",
+        "display_name": "店长（二店）",
+        "role": "STORE_MANAGER",
+        "stores": [1],
+        "password": "manager-demo-2026",
+    },
+]

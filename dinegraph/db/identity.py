@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dinegraph.db.audit import append_entry
 from dinegraph.db.engine import WRITE
 from dinegraph.db.tables import api_keys, members, staff, stores
 from dinegraph.db.uow import EventSink
+from dinegraph.domain.audit import AuditEntry
 from dinegraph.domain.events import Event
 from dinegraph.domain.identity import (
     Account,
@@ -102,6 +104,7 @@ async def ensure_staff(
     role: StaffRole,
     store_ids: Iterable[int],
     events: EventSink | None = None,
+    audit: AuditEntry | None = None,
 ) -> StaffViewer:
     """Create the staff account, or bring its role and stores up to date."""
     ids = sorted(set(store_ids))
@@ -121,6 +124,7 @@ async def ensure_staff(
                 .values(role=role.value, store_ids=ids, active=True)
             )
             changes.append(CredentialsChanged(Account.STAFF.value, int(existing)))
+        await _audited(conn, audit, "Staff", int(existing))
     return StaffViewer(
         staff_id=int(existing), username=username, role=role, store_ids=frozenset(ids)
     )
@@ -135,6 +139,7 @@ async def insert_api_key(
     scopes: Iterable[str],
     store_ids: Iterable[int] | None,
     partner: str | None = None,
+    audit: AuditEntry | None = None,
 ) -> int:
     ids = None if store_ids is None else sorted(set(store_ids))
     async with engine.connect() as conn:
@@ -154,11 +159,16 @@ async def insert_api_key(
                 )
                 .returning(api_keys.c.id)
             )
+            await _audited(conn, audit, "ApiKey", int(new_id))
     return int(new_id)
 
 
 async def disable_staff(
-    engine: AsyncEngine, username: str, *, events: EventSink | None = None
+    engine: AsyncEngine,
+    username: str,
+    *,
+    events: EventSink | None = None,
+    audit: AuditEntry | None = None,
 ) -> int | None:
     """The staff account may no longer sign in (its tokens stop working); its id, or None
     when no active account has that name. ``staff-token`` enables it again."""
@@ -171,11 +181,17 @@ async def disable_staff(
         )
         if staff_id is not None:
             changes.append(CredentialsChanged(Account.STAFF.value, int(staff_id)))
+            await _audited(conn, audit, "Staff", int(staff_id))
     return None if staff_id is None else int(staff_id)
 
 
 async def revoke_api_key(
-    engine: AsyncEngine, prefix: str, *, at: datetime, events: EventSink | None = None
+    engine: AsyncEngine,
+    prefix: str,
+    *,
+    at: datetime,
+    events: EventSink | None = None,
+    audit: AuditEntry | None = None,
 ) -> int | None:
     """The key with this prefix stops working; its id, or None when no unrevoked key has it."""
     async with _writing(engine, events) as (conn, changes):
@@ -187,7 +203,16 @@ async def revoke_api_key(
         )
         if key_id is not None:
             changes.append(CredentialsChanged(Account.API_KEY.value, int(key_id)))
+            await _audited(conn, audit, "ApiKey", int(key_id))
     return None if key_id is None else int(key_id)
+
+
+async def _audited(
+    conn: AsyncConnection, audit: AuditEntry | None, kind: str, object_id: int
+) -> None:
+    """The CLI's entry for this change, in its transaction (``domain.audit``)."""
+    if audit is not None:
+        await append_entry(conn, replace(audit, object_type=kind, object_id=object_id))
 
 
 class SqlCredentials:

@@ -8,6 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+# Personal data: encrypted per value, phones found through a blind index (db/personal.py).
+from dinegraph.db.personal import (
+    BlindIndex,
+    Personal,
+    PersonalDate,
+    PersonalFloat,
+    PersonalJson,
+)
+
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes on both databases (SQLite keeps no offset: it stores UTC)."""
@@ -152,6 +161,17 @@ staff = sa.Table(
     sa.Column("store_ids", sa.JSON, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     _created_at(),
+    # Signing in (see db/staff_accounts.py): an argon2 hash; none for token-only accounts.
+    sa.Column("display_name", Personal("staff.display_name"), nullable=True),
+    sa.Column("password_hash", sa.String(200), nullable=True),
+    sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("totp_secret", sa.String(64), nullable=True),
+    sa.Column("totp_pending_secret", sa.String(64), nullable=True),
+    sa.Column("totp_last_step", sa.BigInteger, nullable=True),  # a code is used once
+    sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_failed_at", UtcDateTime(), nullable=True),
+    sa.Column("locked_until", UtcDateTime(), nullable=True),
+    sa.Column("disabled_at", UtcDateTime(), nullable=True),
 )
 
 api_keys = sa.Table(
@@ -168,6 +188,30 @@ api_keys = sa.Table(
     sa.Column("partner", sa.String(16), nullable=True),
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
     _created_at(),
+    sa.Column("last_used_at", UtcDateTime(), nullable=True),  # to the minute, written in batches
+)
+
+# Staff sessions: rotating refresh tokens, as members' (a reused one revokes its family).
+staff_refresh_tokens = sa.Table(
+    "staff_refresh_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("staff_id", sa.Integer, sa.ForeignKey("staff.id"), nullable=False, index=True),
+    sa.Column("family", sa.String(32), nullable=False, index=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    _created_at(),
+)
+
+# Failed staff sign-ins by client address: the per-address limit counts them.
+staff_login_failures = sa.Table(
+    "staff_login_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("ip", sa.String(64), nullable=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Index("ix_staff_login_failures_ip", "ip", "at"),
 )
 
 # One accepted change of stock: a sale, an order hold or release, a restock, an adjustment.
@@ -210,10 +254,11 @@ members = sa.Table(
     "members",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("phone", sa.String(20), nullable=True, unique=True),
+    sa.Column("phone", Personal("members.phone"), nullable=True),
+    sa.Column("phone_index", BlindIndex(), nullable=True, unique=True),
     sa.Column("wechat_openid", sa.String(64), nullable=True, unique=True),
     sa.Column("nickname", sa.String(30), nullable=False),
-    sa.Column("birthday", sa.Date, nullable=True),
+    sa.Column("birthday", PersonalDate("members.birthday"), nullable=True),
     sa.Column("tier", sa.String(16), nullable=False),
     # Kept equal to the sum of the member's points ledger, changed in the same statement
     # that checks it stays at or above zero.
@@ -227,14 +272,14 @@ login_codes = sa.Table(
     "login_codes",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("phone_index", BlindIndex(), nullable=False),  # the phone is not kept
     sa.Column("ip", sa.String(64), nullable=False),
     sa.Column("code_hash", sa.String(64), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("consumed", sa.Boolean, nullable=False),
-    sa.Index("ix_login_codes_phone", "phone", "created_at"),
+    sa.Index("ix_login_codes_phone_index", "phone_index", "created_at"),
     sa.Index("ix_login_codes_ip", "ip", "created_at"),
 )
 
@@ -257,11 +302,11 @@ member_addresses = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False, index=True),
-    sa.Column("contact_name", sa.String(30), nullable=False),
-    sa.Column("contact_phone", sa.String(20), nullable=False),
-    sa.Column("address", sa.String(200), nullable=False),
-    sa.Column("lat", sa.Float, nullable=False),
-    sa.Column("lng", sa.Float, nullable=False),
+    sa.Column("contact_name", Personal("member_addresses.contact_name"), nullable=False),
+    sa.Column("contact_phone", Personal("member_addresses.contact_phone"), nullable=False),
+    sa.Column("address", Personal("member_addresses.address"), nullable=False),
+    sa.Column("lat", PersonalFloat("member_addresses.lat"), nullable=False),
+    sa.Column("lng", PersonalFloat("member_addresses.lng"), nullable=False),
     sa.Column("is_default", sa.Boolean, nullable=False),
 )
 
@@ -380,8 +425,34 @@ event_outbox = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("topic", sa.String(64), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    # Encrypted: a delivery's event names its courier and their phone.
+    sa.Column("payload", Personal("event_outbox.payload"), nullable=False),
     _created_at(),
+)
+
+# --- calls out --------------------------------------------------------------------------
+
+# Calls to outside systems recorded with the commit that wants them (``domain.calls``),
+# relayed after it (``dinegraph.outbound``). (kind, key) is the provider's idempotency key.
+# A sweep looks for PENDING calls due; a relay holds a call it is making until
+# lease_until. A DONE call's payload is cleared (personal data does not linger).
+outbound_calls = sa.Table(
+    "outbound_calls",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("payload", PersonalJson("outbound_calls.payload"), nullable=True),  # encrypted
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.String(200), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("done_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("kind", "key"),
+    sa.CheckConstraint("status IN ('PENDING', 'DONE', 'FAILED')", name="status"),
+    sa.Index("ix_outbound_calls_due", "status", "next_attempt_at"),
 )
 
 # --- orders -----------------------------------------------------------------------------
@@ -408,11 +479,11 @@ orders = sa.Table(
     sa.Column("refunded_fen", sa.Integer, nullable=False, server_default="0"),
     sa.Column("points_earned", sa.Integer, nullable=False, server_default="0"),
     sa.Column("coupon_id", sa.Integer, sa.ForeignKey("coupons.id"), nullable=True),
-    sa.Column("address_lat", sa.Float, nullable=True),
-    sa.Column("address_lng", sa.Float, nullable=True),
-    sa.Column("address_detail", sa.String(200), nullable=True),
-    sa.Column("contact_name", sa.String(30), nullable=True),
-    sa.Column("contact_phone", sa.String(20), nullable=True),
+    sa.Column("address_lat", PersonalFloat("orders.address_lat"), nullable=True),
+    sa.Column("address_lng", PersonalFloat("orders.address_lng"), nullable=True),
+    sa.Column("address_detail", Personal("orders.address_detail"), nullable=True),
+    sa.Column("contact_name", Personal("orders.contact_name"), nullable=True),
+    sa.Column("contact_phone", Personal("orders.contact_phone"), nullable=True),
     sa.Column("distance_m", sa.Integer, nullable=True),
     sa.Column("note", sa.String(200), nullable=False, server_default=""),
     sa.Column("pickup_code", sa.String(8), nullable=True),
@@ -463,20 +534,33 @@ payments = sa.Table(
     sa.UniqueConstraint("provider", "transaction_id", name="uq_payments_transaction"),
 )
 
+# A refund of an order, from a member's request (REQUESTED) or staff (APPROVED at once) to
+# the money arriving (REFUNDED), or REFUSED / FAILED (domain/refunds.py). ``reference`` is
+# the provider's refund reference (out_refund_no); the requester's key is unique per order.
 refunds = sa.Table(
     "refunds",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
-    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
     sa.Column("amount_fen", sa.Integer, nullable=False),
     sa.Column("lines", sa.JSON, nullable=False),  # [[line_no, quantity], ...]
     sa.Column("reason", sa.String(200), nullable=False),
-    sa.Column("actor", sa.String(40), nullable=False),
+    sa.Column("requested_by", sa.String(40), nullable=False),
     sa.Column("stock_returned", sa.Boolean, nullable=False),
     sa.Column("coupon_restored", sa.Boolean, nullable=False),
     _created_at(),
-    sa.UniqueConstraint("order_id", "reference", name="uq_refunds_reference"),
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("refusal_reason", sa.String(200), nullable=True),
+    sa.Column("decided_by", sa.String(40), nullable=True),
+    sa.Column("provider_refund_id", sa.String(64), nullable=True),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("order_id", "idempotency_key", name="uq_refunds_idempotency"),
+    sa.UniqueConstraint("reference", name="uq_refunds_reference"),
+    sa.Index("ix_refunds_order", "order_id", "id"),
+    sa.Index("ix_refunds_status", "status", "id"),
 )
 
 # Orders in each store's kitchen queue (PAID, ACCEPTED, PREPARING), changed in the same
@@ -497,8 +581,8 @@ riders = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False, index=True),
-    sa.Column("name", sa.String(30), nullable=False),
-    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("name", Personal("riders.name"), nullable=False),
+    sa.Column("phone", Personal("riders.phone"), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("busy", sa.Boolean, nullable=False),
     # Where the rider was last seen; null: at the store.
@@ -518,8 +602,8 @@ deliveries = sa.Table(
     sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
     sa.Column("provider", sa.String(16), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("courier_name", sa.String(30), nullable=True),
-    sa.Column("courier_phone", sa.String(20), nullable=True),
+    sa.Column("courier_name", Personal("deliveries.courier_name"), nullable=True),
+    sa.Column("courier_phone", Personal("deliveries.courier_phone"), nullable=True),
     sa.Column("rider_id", sa.Integer, sa.ForeignKey("riders.id"), nullable=True),
     sa.Column("lat", sa.Float, nullable=True),
     sa.Column("lng", sa.Float, nullable=True),
@@ -527,8 +611,8 @@ deliveries = sa.Table(
     sa.Column("received_at", UtcDateTime(), nullable=True),
     sa.Column("origin_lat", sa.Float, nullable=False),
     sa.Column("origin_lng", sa.Float, nullable=False),
-    sa.Column("destination_lat", sa.Float, nullable=False),
-    sa.Column("destination_lng", sa.Float, nullable=False),
+    sa.Column("destination_lat", PersonalFloat("deliveries.destination_lat"), nullable=False),
+    sa.Column("destination_lng", PersonalFloat("deliveries.destination_lng"), nullable=False),
     sa.Column("eta_seconds", sa.Integer, nullable=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
@@ -707,4 +791,30 @@ persisted_documents = sa.Table(
     sa.Column("trusted", sa.Boolean, nullable=False),
     _created_at(),
     sa.Index("ix_persisted_documents_trusted_created_at", "trusted", "created_at"),
+)
+
+# The audit log (domain/audit.py): append-only. The migration adds triggers that refuse
+# UPDATE and DELETE on both databases; no code path issues either.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("actor_kind", sa.String(8), nullable=False),
+    sa.Column("credential", sa.String(40), nullable=False),
+    sa.Column("staff_id", sa.Integer, nullable=True),
+    sa.Column("api_key_id", sa.Integer, nullable=True),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("outcome", sa.String(8), nullable=False),
+    sa.Column("error_code", sa.String(40), nullable=True),
+    sa.Column("object_type", sa.String(40), nullable=True),
+    sa.Column("object_id", sa.Integer, nullable=True),
+    sa.Column("store_id", sa.Integer, nullable=True),
+    sa.Column("client_address", sa.String(64), nullable=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Index("ix_audit_log_at", "at"),
+    sa.Index("ix_audit_log_staff_id", "staff_id"),
+    sa.Index("ix_audit_log_api_key_id", "api_key_id"),
+    sa.Index("ix_audit_log_object", "object_type", "object_id"),
+    sa.Index("ix_audit_log_store_id", "store_id"),
 )

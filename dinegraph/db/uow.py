@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from dinegraph.db.audit import append_entry
+from dinegraph.db.calls import add_calls
 from dinegraph.db.campaigns import SqlCampaignRepository
 from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.coupons import SqlCouponRepository, SqlIssueJobRepository
@@ -17,6 +20,8 @@ from dinegraph.db.engine import WRITE, local_write_lock
 from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.orders import SqlOrderRepository
 from dinegraph.db.stock import SqlStockRepository
+from dinegraph.domain.audit import AuditDraft
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.events import Event
 from dinegraph.domain.stamps import ReadsChanged, reads_changed
@@ -37,6 +42,21 @@ class EventSink(Protocol):
         ...
 
 
+class CallSink(Protocol):
+    """Who makes the calls a unit recorded (``dinegraph.outbound``'s relay)."""
+
+    def now(self) -> datetime: ...
+
+    @property
+    def first_attempt_after(self) -> timedelta:
+        """How long a recorded call waits for this process before any sweep may take it."""
+        ...
+
+    async def committed(self, ids: Sequence[int]) -> None:
+        """The unit that wrote these calls committed and let go of its connection."""
+        ...
+
+
 class SqlUnitOfWork:
     """Opens a write transaction on enter; commits only when told, rolls back otherwise.
 
@@ -44,7 +64,9 @@ class SqlUnitOfWork:
     subscriber never hears of a change that was rolled back. The repositories mark the
     stamps of what they write (``domain.stamps``); the commit publishes them as one
     ``ReadsChanged``. Supplies it took the last of or gave back reach ``board``, this
-    process's, at commit (``domain.supplies``).
+    process's, at commit (``domain.supplies``). Calls out it recorded are written in its
+    transaction, and handed to ``calls`` once it has let go of its connection (without a
+    sink, a sweep takes them up).
     """
 
     catalog: SqlCatalogRepository
@@ -55,20 +77,26 @@ class SqlUnitOfWork:
     orders: SqlOrderRepository
     deliveries: SqlDeliveryRepository
     campaigns: SqlCampaignRepository
+    # The audit entry its commit records (staff, partner and CLI writes; ``domain.audit``).
+    audit: AuditDraft | None = None
 
     def __init__(
         self,
         engine: AsyncEngine,
         events: EventSink | None = None,
         board: ExhaustionBoard = NO_BOARD,
+        calls: CallSink | None = None,
     ) -> None:
         self._engine = engine
         self._sink = events
         self.board = board
+        self._calls = calls
         self._conn: AsyncConnection | None = None
         self._lock: asyncio.Lock | None = None
         self._pending: list[Event] = []
         self._moved: set[str] = set()
+        self._pending_calls: list[OutboundCall] = []
+        self._written_calls: list[int] = []
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self._lock = local_write_lock(self._engine)
@@ -90,6 +118,8 @@ class SqlUnitOfWork:
         _bind(self, conn, self._moved)
         self.jobs = SqlIssueJobRepository(conn)
         self._pending = []
+        self._pending_calls = []
+        self._written_calls = []
         return self
 
     async def __aexit__(
@@ -109,6 +139,9 @@ class SqlUnitOfWork:
                 await conn.close()
             finally:
                 self._release()
+        written, self._written_calls = self._written_calls, []
+        if written and self._calls is not None:
+            await self._calls.committed(written)
 
     def _release(self) -> None:
         lock, self._lock = self._lock, None
@@ -133,14 +166,32 @@ class SqlUnitOfWork:
     def record(self, event: Event) -> None:
         self._pending.append(event)
 
+    def call(self, call: OutboundCall) -> None:
+        self._pending_calls.append(call)
+
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        if self.audit is not None:
+            self.audit.wrote(kind, object_id, store_id)
+
     async def commit(self) -> None:
         if self._conn is None:
             raise RuntimeError("commit() outside of 'async with uow'")
         events, self._pending = self._pending, []
+        calls, self._pending_calls = self._pending_calls, []
+        written: list[int] = []
+        if calls:
+            now = self._calls.now() if self._calls is not None else datetime.now(UTC)
+            wait = self._calls.first_attempt_after if self._calls is not None else timedelta(0)
+            written = await add_calls(
+                self._conn, calls, created_at=now, first_attempt_at=now + wait
+            )
         moved = reads_changed(self._moved) if self._moved else None
         self._moved.clear()
         if moved is not None:
             events.append(moved)
+        audit = self.audit if self.audit is not None and not self.audit.written else None
+        if audit is not None:
+            await append_entry(self._conn, audit.entry)
         receipt = None
         if events and self._sink is not None:
             receipt = await self._sink.publish_in_transaction(self._conn, events)
@@ -149,6 +200,9 @@ class SqlUnitOfWork:
             # as fresh, and its next read is fresh whenever the broker brings the news back.
             self._sink.moved_here(moved)
         await self._conn.commit()
+        self._written_calls.extend(written)
+        if audit is not None:
+            audit.written = True
         self.board.committed(e for e in events if isinstance(e, SupplyChanged))
         if moved is not None and self._sink is not None:
             self._sink.moved_here(moved)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.delivery import Courier
 from dinegraph.domain.events import Event
@@ -24,7 +25,7 @@ from dinegraph.domain.order_repositories import (
     IssueJobRepository,
     OrderRepository,
 )
-from dinegraph.domain.orders import Order
+from dinegraph.domain.refunds import RefundToSend
 from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
 from dinegraph.domain.supplies import ExhaustionBoard
 
@@ -50,6 +51,8 @@ class DispatchRequest:
     address: str
     contact_name: str
     contact_phone: str
+    store_code: str = ""  # the store as the platform knows it (达达's shop_no)
+    cargo_fen: int = 0  # what the order is worth, for the platform's insurance
 
 
 class DeliveryPlatform(Protocol):
@@ -63,12 +66,25 @@ class DeliveryPlatform(Protocol):
         """The order was refunded: call the courier off."""
 
 
+class RefundProgress(Protocol):
+    """What the provider says of one refund, told to the domain (``refund_submitted``,
+    ``refund_settled``, each in a unit of work of its own)."""
+
+    async def submitted(self, provider_refund_id: str) -> None: ...
+
+    async def settled(self, succeeded: bool, provider_refund_id: str | None) -> None: ...
+
+
 class PaymentGateway(Protocol):
-    """Takes money back through the provider that took it; the development adapter logs."""
+    """Takes money back through the provider that took it, once a refund is APPROVED.
+
+    It reports the provider's answers through ``progress``: the development adapter says
+    at once that the refund was accepted and has arrived.
+    """
 
     name: str
 
-    async def refund(self, order: Order, amount_fen: int, reference: str) -> None: ...
+    async def refund(self, refund: RefundToSend, progress: RefundProgress) -> None: ...
 
 
 class SmsSender(Protocol):
@@ -131,6 +147,14 @@ class UnitOfWork(Repositories, Protocol):
 
     def record(self, event: Event) -> None:
         """Keep an event to publish once this unit of work has committed."""
+
+    def call(self, call: OutboundCall) -> None:
+        """Make ``call`` once this unit has committed: written in its transaction (none if
+        it rolls back), then relayed until the provider takes it (``dinegraph.outbound``)."""
+
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        """Name the object this unit wrote and its store, for the audit log (``domain.audit``),
+        where the command does not: a new object's id, an order's store."""
 
     async def __aenter__(self) -> UnitOfWork: ...
 

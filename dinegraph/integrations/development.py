@@ -9,8 +9,8 @@ import hashlib
 import logging
 
 from dinegraph.domain.delivery import Courier, Provider
-from dinegraph.domain.orders import Order
-from dinegraph.domain.ports import DispatchRequest
+from dinegraph.domain.ports import DispatchRequest, RefundProgress
+from dinegraph.domain.refunds import RefundToSend
 
 log = logging.getLogger("dinegraph.sms")
 log_payments = logging.getLogger("dinegraph.payments")
@@ -21,7 +21,14 @@ class LoggingSmsSender:
     """Development adapter: writes the code to the server log instead of texting it."""
 
     async def send_login_code(self, phone: str, code: str) -> None:
-        log.warning("login code for %s: %s", phone, code)
+        # Logs are kept and shipped where personal data must not go: the last four digits
+        # are enough to tell test phones apart.
+        log.warning("login code for %s: %s", masked_phone(phone), code)
+
+
+def masked_phone(phone: str) -> str:
+    """``13812345678`` → ``*******5678``: what a log line may show of a phone."""
+    return "*" * max(len(phone) - 4, 3) + phone[-4:]
 
 
 class DevelopmentWechatLogin:
@@ -34,16 +41,22 @@ class DevelopmentWechatLogin:
 
 
 class DevelopmentPayments:
-    """Development adapter of the payment provider: ``payOrder`` pays, refunds are logged.
+    """Development adapter of the payment provider: ``payOrder`` pays; a refund is logged,
+    then accepted and settled at once (SUBMITTED, then REFUNDED).
 
-    A real provider (WeChat Pay, Alipay) confirms payments through ``POST /payments/notify``
-    and takes refunds through its API.
+    A real provider (WeChat Pay, Alipay) confirms payments through ``POST /payments/notify``,
+    takes refunds through its API and says later when the money arrived.
     """
 
     name = "development"
 
-    async def refund(self, order: Order, amount_fen: int, reference: str) -> None:
-        log_payments.warning("refund of order %s: %s fen (%s)", order.id, amount_fen, reference)
+    async def refund(self, refund: RefundToSend, progress: RefundProgress) -> None:
+        log_payments.warning(
+            "refund %s of order %s: %s fen", refund.reference, refund.order_id, refund.refund_fen
+        )
+        provider_id = f"dev-{refund.reference}"
+        await progress.submitted(provider_id)
+        await progress.settled(True, provider_id)
 
 
 _COURIER_NAMES = ("张师傅", "李师傅", "王师傅", "刘师傅", "陈师傅", "杨师傅", "赵师傅", "黄师傅")
@@ -60,12 +73,9 @@ class DevelopmentCourierPlatform:
     async def dispatch(self, request: DispatchRequest) -> Courier | None:
         n = request.delivery_id
         name = _COURIER_NAMES[n % len(_COURIER_NAMES)]
+        # The courier's name stays out of the log, as a real one's would.
         log_delivery.warning(
-            "%s accepted delivery %s of order %s: courier %s",
-            self.provider.value,
-            n,
-            request.order_id,
-            name,
+            "%s accepted delivery %s of order %s", self.provider.value, n, request.order_id
         )
         return Courier(name, f"139{n % 100_000_000:08d}")
 

@@ -27,6 +27,7 @@ from strawberry.types import ExecutionContext
 
 from dinegraph.domain.errors import DomainError
 from dinegraph.resolvers.pagination import DEFAULT_PAGE_SIZE
+from dinegraph.schema.calls import CallsOutMutation
 from dinegraph.schema.campaign_mutations import CampaignMutation
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupon_mutations import CouponMutation, CouponSegmentMutation
@@ -36,6 +37,9 @@ from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.query import Query
+from dinegraph.schema.refund_mutations import RefundMutation
+from dinegraph.schema.staff import StaffMutation
+from dinegraph.schema.staff_admin import StaffAdminMutation
 from dinegraph.schema.stock import StockMutation
 from dinegraph.schema.subscriptions import Subscription
 from dinegraph.settings import Settings
@@ -126,6 +130,10 @@ class Mutation(
     DeliveryMutation,
     DeliverySettingsMutation,
     CampaignMutation,
+    CallsOutMutation,
+    StaffMutation,
+    StaffAdminMutation,
+    RefundMutation,
 ):
     pass
 

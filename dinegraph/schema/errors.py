@@ -15,6 +15,7 @@ from dinegraph.context import FeedSlot
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.text import is_storable
 from dinegraph.i18n import message_for
+from dinegraph.resolvers import audit
 from dinegraph.schema.common import UserError
 
 if TYPE_CHECKING:
@@ -48,9 +49,7 @@ def refuse_unstorable_text(info: strawberry.Info[Context, None]) -> None:
     Paths are those of the payload's ``field``: inside the one ``input``, or from the
     argument's name (``["order", "note"]``, ``["shareCode"]``).
     """
-    current = info.selected_fields[0] if info.selected_fields else None
-    arguments = current.arguments if isinstance(current, SelectedField) else {}
-    for name, value in arguments.items():
+    for name, value in _arguments(info).items():
         found = _unstorable_text(value, [] if name == "input" else [name])
         if found is not None:
             raise DomainError(ErrorCode.INVALID_CHARACTERS, field=found)
@@ -59,12 +58,26 @@ def refuse_unstorable_text(info: strawberry.Info[Context, None]) -> None:
 async def attempt(
     info: strawberry.Info[Context, None], action: Callable[[], Awaitable[T]]
 ) -> tuple[T | None, list[UserError]]:
-    """Run a mutation's domain call; an expected failure becomes ``errors``."""
+    """Run a mutation's domain call; an expected failure becomes ``errors``.
+
+    A staff or partner write is audited: its unit of work records the entry at commit, and
+    a refusal for want of rights is recorded on its own (``resolvers.audit``)."""
+    ctx = info.context
+    ctx.audit = draft = audit.begin(ctx, info.field_name, lambda: _arguments(info))
     try:
         refuse_unstorable_text(info)
         return await action(), []
     except DomainError as error:
-        return None, [UserError.of(error, info.context.locale)]
+        if draft is not None:
+            await audit.record_refusal(ctx, draft, error)
+        return None, [UserError.of(error, ctx.locale)]
+    finally:
+        ctx.audit = None
+
+
+def _arguments(info: strawberry.Info[Context, None]) -> dict[str, object]:
+    current = info.selected_fields[0] if info.selected_fields else None
+    return current.arguments if isinstance(current, SelectedField) else {}
 
 
 F = TypeVar("F")

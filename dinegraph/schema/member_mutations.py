@@ -119,7 +119,6 @@ class MemberMutation:
                 phone,
                 ctx.client_ip,
                 uow=ctx.uow(),
-                sms=ctx.services.sms,
                 auth=ctx.services.auth,
                 now=ctx.now(),
             )

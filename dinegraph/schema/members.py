@@ -11,7 +11,6 @@ from strawberry import relay
 from dinegraph.context import Context
 from dinegraph.domain import members as domain
 from dinegraph.domain.coupons import CouponStatus
-from dinegraph.domain.identity import StaffViewer
 from dinegraph.domain.orders import OrderStatus
 from dinegraph.domain.reads import PointsRow
 from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
@@ -20,6 +19,7 @@ from dinegraph.resolvers.ids import encode_id, node_row_ids
 from dinegraph.schema.common import GeoPoint, page_info
 from dinegraph.schema.coupons import CouponConnection, member_coupons
 from dinegraph.schema.orders import OrderConnection, member_orders
+from dinegraph.schema.staff import StaffAccount, viewer_staff
 
 Info = strawberry.Info[Context, None]
 
@@ -182,13 +182,6 @@ class MemberNode(relay.Node):
         return [cls.of(*f) if f else None for f in found]
 
 
-@strawberry.type(description="A staff account, as its holder sees it.")
-class StaffAccount:
-    username: str
-    role: str
-    store_ids: list[strawberry.ID]
-
-
 @strawberry.type(description="Who is asking.")
 class Viewer:
     @strawberry.field
@@ -196,13 +189,6 @@ class Viewer:
         found = await resolve.viewer_member(info.context)
         return MemberNode.of(*found) if found else None
 
-    @strawberry.field
-    def staff(self, info: Info) -> StaffAccount | None:
-        viewer = info.context.viewer
-        if not isinstance(viewer, StaffViewer):
-            return None
-        return StaffAccount(
-            username=viewer.username,
-            role=viewer.role.value,
-            store_ids=[strawberry.ID(encode_id("Store", s)) for s in sorted(viewer.store_ids)],
-        )
+    @strawberry.field(description="The signed-in staff account (see schema/staff.py).")
+    async def staff(self, info: Info) -> StaffAccount | None:
+        return await viewer_staff(info)

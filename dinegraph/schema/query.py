@@ -13,6 +13,8 @@ from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.resolvers.ids import decode_any_id
+from dinegraph.schema.audit import AuditEntryConnection, audit_log
+from dinegraph.schema.calls import OutboundCallConnection, outbound_calls
 from dinegraph.schema.campaigns import (
     BargainNode,
     CampaignNode,
@@ -38,6 +40,13 @@ from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
+from dinegraph.schema.refunds import RefundConnection, store_refund_requests
+from dinegraph.schema.staff_admin import (
+    ApiKeyConnection,
+    StaffAccountConnection,
+    api_keys,
+    staff_accounts,
+)
 from dinegraph.schema.stock import StockLedgerConnection, StoreStock, stock_ledger, store_stock
 
 Info = strawberry.Info[Context, None]
@@ -113,6 +122,12 @@ class Query:
             total_count=page.total_count or 0,
         )
 
+    audit_log: AuditEntryConnection = strawberry.field(
+        resolver=audit_log,
+        description="Staff, partner and CLI writes (and refused attempts), newest first "
+        "(HQ_ADMIN).",
+    )
+
     stock_ledger: StockLedgerConnection = strawberry.field(
         resolver=stock_ledger,
         description="Every change of a store's tracked stock, newest first (staff, partners).",
@@ -121,6 +136,12 @@ class Query:
         resolver=store_stock,
         description="A store's stock board (its staff): tracked SKUs and made-to-order "
         "dishes, with 沽清 and low-stock thresholds.",
+    )
+
+    outbound_calls: OutboundCallConnection = strawberry.field(
+        resolver=outbound_calls,
+        description="Calls out (refunds, couriers, text messages), newest first, by status and "
+        "kind: FAILED ones are stuck and need an operator (HQ_ADMIN).",
     )
 
     claimable_coupons: list[CouponTemplateNode] = strawberry.field(
@@ -138,6 +159,11 @@ class Query:
     )
     order: OrderNode | None = strawberry.field(
         resolver=order, description="An order; null when not found or not yours."
+    )
+    store_refund_requests: RefundConnection = strawberry.field(
+        resolver=store_refund_requests,
+        description="Refunds of a store's orders, newest first, for its staff: by default the "
+        "requests waiting for a decision (REQUESTED).",
     )
     store_orders: OrderConnection = strawberry.field(
         resolver=store_orders,
@@ -168,6 +194,13 @@ class Query:
     )
     campaign_report: CampaignReport = strawberry.field(
         resolver=campaign_report, description="How a campaign went (head office, operators)."
+    )
+
+    staff_accounts: StaffAccountConnection = strawberry.field(
+        resolver=staff_accounts, description="Staff accounts, by id (head office only)."
+    )
+    api_keys: ApiKeyConnection = strawberry.field(
+        resolver=api_keys, description="Partner API keys, revoked ones too (head office only)."
     )
 
     @strawberry.field(description="Who is asking: a member, staff, or nobody.")

@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import NoReturn
 
 from dinegraph.domain.bargains import Bargain
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.campaigns import Campaign, CampaignReport, CampaignSpec
 from dinegraph.domain.catalog import (
     Category,
@@ -61,7 +62,7 @@ from dinegraph.domain.order_repositories import (
 from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.ports import Repositories, UnitOfWork
 from dinegraph.domain.quotes import Candidates, CatalogItem
-from dinegraph.domain.refunds import RefundLine
+from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,
@@ -827,22 +828,40 @@ class FakeOrderRepository(_Repository):
     async def payment_order(self, provider: str, transaction_id: str) -> int | None:
         _not_faked("orders.payment_order")
 
-    async def add_refund(
-        self,
-        *,
-        order_id: int,
-        reference: str,
-        amount_fen: int,
-        lines: Sequence[RefundLine],
-        reason: str,
-        actor: str,
-        stock_returned: bool,
-        coupon_restored: bool,
-    ) -> bool:
+    async def add_refund(self, refund: Refund) -> Refund | None:
         _not_faked("orders.add_refund")
 
-    async def has_refund(self, order_id: int, reference: str) -> bool:
-        _not_faked("orders.has_refund")
+    async def get_refund(self, refund_id: int) -> Refund | None:
+        _not_faked("orders.get_refund")
+
+    async def refund_by_key(self, order_id: int, key: str) -> Refund | None:
+        _not_faked("orders.refund_by_key")
+
+    async def refund_by_reference(self, reference: str) -> Refund | None:
+        _not_faked("orders.refund_by_reference")
+
+    async def open_refund_request(self, order_id: int) -> Refund | None:
+        _not_faked("orders.open_refund_request")
+
+    async def move_refund(
+        self,
+        refund_id: int,
+        current: Sequence[RefundStatus],
+        target: RefundStatus,
+        *,
+        at: datetime,
+        amount_fen: int | None = None,
+        lines: Sequence[RefundLine] | None = None,
+        stock_returned: bool | None = None,
+        coupon_restored: bool | None = None,
+        refusal_reason: str | None = None,
+        decided_by: str | None = None,
+        provider_refund_id: str | None = None,
+    ) -> Refund | None:
+        _not_faked("orders.move_refund")
+
+    async def touch(self, order_id: int, at: datetime, *, version: int | None = None) -> int | None:
+        _not_faked("orders.touch")
 
     async def apply_refund(
         self,
@@ -1226,6 +1245,9 @@ class FakeUnitOfWork(FakeRepositories):
         self.commits = 0
         self.rollbacks = 0
         self.events: list[Event] = []
+        self._pending_calls: list[OutboundCall] = []
+        self.calls: list[OutboundCall] = []  # committed calls out, each (kind, key) once
+        self.written_objects: list[tuple[str, int]] = []  # named for the audit log
 
     @property
     def jobs(self) -> FakeIssueJobRepository:
@@ -1248,11 +1270,18 @@ class FakeUnitOfWork(FakeRepositories):
     def record(self, event: Event) -> None:
         self._pending.append(event)
 
+    def call(self, call: OutboundCall) -> None:
+        self._pending_calls.append(call)
+
+    def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
+        self.written_objects.append((kind, object_id))
+
     async def __aenter__(self) -> FakeUnitOfWork:
         if self._snapshot is not None:
             raise RuntimeError("the unit of work is open already")
         self._snapshot = self.db.tables.snapshot()
         self._pending = []
+        self._pending_calls = []
         self.committed = False
         self.begun += 1
         return self
@@ -1270,6 +1299,7 @@ class FakeUnitOfWork(FakeRepositories):
             self.rollbacks += 1
         self.db.tables = snapshot  # whatever was not committed is gone
         self._pending = []
+        self._pending_calls = []
 
     async def commit(self) -> None:
         if self._snapshot is None:
@@ -1278,6 +1308,12 @@ class FakeUnitOfWork(FakeRepositories):
         self.events.extend(self._pending)
         self.board.committed(e for e in self._pending if isinstance(e, SupplyChanged))
         self._pending = []
+        known = {(c.kind, c.key) for c in self.calls}
+        for call in self._pending_calls:
+            if (call.kind, call.key) not in known:
+                known.add((call.kind, call.key))
+                self.calls.append(call)
+        self._pending_calls = []
         self.committed = True
         self.commits += 1
 

@@ -334,6 +334,17 @@ async def test_a_template_with_a_missing_bonus_template_is_refused(db: FakeDatab
     assert db.tables.templates == {}
 
 
+async def test_a_template_time_without_an_offset_is_refused(db: FakeDatabase) -> None:
+    with pytest.raises(DomainError) as refused:
+        await create_template(
+            _template(valid_from=datetime(9999, 12, 31, 23, 59)),
+            uow=FakeUnitOfWork(db),
+            viewer=HEAD_OFFICE,
+        )
+    assert (refused.value.code, refused.value.field) == (ErrorCode.INVALID_INPUT, ["validFrom"])
+    assert db.tables.templates == {}
+
+
 async def test_issuing_to_a_tier_skips_members_at_their_limit_and_stops_when_sold_out(
     db: FakeDatabase,
 ) -> None:

@@ -18,7 +18,8 @@ its imports is checked against the layers below: module level, inside functions 
 |              | i18n, graphiql, admin_console,  |
 |              | request_limits,                 |                                        |
 |              | public_reads, read_cache        |                                        |
-|              | credential_cache                |                                        |
+|              | credential_cache, passwords,    |                                        |
+|              | key_use                         |                                        |
 | context      | context                         | everything (wiring)                    |
 | wiring       | app, view, shared_feeds,        | everything                             |
 |              | schedules, cli,                 |                                        |
@@ -70,6 +71,8 @@ MODULE_LAYERS = {
     "settings": "config",
     "security": "edge",
     "credential_cache": "edge",
+    "passwords": "edge",
+    "key_use": "edge",
     "payments": "edge",
     "persisted": "edge",
     "i18n": "edge",
@@ -78,6 +81,7 @@ MODULE_LAYERS = {
     "request_limits": "edge",
     "public_reads": "edge",
     "read_cache": "edge",
+    "outbound": "edge",
     "context": "context",
     "app": "wiring",
     "view": "wiring",

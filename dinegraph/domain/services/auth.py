@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.members import (
     CODE_TTL,
@@ -22,6 +23,7 @@ from dinegraph.domain.ports import SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.text import clean_text
 
 WECHAT_CODE_MAX = 128  # wx.login codes are 32 characters; WeChat is not asked about longer
+LOGIN_CODE_CALL = "sms.login_code"  # a call out: payload phone, code, expiresAt
 
 
 class AccessTokens(Protocol):
@@ -53,9 +55,12 @@ def _token_hash(token: str) -> str:
 
 
 async def request_login_code(
-    phone: str, ip: str, *, uow: UnitOfWork, sms: SmsSender, auth: AuthConfig, now: datetime
+    phone: str, ip: str, *, uow: UnitOfWork, auth: AuthConfig, now: datetime
 ) -> None:
-    """Text a 6-digit code to ``phone``; limited per phone and per client address."""
+    """Text a 6-digit code to ``phone``; limited per phone and per client address.
+
+    The text is a call out (``send_login_code``), made once the code is committed.
+    """
     phone = check_phone(phone)
     code = f"{secrets.randbelow(1_000_000):06d}"
     async with uow:
@@ -76,8 +81,23 @@ async def request_login_code(
             created_at=now,
             expires_at=now + CODE_TTL,
         )
+        uow.call(
+            OutboundCall(
+                LOGIN_CODE_CALL,
+                secrets.token_hex(16),  # the gateway's message id: a retry sends no second text
+                {"phone": phone, "code": code, "expiresAt": (now + CODE_TTL).isoformat()},
+            )
+        )
         await uow.commit()
-    await sms.send_login_code(phone, code)
+
+
+async def send_login_code(call: OutboundCall, *, sms: SmsSender, now: datetime) -> bool:
+    """The handler of ``sms.login_code`` calls: text the code, unless it has expired
+    meanwhile (False: nothing sent, nothing worth sending)."""
+    if now >= datetime.fromisoformat(call.payload["expiresAt"]):
+        return False
+    await sms.send_login_code(call.payload["phone"], call.payload["code"])
+    return True
 
 
 async def login(

@@ -44,6 +44,7 @@ async def create_category(cmd: CreateCategory, *, uow: UnitOfWork, viewer: Viewe
         if cmd.parent_id is not None:
             await _category(uow.catalog, cmd.parent_id, field="parentId")
         category = await uow.catalog.add_category(name=name, parent_id=cmd.parent_id, sort=cmd.sort)
+        uow.wrote("Category", category.id)
         await uow.commit()
     return category
 
@@ -98,6 +99,7 @@ async def create_product(
             await _add_sku(uow.catalog, product, new, sort=i, field=("skus", str(i)))
             for i, new in enumerate(cmd.skus)
         ]
+        uow.wrote("Product", product.id)
         await uow.commit()
     return product, skus
 
@@ -144,6 +146,7 @@ async def create_sku(cmd: CreateSku, *, uow: UnitOfWork, viewer: Viewer) -> Sku:
         product = await _product(uow.catalog, cmd.product_id)
         sort = await uow.catalog.next_sku_sort(product.id)
         sku = await _add_sku(uow.catalog, product, cmd.sku, sort=sort, field=())
+        uow.wrote("Sku", sku.id)
         await uow.commit()
     return sku
 

@@ -140,6 +140,7 @@ async def create_template(
         if bonus_id is not None and await uow.coupons.get_template(bonus_id) is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["fissionBonusTemplateId"])
         created = await uow.coupons.add_template(template)
+        uow.wrote("CouponTemplate", created.id)
         await uow.commit()
     return created
 
@@ -226,6 +227,8 @@ def _check_template(t: CouponTemplate) -> None:
         ("claimStartsAt", t.claim_starts_at),
         ("claimEndsAt", t.claim_ends_at),
     ):
+        if moment is not None and moment.tzinfo is None:  # times carry an offset
+            raise DomainError(ErrorCode.INVALID_INPUT, field=[key])
         if moment is not None and not EARLIEST_DATE <= moment < LATEST_DATE:
             raise DomainError(
                 ErrorCode.OUT_OF_RANGE,
@@ -280,6 +283,7 @@ async def start_issue_job(cmd: IssueToSegment, *, uow: UnitOfWork, viewer: Viewe
         if template.status is TemplateStatus.STOPPED:
             raise DomainError(ErrorCode.TEMPLATE_STOPPED, field=["templateId"])
         job = await uow.jobs.add(template.id, segment)
+        uow.wrote("CouponIssueJob", job.id)
         await uow.commit()
     return job
 

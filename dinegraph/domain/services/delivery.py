@@ -38,8 +38,6 @@ from dinegraph.domain.ports import UnitOfWork
 from dinegraph.domain.services.dispatch import (
     DeliveryPolicy,
     assign_in,
-    call_platform,
-    dispatch_request,
     eta_of,
     open_delivery,
 )
@@ -83,6 +81,7 @@ async def report_courier_position(
         delivery = await uow.deliveries.get(cmd.delivery_id)
         require_carrier(viewer, delivery)
         assert delivery is not None
+        uow.wrote("Delivery", delivery.id, delivery.store_id)
         verdict = check_position(
             delivery,
             point,
@@ -129,6 +128,7 @@ async def report_delivery_status(cmd: ReportStatus, *, uow: UnitOfWork, viewer: 
         delivery = await uow.deliveries.get(cmd.delivery_id)
         require_carrier(viewer, delivery)
         assert delivery is not None
+        uow.wrote("Delivery", delivery.id, delivery.store_id)
         if delivery.status is cmd.status and (courier is None or courier == delivery.courier):
             return delivery  # told twice: nothing new
         check_delivery_move(delivery.status, cmd.status)
@@ -174,6 +174,7 @@ async def dispatch_again(cmd: DispatchAgain, *, uow: UnitOfWork, viewer: Viewer)
         if order is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
         require_store_manager(viewer, order.store_id)
+        uow.wrote("Order", order.id, order.store_id)
         store = await uow.catalog.get_store(order.store_id)
         assert store is not None
         if order.channel is not Channel.DELIVERY or order.status not in DISPATCHABLE:
@@ -197,13 +198,9 @@ async def dispatch_again(cmd: DispatchAgain, *, uow: UnitOfWork, viewer: Viewer)
         await uow.commit()
     if own:
         return delivery
-    return await call_platform(
-        delivery,
-        dispatch_request(delivery, order, store),
-        uow=uow,
-        policy=cmd.policy,
-        now=cmd.now,
-    )
+    # The platform was called as the unit closed (a call out): the delivery as it is now.
+    async with uow.reading() as reads:
+        return await reads.deliveries.get(delivery.id) or delivery
 
 
 async def prune_positions(now: datetime, retention: timedelta, *, uow: UnitOfWork) -> int:
@@ -249,5 +246,6 @@ async def add_rider(cmd: AddRider, *, uow: UnitOfWork, viewer: Viewer) -> int:
         if await uow.catalog.get_store(cmd.store_id) is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
         rider_id = await uow.deliveries.add_rider(cmd.store_id, courier)
+        uow.wrote("Rider", rider_id, cmd.store_id)
         await uow.commit()
     return rider_id

@@ -1,7 +1,9 @@
 """Dispatch: a delivery order that is ready (or accepted) gets a delivery and a courier.
 
 The store's own riders are assigned in the same transaction (the nearest idle one); a
-platform is called after commit, through its port, and names its courier then or later.
+platform is called after commit, as a call out recorded with the delivery
+(``domain.calls``), and names its courier then or later. Calling a courier off is a call
+out too.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
+from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.catalog import Channel, Store
 from dinegraph.domain.delivery import (
     FINAL,
@@ -23,10 +27,14 @@ from dinegraph.domain.delivery import (
     speed_of,
 )
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.orders import Order, OrderStatus
 from dinegraph.domain.ports import DeliveryPlatform, DispatchRequest, UnitOfWork
 
 log = logging.getLogger("dinegraph.delivery")
+
+DISPATCH_CALL = "delivery.dispatch"  # payload: the DispatchRequest and the provider
+CANCEL_CALL = "delivery.cancel"  # payload: the provider and the delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,8 @@ async def open_delivery(
     draft = replace(draft, eta_seconds=eta_of(draft, policy))
     delivery = await uow.deliveries.add(draft)
     uow.record(changed(delivery))
+    if delivery.status is DeliveryStatus.PENDING and provider in policy.platforms:
+        uow.call(dispatch_call(delivery, dispatch_request(delivery, order, store)))
     return delivery
 
 
@@ -106,32 +116,94 @@ def dispatch_request(delivery: Delivery, order: Order, store: Store) -> Dispatch
         address=order.address.detail,
         contact_name=order.address.contact_name,
         contact_phone=order.address.contact_phone,
+        store_code=store.code,
+        cargo_fen=order.total_fen,
+    )
+
+
+def dispatch_call(delivery: Delivery, request: DispatchRequest) -> OutboundCall:
+    """The platform is asked for a courier; our delivery id is its idempotency key."""
+    return OutboundCall(
+        DISPATCH_CALL,
+        f"delivery-{delivery.id}",
+        {
+            "provider": delivery.provider.value,
+            "deliveryId": request.delivery_id,
+            "orderId": request.order_id,
+            "storeName": request.store_name,
+            "pickup": [request.pickup.lat, request.pickup.lng],
+            "dropoff": [request.dropoff.lat, request.dropoff.lng],
+            "address": request.address,
+            "contactName": request.contact_name,
+            "contactPhone": request.contact_phone,
+            "storeCode": request.store_code,
+            "cargoFen": request.cargo_fen,
+        },
+    )
+
+
+def request_of(payload: Mapping[str, Any]) -> DispatchRequest:
+    return DispatchRequest(
+        delivery_id=int(payload["deliveryId"]),
+        order_id=int(payload["orderId"]),
+        store_name=str(payload["storeName"]),
+        pickup=GeoPoint(*map(float, payload["pickup"])),
+        dropoff=GeoPoint(*map(float, payload["dropoff"])),
+        address=str(payload["address"]),
+        contact_name=str(payload["contactName"]),
+        contact_phone=str(payload["contactPhone"]),
+        store_code=str(payload.get("storeCode", "")),
+        cargo_fen=int(payload.get("cargoFen", 0)),
     )
 
 
 async def call_platform(
-    delivery: Delivery,
-    request: DispatchRequest,
-    *,
-    uow: UnitOfWork,
-    policy: DeliveryPolicy,
-    now: datetime,
-) -> Delivery:
-    """After the delivery is committed: ask its platform for a courier, and record who.
+    call: OutboundCall, *, uow: UnitOfWork, policy: DeliveryPolicy, now: datetime
+) -> Delivery | None:
+    """The handler of ``delivery.dispatch`` calls: ask the platform for a courier, and
+    record who in a unit of work of its own. The delivery as it is then (None: gone).
 
-    A platform that fails leaves the delivery PENDING; staff dispatch it again.
+    A delivery no longer waiting (called off, or given a courier another way) is not sent.
+    A platform that fails raises: the call is tried again later. A platform with no courier
+    yet names one later through its callbacks.
     """
-    platform = policy.platforms.get(delivery.provider)
-    if platform is None or delivery.status is not DeliveryStatus.PENDING:
+    request = request_of(call.payload)
+    platform = policy.platforms.get(Provider(call.payload["provider"]))
+    if platform is None:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["provider"])
+    async with uow.reading() as reads:
+        delivery = await reads.deliveries.get(request.delivery_id)
+    if delivery is None or delivery.status is not DeliveryStatus.PENDING:
         return delivery
-    try:
-        courier = await platform.dispatch(request)
-    except Exception:
-        log.exception("dispatch of delivery %s to %s failed", delivery.id, delivery.provider)
-        return delivery
+    courier = await platform.dispatch(request)
     if courier is None:
         return delivery
-    return await assign(delivery.id, courier, None, uow=uow, policy=policy, now=now)
+    try:
+        return await assign(delivery.id, courier, None, uow=uow, policy=policy, now=now)
+    except DomainError as error:
+        if error.code is not ErrorCode.INVALID_TRANSITION:
+            raise
+        # Moved meanwhile (a refund called it off): that move recorded its own call out.
+        log.warning("delivery %s moved while %s dispatched it", delivery.id, delivery.provider)
+        async with uow.reading() as reads:
+            return await reads.deliveries.get(delivery.id)
+
+
+def cancel_call(delivery: Delivery) -> OutboundCall:
+    """The platform calls its courier off."""
+    return OutboundCall(
+        CANCEL_CALL,
+        f"delivery-{delivery.id}",
+        {"provider": delivery.provider.value, "deliveryId": delivery.id},
+    )
+
+
+async def call_courier_off(call: OutboundCall, *, policy: DeliveryPolicy) -> None:
+    """The handler of ``delivery.cancel`` calls."""
+    platform = policy.platforms.get(Provider(call.payload["provider"]))
+    if platform is None:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["provider"])
+    await platform.cancel(int(call.payload["deliveryId"]))
 
 
 async def assign(
@@ -200,15 +272,6 @@ async def stop_delivery(
     if stopped.rider_id is not None:
         await uow.deliveries.release_rider(stopped.rider_id, stopped.position)
     uow.record(changed(stopped))
+    if stopped.provider in policy.platforms:
+        uow.call(cancel_call(stopped))
     return stopped
-
-
-async def tell_platform_stopped(delivery: Delivery, policy: DeliveryPolicy) -> None:
-    """After commit: the platform calls its courier off."""
-    platform = policy.platforms.get(delivery.provider)
-    if platform is None:
-        return
-    try:
-        await platform.cancel(delivery.id)
-    except Exception:
-        log.exception("telling %s that delivery %s is off failed", delivery.provider, delivery.id)

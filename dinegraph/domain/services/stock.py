@@ -175,6 +175,8 @@ async def _apply_movement(
             line_field=line_field,
             key_field=key_field,
         )
+        if source not in (MovementSource.RESTOCK, MovementSource.ADJUSTMENT):
+            uow.wrote("StockMovement", movement.id, store_id)  # a sale: its own object
         await uow.commit()
     return movement
 

@@ -1,0 +1,140 @@
+"""达达 (Dada) open platform: a DADA store's deliveries are ordered and called off there.
+
+Protocol (newopen.imdada.cn): every call is ``POST <base>/<path>`` with the JSON
+``{app_key, body, format: "json", source_id, timestamp, v: "1.0", signature}``; ``body`` is
+the call's own parameters as a JSON string, and ``signature`` is the upper-case MD5 of the
+app secret, then each other field's name and value in name order, then the secret again.
+The answer is ``{"status": "success"|"fail", "code", "msg", "result"}``.
+
+- ``addOrder`` takes our delivery as ``origin_id`` (``delivery-<id>``): Dada keeps one
+  order per origin id, so that is the idempotency key of a retried dispatch. When Dada
+  refuses an order, it is asked for that origin id: an order it already has is success.
+- Dada finds a courier after it answers; who it is comes in through the partner
+  mutations (``reportDeliveryStatus``), as Dada's status callbacks would bring it.
+- ``formalCancel`` calls the courier off; an order Dada has already cancelled is success.
+
+A refusal raises ``CallRefused("DADA_<code>")``; Dada busy (its code -1), an HTTP error or
+no answer in time raise ``RetryLater``: the relay of calls out tries again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from dinegraph.domain.calls import CallRefused, RetryLater
+from dinegraph.domain.delivery import Courier, Provider
+from dinegraph.domain.ports import DispatchRequest
+
+API_VERSION = "1.0"
+BUSY = -1  # 系统繁忙: worth another try
+CANCELLED = 5  # an order's statusCode once cancelled
+OTHER_REASON = 10000  # cancel_reason_id "other": the reason is given in words
+
+
+def sign(fields: Mapping[str, object], secret: str) -> str:
+    """The signature of a request's fields (all but ``signature``), as Dada checks it."""
+    joined = "".join(f"{name}{fields[name]}" for name in sorted(fields) if name != "signature")
+    return hashlib.md5(f"{secret}{joined}{secret}".encode()).hexdigest().upper()
+
+
+def origin_id(delivery_id: int) -> str:
+    return f"delivery-{delivery_id}"
+
+
+class DadaPlatform:
+    """The DADA platform port over Dada's open API."""
+
+    provider = Provider.DADA
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        app_key: str,
+        app_secret: str,
+        source_id: str,
+        city_code: str,
+        callback_url: str,
+        timeout_seconds: float = 10.0,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._app_key = app_key
+        self._secret = app_secret
+        self._source_id = source_id
+        self._city_code = city_code
+        self._callback = callback_url
+        self._timeout = timeout_seconds
+
+    async def dispatch(self, request: DispatchRequest) -> Courier | None:
+        order = origin_id(request.delivery_id)
+        answer = await self._call(
+            "/api/order/addOrder",
+            {
+                "shop_no": request.store_code,
+                "origin_id": order,
+                "city_code": self._city_code,
+                "cargo_price": round(request.cargo_fen / 100, 2),
+                "is_prepay": 0,
+                "receiver_name": request.contact_name,
+                "receiver_address": request.address,
+                "receiver_lat": request.dropoff.lat,
+                "receiver_lng": request.dropoff.lng,
+                "receiver_phone": request.contact_phone,
+                "callback": self._callback,
+            },
+        )
+        if answer["status"] != "success" and await self._status(order) is None:
+            raise CallRefused(f"DADA_{answer.get('code')}")
+        return None  # Dada names its courier later, through its callbacks
+
+    async def cancel(self, delivery_id: int) -> None:
+        order = origin_id(delivery_id)
+        answer = await self._call(
+            "/api/order/formalCancel",
+            {"order_id": order, "cancel_reason_id": OTHER_REASON, "cancel_reason": "顾客已退款"},
+        )
+        if answer["status"] != "success" and await self._status(order) != CANCELLED:
+            raise CallRefused(f"DADA_{answer.get('code')}")
+
+    async def _status(self, order: str) -> int | None:
+        """The order's statusCode at Dada; None when Dada does not have it."""
+        answer = await self._call("/api/order/status/query", {"order_id": order})
+        if answer["status"] != "success":
+            return None
+        result = answer.get("result") or {}
+        return int(result.get("statusCode", 0))
+
+    async def _call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        fields: dict[str, object] = {
+            "app_key": self._app_key,
+            "body": orjson.dumps(body).decode(),
+            "format": "json",
+            "source_id": self._source_id,
+            "timestamp": str(int(time.time())),
+            "v": API_VERSION,
+        }
+        fields["signature"] = sign(fields, self._secret)
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout) as client:
+                response = await client.post(f"{self._base}{path}", json=fields)
+        except httpx.TimeoutException as exc:
+            raise RetryLater("DADA_TIMEOUT") from exc
+        except httpx.HTTPError as exc:
+            raise RetryLater("DADA_UNREACHABLE") from exc
+        if response.status_code != 200:
+            raise RetryLater(f"DADA_HTTP_{response.status_code}")
+        try:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise RetryLater("DADA_BAD_ANSWER") from exc
+        if not isinstance(answer, dict) or "status" not in answer:
+            raise RetryLater("DADA_BAD_ANSWER")
+        if answer["status"] != "success" and answer.get("code") == BUSY:
+            raise RetryLater("DADA_BUSY")
+        return answer
