@@ -1,5 +1,5 @@
 // The console's words in Chinese (the default) and English: a small dictionary, no library.
-import { ref } from 'vue'
+import { computed, ref } from 'vue'
 
 export type Lang = 'zh' | 'en'
 
@@ -11,6 +11,9 @@ export function setLang(value: Lang): void {
   localStorage.setItem('dinegraph.lang', value)
   document.documentElement.lang = value === 'zh' ? 'zh-CN' : 'en'
 }
+
+/** For a language switch's v-model. */
+export const langModel = computed<Lang>({ get: () => lang.value, set: (value) => setLang(value) })
 
 const words: Record<string, [string, string]> = {
   brand: ['味知堂 管理后台', 'Weizhitang Console'],
@@ -204,6 +207,22 @@ const words: Record<string, [string, string]> = {
   RESTOCK: ['补货', 'Restock'],
   ADJUSTMENT: ['调整', 'Adjustment'],
   CAMPAIGN_HOLD: ['活动占用', 'Campaign hold'],
+  headOfficeOnly: ['仅总部可管理员工与密钥', 'Head office manages staff and keys'],
+  newAccount: ['新建员工', 'New account'],
+  newKey: ['新建密钥', 'New key'],
+  keyOnce: ['密钥只显示这一次,请妥善保存', 'The key is shown this once: keep it safe'],
+  prefix: ['前缀', 'Prefix'],
+  scopes: ['权限', 'Scopes'],
+  lastUsed: ['最近使用', 'Last used'],
+  revoke: ['吊销', 'Revoke'],
+  revoked: ['已吊销', 'Revoked'],
+  auditLog: ['审计日志', 'Audit log'],
+  action: ['操作', 'Action'],
+  who: ['操作人', 'Who'],
+  summary: ['摘要', 'Summary'],
+  disabled: ['已停用', 'Disabled'],
+  locked: ['已锁定', 'Locked'],
+  active: ['正常', 'Active'],
 }
 
 export function t(key: string): string {

@@ -10,6 +10,7 @@ page shows (Playwright's expect), never on a fixed time.
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -434,6 +435,8 @@ def test_every_other_page_renders(page: Page, server: str, name: str) -> None:
     expect(page.locator(".page-title")).to_be_visible()
     expect(page.locator(".el-loading-mask:visible")).to_have_count(0)
     # And in English on the switch.
-    page.locator("[data-test=language] label", has_text="EN").click()
+    english = page.locator("[data-test=language] label", has_text="EN")
+    english.click()
     expect(page.locator("[data-test=sign-out]")).to_have_text("Sign out")
+    expect(english).to_have_class(re.compile(r"\bis-active\b"))
     _screenshot(page, name)
