@@ -440,3 +440,39 @@ def test_every_other_page_renders(page: Page, server: str, name: str) -> None:
     expect(page.locator("[data-test=sign-out]")).to_have_text("Sign out")
     expect(english).to_have_class(re.compile(r"\bis-active\b"))
     _screenshot(page, name)
+
+
+def test_a_refund_request_is_approved_from_the_board(
+    page: Page, server: str, console_settings: Settings
+) -> None:
+    member = _member(console_settings)
+    order = _paid_order(server, member, "PICKUP")
+    asked = _gql(
+        server,
+        """mutation($input: RequestRefundInput!) {
+            requestRefund(input: $input) { errors { code message } } }""",
+        {
+            "input": {
+                "orderId": order["id"],
+                "reason": "等太久了",
+                "idempotencyKey": f"ask-{uuid.uuid4().hex}",
+            }
+        },
+        member,
+    )
+    assert asked["requestRefund"]["errors"] == []
+    _sign_in(page, server, MANAGER_1)
+    page.locator("[data-test=menu-orders]").click()
+    page.get_by_role("tab", name="退款申请").click()
+    row = page.locator(".el-table__row", has_text=order["number"])
+    expect(row).to_contain_text("等太久了")
+    row.get_by_role("button", name="同意").click()
+    expect(row).to_have_count(0)
+    refunds = _gql(
+        server,
+        "query($id: ID!) { order(id: $id) { refunds { status } } }",
+        {"id": order["id"]},
+        member,
+    )
+    (refund,) = refunds["order"]["refunds"]
+    assert refund["status"] in {"APPROVED", "SUBMITTED", "REFUNDED"}
