@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -32,11 +33,12 @@ from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
 from dinegraph.db.staff_accounts import mark_keys_used
 from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.db.wechat_tokens import SqlWechatTokens
 from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.fees import FeeRules, parse_bands
 from dinegraph.domain.orders import OrderStatus
-from dinegraph.domain.ports import DeliveryPlatform, PaymentGateway
+from dinegraph.domain.ports import DeliveryPlatform, PaymentGateway, SmsSender, WechatLogin
 from dinegraph.domain.refunds import REFUND_CALL
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import LOGIN_CODE_CALL, AuthConfig, send_login_code
@@ -61,6 +63,9 @@ from dinegraph.integrations.development import (
     DevelopmentWechatLogin,
     LoggingSmsSender,
 )
+from dinegraph.integrations.outside import ProviderRefused
+from dinegraph.integrations.tencent_sms import TencentSms, TencentSmsConfig
+from dinegraph.integrations.wechat import WechatConfig, WechatMiniProgram
 from dinegraph.outbound import CallRefused, CallRelay, RelayPolicy, provider_refusals
 from dinegraph.passwords import Argon2Passwords, PyotpCodes
 from dinegraph.payments import payment_notify
@@ -79,6 +84,8 @@ from dinegraph.security import (
 )
 from dinegraph.settings import Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
+
+log = logging.getLogger("dinegraph")
 
 
 class ServerTimingMiddleware:
@@ -153,6 +160,38 @@ def order_policy(settings: Settings, payments: PaymentGateway) -> OrderPolicy:
     )
 
 
+def sms_sender(settings: Settings) -> SmsSender:
+    """Tencent Cloud SMS when configured, else the log (development only)."""
+    s = settings
+    if not (s.tencent_secret_id and s.tencent_secret_key and s.tencent_sms_sdk_app_id):
+        return LoggingSmsSender()
+    return TencentSms(
+        TencentSmsConfig(
+            secret_id=s.tencent_secret_id,
+            secret_key=s.tencent_secret_key.get_secret_value(),
+            sdk_app_id=s.tencent_sms_sdk_app_id,
+            sign_name=s.tencent_sms_sign_name or "",
+            template_id=s.tencent_sms_template_id or "",
+            region=s.tencent_sms_region,
+            endpoint=s.tencent_sms_endpoint,
+            timeout_seconds=s.tencent_sms_timeout_seconds,
+        )
+    )
+
+
+def wechat_login(settings: Settings, engine: AsyncEngine | None) -> WechatLogin:
+    """The mini-program's WeChat API when configured, else the development adapter."""
+    if not (settings.wechat_appid and settings.wechat_secret):
+        return DevelopmentWechatLogin()
+    config = WechatConfig(
+        appid=settings.wechat_appid,
+        secret=settings.wechat_secret.get_secret_value(),
+        base_url=settings.wechat_api_base,
+        timeout_seconds=settings.wechat_timeout_seconds,
+    )
+    return WechatMiniProgram(config, SqlWechatTokens(engine or create_engine(settings)))
+
+
 def relay_policy(settings: Settings) -> RelayPolicy:
     return RelayPolicy(
         backoff_seconds=settings.calls_backoff_seconds,
@@ -174,7 +213,12 @@ def wire_calls(services: Services, engine: AsyncEngine, broker: Broker) -> None:
 
     async def text_login_code(call: OutboundCall) -> None:
         async with provider_refusals():
-            if not await send_login_code(call, sms=services.sms, now=services.clock()):
+            try:
+                sent = await send_login_code(call, sms=services.sms, now=services.clock())
+            except ProviderRefused as refused:  # the gateway said no for good (a wrong
+                # number, its own per-number limit, our credentials): no retry helps
+                raise CallRefused(f"{refused.code.value}: {refused.reason}") from refused
+            if not sent:
                 raise CallRefused("EXPIRED: the code expired before it could be sent")
 
     async def dispatch(call: OutboundCall) -> None:
@@ -206,11 +250,11 @@ def wire_refund_calls(services: Services, unit: Callable[[], SqlUnitOfWork]) -> 
     services.calls.register(REFUND_CALL, refund, on_refused=refused)
 
 
-def default_services(settings: Settings) -> Services:
+def default_services(settings: Settings, engine: AsyncEngine | None = None) -> Services:
     notify = settings.payment_notify_secret
     return Services(
-        sms=LoggingSmsSender(),
-        wechat=DevelopmentWechatLogin(),
+        sms=sms_sender(settings),
+        wechat=wechat_login(settings, engine),
         auth=AuthConfig(
             code_key=derived_key(settings, b"login-codes"),
             access_tokens=MemberAccessTokens(settings),
@@ -267,9 +311,14 @@ def create_app(
     settings.check_servable()
     engine = engine or create_engine(settings)
     broker = create_broker(settings.broker_url, SqlOutbox(engine))
-    services = services or default_services(settings)
+    services = services or default_services(settings, engine)
     graphql = DinegraphGraphQL(settings, engine, broker, services)
     wire_calls(services, engine, broker)
+    if development := settings.development_adapters():
+        log.warning(
+            "development adapters in use (production refuses them): %s",
+            "; ".join(f"{s} (set {', '.join(names)})" for s, names in development.items()),
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -310,6 +359,9 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await services.background.cancel()
+            for adapter in (services.sms, services.wechat):
+                if isinstance(adapter, TencentSms | WechatMiniProgram):
+                    await adapter.aclose()
             graphql.stop_read_cache()
             await broker.stop()
             await engine.dispose()

@@ -139,6 +139,10 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "You have helped as often as allowed today",
     ),
     ErrorCode.BARGAIN_CLOSED: ("该砍价已结束", "This bargain is over"),
+    ErrorCode.PROVIDER_UNAVAILABLE: (
+        "服务暂时不可用，请稍后再试",
+        "The service is unavailable just now: try again shortly",
+    ),
     ErrorCode.IDEMPOTENCY_KEY_REUSED: (
         "该单号已用于内容不同的请求",
         "This key was already used for a different request",

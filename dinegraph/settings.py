@@ -26,6 +26,30 @@ _DEVELOPMENT_SECRET = "dinegraph-development-secret-do-not-use-in-production"
 _BROKERS = ("memory", "postgres", "postgresql", "redis", "rediss")
 
 
+# What makes each outside service real; without them a development adapter stands in.
+_ADAPTER_SETTINGS: dict[str, tuple[str, ...]] = {
+    "WeChat sign-in": ("DINEGRAPH_WECHAT_APPID", "DINEGRAPH_WECHAT_SECRET"),
+    "SMS": (
+        "DINEGRAPH_TENCENT_SECRET_ID",
+        "DINEGRAPH_TENCENT_SECRET_KEY",
+        "DINEGRAPH_TENCENT_SMS_SDK_APP_ID",
+        "DINEGRAPH_TENCENT_SMS_SIGN_NAME",
+        "DINEGRAPH_TENCENT_SMS_TEMPLATE_ID",
+    ),
+}
+# WeChat Pay (its own settings block); payments are real once the merchant is set.
+_WECHATPAY_SETTINGS = (
+    "DINEGRAPH_WECHATPAY_MCHID",
+    "DINEGRAPH_WECHATPAY_APPID",
+    "DINEGRAPH_WECHATPAY_MERCHANT_SERIAL_NO",
+    "DINEGRAPH_WECHATPAY_PRIVATE_KEY_PATH",
+    "DINEGRAPH_WECHATPAY_APIV3_KEY",
+    "DINEGRAPH_WECHATPAY_PUBLIC_KEY_PATH",
+    "DINEGRAPH_WECHATPAY_PUBLIC_KEY_ID",
+    "DINEGRAPH_WECHATPAY_NOTIFY_URL",
+)
+
+
 class Mode(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -171,6 +195,58 @@ class Settings(BaseSettings):
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 
+    # --- outside services: WeChat sign-in, Tencent Cloud SMS (README "Going live") ---
+    # The mini-program (微信公众平台 → 开发管理 → 开发设置); unset: the development adapter.
+    wechat_appid: str | None = None
+    wechat_secret: SecretStr | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_timeout_seconds: float = Field(default=5, gt=0)
+    # Tencent Cloud SMS (API keys; 短信 → 应用, 签名, 正文模板); unset: codes go to the log.
+    tencent_secret_id: str | None = None
+    tencent_secret_key: SecretStr | None = None
+    tencent_sms_sdk_app_id: str | None = None
+    tencent_sms_sign_name: str | None = None
+    tencent_sms_template_id: str | None = None
+    tencent_sms_region: str = "ap-guangzhou"
+    tencent_sms_endpoint: str = "https://sms.tencentcloudapi.com"
+    tencent_sms_timeout_seconds: float = Field(default=5, gt=0)
+    # The WeChat Pay merchant: payments are real once it is set. (WeChat Pay's own settings
+    # block declares it with the rest of DINEGRAPH_WECHATPAY_*: keep one declaration.)
+    wechatpay_mchid: str | None = None
+
+    def development_adapters(self) -> dict[str, tuple[str, ...]]:
+        """The outside services these settings leave to a development adapter, each with
+        the settings that would make it real (production refuses to start with any)."""
+        found = {s: names for s, names in _ADAPTER_SETTINGS.items() if not all(self._given(names))}
+        if self.pays_in_development or not self.wechatpay_mchid:
+            found["payments"] = _WECHATPAY_SETTINGS
+        return found
+
+    def _given(self, names: tuple[str, ...]) -> list[bool]:
+        return [bool(getattr(self, n.removeprefix("DINEGRAPH_").lower(), None)) for n in names]
+
+    def _check_adapters(self) -> None:
+        for service, names in _ADAPTER_SETTINGS.items():
+            given = self._given(names)
+            if any(given) and not all(given):
+                missing = ", ".join(n for n, g in zip(names, given, strict=True) if not g)
+                raise ConfigurationError(f"{service} is half configured: set {missing}")
+        if not self.production:
+            return
+        if self.development_payments:
+            raise ConfigurationError(
+                "DINEGRAPH_DEVELOPMENT_PAYMENTS pays orders without taking money: "
+                "production refuses it; unset it"
+            )
+        refused = self.development_adapters()
+        if refused:
+            needs = "; ".join(
+                f"{service}: {', '.join(names)}" for service, names in refused.items()
+            )
+            raise ConfigurationError(
+                f"production refuses the development adapters of {', '.join(refused)}: set {needs}"
+            )
+
     # --- personal data at rest (db/personal.py) ---
     # "kid:<base64 of 32 bytes>,...": the first key encrypts, every key decrypts.
     data_keys: SecretStr | None = None
@@ -245,6 +321,7 @@ class Settings(BaseSettings):
         if self.production and len(self.signing_key) < 32:
             raise ConfigurationError("DINEGRAPH_SECRET_KEY must be at least 32 characters long")
         _ = self.personal_data_keys, self.personal_index_key
+        self._check_adapters()
         if self.production and self.clock_start is not None:
             raise ConfigurationError("DINEGRAPH_CLOCK_START is for development only")
         try:

@@ -19,7 +19,7 @@ from dinegraph.db.seed import seed_demo
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.identity import StaffRole
 from dinegraph.security import issue_member_token, issue_staff_token, new_api_key
-from dinegraph.settings import Settings
+from dinegraph.settings import Mode, Settings
 from tests.databases import fresh_database
 
 
@@ -51,7 +51,9 @@ TEST_BLIND_INDEX_KEY = "dGVzdC1ibGluZC1pbmRleC1rZXktMzItYnl0ZXMtMDA="
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
+    adapters = PRODUCTION_ADAPTERS if overrides.get("mode") is Mode.PRODUCTION else {}
     values: dict[str, Any] = {
+        **adapters,
         "database_url": database_url,
         "secret_key": "test-secret-key-that-is-long-enough-for-production",
         "data_keys": TEST_DATA_KEYS,
@@ -59,6 +61,28 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(**values)
+
+
+# Production refuses development adapters: these settings make WeChat sign-in, SMS and
+# payments real (aimed at a closed loopback port: tests that call them start fakes).
+PRODUCTION_ADAPTERS: dict[str, Any] = {
+    "wechat_appid": "wx0000000000000000",
+    "wechat_secret": "test-wechat-app-secret",
+    "wechat_api_base": "http://127.0.0.1:9",
+    "tencent_secret_id": "AKIDtest",
+    "tencent_secret_key": "test-tencent-secret-key",
+    "tencent_sms_sdk_app_id": "1400000000",
+    "tencent_sms_sign_name": "测试",
+    "tencent_sms_template_id": "1000000",
+    "tencent_sms_endpoint": "http://127.0.0.1:9",
+    "wechatpay_mchid": "1900000109",
+}
+# The same as typed values, for ``Settings.model_copy(update=...)``.
+PRODUCTION_ADAPTER_VALUES: dict[str, Any] = Settings(**PRODUCTION_ADAPTERS).model_dump(
+    include=set(PRODUCTION_ADAPTERS)
+)
+# The same as environment variables, for servers started as processes.
+PRODUCTION_ADAPTER_ENV = {f"DINEGRAPH_{k.upper()}": v for k, v in PRODUCTION_ADAPTERS.items()}
 
 
 @pytest.fixture(scope="session")

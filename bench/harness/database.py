@@ -29,6 +29,20 @@ from .report import log
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SECRET_KEY = "DINEGRAPH_SECRET_KEY"
+# Production refuses development adapters: real ones, aimed at a closed loopback port (no
+# scenario signs in through WeChat, texts a code or pays through WeChat Pay).
+PRODUCTION_ADAPTERS = {
+    "DINEGRAPH_WECHAT_APPID": "wx0000000000000000",
+    "DINEGRAPH_WECHAT_SECRET": "bench-wechat-app-secret",
+    "DINEGRAPH_WECHAT_API_BASE": "http://127.0.0.1:9",
+    "DINEGRAPH_TENCENT_SECRET_ID": "AKIDbench",
+    "DINEGRAPH_TENCENT_SECRET_KEY": "bench-tencent-secret-key",
+    "DINEGRAPH_TENCENT_SMS_SDK_APP_ID": "1400000000",
+    "DINEGRAPH_TENCENT_SMS_SIGN_NAME": "bench",
+    "DINEGRAPH_TENCENT_SMS_TEMPLATE_ID": "1000000",
+    "DINEGRAPH_TENCENT_SMS_ENDPOINT": "http://127.0.0.1:9",
+    "DINEGRAPH_WECHATPAY_MCHID": "1900000109",
+}
 
 
 def loopback_url_problem(value: str, schemes: frozenset[str]) -> str | None:
@@ -132,6 +146,7 @@ def demo_database(
             "DINEGRAPH_DATABASE_URL": url,
             "DINEGRAPH_BROKER_URL": "memory://",
             "DINEGRAPH_MODE": "production",
+            **PRODUCTION_ADAPTERS,
             SECRET_KEY: secrets.token_urlsafe(48),
             "PYTHONUNBUFFERED": "1",
         }

@@ -31,6 +31,7 @@ def member_of(row: Any) -> Member:
         birthday=row.birthday,
         tier=Tier(row.tier),
         created_at=row.created_at,
+        wechat_unionid=row.wechat_unionid,
     )
 
 
@@ -69,7 +70,9 @@ class SqlMemberRepository:
     async def by_openid(self, openid: str) -> Member | None:
         return await self._member(members.c.wechat_openid == openid, lock=False)
 
-    async def add(self, *, phone: str | None, openid: str | None, nickname: str) -> Member:
+    async def add(
+        self, *, phone: str | None, openid: str | None, nickname: str, unionid: str | None = None
+    ) -> Member:
         row = (
             await self._conn.execute(
                 members.insert()
@@ -77,6 +80,7 @@ class SqlMemberRepository:
                     phone=phone,
                     phone_index=phone,
                     wechat_openid=openid,
+                    wechat_unionid=unionid,
                     nickname=nickname,
                     tier=Tier.NORMAL.value,
                     points=0,
@@ -96,6 +100,7 @@ class SqlMemberRepository:
                 phone=member.phone,
                 phone_index=member.phone,
                 wechat_openid=member.wechat_openid,
+                wechat_unionid=member.wechat_unionid,
                 tier=member.tier.value,
             )
         )

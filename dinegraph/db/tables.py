@@ -257,6 +257,7 @@ members = sa.Table(
     sa.Column("phone", Personal("members.phone"), nullable=True),
     sa.Column("phone_index", BlindIndex(), nullable=True, unique=True),
     sa.Column("wechat_openid", sa.String(64), nullable=True, unique=True),
+    sa.Column("wechat_unionid", sa.String(64), nullable=True, index=True),
     sa.Column("nickname", sa.String(30), nullable=False),
     sa.Column("birthday", PersonalDate("members.birthday"), nullable=True),
     sa.Column("tier", sa.String(16), nullable=False),
@@ -793,6 +794,20 @@ persisted_documents = sa.Table(
     sa.Index("ix_persisted_documents_trusted_created_at", "trusted", "created_at"),
 )
 
+# --- WeChat API access token -----------------------------------------------------------------
+
+# The mini-program's access token, one row per AppID, shared by every process: a process
+# that finds it stale takes the refresh lease with a conditional UPDATE (on the token it
+# saw), so one process refreshes while the others wait for the new token.
+wechat_access_tokens = sa.Table(
+    "wechat_access_tokens",
+    metadata,
+    sa.Column("appid", sa.String(32), primary_key=True),
+    sa.Column("token", sa.String(512), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("refresh_until", UtcDateTime(), nullable=True),  # the refresh lease
+)
+
 # The audit log (domain/audit.py): append-only. The migration adds triggers that refuse
 # UPDATE and DELETE on both databases; no code path issues either.
 audit_log = sa.Table(
@@ -817,4 +832,58 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_api_key_id", "api_key_id"),
     sa.Index("ix_audit_log_object", "object_type", "object_id"),
     sa.Index("ix_audit_log_store_id", "store_id"),
+)
+
+# --- kitchen stations and their tickets (domain/kitchen.py) ----------------------------
+
+kitchen_stations = sa.Table(
+    "kitchen_stations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("name", sa.String(20), nullable=False),
+    sa.Column("sort", sa.Integer, nullable=False),
+    sa.Column("is_default", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("store_id", "name", name="uq_kitchen_stations_store_name"),
+)
+
+# Category or product (exactly one) → station, per store; a product's route wins.
+station_routes = sa.Table(
+    "station_routes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column(
+        "station_id", sa.Integer, sa.ForeignKey("kitchen_stations.id"), nullable=False, index=True
+    ),
+    sa.Column("category_id", sa.Integer, sa.ForeignKey("categories.id"), nullable=True),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=True),
+    sa.UniqueConstraint("store_id", "category_id", name="uq_station_routes_category"),
+    sa.UniqueConstraint("store_id", "product_id", name="uq_station_routes_product"),
+    sa.CheckConstraint("(category_id IS NULL) <> (product_id IS NULL)", name="category_or_product"),
+)
+
+# One station's part of an accepted order, kept for reprints and kitchen screens. The
+# station is named as it was (no foreign key: a removed station's tickets stay).
+kitchen_tickets = sa.Table(
+    "kitchen_tickets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("station_id", sa.Integer, nullable=True),
+    sa.Column("station_name", sa.String(20), nullable=False),
+    sa.Column("order_number", sa.String(24), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("table_no", sa.String(16), nullable=True),
+    sa.Column("pickup_code", sa.String(8), nullable=True),
+    sa.Column("note", sa.String(200), nullable=False),
+    sa.Column("items", sa.JSON, nullable=False),
+    sa.Column("placed_at", UtcDateTime(), nullable=False),
+    sa.Column("accepted_at", UtcDateTime(), nullable=False),
+    sa.Column("printed_at", UtcDateTime(), nullable=True),
+    sa.Column("print_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_kitchen_tickets_store_station", "store_id", "station_id", "id"),
 )

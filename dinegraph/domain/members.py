@@ -48,6 +48,9 @@ class Member:
     birthday: date | None
     tier: Tier
     created_at: datetime
+    # The user's id across the brand's WeChat apps (mini-program, official account), when
+    # WeChat tells it: what links them to one member.
+    wechat_unionid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

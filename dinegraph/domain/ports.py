@@ -18,6 +18,7 @@ from dinegraph.domain.delivery import Courier
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.invites import Invite
+from dinegraph.domain.kitchen import KitchenRepository
 from dinegraph.domain.order_repositories import (
     CampaignRepository,
     CouponRepository,
@@ -88,15 +89,38 @@ class PaymentGateway(Protocol):
 
 
 class SmsSender(Protocol):
-    """Sends text messages; the development adapter writes them to the log."""
+    """Sends text messages; the development adapter writes them to the log.
+
+    Raises DomainError when the message cannot go: the provider refused it (INVALID_PHONE,
+    RATE_LIMITED, PROVIDER_UNAVAILABLE) or did not answer (PROVIDER_UNAVAILABLE).
+    """
 
     async def send_login_code(self, phone: str, code: str) -> None: ...
 
 
-class WechatLogin(Protocol):
-    """Turns a mini-program login code into the user's openid (jscode2session)."""
+@dataclass(frozen=True, slots=True)
+class WechatIdentity:
+    """Who a mini-program login code belongs to: the openid (per app) and, when the app is
+    bound to an open-platform account, the unionid (across the brand's apps)."""
 
-    async def openid_for(self, code: str) -> str | None: ...
+    openid: str
+    unionid: str | None = None
+
+
+class WechatLogin(Protocol):
+    """The mini-program's codes, redeemed with WeChat.
+
+    Both raise DomainError: INVALID_CODE (wrong, used or foreign code), RATE_LIMITED,
+    PROVIDER_UNAVAILABLE (WeChat busy, unreachable or too slow).
+    """
+
+    async def identity_for(self, code: str) -> WechatIdentity:
+        """A wx.login code → the user's ids (jscode2session)."""
+        ...
+
+    async def phone_for(self, code: str) -> str:
+        """A getPhoneNumber code → the mobile number the user chose to share."""
+        ...
 
 
 class Repositories(Protocol):
@@ -122,6 +146,9 @@ class Repositories(Protocol):
 
     @property
     def campaigns(self) -> CampaignRepository: ...
+
+    @property
+    def kitchen(self) -> KitchenRepository: ...
 
 
 class UnitOfWork(Repositories, Protocol):

@@ -9,7 +9,8 @@ import hashlib
 import logging
 
 from dinegraph.domain.delivery import Courier, Provider
-from dinegraph.domain.ports import DispatchRequest, RefundProgress
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.ports import DispatchRequest, RefundProgress, WechatIdentity
 from dinegraph.domain.refunds import RefundToSend
 
 log = logging.getLogger("dinegraph.sms")
@@ -32,12 +33,16 @@ def masked_phone(phone: str) -> str:
 
 
 class DevelopmentWechatLogin:
-    """Development adapter: maps a wx.login code to an openid deterministically."""
+    """Development adapter: maps a wx.login code to an openid deterministically, and a
+    getPhoneNumber code to the number it ends with (``dev-13812345678``)."""
 
-    async def openid_for(self, code: str) -> str | None:
+    async def identity_for(self, code: str) -> WechatIdentity:
         if not code:
-            return None
-        return "dev-" + hashlib.sha256(code.encode()).hexdigest()[:24]
+            raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
+        return WechatIdentity("dev-" + hashlib.sha256(code.encode()).hexdigest()[:24])
+
+    async def phone_for(self, code: str) -> str:
+        return code.rpartition("-")[2]
 
 
 class DevelopmentPayments:

@@ -94,6 +94,13 @@ class DeleteAddressInput:
     id: strawberry.ID
 
 
+@strawberry.input
+class BindWechatPhoneInput:
+    code: str = strawberry.field(
+        description="e.detail.code of a getPhoneNumber button (open-type=getPhoneNumber)."
+    )
+
+
 async def _login_payload(
     info: Info, session: auth.Session | None, errors: list[UserError]
 ) -> LoginPayload:
@@ -137,8 +144,14 @@ class MemberMutation:
 
         return await _login_payload(info, *await attempt(info, run))
 
-    @strawberry.mutation(description="Sign in with the mini-program's wx.login code.")
-    async def login_with_wechat(self, info: Info, code: str) -> LoginPayload:
+    @strawberry.mutation(
+        description="Sign in with the mini-program's wx.login code; with phoneCode (from "
+        "getPhoneNumber) the member gets WeChat's verified number, and a member who signed "
+        "in by SMS with that number is who signs in."
+    )
+    async def login_with_wechat(
+        self, info: Info, code: str, phone_code: str | None = None
+    ) -> LoginPayload:
         ctx = info.context
 
         async def run() -> auth.Session:
@@ -148,9 +161,29 @@ class MemberMutation:
                 wechat=ctx.services.wechat,
                 auth=ctx.services.auth,
                 now=ctx.now(),
+                phone_code=phone_code,
             )
 
         return await _login_payload(info, *await attempt(info, run))
+
+    @strawberry.mutation(
+        description="Bind the number WeChat verified (getPhoneNumber's code) to the "
+        "signed-in member."
+    )
+    async def bind_wechat_phone(self, info: Info, input: BindWechatPhoneInput) -> MemberPayload:
+        ctx = info.context
+
+        async def run() -> domain.Member:
+            return await auth.bind_wechat_phone(
+                service.require_member(ctx.viewer),
+                input.code,
+                uow=ctx.uow(),
+                wechat=ctx.services.wechat,
+            )
+
+        member, errors = await attempt(info, run)
+        found = await resolve.viewer_member(ctx) if member else None
+        return MemberPayload(member=MemberNode.of(*found) if found else None, errors=errors)
 
     @strawberry.mutation(description="Bind a mobile number to the signed-in (WeChat) member.")
     async def bind_phone(self, info: Info, phone: str, code: str) -> MemberPayload:

@@ -156,33 +156,40 @@ def _convert(
     *,
     encrypt: bool,
 ) -> None:
-    """Encrypt (or decrypt) every value of the columns, row by row, as the text the column
-    type writes (db/personal.py); members get their phone's blind index."""
+    """Encrypt (or decrypt) every value of the columns, as the text the column type writes
+    (db/personal.py), a thousand rows a statement; members get their phone's blind index."""
     indexed = table == "members" and encrypt
     names = [name for name, _, _, _ in columns]
     kinds = {name: kind for name, _, _, kind in columns}
-    rows_table = sa.table(
-        table,
-        sa.column("id"),
-        *(sa.column(n, sa.Text()) for n in names),
-        *([sa.column("phone_index")] if indexed else []),
+    written = [*names, *(["phone_index"] if indexed else [])]
+    rows_table = sa.table(table, sa.column("id"), *(sa.column(n, sa.Text()) for n in written))
+    update = (
+        rows_table.update()
+        .where(rows_table.c.id == sa.bindparam("row_id"))
+        .values({n: sa.bindparam(f"new_{n}") for n in written})
     )
     rows = bind.execute(sa.select(rows_table.c.id, *(rows_table.c[n] for n in names))).all()
-    for row in rows:
-        values: dict[str, object] = {}
-        for name in names:
-            value = getattr(row, name)
-            if value is None:
-                continue
-            column = f"{table}.{name}"
-            if encrypt:
-                values[name] = cipher.encrypt(_as_text(str(value), kinds[name]), column)
-            else:
-                values[name] = cipher.decrypt(str(value), column)
-            if indexed and name == "phone":
-                values["phone_index"] = cipher.blind_index(str(value))
-        if values:
-            bind.execute(rows_table.update().where(rows_table.c.id == row.id).values(**values))
+    for start in range(0, len(rows), 1000):
+        batch: list[dict[str, object]] = []
+        for row in rows[start : start + 1000]:
+            values: dict[str, object] = {"row_id": row.id}
+            for name in names:
+                value = getattr(row, name)
+                column = f"{table}.{name}"
+                if value is None:
+                    values[f"new_{name}"] = None
+                elif encrypt:
+                    values[f"new_{name}"] = cipher.encrypt(
+                        _as_text(str(value), kinds[name]), column
+                    )
+                else:
+                    values[f"new_{name}"] = cipher.decrypt(str(value), column)
+            if indexed:
+                phone = row.phone
+                values["new_phone_index"] = None if phone is None else cipher.blind_index(phone)
+            batch.append(values)
+        if batch:
+            bind.execute(update, batch)
 
 
 def _as_text(value: str, kind: str) -> str:

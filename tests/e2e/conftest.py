@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from dinegraph.settings import Settings
+from tests.conftest import PRODUCTION_ADAPTER_ENV
 
 DINEGRAPH = str(Path(sys.executable).with_name("dinegraph"))
 
@@ -37,8 +38,10 @@ def free_port() -> int:
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     assert settings.secret_key is not None
+    production = extra.get("DINEGRAPH_MODE") == "production"
     return {
         **os.environ,
+        **(PRODUCTION_ADAPTER_ENV if production else {}),
         "DINEGRAPH_DATABASE_URL": settings.database_url,
         "DINEGRAPH_SECRET_KEY": settings.secret_key.get_secret_value(),
         **_personal_data_keys(settings),

@@ -75,8 +75,11 @@ def test_sign_in_claim_and_see_the_wallet(live_server: str) -> None:
         wallet = gql(WALLET, token=token)["viewer"]["member"]
     assert wallet["id"] == login["member"]["id"]
     assert wallet["points"] == 0
-    titles = {e["node"]["title"] for e in wallet["coupons"]["edges"]}
-    assert titles == {c["title"] for c in centre}
+    # The wallet's page holds 20: the centre may offer more when other tests of this session
+    # added templates to the shared demo database. Every coupon on it is one just claimed.
+    titles = [e["node"]["title"] for e in wallet["coupons"]["edges"]]
+    assert len(titles) == min(len(centre), 20)
+    assert set(titles) <= {c["title"] for c in centre}
 
 
 def test_member_token_works_in_development_only(settings: Settings, live_server: str) -> None:

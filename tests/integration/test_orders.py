@@ -25,7 +25,7 @@ from dinegraph.payments import sign
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.security import issue_staff_token
 from dinegraph.settings import Mode, Settings
-from tests.conftest import Credentials, GraphQLClient
+from tests.conftest import PRODUCTION_ADAPTER_VALUES, Credentials, GraphQLClient
 from tests.integration.test_coupons import new_template
 from tests.shop import (
     PAY,
@@ -789,7 +789,10 @@ async def test_production_has_no_development_payments(
     shop = await new_shop(engine)
     sku = await new_sku(engine, price_fen=800, stock={shop.store_ids[0]: 5})
     _, member = await new_member(settings, engine)
-    async with shop_client(settings, engine, mode=Mode.PRODUCTION) as (production, _):
+    async with shop_client(settings, engine, mode=Mode.PRODUCTION, **PRODUCTION_ADAPTER_VALUES) as (
+        production,
+        _,
+    ):
         order_id = await placed(
             production, member, place_input(line(sku, 1), address=shop.near(50))
         )

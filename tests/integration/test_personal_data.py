@@ -50,7 +50,7 @@ from tests.conftest import GraphQLClient, make_settings
 from tests.databases import fresh_database
 from tests.shop import PAY, PLACE, line, new_shop, new_sku, place_input
 
-BEFORE = "7c3e9a14b2d8"  # the revision before personal data was encrypted
+BEFORE = "7c3e9a1f0b42"  # the revision before personal data was encrypted
 K1 = "k1:" + "MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="
 K2 = "k2:" + "MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI="
 

@@ -12,6 +12,7 @@ from dinegraph.db.personal import PersonalCipher, PersonalDataError, key_id, nor
 from dinegraph.db.tables import members, orders
 from dinegraph.integrations.development import masked_phone
 from dinegraph.settings import ConfigurationError, Mode, Settings
+from tests.conftest import PRODUCTION_ADAPTERS
 
 K1 = bytes(range(32))
 K2 = bytes(range(32, 64))
@@ -88,7 +89,9 @@ KEY = base64.b64encode(K1).decode()
 
 
 def test_production_refuses_to_start_without_the_personal_data_keys() -> None:
-    production = Settings(mode=Mode.PRODUCTION, secret_key=SecretStr("s" * 40))
+    production = Settings(
+        mode=Mode.PRODUCTION, secret_key=SecretStr("s" * 40), **PRODUCTION_ADAPTERS
+    )
     with pytest.raises(ConfigurationError, match="DINEGRAPH_DATA_KEYS and DINEGRAPH_BLIND"):
         production.check_servable()
     only_data = production.model_copy(update={"data_keys": SecretStr(f"k1:{KEY}")})

@@ -53,11 +53,43 @@ export type ApproveRefundInput = {
   refundId: Scalars['ID']['input'];
 };
 
+/** Who made a change. */
+export type AuditActorKind =
+  | 'CLI'
+  | 'PARTNER'
+  | 'STAFF'
+  | 'SYSTEM';
+
+/** Every filter given must hold. */
+export type AuditLogFilter = {
+  action?: InputMaybe<Scalars['String']['input']>;
+  actorKind?: InputMaybe<AuditActorKind>;
+  apiKeyId?: InputMaybe<Scalars['ID']['input']>;
+  /** Inclusive. */
+  from?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The global ID of the object written (an order, a SKU). */
+  objectId?: InputMaybe<Scalars['ID']['input']>;
+  staffId?: InputMaybe<Scalars['ID']['input']>;
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+  /** Exclusive. */
+  to?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+/** Done, or refused for rights. */
+export type AuditOutcome =
+  | 'DENIED'
+  | 'DONE';
+
 export type BargainStatus =
   | 'COMPLETE'
   | 'EXPIRED'
   | 'OPEN'
   | 'PURCHASED';
+
+export type BindWechatPhoneInput = {
+  /** e.detail.code of a getPhoneNumber button (open-type=getPhoneNumber). */
+  code: Scalars['String']['input'];
+};
 
 /** A SKU for the campaign and its price (a bargain's floor). */
 export type CampaignItemInput = {
@@ -98,6 +130,11 @@ export type CartLineInput = {
   skuId: Scalars['ID']['input'];
 };
 
+export type ChangeMyPasswordInput = {
+  currentPassword: Scalars['String']['input'];
+  newPassword: Scalars['String']['input'];
+};
+
 /** Where a product is sold. */
 export type Channel =
   | 'DELIVERY'
@@ -108,6 +145,10 @@ export type Channel =
 export type ComboComponentInput = {
   quantity?: Scalars['Int']['input'];
   skuId: Scalars['ID']['input'];
+};
+
+export type ConfirmTotpEnrolmentInput = {
+  code: Scalars['String']['input'];
 };
 
 export type CouponInapplicableReason =
@@ -152,6 +193,16 @@ export type CouponTemplateStatus =
 export type CourierInput = {
   name: Scalars['String']['input'];
   phone: Scalars['String']['input'];
+};
+
+export type CreateApiKeyInput = {
+  name: Scalars['String']['input'];
+  /** The delivery platform of a delivery:write key. */
+  partner?: InputMaybe<DeliveryProvider>;
+  /** e.g. stock:write, orders:read. */
+  scopes: Array<Scalars['String']['input']>;
+  /** The stores it acts on; null: every store. */
+  storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
 };
 
 export type CreateCampaignInput = {
@@ -205,6 +256,14 @@ export type CreateCouponTemplateInput = {
   validUntil?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
+export type CreateKitchenStationInput = {
+  isDefault?: Scalars['Boolean']['input'];
+  name: Scalars['String']['input'];
+  /** Default: after the others. */
+  sort?: InputMaybe<Scalars['Int']['input']>;
+  storeId: Scalars['ID']['input'];
+};
+
 export type CreateProductInput = {
   categoryId: Scalars['ID']['input'];
   channels: Array<Channel>;
@@ -225,6 +284,16 @@ export type CreateSkuInput = {
   productId: Scalars['ID']['input'];
   specs?: Array<SpecOptionInput>;
   tracked?: InputMaybe<Scalars['Boolean']['input']>;
+};
+
+export type CreateStaffAccountInput = {
+  displayName: Scalars['String']['input'];
+  /** A first password (10+ characters); the holder changes it at sign-in. */
+  password: Scalars['String']['input'];
+  role: StaffRole;
+  /** A store manager's stores (at least one). */
+  storeIds?: Array<Scalars['ID']['input']>;
+  username: Scalars['String']['input'];
 };
 
 export type DeleteAddressInput = {
@@ -253,6 +322,10 @@ export type DeliveryWaiver =
   | 'COUPON'
   | 'TIER';
 
+export type DisableTotpInput = {
+  password: Scalars['String']['input'];
+};
+
 export type DispatchDeliveryInput = {
   orderId: Scalars['ID']['input'];
   /** OWN_RIDER: send this rider rather than the nearest idle one. */
@@ -261,6 +334,8 @@ export type DispatchDeliveryInput = {
 
 /** Stable codes of expected failures. */
 export type ErrorCode =
+  | 'ACCOUNT_DISABLED'
+  | 'ACCOUNT_LOCKED'
   | 'ALREADY_CHECKED_IN'
   | 'ALREADY_HELPED'
   | 'ALREADY_JOINED'
@@ -289,12 +364,14 @@ export type ErrorCode =
   | 'INVALID_CODE'
   | 'INVALID_COMBO_COMPONENT'
   | 'INVALID_COORDINATES'
+  | 'INVALID_CREDENTIALS'
   | 'INVALID_CURSOR'
   | 'INVALID_ID'
   | 'INVALID_INPUT'
   | 'INVALID_PHONE'
   | 'INVALID_SHARE_CODE'
   | 'INVALID_TOKEN'
+  | 'INVALID_TOTP'
   | 'INVALID_TRANSITION'
   | 'INVALID_WINDOW'
   | 'NEGATIVE_PRICE'
@@ -311,6 +388,7 @@ export type ErrorCode =
   | 'OWN_BARGAIN'
   | 'PAGE_SIZE_TOO_LARGE'
   | 'PAYMENT_MISMATCH'
+  | 'PROVIDER_UNAVAILABLE'
   | 'RATE_LIMITED'
   | 'REFUND_PENDING'
   | 'REQUIRED'
@@ -319,8 +397,10 @@ export type ErrorCode =
   | 'STORE_CANNOT_SERVE'
   | 'TEMPLATE_STOPPED'
   | 'TOO_LONG'
+  | 'TOTP_REQUIRED'
   | 'TRACKED'
   | 'UNAUTHENTICATED'
+  | 'WEAK_PASSWORD'
   | 'WRONG_PROVIDER';
 
 /** A point in GCJ-02 coordinates, as the mini-program sends it. */
@@ -392,6 +472,11 @@ export type OutboundCallStatus =
   | 'FAILED'
   | 'PENDING';
 
+/** A receipt printer's paper: MM58 prints 32 columns, MM80 48. */
+export type PaperWidth =
+  | 'MM58'
+  | 'MM80';
+
 export type PlaceOrderInput = {
   address?: InputMaybe<AddressInput>;
   channel: Channel;
@@ -439,6 +524,10 @@ export type RecordSaleInput = {
   storeId: Scalars['ID']['input'];
 };
 
+export type RefreshStaffSessionInput = {
+  refreshToken: Scalars['String']['input'];
+};
+
 export type RefundLineInput = {
   lineId: Scalars['Int']['input'];
   quantity: Scalars['Int']['input'];
@@ -473,6 +562,12 @@ export type RefuseRefundInput = {
   refundId: Scalars['ID']['input'];
 };
 
+export type ReorderKitchenStationsInput = {
+  /** Every station of the store, in the order wanted. */
+  stationIds: Array<Scalars['ID']['input']>;
+  storeId: Scalars['ID']['input'];
+};
+
 export type ReportCourierPositionInput = {
   deliveryId: Scalars['ID']['input'];
   lat: Scalars['Float']['input'];
@@ -497,6 +592,11 @@ export type RequestRefundInput = {
   reason: Scalars['String']['input'];
 };
 
+export type ResetStaffPasswordInput = {
+  id: Scalars['ID']['input'];
+  temporaryPassword: Scalars['String']['input'];
+};
+
 export type RestockInput = {
   quantity: Scalars['Int']['input'];
   reason?: Scalars['String']['input'];
@@ -508,6 +608,18 @@ export type RestockInput = {
 
 export type RetryOutboundCallInput = {
   id: Scalars['ID']['input'];
+};
+
+export type RevokeApiKeyInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type RouteToKitchenStationInput = {
+  categoryIds?: Array<Scalars['ID']['input']>;
+  productIds?: Array<Scalars['ID']['input']>;
+  /** null: back to the category's station, or the default. */
+  stationId?: InputMaybe<Scalars['ID']['input']>;
+  storeId: Scalars['ID']['input'];
 };
 
 export type SaleLineInput = {
@@ -570,6 +682,34 @@ export type SpecOptionInput = {
   value: Scalars['String']['input'];
 };
 
+export type StaffAccountFilter = {
+  includeDisabled?: Scalars['Boolean']['input'];
+  role?: InputMaybe<StaffRole>;
+  /** Accounts acting on this store (head office included). */
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type StaffAccountIdInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type StaffLoginInput = {
+  password: Scalars['String']['input'];
+  /** Required once the account has TOTP (TOTP_REQUIRED). */
+  totpCode?: InputMaybe<Scalars['String']['input']>;
+  username: Scalars['String']['input'];
+};
+
+export type StaffLogoutInput = {
+  refreshToken: Scalars['String']['input'];
+};
+
+/** HQ_ADMIN, OPERATOR or STORE_MANAGER. */
+export type StaffRole =
+  | 'HQ_ADMIN'
+  | 'OPERATOR'
+  | 'STORE_MANAGER';
+
 /** What a ledger row records. */
 export type StockLedgerKind =
   | 'ADJUSTMENT'
@@ -623,6 +763,14 @@ export type UpdateCouponTemplateInput = {
   totalQuantity?: InputMaybe<Scalars['Int']['input']>;
 };
 
+export type UpdateKitchenStationInput = {
+  /** true makes it the store's default station. */
+  isDefault?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  sort?: InputMaybe<Scalars['Int']['input']>;
+  stationId: Scalars['ID']['input'];
+};
+
 export type UpdateOrderStatusInput = {
   orderId: Scalars['ID']['input'];
   status: OrderStatus;
@@ -652,6 +800,13 @@ export type UpdateSkuInput = {
   specs?: InputMaybe<Array<SpecOptionInput>>;
 };
 
+export type UpdateStaffAccountInput = {
+  displayName?: InputMaybe<Scalars['String']['input']>;
+  id: Scalars['ID']['input'];
+  role?: InputMaybe<StaffRole>;
+  storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
+};
+
 export type SessionFragment = { token: string | null, refreshToken: string | null, member: { id: string, nickname: string, phone: string | null, tier: MemberTier } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> };
 
 export type RequestLoginCodeMutationVariables = Exact<{
@@ -671,10 +826,18 @@ export type LoginWithSmsCodeMutation = { login: { token: string | null, refreshT
 
 export type LoginWithWechatMutationVariables = Exact<{
   code: Scalars['String']['input'];
+  phoneCode: InputMaybe<Scalars['String']['input']>;
 }>;
 
 
 export type LoginWithWechatMutation = { loginWithWechat: { token: string | null, refreshToken: string | null, member: { id: string, nickname: string, phone: string | null, tier: MemberTier } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+
+export type BindWechatPhoneMutationVariables = Exact<{
+  code: Scalars['String']['input'];
+}>;
+
+
+export type BindWechatPhoneMutation = { bindWechatPhone: { member: { id: string, phone: string | null } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type BindPhoneMutationVariables = Exact<{
   phone: Scalars['String']['input'];

@@ -158,23 +158,99 @@ async def bind_phone(
 
 
 async def login_with_wechat(
-    code: str, *, uow: UnitOfWork, wechat: WechatLogin, auth: AuthConfig, now: datetime
+    code: str,
+    *,
+    uow: UnitOfWork,
+    wechat: WechatLogin,
+    auth: AuthConfig,
+    now: datetime,
+    phone_code: str | None = None,
 ) -> Session:
-    """Sign in with the mini-program's wx.login code; a phone can be bound later."""
+    """Sign in with the mini-program's wx.login code; a phone can be bound now or later.
+
+    ``phone_code`` (from a getPhoneNumber button) gives the member WeChat's verified number.
+    WeChat vouches for the number as an SMS code would, so when the number belongs to a
+    member who signed in by SMS and has no WeChat account yet, that member is who signs in
+    (and keeps the openid); a number held by another WeChat account is refused (DUPLICATE),
+    as ``bindPhone`` refuses it. WeChat is asked before anything is written.
+    """
     code = clean_text(code, ["code"], max_length=WECHAT_CODE_MAX, required=False)
-    openid = await wechat.openid_for(code)
-    if openid is None:
+    if not code:
         raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
+    phone: str | None = None
+    if phone_code is not None:
+        phone_code = clean_text(phone_code, ["phoneCode"], max_length=WECHAT_CODE_MAX)
+    identity = await wechat.identity_for(code)
+    if phone_code is not None:
+        phone = check_phone(await _wechat_phone(wechat, phone_code, "phoneCode"), "phoneCode")
     async with uow:
-        member = await uow.members.by_openid(openid)
-        new = member is None
-        if member is None:
-            member = await uow.members.add(
-                phone=None, openid=openid, nickname=default_nickname(None)
+        member = await uow.members.by_openid(identity.openid)
+        holder = await uow.members.by_phone(phone) if phone is not None else None
+        new = False
+        if member is None and holder is not None:
+            if holder.wechat_openid is not None:
+                raise DomainError(ErrorCode.DUPLICATE, field=["phoneCode"])
+            member = replace(
+                holder,
+                wechat_openid=identity.openid,
+                wechat_unionid=identity.unionid or holder.wechat_unionid,
             )
+            await uow.members.save_profile(member)
+        elif member is None:
+            new = True
+            member = await uow.members.add(
+                phone=phone,
+                openid=identity.openid,
+                unionid=identity.unionid,
+                nickname=default_nickname(phone),
+            )
+        else:
+            changed = member
+            if identity.unionid and member.wechat_unionid != identity.unionid:
+                changed = replace(changed, wechat_unionid=identity.unionid)
+            if phone is not None and member.phone is None:
+                if holder is not None:
+                    raise DomainError(ErrorCode.DUPLICATE, field=["phoneCode"])
+                changed = replace(changed, phone=phone)
+            if changed != member:
+                member = changed
+                await uow.members.save_profile(member)
         session = await _open_session(uow, auth, member, now, new=new)
         await uow.commit()
     return session
+
+
+async def bind_wechat_phone(
+    member_id: int, code: str, *, uow: UnitOfWork, wechat: WechatLogin
+) -> Member:
+    """Give the signed-in member the number WeChat verified (getPhoneNumber's code).
+
+    The same rules as ``bind_phone``: a number held by another member is refused.
+    """
+    code = clean_text(code, ["code"], max_length=WECHAT_CODE_MAX)
+    phone = check_phone(await _wechat_phone(wechat, code, "code"), "code")
+    async with uow:
+        member = await uow.members.get(member_id, lock=True)
+        if member is None:
+            raise DomainError(ErrorCode.UNAUTHENTICATED)
+        holder = await uow.members.by_phone(phone)
+        if holder is not None and holder.id != member_id:
+            raise DomainError(ErrorCode.DUPLICATE, field=["code"])
+        bound = replace(member, phone=phone)
+        if bound != member:
+            await uow.members.save_profile(bound)
+            await uow.commit()
+    return bound
+
+
+async def _wechat_phone(wechat: WechatLogin, code: str, field: str) -> str:
+    """The number behind a getPhoneNumber code; refusals name the caller's field."""
+    try:
+        return await wechat.phone_for(code)
+    except DomainError as exc:
+        if exc.field is not None:
+            exc.field = [field]
+        raise
 
 
 async def refresh_session(

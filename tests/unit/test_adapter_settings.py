@@ -1,0 +1,129 @@
+"""Production refuses the development adapters and names the settings to provide;
+development says at start-up which ones it uses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from dinegraph.app import create_app
+from dinegraph.integrations.development import DevelopmentWechatLogin, LoggingSmsSender
+from dinegraph.integrations.tencent_sms import TencentSms
+from dinegraph.integrations.wechat import WechatMiniProgram
+from dinegraph.settings import ConfigurationError, Mode, Settings
+from tests.conftest import PRODUCTION_ADAPTERS, TEST_BLIND_INDEX_KEY, TEST_DATA_KEYS
+
+KEY = SecretStr("k" * 40)
+WECHAT = ["DINEGRAPH_WECHAT_APPID", "DINEGRAPH_WECHAT_SECRET"]
+SMS = [
+    "DINEGRAPH_TENCENT_SECRET_ID",
+    "DINEGRAPH_TENCENT_SECRET_KEY",
+    "DINEGRAPH_TENCENT_SMS_SDK_APP_ID",
+    "DINEGRAPH_TENCENT_SMS_SIGN_NAME",
+    "DINEGRAPH_TENCENT_SMS_TEMPLATE_ID",
+]
+PAY = [
+    "DINEGRAPH_WECHATPAY_MCHID",
+    "DINEGRAPH_WECHATPAY_APPID",
+    "DINEGRAPH_WECHATPAY_MERCHANT_SERIAL_NO",
+    "DINEGRAPH_WECHATPAY_PRIVATE_KEY_PATH",
+    "DINEGRAPH_WECHATPAY_APIV3_KEY",
+    "DINEGRAPH_WECHATPAY_PUBLIC_KEY_PATH",
+    "DINEGRAPH_WECHATPAY_PUBLIC_KEY_ID",
+    "DINEGRAPH_WECHATPAY_NOTIFY_URL",
+]
+
+
+def production(**values: Any) -> Settings:
+    keys: dict[str, Any] = {"data_keys": TEST_DATA_KEYS, "blind_index_key": TEST_BLIND_INDEX_KEY}
+    return Settings(mode=Mode.PRODUCTION, secret_key=KEY, **keys, **values)
+
+
+def refusal(settings: Settings) -> str:
+    with pytest.raises(ConfigurationError) as refused:
+        settings.check_servable()
+    return str(refused.value)
+
+
+def without(*names: str) -> dict[str, Any]:
+    return {k: v for k, v in PRODUCTION_ADAPTERS.items() if k not in names}
+
+
+def test_production_with_every_adapter_real_serves() -> None:
+    production(**PRODUCTION_ADAPTERS).check_servable()
+    assert production(**PRODUCTION_ADAPTERS).development_adapters() == {}
+
+
+def test_production_without_adapters_names_every_setting_to_provide() -> None:
+    message = refusal(production())
+    assert "development adapters" in message
+    for name in [*WECHAT, *SMS, *PAY]:
+        assert name in message
+
+
+@pytest.mark.parametrize(
+    ("missing", "named", "not_named"),
+    [
+        (("wechat_appid", "wechat_secret"), WECHAT, SMS + PAY),
+        (
+            (
+                "tencent_secret_id",
+                "tencent_secret_key",
+                "tencent_sms_sdk_app_id",
+                "tencent_sms_sign_name",
+                "tencent_sms_template_id",
+            ),
+            SMS,
+            WECHAT + PAY,
+        ),
+        (("wechatpay_mchid",), PAY, WECHAT + SMS),
+    ],
+    ids=["wechat", "sms", "payments"],
+)
+def test_each_development_adapter_is_refused_on_its_own(
+    missing: tuple[str, ...], named: list[str], not_named: list[str]
+) -> None:
+    message = refusal(production(**without(*missing)))
+    assert all(name in message for name in named)
+    assert not any(name in message for name in not_named)
+
+
+def test_development_payments_are_refused_in_production() -> None:
+    message = refusal(production(**PRODUCTION_ADAPTERS, development_payments=True))
+    assert "DINEGRAPH_DEVELOPMENT_PAYMENTS" in message
+
+
+@pytest.mark.parametrize("mode", [Mode.PRODUCTION, Mode.DEVELOPMENT])
+def test_a_half_configured_adapter_is_refused_in_either_mode(mode: Mode) -> None:
+    half = without("tencent_sms_template_id")
+    settings = production(**half) if mode is Mode.PRODUCTION else Settings(secret_key=KEY, **half)
+    message = refusal(settings)
+    assert "SMS is half configured" in message
+    assert "DINEGRAPH_TENCENT_SMS_TEMPLATE_ID" in message and "SECRET_ID" not in message
+
+
+def test_the_wiring_picks_the_real_adapters_when_configured() -> None:
+    app = create_app(production(**PRODUCTION_ADAPTERS))
+    assert isinstance(app.state.services.wechat, WechatMiniProgram)
+    assert isinstance(app.state.services.sms, TencentSms)
+    development = create_app(Settings(secret_key=KEY)).state.services
+    assert isinstance(development.wechat, DevelopmentWechatLogin)
+    assert isinstance(development.sms, LoggingSmsSender)
+
+
+def test_development_says_once_which_development_adapters_it_uses(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="dinegraph"):
+        create_app(Settings(secret_key=KEY, **without("wechat_appid", "wechat_secret")))
+    said = [r.getMessage() for r in caplog.records if "development adapters" in r.getMessage()]
+    assert len(said) == 1
+    assert "WeChat sign-in" in said[0] and "payments" in said[0] and "SMS" not in said[0]
+    assert "DINEGRAPH_WECHAT_APPID" in said[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="dinegraph"):
+        create_app(production(**PRODUCTION_ADAPTERS))
+    assert "development adapters" not in caplog.text
