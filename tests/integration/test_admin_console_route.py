@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.app import create_app
 from dinegraph.settings import Mode, Settings
+from tests.conftest import make_settings
 
 PAGE = (
     '<!doctype html><html><head><script src="/admin/assets/index-abc123.js"></script></head></html>'
@@ -93,7 +94,7 @@ async def test_without_a_build_the_page_says_how_to_get_one(
 async def test_production_serves_the_console_too(
     settings: Settings, engine: AsyncEngine, dist: Path
 ) -> None:
-    production = settings.model_copy(update={"mode": Mode.PRODUCTION})
+    production = make_settings(settings.database_url, mode=Mode.PRODUCTION)
     assert production.production
     async with await _client(production, engine, dist) as http:
         page = await http.get("/admin/campaigns")
