@@ -44,7 +44,21 @@ graphiql/node_modules/.installed: graphiql/package.json graphiql/package-lock.js
 
 run: $(GRAPHIQL_PACKAGES)
 
-test: .venv/.synced $(CLIENT_PACKAGES) $(GRAPHIQL_PACKAGES)
+# The staff console (admin/, Vue + Vite) is installed and built the same way and served at
+# /admin; without npm that page says how to get it.
+ADMIN_BUILD := $(if $(NPM),admin/dist/index.html)
+ADMIN_SOURCES := $(shell find admin/src -type f 2>/dev/null) admin/index.html admin/vite.config.ts
+
+admin/node_modules/.installed: admin/package.json admin/package-lock.json
+	cd admin && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+admin/dist/index.html: admin/node_modules/.installed $(ADMIN_SOURCES)
+	cd admin && npm run build --silent
+
+run: $(ADMIN_BUILD)
+
+test: .venv/.synced $(CLIENT_PACKAGES) $(GRAPHIQL_PACKAGES) $(ADMIN_BUILD)
 	.venv/bin/pytest $(PYTEST_ARGS)
 
 lint: .venv/.synced

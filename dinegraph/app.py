@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dinegraph import graphiql
+from dinegraph import admin_console, graphiql
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.calls import SqlCallStore
@@ -405,6 +405,7 @@ def create_app(
             ),
             *wechatpay_routes(engine, broker, services),
             *graphiql.routes(settings),
+            *admin_console.routes(settings),
         ],
         lifespan=lifespan,
         middleware=[

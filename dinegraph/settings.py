@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # Development only: the `node_modules` folder holding GraphiQL's browser files, which
     # the server hands out itself (no CDN). Unset: the repository's graphiql/node_modules.
     graphiql_assets: Path | None = None
+    # The staff console's build (`npm run build` in admin/), served at /admin. Unset: the
+    # repository's admin/dist.
+    admin_dist: Path | None = None
 
     # Automatic persisted queries kept (the oldest forgotten first); trusted documents
     # (`dinegraph trust-documents`) are kept apart and never forgotten.

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dinegraph.db.tables import skus, stock_ledger, stock_levels, stock_movements, stores
 from dinegraph.domain.stamps import stock_stamp
 from dinegraph.domain.stock import (
+    DEFAULT_LOW_STOCK_THRESHOLD,
     LedgerKind,
     Movement,
     MovementLine,
@@ -24,8 +25,6 @@ from dinegraph.domain.stock import (
     SkuStock,
     StockLevel,
 )
-
-DEFAULT_LOW_STOCK_THRESHOLD = 5
 
 _LEVEL_COLUMNS = (
     stock_levels.c.store_id,

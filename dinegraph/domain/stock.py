@@ -100,6 +100,10 @@ def combo_stock_view(
     return own
 
 
+DEFAULT_LOW_STOCK_THRESHOLD = 5
+"""A level's threshold until staff set one."""
+
+
 @dataclass(frozen=True, slots=True)
 class StockLevel:
     store_id: int

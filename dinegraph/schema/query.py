@@ -48,7 +48,7 @@ from dinegraph.schema.staff_admin import (
     api_keys,
     staff_accounts,
 )
-from dinegraph.schema.stock import StockLedgerConnection, stock_ledger
+from dinegraph.schema.stock import StockLedgerConnection, StoreStock, stock_ledger, store_stock
 
 Info = strawberry.Info[Context, None]
 
@@ -132,6 +132,11 @@ class Query(KitchenQuery):
     stock_ledger: StockLedgerConnection = strawberry.field(
         resolver=stock_ledger,
         description="Every change of a store's tracked stock, newest first (staff, partners).",
+    )
+    store_stock: list[StoreStock] = strawberry.field(
+        resolver=store_stock,
+        description="A store's stock board (its staff): tracked SKUs and made-to-order "
+        "dishes, with 沽清 and low-stock thresholds.",
     )
 
     outbound_calls: OutboundCallConnection = strawberry.field(

@@ -316,3 +316,9 @@ async def stock_ledger(
         edges=[StockLedgerEdge(cursor=c, node=StockLedgerEntry.of(r)) for c, r in page.items],
         page_info=page_info(page),
     )
+
+
+async def store_stock(info: Info, store_id: strawberry.ID) -> list[StoreStock]:
+    with raise_for_query(info):
+        levels = await resolve.store_stock(info.context, decode_id(store_id, "Store", ["storeId"]))
+    return [StoreStock.of(level) for level in levels]

@@ -228,3 +228,81 @@ async def test_low_stock_threshold_is_per_store_and_sku(
     assert negative["data"]["setLowStockThreshold"]["errors"] == [
         {"code": "OUT_OF_RANGE", "field": ["threshold"]}
     ]
+
+
+STORE_STOCK = """query($store: ID!) { storeStock(storeId: $store) {
+  available soldOut lowStockThreshold version sku { id tracked } } }"""
+
+
+async def test_the_stock_board_shows_levels_sold_out_marks_and_thresholds(
+    gql: GraphQLClient, credentials: Credentials
+) -> None:
+    (sku,) = await new_tracked_skus(gql, credentials, stock=7)
+    untouched, dish = await _board_skus(gql, credentials)
+    set_threshold = """mutation($input: SetLowStockThresholdInput!) {
+        setLowStockThreshold(input: $input) { errors { code } } }"""
+    changed = await gql.execute(
+        set_threshold,
+        {"input": {"storeId": STORE_1, "skuId": sku, "threshold": 3}},
+        credentials.manager_store_1,
+    )
+    assert changed["data"]["setLowStockThreshold"]["errors"] == []
+    marked = await gql.execute(
+        SOLD_OUT,
+        {"input": {"storeId": STORE_1, "skuId": dish, "soldOut": True}},
+        credentials.manager_store_1,
+    )
+    assert marked["data"]["setSoldOut"]["errors"] == []
+
+    body = await gql.execute(STORE_STOCK, {"store": STORE_1}, credentials.manager_store_1)
+    board = {row["sku"]["id"]: row for row in body["data"]["storeStock"]}
+    assert board[sku] == {
+        "available": 7,
+        "soldOut": False,
+        "lowStockThreshold": 3,
+        "version": board[sku]["version"],
+        "sku": {"id": sku, "tracked": True},
+    }
+    assert board[dish]["available"] is None and board[dish]["soldOut"] is True
+    # A level the store never touched shows the default threshold, and nothing on hand.
+    assert (board[untouched]["available"], board[untouched]["soldOut"]) == (0, True)
+    assert board[untouched]["lowStockThreshold"] == 5
+    await gql.execute(
+        SOLD_OUT,
+        {"input": {"storeId": STORE_1, "skuId": dish, "soldOut": False}},
+        credentials.manager_store_1,
+    )
+
+
+async def _board_skus(gql: GraphQLClient, credentials: Credentials) -> tuple[str, str]:
+    """A tracked SKU store 1 never stocked, and a made-to-order dish of store 1."""
+    created = await gql.execute(
+        """mutation($input: CreateProductInput!) { createProduct(input: $input) {
+            product { skus { id } } errors { code } } }""",
+        {
+            "input": {
+                "categoryId": encode_id("Category", 1),
+                "kind": "RETAIL",
+                "name": "从未进货的预制菜",
+                "channels": ["RETAIL"],
+                "skus": [{"name": "一份", "priceFen": 1990}],
+            }
+        },
+        credentials.hq_admin,
+    )
+    never: str = created["data"]["createProduct"]["product"]["skus"][0]["id"]
+    body = await gql.execute(STORE_STOCK, {"store": STORE_1}, credentials.manager_store_1)
+    dish = next(r["sku"]["id"] for r in body["data"]["storeStock"] if not r["sku"]["tracked"])
+    return never, dish
+
+
+@pytest.mark.parametrize("who", ["manager_store_1", "partner", "member", None])
+async def test_the_stock_board_is_for_the_store_staff_only(
+    gql: GraphQLClient, credentials: Credentials, who: str | None
+) -> None:
+    headers = getattr(credentials, who) if who else None
+    body = await gql.execute(STORE_STOCK, {"store": STORE_2}, headers)
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] in {"FORBIDDEN", "UNAUTHENTICATED"}
+    hq = await gql.execute(STORE_STOCK, {"store": STORE_2}, credentials.hq_admin)
+    assert len(hq["data"]["storeStock"]) > 0

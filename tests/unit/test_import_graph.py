@@ -15,7 +15,7 @@ its imports is checked against the layers below: module level, inside functions 
 | schema       | schema/**                       | domain, resolvers, schema, context (3),|
 |              |                                 | edge, config                           |
 | edge         | security, payments, persisted,  | domain, config, edge, resolvers (4)    |
-|              | wechatpay_notify,               |                                        |
+|              | wechatpay_notify, admin_console,|                                        |
 |              | i18n, graphiql, request_limits, |                                        |
 |              | public_reads, read_cache        |                                        |
 |              | credential_cache, passwords,    |                                        |
@@ -79,6 +79,7 @@ MODULE_LAYERS = {
     "persisted": "edge",
     "i18n": "edge",
     "graphiql": "edge",
+    "admin_console": "edge",
     "request_limits": "edge",
     "public_reads": "edge",
     "read_cache": "edge",

@@ -1,0 +1,24 @@
+import { createRouter, createWebHistory } from 'vue-router'
+import { session } from './api/session'
+
+export const router = createRouter({
+  history: createWebHistory('/admin/'),
+  routes: [
+    { path: '/', redirect: '/stock' },
+    { path: '/login', component: () => import('./pages/LoginPage.vue'), meta: { public: true } },
+    { path: '/stock', component: () => import('./pages/StockPage.vue') },
+    { path: '/orders', component: () => import('./pages/OrdersPage.vue') },
+    { path: '/deliveries', component: () => import('./pages/DeliveriesPage.vue') },
+    { path: '/campaigns', component: () => import('./pages/CampaignsPage.vue') },
+    { path: '/coupons', component: () => import('./pages/CouponsPage.vue') },
+    { path: '/products', component: () => import('./pages/ProductsPage.vue') },
+    { path: '/staff', component: () => import('./pages/StaffPage.vue') },
+    { path: '/:rest(.*)*', redirect: '/stock' },
+  ],
+})
+
+router.beforeEach((to) => {
+  if (!to.meta.public && !session.staff) return { path: '/login', query: { next: to.fullPath } }
+  if (to.path === '/login' && session.staff) return { path: '/stock' }
+  return true
+})
