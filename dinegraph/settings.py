@@ -228,6 +228,14 @@ class Settings(BaseSettings):
             if any(given) and not all(given):
                 missing = ", ".join(n for n, g in zip(names, given, strict=True) if not g)
                 raise ConfigurationError(f"{service} is half configured: set {missing}")
+        if self.wechat_appid and self.wechatpay_appid and self.wechat_appid != self.wechatpay_appid:
+            # WeChat Pay takes the payer's openid under its AppID: one of another app fails
+            # every payment (appid和openid不匹配).
+            raise ConfigurationError(
+                f"DINEGRAPH_WECHATPAY_APPID {self.wechatpay_appid} is not the mini-program's "
+                f"DINEGRAPH_WECHAT_APPID {self.wechat_appid}: WeChat Pay needs the payer's "
+                "openid of the app it pays for; bind the mini-program's AppID to the merchant"
+            )
         if not self.production:
             return
         if self.development_payments:

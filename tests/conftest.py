@@ -70,7 +70,6 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
 # Production refuses development adapters: these settings make WeChat sign-in, SMS and
 # payments real (aimed at a closed loopback port: tests that call them start fakes).
 PRODUCTION_ADAPTERS: dict[str, Any] = {
-    "wechat_appid": "wx0000000000000000",
     "wechat_secret": "test-wechat-app-secret",
     "wechat_api_base": "http://127.0.0.1:9",
     "tencent_secret_id": "AKIDtest",
@@ -94,6 +93,8 @@ def _production_merchant() -> dict[str, Any]:
 
 
 PRODUCTION_ADAPTERS.update(_production_merchant())
+# WeChat Pay pays for the mini-program members sign in to: one AppID.
+PRODUCTION_ADAPTERS["wechat_appid"] = PRODUCTION_ADAPTERS["wechatpay_appid"]
 # The same as typed values, for ``Settings.model_copy(update=...)``.
 PRODUCTION_ADAPTER_VALUES: dict[str, Any] = Settings(**PRODUCTION_ADAPTERS).model_dump(
     include=set(PRODUCTION_ADAPTERS)

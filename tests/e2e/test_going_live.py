@@ -66,6 +66,7 @@ def test_a_production_server_signs_members_in_through_sms_and_wechat(settings: S
             "DINEGRAPH_WECHAT_APPID": wechat.appid,
             "DINEGRAPH_WECHAT_SECRET": wechat.secret,
             "DINEGRAPH_WECHAT_API_BASE": wechat.url,
+            "DINEGRAPH_WECHATPAY_APPID": wechat.appid,  # the merchant pays for this app
             "DINEGRAPH_TENCENT_SECRET_ID": sms.secret_id,
             "DINEGRAPH_TENCENT_SECRET_KEY": sms.secret_key,
             "DINEGRAPH_TENCENT_SMS_SDK_APP_ID": sms.sdk_app_id,

@@ -147,8 +147,10 @@ async def test_a_member_signs_in_pays_and_is_refunded_through_the_real_adapters(
     staff = await _staff_token(settings, shop.store_ids[0])
     # The PostgreSQL leg runs with Redis as CI's does (several processes would share it).
     broker = {"DINEGRAPH_BROKER_URL": broker_url(settings, "redis")} if ON_POSTGRES else {}
-    pay, merchant = new_merchant(tmp_path)  # notify URL https://…: production insists
-    wechat, sms = FakeWechatServer().start(), FakeTencentSms().start()
+    # The merchant is bound to the mini-program (its own AppID: its own access token row).
+    appid = f"wx{uuid.uuid4().hex[:16]}"
+    pay, merchant = new_merchant(tmp_path, appid=appid)  # notify URL https://…: as production
+    wechat, sms = FakeWechatServer(appid=appid).start(), FakeTencentSms().start()
     phone = f"136{uuid.uuid4().int % 100_000_000:08d}"
     try:
         with (

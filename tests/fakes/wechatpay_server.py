@@ -496,16 +496,19 @@ class Merchant:
 
 
 def new_merchant(
-    directory: Any, *, notify_url: str = "https://shop.example.com/payments/wechatpay/notify"
+    directory: Any,
+    *,
+    notify_url: str = "https://shop.example.com/payments/wechatpay/notify",
+    appid: str = "wxd678efh567hg6787",
 ) -> tuple[FakeWechatPay, Merchant]:
     """A fresh merchant key pair and APIv3 key, a ``FakeWechatPay`` that knows them (not yet
     started), and the settings pointing the adapter at it once it runs (``base_url`` is
-    filled in by ``merchant_env``)."""
+    filled in by ``merchant_env``). ``appid``: the mini-program the merchant is bound to."""
     key = new_rsa_key()
     apiv3_key = secrets.token_hex(16)
     fake = FakeWechatPay(
         mchid="1900000109",
-        appid="wxd678efh567hg6787",
+        appid=appid,
         merchant_serial_no=secrets.token_hex(20).upper(),
         merchant_public_key=key.public_key(),
         apiv3_key=apiv3_key.encode(),

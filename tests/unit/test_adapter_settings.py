@@ -91,6 +91,19 @@ def test_each_development_adapter_is_refused_on_its_own(
     assert not any(name in message for name in not_named)
 
 
+@pytest.mark.parametrize("mode", [Mode.PRODUCTION, Mode.DEVELOPMENT])
+def test_wechat_pay_for_another_app_than_the_mini_program_is_refused(mode: Mode) -> None:
+    values = {**PRODUCTION_ADAPTERS, "wechat_appid": "wx1111111111111111"}
+    settings = (
+        production(**values) if mode is Mode.PRODUCTION else Settings(secret_key=KEY, **values)
+    )
+    message = refusal(settings)
+    assert "DINEGRAPH_WECHATPAY_APPID" in message and "DINEGRAPH_WECHAT_APPID" in message
+    # Either alone is fine: development signs in or pays with its own adapter.
+    alone = {k: v for k, v in values.items() if k not in ("wechat_appid", "wechat_secret")}
+    Settings(secret_key=KEY, **alone).check_servable()
+
+
 def test_development_payments_are_refused_in_production() -> None:
     message = refusal(production(**PRODUCTION_ADAPTERS, development_payments=True))
     assert "DINEGRAPH_DEVELOPMENT_PAYMENTS" in message
