@@ -797,4 +797,11 @@ async def test_production_has_no_development_payments(
             production, member, place_input(line(sku, 1), address=shop.near(50))
         )
         body = await production.execute(PAY, {"orderId": order_id}, member)
-    assert body["data"]["payOrder"]["errors"][0]["code"] == "NOT_AVAILABLE"
+    # Production pays through WeChat Pay only (here on a closed port): nothing marks the
+    # order paid.
+    assert body["data"]["payOrder"]["errors"][0]["code"] == "PAYMENT_PROVIDER_UNAVAILABLE"
+    async with engine.connect() as conn:
+        status = await conn.scalar(
+            sa.select(orders.c.status).where(orders.c.id == decode_id(order_id, "Order", ["id"]))
+        )
+    assert status == "PENDING_PAYMENT"
