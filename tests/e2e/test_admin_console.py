@@ -522,6 +522,9 @@ def test_the_members_page_finds_a_member_and_adjusts_points_with_a_reason(
     page.locator("[data-test=points-submit]").click()
     expect(dialog).to_be_hidden()
     expect(points).to_contain_text("30")
+    expect(page.locator("[data-test=member-ledger] .el-table__row").first).to_contain_text(
+        "人工调整"
+    )
     _screenshot(page, "members")
     assert _gql(server, balance, {}, member)["viewer"]["member"]["points"] == 30
 
