@@ -6,12 +6,14 @@ export const router = createRouter({
   routes: [
     { path: '/', redirect: '/stock' },
     { path: '/login', component: () => import('./pages/LoginPage.vue'), meta: { public: true } },
+    { path: '/change-password', component: () => import('./pages/ChangePasswordPage.vue') },
     { path: '/stock', component: () => import('./pages/StockPage.vue') },
     { path: '/orders', component: () => import('./pages/OrdersPage.vue') },
     { path: '/deliveries', component: () => import('./pages/DeliveriesPage.vue') },
     { path: '/campaigns', component: () => import('./pages/CampaignsPage.vue') },
     { path: '/coupons', component: () => import('./pages/CouponsPage.vue') },
     { path: '/products', component: () => import('./pages/ProductsPage.vue') },
+    { path: '/members', component: () => import('./pages/MembersPage.vue') },
     { path: '/staff', component: () => import('./pages/StaffPage.vue') },
     { path: '/:rest(.*)*', redirect: '/stock' },
   ],
@@ -20,5 +22,12 @@ export const router = createRouter({
 router.beforeEach((to) => {
   if (!to.meta.public && !session.staff) return { path: '/login', query: { next: to.fullPath } }
   if (to.path === '/login' && session.staff) return { path: '/stock' }
+  // An account with a temporary password changes it before anything else.
+  if (session.staff?.mustChangePassword && to.path !== '/change-password') {
+    return { path: '/change-password', query: { next: to.fullPath } }
+  }
+  if (to.path === '/change-password' && session.staff && !session.staff.mustChangePassword && !to.query.own) {
+    return { path: '/stock' }
+  }
   return true
 })

@@ -181,6 +181,11 @@ class ReadQueries(CatalogReads, RefundReads):
         rows = await self._rows(sa.select(members).where(members.c.id.in_(ids)))
         return [(member_of(r), int(r.points)) for r in rows]
 
+    async def member_by_phone(self, phone: str) -> tuple[Member, int] | None:
+        """A member with their points balance; the blind index compares the phone's HMAC."""
+        rows = await self._rows(sa.select(members).where(members.c.phone_index == phone))
+        return (member_of(rows[0]), int(rows[0].points)) if rows else None
+
     async def addresses_of(self, member_ids: Sequence[int]) -> dict[int, list[Address]]:
         grouped: dict[int, list[Address]] = defaultdict(list)
         query = (
@@ -282,6 +287,7 @@ class ReadQueries(CatalogReads, RefundReads):
         *,
         member_id: int | None = None,
         store_id: int | None = None,
+        store_ids: Sequence[int] | None = None,
         statuses: Sequence[str] | None,
         before_id: int | None,
         limit: int,
@@ -292,6 +298,8 @@ class ReadQueries(CatalogReads, RefundReads):
             query = query.where(orders.c.member_id == member_id)
         if store_id is not None:
             query = query.where(orders.c.store_id == store_id)
+        if store_ids is not None:
+            query = query.where(orders.c.store_id.in_(store_ids))
         if statuses:
             query = query.where(orders.c.status.in_(statuses))
         if before_id is not None:

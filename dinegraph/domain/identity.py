@@ -146,6 +146,18 @@ def can_read_member(viewer: Viewer, member_id: int) -> bool:
     )
 
 
+def can_find_member(viewer: Viewer) -> bool:
+    """Any staff may find a member by the phone they give at the counter (memberByPhone)."""
+    return isinstance(viewer, StaffViewer)
+
+
+def can_serve_member(viewer: Viewer, member_id: int) -> bool:
+    """The member card: tier, points and coupons. Everyone who reads the member, and store
+    managers serving them at the counter (without birthday, addresses or points history,
+    and with only their own stores' orders)."""
+    return can_read_member(viewer, member_id) or can_find_member(viewer)
+
+
 def can_read_order(viewer: Viewer, member_id: int, store_id: int) -> bool:
     """An order is read by its member, the staff of its store, and head office."""
     if isinstance(viewer, MemberViewer):

@@ -124,6 +124,8 @@ class ReadModels(Protocol):
 
     async def members_by_ids(self, ids: Sequence[int]) -> list[tuple[Member, int]]: ...
 
+    async def member_by_phone(self, phone: str) -> tuple[Member, int] | None: ...
+
     async def addresses_of(self, member_ids: Sequence[int]) -> dict[int, list[Address]]: ...
 
     async def points_rows(
@@ -159,6 +161,7 @@ class ReadModels(Protocol):
         *,
         member_id: int | None = None,
         store_id: int | None = None,
+        store_ids: Sequence[int] | None = None,
         statuses: Sequence[str] | None,
         before_id: int | None,
         limit: int,

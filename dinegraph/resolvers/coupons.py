@@ -16,7 +16,12 @@ from dinegraph.domain.coupons import (
     terms_of,
 )
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import MemberViewer, can_read_member, require_catalog_editor
+from dinegraph.domain.identity import (
+    MemberViewer,
+    can_read_member,
+    can_serve_member,
+    require_catalog_editor,
+)
 from dinegraph.domain.pricing import (
     Cart,
     CartLine,
@@ -46,7 +51,7 @@ async def member_coupons(
     first: int | None,
     after: str | None,
 ) -> Page[Coupon]:
-    if not can_read_member(ctx.viewer, member_id):
+    if not can_serve_member(ctx.viewer, member_id):
         raise DomainError(ErrorCode.FORBIDDEN)
     size = page_size(first, ctx.settings.max_page_size)
     before = decode_key_cursor("coupon", after)

@@ -9,8 +9,10 @@ from dinegraph.domain.checkout import Checkout
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.identity import (
     MemberViewer,
+    StaffViewer,
     can_read_member,
     can_read_order,
+    can_serve_member,
     require_store_manager,
 )
 from dinegraph.domain.orders import OPEN, Order, OrderChanged
@@ -50,9 +52,13 @@ async def member_orders(
     first: int | None,
     after: str | None,
 ) -> Page[Order]:
-    if not can_read_member(ctx.viewer, member_id):
+    if can_read_member(ctx.viewer, member_id):
+        return await _page(ctx, statuses, first, after, member_id=member_id)
+    if not can_serve_member(ctx.viewer, member_id) or not isinstance(ctx.viewer, StaffViewer):
         raise DomainError(ErrorCode.FORBIDDEN)
-    return await _page(ctx, statuses, first, after, member_id=member_id)
+    # A store manager serving the member sees their orders at the manager's own stores.
+    stores = sorted(ctx.viewer.store_ids)
+    return await _page(ctx, statuses, first, after, member_id=member_id, store_ids=stores)
 
 
 async def store_orders(
@@ -73,11 +79,21 @@ async def _page(
     statuses: Sequence[str] | None,
     first: int | None,
     after: str | None,
-    **owner: int,
+    *,
+    member_id: int | None = None,
+    store_id: int | None = None,
+    store_ids: Sequence[int] | None = None,
 ) -> Page[Order]:
     size = page_size(first, ctx.settings.max_page_size)
     before = decode_key_cursor("order", after)
-    rows = await ctx.reads.orders_page(statuses=statuses, before_id=before, limit=size + 1, **owner)
+    rows = await ctx.reads.orders_page(
+        member_id=member_id,
+        store_id=store_id,
+        store_ids=store_ids,
+        statuses=statuses,
+        before_id=before,
+        limit=size + 1,
+    )
     for order in rows:
         ctx.loaders.order.prime(order.id, order)
     return keyset_page(rows, size=size, kind="order", key=lambda o: o.id, after=before)

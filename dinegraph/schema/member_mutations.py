@@ -80,7 +80,10 @@ class SaveAddressInput:
 class AdjustMemberPointsInput:
     member_id: strawberry.ID
     delta: int
-    reference: str = strawberry.field(description="e.g. the ticket number; retry-safe.")
+    reference: str = strawberry.field(
+        description="The idempotency key, e.g. the ticket number; retry-safe."
+    )
+    reason: str = strawberry.field(description="Why; kept in the audit log (at most 200).")
 
 
 @strawberry.type
@@ -273,6 +276,7 @@ class MemberMutation:
                 member_id=decode_id(input.member_id, "Member", ["memberId"]),
                 delta=input.delta,
                 reference=input.reference,
+                reason=input.reason,
             )
             return await info.context.run(points_service.adjust_points, cmd)
 

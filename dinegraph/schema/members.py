@@ -11,6 +11,8 @@ from strawberry import relay
 from dinegraph.context import Context
 from dinegraph.domain import members as domain
 from dinegraph.domain.coupons import CouponStatus
+from dinegraph.domain.identity import Viewer as ViewerOf
+from dinegraph.domain.identity import can_read_member
 from dinegraph.domain.orders import OrderStatus
 from dinegraph.domain.reads import PointsRow
 from dinegraph.domain.tiers import BENEFITS, Tier, tier_progress
@@ -18,6 +20,7 @@ from dinegraph.resolvers import members as resolve
 from dinegraph.resolvers.ids import encode_id, node_row_ids
 from dinegraph.schema.common import GeoPoint, page_info
 from dinegraph.schema.coupons import CouponConnection, member_coupons
+from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.orders import OrderConnection, member_orders
 from dinegraph.schema.staff import StaffAccount, viewer_staff
 
@@ -101,7 +104,9 @@ class MemberNode(relay.Node):
     id: relay.NodeID[int]
     nickname: str
     phone: str | None = strawberry.field(description="Masked, e.g. 138****5678.")
-    birthday: date | None
+    birthday: date | None = strawberry.field(
+        description="Null for a store manager (as are addresses and the points ledger)."
+    )
     tier: Tier
     points: int = strawberry.field(description="The balance: the sum of the points ledger.")
     member: strawberry.Private[domain.Member]
@@ -117,6 +122,15 @@ class MemberNode(relay.Node):
             points=points,
             member=member,
         )
+
+    @classmethod
+    def served(cls, member: domain.Member, points: int, viewer: ViewerOf) -> MemberNode:
+        """The member as ``viewer`` may see them: a store manager serving them at the
+        counter is not shown the birthday (nor addresses nor points history)."""
+        node = cls.of(member, points)
+        if not can_read_member(viewer, member.id):
+            node.birthday = None
+        return node
 
     @strawberry.field
     def benefits(self) -> TierBenefits:
@@ -163,11 +177,12 @@ class MemberNode(relay.Node):
     ) -> OrderConnection:
         return await member_orders(info, self.member.id, status, first, after)
 
-    @strawberry.field(description="Newest first.")
+    @strawberry.field(description="Newest first (not for store managers).")
     async def points_ledger(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> PointsConnection:
-        page = await resolve.points_page(info.context, self.member.id, first=first, after=after)
+        with raise_for_query(info):
+            page = await resolve.points_page(info.context, self.member.id, first=first, after=after)
         return PointsConnection(
             edges=[PointsEdge(cursor=c, node=_points_entry(r)) for c, r in page.items],
             page_info=page_info(page),
@@ -180,6 +195,12 @@ class MemberNode(relay.Node):
         ids = node_row_ids(node_ids)
         found = await resolve.members(info.context, ids)
         return [cls.of(*f) if f else None for f in found]
+
+
+async def member_by_phone(info: Info, phone: str) -> MemberNode | None:
+    with raise_for_query(info):
+        found = await resolve.member_by_phone(info.context, phone)
+    return MemberNode.served(*found, info.context.viewer) if found else None
 
 
 @strawberry.type(description="Who is asking.")

@@ -38,7 +38,7 @@ from dinegraph.schema.coupons import (
 from dinegraph.schema.delivery import DeliveryNode, deliveries_in_progress, delivery
 from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.kitchen import KitchenQuery
-from dinegraph.schema.members import Viewer
+from dinegraph.schema.members import MemberNode, Viewer, member_by_phone
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
 from dinegraph.schema.refunds import RefundConnection, store_refund_requests
@@ -202,6 +202,15 @@ class Query(KitchenQuery):
     )
     api_keys: ApiKeyConnection = strawberry.field(
         resolver=api_keys, description="Partner API keys, revoked ones too (head office only)."
+    )
+
+    member_by_phone: MemberNode | None = strawberry.field(
+        resolver=member_by_phone,
+        description=(
+            "Staff find a member by phone (blind index): head office and operators see the "
+            "whole member; a store manager sees the card (tier, points, coupons) and the "
+            "member's orders at their own stores, without birthday, addresses or points history."
+        ),
     )
 
     @strawberry.field(description="Who is asking: a member, staff, or nobody.")

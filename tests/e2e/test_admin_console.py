@@ -427,7 +427,7 @@ def test_a_store_manager_sees_only_their_store(page: Page, server: str) -> None:
         assert "errors" not in allowed, allowed
 
 
-@pytest.mark.parametrize("name", ["coupons", "products", "staff"])
+@pytest.mark.parametrize("name", ["coupons", "products", "members", "staff"])
 def test_every_other_page_renders(page: Page, server: str, name: str) -> None:
     _sign_in(page, server, HQ)
     page.locator(f"[data-test=menu-{name}]").click()
@@ -476,3 +476,144 @@ def test_a_refund_request_is_approved_from_the_board(
     )
     (refund,) = refunds["order"]["refunds"]
     assert refund["status"] in {"APPROVED", "SUBMITTED", "REFUNDED"}
+
+
+def _member_with_phone(settings: Settings) -> tuple[str, dict[str, str]]:
+    phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    token = _cli_secret(settings, "member-token", "--phone", phone)
+    return phone, {"Authorization": f"Bearer {token}"}
+
+
+def test_the_members_page_finds_a_member_and_adjusts_points_with_a_reason(
+    page: Page, server: str, console_settings: Settings
+) -> None:
+    phone, member = _member_with_phone(console_settings)
+    order = _paid_order(server, member, "PICKUP")
+    _sign_in(page, server, HQ)
+    page.locator("[data-test=menu-members]").click()
+    expect(page).to_have_url(f"{server}/admin/members")
+
+    # A phone that is no phone is refused on the search box.
+    page.locator("input[data-test=member-phone]").fill("12345")
+    page.locator("[data-test=member-find]").click()
+    expect(page.locator(".el-form-item__error")).to_have_text("请输入 11 位手机号")
+
+    page.locator("input[data-test=member-phone]").fill(phone)
+    page.locator("[data-test=member-find]").click()
+    card = page.locator("[data-test=member-card]")
+    expect(card).to_contain_text(f"{phone[:3]}****{phone[-4:]}")
+    expect(page.locator("[data-test=member-orders]")).to_contain_text(order["number"])
+    points = page.locator("[data-test=member-points]")
+    expect(points).to_contain_text("0")
+
+    # The dialog shows each refusal on its field, and saves nothing until both are right.
+    page.locator("[data-test=adjust-points]").click()
+    dialog = page.get_by_role("dialog", name="调整积分")
+    delta = page.locator("[data-test=points-delta] input")
+    page.locator("[data-test=points-submit]").click()
+    expect(dialog.locator(".el-form-item__error")).to_have_count(1)  # a zero change
+    delta.fill("30")
+    delta.press("Tab")
+    page.locator("[data-test=points-submit]").click()
+    expect(dialog.locator(".el-form-item.is-error")).to_contain_text("原因")
+    balance = """query { viewer { member { points } } }"""
+    assert _gql(server, balance, {}, member)["viewer"]["member"]["points"] == 0
+    page.locator("textarea[data-test=points-reason]").fill("客诉补偿")
+    page.locator("[data-test=points-submit]").click()
+    expect(dialog).to_be_hidden()
+    expect(points).to_contain_text("30")
+    expect(page.locator("[data-test=member-ledger] .el-table__row").first).to_contain_text(
+        "人工调整"
+    )
+    _screenshot(page, "members")
+    assert _gql(server, balance, {}, member)["viewer"]["member"]["points"] == 30
+
+
+def test_selected_orders_print_as_one_batch_of_tickets(
+    page: Page, server: str, console_settings: Settings
+) -> None:
+    member = _member(console_settings)
+    first = _paid_order(server, member, "PICKUP")
+    second = _paid_order(server, member, "PICKUP")
+    _sign_in(page, server, MANAGER_1)
+    page.locator("[data-test=menu-orders]").click()
+    expect(page.locator("[data-test=order-board][data-ready=true]")).to_be_visible()
+    for order in (first, second):
+        card = page.locator(f'[data-test="order-{order["number"]}"]')
+        card.locator("[data-test=move-ACCEPTED]").click()  # accepting makes the tickets
+        expect(page.locator("[data-test=column-ACCEPTED]").locator(card)).to_be_visible()
+        page.locator(f'[data-test="select-{order["number"]}"]').click()
+    page.locator("[data-test=print-selected]").click()
+    text = page.locator("[data-test=ticket-text]")
+    expect(text).to_contain_text(first["number"])
+    expect(text).to_contain_text(second["number"])
+    wide = text.inner_text()
+    page.locator("[data-test=paper] label", has_text="58 mm").click()
+    expect(text).not_to_have_text(wide)
+    narrow = max(len(line) for line in text.inner_text().splitlines())
+    assert narrow < max(len(line) for line in wide.splitlines())
+    _screenshot(page, "print")
+    with page.expect_download() as download:
+        page.locator("[data-test=download-escpos]").click()
+    path = download.value.path()
+    assert path is not None
+    assert path.read_bytes().startswith(b"\x1b@")  # ESC @: the printer's reset
+
+
+def test_a_reset_password_is_shown_once_and_changed_before_anything_else(
+    page: Page, browser: Browser, server: str
+) -> None:
+    username = f"clerk{uuid.uuid4().hex[:6]}"
+    made = _gql(
+        server,
+        """mutation($input: CreateStaffAccountInput!) {
+            createStaffAccount(input: $input) { errors { code message } } }""",
+        {
+            "input": {
+                "username": username,
+                "displayName": "店员",
+                "role": "STORE_MANAGER",
+                "storeIds": [STORE_1],
+                "password": "first-password-2026",
+            }
+        },
+        _hq_headers(server),
+    )
+    assert made["createStaffAccount"]["errors"] == []
+    _sign_in(page, server, HQ)
+    page.locator("[data-test=menu-staff]").click()
+    page.locator(f"[data-test=reset-{username}]").click()
+    page.locator(".el-message-box").get_by_role("button", name="确定").click()
+    shown = page.locator("input[data-test=temporary-password]")
+    expect(shown).to_have_value(re.compile(r"^\S{16}$"))
+    temporary = shown.input_value()
+    _screenshot(page, "reset-password")
+    page.locator("[data-test=reset-done]").click()
+    expect(shown).to_be_hidden()
+    expect(shown).to_have_value("")  # shown once: the page forgets it with the dialog
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="zh-CN")
+    try:
+        clerk = context.new_page()
+        clerk.goto(f"{server}/admin/")
+        clerk.locator("input[data-test=username]").fill(username)
+        clerk.locator("input[data-test=password]").fill(temporary)
+        clerk.locator("[data-test=sign-in]").click()
+        expect(clerk).to_have_url(re.compile(r"/admin/change-password"))
+        expect(clerk.locator("[data-test=must-change]")).to_be_visible()
+        clerk.goto(f"{server}/admin/orders")  # nothing else until the password is changed
+        expect(clerk).to_have_url(re.compile(r"/admin/change-password"))
+        expect(clerk.locator("[data-test=must-change]")).to_be_visible()
+        clerk.locator("input[data-test=current-password]").fill(temporary)
+        clerk.locator("input[data-test=new-password]").fill("short")
+        clerk.locator("input[data-test=repeat-password]").fill("short")
+        clerk.locator("[data-test=change-password]").click()
+        expect(clerk.locator(".el-form-item.is-error")).to_contain_text("新密码")
+        clerk.locator("input[data-test=new-password]").fill("my-own-password-2026")
+        clerk.locator("input[data-test=repeat-password]").fill("my-own-password-2026")
+        clerk.locator("[data-test=change-password]").click()
+        expect(clerk).to_have_url(re.compile(r"/admin/orders$"))
+        expect(clerk.locator("[data-test=who]")).to_contain_text(username)
+        _screenshot(clerk, "changed-password")
+    finally:
+        context.close()

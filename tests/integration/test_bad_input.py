@@ -358,7 +358,8 @@ async def test_a_plausible_birthday_is_kept(
     [
         (
             """mutation($r: String!) { adjustMemberPoints(input: {
-                memberId: "TWVtYmVyOjE=", delta: 1, reference: $r}) { errors { code field } } }""",
+                memberId: "TWVtYmVyOjE=", delta: 1, reference: $r, reason: "x"}) {
+                errors { code field } } }""",
             {"r": "r" * 65},
             "hq_admin",
             {"code": "TOO_LONG", "field": ["reference"]},

@@ -127,7 +127,14 @@ async def test_head_office_adjusts_points_with_a_reference(
     member = await _member(engine)
     query = """mutation($i: AdjustMemberPointsInput!) { adjustMemberPoints(input: $i) {
         balance errors { code } } }"""
-    variables = {"i": {"memberId": encode_id("Member", member), "delta": 40, "reference": "T-1"}}
+    variables = {
+        "i": {
+            "memberId": encode_id("Member", member),
+            "delta": 40,
+            "reference": "T-1",
+            "reason": "客诉补偿",
+        }
+    }
     first = await gql.execute(query, variables, credentials.hq_admin)
     again = await gql.execute(query, variables, credentials.hq_admin)
     assert (

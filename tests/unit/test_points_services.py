@@ -71,7 +71,9 @@ async def test_the_balance_is_always_the_sum_of_the_points_ledger(db: FakeDataba
     await _earn(db, member, "order:1", 12_345)  # ¥123.45 → 123 points
     await _redeem(db, member, 23, "order:2")
     await adjust_points(
-        AdjustPoints(member.id, 50, "客诉补偿-7"), uow=FakeUnitOfWork(db), viewer=HEAD_OFFICE
+        AdjustPoints(member.id, 50, "客诉补偿-7", "客诉补偿"),
+        uow=FakeUnitOfWork(db),
+        viewer=HEAD_OFFICE,
     )
     await check_in(
         CheckIn(date(2030, 6, 1)), uow=FakeUnitOfWork(db), viewer=MemberViewer(member.id)
@@ -130,11 +132,15 @@ async def test_an_adjustment_never_takes_points_below_zero_and_a_retry_counts_on
 
     with pytest.raises(DomainError) as refused:
         await adjust_points(
-            AdjustPoints(member.id, -41, "纠错-1"), uow=FakeUnitOfWork(db), viewer=HEAD_OFFICE
+            AdjustPoints(member.id, -41, "纠错-1", "纠错"),
+            uow=FakeUnitOfWork(db),
+            viewer=HEAD_OFFICE,
         )
     for _ in range(2):
         await adjust_points(
-            AdjustPoints(member.id, -15, "纠错-2"), uow=FakeUnitOfWork(db), viewer=HEAD_OFFICE
+            AdjustPoints(member.id, -15, "纠错-2", "纠错"),
+            uow=FakeUnitOfWork(db),
+            viewer=HEAD_OFFICE,
         )
 
     assert (refused.value.code, refused.value.field) == (ErrorCode.INSUFFICIENT_POINTS, ["delta"])
@@ -148,7 +154,9 @@ async def test_only_head_office_adjusts_points(db: FakeDatabase) -> None:
     for viewer in (MemberViewer(member.id), manager):
         with pytest.raises(DomainError) as refused:
             await adjust_points(
-                AdjustPoints(member.id, 1_000, "送我"), uow=FakeUnitOfWork(db), viewer=viewer
+                AdjustPoints(member.id, 1_000, "送我", "送我"),
+                uow=FakeUnitOfWork(db),
+                viewer=viewer,
             )
         assert refused.value.code is ErrorCode.FORBIDDEN
     assert _balance(db, member) == 0

@@ -15,6 +15,8 @@ export interface StaffInfo {
   role: string
   stores: StoreRef[]
   totpEnabled: boolean
+  /** A temporary password was set: the console asks for a new one before anything else. */
+  mustChangePassword?: boolean
 }
 
 interface Saved {
@@ -25,7 +27,7 @@ interface Saved {
   storeId: string
 }
 
-const STAFF = 'staff { id username displayName role stores { id name } totpEnabled }'
+const STAFF = 'staff { id username displayName role stores { id name } totpEnabled mustChangePassword }'
 const SESSION = `accessToken refreshToken expiresAt ${STAFF} errors { code field message }`
 
 export const LOGIN = `mutation StaffLogin($input: StaffLoginInput!) {
@@ -177,6 +179,23 @@ export async function signInWithToken(token: string): Promise<boolean> {
   closeSubscriptions()
   adopt({ accessToken: token, refreshToken: null, expiresAt: tokenExpiry(token), staff })
   return true
+}
+
+const CHANGE_PASSWORD = `mutation ChangeMyPassword($input: ChangeMyPasswordInput!) {
+  changeMyPassword(input: $input) { ${STAFF} errors { code field message } }
+}`
+
+/** The signed-in account's own password; a temporary one stops being asked for. */
+export async function changeMyPassword(currentPassword: string, newPassword: string): Promise<UserError[]> {
+  const data = await gql<{ changeMyPassword: { staff: StaffInfo | null; errors: UserError[] } }>(CHANGE_PASSWORD, {
+    input: { currentPassword, newPassword },
+  })
+  const answer = data.changeMyPassword
+  if (!answer.errors.length && answer.staff) {
+    session.staff = answer.staff
+    persist()
+  }
+  return answer.errors
 }
 
 export function signOut(): void {

@@ -36,7 +36,9 @@ export type AddressInput = {
 export type AdjustMemberPointsInput = {
   delta: Scalars['Int']['input'];
   memberId: Scalars['ID']['input'];
-  /** e.g. the ticket number; retry-safe. */
+  /** Why; kept in the audit log (at most 200). */
+  reason: Scalars['String']['input'];
+  /** The idempotency key, e.g. the ticket number; retry-safe. */
   reference: Scalars['String']['input'];
 };
 

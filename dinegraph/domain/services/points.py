@@ -86,14 +86,20 @@ class AdjustPoints:
     member_id: int
     delta: int
     reference: str
+    reason: str
+
+
+ADJUST_REASON_MAX = 200
 
 
 async def adjust_points(cmd: AdjustPoints, *, uow: UnitOfWork, viewer: Viewer) -> int:
-    """Head office corrects a member's points; the reference makes a retry harmless."""
+    """Head office corrects a member's points, with a reason (the audit log keeps it with
+    the change); the reference makes a retry harmless."""
     require_catalog_editor(viewer)
     if cmd.delta == 0 or abs(cmd.delta) > 1_000_000:
         raise DomainError(ErrorCode.OUT_OF_RANGE, field=["delta"], min=-1_000_000, max=1_000_000)
     reference = clean_text(cmd.reference, ["reference"], max_length=POINTS_REFERENCE_MAX)
+    clean_text(cmd.reason, ["reason"], max_length=ADJUST_REASON_MAX)
     async with uow:
         if await uow.members.get(cmd.member_id, lock=True) is None:
             raise DomainError(ErrorCode.NOT_FOUND, field=["memberId"])
