@@ -36,6 +36,7 @@ from dinegraph.schema.errors import QueryError
 from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
+from dinegraph.schema.partner_orders import PartnerOrderMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.staff import StaffMutation
 from dinegraph.schema.staff_admin import StaffAdminMutation
@@ -126,6 +127,7 @@ class Mutation(
     CouponMutation,
     CouponSegmentMutation,
     OrderMutation,
+    PartnerOrderMutation,
     DeliveryMutation,
     DeliverySettingsMutation,
     CampaignMutation,

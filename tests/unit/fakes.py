@@ -767,7 +767,12 @@ class FakeOrderRepository(_Repository):
         return Candidates(stores, items, stock, dict(t.loads))
 
     async def add(self, order: Order) -> int | None:
-        if await self.by_key(order.member_id, order.idempotency_key) is not None:
+        if order.member_id is not None:
+            taken = await self.by_key(order.member_id, order.idempotency_key)
+        else:
+            assert order.external_id is not None
+            taken = await self.by_external(order.source.value, order.external_id)
+        if taken is not None:
             return None
         order_id = self._t.next_id()
         self._t.orders[order_id] = replace(order, id=order_id)
@@ -783,6 +788,16 @@ class FakeOrderRepository(_Repository):
                 o
                 for o in self._t.orders.values()
                 if (o.member_id, o.idempotency_key) == (member_id, key)
+            ),
+            None,
+        )
+
+    async def by_external(self, source: str, external_id: str) -> Order | None:
+        return next(
+            (
+                o
+                for o in self._t.orders.values()
+                if (o.source.value, o.external_id) == (source, external_id)
             ),
             None,
         )

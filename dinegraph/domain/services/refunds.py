@@ -58,6 +58,8 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
         if mover_of(viewer, order) is not Mover.STAFF:
             raise DomainError(ErrorCode.FORBIDDEN, field=["orderId"])
         assert order is not None
+        if order.member_id is None:  # a partner's order: the partner gives the money back
+            raise DomainError(ErrorCode.INVALID_TRANSITION, field=["orderId"])
         if await uow.orders.has_refund(order.id, key):
             # The same key again: that refund happened; the order as it stands now.
             return order
@@ -123,6 +125,7 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
 async def _take_back_reward(
     uow: UnitOfWork, order: Order, amount_fen: int, reference: str, cmd: RefundOrder
 ) -> None:
+    assert order.member_id is not None  # partners' orders are not refunded here
     await record_spend(
         order.member_id,
         reference,
