@@ -21,7 +21,9 @@ STORE_2 = encode_id("Store", 2)
 ORDER_FIELDS = """id status source externalId note pickupCode pickupAt tableNo cancelReason
   channel total { fen } lines { quantity note sku { id } } address { contactPhone }"""
 RECORD = f"""mutation($input: RecordPartnerOrderInput!) {{
-  recordPartnerOrder(input: $input) {{ replayed order {{ {ORDER_FIELDS} }} errors {{ code field }} }}
+  recordPartnerOrder(input: $input) {{
+    replayed order {{ {ORDER_FIELDS} }} errors {{ code field }}
+  }}
 }}"""
 CANCEL = f"""mutation($input: CancelPartnerOrderInput!) {{
   cancelPartnerOrder(input: $input) {{ order {{ {ORDER_FIELDS} }} errors {{ code field }} }}
@@ -30,11 +32,15 @@ MOVE = """mutation($input: UpdateOrderStatusInput!) {
   updateOrderStatus(input: $input) { order { status } errors { code } }
 }"""
 BOARD = f"""query($store: ID!, $source: [OrderChannel!]) {{
-  storeOrders(storeId: $store, source: $source, first: 50) {{ edges {{ node {{ {ORDER_FIELDS} }} }} }}
+  storeOrders(storeId: $store, source: $source, first: 50) {{
+    edges {{ node {{ {ORDER_FIELDS} }} }}
+  }}
 }}"""
 ORDER = f"""query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"""
 LEVEL = """query($store: ID!, $sku: ID!) {
-  stockLedger(storeId: $store, skuId: $sku, first: 50) { edges { node { kind source delta balanceAfter } } }
+  stockLedger(storeId: $store, skuId: $sku, first: 50) {
+    edges { node { kind source delta balanceAfter } }
+  }
 }"""
 
 
@@ -281,3 +287,30 @@ async def test_partners_read_orders_of_their_stores_with_orders_read_only(
     assert stock_only["data"]["recordPartnerOrder"]["errors"] == [
         {"code": "FORBIDDEN", "field": None}
     ]
+
+
+REFUND = """mutation($input: RefundOrderInput!) {
+  refundOrder(input: $input) { order { status } errors { code } }
+}"""
+
+
+async def test_staff_rejecting_a_partners_order_give_its_stock_back_and_refund_nothing(
+    gql: GraphQLClient, credentials: Credentials, writer: dict[str, str]
+) -> None:
+    (sku,) = await new_tracked_skus(gql, credentials, stock=10)
+    order = (await gql.execute(RECORD, _order(sku, 3, source="POS"), writer))["data"][
+        "recordPartnerOrder"
+    ]["order"]
+    refund = {"input": {"orderId": order["id"], "reason": "退款", "idempotencyKey": "r-1"}}
+    refused = await gql.execute(REFUND, refund, credentials.manager_store_1)
+    assert refused["data"]["refundOrder"]["errors"] == [{"code": "INVALID_TRANSITION"}]
+    assert await _balance(gql, credentials, sku) == 7
+    rejected = await gql.execute(
+        MOVE,
+        {"input": {"orderId": order["id"], "status": "CANCELLED"}},
+        credentials.manager_store_1,
+    )
+    assert rejected["data"]["updateOrderStatus"] == {"order": {"status": "CANCELLED"}, "errors": []}
+    assert await _balance(gql, credentials, sku) == 10
+    found = await gql.execute(ORDER, {"id": order["id"]}, credentials.manager_store_1)
+    assert found["data"]["order"]["status"] == "CANCELLED"
