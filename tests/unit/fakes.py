@@ -806,7 +806,7 @@ class FakeOrderRepository(_Repository):
         return frozenset(
             (o.member_id, o.idempotency_key)
             for o in self._t.orders.values()
-            if o.campaign_id == campaign_id
+            if o.campaign_id == campaign_id and o.member_id is not None
         )
 
     async def placing(self, member_id: int, key: str) -> tuple[Member | None, Order | None]:
