@@ -314,3 +314,23 @@ async def test_staff_rejecting_a_partners_order_give_its_stock_back_and_refund_n
     assert await _balance(gql, credentials, sku) == 10
     found = await gql.execute(ORDER, {"id": order["id"]}, credentials.manager_store_1)
     assert found["data"]["order"]["status"] == "CANCELLED"
+
+
+async def test_platform_orders_racing_a_till_for_the_last_units_are_all_recorded(
+    gql: GraphQLClient, credentials: Credentials, writer: dict[str, str]
+) -> None:
+    """The shelf never goes below zero, every platform order is kept, and the ledger adds
+    up, however the sales interleave."""
+    (sku,) = await new_tracked_skus(gql, credentials, stock=5)
+    requests = [_order(sku, 2, source="MEITUAN") for _ in range(4)]
+    requests.append(_order(sku, 3, source="POS", fulfilment="DINE_IN"))
+    bodies = await asyncio.gather(*(gql.execute(RECORD, r, writer) for r in requests))
+    payloads = [b["data"]["recordPartnerOrder"] for b in bodies]
+    assert all(p["errors"] == [] for p in payloads[:4])
+    till = payloads[4]["errors"]
+    assert till in ([], [{"code": "OUT_OF_STOCK", "field": ["lines", "0", "quantity"]}])
+    rows = await _ledger(gql, credentials, sku)
+    assert rows[0]["balanceAfter"] == sum(r["delta"] for r in rows) == 0
+    sold = -sum(r["delta"] for r in rows if r["kind"] == "SALE")
+    assert sold == 5
+    assert sum(r["source"] == "POS" for r in rows) == (0 if till else 1)
