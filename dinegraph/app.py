@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
@@ -37,6 +37,7 @@ from dinegraph.domain.delivery import Provider, parse_speeds
 from dinegraph.domain.fees import FeeRules, parse_bands
 from dinegraph.domain.orders import OrderStatus
 from dinegraph.domain.ports import DeliveryPlatform, PaymentGateway
+from dinegraph.domain.refunds import REFUND_CALL
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.auth import LOGIN_CODE_CALL, AuthConfig, send_login_code
 from dinegraph.domain.services.dispatch import (
@@ -47,6 +48,7 @@ from dinegraph.domain.services.dispatch import (
     call_platform,
 )
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.refund_progress import make_refund, refund_refused
 from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.domain.staff import LoginPolicy
 from dinegraph.events.brokers import Broker, create_broker
@@ -186,6 +188,22 @@ def wire_calls(services: Services, engine: AsyncEngine, broker: Broker) -> None:
     relay.register(LOGIN_CODE_CALL, text_login_code)
     relay.register(DISPATCH_CALL, dispatch)
     relay.register(CANCEL_CALL, call_off)
+    wire_refund_calls(services, unit)
+
+
+def wire_refund_calls(services: Services, unit: Callable[[], SqlUnitOfWork]) -> None:
+    """An approved refund's call out goes to the payment gateway (the development one
+    accepts and settles at once); a refusal for good makes the refund FAILED."""
+    payments = services.orders.payments
+
+    async def refund(call: OutboundCall) -> None:
+        async with provider_refusals():
+            await make_refund(call, payments=payments, uow=unit(), now=services.clock())
+
+    async def refused(call: OutboundCall, reason: str) -> None:
+        await refund_refused(call, uow=unit(), now=services.clock())
+
+    services.calls.register(REFUND_CALL, refund, on_refused=refused)
 
 
 def default_services(settings: Settings) -> Services:

@@ -263,6 +263,7 @@ def create_staff(
         raise typer.Exit(2) from None
     from dinegraph.db import identity as identity_db
     from dinegraph.db import staff_accounts as staff_db
+    from dinegraph.domain.audit import AuditDraft
     from dinegraph.passwords import Argon2Passwords
 
     password_hash = Argon2Passwords().hash_now(password)
@@ -277,6 +278,12 @@ def create_staff(
                 role=role,
                 store_ids=store_ids,
                 password_hash=password_hash,
+                audit=AuditDraft(
+                    _audit(
+                        "create-staff",
+                        {"username": name, "role": role.value, "stores": store_ids},
+                    )
+                ),
             )
         except identity_db.UnknownStoreError as exc:
             raise typer.BadParameter(str(exc), param_hint="--store") from exc

@@ -204,11 +204,11 @@ class Context:
 
     def staff_accounts(self) -> SqlStaffAccounts:
         """Staff accounts that sign in; changes to credentials reach every process."""
-        return SqlStaffAccounts(self.engine, self.broker)
+        return SqlStaffAccounts(self.engine, self.broker, audit=self.audit)
 
     def api_keys(self) -> SqlApiKeys:
         """Partner API keys; a revocation reaches every process."""
-        return SqlApiKeys(self.engine, self.broker)
+        return SqlApiKeys(self.engine, self.broker, audit=self.audit)
 
     async def run(self, service: Service[C, R], command: C) -> R:
         """Call a domain service with this request's viewer and a fresh unit of work."""

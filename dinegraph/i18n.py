@@ -103,6 +103,10 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "This coupon cannot be used on this order ({reason})",
     ),
     ErrorCode.NOTHING_TO_REFUND: ("没有可退的金额", "Nothing is left to refund"),
+    ErrorCode.REFUND_PENDING: (
+        "该订单已有退款申请待门店处理",
+        "A refund request of this order is waiting for the store",
+    ),
     ErrorCode.PAYMENT_MISMATCH: ("支付金额与订单不符", "The payment does not match the order"),
     ErrorCode.NOT_AVAILABLE: ("该功能当前不可用", "Not available here"),
     ErrorCode.IMPLAUSIBLE_POSITION: (

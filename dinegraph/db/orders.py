@@ -1,5 +1,5 @@
 """The order repository: orders and their lines, payments, refunds (checkout's reads are in
-``checkout``)."""
+``checkout``, refund rows in ``refunds``)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from dinegraph.db.checkout import read_candidates
 from dinegraph.db.mappers import Prefixed
 from dinegraph.db.members import member_of
+from dinegraph.db.refunds import SqlRefundRows
 from dinegraph.db.tables import (
     members,
     order_lines,
     orders,
     payments,
-    refunds,
     store_loads,
 )
 from dinegraph.domain.catalog import Channel
@@ -118,7 +118,7 @@ def _add_order(dialect: str, partner: bool = False) -> sa.Insert:
 _ADD_LINES = order_lines.insert()
 
 
-class SqlOrderRepository:
+class SqlOrderRepository(SqlRefundRows):
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
         self._postgres = conn.dialect.name == "postgresql"
@@ -304,44 +304,6 @@ class SqlOrderRepository:
         )
         return int(found) if found is not None else None
 
-    async def add_refund(
-        self,
-        *,
-        order_id: int,
-        reference: str,
-        amount_fen: int,
-        lines: Sequence[RefundLine],
-        reason: str,
-        actor: str,
-        stock_returned: bool,
-        coupon_restored: bool,
-    ) -> bool:
-        """Record a refund; False when one with this reference exists already."""
-        statement = (
-            self._insert(refunds)
-            .values(
-                order_id=order_id,
-                reference=reference,
-                amount_fen=amount_fen,
-                lines=[[line.line_no, line.quantity] for line in lines],
-                reason=reason,
-                actor=actor,
-                stock_returned=stock_returned,
-                coupon_restored=coupon_restored,
-            )
-            .on_conflict_do_nothing(index_elements=["order_id", "reference"])
-            .returning(refunds.c.id)
-        )
-        return await self._conn.scalar(statement) is not None
-
-    async def has_refund(self, order_id: int, reference: str) -> bool:
-        found = await self._conn.scalar(
-            sa.select(refunds.c.id).where(
-                refunds.c.order_id == order_id, refunds.c.reference == reference
-            )
-        )
-        return found is not None
-
     async def apply_refund(
         self,
         order_id: int,
@@ -370,6 +332,19 @@ class SqlOrderRepository:
                 .values(refunded_quantity=order_lines.c.refunded_quantity + line.quantity)
             )
         return int(new_version)
+
+    async def touch(self, order_id: int, at: datetime, *, version: int | None = None) -> int | None:
+        """A new version of the order (its refunds changed), if it is still at ``version``
+        when one is given; None otherwise."""
+        statement = orders.update().where(orders.c.id == order_id)
+        if version is not None:
+            statement = statement.where(orders.c.version == version)
+        new_version = await self._conn.scalar(
+            statement.values(updated_at=at, version=orders.c.version + 1).returning(
+                orders.c.version
+            )
+        )
+        return int(new_version) if new_version is not None else None
 
     async def set_points_earned(self, order_id: int, points: int) -> None:
         await self._conn.execute(

@@ -20,6 +20,7 @@ from dinegraph.db.delivery import delivery_of
 from dinegraph.db.group_buys import group_of
 from dinegraph.db.members import address_of, member_of
 from dinegraph.db.orders import line_of, order_of
+from dinegraph.db.refund_reads import RefundReads
 from dinegraph.db.stock import movement_of
 from dinegraph.db.tables import (
     bargains,
@@ -74,7 +75,7 @@ def _reads_as(stored: StoredAs, now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(sa.false(), *clauses)
 
 
-class ReadQueries(CatalogReads):
+class ReadQueries(CatalogReads, RefundReads):
     """Batch reads for one request; every method issues exactly one statement.
 
     Implements ``domain.reads.ReadModels``.

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db import demo_data
+from dinegraph.db.audit import append_entry
 from dinegraph.db.engine import WRITE
 from dinegraph.db.identity import UnknownStoreError
 from dinegraph.db.tables import (
@@ -24,6 +25,7 @@ from dinegraph.db.tables import (
     stores,
 )
 from dinegraph.db.uow import EventSink
+from dinegraph.domain.audit import AuditDraft
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.events import Event
 from dinegraph.domain.identity import Account, CredentialsChanged, StaffRole
@@ -36,6 +38,19 @@ from dinegraph.domain.staff import (
 )
 
 _KEPT = timedelta(days=1)
+
+
+async def _record(
+    conn: AsyncConnection, draft: AuditDraft | None, kind: str, subject: int | None
+) -> AuditDraft | None:
+    """The audit entry of the write, in its transaction, if it has one not yet recorded;
+    the caller marks it written once the transaction commits."""
+    if draft is None or draft.written:
+        return None
+    if subject is not None:
+        draft.wrote(kind, subject)
+    await append_entry(conn, draft.entry)
+    return draft
 
 
 def account_of(row: sa.Row[tuple[object, ...]]) -> StaffAccount:
@@ -57,26 +72,43 @@ def account_of(row: sa.Row[tuple[object, ...]]) -> StaffAccount:
 
 
 class SqlStaffAccounts:
-    def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
+    """``audit``: the entry of the staff mutation being run, if any; its first write
+    records it, in the same transaction (``domain.audit``)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        events: EventSink | None = None,
+        audit: AuditDraft | None = None,
+    ) -> None:
         self._engine = engine
         self._events = events
+        self._audit = audit
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[tuple[AsyncConnection, list[Event]]]:
-        """A write transaction; events put in its list are published with its commit."""
+    async def _write(
+        self, subject: int | None = None
+    ) -> AsyncIterator[tuple[AsyncConnection, list[Event]]]:
+        """A write transaction; events put in its list are published with its commit.
+        ``subject``: the account it changes, as the audit entry names it."""
         changes: list[Event] = []
         async with self._engine.connect() as conn:
             await conn.execution_options(**{WRITE: True})
             async with conn.begin():
                 yield conn, changes
+                audited = await _record(conn, self._audit, "Staff", subject)
                 receipt = None
                 if changes and self._events is not None:
                     receipt = await self._events.publish_in_transaction(conn, changes)
+            if audited is not None:
+                audited.written = True
             if changes and self._events is not None:
                 await self._events.publish_after_commit(changes, receipt)
 
-    async def _execute(self, statement: sa.Executable) -> sa.CursorResult[object]:
-        async with self._write() as (conn, _):
+    async def _execute(
+        self, statement: sa.Executable, subject: int | None = None
+    ) -> sa.CursorResult[object]:
+        async with self._write(subject) as (conn, _):
             return await conn.execute(statement)
 
     async def _one(self, where: sa.ColumnElement[bool]) -> StaffAccount | None:
@@ -219,14 +251,16 @@ class SqlStaffAccounts:
 
     async def set_totp_pending(self, staff_id: int, secret: str | None) -> None:
         await self._execute(
-            staff.update().where(staff.c.id == staff_id).values(totp_pending_secret=secret)
+            staff.update().where(staff.c.id == staff_id).values(totp_pending_secret=secret),
+            staff_id,
         )
 
     async def enable_totp(self, staff_id: int, secret: str, step: int) -> bool:
         result = await self._execute(
             staff.update()
             .where(staff.c.id == staff_id, staff.c.totp_pending_secret == secret)
-            .values(totp_secret=secret, totp_pending_secret=None, totp_last_step=step)
+            .values(totp_secret=secret, totp_pending_secret=None, totp_last_step=step),
+            staff_id,
         )
         return result.rowcount == 1
 
@@ -234,7 +268,8 @@ class SqlStaffAccounts:
         await self._execute(
             staff.update()
             .where(staff.c.id == staff_id)
-            .values(totp_secret=None, totp_pending_secret=None, totp_last_step=None)
+            .values(totp_secret=None, totp_pending_secret=None, totp_last_step=None),
+            staff_id,
         )
 
     async def set_password(self, staff_id: int, password_hash: str, *, must_change: bool) -> None:
@@ -247,7 +282,8 @@ class SqlStaffAccounts:
                 failed_attempts=0,
                 last_failed_at=None,
                 locked_until=None,
-            )
+            ),
+            staff_id,
         )
 
     # Head office's directory (domain.staff.StaffDirectory).
@@ -274,6 +310,7 @@ class SqlStaffAccounts:
                 store_ids=store_ids,
                 password_hash=password_hash,
                 must_change_password=must_change_password,
+                audit=self._audit,
             )
         except (UsernameTaken, sa.exc.IntegrityError) as exc:  # a racing create of the name
             raise DomainError(ErrorCode.DUPLICATE, field=["username"]) from exc
@@ -295,7 +332,7 @@ class SqlStaffAccounts:
             values["store_ids"] = store_ids
         if not values:
             return await self.get(staff_id) is not None
-        async with self._write() as (conn, changes):
+        async with self._write(staff_id) as (conn, changes):
             result = await conn.execute(
                 staff.update().where(staff.c.id == staff_id).values(**values)
             )
@@ -303,7 +340,7 @@ class SqlStaffAccounts:
         return result.rowcount == 1
 
     async def set_disabled(self, staff_id: int, at: datetime | None) -> bool:
-        async with self._write() as (conn, changes):
+        async with self._write(staff_id) as (conn, changes):
             result = await conn.execute(
                 staff.update()
                 .where(staff.c.id == staff_id)
@@ -315,7 +352,7 @@ class SqlStaffAccounts:
         return result.rowcount == 1
 
     async def reset_password(self, staff_id: int, password_hash: str, at: datetime) -> bool:
-        async with self._write() as (conn, changes):
+        async with self._write(staff_id) as (conn, changes):
             result = await conn.execute(
                 staff.update()
                 .where(staff.c.id == staff_id)
@@ -367,11 +404,18 @@ async def missing_stores(engine: AsyncEngine, ids: list[int]) -> list[int]:
 
 
 class SqlApiKeys:
-    """Partner API keys (``domain.staff.ApiKeys``); a revocation reaches every process."""
+    """Partner API keys (``domain.staff.ApiKeys``); a revocation reaches every process.
+    ``audit``: as ``SqlStaffAccounts``'."""
 
-    def __init__(self, engine: AsyncEngine, events: EventSink | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        events: EventSink | None = None,
+        audit: AuditDraft | None = None,
+    ) -> None:
         self._engine = engine
         self._events = events
+        self._audit = audit
 
     async def missing_stores(self, ids: list[int]) -> list[int]:
         return await missing_stores(self._engine, ids)
@@ -402,6 +446,9 @@ class SqlApiKeys:
                         .returning(*api_keys.c)
                     )
                 ).one()
+                audited = await _record(conn, self._audit, "ApiKey", row.id)
+        if audited is not None:
+            audited.written = True
         return key_of(row)
 
     async def page(self, *, limit: int, after_id: int | None) -> list[ApiKeyRecord]:
@@ -410,6 +457,11 @@ class SqlApiKeys:
             query = query.where(api_keys.c.id > after_id)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
+        return [key_of(r) for r in rows]
+
+    async def by_ids(self, ids: list[int]) -> list[ApiKeyRecord]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(sa.select(api_keys).where(api_keys.c.id.in_(ids)))).all()
         return [key_of(r) for r in rows]
 
     async def revoke(self, key_id: int, at: datetime) -> ApiKeyRecord | None:
@@ -425,9 +477,14 @@ class SqlApiKeys:
                         .returning(*api_keys.c)
                     )
                 ).first()
+                audited = None
+                if row is not None:
+                    audited = await _record(conn, self._audit, "ApiKey", key_id)
                 receipt = None
                 if row is not None and self._events is not None:
                     receipt = await self._events.publish_in_transaction(conn, changes)
+        if audited is not None:
+            audited.written = True
         if row is not None and self._events is not None:
             await self._events.publish_after_commit(changes, receipt)
         return None if row is None else key_of(row)
@@ -483,6 +540,7 @@ async def create_account(
     store_ids: Iterable[int],
     password_hash: str,
     must_change_password: bool = False,
+    audit: AuditDraft | None = None,
 ) -> int:
     """A new staff account that signs in with a password; its id."""
     ids = sorted(set(store_ids))
@@ -506,6 +564,9 @@ async def create_account(
                 )
                 .returning(staff.c.id)
             )
+            audited = await _record(conn, audit, "Staff", int(new_id))
+    if audited is not None:
+        audited.written = True
     return int(new_id)
 
 

@@ -532,20 +532,33 @@ payments = sa.Table(
     sa.UniqueConstraint("provider", "transaction_id", name="uq_payments_transaction"),
 )
 
+# A refund of an order, from a member's request (REQUESTED) or staff (APPROVED at once) to
+# the money arriving (REFUNDED), or REFUSED / FAILED (domain/refunds.py). ``reference`` is
+# the provider's refund reference (out_refund_no); the requester's key is unique per order.
 refunds = sa.Table(
     "refunds",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False),
-    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(64), nullable=False),
     sa.Column("amount_fen", sa.Integer, nullable=False),
     sa.Column("lines", sa.JSON, nullable=False),  # [[line_no, quantity], ...]
     sa.Column("reason", sa.String(200), nullable=False),
-    sa.Column("actor", sa.String(40), nullable=False),
+    sa.Column("requested_by", sa.String(40), nullable=False),
     sa.Column("stock_returned", sa.Boolean, nullable=False),
     sa.Column("coupon_restored", sa.Boolean, nullable=False),
     _created_at(),
-    sa.UniqueConstraint("order_id", "reference", name="uq_refunds_reference"),
+    sa.Column("reference", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("refusal_reason", sa.String(200), nullable=True),
+    sa.Column("decided_by", sa.String(40), nullable=True),
+    sa.Column("provider_refund_id", sa.String(64), nullable=True),
+    sa.Column("requested_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("order_id", "idempotency_key", name="uq_refunds_idempotency"),
+    sa.UniqueConstraint("reference", name="uq_refunds_reference"),
+    sa.Index("ix_refunds_order", "order_id", "id"),
+    sa.Index("ix_refunds_status", "status", "id"),
 )
 
 # Orders in each store's kitchen queue (PAID, ACCEPTED, PREPARING), changed in the same

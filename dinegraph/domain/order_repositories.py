@@ -23,7 +23,7 @@ from dinegraph.domain.invites import InviteKind
 from dinegraph.domain.members import Member
 from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.quotes import Candidates
-from dinegraph.domain.refunds import RefundLine
+from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus
 from dinegraph.domain.supplies import Taken
 
 
@@ -122,20 +122,42 @@ class OrderRepository(Protocol):
 
     async def payment_order(self, provider: str, transaction_id: str) -> int | None: ...
 
-    async def add_refund(
-        self,
-        *,
-        order_id: int,
-        reference: str,
-        amount_fen: int,
-        lines: Sequence[RefundLine],
-        reason: str,
-        actor: str,
-        stock_returned: bool,
-        coupon_restored: bool,
-    ) -> bool: ...
+    # --- refunds (their rows; ``apply_refund`` counts one on the order) ---
 
-    async def has_refund(self, order_id: int, reference: str) -> bool: ...
+    async def add_refund(self, refund: Refund) -> Refund | None:
+        """The refund as stored (``id`` ignored); None when its order has one with that
+        idempotency key already."""
+
+    async def get_refund(self, refund_id: int) -> Refund | None: ...
+
+    async def refund_by_key(self, order_id: int, key: str) -> Refund | None: ...
+
+    async def refund_by_reference(self, reference: str) -> Refund | None: ...
+
+    async def open_refund_request(self, order_id: int) -> Refund | None:
+        """The order's REQUESTED refund, if any (there is at most one)."""
+
+    async def move_refund(
+        self,
+        refund_id: int,
+        current: Sequence[RefundStatus],
+        target: RefundStatus,
+        *,
+        at: datetime,
+        amount_fen: int | None = None,
+        lines: Sequence[RefundLine] | None = None,
+        stock_returned: bool | None = None,
+        coupon_restored: bool | None = None,
+        refusal_reason: str | None = None,
+        decided_by: str | None = None,
+        provider_refund_id: str | None = None,
+    ) -> Refund | None:
+        """The refund moved from one of ``current`` to ``target`` (with the given fields
+        set); None when it is in none of them (another request decided it first)."""
+
+    async def touch(self, order_id: int, at: datetime, *, version: int | None = None) -> int | None:
+        """A new version of the order, so its followers hear of its refunds; None when a
+        ``version`` is given and the order has moved on from it."""
 
     async def apply_refund(
         self,

@@ -230,6 +230,17 @@ class OrderChanged:
     version: int
 
 
+def order_changed(order: Order) -> OrderChanged:
+    """What followers of the order (its member, its store's board) are told of a change."""
+    return OrderChanged(
+        order_id=order.id,
+        store_id=order.store_id,
+        member_id=order.member_id,
+        status=order.status.value,
+        version=order.version,
+    )
+
+
 def clean_address(
     *, lat: float, lng: float, detail: str, contact_name: str, contact_phone: str
 ) -> DeliveryAddress:

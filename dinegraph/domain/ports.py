@@ -25,7 +25,7 @@ from dinegraph.domain.order_repositories import (
     IssueJobRepository,
     OrderRepository,
 )
-from dinegraph.domain.orders import Order
+from dinegraph.domain.refunds import RefundToSend
 from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
 from dinegraph.domain.supplies import ExhaustionBoard
 
@@ -66,12 +66,25 @@ class DeliveryPlatform(Protocol):
         """The order was refunded: call the courier off."""
 
 
+class RefundProgress(Protocol):
+    """What the provider says of one refund, told to the domain (``refund_submitted``,
+    ``refund_settled``, each in a unit of work of its own)."""
+
+    async def submitted(self, provider_refund_id: str) -> None: ...
+
+    async def settled(self, succeeded: bool, provider_refund_id: str | None) -> None: ...
+
+
 class PaymentGateway(Protocol):
-    """Takes money back through the provider that took it; the development adapter logs."""
+    """Takes money back through the provider that took it, once a refund is APPROVED.
+
+    It reports the provider's answers through ``progress``: the development adapter says
+    at once that the refund was accepted and has arrived.
+    """
 
     name: str
 
-    async def refund(self, order: Order, amount_fen: int, reference: str) -> None: ...
+    async def refund(self, refund: RefundToSend, progress: RefundProgress) -> None: ...
 
 
 class SmsSender(Protocol):

@@ -19,6 +19,7 @@ from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.group_buys import GroupBuy, GroupSeat
 from dinegraph.domain.members import Address, Member
 from dinegraph.domain.orders import Order, OrderLine
+from dinegraph.domain.refunds import Refund, RefundStatus
 from dinegraph.domain.stock import Movement
 
 
@@ -165,6 +166,20 @@ class ReadModels(Protocol):
     ) -> list[Order]: ...
 
     async def pending_orders(self, store_ids: Sequence[int]) -> dict[int, int]: ...
+
+    async def refunds_by_ids(self, ids: Sequence[int]) -> list[Refund]: ...
+
+    async def refunds_of_orders(self, order_ids: Sequence[int]) -> dict[int, list[Refund]]: ...
+
+    async def store_refunds(
+        self,
+        store_id: int,
+        *,
+        statuses: Sequence[RefundStatus] | None,
+        before_id: int | None,
+        limit: int,
+    ) -> list[Refund]:
+        """The refunds of a store's orders, newest first."""
 
     async def unpaid_expired(self, now: datetime) -> bool: ...
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.delivery import Courier, Provider
-from dinegraph.domain.orders import Order
-from dinegraph.domain.ports import DispatchRequest
+from dinegraph.domain.ports import DispatchRequest, RefundProgress
+from dinegraph.domain.refunds import RefundToSend
 
 log = logging.getLogger("dinegraph.sms")
 log_payments = logging.getLogger("dinegraph.payments")
@@ -35,21 +34,22 @@ class DevelopmentWechatLogin:
 
 
 class DevelopmentPayments:
-    """Development adapter of the payment provider: ``payOrder`` pays, refunds are logged.
+    """Development adapter of the payment provider: ``payOrder`` pays; a refund is logged,
+    then accepted and settled at once (SUBMITTED, then REFUNDED).
 
-    A real provider (WeChat Pay, Alipay) confirms payments through ``POST /payments/notify``
-    and takes refunds through its API.
+    A real provider (WeChat Pay, Alipay) confirms payments through ``POST /payments/notify``,
+    takes refunds through its API and says later when the money arrived.
     """
 
     name = "development"
 
-    async def refund(self, order: Order, amount_fen: int, reference: str) -> None:
-        log_payments.warning("refund of order %s: %s fen (%s)", order.id, amount_fen, reference)
-
-    async def make_refund(self, call: OutboundCall) -> None:
-        """A handler of refund calls out (``services.calls.register(kind, ...)``): logs the
-        refund its key names, for the amount its payload's ``amountFen`` says."""
-        log_payments.warning("refund %s: %s fen", call.key, call.payload.get("amountFen"))
+    async def refund(self, refund: RefundToSend, progress: RefundProgress) -> None:
+        log_payments.warning(
+            "refund %s of order %s: %s fen", refund.reference, refund.order_id, refund.refund_fen
+        )
+        provider_id = f"dev-{refund.reference}"
+        await progress.submitted(provider_id)
+        await progress.settled(True, provider_id)
 
 
 _COURIER_NAMES = ("张师傅", "李师傅", "王师傅", "刘师傅", "陈师傅", "杨师傅", "赵师傅", "黄师傅")

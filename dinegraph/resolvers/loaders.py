@@ -13,6 +13,7 @@ from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.delivery import Delivery
 from dinegraph.domain.orders import Order, OrderLine
 from dinegraph.domain.reads import ReadModels, StockRow
+from dinegraph.domain.refunds import Refund
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -43,6 +44,8 @@ class Loaders:
     pending_orders: DataLoader[int, int]
     delivery: DataLoader[int, Delivery | None]
     delivery_of_order: DataLoader[int, Delivery | None]
+    refund: DataLoader[int, Refund | None]
+    refunds_of_order: DataLoader[int, list[Refund]]
 
 
 # Complexity: One small batch function per DataLoader; the count is theirs, not branching.
@@ -96,6 +99,13 @@ def make_loaders(reads: ReadModels, *, include_unlisted: bool) -> Loaders:  # no
     async def deliveries_of_orders(ids: list[int]) -> list[Delivery | None]:
         return _by_key(ids, await reads.latest_deliveries(ids))
 
+    async def refunds(ids: list[int]) -> list[Refund | None]:
+        return _by_key(ids, _by_id(await reads.refunds_by_ids(ids), lambda r: r.id))
+
+    async def refunds_of_orders(ids: list[int]) -> list[list[Refund]]:
+        grouped = await reads.refunds_of_orders(ids)
+        return [grouped.get(i, []) for i in ids]
+
     return Loaders(
         store=DataLoader(stores),
         category=DataLoader(categories),
@@ -112,4 +122,6 @@ def make_loaders(reads: ReadModels, *, include_unlisted: bool) -> Loaders:  # no
         pending_orders=DataLoader(pending),
         delivery=DataLoader(deliveries_by_id),
         delivery_of_order=DataLoader(deliveries_of_orders),
+        refund=DataLoader(refunds),
+        refunds_of_order=DataLoader(refunds_of_orders),
     )

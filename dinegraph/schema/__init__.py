@@ -38,6 +38,7 @@ from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.partner_orders import PartnerOrderMutation
 from dinegraph.schema.query import Query
+from dinegraph.schema.refund_mutations import RefundMutation
 from dinegraph.schema.staff import StaffMutation
 from dinegraph.schema.staff_admin import StaffAdminMutation
 from dinegraph.schema.stock import StockMutation
@@ -134,6 +135,7 @@ class Mutation(
     CallsOutMutation,
     StaffMutation,
     StaffAdminMutation,
+    RefundMutation,
 ):
     pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -22,6 +23,9 @@ from dinegraph.schema.common import DeliveryAddress, GeoPoint, Money, page_info
 from dinegraph.schema.coupons import CouponNode
 from dinegraph.schema.delivery import DeliveryNode
 from dinegraph.schema.errors import raise_for_query
+
+if TYPE_CHECKING:
+    from dinegraph.schema.refunds import RefundNode
 
 Info = strawberry.Info[Context, None]
 
@@ -245,6 +249,17 @@ class OrderNode(relay.Node):
     async def delivery(self, info: Info) -> DeliveryNode | None:
         found = await info.context.loaders.delivery_of_order.load(self.order.id)
         return DeliveryNode.of(found) if found else None
+
+    @strawberry.field(
+        description="Its refunds, oldest first: each request, decision and step of the money "
+        "back (the member's and the store's staff's to see)."
+    )
+    async def refunds(
+        self, info: Info
+    ) -> list[Annotated[RefundNode, strawberry.lazy("dinegraph.schema.refunds")]]:
+        from dinegraph.schema.refunds import order_refunds  # it imports this module
+
+        return await order_refunds(info, self.order.id)
 
     @strawberry.field(description="For the store's staff: the ticket to print; null for others.")
     async def kitchen_ticket(self, info: Info) -> KitchenTicket | None:

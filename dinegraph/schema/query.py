@@ -40,6 +40,7 @@ from dinegraph.schema.errors import raise_for_query
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
+from dinegraph.schema.refunds import RefundConnection, store_refund_requests
 from dinegraph.schema.staff_admin import (
     ApiKeyConnection,
     StaffAccountConnection,
@@ -153,6 +154,11 @@ class Query:
     )
     order: OrderNode | None = strawberry.field(
         resolver=order, description="An order; null when not found or not yours."
+    )
+    store_refund_requests: RefundConnection = strawberry.field(
+        resolver=store_refund_requests,
+        description="Refunds of a store's orders, newest first, for its staff: by default the "
+        "requests waiting for a decision (REQUESTED).",
     )
     store_orders: OrderConnection = strawberry.field(
         resolver=store_orders,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
+from strawberry import relay
 
 from dinegraph.context import Context
 from dinegraph.domain import staff as domain
 from dinegraph.domain.identity import StaffRole, StaffViewer, require_staff
 from dinegraph.domain.services import staff_auth as service
-from dinegraph.resolvers.ids import encode_id
+from dinegraph.resolvers.ids import encode_id, node_row_ids
 from dinegraph.schema.catalog import StoreNode
 from dinegraph.schema.common import UserError
 from dinegraph.schema.errors import attempt
@@ -21,12 +23,29 @@ strawberry.enum(StaffRole, name="StaffRole", description="HQ_ADMIN, OPERATOR or 
 
 
 @strawberry.type(description="A staff account: the console's user.")
-class StaffAccount:
+class StaffAccount(relay.Node):
+    id: relay.NodeID[int]
     account: strawberry.Private[domain.StaffAccount]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_id("StaffAccount", self.account.id))
+    @classmethod
+    def of(cls, account: domain.StaffAccount) -> StaffAccount:
+        return cls(id=account.id, account=account)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[StaffAccount | None]:
+        """Head office reads every account; a staff member only their own."""
+        viewer = info.context.viewer
+        found: list[StaffAccount | None] = []
+        for staff_id in node_row_ids(node_ids):
+            account = None
+            if isinstance(viewer, StaffViewer) and (
+                viewer.role is StaffRole.HQ_ADMIN or viewer.staff_id == staff_id
+            ):
+                account = await info.context.staff_accounts().get(staff_id)
+            found.append(cls.of(account) if account else None)
+        return found
 
     @strawberry.field
     def username(self) -> str:
@@ -77,7 +96,7 @@ async def viewer_staff(info: Info) -> StaffAccount | None:
     if not isinstance(viewer, StaffViewer):
         return None
     account = await info.context.staff_accounts().get(viewer.staff_id)
-    return None if account is None or not account.active else StaffAccount(account=account)
+    return None if account is None or not account.active else StaffAccount.of(account)
 
 
 @strawberry.input
@@ -153,7 +172,7 @@ def _session_payload(
         access_token=session.access_token,
         refresh_token=session.refresh_token,
         expires_at=session.expires_at,
-        staff=StaffAccount(account=session.account),
+        staff=StaffAccount.of(session.account),
         errors=errors,
     )
 
@@ -161,9 +180,7 @@ def _session_payload(
 def _account_payload(
     account: domain.StaffAccount | None, errors: list[UserError]
 ) -> StaffAccountPayload:
-    return StaffAccountPayload(
-        staff=StaffAccount(account=account) if account else None, errors=errors
-    )
+    return StaffAccountPayload(staff=StaffAccount.of(account) if account else None, errors=errors)
 
 
 def _signed_in(info: Info) -> int:

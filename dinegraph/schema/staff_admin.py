@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 import strawberry
@@ -10,9 +11,9 @@ from strawberry import relay
 from dinegraph.context import Context
 from dinegraph.domain import staff as domain
 from dinegraph.domain.delivery import Provider
-from dinegraph.domain.identity import StaffRole
+from dinegraph.domain.identity import StaffRole, StaffViewer
 from dinegraph.domain.services import staff_admin as service
-from dinegraph.resolvers.ids import decode_id, encode_id
+from dinegraph.resolvers.ids import decode_id, node_row_ids
 from dinegraph.resolvers.pagination import decode_key_cursor, keyset_page, page_size
 from dinegraph.schema.catalog import StoreNode
 from dinegraph.schema.common import UserError, page_info
@@ -84,7 +85,7 @@ async def staff_accounts(
         )
     page = keyset_page(rows, size=size, kind="staff", key=lambda a: a.id, after=after_id)
     return StaffAccountConnection(
-        edges=[StaffAccountEdge(cursor=c, node=StaffAccount(account=a)) for c, a in page.items],
+        edges=[StaffAccountEdge(cursor=c, node=StaffAccount.of(a)) for c, a in page.items],
         page_info=page_info(page),
     )
 
@@ -131,7 +132,7 @@ def _payload(
     account: domain.StaffAccount | None, errors: list[UserError]
 ) -> StaffAccountAdminPayload:
     return StaffAccountAdminPayload(
-        staff=StaffAccount(account=account) if account else None, errors=errors
+        staff=StaffAccount.of(account) if account else None, errors=errors
     )
 
 
@@ -139,12 +140,25 @@ def _payload(
 
 
 @strawberry.type(description="A partner's API key (sent as X-Api-Key); the key itself is not kept.")
-class ApiKey:
+class ApiKey(relay.Node):
+    id: relay.NodeID[int]
     record: strawberry.Private[domain.ApiKeyRecord]
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(encode_id("ApiKey", self.record.id))
+    @classmethod
+    def of(cls, record: domain.ApiKeyRecord) -> ApiKey:
+        return cls(id=record.id, record=record)
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[ApiKey | None]:
+        """Head office only; anyone else is shown nothing."""
+        viewer = info.context.viewer
+        if not (isinstance(viewer, StaffViewer) and viewer.role is StaffRole.HQ_ADMIN):
+            return [None for _ in node_ids]
+        ids = node_row_ids(node_ids)
+        found = {k.id: k for k in await info.context.api_keys().by_ids(ids)}
+        return [cls.of(found[i]) if i in found else None for i in ids]
 
     @strawberry.field
     def name(self) -> str:
@@ -207,7 +221,7 @@ async def api_keys(
         )
     page = keyset_page(rows, size=size, kind="apikey", key=lambda k: k.id, after=after_id)
     return ApiKeyConnection(
-        edges=[ApiKeyEdge(cursor=c, node=ApiKey(record=k)) for c, k in page.items],
+        edges=[ApiKeyEdge(cursor=c, node=ApiKey.of(k)) for c, k in page.items],
         page_info=page_info(page),
     )
 
@@ -340,7 +354,7 @@ class StaffAdminMutation:
         record, errors = await attempt(info, run)
         return CreateApiKeyPayload(
             key=made.key if record else None,
-            api_key=ApiKey(record=record) if record else None,
+            api_key=ApiKey.of(record) if record else None,
             errors=errors,
         )
 
@@ -357,7 +371,7 @@ class StaffAdminMutation:
             )
 
         record, errors = await attempt(info, run)
-        return RevokeApiKeyPayload(api_key=ApiKey(record=record) if record else None, errors=errors)
+        return RevokeApiKeyPayload(api_key=ApiKey.of(record) if record else None, errors=errors)
 
 
 async def _set_disabled(

@@ -12,13 +12,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from dinegraph.db.tables import api_keys, staff
+from dinegraph.db.tables import api_keys, audit_log, staff
 from dinegraph.domain.identity import StaffRole
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
 from tests.databases import broker_url
-from tests.staffing import ME, REFRESH, bearer, login, new_staff, staff_app
+from tests.staffing import ME, PASSWORD, REFRESH, bearer, login, new_staff, staff_app
 
 BROKERS = ["postgres", "redis"]
 HEARD_WITHIN_S = 10.0
@@ -496,3 +496,85 @@ async def test_a_revoked_key_is_refused_at_once_by_another_app(
         assert [(e["code"], e["field"]) for e in again["errors"]] == [("NOT_FOUND", ["id"])]
         listed = await _key_in_list(a, hq, created["apiKey"]["id"])
         assert listed["revokedAt"] == revoked["apiKey"]["revokedAt"]
+
+
+NODE = """
+query Node($id: ID!) {
+  node(id: $id) {
+    id
+    ... on StaffAccount { username }
+    ... on ApiKey { name }
+  }
+}
+"""
+
+
+async def test_accounts_and_keys_as_nodes_are_shown_to_whom_they_concern(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    manager = await new_staff(engine, role=StaffRole.STORE_MANAGER, stores=[1])
+    other = await new_staff(engine, role=StaffRole.STORE_MANAGER, stores=[1])
+    async with staff_app(settings, engine) as (gql, _):
+        hq = await hq_session(gql, engine)
+        as_manager = bearer(await login(gql, manager))
+        own, theirs = await _id_of(gql, hq, manager), await _id_of(gql, hq, other)
+        key = payload_of(
+            await gql.execute(
+                CREATE_KEY, {"input": {"name": "POS", "scopes": ["stock:read"]}}, headers=hq
+            )
+        )["apiKey"]["id"]
+
+        async def node(global_id: str, who: dict[str, str]) -> Any:
+            answer = await gql.execute(NODE, {"id": global_id}, headers=who)
+            assert "errors" not in answer, answer
+            return answer["data"]["node"]
+
+        assert await node(theirs, hq) == {"id": theirs, "username": other}
+        assert await node(key, hq) == {"id": key, "name": "POS"}
+        assert await node(own, as_manager) == {"id": own, "username": manager}
+        assert await node(theirs, as_manager) is None
+        assert await node(key, as_manager) is None
+        assert await node(own, {}) is None
+
+
+async def test_head_office_changes_are_in_the_audit_log_without_secrets(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    hq_name = await new_staff(engine, role=StaffRole.HQ_ADMIN)
+    async with staff_app(settings, engine) as (gql, _):
+        hq = bearer(await login(gql, hq_name))
+        created = payload_of(
+            await gql.execute(CREATE, new_account(password="secret-first-pw"), headers=hq)
+        )["staff"]
+        await gql.execute(DISABLE, {"id": created["id"]}, headers=hq)
+        await gql.execute(RESET, {"id": created["id"], "password": "secret-temp-pw"}, headers=hq)
+        key = payload_of(
+            await gql.execute(
+                CREATE_KEY, {"input": {"name": "POS", "scopes": ["stock:read"]}}, headers=hq
+            )
+        )
+        await gql.execute(REVOKE_KEY, {"id": key["apiKey"]["id"]}, headers=hq)
+        await gql.execute(CHANGE, {"current": PASSWORD, "new": "secret-new-pw-1"}, headers=hq)
+    async with engine.connect() as conn:
+        hq_id = await conn.scalar(sa.select(staff.c.id).where(staff.c.username == hq_name))
+        new_id = await conn.scalar(
+            sa.select(staff.c.id).where(staff.c.username == created["username"])
+        )
+        key_id = await conn.scalar(
+            sa.select(api_keys.c.id).where(api_keys.c.prefix == key["key"].split("_")[1])
+        )
+        rows = (
+            await conn.execute(
+                sa.select(audit_log).where(audit_log.c.staff_id == hq_id).order_by(audit_log.c.id)
+            )
+        ).all()
+    assert [(r.action, r.outcome, r.object_type, r.object_id) for r in rows] == [
+        ("createStaffAccount", "DONE", "Staff", new_id),
+        ("disableStaffAccount", "DONE", "Staff", new_id),
+        ("resetStaffPassword", "DONE", "Staff", new_id),
+        ("createApiKey", "DONE", "ApiKey", key_id),
+        ("revokeApiKey", "DONE", "ApiKey", key_id),
+        ("changeMyPassword", "DONE", "Staff", hq_id),
+    ]
+    for row in rows:
+        assert "secret-" not in row.summary and key["key"] not in row.summary

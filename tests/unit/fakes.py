@@ -62,7 +62,7 @@ from dinegraph.domain.order_repositories import (
 from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.ports import Repositories, UnitOfWork
 from dinegraph.domain.quotes import Candidates, CatalogItem
-from dinegraph.domain.refunds import RefundLine
+from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,
@@ -843,22 +843,40 @@ class FakeOrderRepository(_Repository):
     async def payment_order(self, provider: str, transaction_id: str) -> int | None:
         _not_faked("orders.payment_order")
 
-    async def add_refund(
-        self,
-        *,
-        order_id: int,
-        reference: str,
-        amount_fen: int,
-        lines: Sequence[RefundLine],
-        reason: str,
-        actor: str,
-        stock_returned: bool,
-        coupon_restored: bool,
-    ) -> bool:
+    async def add_refund(self, refund: Refund) -> Refund | None:
         _not_faked("orders.add_refund")
 
-    async def has_refund(self, order_id: int, reference: str) -> bool:
-        _not_faked("orders.has_refund")
+    async def get_refund(self, refund_id: int) -> Refund | None:
+        _not_faked("orders.get_refund")
+
+    async def refund_by_key(self, order_id: int, key: str) -> Refund | None:
+        _not_faked("orders.refund_by_key")
+
+    async def refund_by_reference(self, reference: str) -> Refund | None:
+        _not_faked("orders.refund_by_reference")
+
+    async def open_refund_request(self, order_id: int) -> Refund | None:
+        _not_faked("orders.open_refund_request")
+
+    async def move_refund(
+        self,
+        refund_id: int,
+        current: Sequence[RefundStatus],
+        target: RefundStatus,
+        *,
+        at: datetime,
+        amount_fen: int | None = None,
+        lines: Sequence[RefundLine] | None = None,
+        stock_returned: bool | None = None,
+        coupon_restored: bool | None = None,
+        refusal_reason: str | None = None,
+        decided_by: str | None = None,
+        provider_refund_id: str | None = None,
+    ) -> Refund | None:
+        _not_faked("orders.move_refund")
+
+    async def touch(self, order_id: int, at: datetime, *, version: int | None = None) -> int | None:
+        _not_faked("orders.touch")
 
     async def apply_refund(
         self,

@@ -18,6 +18,7 @@ from dinegraph.domain.calls import (
     TakenCall,
     short_error,
 )
+from dinegraph.domain.refunds import REFUND_CALL, RefundToSend
 from dinegraph.integrations.development import DevelopmentPayments
 from dinegraph.outbound import CallRefused, CallRelay, CallStore, RelayPolicy, RetryLater
 
@@ -242,14 +243,40 @@ async def test_an_unbound_relay_makes_nothing() -> None:
         await relay.retry(1)
 
 
+class _Reports:
+    """What a payment gateway reported of a refund."""
+
+    def __init__(self) -> None:
+        self.said: list[tuple[str, object]] = []
+
+    async def submitted(self, provider_refund_id: str) -> None:
+        self.said.append(("submitted", provider_refund_id))
+
+    async def settled(self, succeeded: bool, provider_refund_id: str | None) -> None:
+        self.said.append(("settled", succeeded))
+
+
 async def test_the_development_payments_refund_is_a_handler(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     relay, store, _ = relay_with()
-    relay.register("development.refund", DevelopmentPayments().make_refund)
+    reports = _Reports()
+
+    async def refund(call: OutboundCall) -> None:
+        await DevelopmentPayments().refund(RefundToSend.of_call(call), reports)
+
+    relay.register(REFUND_CALL, refund)
     caplog.set_level("WARNING", "dinegraph.payments")
-    await relay.committed(
-        [store.add(OutboundCall("development.refund", "o-7:r1", {"amountFen": 990}))]
-    )
+    payload = {
+        "refundId": 3,
+        "orderId": 7,
+        "outTradeNo": "20261202000007",
+        "refundFen": 990,
+        "totalFen": 1990,
+        "reason": "缺货",
+    }
+    await relay.committed([store.add(OutboundCall(REFUND_CALL, "R7-ab", payload))])
     assert store.rows[1].status is OutboundCallStatus.DONE
-    assert "refund o-7:r1: 990 fen" in caplog.text
+    assert "refund R7-ab of order 7: 990 fen" in caplog.text
+    # It accepts and settles at once.
+    assert reports.said == [("submitted", "dev-R7-ab"), ("settled", True)]

@@ -20,7 +20,9 @@ from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.fees import FeeRules
 from dinegraph.domain.identity import MemberViewer, PartnerViewer, StaffRole, StaffViewer
 from dinegraph.domain.orders import Order, OrderStatus
+from dinegraph.domain.ports import RefundProgress
 from dinegraph.domain.pricing import CouponKind
+from dinegraph.domain.refunds import RefundToSend
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.campaign_orders import OrderOptions
 from dinegraph.domain.services.campaigns import (
@@ -53,7 +55,7 @@ POS = PartnerViewer(2, "POS", frozenset({"stock:write"}), None)
 class NoPayments:
     name = "none"
 
-    async def refund(self, order: Order, amount_fen: int, reference: str) -> None:
+    async def refund(self, refund: RefundToSend, progress: RefundProgress) -> None:
         return None
 
 

@@ -49,6 +49,10 @@ export type AdjustStockInput = {
   storeId: Scalars['ID']['input'];
 };
 
+export type ApproveRefundInput = {
+  refundId: Scalars['ID']['input'];
+};
+
 export type BargainStatus =
   | 'COMPLETE'
   | 'EXPIRED'
@@ -308,6 +312,7 @@ export type ErrorCode =
   | 'PAGE_SIZE_TOO_LARGE'
   | 'PAYMENT_MISMATCH'
   | 'RATE_LIMITED'
+  | 'REFUND_PENDING'
   | 'REQUIRED'
   | 'SHARE_CODE_EXPIRED'
   | 'SOLD_OUT'
@@ -381,6 +386,12 @@ export type OrderStatus =
   | 'READY'
   | 'REFUNDED';
 
+/** PENDING: to be made (again); DONE: the provider took it; FAILED: refused, or out of attempts, for an operator to look at. */
+export type OutboundCallStatus =
+  | 'DONE'
+  | 'FAILED'
+  | 'PENDING';
+
 export type PlaceOrderInput = {
   address?: InputMaybe<AddressInput>;
   channel: Channel;
@@ -442,6 +453,26 @@ export type RefundOrderInput = {
   reason: Scalars['String']['input'];
 };
 
+export type RefundRequester =
+  | 'MEMBER'
+  | 'STAFF'
+  | 'SYSTEM';
+
+/** REQUESTED → APPROVED → SUBMITTED → REFUNDED; or REFUSED by the store, or FAILED at the payment provider. */
+export type RefundStatus =
+  | 'APPROVED'
+  | 'FAILED'
+  | 'REFUNDED'
+  | 'REFUSED'
+  | 'REQUESTED'
+  | 'SUBMITTED';
+
+export type RefuseRefundInput = {
+  /** Shown to the member. */
+  reason: Scalars['String']['input'];
+  refundId: Scalars['ID']['input'];
+};
+
 export type ReportCourierPositionInput = {
   deliveryId: Scalars['ID']['input'];
   lat: Scalars['Float']['input'];
@@ -457,6 +488,15 @@ export type ReportDeliveryStatusInput = {
   status: DeliveryStatus;
 };
 
+export type RequestRefundInput = {
+  /** Made once per request by the client: a retry returns the same refund. */
+  idempotencyKey: Scalars['String']['input'];
+  /** Units to refund; everything not yet refunded when left out. */
+  lines?: InputMaybe<Array<RefundLineInput>>;
+  orderId: Scalars['ID']['input'];
+  reason: Scalars['String']['input'];
+};
+
 export type RestockInput = {
   quantity: Scalars['Int']['input'];
   reason?: Scalars['String']['input'];
@@ -464,6 +504,10 @@ export type RestockInput = {
   reference: Scalars['String']['input'];
   skuId: Scalars['ID']['input'];
   storeId: Scalars['ID']['input'];
+};
+
+export type RetryOutboundCallInput = {
+  id: Scalars['ID']['input'];
 };
 
 export type SaleLineInput = {
@@ -723,7 +767,7 @@ export type PlaceOrderMutationVariables = Exact<{
 }>;
 
 
-export type PlaceOrderMutation = { placeOrder: { replayed: boolean, order: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null } | null, storeRefusals: Array<{ reason: StoreRefusalReason, store: { id: string, name: string } | null }>, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+export type PlaceOrderMutation = { placeOrder: { replayed: boolean, order: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null, refunds: Array<{ id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> }> } | null, storeRefusals: Array<{ reason: StoreRefusalReason, store: { id: string, name: string } | null }>, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type PayOrderMutationVariables = Exact<{
   orderId: Scalars['ID']['input'];
@@ -827,7 +871,9 @@ export type StockFeedSubscriptionVariables = Exact<{
 
 export type StockFeedSubscription = { stockChanged: { available: number | null, soldOut: boolean, version: number, sku: { id: string } | null } };
 
-export type OrderFieldsFragment = { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null };
+export type OrderFieldsFragment = { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null, refunds: Array<{ id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> }> };
+
+export type RefundFieldsFragment = { id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> };
 
 export type MyOrdersQueryVariables = Exact<{
   status: InputMaybe<Array<OrderStatus> | OrderStatus>;
@@ -843,14 +889,14 @@ export type OrderDetailQueryVariables = Exact<{
 }>;
 
 
-export type OrderDetailQuery = { order: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null } | null };
+export type OrderDetailQuery = { order: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null, refunds: Array<{ id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> }> } | null };
 
 export type OrderUpdatesSubscriptionVariables = Exact<{
   orderId: Scalars['ID']['input'];
 }>;
 
 
-export type OrderUpdatesSubscription = { orderUpdates: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null } };
+export type OrderUpdatesSubscription = { orderUpdates: { id: string, number: string, status: OrderStatus, channel: Channel, note: string, pickupCode: string | null, placedAt: string, payBy: string, paidAt: string | null, version: number, distanceMeters: number | null, store: { id: string, name: string, address: string } | null, lines: Array<{ lineId: number, name: string, quantity: number, refundedQuantity: number, specs: Array<{ name: string, value: string }>, unitPrice: { fen: number, display: string }, amount: { fen: number, display: string }, sku: { id: string } | null }>, subtotal: { fen: number, display: string }, tierDiscount: { fen: number, display: string }, couponDiscount: { fen: number, display: string }, deliveryFee: { fen: number, display: string }, deliveryDiscount: { fen: number, display: string }, packagingFee: { fen: number, display: string }, total: { fen: number, display: string }, refunded: { fen: number, display: string }, address: { detail: string, contactName: string, contactPhone: string } | null, coupon: { id: string, title: string } | null, refunds: Array<{ id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> }> } };
 
 export type CancelOrderMutationVariables = Exact<{
   orderId: Scalars['ID']['input'];
@@ -858,6 +904,13 @@ export type CancelOrderMutationVariables = Exact<{
 
 
 export type CancelOrderMutation = { updateOrderStatus: { order: { id: string, status: OrderStatus, version: number } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+
+export type RequestRefundMutationVariables = Exact<{
+  input: RequestRefundInput;
+}>;
+
+
+export type RequestRefundMutation = { requestRefund: { refund: { id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type StoreCardFragment = { id: string, name: string, address: string, distanceMeters: number | null, isOpen: boolean, deliveryRadiusMeters: number, location: { lat: number, lng: number }, openingHours: { opens: string, closes: string } };
 

@@ -200,11 +200,9 @@ async def fail_expired_groups(
             failed.append(group_id)
             for order in await uow.orders.in_group(group_id):
                 if order.status in (OrderStatus.PENDING_PAYMENT, OrderStatus.GROUPING):
-                    cancelled, refunded = await cancel_in(uow, order, now, "system:group-failed")
-                    if refunded:
-                        refunds.append((cancelled, refunded))
+                    cancelled, refund = await cancel_in(uow, order, now, "system:group-failed")
+                    if refund is not None:
+                        refunds.append((cancelled, refund.amount_fen))
             uow.record(group_changed(group))
         await uow.commit()
-    for order, amount in refunds:
-        await policy.payments.refund(order, amount, f"{order.reference}:group-failed")
     return FailedGroups(failed, refunds)

@@ -20,15 +20,15 @@ from dinegraph.domain.identity import MemberViewer, StaffViewer, Viewer, actor_o
 from dinegraph.domain.orders import (
     Mover,
     Order,
-    OrderChanged,
     OrderSource,
     OrderStatus,
     check_move,
     load_change,
 )
+from dinegraph.domain.orders import order_changed as order_changed  # where others import it
 from dinegraph.domain.partner_orders import sale_source
 from dinegraph.domain.ports import PaymentGateway, UnitOfWork
-from dinegraph.domain.refunds import RefundLine
+from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus, refund_call, refund_reference
 from dinegraph.domain.routing import RoutingWeights
 from dinegraph.domain.services.coupons import change_coupon_status
 from dinegraph.domain.services.dispatch import (
@@ -45,6 +45,7 @@ from dinegraph.domain.tiers import Tier
 log = logging.getLogger("dinegraph.orders")
 
 SWEEP_BATCH = 100
+CANCEL_KEY = "cancel"  # the idempotency key of a cancelled order's refund
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +61,6 @@ class OrderPolicy:
     points_expiry_days: int
     payments: PaymentGateway
     delivery: DeliveryPolicy
-
-
-def order_changed(order: Order) -> OrderChanged:
-    return OrderChanged(
-        order_id=order.id,
-        store_id=order.store_id,
-        member_id=order.member_id,
-        status=order.status.value,
-        version=order.version,
-    )
 
 
 def group_changed(group: GroupBuy) -> GroupBuyChanged:
@@ -112,7 +103,6 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
     COMPLETED counts the amount paid toward the member's tier and earns points; a cancel
     releases the held stock, returns the coupon and refunds what was paid.
     """
-    refund: tuple[Order, int] | None = None
     async with uow:
         order = await uow.orders.get(cmd.order_id)
         mover = mover_of(viewer, order)
@@ -122,9 +112,7 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
         if cmd.status is OrderStatus.CANCELLED and order.source is not OrderSource.MINI_PROGRAM:
             moved = await cancel_partner_in(uow, order, cmd.now, actor_of(viewer), "")
         elif cmd.status is OrderStatus.CANCELLED:
-            moved, refunded = await cancel_in(uow, order, cmd.now, actor_of(viewer))
-            if refunded:
-                refund = (moved, refunded)
+            moved, _ = await cancel_in(uow, order, cmd.now, actor_of(viewer))
         elif cmd.status is OrderStatus.COMPLETED:
             moved = await move_order(uow, order, cmd.status, cmd.now, completed_at=cmd.now)
             moved = replace(moved, completed_at=cmd.now)
@@ -136,8 +124,6 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
             assert store is not None
             await open_delivery(uow, order, store, cmd.policy.delivery, cmd.now)
         await uow.commit()
-    if refund is not None:
-        await cmd.policy.payments.refund(refund[0], refund[1], f"{order.reference}:cancel")
     return moved
 
 
@@ -191,34 +177,48 @@ async def release_units(
     )
 
 
-async def cancel_in(uow: UnitOfWork, order: Order, now: datetime, actor: str) -> tuple[Order, int]:
-    """Cancel: stock released, coupon back if still valid, payment refunded in full.
+async def cancel_in(
+    uow: UnitOfWork, order: Order, now: datetime, actor: str
+) -> tuple[Order, Refund | None]:
+    """Cancel: stock released, coupon back if still valid, payment refunded in full (an
+    APPROVED refund, its call out to the payment provider recorded in the caller's unit).
 
     A campaign order also gives back its member's entry; a group seat is freed while the
     group is open; a bargain may be bought again.
     """
     was = order.status
-    refunded = 0
+    refund: Refund | None = None
     if was is not OrderStatus.PENDING_PAYMENT:
-        refunded = order.total_fen - order.refunded_fen
-        lines = [
+        amount = order.total_fen - order.refunded_fen
+        lines = tuple(
             RefundLine(line.line_no, line.quantity - line.refunded_quantity)
             for line in order.lines
             if line.quantity > line.refunded_quantity
-        ]
-        await uow.orders.add_refund(
-            order_id=order.id,
-            reference="cancel",
-            amount_fen=refunded,
-            lines=lines,
-            reason="cancelled",
-            actor=actor,
-            stock_returned=True,
-            coupon_restored=order.coupon_id is not None,
         )
-        version = await uow.orders.apply_refund(order.id, order.version, refunded, lines, now)
-        if version is None:
+        refund = await uow.orders.add_refund(
+            Refund(
+                id=0,
+                order_id=order.id,
+                reference=refund_reference(order.id, CANCEL_KEY),
+                idempotency_key=CANCEL_KEY,
+                status=RefundStatus.APPROVED,
+                amount_fen=amount,
+                lines=lines,
+                reason="cancelled",
+                refusal_reason=None,
+                requested_by=actor,
+                decided_by=None,
+                provider_refund_id=None,
+                stock_returned=True,
+                coupon_restored=order.coupon_id is not None,
+                requested_at=now,
+                updated_at=now,
+            )
+        )
+        version = await uow.orders.apply_refund(order.id, order.version, amount, lines, now)
+        if version is None or refund is None:
             raise DomainError(ErrorCode.INVALID_TRANSITION, field=["status"], current=was)
+        uow.call(refund_call(refund, order))
         order = replace(order, refunded_fen=order.total_fen, version=version)
     moved = await move_order(uow, order, OrderStatus.CANCELLED, now)
     await _leave_campaign(uow, order, was)
@@ -234,7 +234,7 @@ async def cancel_in(uow: UnitOfWork, order: Order, now: datetime, actor: str) ->
             await change_coupon_status(
                 order.coupon_id, CouponStatus.AVAILABLE, order_ref=None, uow=uow
             )
-    return moved, refunded
+    return moved, refund
 
 
 async def cancel_partner_in(
