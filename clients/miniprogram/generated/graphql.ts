@@ -53,6 +53,33 @@ export type ApproveRefundInput = {
   refundId: Scalars['ID']['input'];
 };
 
+/** Who made a change. */
+export type AuditActorKind =
+  | 'CLI'
+  | 'PARTNER'
+  | 'STAFF'
+  | 'SYSTEM';
+
+/** Every filter given must hold. */
+export type AuditLogFilter = {
+  action?: InputMaybe<Scalars['String']['input']>;
+  actorKind?: InputMaybe<AuditActorKind>;
+  apiKeyId?: InputMaybe<Scalars['ID']['input']>;
+  /** Inclusive. */
+  from?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The global ID of the object written (an order, a SKU). */
+  objectId?: InputMaybe<Scalars['ID']['input']>;
+  staffId?: InputMaybe<Scalars['ID']['input']>;
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+  /** Exclusive. */
+  to?: InputMaybe<Scalars['DateTime']['input']>;
+};
+
+/** Done, or refused for rights. */
+export type AuditOutcome =
+  | 'DENIED'
+  | 'DONE';
+
 export type BargainStatus =
   | 'COMPLETE'
   | 'EXPIRED'
@@ -86,6 +113,12 @@ export type CampaignState =
   | 'RUNNING'
   | 'SCHEDULED';
 
+export type CancelPartnerOrderInput = {
+  externalId: Scalars['String']['input'];
+  reason?: Scalars['String']['input'];
+  source: OrderChannel;
+};
+
 export type CartInput = {
   channel: Channel;
   deliveryFeeFen?: Scalars['Int']['input'];
@@ -98,6 +131,11 @@ export type CartLineInput = {
   skuId: Scalars['ID']['input'];
 };
 
+export type ChangeMyPasswordInput = {
+  currentPassword: Scalars['String']['input'];
+  newPassword: Scalars['String']['input'];
+};
+
 /** Where a product is sold. */
 export type Channel =
   | 'DELIVERY'
@@ -108,6 +146,10 @@ export type Channel =
 export type ComboComponentInput = {
   quantity?: Scalars['Int']['input'];
   skuId: Scalars['ID']['input'];
+};
+
+export type ConfirmTotpEnrolmentInput = {
+  code: Scalars['String']['input'];
 };
 
 export type CouponInapplicableReason =
@@ -152,6 +194,16 @@ export type CouponTemplateStatus =
 export type CourierInput = {
   name: Scalars['String']['input'];
   phone: Scalars['String']['input'];
+};
+
+export type CreateApiKeyInput = {
+  name: Scalars['String']['input'];
+  /** The delivery platform of a delivery:write key. */
+  partner?: InputMaybe<DeliveryProvider>;
+  /** e.g. stock:write, orders:read. */
+  scopes: Array<Scalars['String']['input']>;
+  /** The stores it acts on; null: every store. */
+  storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
 };
 
 export type CreateCampaignInput = {
@@ -227,6 +279,16 @@ export type CreateSkuInput = {
   tracked?: InputMaybe<Scalars['Boolean']['input']>;
 };
 
+export type CreateStaffAccountInput = {
+  displayName: Scalars['String']['input'];
+  /** A first password (10+ characters); the holder changes it at sign-in. */
+  password: Scalars['String']['input'];
+  role: StaffRole;
+  /** A store manager's stores (at least one). */
+  storeIds?: Array<Scalars['ID']['input']>;
+  username: Scalars['String']['input'];
+};
+
 export type DeleteAddressInput = {
   id: Scalars['ID']['input'];
 };
@@ -253,6 +315,10 @@ export type DeliveryWaiver =
   | 'COUPON'
   | 'TIER';
 
+export type DisableTotpInput = {
+  password: Scalars['String']['input'];
+};
+
 export type DispatchDeliveryInput = {
   orderId: Scalars['ID']['input'];
   /** OWN_RIDER: send this rider rather than the nearest idle one. */
@@ -261,6 +327,8 @@ export type DispatchDeliveryInput = {
 
 /** Stable codes of expected failures. */
 export type ErrorCode =
+  | 'ACCOUNT_DISABLED'
+  | 'ACCOUNT_LOCKED'
   | 'ALREADY_CHECKED_IN'
   | 'ALREADY_HELPED'
   | 'ALREADY_JOINED'
@@ -289,12 +357,14 @@ export type ErrorCode =
   | 'INVALID_CODE'
   | 'INVALID_COMBO_COMPONENT'
   | 'INVALID_COORDINATES'
+  | 'INVALID_CREDENTIALS'
   | 'INVALID_CURSOR'
   | 'INVALID_ID'
   | 'INVALID_INPUT'
   | 'INVALID_PHONE'
   | 'INVALID_SHARE_CODE'
   | 'INVALID_TOKEN'
+  | 'INVALID_TOTP'
   | 'INVALID_TRANSITION'
   | 'INVALID_WINDOW'
   | 'NEGATIVE_PRICE'
@@ -319,8 +389,10 @@ export type ErrorCode =
   | 'STORE_CANNOT_SERVE'
   | 'TEMPLATE_STOPPED'
   | 'TOO_LONG'
+  | 'TOTP_REQUIRED'
   | 'TRACKED'
   | 'UNAUTHENTICATED'
+  | 'WEAK_PASSWORD'
   | 'WRONG_PROVIDER';
 
 /** A point in GCJ-02 coordinates, as the mini-program sends it. */
@@ -347,6 +419,14 @@ export type MemberTier =
   | 'GOLD'
   | 'NORMAL'
   | 'SILVER';
+
+/** Where an order was taken: the mini-program, the store's till or a platform. */
+export type OrderChannel =
+  | 'DOUYIN'
+  | 'ELEME'
+  | 'MEITUAN'
+  | 'MINI_PROGRAM'
+  | 'POS';
 
 /** Why the coupon is left out. */
 export type OrderCouponProblem =
@@ -392,6 +472,15 @@ export type OutboundCallStatus =
   | 'FAILED'
   | 'PENDING';
 
+export type PartnerOrderLineInput = {
+  /** For this line, e.g. 不要香菜. */
+  note?: Scalars['String']['input'];
+  quantity: Scalars['Int']['input'];
+  skuId: Scalars['ID']['input'];
+  /** What the customer was charged per unit; the store's price when left out. */
+  unitPriceFen?: InputMaybe<Scalars['Int']['input']>;
+};
+
 export type PlaceOrderInput = {
   address?: InputMaybe<AddressInput>;
   channel: Channel;
@@ -431,12 +520,37 @@ export type QuoteOrderInput = {
   storeId?: InputMaybe<Scalars['ID']['input']>;
 };
 
+export type RecordPartnerOrderInput = {
+  customerNote?: Scalars['String']['input'];
+  /** The order's id at the source; with the source it names one order, so a retry records nothing twice. */
+  externalId: Scalars['String']['input'];
+  /** DINE_IN, PICKUP (自取/takeaway) or DELIVERY. */
+  fulfilment: Channel;
+  lines: Array<PartnerOrderLineInput>;
+  /** What the customer paid, in fen. */
+  paidFen: Scalars['Int']['input'];
+  /** When the customer or the platform's rider comes for it. */
+  pickupAt?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The platform's 取餐号. */
+  pickupCode?: InputMaybe<Scalars['String']['input']>;
+  /** When the customer ordered; now when left out. */
+  placedAt?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The till (POS) or the platform. */
+  source: OrderChannel;
+  storeId: Scalars['ID']['input'];
+  tableNo?: InputMaybe<Scalars['String']['input']>;
+};
+
 export type RecordSaleInput = {
   /** The order number in the selling system; it makes retries harmless. */
   externalOrderId: Scalars['String']['input'];
   lines: Array<SaleLineInput>;
   source: SaleSource;
   storeId: Scalars['ID']['input'];
+};
+
+export type RefreshStaffSessionInput = {
+  refreshToken: Scalars['String']['input'];
 };
 
 export type RefundLineInput = {
@@ -497,6 +611,11 @@ export type RequestRefundInput = {
   reason: Scalars['String']['input'];
 };
 
+export type ResetStaffPasswordInput = {
+  id: Scalars['ID']['input'];
+  temporaryPassword: Scalars['String']['input'];
+};
+
 export type RestockInput = {
   quantity: Scalars['Int']['input'];
   reason?: Scalars['String']['input'];
@@ -507,6 +626,10 @@ export type RestockInput = {
 };
 
 export type RetryOutboundCallInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type RevokeApiKeyInput = {
   id: Scalars['ID']['input'];
 };
 
@@ -569,6 +692,34 @@ export type SpecOptionInput = {
   name: Scalars['String']['input'];
   value: Scalars['String']['input'];
 };
+
+export type StaffAccountFilter = {
+  includeDisabled?: Scalars['Boolean']['input'];
+  role?: InputMaybe<StaffRole>;
+  /** Accounts acting on this store (head office included). */
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type StaffAccountIdInput = {
+  id: Scalars['ID']['input'];
+};
+
+export type StaffLoginInput = {
+  password: Scalars['String']['input'];
+  /** Required once the account has TOTP (TOTP_REQUIRED). */
+  totpCode?: InputMaybe<Scalars['String']['input']>;
+  username: Scalars['String']['input'];
+};
+
+export type StaffLogoutInput = {
+  refreshToken: Scalars['String']['input'];
+};
+
+/** HQ_ADMIN, OPERATOR or STORE_MANAGER. */
+export type StaffRole =
+  | 'HQ_ADMIN'
+  | 'OPERATOR'
+  | 'STORE_MANAGER';
 
 /** What a ledger row records. */
 export type StockLedgerKind =
@@ -650,6 +801,13 @@ export type UpdateSkuInput = {
   name?: InputMaybe<Scalars['String']['input']>;
   priceFen?: InputMaybe<Scalars['Int']['input']>;
   specs?: InputMaybe<Array<SpecOptionInput>>;
+};
+
+export type UpdateStaffAccountInput = {
+  displayName?: InputMaybe<Scalars['String']['input']>;
+  id: Scalars['ID']['input'];
+  role?: InputMaybe<StaffRole>;
+  storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
 };
 
 export type SessionFragment = { token: string | null, refreshToken: string | null, member: { id: string, nickname: string, phone: string | null, tier: MemberTier } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> };
