@@ -493,13 +493,13 @@ orders = sa.Table(
     sa.Column("table_no", sa.String(16), nullable=True),
     sa.Column("pickup_at", UtcDateTime(), nullable=True),
     sa.Column("cancel_reason", sa.String(200), nullable=True),
-    sa.UniqueConstraint("source", "external_id", name="uq_orders_external"),
     sa.UniqueConstraint("member_id", "idempotency_key", name="uq_orders_idempotency"),
     sa.Index("ix_orders_member", "member_id", "id"),
     sa.Index("ix_orders_store_status", "store_id", "status", "id"),
     sa.Index("ix_orders_unpaid", "status", "pay_by"),
     sa.Index("ix_orders_campaign", "campaign_id"),
     sa.Index("ix_orders_group", "group_id"),
+    sa.Index("uq_orders_external", "source", "external_id", unique=True),
 )
 
 order_lines = sa.Table(
