@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dinegraph.cli_app import app, load_settings, open_engine, run_async, staff_username
+from dinegraph.cli_app import (
+    app,
+    check_data_keys,
+    load_settings,
+    open_engine,
+    run_async,
+    staff_username,
+)
 from dinegraph.cli_credentials import (
     create_api_key,
     create_staff,
@@ -32,7 +39,12 @@ from dinegraph.cli_credentials import (
     revoke_api_key,
     staff_token,
 )
-from dinegraph.cli_operations import expire_points_command, prune_positions_command, simulate
+from dinegraph.cli_operations import (
+    expire_points_command,
+    prune_positions_command,
+    rotate_data_keys_command,
+    simulate,
+)
 from dinegraph.domain.identity import StaffRole
 
 if TYPE_CHECKING:
@@ -90,7 +102,9 @@ def migrate() -> None:
     """Bring the database schema up to date and say what was applied."""
     from dinegraph.db.migrate import upgrade_reporting
 
-    typer.echo(upgrade_reporting(load_settings()).describe())
+    settings = load_settings()
+    check_data_keys(settings)
+    typer.echo(upgrade_reporting(settings).describe())
 
 
 @app.command()
@@ -212,6 +226,7 @@ app.command("revoke-api-key")(revoke_api_key)
 app.command("disable-staff")(disable_staff)
 app.command("create-staff")(create_staff)
 app.command("prune-positions")(prune_positions_command)
+app.command("rotate-data-keys")(rotate_data_keys_command)
 app.command()(simulate)
 
 

@@ -43,7 +43,19 @@ def load_settings() -> Settings:
 def open_engine(settings: Settings) -> AsyncEngine:
     from dinegraph.db.engine import create_engine
 
+    check_data_keys(settings)
     return create_engine(settings)
+
+
+def check_data_keys(settings: Settings) -> None:
+    """Exit with the fix when the personal data keys are missing or malformed (production)."""
+    from dinegraph.settings import ConfigurationError
+
+    try:
+        _ = settings.personal_data_keys, settings.personal_index_key
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @asynccontextmanager

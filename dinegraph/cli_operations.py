@@ -1,5 +1,5 @@
 """Maintenance and simulation commands of `dinegraph`: expire-points, prune-positions,
-simulate.
+rotate-data-keys, simulate.
 
 Registered on the app by dinegraph/cli.py; like every cli module, this imports at module
 level only typer, the standard library and the option enums (see dinegraph/cli.py).
@@ -39,6 +39,27 @@ def expire_points_command() -> None:
             await engine.dispose()
 
     typer.echo(f"expired {run_async(run)} points")
+
+
+def rotate_data_keys_command(
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows per transaction.")] = 500,
+) -> None:
+    """Re-encrypt personal data under the first key of DINEGRAPH_DATA_KEYS (and index phones
+    again under DINEGRAPH_BLIND_INDEX_KEY). Resumable: run it again after an interruption."""
+    from dinegraph.db.data_keys import ColumnRotation, rotate_data_keys
+
+    async def run(settings: Settings) -> list[ColumnRotation]:
+        engine = open_engine(settings)
+        try:
+            return await rotate_data_keys(engine, batch_size=batch_size)
+        finally:
+            await engine.dispose()
+
+    report = run_async(run)
+    for count in report:
+        typer.echo(f"{count.column}: {count.rotated} rewritten, {count.current} already current")
+    current = load_settings().personal_data_keys[0][0]
+    typer.echo(f"rewrote {sum(c.rotated for c in report)} values; all under key {current}")
 
 
 def prune_positions_command() -> None:

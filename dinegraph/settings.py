@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -164,6 +168,12 @@ class Settings(BaseSettings):
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 
+    # --- personal data at rest (db/personal.py) ---
+    # "kid:<base64 of 32 bytes>,...": the first key encrypts, every key decrypts.
+    data_keys: SecretStr | None = None
+    # Key of the phones' blind index (HMAC-SHA256); apart from the data keys.
+    blind_index_key: SecretStr | None = None
+
     @property
     def production(self) -> bool:
         return self.mode is Mode.PRODUCTION
@@ -203,11 +213,35 @@ class Settings(BaseSettings):
             )
         return _DEVELOPMENT_SECRET
 
+    @property
+    def personal_data_keys(self) -> tuple[tuple[str, bytes], ...]:
+        """(key id, AES-256 key) of DINEGRAPH_DATA_KEYS, the encrypting key first. In
+        development, unset, one key derived from the secret key (its id names that)."""
+        if not _given(self.data_keys):
+            if self.production:
+                raise ConfigurationError(_MISSING_PERSONAL_KEYS)
+            key = _derived(self.signing_key, "data key")
+            return ((f"dev{hashlib.sha256(key).hexdigest()[:6]}", key),)
+        assert self.data_keys is not None
+        return _parse_data_keys(self.data_keys.get_secret_value())
+
+    @property
+    def personal_index_key(self) -> bytes:
+        """The blind index's HMAC key: DINEGRAPH_BLIND_INDEX_KEY, in development derived
+        from the secret key when unset."""
+        if not _given(self.blind_index_key):
+            if self.production:
+                raise ConfigurationError(_MISSING_PERSONAL_KEYS)
+            return _derived(self.signing_key, "blind index key")
+        assert self.blind_index_key is not None
+        return _base64_key(self.blind_index_key.get_secret_value(), "DINEGRAPH_BLIND_INDEX_KEY")
+
     def check_servable(self, workers: int | None = None) -> None:
         """Fail at once, with the fix, when these settings cannot serve."""
         _ = self.signing_key
         if self.production and len(self.signing_key) < 32:
             raise ConfigurationError("DINEGRAPH_SECRET_KEY must be at least 32 characters long")
+        _ = self.personal_data_keys, self.personal_index_key
         if self.production and self.clock_start is not None:
             raise ConfigurationError("DINEGRAPH_CLOCK_START is for development only")
         try:
@@ -253,6 +287,49 @@ class Settings(BaseSettings):
                 "several workers need a shared broker: set DINEGRAPH_BROKER_URL to "
                 "postgres://... (the same database) or redis://..., or serve one worker"
             )
+
+
+_MISSING_PERSONAL_KEYS = (
+    "DINEGRAPH_DATA_KEYS and DINEGRAPH_BLIND_INDEX_KEY must be set in production: personal "
+    "data (phones, names, addresses) is encrypted with them. Make each key with "
+    "python3 -c 'import secrets, base64; "
+    "print(base64.b64encode(secrets.token_bytes(32)).decode())' and set "
+    "DINEGRAPH_DATA_KEYS=k1:<key> and DINEGRAPH_BLIND_INDEX_KEY=<another key>"
+)
+_KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+
+
+def _given(value: SecretStr | None) -> bool:
+    return value is not None and bool(value.get_secret_value().strip())
+
+
+def _derived(secret: str, purpose: str) -> bytes:
+    return hmac.new(secret.encode(), f"dinegraph {purpose}".encode(), hashlib.sha256).digest()
+
+
+def _base64_key(text: str, name: str) -> bytes:
+    try:
+        key = base64.b64decode(text.strip(), validate=True)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigurationError(f"{name}: a key must be 32 bytes in base64 (44 characters)")
+    return key
+
+
+def _parse_data_keys(text: str) -> tuple[tuple[str, bytes], ...]:
+    keys: list[tuple[str, bytes]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        kid, _, encoded = item.partition(":")
+        if not _KEY_ID.match(kid) or any(kid == known for known, _ in keys):
+            raise ConfigurationError(
+                f"DINEGRAPH_DATA_KEYS: {kid!r} is not a new key id (letters, digits, - and _, "
+                "at most 16); write kid:<base64 key>,older-kid:<base64 key>"
+            )
+        keys.append((kid, _base64_key(encoded, f"DINEGRAPH_DATA_KEYS {kid}")))
+    if not keys:
+        raise ConfigurationError("DINEGRAPH_DATA_KEYS is empty: write kid:<base64 key>")
+    return tuple(keys)
 
 
 @lru_cache(maxsize=1)

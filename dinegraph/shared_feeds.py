@@ -46,6 +46,7 @@ SHARED_FIELDS: dict[str, Callable[[Viewer], Hashable]] = {
     "orderUpdates": viewer_class,
     "groupBuyUpdates": viewer_class,
     "storeOrderFeed": viewer_class,
+    "stationTicketFeed": viewer_class,
 }
 
 

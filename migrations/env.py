@@ -6,23 +6,35 @@ import asyncio
 from typing import Any
 
 from alembic import context
+from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from dinegraph.db.engine import WRITE, create_engine
+from dinegraph.db.personal import BlindIndex, Encrypted
 from dinegraph.db.tables import UtcDateTime, metadata
 from dinegraph.settings import Settings
 
 target_metadata = metadata
 
 
+def _settings() -> Settings:
+    """The caller's settings (their data keys convert personal data), else the environment."""
+    settings = context.config.attributes.get("settings")
+    return settings if isinstance(settings, Settings) else Settings()
+
+
 def _url() -> str:
-    return context.config.attributes.get("database_url") or Settings().database_url
+    return context.config.attributes.get("database_url") or _settings().database_url
 
 
 def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     """Render the project's own column types as the plain types they store."""
     if type_ == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime(timezone=True)"
+    if type_ == "type" and isinstance(obj, Encrypted):
+        return "sa.Text()"  # ciphertext (db/personal.py)
+    if type_ == "type" and isinstance(obj, BlindIndex):
+        return "sa.String(length=64)"
     return False
 
 
@@ -36,10 +48,23 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        if connection.dialect.name == "sqlite":
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+            if broken:
+                raise RuntimeError(f"the migration broke foreign keys: {broken[:5]}")
+
+
+def _sqlite_rebuilds_tables(dbapi_connection: Any, _record: Any) -> None:
+    # Batch migrations rebuild tables (copy, drop, rename): with foreign keys enforced,
+    # dropping a parent table fails. SQLite's documented procedure turns them off for the
+    # rebuild and checks them after (above).
+    dbapi_connection.execute("PRAGMA foreign_keys=OFF")
 
 
 async def _run_async() -> None:
-    engine = create_engine(Settings(), _url())
+    engine = create_engine(_settings(), _url())
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_rebuilds_tables)
     try:
         async with engine.connect() as conn:
             await conn.execution_options(**{WRITE: True})

@@ -33,7 +33,7 @@ def pytest_report_header() -> str:
 def demo_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A migrated database holding the demo chain, shared by the whole run (read mostly)."""
     with fresh_database(tmp_path_factory.mktemp("db")) as url:
-        engine = create_engine(Settings(), url)
+        engine = create_engine(make_settings(url), url)
 
         async def load() -> None:
             try:
@@ -45,10 +45,17 @@ def demo_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield url
 
 
+# The tests' personal data keys, the same in every mode (production demands them).
+TEST_DATA_KEYS = "test1:" + "dGVzdC1kYXRhLWtleS1vZi0zMi1ieXRlcy0wMDAwMDA="
+TEST_BLIND_INDEX_KEY = "dGVzdC1ibGluZC1pbmRleC1rZXktMzItYnl0ZXMtMDA="
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
         "secret_key": "test-secret-key-that-is-long-enough-for-production",
+        "data_keys": TEST_DATA_KEYS,
+        "blind_index_key": TEST_BLIND_INDEX_KEY,
         **overrides,
     }
     return Settings(**values)

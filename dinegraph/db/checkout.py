@@ -23,9 +23,9 @@ from dinegraph.db.tables import (
     store_prices,
     stores,
 )
-from dinegraph.domain.catalog import Product, store_price
+from dinegraph.domain.catalog import Product, Sku, store_price
 from dinegraph.domain.quotes import Candidates, CatalogItem
-from dinegraph.domain.stock import StockView, stock_view
+from dinegraph.domain.stock import StockView, combo_stock_view, stock_view
 
 
 def _at_stores(pinned: bool) -> sa.ColumnElement[bool]:
@@ -136,7 +136,42 @@ async def read_candidates(
                 stock[key] = stock_view(sku, level.available, level.sold_out, level.version)
             elif sku.tracked:
                 stock[key] = stock_view(sku, 0, False, 0)  # never stocked here
+    combos = [sku for sku in found_skus if sku.components]
+    if combos and found_stores:
+        await _fold_components(conn, keys, combos, [s.id for s in found_stores], stock)
     return Candidates(found_stores, items, stock, pending)
+
+
+async def _fold_components(
+    conn: AsyncConnection,
+    keys: dict[str, Any],
+    combos: Sequence[Sku],
+    store_ids: Sequence[int],
+    stock: dict[tuple[int, int], StockView],
+) -> None:
+    """A combo is sold out at a store where a component is (two statements more, only for
+    carts with combos): its view in ``stock`` says so, and routing and the lines follow."""
+    part_ids = sorted({part.sku_id for combo in combos for part in combo.components})
+    part_keys = {**keys, "sku_ids": part_ids}
+    parts = {s.id: s for s in skus_from((await conn.execute(_SKUS_WITH_PRODUCTS, part_keys)).all())}
+    levels = {
+        (r.store_id, r.sku_id): r
+        for r in await conn.execute(_prices_and_levels("store_id" in keys), part_keys)
+        if r.level_sku_id is not None
+    }
+    for sid in store_ids:
+        views: dict[int, StockView | None] = {}
+        for part_id, part in parts.items():
+            level = levels.get((sid, part_id))
+            if level is not None:
+                views[part_id] = stock_view(part, level.available, level.sold_out, level.version)
+            elif part.tracked:
+                views[part_id] = stock_view(part, 0, False, 0)
+        for combo in combos:
+            own = stock.get((sid, combo.id)) or stock_view(combo, None, False, 0)
+            folded = combo_stock_view(combo, own, views)
+            if folded is not own:
+                stock[(sid, combo.id)] = folded
 
 
 def _products_of(rows: Sequence[Any]) -> dict[int, Product]:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from dinegraph.db.personal import PersonalCipher, attach
 from dinegraph.settings import Settings
 
 WRITE = "dinegraph_write"
@@ -79,6 +80,10 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
             pool_recycle=1800,
         )
     event.listen(engine.sync_engine, "before_cursor_execute", _count_statement)
+    attach(
+        engine.sync_engine.dialect,
+        PersonalCipher(settings.personal_data_keys, settings.personal_index_key),
+    )
     return engine
 
 

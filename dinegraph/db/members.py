@@ -63,7 +63,8 @@ class SqlMemberRepository:
         return await self._member(members.c.id == member_id, lock=lock)
 
     async def by_phone(self, phone: str) -> Member | None:
-        return await self._member(members.c.phone == phone, lock=False)
+        # The blind index column takes the phone and compares its keyed HMAC.
+        return await self._member(members.c.phone_index == phone, lock=False)
 
     async def by_openid(self, openid: str) -> Member | None:
         return await self._member(members.c.wechat_openid == openid, lock=False)
@@ -74,6 +75,7 @@ class SqlMemberRepository:
                 members.insert()
                 .values(
                     phone=phone,
+                    phone_index=phone,
                     wechat_openid=openid,
                     nickname=nickname,
                     tier=Tier.NORMAL.value,
@@ -92,6 +94,7 @@ class SqlMemberRepository:
                 nickname=member.nickname,
                 birthday=member.birthday,
                 phone=member.phone,
+                phone_index=member.phone,
                 wechat_openid=member.wechat_openid,
                 tier=member.tier.value,
             )
@@ -103,7 +106,7 @@ class SqlMemberRepository:
         row = (
             await self._conn.execute(
                 sa.select(login_codes)
-                .where(login_codes.c.phone == phone)
+                .where(login_codes.c.phone_index == phone)
                 .order_by(login_codes.c.id.desc())
                 .limit(1)
             )
@@ -112,7 +115,7 @@ class SqlMemberRepository:
             return None
         return LoginCode(
             id=row.id,
-            phone=row.phone,
+            phone=phone,
             code_hash=row.code_hash,
             created_at=row.created_at,
             expires_at=row.expires_at,
@@ -125,7 +128,7 @@ class SqlMemberRepository:
     ) -> int:
         where = [login_codes.c.created_at >= since]
         if phone is not None:
-            where.append(login_codes.c.phone == phone)
+            where.append(login_codes.c.phone_index == phone)
         if ip is not None:
             where.append(login_codes.c.ip == ip)
         count = await self._conn.scalar(
@@ -138,7 +141,7 @@ class SqlMemberRepository:
     ) -> None:
         await self._conn.execute(
             login_codes.insert().values(
-                phone=phone,
+                phone_index=phone,
                 ip=ip,
                 code_hash=code_hash,
                 created_at=created_at,

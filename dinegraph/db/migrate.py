@@ -17,16 +17,19 @@ from dinegraph.settings import Settings
 _ROOT = Path(__file__).resolve().parents[2]
 
 
-def alembic_config(database_url: str) -> Config:
+def alembic_config(database_url: str, settings: Settings | None = None) -> Config:
+    """``settings`` give the data keys that convert personal data (default: the environment)."""
     config = Config(str(_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(_ROOT / "migrations"))
     config.attributes["database_url"] = database_url
+    if settings is not None:
+        config.attributes["settings"] = settings
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "head", settings: Settings | None = None) -> None:
     """Bring the database to ``revision``; blocking, so run it outside an event loop."""
-    command.upgrade(alembic_config(database_url), revision)
+    command.upgrade(alembic_config(database_url, settings), revision)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class Migration:
 
 def upgrade_reporting(settings: Settings, revision: str = "head") -> Migration:
     """``upgrade`` the settings' database and say what it did; blocking, like ``upgrade``."""
-    config = alembic_config(settings.database_url)
+    config = alembic_config(settings.database_url, settings)
     before = _current(settings)
     command.upgrade(config, revision)
     after = _current(settings)

@@ -8,6 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
+# Personal data: encrypted per value, phones found through a blind index (db/personal.py).
+from dinegraph.db.personal import (
+    BlindIndex,
+    Personal,
+    PersonalDate,
+    PersonalFloat,
+    PersonalJson,
+)
+
 
 class UtcDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes on both databases (SQLite keeps no offset: it stores UTC)."""
@@ -153,7 +162,7 @@ staff = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     _created_at(),
     # Signing in (see db/staff_accounts.py): an argon2 hash; none for token-only accounts.
-    sa.Column("display_name", sa.String(60), nullable=True),
+    sa.Column("display_name", Personal("staff.display_name"), nullable=True),
     sa.Column("password_hash", sa.String(200), nullable=True),
     sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("totp_secret", sa.String(64), nullable=True),
@@ -245,10 +254,11 @@ members = sa.Table(
     "members",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("phone", sa.String(20), nullable=True, unique=True),
+    sa.Column("phone", Personal("members.phone"), nullable=True),
+    sa.Column("phone_index", BlindIndex(), nullable=True, unique=True),
     sa.Column("wechat_openid", sa.String(64), nullable=True, unique=True),
     sa.Column("nickname", sa.String(30), nullable=False),
-    sa.Column("birthday", sa.Date, nullable=True),
+    sa.Column("birthday", PersonalDate("members.birthday"), nullable=True),
     sa.Column("tier", sa.String(16), nullable=False),
     # Kept equal to the sum of the member's points ledger, changed in the same statement
     # that checks it stays at or above zero.
@@ -262,14 +272,14 @@ login_codes = sa.Table(
     "login_codes",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("phone_index", BlindIndex(), nullable=False),  # the phone is not kept
     sa.Column("ip", sa.String(64), nullable=False),
     sa.Column("code_hash", sa.String(64), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
     sa.Column("failures", sa.Integer, nullable=False),
     sa.Column("consumed", sa.Boolean, nullable=False),
-    sa.Index("ix_login_codes_phone", "phone", "created_at"),
+    sa.Index("ix_login_codes_phone_index", "phone_index", "created_at"),
     sa.Index("ix_login_codes_ip", "ip", "created_at"),
 )
 
@@ -292,11 +302,11 @@ member_addresses = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False, index=True),
-    sa.Column("contact_name", sa.String(30), nullable=False),
-    sa.Column("contact_phone", sa.String(20), nullable=False),
-    sa.Column("address", sa.String(200), nullable=False),
-    sa.Column("lat", sa.Float, nullable=False),
-    sa.Column("lng", sa.Float, nullable=False),
+    sa.Column("contact_name", Personal("member_addresses.contact_name"), nullable=False),
+    sa.Column("contact_phone", Personal("member_addresses.contact_phone"), nullable=False),
+    sa.Column("address", Personal("member_addresses.address"), nullable=False),
+    sa.Column("lat", PersonalFloat("member_addresses.lat"), nullable=False),
+    sa.Column("lng", PersonalFloat("member_addresses.lng"), nullable=False),
     sa.Column("is_default", sa.Boolean, nullable=False),
 )
 
@@ -415,7 +425,8 @@ event_outbox = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("topic", sa.String(64), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
+    # Encrypted: a delivery's event names its courier and their phone.
+    sa.Column("payload", Personal("event_outbox.payload"), nullable=False),
     _created_at(),
 )
 
@@ -431,7 +442,7 @@ outbound_calls = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("kind", sa.String(64), nullable=False),
     sa.Column("key", sa.String(128), nullable=False),
-    sa.Column("payload", sa.JSON, nullable=True),
+    sa.Column("payload", PersonalJson("outbound_calls.payload"), nullable=True),  # encrypted
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
@@ -469,11 +480,11 @@ orders = sa.Table(
     sa.Column("refunded_fen", sa.Integer, nullable=False, server_default="0"),
     sa.Column("points_earned", sa.Integer, nullable=False, server_default="0"),
     sa.Column("coupon_id", sa.Integer, sa.ForeignKey("coupons.id"), nullable=True),
-    sa.Column("address_lat", sa.Float, nullable=True),
-    sa.Column("address_lng", sa.Float, nullable=True),
-    sa.Column("address_detail", sa.String(200), nullable=True),
-    sa.Column("contact_name", sa.String(30), nullable=True),
-    sa.Column("contact_phone", sa.String(20), nullable=True),
+    sa.Column("address_lat", PersonalFloat("orders.address_lat"), nullable=True),
+    sa.Column("address_lng", PersonalFloat("orders.address_lng"), nullable=True),
+    sa.Column("address_detail", Personal("orders.address_detail"), nullable=True),
+    sa.Column("contact_name", Personal("orders.contact_name"), nullable=True),
+    sa.Column("contact_phone", Personal("orders.contact_phone"), nullable=True),
     sa.Column("distance_m", sa.Integer, nullable=True),
     sa.Column("note", sa.String(200), nullable=False, server_default=""),
     sa.Column("pickup_code", sa.String(8), nullable=True),
@@ -579,8 +590,8 @@ riders = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False, index=True),
-    sa.Column("name", sa.String(30), nullable=False),
-    sa.Column("phone", sa.String(20), nullable=False),
+    sa.Column("name", Personal("riders.name"), nullable=False),
+    sa.Column("phone", Personal("riders.phone"), nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("busy", sa.Boolean, nullable=False),
     # Where the rider was last seen; null: at the store.
@@ -600,8 +611,8 @@ deliveries = sa.Table(
     sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
     sa.Column("provider", sa.String(16), nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
-    sa.Column("courier_name", sa.String(30), nullable=True),
-    sa.Column("courier_phone", sa.String(20), nullable=True),
+    sa.Column("courier_name", Personal("deliveries.courier_name"), nullable=True),
+    sa.Column("courier_phone", Personal("deliveries.courier_phone"), nullable=True),
     sa.Column("rider_id", sa.Integer, sa.ForeignKey("riders.id"), nullable=True),
     sa.Column("lat", sa.Float, nullable=True),
     sa.Column("lng", sa.Float, nullable=True),
@@ -609,8 +620,8 @@ deliveries = sa.Table(
     sa.Column("received_at", UtcDateTime(), nullable=True),
     sa.Column("origin_lat", sa.Float, nullable=False),
     sa.Column("origin_lng", sa.Float, nullable=False),
-    sa.Column("destination_lat", sa.Float, nullable=False),
-    sa.Column("destination_lng", sa.Float, nullable=False),
+    sa.Column("destination_lat", PersonalFloat("deliveries.destination_lat"), nullable=False),
+    sa.Column("destination_lng", PersonalFloat("deliveries.destination_lng"), nullable=False),
     sa.Column("eta_seconds", sa.Integer, nullable=True),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
@@ -815,4 +826,58 @@ audit_log = sa.Table(
     sa.Index("ix_audit_log_api_key_id", "api_key_id"),
     sa.Index("ix_audit_log_object", "object_type", "object_id"),
     sa.Index("ix_audit_log_store_id", "store_id"),
+)
+
+# --- kitchen stations and their tickets (domain/kitchen.py) ----------------------------
+
+kitchen_stations = sa.Table(
+    "kitchen_stations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("name", sa.String(20), nullable=False),
+    sa.Column("sort", sa.Integer, nullable=False),
+    sa.Column("is_default", sa.Boolean, nullable=False),
+    sa.UniqueConstraint("store_id", "name", name="uq_kitchen_stations_store_name"),
+)
+
+# Category or product (exactly one) → station, per store; a product's route wins.
+station_routes = sa.Table(
+    "station_routes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column(
+        "station_id", sa.Integer, sa.ForeignKey("kitchen_stations.id"), nullable=False, index=True
+    ),
+    sa.Column("category_id", sa.Integer, sa.ForeignKey("categories.id"), nullable=True),
+    sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=True),
+    sa.UniqueConstraint("store_id", "category_id", name="uq_station_routes_category"),
+    sa.UniqueConstraint("store_id", "product_id", name="uq_station_routes_product"),
+    sa.CheckConstraint("(category_id IS NULL) <> (product_id IS NULL)", name="category_or_product"),
+)
+
+# One station's part of an accepted order, kept for reprints and kitchen screens. The
+# station is named as it was (no foreign key: a removed station's tickets stay).
+kitchen_tickets = sa.Table(
+    "kitchen_tickets",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("order_id", sa.Integer, sa.ForeignKey("orders.id"), nullable=False, index=True),
+    sa.Column("station_id", sa.Integer, nullable=True),
+    sa.Column("station_name", sa.String(20), nullable=False),
+    sa.Column("order_number", sa.String(24), nullable=False),
+    sa.Column("channel", sa.String(16), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("table_no", sa.String(16), nullable=True),
+    sa.Column("pickup_code", sa.String(8), nullable=True),
+    sa.Column("note", sa.String(200), nullable=False),
+    sa.Column("items", sa.JSON, nullable=False),
+    sa.Column("placed_at", UtcDateTime(), nullable=False),
+    sa.Column("accepted_at", UtcDateTime(), nullable=False),
+    sa.Column("printed_at", UtcDateTime(), nullable=True),
+    sa.Column("print_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_kitchen_tickets_store_station", "store_id", "station_id", "id"),
 )

@@ -17,6 +17,7 @@ from dinegraph.db.catalog import SqlCatalogRepository
 from dinegraph.db.coupons import SqlCouponRepository, SqlIssueJobRepository
 from dinegraph.db.delivery import SqlDeliveryRepository
 from dinegraph.db.engine import WRITE, local_write_lock
+from dinegraph.db.kitchen import SqlKitchenRepository
 from dinegraph.db.members import SqlMemberRepository
 from dinegraph.db.orders import SqlOrderRepository
 from dinegraph.db.stock import SqlStockRepository
@@ -77,6 +78,7 @@ class SqlUnitOfWork:
     orders: SqlOrderRepository
     deliveries: SqlDeliveryRepository
     campaigns: SqlCampaignRepository
+    kitchen: SqlKitchenRepository
     # The audit entry its commit records (staff, partner and CLI writes; ``domain.audit``).
     audit: AuditDraft | None = None
 
@@ -223,6 +225,7 @@ class SqlReader:
     orders: SqlOrderRepository
     deliveries: SqlDeliveryRepository
     campaigns: SqlCampaignRepository
+    kitchen: SqlKitchenRepository
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -271,3 +274,4 @@ def _bind(unit: SqlUnitOfWork | SqlReader, conn: AsyncConnection, moved: set[str
     unit.orders = SqlOrderRepository(conn)
     unit.deliveries = SqlDeliveryRepository(conn, moved)
     unit.campaigns = SqlCampaignRepository(conn, moved)
+    unit.kitchen = SqlKitchenRepository(conn)

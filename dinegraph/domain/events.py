@@ -5,6 +5,7 @@ from __future__ import annotations
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.identity import CredentialsChanged
+from dinegraph.domain.kitchen import TicketChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stamps import ReadsChanged
 from dinegraph.domain.stock import LowStock, StockChanged
@@ -20,6 +21,7 @@ Event = (
     | ReadsChanged
     | SupplyChanged
     | CredentialsChanged
+    | TicketChanged
 )
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -32,5 +34,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
         ReadsChanged,
         SupplyChanged,
         CredentialsChanged,
+        TicketChanged,
     )
 }

@@ -18,6 +18,7 @@ from dinegraph.domain.delivery import Courier
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.invites import Invite
+from dinegraph.domain.kitchen import KitchenRepository
 from dinegraph.domain.order_repositories import (
     CampaignRepository,
     CouponRepository,
@@ -122,6 +123,9 @@ class Repositories(Protocol):
 
     @property
     def campaigns(self) -> CampaignRepository: ...
+
+    @property
+    def kitchen(self) -> KitchenRepository: ...
 
 
 class UnitOfWork(Repositories, Protocol):

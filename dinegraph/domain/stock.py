@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -83,6 +83,21 @@ def stock_view(sku: Sku, available: int | None, sold_out_flag: bool, version: in
         level = available or 0
         return StockView(available=level, sold_out=sold_out_flag or level == 0, version=version)
     return StockView(available=None, sold_out=sold_out_flag, version=version)
+
+
+def combo_stock_view(
+    combo: Sku, own: StockView, components: Mapping[int, StockView | None]
+) -> StockView:
+    """A combo at one store: sold out when it is, or when any component is: marked 沽清,
+    or counted with fewer units than one combo takes. ``components`` maps each component
+    SKU to its view there (None: nothing known, a dish on sale)."""
+    for part in combo.components:
+        view = components.get(part.sku_id)
+        if view is None:
+            continue
+        if view.sold_out or (view.available is not None and view.available < part.quantity):
+            return StockView(available=own.available, sold_out=True, version=own.version)
+    return own
 
 
 @dataclass(frozen=True, slots=True)

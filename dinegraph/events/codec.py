@@ -12,6 +12,7 @@ from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import EVENT_TYPES, Event
 from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.identity import CredentialsChanged
+from dinegraph.domain.kitchen import TicketChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stamps import ReadsChanged
 from dinegraph.domain.stock import StockChanged
@@ -46,6 +47,10 @@ def group_topic(group_id: int) -> str:
     return f"group.{group_id}"
 
 
+def store_tickets_topic(store_id: int) -> str:
+    return f"tickets.{store_id}"
+
+
 READS_TOPIC = "reads"
 """Every process follows it: the stamps committed changes move (``domain.stamps``)."""
 SUPPLIES_TOPIC = "supplies"
@@ -71,6 +76,8 @@ def topics_of(event: Event) -> tuple[str, ...]:
         return (order_topic(event.order_id), store_orders_topic(event.store_id))
     if isinstance(event, GroupBuyChanged):
         return (group_topic(event.group_id),)
+    if isinstance(event, TicketChanged):
+        return (store_tickets_topic(event.store_id),)
     return (low_stock_topic(event.store_id),)
 
 

@@ -17,6 +17,7 @@ from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import Event
 from dinegraph.domain.group_buys import GroupBuyChanged
 from dinegraph.domain.identity import CredentialsChanged
+from dinegraph.domain.kitchen import TicketChanged
 from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.stamps import ReadsChanged
 from dinegraph.domain.supplies import SupplyChanged
@@ -38,6 +39,8 @@ def event_key(event: Event) -> Hashable:
         return ("SupplyChanged", event.supply)
     if isinstance(event, CredentialsChanged):
         return ("CredentialsChanged", event.account, event.account_id)
+    if isinstance(event, TicketChanged):
+        return ("TicketChanged", event.ticket_id)
     return (type(event).__name__, event.store_id, event.sku_id)
 
 

@@ -18,7 +18,7 @@ from dinegraph.domain.catalog import (
 )
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.identity import can_see_unlisted
-from dinegraph.domain.stock import StockView, stock_view
+from dinegraph.domain.stock import StockView, combo_stock_view, stock_view
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.resolvers.pagination import Page, page_of
 
@@ -75,8 +75,32 @@ async def stock_at(ctx: Context, sku: Sku, store_id: int | None) -> StockView | 
         return None
     row = await ctx.loaders.stock.load((store_id, sku.id))
     if row is None:
-        return stock_view(sku, None, False, 0)
-    return stock_view(sku, row.available, row.sold_out, row.version)
+        view = stock_view(sku, None, False, 0)
+    else:
+        view = stock_view(sku, row.available, row.sold_out, row.version)
+    if sku.components:
+        view = combo_stock_view(sku, view, await component_stock(ctx, store_id, [sku]))
+    return view
+
+
+async def component_stock(
+    ctx: Context, store_id: int, combos: Iterable[Sku]
+) -> dict[int, StockView | None]:
+    """The stock at a store of every component of these combos, in two batched loads."""
+    ids = sorted({part.sku_id for sku in combos for part in sku.components})
+    if not ids:
+        return {}
+    found = await ctx.loaders.sku.load_many(ids)
+    rows = await ctx.loaders.stock.load_many([(store_id, sku_id) for sku_id in ids])
+    views: dict[int, StockView | None] = {}
+    for sku_id, sku, row in zip(ids, found, rows, strict=True):
+        if sku is None:
+            views[sku_id] = None
+        elif row is None:
+            views[sku_id] = stock_view(sku, None, False, 0)
+        else:
+            views[sku_id] = stock_view(sku, row.available, row.sold_out, row.version)
+    return views
 
 
 async def visible_products(ctx: Context, ids: Iterable[int]) -> list[Product | None]:
@@ -122,6 +146,7 @@ async def priced_menu(
     pairs = [(store_id, s.id) for skus in sku_lists for s in skus]
     prices = dict(zip(pairs, await ctx.loaders.store_price.load_many(pairs), strict=True))
     stocks = dict(zip(pairs, await ctx.loaders.stock.load_many(pairs), strict=True))
+    parts = await component_stock(ctx, store_id, [s for skus in sku_lists for s in skus])
 
     def priced(sku: Sku) -> MenuSku:
         row = stocks[(store_id, sku.id)]
@@ -130,6 +155,8 @@ async def priced_menu(
             if row is not None
             else stock_view(sku, None, False, 0)
         )
+        if sku.components:
+            view = combo_stock_view(sku, view, parts)
         return MenuSku(sku, store_price(sku, prices[(store_id, sku.id)]), view)
 
     by_product = {

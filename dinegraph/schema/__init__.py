@@ -33,6 +33,7 @@ from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupon_mutations import CouponMutation, CouponSegmentMutation
 from dinegraph.schema.delivery_mutations import DeliveryMutation, DeliverySettingsMutation
 from dinegraph.schema.errors import QueryError
+from dinegraph.schema.kitchen import KitchenMutation
 from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
@@ -135,6 +136,7 @@ class Mutation(
     CallsOutMutation,
     StaffMutation,
     StaffAdminMutation,
+    KitchenMutation,
     RefundMutation,
 ):
     pass

@@ -269,7 +269,7 @@ class OrderNode(relay.Node):
             order_number=self.number(),
             channel=self.order.channel,
             pickup_code=self.order.pickup_code,
-            placed_at=self.order.placed_at,
+            placed_at=self.order.placed_at.astimezone(info.context.settings.timezone),
             note=self.order.note,
             lines=await self._lines(info),
         )

@@ -37,6 +37,7 @@ from dinegraph.schema.coupons import (
 )
 from dinegraph.schema.delivery import DeliveryNode, deliveries_in_progress, delivery
 from dinegraph.schema.errors import raise_for_query
+from dinegraph.schema.kitchen import KitchenQuery
 from dinegraph.schema.members import Viewer
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
@@ -87,7 +88,7 @@ class StoreConnection(relay.Connection[StoreNode]):
 
 
 @strawberry.type
-class Query:
+class Query(KitchenQuery):
     @strawberry.field(description="Any object by its global ID; null when not found or not yours.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         (found,) = await _resolve_nodes(info, [id])

@@ -14,6 +14,7 @@ from dinegraph.schema.campaign_subscriptions import CampaignSubscription
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
 from dinegraph.schema.delivery import DeliverySubscription
 from dinegraph.schema.errors import live
+from dinegraph.schema.kitchen import KitchenSubscription
 from dinegraph.schema.order_subscriptions import OrderSubscription
 
 Info = strawberry.Info[Context, None]
@@ -65,7 +66,9 @@ def _by_sku(event: StockChanged) -> FeedSlot:
 
 
 @strawberry.type
-class Subscription(OrderSubscription, DeliverySubscription, CampaignSubscription):
+class Subscription(
+    OrderSubscription, DeliverySubscription, CampaignSubscription, KitchenSubscription
+):
     @strawberry.subscription(
         description="The current stock of the SKUs asked for (or all that can sell out), "
         "then every change."

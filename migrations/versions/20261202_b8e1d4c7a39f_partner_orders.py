@@ -1,7 +1,7 @@
 """orders from partners: source, external id, table, pickup time, cancel reason, line notes
 
 Revision ID: b8e1d4c7a39f
-Revises: 7c3e9a1f0b42
+Revises: 3b8e61d0c5a4
 Create Date: 2026-12-02 11:30:00.000000
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b8e1d4c7a39f"
-down_revision: str | None = "7c3e9a1f0b42"
+down_revision: str | None = "3b8e61d0c5a4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -41,8 +41,19 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         **os.environ,
         "DINEGRAPH_DATABASE_URL": settings.database_url,
         "DINEGRAPH_SECRET_KEY": settings.secret_key.get_secret_value(),
+        **_personal_data_keys(settings),
         **extra,
     }
+
+
+def _personal_data_keys(settings: Settings) -> dict[str, str]:
+    """The keys the tests' databases were written with, so servers and commands read them."""
+    keys = {}
+    if settings.data_keys is not None:
+        keys["DINEGRAPH_DATA_KEYS"] = settings.data_keys.get_secret_value()
+    if settings.blind_index_key is not None:
+        keys["DINEGRAPH_BLIND_INDEX_KEY"] = settings.blind_index_key.get_secret_value()
+    return keys
 
 
 def run_cli(settings: Settings, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:

@@ -34,11 +34,13 @@ mutation Claim($templateId: ID!) { claimCoupon(templateId: $templateId) { coupon
 
 
 def _code_from_log(server: str, phone: str) -> str:
-    """The development SMS adapter writes the code to the server log."""
+    """The development SMS adapter writes the code to the server log, the phone masked."""
     deadline = time.monotonic() + 60  # the server writes it when it gets to it, under load too
     while time.monotonic() < deadline:
-        found = re.findall(rf"login code for {phone}: (\d{{6}})", SERVER_LOGS[server].read_text())
+        log = SERVER_LOGS[server].read_text()
+        found = re.findall(rf"login code for \*+{phone[-4:]}: (\d{{6}})", log)
         if found:
+            assert phone not in log
             return str(found[-1])
         time.sleep(0.1)
     raise AssertionError(f"no login code for {phone} in the server log")
@@ -73,8 +75,11 @@ def test_sign_in_claim_and_see_the_wallet(live_server: str) -> None:
         wallet = gql(WALLET, token=token)["viewer"]["member"]
     assert wallet["id"] == login["member"]["id"]
     assert wallet["points"] == 0
-    titles = {e["node"]["title"] for e in wallet["coupons"]["edges"]}
-    assert titles == {c["title"] for c in centre}
+    # The wallet's page holds 20: the centre may offer more when other tests of this session
+    # added templates to the shared demo database. Every coupon on it is one just claimed.
+    titles = [e["node"]["title"] for e in wallet["coupons"]["edges"]]
+    assert len(titles) == min(len(centre), 20)
+    assert set(titles) <= {c["title"] for c in centre}
 
 
 def test_member_token_works_in_development_only(settings: Settings, live_server: str) -> None:

@@ -389,7 +389,12 @@ async def test_four_concurrent_expiry_sweeps_fail_a_group_and_refund_each_member
 
     later = services.clock() + timedelta(hours=2)
     sweeps = await asyncio.gather(
-        *(fail_expired_groups(later, services.orders, uow=SqlUnitOfWork(engine)) for _ in range(4))
+        *(
+            fail_expired_groups(
+                later, services.orders, uow=SqlUnitOfWork(engine, calls=services.calls)
+            )
+            for _ in range(4)
+        )
     )
     failed = [g for sweep in sweeps for g in sweep.groups]
     assert len(failed) == len(set(failed))  # no group failed by two sweeps

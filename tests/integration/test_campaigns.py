@@ -309,7 +309,9 @@ async def test_an_expired_group_refunds_every_member_once_and_returns_the_units(
 
     later = services.clock() + timedelta(hours=2)
     results = [
-        await fail_expired_groups(later, services.orders, uow=SqlUnitOfWork(engine))
+        await fail_expired_groups(
+            later, services.orders, uow=SqlUnitOfWork(engine, calls=services.calls)
+        )
         for _ in range(2)
     ]
     assert [len(r.groups) for r in results] == [1, 0]  # failed, and refunded, once

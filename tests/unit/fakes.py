@@ -51,6 +51,7 @@ from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.group_buys import GroupBuy, GroupSeat, GroupStatus, SeatStatus
 from dinegraph.domain.invites import InviteKind
+from dinegraph.domain.kitchen import KitchenStation, NewTicket, StationRoute, Ticket, TicketDish
 from dinegraph.domain.members import Address, LoginCode, Member, PointsKind
 from dinegraph.domain.order_repositories import (
     CampaignRepository,
@@ -170,6 +171,11 @@ class Tables:
     helps: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     help_days: dict[tuple[int, date], int] = field(default_factory=dict)
     invitations: list[Invitation] = field(default_factory=list)
+    # kitchen
+    stations: dict[int, KitchenStation] = field(default_factory=dict)
+    routes: dict[tuple[int, str, int], StationRoute] = field(default_factory=dict)
+    tickets: dict[int, Ticket] = field(default_factory=dict)
+    categories: set[int] = field(default_factory=set)
 
     def next_id(self) -> int:
         self.last_id += 1
@@ -1196,6 +1202,124 @@ class FakeCampaignRepository(_Repository):
 # --- the unit of work ---------------------------------------------------------------------
 
 
+class FakeKitchenRepository:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    @property
+    def _t(self) -> Tables:
+        return self._db.tables
+
+    async def lock_store(self, store_id: int) -> bool:
+        return store_id in self._t.stores
+
+    async def stations(self, store_id: int) -> list[KitchenStation]:
+        found = [s for s in self._t.stations.values() if s.store_id == store_id]
+        return sorted(found, key=lambda s: (s.sort, s.id))
+
+    async def get_station(self, station_id: int) -> KitchenStation | None:
+        return self._t.stations.get(station_id)
+
+    async def add_station(
+        self, *, store_id: int, name: str, sort: int, is_default: bool
+    ) -> KitchenStation:
+        station = KitchenStation(self._t.next_id(), store_id, name, sort, is_default)
+        self._t.stations[station.id] = station
+        return station
+
+    async def save_station(self, station: KitchenStation) -> None:
+        self._t.stations[station.id] = station
+
+    async def clear_default(self, store_id: int) -> None:
+        for s in list(self._t.stations.values()):
+            if s.store_id == store_id and s.is_default:
+                self._t.stations[s.id] = replace(s, is_default=False)
+
+    async def remove_station(self, station_id: int) -> None:
+        self._t.stations.pop(station_id, None)
+        for key, route in list(self._t.routes.items()):
+            if route.station_id == station_id:
+                del self._t.routes[key]
+
+    async def routes(self, store_id: int) -> list[StationRoute]:
+        return [r for (sid, _, _), r in self._t.routes.items() if sid == store_id]
+
+    async def set_routes(
+        self,
+        store_id: int,
+        station_id: int | None,
+        category_ids: Sequence[int],
+        product_ids: Sequence[int],
+    ) -> None:
+        for kind, ids in (("category", category_ids), ("product", product_ids)):
+            for target in ids:
+                self._t.routes.pop((store_id, kind, target), None)
+                if station_id is not None:
+                    self._t.routes[(store_id, kind, target)] = StationRoute(
+                        station_id,
+                        target if kind == "category" else None,
+                        target if kind == "product" else None,
+                    )
+
+    async def existing(
+        self, category_ids: Sequence[int], product_ids: Sequence[int]
+    ) -> tuple[set[int], set[int]]:
+        known = self._t.categories | {p.category_id for p in self._t.products.values()}
+        return set(category_ids) & known, set(product_ids) & set(self._t.products)
+
+    async def dishes(self, sku_ids: Iterable[int]) -> dict[int, TicketDish]:
+        found: dict[int, TicketDish] = {}
+        wanted = set(sku_ids)
+        while wanted:
+            for sku_id in wanted:
+                sku = self._t.skus.get(sku_id)
+                product = self._t.products.get(sku.product_id) if sku else None
+                if sku is None or product is None:
+                    continue
+                name = product.name if not sku.name else f"{product.name}（{sku.name}）"
+                found[sku_id] = TicketDish(
+                    sku_id, product.id, product.category_id, name, sku.specs, sku.components
+                )
+            wanted = {c.sku_id for d in found.values() for c in d.components} - set(found)
+            wanted = {w for w in wanted if w in self._t.skus}
+        return found
+
+    async def add_tickets(self, tickets: Sequence[NewTicket]) -> list[Ticket]:
+        made = [Ticket(self._t.next_id(), t, None, 0, 1) for t in tickets]
+        self._t.tickets.update({t.id: t for t in made})
+        return made
+
+    async def tickets_of_orders(
+        self, store_id: int, order_ids: Sequence[int], station_id: int | None
+    ) -> list[Ticket]:
+        return [
+            t
+            for t in self._t.tickets.values()
+            if t.ticket.store_id == store_id
+            and t.ticket.order_id in order_ids
+            and (station_id is None or t.ticket.station_id == station_id)
+        ]
+
+    async def mark_printed(self, ticket_ids: Sequence[int], at: datetime) -> list[Ticket]:
+        for tid in ticket_ids:
+            t = self._t.tickets[tid]
+            self._t.tickets[tid] = replace(
+                t, printed_at=at, print_count=t.print_count + 1, version=t.version + 1
+            )
+        return [self._t.tickets[tid] for tid in ticket_ids]
+
+    async def get_tickets(self, ticket_ids: Sequence[int]) -> list[Ticket]:
+        return [self._t.tickets[t] for t in ticket_ids if t in self._t.tickets]
+
+    async def open_tickets(self, store_id: int, station_id: int | None, limit: int) -> list[Ticket]:
+        return [
+            t
+            for t in self._t.tickets.values()
+            if t.ticket.store_id == store_id
+            and (station_id is None or t.ticket.station_id == station_id)
+        ][:limit]
+
+
 class FakeRepositories:
     """The repositories on one fake database (what ``reading()`` hands out)."""
 
@@ -1208,6 +1332,11 @@ class FakeRepositories:
         self._orders = FakeOrderRepository(db)
         self._deliveries = FakeDeliveryRepository(db)
         self._campaigns = FakeCampaignRepository(db)
+        self._kitchen = FakeKitchenRepository(db)
+
+    @property
+    def kitchen(self) -> FakeKitchenRepository:
+        return self._kitchen
 
     @property
     def catalog(self) -> FakeCatalogRepository:

@@ -18,7 +18,7 @@ its imports is checked against the layers below: module level, inside functions 
 |              | i18n, graphiql, request_limits, |                                        |
 |              | public_reads, read_cache        |                                        |
 |              | credential_cache, passwords,    |                                        |
-|              | key_use                         |                                        |
+|              | key_use, printing               |                                        |
 | context      | context                         | everything (wiring)                    |
 | wiring       | app, view, shared_feeds,        | everything                             |
 |              | schedules, cli,                 |                                        |
@@ -80,6 +80,7 @@ MODULE_LAYERS = {
     "public_reads": "edge",
     "read_cache": "edge",
     "outbound": "edge",
+    "printing": "edge",
     "context": "context",
     "app": "wiring",
     "view": "wiring",

@@ -257,6 +257,14 @@ export type CreateCouponTemplateInput = {
   validUntil?: InputMaybe<Scalars['DateTime']['input']>;
 };
 
+export type CreateKitchenStationInput = {
+  isDefault?: Scalars['Boolean']['input'];
+  name: Scalars['String']['input'];
+  /** Default: after the others. */
+  sort?: InputMaybe<Scalars['Int']['input']>;
+  storeId: Scalars['ID']['input'];
+};
+
 export type CreateProductInput = {
   categoryId: Scalars['ID']['input'];
   channels: Array<Channel>;
@@ -472,6 +480,11 @@ export type OutboundCallStatus =
   | 'FAILED'
   | 'PENDING';
 
+/** A receipt printer's paper: MM58 prints 32 columns, MM80 48. */
+export type PaperWidth =
+  | 'MM58'
+  | 'MM80';
+
 export type PartnerOrderLineInput = {
   /** For this line, e.g. 不要香菜. */
   note?: Scalars['String']['input'];
@@ -587,6 +600,12 @@ export type RefuseRefundInput = {
   refundId: Scalars['ID']['input'];
 };
 
+export type ReorderKitchenStationsInput = {
+  /** Every station of the store, in the order wanted. */
+  stationIds: Array<Scalars['ID']['input']>;
+  storeId: Scalars['ID']['input'];
+};
+
 export type ReportCourierPositionInput = {
   deliveryId: Scalars['ID']['input'];
   lat: Scalars['Float']['input'];
@@ -631,6 +650,14 @@ export type RetryOutboundCallInput = {
 
 export type RevokeApiKeyInput = {
   id: Scalars['ID']['input'];
+};
+
+export type RouteToKitchenStationInput = {
+  categoryIds?: Array<Scalars['ID']['input']>;
+  productIds?: Array<Scalars['ID']['input']>;
+  /** null: back to the category's station, or the default. */
+  stationId?: InputMaybe<Scalars['ID']['input']>;
+  storeId: Scalars['ID']['input'];
 };
 
 export type SaleLineInput = {
@@ -772,6 +799,14 @@ export type UpdateCouponTemplateInput = {
   stop?: Scalars['Boolean']['input'];
   title?: InputMaybe<Scalars['String']['input']>;
   totalQuantity?: InputMaybe<Scalars['Int']['input']>;
+};
+
+export type UpdateKitchenStationInput = {
+  /** true makes it the store's default station. */
+  isDefault?: InputMaybe<Scalars['Boolean']['input']>;
+  name?: InputMaybe<Scalars['String']['input']>;
+  sort?: InputMaybe<Scalars['Int']['input']>;
+  stationId: Scalars['ID']['input'];
 };
 
 export type UpdateOrderStatusInput = {

@@ -36,6 +36,7 @@ from dinegraph.domain.services.dispatch import (
     open_delivery,
     should_dispatch,
 )
+from dinegraph.domain.services.kitchen import issue_tickets
 from dinegraph.domain.services.points import earn_points, record_spend
 from dinegraph.domain.services.stock import apply_movement
 from dinegraph.domain.stock import MovementLine, MovementSource
@@ -86,6 +87,8 @@ async def move_order(
         await uow.orders.change_load(order.store_id, delta)
     moved = replace(order, status=target, version=version)
     uow.record(order_changed(moved))
+    if target is OrderStatus.ACCEPTED:
+        await issue_tickets(uow, moved, at)  # the kitchen's tickets, whoever accepted it
     return moved
 
 
