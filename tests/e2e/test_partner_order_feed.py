@@ -147,7 +147,8 @@ async def test_a_partner_reading_the_board_never_shares_the_staffs_feed(
         }
         placed = (await _gql(client, PLACE, {"input": place}, member))["placeOrder"]
         assert placed["errors"] == []
-        await _gql(client, PAY, {"orderId": placed["order"]["id"]}, member)
+        paid = await _gql(client, PAY, {"orderId": placed["order"]["id"]}, member)
+        assert paid["payOrder"]["errors"] == []
         order_id = placed["order"]["id"]
 
         async def seen(ws: Any) -> dict[str, Any]:
