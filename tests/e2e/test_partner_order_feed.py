@@ -136,8 +136,6 @@ async def test_a_partner_reading_the_board_never_shares_the_staffs_feed(
         session(board_server, {"authorization": staff}) as staff_ws,
         session(board_server, {"apiKey": reader["X-Api-Key"]}) as partner_ws,
     ):
-        await staff_ws.subscribe(ADDRESSED_BOARD, {"storeId": STORE})
-        await partner_ws.subscribe(ADDRESSED_BOARD, {"storeId": STORE})
         sku = (await _delivery_skus(client))[0]
         place = {
             "idempotencyKey": f"contact-{uuid.uuid4().hex[:8]}",
@@ -150,6 +148,10 @@ async def test_a_partner_reading_the_board_never_shares_the_staffs_feed(
         paid = await _gql(client, PAY, {"orderId": placed["order"]["id"]}, member)
         assert paid["payOrder"]["errors"] == []
         order_id = placed["order"]["id"]
+        # Paid before either subscribes: the newest open order, in both snapshots. Were
+        # the feeds shared, the partner would be sent the staff's payloads.
+        await staff_ws.subscribe(ADDRESSED_BOARD, {"storeId": STORE})
+        await partner_ws.subscribe(ADDRESSED_BOARD, {"storeId": STORE})
 
         async def seen(ws: Any) -> dict[str, Any]:
             while True:
