@@ -26,7 +26,7 @@ from dinegraph.db.tables import (
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.members import Member
-from dinegraph.domain.orders import DeliveryAddress, Order, OrderLine, OrderStatus
+from dinegraph.domain.orders import DeliveryAddress, Order, OrderLine, OrderSource, OrderStatus
 from dinegraph.domain.quotes import Candidates
 from dinegraph.domain.refunds import RefundLine
 
@@ -70,6 +70,11 @@ def order_of(row: Any, lines: Iterable[OrderLine] = ()) -> Order:
         campaign_id=row.campaign_id,
         group_id=row.group_id,
         bargain_id=row.bargain_id,
+        source=OrderSource(row.source),
+        external_id=row.external_id,
+        table_no=row.table_no,
+        pickup_at=row.pickup_at,
+        cancel_reason=row.cancel_reason,
     )
 
 
@@ -83,6 +88,7 @@ def line_of(row: Any) -> OrderLine:
         unit_price_fen=row.unit_price_fen,
         quantity=row.quantity,
         refunded_quantity=row.refunded_quantity,
+        note=row.note,
     )
 
 
@@ -98,13 +104,13 @@ _PLACING = (
 
 
 @cache
-def _add_order(dialect: str) -> sa.Insert:
-    """The order's row, unless its member used the key (waits for a racing writer of it)."""
+def _add_order(dialect: str, partner: bool = False) -> sa.Insert:
+    """The order's row, unless its member used the key, or a partner's order has its
+    (source, external id) (waits for a racing writer of it)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    key = ["source", "external_id"] if partner else ["member_id", "idempotency_key"]
     statement: sa.Insert = (
-        insert(orders)
-        .on_conflict_do_nothing(index_elements=["member_id", "idempotency_key"])
-        .returning(orders.c.id)
+        insert(orders).on_conflict_do_nothing(index_elements=key).returning(orders.c.id)
     )
     return statement
 
@@ -155,8 +161,15 @@ class SqlOrderRepository(SqlRefundRows):
             "campaign_id": order.campaign_id,
             "group_id": order.group_id,
             "bargain_id": order.bargain_id,
+            "source": order.source.value,
+            "external_id": order.external_id,
+            "table_no": order.table_no,
+            "pickup_at": order.pickup_at,
+            "pickup_code": order.pickup_code,
+            "paid_at": order.paid_at,
         }
-        order_id = await self._conn.scalar(_add_order(self._conn.dialect.name), values)
+        statement = _add_order(self._conn.dialect.name, order.external_id is not None)
+        order_id = await self._conn.scalar(statement, values)
         return int(order_id) if order_id is not None else None
 
     async def add_lines(self, order_id: int, lines: Sequence[OrderLine]) -> None:
@@ -173,6 +186,7 @@ class SqlOrderRepository(SqlRefundRows):
                     "unit_price_fen": line.unit_price_fen,
                     "quantity": line.quantity,
                     "refunded_quantity": 0,
+                    "note": line.note,
                 }
                 for line in lines
             ],
@@ -182,6 +196,9 @@ class SqlOrderRepository(SqlRefundRows):
         return await self._one(
             (orders.c.member_id == member_id) & (orders.c.idempotency_key == key)
         )
+
+    async def by_external(self, source: str, external_id: str) -> Order | None:
+        return await self._one((orders.c.source == source) & (orders.c.external_id == external_id))
 
     async def keys_of_campaign(self, campaign_id: int) -> frozenset[tuple[int, str]]:
         rows = await self._conn.execute(

@@ -291,9 +291,12 @@ class ReadQueries(CatalogReads, RefundReads):
         statuses: Sequence[str] | None,
         before_id: int | None,
         limit: int,
+        sources: Sequence[str] | None = None,
     ) -> list[Order]:
         """A member's or a store's orders, newest first, keyset-paged by id."""
         query = sa.select(orders)
+        if sources:
+            query = query.where(orders.c.source.in_(sources))
         if member_id is not None:
             query = query.where(orders.c.member_id == member_id)
         if store_id is not None:

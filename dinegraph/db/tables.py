@@ -464,7 +464,8 @@ orders = sa.Table(
     "orders",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
-    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=False),
+    # No member: taken by a partner (POS, a takeaway platform), see the block below.
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=True),
     sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
     sa.Column("channel", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
@@ -498,12 +499,19 @@ orders = sa.Table(
     sa.Column("campaign_id", sa.Integer, nullable=True),
     sa.Column("group_id", sa.Integer, nullable=True),
     sa.Column("bargain_id", sa.Integer, nullable=True),
+    # Where the order was taken; a partner's order id is unique per source.
+    sa.Column("source", sa.String(16), nullable=False, server_default="MINI_PROGRAM"),
+    sa.Column("external_id", sa.String(48), nullable=True),
+    sa.Column("table_no", sa.String(16), nullable=True),
+    sa.Column("pickup_at", UtcDateTime(), nullable=True),
+    sa.Column("cancel_reason", sa.String(200), nullable=True),
     sa.UniqueConstraint("member_id", "idempotency_key", name="uq_orders_idempotency"),
     sa.Index("ix_orders_member", "member_id", "id"),
     sa.Index("ix_orders_store_status", "store_id", "status", "id"),
     sa.Index("ix_orders_unpaid", "status", "pay_by"),
     sa.Index("ix_orders_campaign", "campaign_id"),
     sa.Index("ix_orders_group", "group_id"),
+    sa.Index("uq_orders_external", "source", "external_id", unique=True),
 )
 
 order_lines = sa.Table(
@@ -519,6 +527,7 @@ order_lines = sa.Table(
     sa.Column("unit_price_fen", sa.Integer, nullable=False),
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("refunded_quantity", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("note", sa.String(100), nullable=False, server_default=""),  # a partner's
     sa.UniqueConstraint("order_id", "line_no", name="uq_order_lines_line"),
 )
 

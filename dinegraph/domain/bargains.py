@@ -91,6 +91,6 @@ def may_share_bargain(viewer: Viewer, bargain: Bargain, now: datetime) -> bool:
     )
 
 
-def sees_bargain_order(viewer: Viewer, order_member_id: int) -> bool:
+def sees_bargain_order(viewer: Viewer, order_member_id: int | None) -> bool:
     """A bargain's purchase is shown to the member who bought it, and to no one else."""
     return isinstance(viewer, MemberViewer) and viewer.member_id == order_member_id

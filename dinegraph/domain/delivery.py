@@ -249,7 +249,7 @@ def can_read_delivery(viewer: Viewer, delivery: Delivery) -> bool:
 
 
 def can_follow_courier(
-    viewer: Viewer, member_id: int, store_id: int, delivery: Delivery | None
+    viewer: Viewer, member_id: int | None, store_id: int, delivery: Delivery | None
 ) -> bool:
     """An order's courier is followed by whoever reads the order, and by the platform
     carrying its delivery."""

@@ -22,6 +22,7 @@ class Scope(StrEnum):
     STOCK_READ = "stock:read"
     STOCK_WRITE = "stock:write"
     ORDERS_READ = "orders:read"
+    ORDERS_WRITE = "orders:write"
     DELIVERY_WRITE = "delivery:write"
     CATALOG_READ = "catalog:read"
 
@@ -136,7 +137,7 @@ def actor_of(viewer: Viewer) -> str:
     return "anonymous"
 
 
-def can_read_member(viewer: Viewer, member_id: int) -> bool:
+def can_read_member(viewer: Viewer, member_id: int | None) -> bool:
     """A member reads only their own account; head office reads any."""
     if isinstance(viewer, MemberViewer):
         return viewer.member_id == member_id
@@ -158,13 +159,37 @@ def can_serve_member(viewer: Viewer, member_id: int) -> bool:
     return can_read_member(viewer, member_id) or can_find_member(viewer)
 
 
-def can_read_order(viewer: Viewer, member_id: int, store_id: int) -> bool:
-    """An order is read by its member, the staff of its store, and head office."""
+def can_read_order(viewer: Viewer, member_id: int | None, store_id: int) -> bool:
+    """An order is read by its member, the staff of its store, head office, and partners
+    with ``orders:read`` for its store."""
     if isinstance(viewer, MemberViewer):
         return viewer.member_id == member_id
     if isinstance(viewer, StaffViewer):
         return viewer.manages(store_id) or viewer.role is StaffRole.OPERATOR
+    if isinstance(viewer, PartnerViewer):
+        return Scope.ORDERS_READ in viewer.scopes and viewer.covers(store_id)
     return False
+
+
+def require_order_board_reader(viewer: Viewer, store_id: int) -> Viewer:
+    """A store's orders: its staff, or a partner with ``orders:read`` for it."""
+    if isinstance(viewer, PartnerViewer):
+        if Scope.ORDERS_READ in viewer.scopes and viewer.covers(store_id):
+            return viewer
+        raise DomainError(ErrorCode.FORBIDDEN, field=["storeId"])
+    return require_store_manager(viewer, store_id)
+
+
+def require_order_writer(viewer: Viewer, store_id: int | None = None) -> PartnerViewer:
+    """Orders taken elsewhere (a till, a takeaway platform): a partner with
+    ``orders:write``, for ``store_id`` when one is named."""
+    if isinstance(viewer, Anonymous):
+        raise DomainError(ErrorCode.UNAUTHENTICATED)
+    if not isinstance(viewer, PartnerViewer) or Scope.ORDERS_WRITE not in viewer.scopes:
+        raise DomainError(ErrorCode.FORBIDDEN)
+    if store_id is not None and not viewer.covers(store_id):
+        raise DomainError(ErrorCode.FORBIDDEN, field=["storeId"])
+    return viewer
 
 
 def works_at(viewer: Viewer, store_id: int) -> bool:
@@ -172,7 +197,7 @@ def works_at(viewer: Viewer, store_id: int) -> bool:
     return isinstance(viewer, StaffViewer) and viewer.manages(store_id)
 
 
-def sees_order_address(viewer: Viewer, member_id: int, store_id: int) -> bool:
+def sees_order_address(viewer: Viewer, member_id: int | None, store_id: int) -> bool:
     """A customer's address goes to them and to the staff of the store serving them."""
     own = isinstance(viewer, MemberViewer) and viewer.member_id == member_id
     return own or works_at(viewer, store_id)

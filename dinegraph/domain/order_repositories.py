@@ -89,6 +89,9 @@ class OrderRepository(Protocol):
 
     async def by_key(self, member_id: int, key: str) -> Order | None: ...
 
+    async def by_external(self, source: str, external_id: str) -> Order | None:
+        """A partner's order by its source and the partner's order id."""
+
     async def keys_of_campaign(self, campaign_id: int) -> frozenset[tuple[int, str]]:
         """(member, idempotency key) of every order placed through the campaign."""
 

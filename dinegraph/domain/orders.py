@@ -61,6 +61,21 @@ _STAFF_MOVES: dict[OrderStatus, frozenset[OrderStatus]] = {
 _CUSTOMER_CANCELS = frozenset({S.PENDING_PAYMENT, S.PAID})
 
 
+class OrderSource(StrEnum):
+    """Where an order was taken: the mini-program, or a partner's till or platform."""
+
+    MINI_PROGRAM = "MINI_PROGRAM"
+    POS = "POS"
+    MEITUAN = "MEITUAN"
+    ELEME = "ELEME"
+    DOUYIN = "DOUYIN"
+
+    @property
+    def platform(self) -> bool:
+        """A takeaway platform: its customer has accepted and paid before the store hears."""
+        return self not in (OrderSource.MINI_PROGRAM, OrderSource.POS)
+
+
 class Mover(StrEnum):
     """Who asks for a status change: each may make different moves."""
 
@@ -92,7 +107,11 @@ def check_move(order: Order, target: OrderStatus, mover: Mover) -> None:
     else:
         allowed = target in _STAFF_MOVES.get(current, frozenset())
     if allowed and target in (S.DELIVERING, S.DELIVERED):
-        allowed = order.channel is Channel.DELIVERY
+        # A partner's delivery order leaves with the partner's rider, not with ours.
+        allowed = order.channel is Channel.DELIVERY and order.source is OrderSource.MINI_PROGRAM
+    if not allowed and order.source is not OrderSource.MINI_PROGRAM:
+        # Handed over at the counter or to the platform's rider, a partner's order is done.
+        allowed = mover is not Mover.CUSTOMER and (current, target) == (S.READY, S.COMPLETED)
     if allowed and target is S.PICKED_UP:
         allowed = order.channel is not Channel.DELIVERY
     if not allowed:
@@ -127,6 +146,7 @@ class OrderLine:
     unit_price_fen: int  # after any campaign price, before discounts
     quantity: int
     refunded_quantity: int = 0
+    note: str = ""  # a partner's note for this line (不要香菜)
 
     @property
     def amount_fen(self) -> int:
@@ -136,7 +156,7 @@ class OrderLine:
 @dataclass(frozen=True, slots=True)
 class Order:
     id: int
-    member_id: int
+    member_id: int | None  # None: sold through a partner (POS, a takeaway platform)
     store_id: int
     channel: Channel
     status: OrderStatus
@@ -164,6 +184,11 @@ class Order:
     campaign_id: int | None = None  # placed through a group-buy, bargain or flash sale
     group_id: int | None = None
     bargain_id: int | None = None
+    source: OrderSource = OrderSource.MINI_PROGRAM
+    external_id: str | None = None  # the partner's order id; with the source, unique
+    table_no: str | None = None
+    pickup_at: datetime | None = None  # when the customer or the platform's rider comes
+    cancel_reason: str | None = None  # a platform's, when it cancelled the order
 
     @property
     def reference(self) -> str:
@@ -200,7 +225,7 @@ class OrderChanged:
 
     order_id: int
     store_id: int
-    member_id: int
+    member_id: int | None
     status: str
     version: int
 

@@ -165,6 +165,7 @@ class ReadModels(Protocol):
         statuses: Sequence[str] | None,
         before_id: int | None,
         limit: int,
+        sources: Sequence[str] | None = None,
     ) -> list[Order]: ...
 
     async def pending_orders(self, store_ids: Sequence[int]) -> dict[int, int]: ...

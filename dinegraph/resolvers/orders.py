@@ -13,7 +13,7 @@ from dinegraph.domain.identity import (
     can_read_member,
     can_read_order,
     can_serve_member,
-    require_store_manager,
+    require_order_board_reader,
 )
 from dinegraph.domain.orders import OPEN, Order, OrderChanged
 from dinegraph.domain.quotes import Quote
@@ -68,10 +68,12 @@ async def store_orders(
     statuses: Sequence[str] | None,
     first: int | None,
     after: str | None,
+    sources: Sequence[str] | None = None,
 ) -> Page[Order]:
-    """The order board of a store, for its staff: newest first."""
-    require_store_manager(ctx.viewer, store_id)
-    return await _page(ctx, statuses, first, after, store_id=store_id)
+    """The order board of a store, for its staff and partners with ``orders:read``:
+    newest first, from every source or the ones asked for."""
+    require_order_board_reader(ctx.viewer, store_id)
+    return await _page(ctx, statuses, first, after, sources=sources, store_id=store_id)
 
 
 async def _page(
@@ -83,6 +85,7 @@ async def _page(
     member_id: int | None = None,
     store_id: int | None = None,
     store_ids: Sequence[int] | None = None,
+    sources: Sequence[str] | None = None,
 ) -> Page[Order]:
     size = page_size(first, ctx.settings.max_page_size)
     before = decode_key_cursor("order", after)
@@ -93,6 +96,7 @@ async def _page(
         statuses=statuses,
         before_id=before,
         limit=size + 1,
+        sources=sources,
     )
     for order in rows:
         ctx.loaders.order.prime(order.id, order)
@@ -120,8 +124,9 @@ async def order_feed(ctx: Context, order_id: int) -> AsyncIterator[Order]:
 
 
 async def store_order_feed(ctx: Context, store_id: int) -> AsyncIterator[Order]:
-    """The store's staff: every open order now, then each new order and status change."""
-    require_store_manager(ctx.viewer, store_id)
+    """The store's staff (and partners with ``orders:read``): every open order now, then
+    each new order and status change, from every source."""
+    require_order_board_reader(ctx.viewer, store_id)
     if await ctx.loaders.store.load(store_id) is None:
         raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
     topics = [store_orders_topic(store_id)]

@@ -37,6 +37,7 @@ from dinegraph.schema.kitchen import KitchenMutation
 from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
+from dinegraph.schema.partner_orders import PartnerOrderMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.refund_mutations import RefundMutation
 from dinegraph.schema.staff import StaffMutation
@@ -128,6 +129,7 @@ class Mutation(
     CouponMutation,
     CouponSegmentMutation,
     OrderMutation,
+    PartnerOrderMutation,
     DeliveryMutation,
     DeliverySettingsMutation,
     CampaignMutation,

@@ -36,8 +36,8 @@ class OrderSubscription:
             yield update
 
     @strawberry.subscription(
-        description="A store's order board (its staff): open orders now, then new orders and "
-        "status changes."
+        description="A store's order board (its staff, partners with orders:read): open orders "
+        "from every source now, then new orders and status changes."
     )
     async def store_order_feed(
         self, info: Info, store_id: strawberry.ID

@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 Info = strawberry.Info[Context, None]
 
 strawberry.enum(domain.OrderStatus, name="OrderStatus")
+strawberry.enum(
+    domain.OrderSource,
+    name="OrderChannel",
+    description="Where an order was taken: the mini-program, the store's till or a platform.",
+)
 
 
 # --- the order ------------------------------------------------------------------------
@@ -58,6 +63,10 @@ class OrderLine:
             line=line,
             store_id=store_id,
         )
+
+    @strawberry.field(description="A partner's note for this line (不要香菜); empty if none.")
+    def note(self) -> str:
+        return self.line.note
 
     @strawberry.field
     def specs(self) -> list[SpecOption]:
@@ -128,6 +137,28 @@ class OrderNode(relay.Node):
             version=o.version,
             order=o,
         )
+
+    # --- where it was taken (orders from partners) ---
+
+    @strawberry.field(description="Where it was taken: MINI_PROGRAM, POS or a platform.")
+    def source(self) -> domain.OrderSource:
+        return self.order.source
+
+    @strawberry.field(description="The order's id at its source (a partner's orders only).")
+    def external_id(self) -> str | None:
+        return self.order.external_id
+
+    @strawberry.field(description="The table a partner's dine-in order is served at.")
+    def table_no(self) -> str | None:
+        return self.order.table_no
+
+    @strawberry.field(description="When the customer or a platform's rider comes for it.")
+    def pickup_at(self) -> datetime | None:
+        return self.order.pickup_at
+
+    @strawberry.field(description="Why a partner or its platform cancelled it.")
+    def cancel_reason(self) -> str | None:
+        return self.order.cancel_reason
 
     @strawberry.field(description="The campaign it was placed through (group-buy, ...).")
     def campaign_id(self) -> strawberry.ID | None:
@@ -304,12 +335,14 @@ async def store_orders(
     status: list[domain.OrderStatus] | None = None,
     first: int | None = None,
     after: str | None = None,
+    source: list[domain.OrderSource] | None = None,
 ) -> OrderConnection:
     with raise_for_query(info):
         page = await resolve.store_orders(
             info.context,
             decode_id(store_id, "Store", ["storeId"]),
             statuses=[s.value for s in status] if status else None,
+            sources=[s.value for s in source] if source else None,
             first=first,
             after=after,
         )

@@ -168,7 +168,8 @@ class Query(KitchenQuery):
     )
     store_orders: OrderConnection = strawberry.field(
         resolver=store_orders,
-        description="A store's orders, newest first, for its staff (the order board).",
+        description="A store's orders from every source, newest first: the order board, for "
+        "its staff and partners with orders:read.",
     )
 
     delivery: DeliveryNode | None = strawberry.field(

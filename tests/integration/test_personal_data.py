@@ -510,7 +510,9 @@ def test_the_migration_encrypts_a_database_written_before_it(tmp_path: Path) -> 
             try:
                 async with engine.connect() as conn:
                     rows = _plain(metadata.tables["orders"])
-                    row = (await conn.execute(sa.select(rows))).one()
+                    # Only the columns of that revision: later ones may add others.
+                    columns = sa.select(rows.c.contact_phone, rows.c.address_lat)
+                    row = (await conn.execute(columns)).one()
                     assert (row.contact_phone, row.address_lat) == ("13655550003", 22.5)
             finally:
                 await engine.dispose()

@@ -775,7 +775,12 @@ class FakeOrderRepository(_Repository):
         return Candidates(stores, items, stock, dict(t.loads))
 
     async def add(self, order: Order) -> int | None:
-        if await self.by_key(order.member_id, order.idempotency_key) is not None:
+        if order.member_id is not None:
+            taken = await self.by_key(order.member_id, order.idempotency_key)
+        else:
+            assert order.external_id is not None
+            taken = await self.by_external(order.source.value, order.external_id)
+        if taken is not None:
             return None
         order_id = self._t.next_id()
         self._t.orders[order_id] = replace(order, id=order_id)
@@ -795,11 +800,21 @@ class FakeOrderRepository(_Repository):
             None,
         )
 
+    async def by_external(self, source: str, external_id: str) -> Order | None:
+        return next(
+            (
+                o
+                for o in self._t.orders.values()
+                if (o.source.value, o.external_id) == (source, external_id)
+            ),
+            None,
+        )
+
     async def keys_of_campaign(self, campaign_id: int) -> frozenset[tuple[int, str]]:
         return frozenset(
             (o.member_id, o.idempotency_key)
             for o in self._t.orders.values()
-            if o.campaign_id == campaign_id
+            if o.campaign_id == campaign_id and o.member_id is not None
         )
 
     async def placing(self, member_id: int, key: str) -> tuple[Member | None, Order | None]:

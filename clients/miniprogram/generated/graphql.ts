@@ -120,6 +120,12 @@ export type CampaignState =
   | 'RUNNING'
   | 'SCHEDULED';
 
+export type CancelPartnerOrderInput = {
+  externalId: Scalars['String']['input'];
+  reason?: Scalars['String']['input'];
+  source: OrderChannel;
+};
+
 export type CartInput = {
   channel: Channel;
   deliveryFeeFen?: Scalars['Int']['input'];
@@ -432,6 +438,14 @@ export type MemberTier =
   | 'NORMAL'
   | 'SILVER';
 
+/** Where an order was taken: the mini-program, the store's till or a platform. */
+export type OrderChannel =
+  | 'DOUYIN'
+  | 'ELEME'
+  | 'MEITUAN'
+  | 'MINI_PROGRAM'
+  | 'POS';
+
 /** Why the coupon is left out. */
 export type OrderCouponProblem =
   | 'BELOW_THRESHOLD'
@@ -481,6 +495,15 @@ export type PaperWidth =
   | 'MM58'
   | 'MM80';
 
+export type PartnerOrderLineInput = {
+  /** For this line, e.g. 不要香菜. */
+  note?: Scalars['String']['input'];
+  quantity: Scalars['Int']['input'];
+  skuId: Scalars['ID']['input'];
+  /** What the customer was charged per unit; the store's price when left out. */
+  unitPriceFen?: InputMaybe<Scalars['Int']['input']>;
+};
+
 export type PlaceOrderInput = {
   address?: InputMaybe<AddressInput>;
   channel: Channel;
@@ -518,6 +541,27 @@ export type QuoteOrderInput = {
   couponId?: InputMaybe<Scalars['ID']['input']>;
   lines: Array<OrderLineInput>;
   storeId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+export type RecordPartnerOrderInput = {
+  customerNote?: Scalars['String']['input'];
+  /** The order's id at the source; with the source it names one order, so a retry records nothing twice. */
+  externalId: Scalars['String']['input'];
+  /** DINE_IN, PICKUP (自取/takeaway) or DELIVERY. */
+  fulfilment: Channel;
+  lines: Array<PartnerOrderLineInput>;
+  /** What the customer paid, in fen. */
+  paidFen: Scalars['Int']['input'];
+  /** When the customer or the platform's rider comes for it. */
+  pickupAt?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The platform's 取餐号. */
+  pickupCode?: InputMaybe<Scalars['String']['input']>;
+  /** When the customer ordered; now when left out. */
+  placedAt?: InputMaybe<Scalars['DateTime']['input']>;
+  /** The till (POS) or the platform. */
+  source: OrderChannel;
+  storeId: Scalars['ID']['input'];
+  tableNo?: InputMaybe<Scalars['String']['input']>;
 };
 
 export type RecordSaleInput = {

@@ -197,7 +197,7 @@ def draft_order(
             line_no=n + 1,
             sku_id=line.item.sku.id,
             product_id=line.item.product.id,
-            name=_line_name(line.item.product.name, line.item.sku.name),
+            name=line_name(line.item.product.name, line.item.sku.name),
             specs=dict(line.item.sku.specs),
             unit_price_fen=line.item.unit_price_fen,
             quantity=line.request.quantity,
@@ -278,6 +278,7 @@ async def insert_order(uow: UnitOfWork, draft: Order, print_: str) -> Order | Pl
     """The order and its lines; the first request's order when its key was used meanwhile."""
     order_id = await uow.orders.add(draft)
     if order_id is None:  # a request with the same key committed meanwhile
+        assert draft.member_id is not None  # a member's order
         existing = await uow.orders.by_key(draft.member_id, draft.idempotency_key)
         assert existing is not None
         return replay(existing, print_)
@@ -292,5 +293,5 @@ def replay(existing: Order, print_: str) -> Placed:
     return Placed(existing, replayed=True)
 
 
-def _line_name(product: str, sku: str) -> str:
+def line_name(product: str, sku: str) -> str:
     return product if not sku or sku == product else f"{product}（{sku}）"

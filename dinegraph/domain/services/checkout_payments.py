@@ -71,7 +71,7 @@ async def start_payment(cmd: StartPayment, *, uow: UnitOfWork, viewer: Viewer) -
         if mover_of(viewer, order) is not Mover.CUSTOMER:
             raise DomainError(ErrorCode.NOT_FOUND, field=["orderId"])
         assert order is not None
-        member = await reads.members.get(order.member_id)
+        member = None if order.member_id is None else await reads.members.get(order.member_id)
     if order.status is not OrderStatus.PENDING_PAYMENT or cmd.now >= order.pay_by:
         raise DomainError(
             ErrorCode.INVALID_TRANSITION, field=["orderId"], current=order.status, target="PAID"

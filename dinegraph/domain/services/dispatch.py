@@ -28,7 +28,7 @@ from dinegraph.domain.delivery import (
 )
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
-from dinegraph.domain.orders import Order, OrderStatus
+from dinegraph.domain.orders import Order, OrderSource, OrderStatus
 from dinegraph.domain.ports import DeliveryPlatform, DispatchRequest, UnitOfWork
 
 log = logging.getLogger("dinegraph.delivery")
@@ -49,7 +49,9 @@ class DeliveryPolicy:
 
 
 def should_dispatch(order: Order, target: OrderStatus, policy: DeliveryPolicy) -> bool:
-    return order.channel is Channel.DELIVERY and target is policy.dispatch_on
+    # A partner's delivery order leaves with the partner's rider.
+    mine = order.source is OrderSource.MINI_PROGRAM
+    return mine and order.channel is Channel.DELIVERY and target is policy.dispatch_on
 
 
 async def open_delivery(
@@ -58,6 +60,7 @@ async def open_delivery(
     """A delivery for the order, in the caller's transaction. Own riders are assigned now."""
     if order.address is None:  # pragma: no cover - delivery orders always have one
         raise DomainError(ErrorCode.REQUIRED, field=["address"])
+    assert order.member_id is not None  # only the mini-program's orders are dispatched
     current = await uow.deliveries.latest_for_order(order.id)
     if current is not None and current.status is not DeliveryStatus.FAILED:
         return current  # one trip at a time; a failed one may be dispatched again

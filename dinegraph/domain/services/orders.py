@@ -20,11 +20,13 @@ from dinegraph.domain.identity import MemberViewer, StaffViewer, Viewer, actor_o
 from dinegraph.domain.orders import (
     Mover,
     Order,
+    OrderSource,
     OrderStatus,
     check_move,
     load_change,
 )
 from dinegraph.domain.orders import order_changed as order_changed  # where others import it
+from dinegraph.domain.partner_orders import sale_source
 from dinegraph.domain.payments import close_trade_call
 from dinegraph.domain.ports import PaymentGateway, UnitOfWork
 from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus, refund_call, refund_reference
@@ -111,7 +113,9 @@ async def update_order_status(cmd: UpdateOrderStatus, *, uow: UnitOfWork, viewer
         assert order is not None
         check_move(order, cmd.status, mover)
         uow.wrote("Order", order.id, order.store_id)
-        if cmd.status is OrderStatus.CANCELLED:
+        if cmd.status is OrderStatus.CANCELLED and order.source is not OrderSource.MINI_PROGRAM:
+            moved = await cancel_partner_in(uow, order, cmd.now, actor_of(viewer), "")
+        elif cmd.status is OrderStatus.CANCELLED:
             moved, _ = await cancel_in(uow, order, cmd.now, actor_of(viewer))
         elif cmd.status is OrderStatus.COMPLETED:
             moved = await move_order(uow, order, cmd.status, cmd.now, completed_at=cmd.now)
@@ -240,6 +244,36 @@ async def cancel_in(
     return moved, refund
 
 
+async def cancel_partner_in(
+    uow: UnitOfWork, order: Order, now: datetime, actor: str, reason: str
+) -> Order:
+    """Cancel a partner's order in the open unit of work: what its sale took goes back.
+
+    Its store's staff rejecting it, or the partner reporting the platform's cancel; the
+    money is the partner's to return, so nothing is refunded here.
+    """
+    moved = await move_order(uow, order, OrderStatus.CANCELLED, now, cancel_reason=reason)
+    sale = await uow.stock.movement_by_key(
+        order.store_id, sale_source(order.source), order.reference
+    )
+    if sale is not None and sale.lines:
+        await apply_movement(
+            uow,
+            actor=actor,
+            store_id=order.store_id,
+            source=MovementSource.ORDER_RELEASE,
+            reference=order.reference,
+            lines=sorted(
+                (MovementLine(line.sku_id, -line.quantity) for line in sale.lines),
+                key=lambda m: m.sku_id,
+            ),
+            reason=reason,
+            line_field=None,
+            key_field="orderId",
+        )
+    return replace(moved, cancel_reason=reason)
+
+
 async def _leave_campaign(uow: UnitOfWork, order: Order, was: OrderStatus) -> None:
     """A cancelled campaign order gives back the member's entry and group seat, or lets
     its bargain be bought again.
@@ -247,7 +281,7 @@ async def _leave_campaign(uow: UnitOfWork, order: Order, was: OrderStatus) -> No
     Rows are taken in the order every campaign write takes them (the member's entry, the
     group, then the quota in ``release_units``), so a cancel racing a join cannot deadlock.
     """
-    if order.campaign_id is None:
+    if order.campaign_id is None or order.member_id is None:
         return
     if order.bargain_id is None:
         # The member's entry was this order, or its group seat; a bargain's is the bargain.
@@ -262,7 +296,9 @@ async def _leave_campaign(uow: UnitOfWork, order: Order, was: OrderStatus) -> No
 
 async def _reward(uow: UnitOfWork, order: Order, policy: OrderPolicy, now: datetime) -> None:
     """A completed order earns points on what was paid, at the tier the member held while
-    ordering, then counts toward the tier."""
+    ordering, then counts toward the tier. A partner's order has no member to reward."""
+    if order.member_id is None:
+        return
     paid = order.paid_fen
     before = await uow.members.points_balance(order.member_id)
     after = await earn_points(

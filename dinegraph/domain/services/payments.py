@@ -57,7 +57,7 @@ async def confirm_payment(cmd: ConfirmPayment, *, uow: UnitOfWork) -> Order:
         target = OrderStatus.GROUPING if order.group_id is not None else OrderStatus.PAID
         check_move(order, target, Mover.SYSTEM)
         group = None
-        if order.group_id is not None:
+        if order.group_id is not None and order.member_id is not None:
             group = await uow.campaigns.pay_seat(order.group_id, order.member_id, cmd.at)
             if group is None:
                 raise DomainError(ErrorCode.GROUP_CLOSED, field=["orderId"])

@@ -230,6 +230,8 @@ async def refund_order(cmd: RefundOrder, *, uow: UnitOfWork, viewer: Viewer) -> 
             if mover_of(viewer, order) is not Mover.STAFF:
                 raise DomainError(ErrorCode.FORBIDDEN, field=["orderId"])
             assert order is not None
+            if order.member_id is None:  # a partner's order: the partner returns the money
+                raise DomainError(ErrorCode.INVALID_TRANSITION, field=["orderId"])
             if await uow.orders.refund_by_key(order.id, key) is not None:
                 # The same key again: that refund happened; the order as it stands now.
                 return order
@@ -380,6 +382,7 @@ async def _take_back_reward(
     reference: str,
     cmd: ApproveRefund | RefundOrder,
 ) -> None:
+    assert order.member_id is not None  # partners' orders are not refunded here
     await record_spend(
         order.member_id,
         reference,
