@@ -16,7 +16,9 @@ The server runs in DEVELOPMENT mode, as in bench/checkout.py: only that mode tak
 ``DINEGRAPH_CLOCK_START``. Every server of the run is started with the clock of one frame
 that began at the coming 12:00 Asia/Shanghai (never a past noon) and runs at the real rate,
 so the stores are open and each courier's ``recordedAt`` (the frame's time when the report
-is sent) keeps growing from one server to the next. The payment timeout is a day.
+is sent) keeps growing from one server to the next. The payment timeout is a day. The
+orders are paid through the development payment adapter (``DINEGRAPH_DEVELOPMENT_PAYMENTS``,
+the WeChat Pay merchant left out): WeChat Pay's API is a closed port here.
 
 Then, for each configuration, fresh servers on that database and:
 
@@ -133,6 +135,7 @@ from harness.shop import (
     OrderSpec,
     coming_noon,
     development_env,
+    development_payments,
     insert_members,
     place_order_body,
     point_between,
@@ -1046,7 +1049,10 @@ def start_servers(
     servers = []
     for k in range(processes):
         label = f"{name}-{'AB'[k]}" if processes > 1 else name
-        env = {**development_env(demo.env, frame.now()), "DINEGRAPH_BROKER_URL": broker_url}
+        env = {
+            **development_payments(development_env(demo.env, frame.now())),
+            "DINEGRAPH_BROKER_URL": broker_url,
+        }
         servers.append(start_product(label, env, workdir))
     return servers
 

@@ -1,11 +1,12 @@
 """The floor for the StoreMenu benchmark: the same SQL, the same JSON, no GraphQL.
 
 Not part of the product. One route, ``GET|POST /menu?storeId=<Store global ID>``, runs the
-six statements dinegraph runs for the StoreMenu query (same tables, same SQLAlchemy Core
+statements dinegraph runs for the StoreMenu query (same tables, same SQLAlchemy Core
 statements, same engine settings, one pooled connection per statement as the product's
 ``ReadQueries`` does, and the price and stock reads concurrently as the product's
-DataLoaders do), maps the rows to the product's domain objects, reuses its pure functions
-(``menu_sections``, ``store_price``, ``stock_view``, ``display_fen``) and answers with the
+DataLoaders do; a combo's components' SKUs and stock afterwards, as the product reads them),
+maps the rows to the product's domain objects, reuses its pure functions (``menu_sections``,
+``store_price``, ``stock_view``, ``combo_stock_view``, ``display_fen``) and answers with the
 bytes the GraphQL endpoint answers: ``{"data": {"menu": ...}}`` encoded by orjson. What is
 left out is exactly Strawberry: parsing and validating the query, the resolver tree, the
 DataLoaders and the result's field-by-field completion.
@@ -57,14 +58,14 @@ from dinegraph.domain.catalog import (
 )
 from dinegraph.domain.errors import DomainError
 from dinegraph.domain.money import display_fen
-from dinegraph.domain.stock import stock_view
+from dinegraph.domain.stock import StockView, combo_stock_view, stock_view
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.settings import Settings
 
 CHANNEL = Channel.DELIVERY  # the contract query asks for DELIVERY
 
 
-# --- the six statements, built as dinegraph.db.queries builds them ----------------------
+# --- the statements, built as dinegraph.db.queries builds them ----------------------
 
 
 def store_query(store_id: int) -> sa.Select[Any]:
@@ -92,13 +93,22 @@ def categories_query() -> sa.Select[Any]:
     return sa.select(categories).order_by(categories.c.sort, categories.c.id)
 
 
-def skus_query(product_ids: Sequence[int]) -> sa.Select[Any]:
+def _skus(where: sa.ColumnElement[bool]) -> sa.Select[Any]:
     return (
         sa.select(skus, combo_components.c.component_sku_id, combo_components.c.quantity)
         .outerjoin(combo_components, combo_components.c.combo_sku_id == skus.c.id)
-        .where(skus.c.product_id.in_(product_ids))
+        .where(where)
         .order_by(skus.c.product_id, skus.c.sort, skus.c.id, combo_components.c.component_sku_id)
     )
+
+
+def skus_query(product_ids: Sequence[int]) -> sa.Select[Any]:
+    return _skus(skus.c.product_id.in_(product_ids))
+
+
+def skus_by_id_query(sku_ids: Sequence[int]) -> sa.Select[Any]:
+    """A combo's components, by id (the product's ``sku`` DataLoader)."""
+    return _skus(skus.c.id.in_(sku_ids))
 
 
 def store_prices_query(pairs: Sequence[tuple[int, int]]) -> sa.Select[Any]:
@@ -190,14 +200,39 @@ async def menu(engine: AsyncEngine, store_id: int) -> dict[str, Any] | None:
         prices = {(r.store_id, r.sku_id): r.price_fen for r in price_rows}
         stock = {(r.store_id, r.sku_id): r for r in stock_rows}
 
+    def level_view(sku: Sku, levels: dict[tuple[int, int], Any]) -> StockView:
+        level = levels.get((store_id, sku.id))
+        if level is None:
+            return stock_view(sku, None, False, 0)
+        return stock_view(sku, level.available, level.sold_out, level.version)
+
+    # A combo is sold out where a component is: the components' SKUs by id, and their
+    # stock where the menu's own read did not already bring it (the DataLoaders' cache).
+    part_ids = sorted(
+        {c.sku_id for pid in product_ids for sku in skus_of.get(pid, []) for c in sku.components}
+    )
+    parts: dict[int, StockView | None] = {}
+    if part_ids:
+        part_skus = {
+            sku.id: sku
+            for group in to_skus(await rows(engine, skus_by_id_query(part_ids))).values()
+            for sku in group
+        }
+        read = set(pairs)
+        unread = [(store_id, sku_id) for sku_id in part_ids if (store_id, sku_id) not in read]
+        if unread:
+            stock.update(
+                {(r.store_id, r.sku_id): r for r in await rows(engine, stock_query(unread))}
+            )
+        for sku_id in part_ids:
+            part = part_skus.get(sku_id)
+            parts[sku_id] = None if part is None else level_view(part, stock)
+
     def sku_json(sku: Sku) -> dict[str, Any]:
         fen = store_price(sku, prices.get((store_id, sku.id)))
-        level = stock.get((store_id, sku.id))
-        view = (
-            stock_view(sku, None, False, 0)
-            if level is None
-            else stock_view(sku, level.available, level.sold_out, level.version)
-        )
+        view = level_view(sku, stock)
+        if sku.components:
+            view = combo_stock_view(sku, view, parts)
         return {
             "id": global_id("Sku", sku.id),
             "name": sku.name,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import os
 import secrets
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import SecretStr
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -30,19 +32,83 @@ from .report import log
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SECRET_KEY = "DINEGRAPH_SECRET_KEY"
 # Production refuses development adapters: real ones, aimed at a closed loopback port (no
-# scenario signs in through WeChat, texts a code or pays through WeChat Pay).
+# scenario signs in through WeChat, texts a code or pays through WeChat Pay: members get
+# their tokens from the CLI or straight from the server's secret key).
+CLOSED_PORT = "http://127.0.0.1:9"
+WECHAT_APPID = "wx0000000000000000"  # the mini-program, and the one WeChat Pay pays for
 PRODUCTION_ADAPTERS = {
-    "DINEGRAPH_WECHAT_APPID": "wx0000000000000000",
+    "DINEGRAPH_WECHAT_APPID": WECHAT_APPID,
     "DINEGRAPH_WECHAT_SECRET": "bench-wechat-app-secret",
-    "DINEGRAPH_WECHAT_API_BASE": "http://127.0.0.1:9",
+    "DINEGRAPH_WECHAT_API_BASE": CLOSED_PORT,
     "DINEGRAPH_TENCENT_SECRET_ID": "AKIDbench",
     "DINEGRAPH_TENCENT_SECRET_KEY": "bench-tencent-secret-key",
     "DINEGRAPH_TENCENT_SMS_SDK_APP_ID": "1400000000",
     "DINEGRAPH_TENCENT_SMS_SIGN_NAME": "bench",
     "DINEGRAPH_TENCENT_SMS_TEMPLATE_ID": "1000000",
-    "DINEGRAPH_TENCENT_SMS_ENDPOINT": "http://127.0.0.1:9",
-    "DINEGRAPH_WECHATPAY_MCHID": "1900000109",
+    "DINEGRAPH_TENCENT_SMS_ENDPOINT": CLOSED_PORT,
 }
+
+
+def _private_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _public_pem(key: rsa.RSAPrivateKey) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def wechatpay_merchant(workdir: Path) -> dict[str, str]:
+    """A whole WeChat Pay merchant, fresh for the run: the merchant's private key and the
+    platform's public key ("微信支付公钥") written as PEM files into ``workdir``, an APIv3 key
+    and a serial number; its API is the closed port. A production server reads and checks
+    every piece at start-up (dinegraph/wechatpay_wiring.py ``wechatpay_config``)."""
+    private_path = workdir / "apiclient_key.pem"
+    private_path.write_bytes(_private_pem(rsa.generate_private_key(65537, 2048)))
+    public_path = workdir / "pub_key.pem"
+    public_path.write_bytes(_public_pem(rsa.generate_private_key(65537, 2048)))
+    return {
+        "DINEGRAPH_WECHATPAY_MCHID": "1900000109",
+        "DINEGRAPH_WECHATPAY_APPID": WECHAT_APPID,
+        "DINEGRAPH_WECHATPAY_MERCHANT_SERIAL_NO": secrets.token_hex(20).upper(),
+        "DINEGRAPH_WECHATPAY_PRIVATE_KEY_PATH": str(private_path),
+        "DINEGRAPH_WECHATPAY_APIV3_KEY": secrets.token_hex(16),  # 32 characters
+        "DINEGRAPH_WECHATPAY_PUBLIC_KEY_PATH": str(public_path),
+        "DINEGRAPH_WECHATPAY_PUBLIC_KEY_ID": f"PUB_KEY_ID_{secrets.token_hex(16).upper()}",
+        "DINEGRAPH_WECHATPAY_NOTIFY_URL": "https://bench.invalid/payments/wechatpay/notify",
+        "DINEGRAPH_WECHATPAY_BASE_URL": CLOSED_PORT,
+    }
+
+
+def _new_key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def personal_data_keys() -> dict[str, str]:
+    """Fresh keys for the personal data (phones, names, addresses) of the run: encrypted as
+    production encrypts it (dinegraph/db/personal.py)."""
+    return {
+        "DINEGRAPH_DATA_KEYS": f"bench:{_new_key()}",
+        "DINEGRAPH_BLIND_INDEX_KEY": _new_key(),
+    }
+
+
+def production_env(workdir: Path) -> dict[str, str]:
+    """What a production server needs besides its database: a fresh secret key, fresh
+    personal data keys, real adapters (WeChat sign-in, SMS, a WeChat Pay merchant) aimed
+    at a closed loopback port."""
+    return {
+        "DINEGRAPH_MODE": "production",
+        SECRET_KEY: secrets.token_urlsafe(48),
+        **personal_data_keys(),
+        **PRODUCTION_ADAPTERS,
+        **wechatpay_merchant(workdir),
+    }
 
 
 def loopback_url_problem(value: str, schemes: frozenset[str]) -> str | None:
@@ -76,17 +142,23 @@ class Demo:
 
     database: str  # "sqlite" | "postgresql"
     url: str  # SQLAlchemy URL of the scratch database
-    env: dict[str, str]  # production mode, a fresh secret key, the memory broker
+    env: dict[str, str]  # production mode, fresh keys, closed-port adapters, memory broker
 
     @property
     def postgres(self) -> bool:
         return self.database == "postgresql"
 
     def settings(self, **overrides: Any) -> Settings:
-        """The servers' settings, secret key included, so that tokens minted here verify."""
-        return Settings(
-            database_url=self.url, secret_key=SecretStr(self.env[SECRET_KEY]), **overrides
-        )
+        """The servers' settings (every ``DINEGRAPH_*`` of ``env``): the secret key, so
+        that tokens minted here verify, and the personal data keys, so that rows written
+        here are encrypted as the servers encrypt them."""
+        given = {
+            name.removeprefix("DINEGRAPH_").lower(): value
+            for name, value in self.env.items()
+            if name.startswith("DINEGRAPH_")
+        }
+        values: dict[str, Any] = {k: v for k, v in given.items() if k in Settings.model_fields}
+        return Settings(**{**values, "database_url": self.url, **overrides})
 
     def engine(self) -> AsyncEngine:
         """The product's engine on this database (SQLite: WAL, BEGIN IMMEDIATE on writes)."""
@@ -130,7 +202,7 @@ def demo_database(
 ) -> Iterator[Demo]:
     """Create, migrate and seed a scratch database; drop it (PostgreSQL) on the way out.
 
-    The environment serves it in production mode with a fresh secret key and the memory
+    The environment serves it in production mode (``production_env``) with the memory
     broker; ``server_timing`` adds the ``Server-Timing`` statement count to each answer.
     """
     server_url = make_url(database_url) if database_url else None
@@ -145,9 +217,7 @@ def demo_database(
             **os.environ,
             "DINEGRAPH_DATABASE_URL": url,
             "DINEGRAPH_BROKER_URL": "memory://",
-            "DINEGRAPH_MODE": "production",
-            **PRODUCTION_ADAPTERS,
-            SECRET_KEY: secrets.token_urlsafe(48),
+            **production_env(workdir),
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("DINEGRAPH_SERVER_TIMING", None)

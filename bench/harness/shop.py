@@ -75,6 +75,14 @@ def development_env(env: dict[str, str], clock_start: datetime) -> dict[str, str
     }
 
 
+def development_payments(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without the WeChat Pay merchant, paying through the development adapter
+    (``payOrder`` marks an order paid at once): for a DEVELOPMENT server whose scenario pays
+    its orders, since the merchant's API is the closed port. Production refuses it."""
+    kept = {k: v for k, v in env.items() if not k.startswith("DINEGRAPH_WECHATPAY_")}
+    return {**kept, "DINEGRAPH_DEVELOPMENT_PAYMENTS": "1"}
+
+
 # --- members -------------------------------------------------------------------------------
 
 

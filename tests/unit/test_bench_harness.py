@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from dinegraph.resolvers.ids import decode_id
+from dinegraph.wechatpay_wiring import wechatpay_config
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 if str(BENCH) not in sys.path:
@@ -21,7 +22,7 @@ if str(BENCH) not in sys.path:
 
 import run_all  # noqa: E402
 from harness import cpu, gqlws, http, ids, report, runs, stats  # noqa: E402
-from harness.database import loopback_url_problem  # noqa: E402
+from harness.database import Demo, loopback_url_problem, production_env  # noqa: E402
 
 # --- stats -----------------------------------------------------------------------------------
 
@@ -303,6 +304,31 @@ def test_only_loopback_servers_are_loaded() -> None:
     assert loopback_url_problem("postgresql+asyncpg://u@10.0.0.5/x", postgres)
     assert loopback_url_problem("sqlite+aiosqlite:///x.db", postgres)
     assert loopback_url_problem("redis://127.0.0.1:6379/0", frozenset({"redis"})) is None
+
+
+def test_servers_run_in_production_with_fresh_keys_and_real_adapters(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
+    demo = Demo("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'bench.db'}", env)
+    settings = demo.settings()
+    settings.check_servable()  # what ``dinegraph serve`` checks before it starts
+    assert settings.production
+    assert settings.development_adapters() == {}
+    config = wechatpay_config(settings)
+    assert config is not None and config.appid == settings.wechat_appid
+    assert settings.wechatpay_private_key_path is not None
+    assert settings.wechatpay_private_key_path.parent == tmp_path
+    # Every adapter is aimed at a closed loopback port, never at the providers.
+    for url in (settings.wechat_api_base, settings.tencent_sms_endpoint, config.base_url):
+        assert url == "http://127.0.0.1:9"
+    # The settings minting tokens and writing rows here are the servers': the same keys.
+    assert settings.signing_key == env["DINEGRAPH_SECRET_KEY"]
+    assert settings.personal_data_keys[0][0] == "bench"
+    other = tmp_path / "other"
+    other.mkdir()
+    again = production_env(other)
+    assert again["DINEGRAPH_DATA_KEYS"] != env["DINEGRAPH_DATA_KEYS"]
+    assert again["DINEGRAPH_BLIND_INDEX_KEY"] != env["DINEGRAPH_BLIND_INDEX_KEY"]
+    assert again["DINEGRAPH_WECHATPAY_APIV3_KEY"] != env["DINEGRAPH_WECHATPAY_APIV3_KEY"]
 
 
 def test_global_ids_are_what_the_product_decodes() -> None:
