@@ -192,6 +192,16 @@ class Settings(BaseSettings):
     dada_city_code: str = "0755"  # 深圳 (Dada's city codes: /api/cityCode/list)
     dada_callback_url: str = ""  # where Dada posts status changes
     dada_timeout_seconds: float = Field(default=10.0, gt=0)
+    # 顺丰同城 (SF intra-city) open platform, for stores whose carrier is SF_INTRA_CITY: with
+    # the developer id and key (openic.sf-express.com → 开发者中心) and SF's id of the shop,
+    # their deliveries are ordered there. SF pushes rider news to the callback URL set in
+    # its console: point it at <public base>/delivery/sf/callback (shown as sf_callback_url).
+    sf_base_url: str = "https://openic.sf-express.com"
+    sf_dev_id: str | None = None
+    sf_dev_key: SecretStr | None = None
+    sf_shop_id: str | None = None
+    sf_callback_url: str = ""
+    sf_timeout_seconds: float = Field(default=10.0, gt=0)
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 
@@ -364,10 +374,16 @@ class Settings(BaseSettings):
                 "达达 needs DINEGRAPH_DADA_APP_KEY, DINEGRAPH_DADA_APP_SECRET and "
                 "DINEGRAPH_DADA_SOURCE_ID together"
             )
-        if self.calls_timeout_seconds < self.dada_timeout_seconds:
+        sf = (self.sf_dev_id, self.sf_dev_key, self.sf_shop_id)
+        if any(v is not None for v in sf) and not all(v is not None for v in sf):
+            raise ConfigurationError(
+                "顺丰同城 needs DINEGRAPH_SF_DEV_ID, DINEGRAPH_SF_DEV_KEY and "
+                "DINEGRAPH_SF_SHOP_ID together"
+            )
+        if self.calls_timeout_seconds < max(self.dada_timeout_seconds, self.sf_timeout_seconds):
             raise ConfigurationError(
                 "DINEGRAPH_CALLS_TIMEOUT_SECONDS must leave a provider its own timeout "
-                "(DINEGRAPH_DADA_TIMEOUT_SECONDS)"
+                "(DINEGRAPH_DADA_TIMEOUT_SECONDS, DINEGRAPH_SF_TIMEOUT_SECONDS)"
             )
         broker = self.broker_url.split(":", 1)[0]
         if broker not in _BROKERS:
