@@ -121,8 +121,13 @@ async def health(request: Request) -> Response:
 
 def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
     """The platforms' adapters: 达达 when configured, else the development one."""
+    # Production serves only the platforms stores may use, each by its real adapter (the
+    # settings refuse to start otherwise); development has every one, at least pretended.
+    in_use = set(settings.platforms_in_use())
     platforms: dict[Provider, DeliveryPlatform] = {
-        p: DevelopmentCourierPlatform(p) for p in Provider if p is not Provider.OWN_RIDER
+        p: DevelopmentCourierPlatform(p)
+        for p in Provider
+        if p is not Provider.OWN_RIDER and (not settings.production or p.value in in_use)
     }
     if settings.dada_app_key and settings.dada_app_secret and settings.dada_source_id:
         platforms[Provider.DADA] = DadaPlatform(

@@ -175,6 +175,7 @@ class DeliverySettingsMutation:
             cmd = service.SetDeliveryProvider(
                 store_id=decode_id(input.store_id, "Store", ["storeId"]),
                 provider=input.provider,
+                available=frozenset(info.context.services.orders.delivery.platforms),
             )
             return await info.context.run(service.set_delivery_provider, cmd)
 

@@ -22,8 +22,8 @@ from dinegraph.context import Services
 from dinegraph.db.tables import stores
 from dinegraph.integrations.sf_intra_city import sign
 from dinegraph.resolvers.ids import decode_id
-from dinegraph.settings import Settings
-from tests.conftest import Credentials, GraphQLClient
+from dinegraph.settings import Mode, Settings
+from tests.conftest import PRODUCTION_ADAPTER_VALUES, Credentials, GraphQLClient
 from tests.fakes.sf_intra_city import FakeSfIntraCity
 from tests.integration.test_delivery import delivery_of, ready_order
 from tests.shop import Shop, new_shop, shop_client
@@ -227,3 +227,31 @@ async def test_dada_callbacks_move_its_deliveries(
     ).status_code == 200
     found = await delivery_of(client, order_id, credentials.hq_admin)
     assert (found["status"], found["delivery"]["status"]) == ("DELIVERED", "DELIVERED")
+
+
+async def test_production_sets_stores_only_to_the_platforms_it_serves(
+    credentials: Credentials, settings: Settings, engine: AsyncEngine
+) -> None:
+    shop = await new_shop(engine)
+    set_provider = """mutation($input: SetDeliveryProviderInput!) {
+        setStoreDeliveryProvider(input: $input) { provider errors { code field } } }"""
+    async with shop_client(settings, engine, mode=Mode.PRODUCTION, **PRODUCTION_ADAPTER_VALUES) as (
+        production,
+        _,
+    ):
+        for provider, answer in (
+            (
+                "SF_INTRA_CITY",
+                {"provider": None, "errors": [{"code": "NOT_AVAILABLE", "field": ["provider"]}]},
+            ),
+            ("OWN_RIDER", {"provider": "OWN_RIDER", "errors": []}),
+            ("DADA", {"provider": "DADA", "errors": []}),
+        ):
+            variables = {"input": {"storeId": shop.store(), "provider": provider}}
+            body = await production.execute(set_provider, variables, credentials.hq_admin)
+            assert body["data"]["setStoreDeliveryProvider"] == answer, provider
+    async with engine.connect() as conn:
+        carrier = await conn.scalar(
+            sa.select(stores.c.delivery_provider).where(stores.c.id == shop.store_ids[0])
+        )
+    assert carrier == "DADA"

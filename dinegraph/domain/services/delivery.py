@@ -216,6 +216,7 @@ async def prune_positions(now: datetime, retention: timedelta, *, uow: UnitOfWor
 class SetDeliveryProvider:
     store_id: int
     provider: Provider
+    available: frozenset[Provider] | None = None  # the platforms served (None: every one)
 
 
 async def set_delivery_provider(
@@ -224,6 +225,9 @@ async def set_delivery_provider(
     """Head office chooses who carries a store's deliveries from now on (trips under way
     keep their carrier)."""
     require_catalog_editor(viewer)
+    served = cmd.available is None or cmd.provider in cmd.available
+    if cmd.provider is not Provider.OWN_RIDER and not served:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["provider"])
     async with uow:
         if not await uow.deliveries.set_provider(cmd.store_id, cmd.provider):
             raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
