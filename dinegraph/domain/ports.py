@@ -75,6 +75,10 @@ class DeliveryPlatform(Protocol):
     async def cancel(self, delivery_id: int) -> None:
         """The order was refunded: call the courier off."""
 
+    async def quote(self, request: DispatchRequest) -> DeliveryQuote:
+        """What carrying it would cost and take, ordering nothing; ``CallRefused`` when the
+        platform would not carry it."""
+
 
 class RefundProgress(Protocol):
     """What the provider says of one refund, told to the domain (``refund_submitted``,

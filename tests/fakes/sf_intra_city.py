@@ -46,6 +46,7 @@ class FakeSfIntraCity:
     dev_key: str = "fake-sf-dev-key"
     down: bool = False  # answer 503
     refuse_orders: bool = False  # createorder / precreateorder say no (out of range)
+    refuse_create: bool = False  # createorder alone says no (it quoted, then no capacity)
     fee_fen: int = 1200  # what precreateorder quotes
     eta_seconds: int = 1800
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # shop_order_id → body
@@ -138,7 +139,7 @@ class FakeSfIntraCity:
                 await asyncio.sleep(0.02)
             self.abandoned.set()
             return Response(status_code=499)
-        if self.refuse_orders:
+        if self.refuse_orders or self.refuse_create:
             return self._fail(REFUSED, "超出配送范围")
         with self._lock:
             if order in self.orders:
