@@ -78,6 +78,7 @@ from dinegraph.schedules import (
     reconcile_wechatpay,
     sweep_calls,
     sweep_campaigns,
+    sweep_unaccepted,
     sweep_unpaid_orders,
 )
 from dinegraph.security import (
@@ -388,6 +389,10 @@ def create_app(
             asyncio.create_task(
                 sweep_campaigns(engine, broker, services, settings.order_sweep_seconds),
                 name="dinegraph-campaign-sweep",
+            ),
+            asyncio.create_task(
+                sweep_unaccepted(engine, broker, services, settings),
+                name="dinegraph-unaccepted-delivery-sweep",
             ),
             asyncio.create_task(
                 prune_old_positions(engine, services, settings),

@@ -205,6 +205,10 @@ class Settings(BaseSettings):
     # start while one of them has only the development adapter, and refuses to set a store
     # to a platform not listed here.
     delivery_platforms: str = "DADA"
+    # A store choosing among platforms: when the chosen one has found no rider after this
+    # long, it is called off and the next in the ranking asked (checked every
+    # DINEGRAPH_ORDER_SWEEP_SECONDS).
+    rider_accept_timeout_seconds: float = Field(default=300, gt=0)
     sf_base_url: str = "https://openic.sf-express.com"
     sf_dev_id: str | None = None
     sf_dev_key: SecretStr | None = None

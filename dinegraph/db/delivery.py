@@ -240,6 +240,22 @@ class SqlDeliveryRepository:
             .values(chosen=True)
         )
 
+    async def unaccepted(self, before: datetime, limit: int) -> list[int]:
+        quoted = sa.select(delivery_quotes.c.id).where(
+            delivery_quotes.c.delivery_id == deliveries.c.id
+        )
+        rows = await self._conn.scalars(
+            sa.select(deliveries.c.id)
+            .where(
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+                deliveries.c.updated_at < before,
+                quoted.exists(),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        return list(rows)
+
     async def set_provider(
         self,
         store_id: int,

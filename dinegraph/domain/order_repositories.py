@@ -219,6 +219,9 @@ class DeliveryRepository(Protocol):
     ) -> None:
         """``provider`` is chosen now; ``refused`` (if any) refused the order."""
 
+    async def unaccepted(self, before: datetime, limit: int) -> list[int]:
+        """Deliveries chosen among quotes, still waiting for a rider since before ``before``."""
+
     async def prune_positions(self, before: datetime) -> int: ...
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,8 +16,11 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.context import Services
+from dinegraph.db.outbox import SqlOutbox
 from dinegraph.db.tables import delivery_quotes, stores
+from dinegraph.events.brokers import create_broker
 from dinegraph.resolvers.ids import decode_id
+from dinegraph.schedules import hand_on_round
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
 from tests.fakes.dada import FakeDada
@@ -207,3 +211,48 @@ async def test_the_cheapest_platform_refuses_and_the_next_one_carries_it(
         sf.refuse_orders = False
     assert [q[3] for q in await quotes_of(engine, number)] == [None, "SF_2003"]
     assert f"delivery-{number}" not in sf.placed()
+
+
+async def test_no_rider_in_time_calls_the_platform_off_and_asks_the_next(
+    real_gql: tuple[GraphQLClient, Services],
+    fakes: tuple[FakeDada, FakeSfIntraCity],
+    credentials: Credentials,
+    settings: Settings,
+    engine: AsyncEngine,
+) -> None:
+    client, services = real_gql
+    dada, sf = fakes
+    shop = await new_shop(engine)
+    both = ["DADA", "SF_INTRA_CITY"]
+    assert (await carriers(client, credentials.hq_admin, shop, both, "CHEAPEST"))["errors"] == []
+    dada.fee_fen, sf.fee_fen = 900, 800
+    order_id = await ready_order(client, settings, engine, credentials.hq_admin, shop)
+    delivery = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]
+    number = decode_id(delivery["id"], "Delivery", [])
+    await placed_at(sf, f"delivery-{number}")
+    broker = create_broker("memory://", SqlOutbox(engine))
+    # Four minutes on, SF still has no rider: too soon to give up on it. (Earlier tests'
+    # deliveries waiting longer may be handed on meanwhile.)
+    services.clock.advance(timedelta(minutes=4))
+    await hand_on_round(engine, broker, services, 300)
+    found = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]
+    assert found["provider"] == "SF_INTRA_CITY"
+    services.clock.advance(timedelta(minutes=2))
+    assert await hand_on_round(engine, broker, services, 300) >= 1
+    await placed_at(dada, f"delivery-{number}")  # the next platform is asked
+    deadline = time.monotonic() + 20
+    while sf.status.get(f"delivery-{number}") != 2:  # and SF's order called off
+        assert time.monotonic() < deadline, sf.requests
+        await asyncio.sleep(0.02)
+    found = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]
+    assert (found["provider"], found["status"]) == ("DADA", "PENDING")
+    assert await quotes_of(engine, number) == [
+        ("DADA", 900, 1, None, True),
+        ("SF_INTRA_CITY", 800, 0, "NO_RIDER", False),
+    ]
+    # Dada is the last platform: past its time too, the delivery waits there.
+    services.clock.advance(timedelta(minutes=6))
+    await hand_on_round(engine, broker, services, 300)
+    found = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]
+    assert (found["provider"], found["status"]) == ("DADA", "PENDING")
+    assert f"delivery-{number}" in dada.placed() and dada.status[f"delivery-{number}"] == 1

@@ -944,6 +944,9 @@ class FakeDeliveryRepository(_Repository):
     ) -> None:
         _not_faked("deliveries.choose")
 
+    async def unaccepted(self, before: datetime, limit: int) -> list[int]:
+        _not_faked("deliveries.unaccepted")
+
     async def prune_positions(self, before: datetime) -> int:
         _not_faked("deliveries.prune_positions")
 

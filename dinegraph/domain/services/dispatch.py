@@ -320,6 +320,57 @@ async def _current(uow: UnitOfWork, delivery_id: int) -> Delivery | None:
         return await reads.deliveries.get(delivery_id)
 
 
+async def hand_on_unaccepted(
+    now: datetime, wait: timedelta, *, uow: UnitOfWork, limit: int = 50
+) -> list[Delivery]:
+    """Deliveries whose chosen platform found no rider within ``wait`` go to the next
+    platform of their ranking: the first is called off and the next asked, both as calls
+    out of the same unit. One with no platform left keeps waiting where it is."""
+    moved: list[Delivery] = []
+    async with uow:
+        for delivery_id in await uow.deliveries.unaccepted(now - wait, limit):
+            delivery = await uow.deliveries.get(delivery_id)
+            if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+                continue
+            quotes = await uow.deliveries.quotes(delivery_id)
+            ranking = sorted(
+                (rank, q.provider) for q, rank, _ in quotes if rank is not None and not q.refused
+            )
+            order = [provider for _, provider in ranking]
+            if delivery.provider not in order or order[-1] is delivery.provider:
+                continue
+            following = order[order.index(delivery.provider) + 1]
+            handed = replace(
+                delivery, provider=following, version=delivery.version + 1, updated_at=now
+            )
+            if not await uow.deliveries.save(handed, expected_version=delivery.version):
+                continue
+            await uow.deliveries.choose(delivery_id, following, delivery.provider, "NO_RIDER")
+            uow.call(
+                OutboundCall(
+                    CANCEL_CALL,
+                    f"delivery-{delivery_id}-{delivery.provider.value}",
+                    {"provider": delivery.provider.value, "deliveryId": delivery_id},
+                )
+            )
+            payload = dict(await _dispatch_payload(uow, handed))
+            uow.call(
+                OutboundCall(DISPATCH_CALL, f"delivery-{delivery_id}-{following.value}", payload)
+            )
+            uow.record(changed(handed))
+            moved.append(handed)
+        await uow.commit()
+    return moved
+
+
+async def _dispatch_payload(uow: UnitOfWork, delivery: Delivery) -> Mapping[str, Any]:
+    """The dispatch call of a delivery handed to its next platform (no quotes again)."""
+    order = await uow.orders.get(delivery.order_id)
+    store = await uow.catalog.get_store(delivery.store_id)
+    assert order is not None and store is not None
+    return dispatch_call(delivery, dispatch_request(delivery, order, store)).payload
+
+
 def cancel_call(delivery: Delivery) -> OutboundCall:
     """The platform calls its courier off."""
     return OutboundCall(
