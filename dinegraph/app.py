@@ -25,6 +25,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dinegraph import admin_console, graphiql
+from dinegraph.carrier_callbacks import dada_callback, sf_callback
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.calls import SqlCallStore
@@ -64,6 +65,7 @@ from dinegraph.integrations.development import (
     LoggingSmsSender,
 )
 from dinegraph.integrations.outside import ProviderRefused
+from dinegraph.integrations.sf_intra_city import SfIntraCityPlatform
 from dinegraph.integrations.tencent_sms import TencentSms, TencentSmsConfig
 from dinegraph.integrations.wechat import WechatConfig, WechatMiniProgram
 from dinegraph.integrations.wechatpay import WechatPayRefunds
@@ -76,6 +78,7 @@ from dinegraph.schedules import (
     reconcile_wechatpay,
     sweep_calls,
     sweep_campaigns,
+    sweep_unaccepted,
     sweep_unpaid_orders,
 )
 from dinegraph.security import (
@@ -119,8 +122,13 @@ async def health(request: Request) -> Response:
 
 def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
     """The platforms' adapters: 达达 when configured, else the development one."""
+    # Production serves only the platforms stores may use, each by its real adapter (the
+    # settings refuse to start otherwise); development has every one, at least pretended.
+    in_use = set(settings.platforms_in_use())
     platforms: dict[Provider, DeliveryPlatform] = {
-        p: DevelopmentCourierPlatform(p) for p in Provider if p is not Provider.OWN_RIDER
+        p: DevelopmentCourierPlatform(p)
+        for p in Provider
+        if p is not Provider.OWN_RIDER and (not settings.production or p.value in in_use)
     }
     if settings.dada_app_key and settings.dada_app_secret and settings.dada_source_id:
         platforms[Provider.DADA] = DadaPlatform(
@@ -131,6 +139,14 @@ def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
             city_code=settings.dada_city_code,
             callback_url=settings.dada_callback_url,
             timeout_seconds=settings.dada_timeout_seconds,
+        )
+    if settings.sf_dev_id and settings.sf_dev_key and settings.sf_shop_id:
+        platforms[Provider.SF_INTRA_CITY] = SfIntraCityPlatform(
+            base_url=settings.sf_base_url,
+            dev_id=settings.sf_dev_id,
+            dev_key=settings.sf_dev_key.get_secret_value(),
+            shop_id=settings.sf_shop_id,
+            timeout_seconds=settings.sf_timeout_seconds,
         )
     return platforms
 
@@ -254,6 +270,37 @@ def wire_refund_calls(services: Services, unit: Callable[[], SqlUnitOfWork]) -> 
     services.calls.register(REFUND_CALL, refund, on_refused=refused)
 
 
+def carrier_routes(
+    settings: Settings, engine: AsyncEngine, broker: Broker, services: Services
+) -> list[Route]:
+    """The delivery platforms' pushes (``carrier_callbacks``): 达达's status callback, and
+    顺丰同城's once its developer key is set (its pushes are signed with it)."""
+
+    def unit() -> SqlUnitOfWork:
+        return SqlUnitOfWork(
+            engine, events=broker, board=services.board.unit(), calls=services.calls
+        )
+
+    policy, clock = services.orders.delivery, services.clock
+    routes = [
+        Route(
+            "/delivery/dada/callback",
+            dada_callback(new_uow=unit, policy=policy, clock=clock),
+            methods=["POST"],
+        )
+    ]
+    if settings.sf_dev_id and settings.sf_dev_key:
+        sf = sf_callback(
+            dev_id=settings.sf_dev_id,
+            dev_key=settings.sf_dev_key.get_secret_value(),
+            new_uow=unit,
+            policy=policy,
+            clock=clock,
+        )
+        routes.append(Route("/delivery/sf/callback", sf, methods=["POST"]))
+    return routes
+
+
 def default_services(settings: Settings, engine: AsyncEngine | None = None) -> Services:
     notify = settings.payment_notify_secret
     wechatpay = wechatpay_client(settings)  # the real payment adapter once MCHID is set
@@ -344,6 +391,10 @@ def create_app(
                 name="dinegraph-campaign-sweep",
             ),
             asyncio.create_task(
+                sweep_unaccepted(engine, broker, services, settings),
+                name="dinegraph-unaccepted-delivery-sweep",
+            ),
+            asyncio.create_task(
                 prune_old_positions(engine, services, settings),
                 name="dinegraph-position-pruning",
             ),
@@ -404,6 +455,7 @@ def create_app(
                 ]
             ),
             *wechatpay_routes(engine, broker, services),
+            *carrier_routes(settings, engine, broker, services),
             *graphiql.routes(settings),
             *admin_console.routes(settings),
         ],

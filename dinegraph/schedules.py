@@ -15,6 +15,7 @@ from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.services.campaigns import SWEEP_BATCH as CAMPAIGN_SWEEP_BATCH
 from dinegraph.domain.services.campaigns import close_campaigns, fail_expired_groups
 from dinegraph.domain.services.delivery import prune_positions
+from dinegraph.domain.services.dispatch import hand_on_unaccepted
 from dinegraph.domain.services.orders import SWEEP_BATCH, cancel_expired
 from dinegraph.events.brokers import Broker
 from dinegraph.settings import Settings
@@ -49,6 +50,31 @@ async def sweep_unpaid_orders(
                     break
         except Exception:
             log.exception("unpaid-order sweep failed; trying again next round")
+
+
+async def hand_on_round(
+    engine: AsyncEngine, broker: Broker, services: Services, wait: float
+) -> int:
+    """One round: deliveries no rider took in time go to their next platform."""
+    handed = await hand_on_unaccepted(
+        services.clock(), timedelta(seconds=wait), uow=_unit(engine, broker, services)
+    )
+    if handed:
+        log.info("handed %d deliveries on to their next platform", len(handed))
+    return len(handed)
+
+
+async def sweep_unaccepted(
+    engine: AsyncEngine, broker: Broker, services: Services, settings: Settings
+) -> None:
+    """The scheduler inside the server: platforms that found no rider in time are called
+    off, and the next platform of the delivery's ranking asked."""
+    while True:
+        await asyncio.sleep(settings.order_sweep_seconds)
+        try:
+            await hand_on_round(engine, broker, services, settings.rider_accept_timeout_seconds)
+        except Exception:
+            log.exception("unaccepted-delivery sweep failed; trying again next round")
 
 
 async def sweep_campaigns(

@@ -37,6 +37,11 @@ _ADAPTER_SETTINGS: dict[str, tuple[str, ...]] = {
         "DINEGRAPH_TENCENT_SMS_TEMPLATE_ID",
     ),
 }
+# Delivery platforms with a real adapter, and the settings that make it real.
+_PLATFORM_SETTINGS: dict[str, tuple[str, ...]] = {
+    "DADA": ("DINEGRAPH_DADA_APP_KEY", "DINEGRAPH_DADA_APP_SECRET", "DINEGRAPH_DADA_SOURCE_ID"),
+    "SF_INTRA_CITY": ("DINEGRAPH_SF_DEV_ID", "DINEGRAPH_SF_DEV_KEY", "DINEGRAPH_SF_SHOP_ID"),
+}
 # WeChat Pay (its own settings block); payments are real once the merchant is set.
 _WECHATPAY_SETTINGS = (
     "DINEGRAPH_WECHATPAY_MCHID",
@@ -192,6 +197,24 @@ class Settings(BaseSettings):
     dada_city_code: str = "0755"  # 深圳 (Dada's city codes: /api/cityCode/list)
     dada_callback_url: str = ""  # where Dada posts status changes
     dada_timeout_seconds: float = Field(default=10.0, gt=0)
+    # 顺丰同城 (SF intra-city) open platform, for stores whose carrier is SF_INTRA_CITY: with
+    # the developer id and key (openic.sf-express.com → 开发者中心) and SF's id of the shop,
+    # their deliveries are ordered there. SF pushes rider news to the callback URL set in
+    # its console: point it at <public base>/delivery/sf/callback (shown as sf_callback_url).
+    # The platforms head office may set stores to (OWN_RIDER always): production refuses to
+    # start while one of them has only the development adapter, and refuses to set a store
+    # to a platform not listed here.
+    delivery_platforms: str = "DADA"
+    # A store choosing among platforms: when the chosen one has found no rider after this
+    # long, it is called off and the next in the ranking asked (checked every
+    # DINEGRAPH_ORDER_SWEEP_SECONDS).
+    rider_accept_timeout_seconds: float = Field(default=300, gt=0)
+    sf_base_url: str = "https://openic.sf-express.com"
+    sf_dev_id: str | None = None
+    sf_dev_key: SecretStr | None = None
+    sf_shop_id: str | None = None
+    sf_callback_url: str = ""
+    sf_timeout_seconds: float = Field(default=10.0, gt=0)
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 
@@ -217,7 +240,18 @@ class Settings(BaseSettings):
         found = {s: names for s, names in _ADAPTER_SETTINGS.items() if not all(self._given(names))}
         if self.pays_in_development or not self.wechatpay_mchid:
             found["payments"] = _WECHATPAY_SETTINGS
+        for platform in self.platforms_in_use():
+            names = _PLATFORM_SETTINGS.get(platform, ())
+            if not names or not all(self._given(names)):
+                found[f"{platform} deliveries"] = names or (
+                    f"(no adapter yet: take {platform} out of DINEGRAPH_DELIVERY_PLATFORMS)",
+                )
         return found
+
+    def platforms_in_use(self) -> list[str]:
+        """DINEGRAPH_DELIVERY_PLATFORMS, as platform names (OWN_RIDER needs no adapter)."""
+        names = [p.strip().upper() for p in self.delivery_platforms.split(",") if p.strip()]
+        return [p for p in names if p != "OWN_RIDER"]
 
     def _given(self, names: tuple[str, ...]) -> list[bool]:
         return [bool(getattr(self, n.removeprefix("DINEGRAPH_").lower(), None)) for n in names]
@@ -341,6 +375,32 @@ class Settings(BaseSettings):
         assert self.blind_index_key is not None
         return _base64_key(self.blind_index_key.get_secret_value(), "DINEGRAPH_BLIND_INDEX_KEY")
 
+    def _check_platforms(self) -> None:
+        """The delivery platforms' settings: whole, known, and timeouts the relay allows."""
+        dada = (self.dada_app_key, self.dada_app_secret, self.dada_source_id)
+        if any(v is not None for v in dada) and not all(v is not None for v in dada):
+            raise ConfigurationError(
+                "达达 needs DINEGRAPH_DADA_APP_KEY, DINEGRAPH_DADA_APP_SECRET and "
+                "DINEGRAPH_DADA_SOURCE_ID together"
+            )
+        known = {"DADA", "SF_INTRA_CITY", "MEITUAN"}
+        if unknown := [p for p in self.platforms_in_use() if p not in known]:
+            raise ConfigurationError(
+                f"DINEGRAPH_DELIVERY_PLATFORMS names no platform we know: {', '.join(unknown)}; "
+                "write e.g. DADA,SF_INTRA_CITY"
+            )
+        sf = (self.sf_dev_id, self.sf_dev_key, self.sf_shop_id)
+        if any(v is not None for v in sf) and not all(v is not None for v in sf):
+            raise ConfigurationError(
+                "顺丰同城 needs DINEGRAPH_SF_DEV_ID, DINEGRAPH_SF_DEV_KEY and "
+                "DINEGRAPH_SF_SHOP_ID together"
+            )
+        if self.calls_timeout_seconds < max(self.dada_timeout_seconds, self.sf_timeout_seconds):
+            raise ConfigurationError(
+                "DINEGRAPH_CALLS_TIMEOUT_SECONDS must leave a provider its own timeout "
+                "(DINEGRAPH_DADA_TIMEOUT_SECONDS, DINEGRAPH_SF_TIMEOUT_SECONDS)"
+            )
+
     def check_servable(self, workers: int | None = None) -> None:
         """Fail at once, with the fix, when these settings cannot serve."""
         _ = self.signing_key
@@ -366,17 +426,7 @@ class Settings(BaseSettings):
                 f"DINEGRAPH_COURIER_SPEEDS {self.courier_speeds!r}: {exc}; "
                 "write e.g. OWN_RIDER:15,DADA:18"
             ) from exc
-        dada = (self.dada_app_key, self.dada_app_secret, self.dada_source_id)
-        if any(v is not None for v in dada) and not all(v is not None for v in dada):
-            raise ConfigurationError(
-                "达达 needs DINEGRAPH_DADA_APP_KEY, DINEGRAPH_DADA_APP_SECRET and "
-                "DINEGRAPH_DADA_SOURCE_ID together"
-            )
-        if self.calls_timeout_seconds < self.dada_timeout_seconds:
-            raise ConfigurationError(
-                "DINEGRAPH_CALLS_TIMEOUT_SECONDS must leave a provider its own timeout "
-                "(DINEGRAPH_DADA_TIMEOUT_SECONDS)"
-            )
+        self._check_platforms()
         broker = self.broker_url.split(":", 1)[0]
         if broker not in _BROKERS:
             raise ConfigurationError(

@@ -67,8 +67,8 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-# Production refuses development adapters: these settings make WeChat sign-in, SMS and
-# payments real (aimed at a closed loopback port: tests that call them start fakes).
+# Production refuses development adapters: these settings make WeChat sign-in, SMS,
+# payments and 达达 real (aimed at a closed loopback port: tests that call them start fakes).
 PRODUCTION_ADAPTERS: dict[str, Any] = {
     "wechat_secret": "test-wechat-app-secret",
     "wechat_api_base": "http://127.0.0.1:9",
@@ -78,6 +78,11 @@ PRODUCTION_ADAPTERS: dict[str, Any] = {
     "tencent_sms_sign_name": "测试",
     "tencent_sms_template_id": "1000000",
     "tencent_sms_endpoint": "http://127.0.0.1:9",
+    # DINEGRAPH_DELIVERY_PLATFORMS defaults to DADA: production needs its real adapter.
+    "dada_app_key": "test-dada-app-key",
+    "dada_app_secret": "test-dada-app-secret",
+    "dada_source_id": "73753",
+    "dada_base_url": "http://127.0.0.1:9",
 }
 
 

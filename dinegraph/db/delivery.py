@@ -9,7 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from dinegraph.db.tables import courier_positions, deliveries, riders, stores
+from dinegraph.db.tables import courier_positions, deliveries, delivery_quotes, riders, stores
+from dinegraph.domain.carriers import CarrierRule, Quote
 from dinegraph.domain.delivery import Courier, Delivery, DeliveryStatus, Provider
 from dinegraph.domain.geo import GeoPoint, distance_m
 from dinegraph.domain.stamps import STORES
@@ -94,6 +95,7 @@ class SqlDeliveryRepository:
             deliveries.update()
             .where(deliveries.c.id == delivery.id, deliveries.c.version == expected_version)
             .values(
+                provider=delivery.provider.value,
                 status=delivery.status.value,
                 courier_name=courier.name if courier else None,
                 courier_phone=courier.phone if courier else None,
@@ -185,12 +187,89 @@ class SqlDeliveryRepository:
         )
         return int(new_id)
 
-    async def set_provider(self, store_id: int, provider: Provider) -> bool:
+    async def add_quotes(
+        self, delivery_id: int, quotes: list[Quote], ranking: list[Provider], at: datetime
+    ) -> None:
+        rank = {p: n for n, p in enumerate(ranking)}
+        await self._conn.execute(
+            delivery_quotes.insert(),
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "provider": q.provider.value,
+                    "fee_fen": q.fee_fen,
+                    "eta_seconds": q.eta_seconds,
+                    "rank": rank.get(q.provider),
+                    "refused": q.refused,
+                    "chosen": rank.get(q.provider) == 0,
+                    "created_at": at,
+                }
+                for q in quotes
+            ],
+        )
+
+    async def quotes(self, delivery_id: int) -> list[tuple[Quote, int | None, bool]]:
+        rows = await self._conn.execute(
+            sa.select(delivery_quotes)
+            .where(delivery_quotes.c.delivery_id == delivery_id)
+            .order_by(delivery_quotes.c.id)
+        )
+        return [
+            (Quote(Provider(r.provider), r.fee_fen, r.eta_seconds, r.refused), r.rank, r.chosen)
+            for r in rows
+        ]
+
+    async def choose(
+        self, delivery_id: int, provider: Provider, refused: Provider | None, reason: str | None
+    ) -> None:
+        if refused is not None:
+            await self._conn.execute(
+                delivery_quotes.update()
+                .where(
+                    delivery_quotes.c.delivery_id == delivery_id,
+                    delivery_quotes.c.provider == refused.value,
+                )
+                .values(refused=reason, chosen=False)
+            )
+        await self._conn.execute(
+            delivery_quotes.update()
+            .where(
+                delivery_quotes.c.delivery_id == delivery_id,
+                delivery_quotes.c.provider == provider.value,
+            )
+            .values(chosen=True)
+        )
+
+    async def unaccepted(self, before: datetime, limit: int) -> list[int]:
+        quoted = sa.select(delivery_quotes.c.id).where(
+            delivery_quotes.c.delivery_id == deliveries.c.id
+        )
+        rows = await self._conn.scalars(
+            sa.select(deliveries.c.id)
+            .where(
+                deliveries.c.status == DeliveryStatus.PENDING.value,
+                deliveries.c.updated_at < before,
+                quoted.exists(),
+            )
+            .order_by(deliveries.c.id)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def set_provider(
+        self,
+        store_id: int,
+        provider: Provider,
+        platforms: tuple[Provider, ...] | None = None,
+        rule: CarrierRule | None = None,
+    ) -> bool:
+        values: dict[str, Any] = {"delivery_provider": provider.value}
+        if platforms is not None:
+            values["delivery_platforms"] = ",".join(p.value for p in platforms)
+        if rule is not None:
+            values["carrier_rule"] = rule.value
         done = await self._conn.scalar(
-            stores.update()
-            .where(stores.c.id == store_id)
-            .values(delivery_provider=provider.value)
-            .returning(stores.c.id)
+            stores.update().where(stores.c.id == store_id).values(**values).returning(stores.c.id)
         )
         self._moved.add(STORES)
         return done is not None

@@ -49,6 +49,8 @@ def store(row: Any) -> Store:
         closes=row.closes,
         is_open=row.is_open,
         delivery_provider=row.delivery_provider,
+        delivery_platforms=tuple(p for p in (row.delivery_platforms or "").split(",") if p),
+        carrier_rule=row.carrier_rule,
     )
 
 

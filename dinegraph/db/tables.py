@@ -69,6 +69,10 @@ stores = sa.Table(
     sa.Column("is_open", sa.Boolean, nullable=False),
     # Who carries its delivery orders: OWN_RIDER or a platform (DADA, SF_INTRA_CITY, ...).
     sa.Column("delivery_provider", sa.String(16), nullable=False, server_default="DADA"),
+    # The platforms it may call, in its order of preference ("DADA,SF_INTRA_CITY"; empty:
+    # delivery_provider alone), and how one is chosen at dispatch (domain.carriers).
+    sa.Column("delivery_platforms", sa.String(64), nullable=False, server_default=""),
+    sa.Column("carrier_rule", sa.String(16), nullable=False, server_default="PREFERRED"),
     _created_at(),
 )
 
@@ -646,6 +650,23 @@ deliveries = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.Index("ix_deliveries_store_status", "store_id", "status"),
+)
+
+# What each platform asked quoted for a delivery, in the order they are tried (rank), and
+# which was chosen; ``refused``: the platform would not quote, or refused the order.
+delivery_quotes = sa.Table(
+    "delivery_quotes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("delivery_id", sa.Integer, sa.ForeignKey("deliveries.id"), nullable=False),
+    sa.Column("provider", sa.String(16), nullable=False),
+    sa.Column("fee_fen", sa.Integer, nullable=True),
+    sa.Column("eta_seconds", sa.Integer, nullable=True),
+    sa.Column("rank", sa.Integer, nullable=True),
+    sa.Column("refused", sa.String(64), nullable=True),
+    sa.Column("chosen", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("delivery_id", "provider", name="uq_delivery_quotes_delivery_provider"),
 )
 
 courier_positions = sa.Table(

@@ -56,6 +56,8 @@ class Store:
     closes: time
     is_open: bool
     delivery_provider: str = "DADA"  # who carries its delivery orders (domain.delivery)
+    delivery_platforms: tuple[str, ...] = ()  # platforms to choose from (domain.carriers)
+    carrier_rule: str = "PREFERRED"
 
     def in_hours(self, at: time) -> bool:
         """Whether ``at`` lies in opening hours; hours may run past midnight (10:00-02:00),

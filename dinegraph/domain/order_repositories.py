@@ -8,6 +8,7 @@ from typing import Protocol
 
 from dinegraph.domain.bargains import Bargain
 from dinegraph.domain.campaigns import Campaign, CampaignReport, CampaignSpec
+from dinegraph.domain.carriers import CarrierRule, Quote
 from dinegraph.domain.coupons import (
     Claimant,
     Coupon,
@@ -199,7 +200,30 @@ class DeliveryRepository(Protocol):
 
     async def add_rider(self, store_id: int, courier: Courier) -> int: ...
 
-    async def set_provider(self, store_id: int, provider: Provider) -> bool: ...
+    async def set_provider(
+        self,
+        store_id: int,
+        provider: Provider,
+        platforms: tuple[Provider, ...] | None = None,
+        rule: CarrierRule | None = None,
+    ) -> bool:
+        """The store's carrier; and, when given, its platforms and carrier rule."""
+
+    async def add_quotes(
+        self, delivery_id: int, quotes: list[Quote], ranking: list[Provider], at: datetime
+    ) -> None:
+        """Platforms' quotes for a delivery, ranked; the first in ``ranking`` is chosen."""
+
+    async def quotes(self, delivery_id: int) -> list[tuple[Quote, int | None, bool]]:
+        """The delivery's quotes in the store's order: (quote, rank, chosen)."""
+
+    async def choose(
+        self, delivery_id: int, provider: Provider, refused: Provider | None, reason: str | None
+    ) -> None:
+        """``provider`` is chosen now; ``refused`` (if any) refused the order."""
+
+    async def unaccepted(self, before: datetime, limit: int) -> list[int]:
+        """Deliveries chosen among quotes, still waiting for a rider since before ``before``."""
 
     async def prune_positions(self, before: datetime) -> int: ...
 

@@ -56,6 +56,15 @@ class DispatchRequest:
     cargo_fen: int = 0  # what the order is worth, for the platform's insurance
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryQuote:
+    """What a platform would charge to carry an order, and how long it expects to take."""
+
+    fee_fen: int
+    eta_seconds: int | None
+    distance_m: int | None = None
+
+
 class DeliveryPlatform(Protocol):
     """A delivery platform's order API (达达, 顺丰同城, ...); the development adapter accepts
     every order and names a courier at once."""
@@ -65,6 +74,10 @@ class DeliveryPlatform(Protocol):
 
     async def cancel(self, delivery_id: int) -> None:
         """The order was refunded: call the courier off."""
+
+    async def quote(self, request: DispatchRequest) -> DeliveryQuote:
+        """What carrying it would cost and take, ordering nothing; ``CallRefused`` when the
+        platform would not carry it."""
 
 
 class RefundProgress(Protocol):

@@ -29,7 +29,7 @@ import orjson
 
 from dinegraph.domain.calls import CallRefused, RetryLater
 from dinegraph.domain.delivery import Courier, Provider
-from dinegraph.domain.ports import DispatchRequest
+from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 
 API_VERSION = "1.0"
 BUSY = -1  # 系统繁忙: worth another try
@@ -71,27 +71,40 @@ class DadaPlatform:
         self._callback = callback_url
         self._timeout = timeout_seconds
 
+    def _order(self, request: DispatchRequest) -> dict[str, object]:
+        return {
+            "shop_no": request.store_code,
+            "origin_id": origin_id(request.delivery_id),
+            "city_code": self._city_code,
+            "cargo_price": round(request.cargo_fen / 100, 2),
+            "is_prepay": 0,
+            "receiver_name": request.contact_name,
+            "receiver_address": request.address,
+            "receiver_lat": request.dropoff.lat,
+            "receiver_lng": request.dropoff.lng,
+            "receiver_phone": request.contact_phone,
+            "callback": self._callback,
+        }
+
     async def dispatch(self, request: DispatchRequest) -> Courier | None:
         order = origin_id(request.delivery_id)
-        answer = await self._call(
-            "/api/order/addOrder",
-            {
-                "shop_no": request.store_code,
-                "origin_id": order,
-                "city_code": self._city_code,
-                "cargo_price": round(request.cargo_fen / 100, 2),
-                "is_prepay": 0,
-                "receiver_name": request.contact_name,
-                "receiver_address": request.address,
-                "receiver_lat": request.dropoff.lat,
-                "receiver_lng": request.dropoff.lng,
-                "receiver_phone": request.contact_phone,
-                "callback": self._callback,
-            },
-        )
+        answer = await self._call("/api/order/addOrder", self._order(request))
         if answer["status"] != "success" and await self._status(order) is None:
             raise CallRefused(f"DADA_{answer.get('code')}")
         return None  # Dada names its courier later, through its callbacks
+
+    async def quote(self, request: DispatchRequest) -> DeliveryQuote:
+        """``queryDeliverFee``: what Dada would charge (it quotes no time)."""
+        answer = await self._call("/api/order/queryDeliverFee", self._order(request))
+        if answer["status"] != "success":
+            raise CallRefused(f"DADA_{answer.get('code')}")
+        result = answer.get("result") or {}
+        try:
+            fee = round(float(result["fee"]) * 100)
+            distance = result.get("distance")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RetryLater("DADA_BAD_ANSWER") from exc
+        return DeliveryQuote(fee, None, round(float(distance)) if distance is not None else None)
 
     async def cancel(self, delivery_id: int) -> None:
         order = origin_id(delivery_id)

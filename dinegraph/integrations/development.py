@@ -10,7 +10,8 @@ import logging
 
 from dinegraph.domain.delivery import Courier, Provider
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.ports import DispatchRequest, RefundProgress, WechatIdentity
+from dinegraph.domain.geo import distance_m
+from dinegraph.domain.ports import DeliveryQuote, DispatchRequest, RefundProgress, WechatIdentity
 from dinegraph.domain.refunds import RefundToSend
 
 log = logging.getLogger("dinegraph.sms")
@@ -86,3 +87,11 @@ class DevelopmentCourierPlatform:
 
     async def cancel(self, delivery_id: int) -> None:
         log_delivery.warning("%s called off delivery %s", self.provider.value, delivery_id)
+
+    async def quote(self, request: DispatchRequest) -> DeliveryQuote:
+        """A made-up but steady quote: 5 yuan plus 1 per km, 3 minutes per km plus 10,
+        a little dearer and quicker for each platform down the list."""
+        metres = distance_m(request.pickup, request.dropoff)
+        step = list(Provider).index(self.provider)
+        fee = 500 + metres // 10 + 100 * step
+        return DeliveryQuote(fee, 600 + metres * 180 // 1000 - 60 * step, metres)

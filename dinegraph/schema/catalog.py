@@ -10,6 +10,7 @@ from strawberry import relay
 
 from dinegraph.context import Context
 from dinegraph.domain import catalog as domain
+from dinegraph.domain.carriers import CarrierRule
 from dinegraph.domain.delivery import Provider
 from dinegraph.resolvers import catalog as resolve
 from dinegraph.resolvers.ids import node_row_ids
@@ -22,6 +23,11 @@ Channel = domain.Channel
 ProductKind = domain.ProductKind
 strawberry.enum(Channel, name="Channel", description="Where a product is sold.")
 strawberry.enum(Provider, name="DeliveryProvider", description="Who carries an order.")
+strawberry.enum(
+    CarrierRule,
+    description="How a store's platform is chosen at dispatch: the cheapest or fastest quote, "
+    "or its own order of preference.",
+)
 strawberry.enum(
     ProductKind,
     name="ProductKind",
@@ -52,6 +58,14 @@ class StoreNode(relay.Node):
     delivery_provider: Provider = strawberry.field(
         description="Who carries its delivery orders: OWN_RIDER or a delivery platform."
     )
+    delivery_platforms: list[Provider] = strawberry.field(
+        default_factory=list,
+        description="The platforms it asks for quotes at dispatch, in its order of preference "
+        "(empty: deliveryProvider alone).",
+    )
+    carrier_rule: CarrierRule = strawberry.field(
+        default=CarrierRule.PREFERRED, description="How one of deliveryPlatforms is chosen."
+    )
     distance_meters: int | None = strawberry.field(
         default=None, description="From the point asked about (`stores(near:)`), in metres."
     )
@@ -70,6 +84,8 @@ class StoreNode(relay.Node):
             ),
             is_open=store.is_open,
             delivery_provider=Provider(store.delivery_provider),
+            delivery_platforms=[Provider(p) for p in store.delivery_platforms],
+            carrier_rule=CarrierRule(store.carrier_rule),
             distance_meters=distance,
         )
 

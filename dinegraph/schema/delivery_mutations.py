@@ -10,6 +10,7 @@ from strawberry import relay
 
 from dinegraph.context import Context
 from dinegraph.domain import delivery as domain
+from dinegraph.domain.carriers import CarrierRule
 from dinegraph.domain.services import delivery as service
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.common import UserError
@@ -144,6 +145,14 @@ class DeliveryMutation:
 class SetDeliveryProviderInput:
     store_id: strawberry.ID
     provider: domain.Provider
+    platforms: list[domain.Provider] | None = strawberry.field(
+        default=None,
+        description="Platforms to ask for quotes at dispatch, in order of preference "
+        "(unset: unchanged; empty: provider alone).",
+    )
+    rule: CarrierRule | None = strawberry.field(
+        default=None, description="How one of the platforms is chosen (unset: unchanged)."
+    )
 
 
 @strawberry.type
@@ -175,6 +184,9 @@ class DeliverySettingsMutation:
             cmd = service.SetDeliveryProvider(
                 store_id=decode_id(input.store_id, "Store", ["storeId"]),
                 provider=input.provider,
+                available=frozenset(info.context.services.orders.delivery.platforms),
+                platforms=tuple(input.platforms) if input.platforms is not None else None,
+                rule=input.rule,
             )
             return await info.context.run(service.set_delivery_provider, cmd)
 

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from dinegraph.integrations.dada import sign
 
 WAITING, CANCELLED = 1, 5
-EXISTS, NO_ORDER, BAD_SIGNATURE, BAD_KEY = 2105, 2005, 2003, 2002
+EXISTS, NO_ORDER, BAD_SIGNATURE, BAD_KEY, REFUSED = 2105, 2005, 2003, 2002, 2076
 
 
 @dataclass
@@ -37,6 +37,8 @@ class FakeDada:
     source_id: str = "73753"
     down: bool = False  # answer 503
     busy: bool = False  # answer code -1 (系统繁忙)
+    fee_fen: int = 900  # what queryDeliverFee quotes
+    refuse_quotes: bool = False
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # origin id → order
     status: dict[str, int] = field(default_factory=dict)  # origin id → statusCode
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, origin id)
@@ -84,6 +86,10 @@ class FakeDada:
             return _fail(-1, "系统繁忙")
         if path.endswith("/order/addOrder"):
             return await self._add_order(request, order, body)
+        if path.endswith("/order/queryDeliverFee"):
+            if self.refuse_quotes:
+                return _fail(REFUSED, "超出配送范围")
+            return _ok({"distance": 1200.0, "fee": self.fee_fen / 100, "deliveryNo": order})
         if path.endswith("/order/status/query"):
             return self._query(order)
         if path.endswith("/order/formalCancel"):

@@ -18,7 +18,7 @@ from dinegraph.context import Clock, Services
 from dinegraph.db.tables import outbound_calls
 from dinegraph.domain.delivery import Courier, Provider
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.ports import DispatchRequest
+from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
@@ -62,6 +62,10 @@ class FlakyPlatform(Outage):
     async def cancel(self, delivery_id: int) -> None:
         self.check()
         self.cancelled.append(delivery_id)
+
+    async def quote(self, request: DispatchRequest) -> DeliveryQuote:
+        self.check()
+        return DeliveryQuote(800, 1800)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from typing import NoReturn
 from dinegraph.domain.bargains import Bargain
 from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.campaigns import Campaign, CampaignReport, CampaignSpec
+from dinegraph.domain.carriers import CarrierRule, Quote
 from dinegraph.domain.catalog import (
     Category,
     Channel,
@@ -936,8 +937,30 @@ class FakeDeliveryRepository(_Repository):
     async def add_rider(self, store_id: int, courier: Courier) -> int:
         _not_faked("deliveries.add_rider")
 
-    async def set_provider(self, store_id: int, provider: Provider) -> bool:
+    async def set_provider(
+        self,
+        store_id: int,
+        provider: Provider,
+        platforms: tuple[Provider, ...] | None = None,
+        rule: CarrierRule | None = None,
+    ) -> bool:
         _not_faked("deliveries.set_provider")
+
+    async def add_quotes(
+        self, delivery_id: int, quotes: list[Quote], ranking: list[Provider], at: datetime
+    ) -> None:
+        _not_faked("deliveries.add_quotes")
+
+    async def quotes(self, delivery_id: int) -> list[tuple[Quote, int | None, bool]]:
+        _not_faked("deliveries.quotes")
+
+    async def choose(
+        self, delivery_id: int, provider: Provider, refused: Provider | None, reason: str | None
+    ) -> None:
+        _not_faked("deliveries.choose")
+
+    async def unaccepted(self, before: datetime, limit: int) -> list[int]:
+        _not_faked("deliveries.unaccepted")
 
     async def prune_positions(self, before: datetime) -> int:
         _not_faked("deliveries.prune_positions")

@@ -140,3 +140,45 @@ def test_development_says_once_which_development_adapters_it_uses(
     with caplog.at_level(logging.WARNING, logger="dinegraph"):
         create_app(production(**PRODUCTION_ADAPTERS))
     assert "development adapters" not in caplog.text
+
+
+DADA = ["DINEGRAPH_DADA_APP_KEY", "DINEGRAPH_DADA_APP_SECRET", "DINEGRAPH_DADA_SOURCE_ID"]
+SF = ["DINEGRAPH_SF_DEV_ID", "DINEGRAPH_SF_DEV_KEY", "DINEGRAPH_SF_SHOP_ID"]
+
+
+def test_production_refuses_the_development_courier_for_the_platforms_stores_use() -> None:
+    no_dada = without("dada_app_key", "dada_app_secret", "dada_source_id")
+    message = refusal(production(**no_dada))  # DINEGRAPH_DELIVERY_PLATFORMS=DADA by default
+    assert "DADA deliveries" in message and all(name in message for name in DADA)
+    assert not any(name in message for name in SF + WECHAT)
+    # Stores on OWN_RIDER only: no platform needed.
+    production(**no_dada, delivery_platforms="OWN_RIDER").check_servable()
+    message = refusal(production(**PRODUCTION_ADAPTERS, delivery_platforms="DADA,SF_INTRA_CITY"))
+    assert "SF_INTRA_CITY deliveries" in message and all(name in message for name in SF)
+    assert not any(name in message for name in DADA)
+    sf = {"sf_dev_id": "1588000001", "sf_dev_key": "k", "sf_shop_id": "3243279847393"}
+    both = production(**PRODUCTION_ADAPTERS, **sf, delivery_platforms="DADA,SF_INTRA_CITY")
+    both.check_servable()
+    message = refusal(production(**PRODUCTION_ADAPTERS, delivery_platforms="DADA,MEITUAN"))
+    assert "MEITUAN deliveries" in message and "no adapter yet" in message
+    message = refusal(production(**PRODUCTION_ADAPTERS, delivery_platforms="DADA,UBER"))
+    assert "DINEGRAPH_DELIVERY_PLATFORMS" in message and "UBER" in message
+    half = refusal(Settings(secret_key=KEY, sf_dev_id="1588000001"))
+    assert "DINEGRAPH_SF_DEV_KEY" in half and "DINEGRAPH_SF_SHOP_ID" in half
+
+
+def test_production_serves_only_the_platforms_in_use_by_their_real_adapters() -> None:
+    from dinegraph.domain.delivery import Provider
+    from dinegraph.integrations.dada import DadaPlatform
+    from dinegraph.integrations.development import DevelopmentCourierPlatform
+    from dinegraph.integrations.sf_intra_city import SfIntraCityPlatform
+
+    sf = {"sf_dev_id": "1588000001", "sf_dev_key": "k", "sf_shop_id": "3243279847393"}
+    live = production(**PRODUCTION_ADAPTERS, **sf, delivery_platforms="DADA,SF_INTRA_CITY")
+    platforms = create_app(live).state.services.orders.delivery.platforms
+    assert set(platforms) == {Provider.DADA, Provider.SF_INTRA_CITY}
+    assert isinstance(platforms[Provider.DADA], DadaPlatform)
+    assert isinstance(platforms[Provider.SF_INTRA_CITY], SfIntraCityPlatform)
+    development = create_app(Settings(secret_key=KEY)).state.services.orders.delivery.platforms
+    assert isinstance(development[Provider.SF_INTRA_CITY], DevelopmentCourierPlatform)
+    assert Provider.OWN_RIDER not in development

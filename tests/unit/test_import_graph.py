@@ -23,6 +23,7 @@ its imports is checked against the layers below: module level, inside functions 
 | context      | context                         | everything (wiring)                    |
 | wiring       | app, view, shared_feeds,        | everything                             |
 |              | schedules, wechatpay_wiring,    |                                        |
+|              | carrier_callbacks,              |                                        |
 |              | cli,                            |                                        |
 |              | cli_app, cli_credentials,       |                                        |
 |              | cli_operations, simulate        |                                        |
@@ -91,6 +92,7 @@ MODULE_LAYERS = {
     "shared_feeds": "wiring",
     "schedules": "wiring",
     "wechatpay_wiring": "wiring",
+    "carrier_callbacks": "wiring",
     "cli": "wiring",
     "cli_app": "wiring",
     "cli_credentials": "wiring",

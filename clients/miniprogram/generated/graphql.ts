@@ -126,6 +126,12 @@ export type CancelPartnerOrderInput = {
   source: OrderChannel;
 };
 
+/** How a store's platform is chosen at dispatch: the cheapest or fastest quote, or its own order of preference. */
+export type CarrierRule =
+  | 'CHEAPEST'
+  | 'FASTEST'
+  | 'PREFERRED';
+
 export type CartInput = {
   channel: Channel;
   deliveryFeeFen?: Scalars['Int']['input'];
@@ -692,7 +698,11 @@ export type SaveAddressInput = {
 };
 
 export type SetDeliveryProviderInput = {
+  /** Platforms to ask for quotes at dispatch, in order of preference (unset: unchanged; empty: provider alone). */
+  platforms?: InputMaybe<Array<DeliveryProvider>>;
   provider: DeliveryProvider;
+  /** How one of the platforms is chosen (unset: unchanged). */
+  rule?: InputMaybe<CarrierRule>;
   storeId: Scalars['ID']['input'];
 };
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from dinegraph.domain.carriers import CarrierRule, check_platforms
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.delivery import (
     FINAL,
@@ -216,6 +217,9 @@ async def prune_positions(now: datetime, retention: timedelta, *, uow: UnitOfWor
 class SetDeliveryProvider:
     store_id: int
     provider: Provider
+    available: frozenset[Provider] | None = None  # the platforms served (None: every one)
+    platforms: tuple[Provider, ...] | None = None  # to choose from at dispatch (None: keep)
+    rule: CarrierRule | None = None  # how (None: keep)
 
 
 async def set_delivery_provider(
@@ -224,8 +228,14 @@ async def set_delivery_provider(
     """Head office chooses who carries a store's deliveries from now on (trips under way
     keep their carrier)."""
     require_catalog_editor(viewer)
+    served = cmd.available is None or cmd.provider in cmd.available
+    if cmd.provider is not Provider.OWN_RIDER and not served:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["provider"])
+    platforms = check_platforms(cmd.platforms) if cmd.platforms is not None else None
+    if platforms and cmd.available is not None and not set(platforms) <= cmd.available:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["platforms"])
     async with uow:
-        if not await uow.deliveries.set_provider(cmd.store_id, cmd.provider):
+        if not await uow.deliveries.set_provider(cmd.store_id, cmd.provider, platforms, cmd.rule):
             raise DomainError(ErrorCode.NOT_FOUND, field=["storeId"])
         await uow.commit()
     return cmd.provider

@@ -14,7 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from dinegraph.domain.calls import OutboundCall
+from dinegraph.domain.calls import CallRefused, OutboundCall, RetryLater
+from dinegraph.domain.carriers import CarrierRule, Quote, ranked
 from dinegraph.domain.catalog import Channel, Store
 from dinegraph.domain.delivery import (
     FINAL,
@@ -65,6 +66,9 @@ async def open_delivery(
     if current is not None and current.status is not DeliveryStatus.FAILED:
         return current  # one trip at a time; a failed one may be dispatched again
     provider = Provider(store.delivery_provider)
+    candidates = [Provider(p) for p in store.delivery_platforms]
+    if provider is not Provider.OWN_RIDER and candidates:
+        provider = candidates[0]  # until the quotes choose (call_platform)
     draft = Delivery(
         id=0,
         order_id=order.id,
@@ -94,7 +98,11 @@ async def open_delivery(
     delivery = await uow.deliveries.add(draft)
     uow.record(changed(delivery))
     if delivery.status is DeliveryStatus.PENDING and provider in policy.platforms:
-        uow.call(dispatch_call(delivery, dispatch_request(delivery, order, store)))
+        request = dispatch_request(delivery, order, store)
+        if len(candidates) > 1:
+            uow.call(dispatch_call(delivery, request, candidates, CarrierRule(store.carrier_rule)))
+        else:
+            uow.call(dispatch_call(delivery, request))
     return delivery
 
 
@@ -124,8 +132,17 @@ def dispatch_request(delivery: Delivery, order: Order, store: Store) -> Dispatch
     )
 
 
-def dispatch_call(delivery: Delivery, request: DispatchRequest) -> OutboundCall:
-    """The platform is asked for a courier; our delivery id is its idempotency key."""
+def dispatch_call(
+    delivery: Delivery,
+    request: DispatchRequest,
+    candidates: list[Provider] | None = None,
+    rule: CarrierRule = CarrierRule.PREFERRED,
+) -> OutboundCall:
+    """The platform is asked for a courier; our delivery id is its idempotency key. With
+    ``candidates``, the store's platforms are asked for quotes first, and ``rule`` picks."""
+    choice: dict[str, Any] = (
+        {"candidates": [p.value for p in candidates], "rule": rule.value} if candidates else {}
+    )
     return OutboundCall(
         DISPATCH_CALL,
         f"delivery-{delivery.id}",
@@ -141,6 +158,7 @@ def dispatch_call(delivery: Delivery, request: DispatchRequest) -> OutboundCall:
             "contactPhone": request.contact_phone,
             "storeCode": request.store_code,
             "cargoFen": request.cargo_fen,
+            **choice,
         },
     )
 
@@ -171,16 +189,29 @@ async def call_platform(
     yet names one later through its callbacks.
     """
     request = request_of(call.payload)
-    platform = policy.platforms.get(Provider(call.payload["provider"]))
-    if platform is None:
-        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["provider"])
     async with uow.reading() as reads:
         delivery = await reads.deliveries.get(request.delivery_id)
     if delivery is None or delivery.status is not DeliveryStatus.PENDING:
         return delivery
+    if call.payload.get("candidates"):
+        candidates = [Provider(p) for p in call.payload["candidates"]]
+        rule = CarrierRule(call.payload.get("rule", CarrierRule.PREFERRED))
+        return await dispatch_among(
+            delivery, request, candidates, rule, uow=uow, policy=policy, now=now
+        )
+    platform = policy.platforms.get(Provider(call.payload["provider"]))
+    if platform is None:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["provider"])
     courier = await platform.dispatch(request)
     if courier is None:
         return delivery
+    return await assigned(delivery, courier, uow=uow, policy=policy, now=now)
+
+
+async def assigned(
+    delivery: Delivery, courier: Courier, *, uow: UnitOfWork, policy: DeliveryPolicy, now: datetime
+) -> Delivery | None:
+    """The platform's courier takes the delivery, unless it moved meanwhile."""
     try:
         return await assign(delivery.id, courier, None, uow=uow, policy=policy, now=now)
     except DomainError as error:
@@ -190,6 +221,157 @@ async def call_platform(
         log.warning("delivery %s moved while %s dispatched it", delivery.id, delivery.provider)
         async with uow.reading() as reads:
             return await reads.deliveries.get(delivery.id)
+
+
+async def ask_quotes(
+    request: DispatchRequest, candidates: list[Provider], policy: DeliveryPolicy
+) -> list[Quote]:
+    """Each platform's quote, in the store's order; one that refuses, fails or is not served
+    here is kept with the reason and not tried."""
+    quotes: list[Quote] = []
+    for provider in candidates:
+        platform = policy.platforms.get(provider)
+        if platform is None:
+            quotes.append(Quote(provider, None, None, "NOT_AVAILABLE"))
+            continue
+        try:
+            quote = await platform.quote(request)
+        except (CallRefused, RetryLater) as failed:
+            quotes.append(Quote(provider, None, None, failed.reason[:64]))
+            continue
+        quotes.append(Quote(provider, quote.fee_fen, quote.eta_seconds))
+    return quotes
+
+
+async def dispatch_among(
+    delivery: Delivery,
+    request: DispatchRequest,
+    candidates: list[Provider],
+    rule: CarrierRule,
+    *,
+    uow: UnitOfWork,
+    policy: DeliveryPolicy,
+    now: datetime,
+) -> Delivery | None:
+    """Quotes asked and recorded once per delivery (a retried call reads them back), then
+    the platforms tried best first: one that refuses the order hands it to the next."""
+    async with uow.reading() as reads:
+        known = await reads.deliveries.quotes(delivery.id)
+    start = 0
+    if known:  # a retried call: go on from the platform chosen last
+        usable = [(rank, q.provider) for q, rank, _ in known if rank is not None and not q.refused]
+        order = [provider for _, provider in sorted(usable)]
+        chosen = [q.provider for q, _, was_chosen in known if was_chosen]
+        start = order.index(chosen[0]) if chosen and chosen[0] in order else 0
+    else:
+        quotes = await ask_quotes(request, candidates, policy)
+        order = [q.provider for q in ranked(quotes, rule)]
+        async with uow:
+            await uow.deliveries.add_quotes(delivery.id, quotes, order, now)
+            await uow.commit()
+    if not order:
+        raise CallRefused("NO_PLATFORM_QUOTED")
+    refused: CallRefused | None = None
+    for provider in order[start:]:
+        if provider is not delivery.provider or refused is not None:
+            moved = await carried_by(delivery, provider, refused, uow=uow, now=now)
+            if moved is None:
+                return await _current(uow, delivery.id)
+            delivery = moved
+        try:
+            courier = await policy.platforms[provider].dispatch(request)
+        except CallRefused as no:
+            log.warning("%s refused delivery %s: %s", provider, delivery.id, no.reason)
+            refused = no
+            continue
+        if courier is None:
+            return delivery
+        return await assigned(delivery, courier, uow=uow, policy=policy, now=now)
+    assert refused is not None
+    raise refused
+
+
+async def carried_by(
+    delivery: Delivery,
+    provider: Provider,
+    refused: CallRefused | None,
+    *,
+    uow: UnitOfWork,
+    now: datetime,
+) -> Delivery | None:
+    """The waiting delivery goes to ``provider`` (None: it is no longer waiting)."""
+    async with uow:
+        current = await uow.deliveries.get(delivery.id)
+        if current is None or current.status is not DeliveryStatus.PENDING:
+            return None
+        moved = replace(current, provider=provider, version=current.version + 1, updated_at=now)
+        if not await uow.deliveries.save(moved, expected_version=current.version):
+            return None
+        await uow.deliveries.choose(
+            delivery.id,
+            provider,
+            current.provider if refused is not None else None,
+            refused.reason[:64] if refused is not None else None,
+        )
+        uow.record(changed(moved))
+        await uow.commit()
+    return moved
+
+
+async def _current(uow: UnitOfWork, delivery_id: int) -> Delivery | None:
+    async with uow.reading() as reads:
+        return await reads.deliveries.get(delivery_id)
+
+
+async def hand_on_unaccepted(
+    now: datetime, wait: timedelta, *, uow: UnitOfWork, limit: int = 50
+) -> list[Delivery]:
+    """Deliveries whose chosen platform found no rider within ``wait`` go to the next
+    platform of their ranking: the first is called off and the next asked, both as calls
+    out of the same unit. One with no platform left keeps waiting where it is."""
+    moved: list[Delivery] = []
+    async with uow:
+        for delivery_id in await uow.deliveries.unaccepted(now - wait, limit):
+            delivery = await uow.deliveries.get(delivery_id)
+            if delivery is None or delivery.status is not DeliveryStatus.PENDING:
+                continue
+            quotes = await uow.deliveries.quotes(delivery_id)
+            ranking = sorted(
+                (rank, q.provider) for q, rank, _ in quotes if rank is not None and not q.refused
+            )
+            order = [provider for _, provider in ranking]
+            if delivery.provider not in order or order[-1] is delivery.provider:
+                continue
+            following = order[order.index(delivery.provider) + 1]
+            handed = replace(
+                delivery, provider=following, version=delivery.version + 1, updated_at=now
+            )
+            if not await uow.deliveries.save(handed, expected_version=delivery.version):
+                continue
+            await uow.deliveries.choose(delivery_id, following, delivery.provider, "NO_RIDER")
+            uow.call(
+                OutboundCall(
+                    CANCEL_CALL,
+                    f"delivery-{delivery_id}-{delivery.provider.value}",
+                    {"provider": delivery.provider.value, "deliveryId": delivery_id},
+                )
+            )
+            payload = dict(await _dispatch_payload(uow, handed))
+            uow.call(
+                OutboundCall(DISPATCH_CALL, f"delivery-{delivery_id}-{following.value}", payload)
+            )
+            uow.record(changed(handed))
+            moved.append(handed)
+        await uow.commit()
+    return moved
+
+
+async def _dispatch_payload(uow: UnitOfWork, delivery: Delivery) -> Mapping[str, Any]:
+    """The dispatch call of a delivery handed to its next platform (no quotes again)."""
+    order = await uow.orders.get(delivery.order_id)
+    store = await uow.catalog.get_store(delivery.store_id)
+    assert order is not None and store is not None
+    return dispatch_call(delivery, dispatch_request(delivery, order, store)).payload
 
 
 def cancel_call(delivery: Delivery) -> OutboundCall:
