@@ -395,10 +395,15 @@ class Settings(BaseSettings):
                 "顺丰同城 needs DINEGRAPH_SF_DEV_ID, DINEGRAPH_SF_DEV_KEY and "
                 "DINEGRAPH_SF_SHOP_ID together"
             )
-        if self.calls_timeout_seconds < max(self.dada_timeout_seconds, self.sf_timeout_seconds):
+        # Only the platforms configured make calls out: their timeouts must fit in a call's.
+        timeouts = {
+            "DINEGRAPH_DADA_TIMEOUT_SECONDS": self.dada_timeout_seconds if all(dada) else 0.0,
+            "DINEGRAPH_SF_TIMEOUT_SECONDS": self.sf_timeout_seconds if all(sf) else 0.0,
+        }
+        if longer := [name for name, t in timeouts.items() if t > self.calls_timeout_seconds]:
             raise ConfigurationError(
-                "DINEGRAPH_CALLS_TIMEOUT_SECONDS must leave a provider its own timeout "
-                "(DINEGRAPH_DADA_TIMEOUT_SECONDS, DINEGRAPH_SF_TIMEOUT_SECONDS)"
+                "DINEGRAPH_CALLS_TIMEOUT_SECONDS must leave a provider its own timeout: "
+                f"raise it, or lower {', '.join(longer)}"
             )
 
     def check_servable(self, workers: int | None = None) -> None:

@@ -182,3 +182,14 @@ def test_production_serves_only_the_platforms_in_use_by_their_real_adapters() ->
     development = create_app(Settings(secret_key=KEY)).state.services.orders.delivery.platforms
     assert isinstance(development[Provider.SF_INTRA_CITY], DevelopmentCourierPlatform)
     assert Provider.OWN_RIDER not in development
+
+
+def test_a_call_out_leaves_each_configured_platform_its_own_timeout() -> None:
+    # 达达 configured (PRODUCTION_ADAPTERS) with 10 s: a 5 s call would cut it short.
+    short = production(**PRODUCTION_ADAPTERS, calls_timeout_seconds=5)
+    with pytest.raises(ConfigurationError, match="DINEGRAPH_DADA_TIMEOUT_SECONDS"):
+        short.check_servable()
+    # 顺丰同城 is not configured: its default timeout asks nothing of the calls'.
+    fitted = production(**PRODUCTION_ADAPTERS, calls_timeout_seconds=5, dada_timeout_seconds=5)
+    fitted.check_servable()
+    assert fitted.sf_timeout_seconds > fitted.calls_timeout_seconds
