@@ -75,11 +75,6 @@ def refund_reference(order_id: int, key: str) -> str:
     return f"R{order_id}-{digest}"
 
 
-def out_trade_no(order: Order) -> str:
-    """The order's number at the payment provider (out_trade_no), as its prepay named it."""
-    return payments.out_trade_no(order.id)
-
-
 def requester_of(actor: str) -> Requester:
     if actor.startswith("member:"):
         return Requester.MEMBER
@@ -209,7 +204,7 @@ class RefundToSend:
             refund_id=refund.id,
             order_id=order.id,
             reference=refund.reference,
-            out_trade_no=out_trade_no(order),
+            out_trade_no=payments.out_trade_no(order.id),
             refund_fen=refund.amount_fen,
             total_fen=order.total_fen,
             reason=refund.reason,

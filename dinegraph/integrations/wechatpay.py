@@ -439,7 +439,7 @@ class WechatPayRefunds:
     async def refund(self, refund: RefundToSend, progress: RefundProgress) -> None:
         try:
             refund_id = await self.client.refund(
-                trade_no=out_trade_no(refund.order_id),
+                trade_no=refund.out_trade_no,
                 refund_no=out_refund_no(refund.reference),
                 refund_fen=refund.refund_fen,
                 total_fen=refund.total_fen,
