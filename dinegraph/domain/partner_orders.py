@@ -18,6 +18,7 @@ from dinegraph.domain.catalog import Channel
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.orders import DETAIL_MAX, OrderSource
 from dinegraph.domain.stock import MAX_LINES, MAX_QUANTITY, MovementSource
+from dinegraph.domain.text import clean_text
 
 EXTERNAL_ID_MAX = 48
 LINE_NOTE_MAX = 100
@@ -71,19 +72,11 @@ def clean_source(source: OrderSource) -> OrderSource:
 
 
 def clean_external_id(raw: str) -> str:
-    external_id = raw.strip()
-    if not external_id:
-        raise DomainError(ErrorCode.REQUIRED, field=["externalId"])
-    if len(external_id) > EXTERNAL_ID_MAX:
-        raise DomainError(ErrorCode.TOO_LONG, field=["externalId"], max=EXTERNAL_ID_MAX)
-    return external_id
+    return clean_text(raw, ["externalId"], max_length=EXTERNAL_ID_MAX)
 
 
 def _text(raw: str | None, field: list[str], limit: int) -> str:
-    value = (raw or "").strip()
-    if len(value) > limit:
-        raise DomainError(ErrorCode.TOO_LONG, field=field, max=limit)
-    return value
+    return clean_text(raw or "", field, max_length=limit, required=False)
 
 
 def clean_reason(raw: str) -> str:
