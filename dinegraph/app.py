@@ -29,6 +29,7 @@ from dinegraph.carrier_callbacks import dada_callback, sf_callback
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.calls import SqlCallStore
+from dinegraph.db.delivery import stores_by_platform
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
@@ -87,7 +88,7 @@ from dinegraph.security import (
     StaffAccessTokens,
     derived_key,
 )
-from dinegraph.settings import Settings, get_settings
+from dinegraph.settings import ConfigurationError, Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
 from dinegraph.wechatpay_wiring import wechatpay_client, wechatpay_routes, wire_payment_calls
 
@@ -358,6 +359,17 @@ async def follow_process_news(broker: Broker, board: Board, credentials: CachedC
     broker.hub.when_lost(credentials.forget)
 
 
+async def check_store_platforms(settings: Settings, engine: AsyncEngine) -> None:
+    """Stores set to a platform these settings do not configure: production refuses to
+    start (their deliveries could not be ordered), development says so and pretends it."""
+    problem = settings.store_platforms_problem(await stores_by_platform(engine))
+    if problem is None:
+        return
+    if settings.production:
+        raise ConfigurationError(f"production refuses to start: {problem}")
+    log.warning("development couriers carry for these stores: %s", problem)
+
+
 def create_app(
     settings: Settings | None = None,
     engine: AsyncEngine | None = None,
@@ -378,6 +390,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await check_store_platforms(settings, engine)
         await broker.start()
         await follow_process_news(broker, services.board, graphql.credentials)
         await graphql.start_read_cache()
