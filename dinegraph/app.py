@@ -140,6 +140,8 @@ def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
             city_code=settings.dada_city_code,
             callback_url=settings.dada_callback_url,
             timeout_seconds=settings.dada_timeout_seconds,
+            privacy_numbers=settings.dada_privacy_numbers,
+            contact_timeout_seconds=settings.courier_contact_timeout_seconds,
         )
     if settings.sf_dev_id and settings.sf_dev_key and settings.sf_shop_id:
         platforms[Provider.SF_INTRA_CITY] = SfIntraCityPlatform(
@@ -148,6 +150,8 @@ def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
             dev_key=settings.sf_dev_key.get_secret_value(),
             shop_id=settings.sf_shop_id,
             timeout_seconds=settings.sf_timeout_seconds,
+            privacy_numbers=settings.sf_privacy_numbers,
+            contact_timeout_seconds=settings.courier_contact_timeout_seconds,
         )
     return platforms
 

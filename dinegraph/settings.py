@@ -216,6 +216,14 @@ class Settings(BaseSettings):
     sf_shop_id: str | None = None
     sf_callback_url: str = ""
     sf_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Rider contact (contactCourier): the platforms' privacy numbers (号码保护/隐私号) are a
+    # merchant account option; set these once the account has it, so that the number the
+    # platform's order query answers is a privacy number. Unset: customers get none from
+    # that platform (NOT_AVAILABLE). A customer waits on the platform's answer at most
+    # DINEGRAPH_COURIER_CONTACT_TIMEOUT_SECONDS.
+    dada_privacy_numbers: bool = False
+    sf_privacy_numbers: bool = False
+    courier_contact_timeout_seconds: float = Field(default=5.0, gt=0)
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 
