@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -366,7 +367,18 @@ async def follow_process_news(broker: Broker, board: Board, credentials: CachedC
 async def check_store_platforms(settings: Settings, engine: AsyncEngine) -> None:
     """Stores set to a platform these settings do not configure: production refuses to
     start (their deliveries could not be ordered), development says so and pretends it."""
-    problem = settings.store_platforms_problem(await stores_by_platform(engine))
+    try:
+        found = await stores_by_platform(engine)
+    except SQLAlchemyError as exc:
+        why = (
+            f"the stores' carriers could not be read ({type(exc).__name__}): "
+            "is the database migrated? (dinegraph migrate)"
+        )
+        if settings.production:
+            raise ConfigurationError(f"production refuses to start: {why}") from exc
+        log.warning("%s", why)
+        return
+    problem = settings.store_platforms_problem(found)
     if problem is None:
         return
     if settings.production:

@@ -4,7 +4,9 @@ development says so in its log and carries for them with the development courier
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.app import check_store_platforms
 from dinegraph.db.delivery import stores_by_platform
+from dinegraph.db.engine import create_engine
 from dinegraph.settings import ConfigurationError, Mode, Settings
 from tests.conftest import PRODUCTION_ADAPTER_VALUES
+from tests.databases import fresh_database
 
 SF_SETTINGS = ("DINEGRAPH_SF_DEV_ID", "DINEGRAPH_SF_DEV_KEY", "DINEGRAPH_SF_SHOP_ID")
 NO_SF: dict[str, Any] = {
@@ -60,3 +64,21 @@ async def test_development_warns_of_stores_on_an_unconfigured_platform(
         await check_store_platforms(development, engine)
     warned = [r.getMessage() for r in caplog.records if r.name == "dinegraph"]
     assert any("SZ-FT-02" in m and "DINEGRAPH_SF_DEV_ID" in m for m in warned), warned
+
+
+def test_a_database_without_the_schema_stops_production_and_warns_development(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def check(url: str) -> None:
+        empty = create_engine(settings, url)
+        try:
+            with pytest.raises(ConfigurationError, match="dinegraph migrate"):
+                await check_store_platforms(_production(settings), empty)
+            with caplog.at_level(logging.WARNING, logger="dinegraph"):
+                await check_store_platforms(settings, empty)
+        finally:
+            await empty.dispose()
+
+    with fresh_database(tmp_path, migrated=False) as url:
+        asyncio.run(check(url))
+    assert any("dinegraph migrate" in r.getMessage() for r in caplog.records)
