@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from functools import partial
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -29,6 +30,7 @@ from dinegraph.carrier_callbacks import dada_callback, sf_callback
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.calls import SqlCallStore
+from dinegraph.db.delivery import stores_by_platform
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
@@ -87,7 +89,7 @@ from dinegraph.security import (
     StaffAccessTokens,
     derived_key,
 )
-from dinegraph.settings import Settings, get_settings
+from dinegraph.settings import ConfigurationError, Settings, get_settings
 from dinegraph.view import DinegraphGraphQL
 from dinegraph.wechatpay_wiring import wechatpay_client, wechatpay_routes, wire_payment_calls
 
@@ -139,6 +141,8 @@ def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
             city_code=settings.dada_city_code,
             callback_url=settings.dada_callback_url,
             timeout_seconds=settings.dada_timeout_seconds,
+            privacy_numbers=settings.dada_privacy_numbers,
+            contact_timeout_seconds=settings.courier_contact_timeout_seconds,
         )
     if settings.sf_dev_id and settings.sf_dev_key and settings.sf_shop_id:
         platforms[Provider.SF_INTRA_CITY] = SfIntraCityPlatform(
@@ -147,6 +151,8 @@ def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
             dev_key=settings.sf_dev_key.get_secret_value(),
             shop_id=settings.sf_shop_id,
             timeout_seconds=settings.sf_timeout_seconds,
+            privacy_numbers=settings.sf_privacy_numbers,
+            contact_timeout_seconds=settings.courier_contact_timeout_seconds,
         )
     return platforms
 
@@ -358,6 +364,28 @@ async def follow_process_news(broker: Broker, board: Board, credentials: CachedC
     broker.hub.when_lost(credentials.forget)
 
 
+async def check_store_platforms(settings: Settings, engine: AsyncEngine) -> None:
+    """Stores set to a platform these settings do not configure: production refuses to
+    start (their deliveries could not be ordered), development says so and pretends it."""
+    try:
+        found = await stores_by_platform(engine)
+    except SQLAlchemyError as exc:
+        why = (
+            f"the stores' carriers could not be read ({type(exc).__name__}): "
+            "is the database migrated? (dinegraph migrate)"
+        )
+        if settings.production:
+            raise ConfigurationError(f"production refuses to start: {why}") from exc
+        log.warning("%s", why)
+        return
+    problem = settings.store_platforms_problem(found)
+    if problem is None:
+        return
+    if settings.production:
+        raise ConfigurationError(f"production refuses to start: {problem}")
+    log.warning("development couriers carry for these stores: %s", problem)
+
+
 def create_app(
     settings: Settings | None = None,
     engine: AsyncEngine | None = None,
@@ -378,6 +406,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await check_store_platforms(settings, engine)
         await broker.start()
         await follow_process_news(broker, services.board, graphql.credentials)
         await graphql.start_read_cache()

@@ -143,6 +143,17 @@ def simulate(
     report_every: Annotated[float, typer.Option(min=1, max=60, help="Seconds.")] = 2,
     cook_seconds: Annotated[float, typer.Option(min=0, max=600)] = 10,
     farthest_m: Annotated[float, typer.Option(min=50, max=5000, help="Trip length.")] = 2500,
+    orders: Annotated[
+        int | None, typer.Option(min=1, help="Stop placing orders after this many.")
+    ] = None,
+    platform_callbacks: Annotated[
+        str,
+        typer.Option(
+            help="Platforms (e.g. DADA,SF_INTRA_CITY) whose riders report through their own "
+            "callbacks to the server (real ones, or their local protocol servers playing "
+            "riders): their trips are followed, not played.",
+        ),
+    ] = "",
 ) -> None:
     """Development only: drive demo orders through place, pay, cook, dispatch, ride and
     deliver against a running server, so subscriptions move in GraphiQL."""
@@ -160,6 +171,10 @@ def simulate(
     settings = load_settings()
     if settings.production:
         typer.echo("error: simulate is for development mode only", err=True)
+        raise typer.Exit(2)
+    known = {p.value for p in Provider if p is not Provider.OWN_RIDER}
+    if unknown := {p.strip().upper() for p in platform_callbacks.split(",") if p.strip()} - known:
+        typer.echo(f"error: --platform-callbacks names no platform: {', '.join(unknown)}", err=True)
         raise typer.Exit(2)
 
     async def run(settings: Settings) -> None:
@@ -198,6 +213,10 @@ def simulate(
                 cook_seconds=cook_seconds,
                 farthest_m=farthest_m,
                 grace=timedelta(seconds=grace_seconds),
+                max_orders=orders,
+                platform_callbacks=frozenset(
+                    p.strip().upper() for p in platform_callbacks.split(",") if p.strip()
+                ),
             )
             credentials = Credentials(new_member, issue_staff_token(settings, staff), keys)
             await Simulation(url, credentials, pace, typer.echo).run()

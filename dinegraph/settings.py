@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from functools import lru_cache
@@ -215,6 +216,14 @@ class Settings(BaseSettings):
     sf_shop_id: str | None = None
     sf_callback_url: str = ""
     sf_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Rider contact (contactCourier): the platforms' privacy numbers (号码保护/隐私号) are a
+    # merchant account option; set these once the account has it, so that the number the
+    # platform's order query answers is a privacy number. Unset: customers get none from
+    # that platform (NOT_AVAILABLE). A customer waits on the platform's answer at most
+    # DINEGRAPH_COURIER_CONTACT_TIMEOUT_SECONDS.
+    dada_privacy_numbers: bool = False
+    sf_privacy_numbers: bool = False
+    courier_contact_timeout_seconds: float = Field(default=5.0, gt=0)
     # Development only: the server's clock starts at this time (demos at any hour).
     clock_start: datetime | None = None
 
@@ -247,6 +256,38 @@ class Settings(BaseSettings):
                     f"(no adapter yet: take {platform} out of DINEGRAPH_DELIVERY_PLATFORMS)",
                 )
         return found
+
+    def configured_platforms(self) -> set[str]:
+        """The platforms whose real adapter these settings make (their credentials set)."""
+        return {p for p, names in _PLATFORM_SETTINGS.items() if all(self._given(names))}
+
+    def store_platforms_problem(
+        self, stores_by_platform: Mapping[str, Sequence[str]]
+    ) -> str | None:
+        """What is wrong with the stores' carriers under these settings (None: nothing):
+        stores set to a platform whose adapter is not configured. ``stores_by_platform``:
+        each platform a store may call (its provider or one of its list), with those stores.
+        Production refuses to start with it; development says it and pretends the platform."""
+        configured = self.configured_platforms()
+        missing = {
+            platform: names
+            for platform, names in sorted(stores_by_platform.items())
+            if platform != "OWN_RIDER" and platform not in configured and names
+        }
+        if not missing:
+            return None
+        parts = []
+        for platform, names in missing.items():
+            needs = _PLATFORM_SETTINGS.get(platform)
+            fix = (
+                f"set {', '.join(needs)} and list {platform} in DINEGRAPH_DELIVERY_PLATFORMS"
+                if needs
+                else f"{platform} has no adapter yet: move them to another carrier"
+            )
+            parts.append(
+                f"{', '.join(names)} deliver by {platform}, which is not configured: {fix}"
+            )
+        return "; ".join(parts) + " (or move the stores with setStoreDeliveryProvider)"
 
     def platforms_in_use(self) -> list[str]:
         """DINEGRAPH_DELIVERY_PLATFORMS, as platform names (OWN_RIDER needs no adapter)."""

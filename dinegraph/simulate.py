@@ -4,6 +4,13 @@ Each trip: a member places a delivery order and pays; the store accepts, cooks a
 ready, which dispatches it; the courier rides from the store toward the customer at a
 realistic speed, reporting through the same partner mutations a platform uses; delivered.
 Everything goes through the public GraphQL API, so subscriptions move in GraphiQL as it runs.
+
+With ``platform_callbacks`` (``--platform-callbacks DADA,SF_INTRA_CITY``) the riders of
+those platforms are not played here: the server orders through its real adapters, and the
+platform (or its local protocol server, configured to play riders) reports through its
+signed callbacks. The simulation plays the member and the store only, follows each trip
+(a platform that finds no rider hands it on to the next; one whose rider cancels makes the
+store dispatch it again) and completes the order once delivered.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ MOVE = """mutation($input: UpdateOrderStatusInput!) { updateOrderStatus(input: $
   order { status } errors { code message } } }"""
 DELIVERY = """query($id: ID!) { order(id: $id) { status
   delivery { id status provider courier { name } etaSeconds } } }"""
+REDISPATCHES = 3  # a trip whose platforms cancel it this often is given up
 DISPATCH = """mutation($input: DispatchDeliveryInput!) { dispatchDelivery(input: $input) {
   delivery { id status } errors { code message } } }"""
 REPORT = """mutation($input: ReportCourierPositionInput!) { reportCourierPosition(input: $input) {
@@ -62,6 +70,10 @@ class Pace:
     cook_seconds: float
     farthest_m: float = 2500  # customers live up to this far from the store
     grace: timedelta = timedelta(seconds=60)  # after `duration`, for trips under way to finish
+    max_orders: int | None = None  # stop placing orders after this many
+    # Platforms whose riders report through their own callbacks: not played here.
+    platform_callbacks: frozenset[str] = frozenset()
+    poll_seconds: float = 0.5  # how often a trip carried by a platform is looked at
 
 
 Log = Callable[[str], None]
@@ -77,6 +89,8 @@ class Simulation:
         self.offset = timedelta(0)  # server clock − ours (the server may run a demo clock)
         self.trips = 0
         self.delivered = 0
+        self.handed_on = 0  # platform trips handed on to the next platform by the server
+        self.dispatched_again = 0  # platform trips cancelled by the platform, sent again
 
     async def gql(
         self, query: str, variables: dict[str, Any] | None = None, **auth: str
@@ -108,7 +122,11 @@ class Simulation:
         gap = 60 / self.pace.orders_per_minute
         abandoned = 0
         try:
+            started = 0
             while loop.time() < deadline:
+                if self.pace.max_orders is not None and started >= self.pace.max_orders:
+                    break
+                started += 1
                 trip = asyncio.create_task(self._trip(self.rng.choice(stores)))
                 trips.add(trip)
                 trip.add_done_callback(trips.discard)
@@ -127,6 +145,11 @@ class Simulation:
             self.log(
                 f"abandoned {abandoned} trips still under way after the grace time; "
                 "their orders stay in the status they had reached"
+            )
+        if self.pace.platform_callbacks:
+            self.log(
+                f"platforms: {self.handed_on} trips handed on to the next platform, "
+                f"{self.dispatched_again} dispatched again after the platform cancelled"
             )
         self.log(f"done: {self.trips} orders placed, {self.delivered} delivered")
 
@@ -211,6 +234,13 @@ class Simulation:
             await self._move(order["id"], status)
         await asyncio.sleep(self.pace.cook_seconds)
         await self._move(order["id"], "READY")
+        first = await self._delivery(order["id"])
+        if first is not None and first["provider"] in self.pace.platform_callbacks:
+            await self._follow(order["id"], tag)
+            await self._move(order["id"], "COMPLETED", staff=staff)
+            self.delivered += 1
+            self.log(f"{tag} delivered")
+            return
         delivery = await self._dispatched(order["id"])
         courier = (delivery.get("courier") or {}).get("name", "?")
         self.log(f"{tag} dispatched to {delivery['provider']}, courier {courier}")
@@ -237,6 +267,46 @@ class Simulation:
             "updateOrderStatus",
             token=staff or self.credentials.staff_token,
         )
+
+    async def _delivery(self, order_id: str) -> dict[str, Any] | None:
+        data = await self.gql(DELIVERY, {"id": order_id}, token=self.credentials.staff_token)
+        delivery = data["order"]["delivery"]
+        return dict(delivery) if delivery is not None else None
+
+    async def _follow(self, order_id: str, tag: str) -> None:
+        """A trip a platform carries, as its callbacks move it, until delivered. The server
+        hands a trip no rider took on to the next platform; one the platform cancels, the
+        store dispatches again."""
+        seen: tuple[str, str, str] | None = None
+        again = 0
+        while True:
+            delivery = await self._delivery(order_id)
+            if delivery is None:
+                raise SimulationError("the order has no delivery")
+            now = (delivery["id"], delivery["provider"], delivery["status"])
+            if now != seen:
+                if seen is not None and seen[0] == now[0] and seen[1] != now[1]:
+                    self.handed_on += 1
+                    self.log(f"{tag} {seen[1]} found no rider: handed on to {now[1]}")
+                courier = (delivery.get("courier") or {}).get("name")
+                rider = f", rider {courier}" if courier else ""
+                self.log(f"{tag} {now[1]} {now[2].lower()}{rider}")
+                seen = now
+            if now[2] == "DELIVERED":
+                return
+            if now[2] == "FAILED":
+                if again >= REDISPATCHES:
+                    raise SimulationError(f"the platforms cancelled it {again + 1} times")
+                again += 1
+                self.dispatched_again += 1
+                self.log(f"{tag} {now[1]} cancelled it: the store dispatches it again")
+                await self._expect(
+                    DISPATCH,
+                    {"input": {"orderId": order_id}},
+                    "dispatchDelivery",
+                    token=self.credentials.staff_token,
+                )
+            await asyncio.sleep(self.pace.poll_seconds)
 
     async def _dispatched(self, order_id: str) -> dict[str, Any]:
         """The order's delivery once a courier has it; own riders may all be out a while."""

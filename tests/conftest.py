@@ -78,11 +78,17 @@ PRODUCTION_ADAPTERS: dict[str, Any] = {
     "tencent_sms_sign_name": "测试",
     "tencent_sms_template_id": "1000000",
     "tencent_sms_endpoint": "http://127.0.0.1:9",
-    # DINEGRAPH_DELIVERY_PLATFORMS defaults to DADA: production needs its real adapter.
+    # The demo chain's stores deliver by 达达 and 顺丰同城 (车公庙店): production needs both
+    # real adapters, and refuses to start on a store whose platform it does not configure.
+    "delivery_platforms": "DADA,SF_INTRA_CITY",
     "dada_app_key": "test-dada-app-key",
     "dada_app_secret": "test-dada-app-secret",
     "dada_source_id": "73753",
     "dada_base_url": "http://127.0.0.1:9",
+    "sf_dev_id": "1588000001",
+    "sf_dev_key": "test-sf-dev-key",
+    "sf_shop_id": "3243279847393",
+    "sf_base_url": "http://127.0.0.1:9",
 }
 
 

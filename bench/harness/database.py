@@ -46,11 +46,17 @@ PRODUCTION_ADAPTERS = {
     "DINEGRAPH_TENCENT_SMS_SIGN_NAME": "bench",
     "DINEGRAPH_TENCENT_SMS_TEMPLATE_ID": "1000000",
     "DINEGRAPH_TENCENT_SMS_ENDPOINT": CLOSED_PORT,
-    # DINEGRAPH_DELIVERY_PLATFORMS defaults to DADA: production wants its real adapter.
+    # The demo chain delivers by 达达 and 顺丰同城 (车公庙店): production wants both real
+    # adapters, and refuses to start on a store whose platform it does not configure.
+    "DINEGRAPH_DELIVERY_PLATFORMS": "DADA,SF_INTRA_CITY",
     "DINEGRAPH_DADA_APP_KEY": "bench-dada-app-key",
     "DINEGRAPH_DADA_APP_SECRET": "bench-dada-app-secret",
     "DINEGRAPH_DADA_SOURCE_ID": "73753",
     "DINEGRAPH_DADA_BASE_URL": CLOSED_PORT,
+    "DINEGRAPH_SF_DEV_ID": "1588000001",
+    "DINEGRAPH_SF_DEV_KEY": "bench-sf-dev-key",
+    "DINEGRAPH_SF_SHOP_ID": "3243279847393",
+    "DINEGRAPH_SF_BASE_URL": CLOSED_PORT,
 }
 
 

@@ -7,13 +7,36 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db.tables import courier_positions, deliveries, delivery_quotes, riders, stores
 from dinegraph.domain.carriers import CarrierRule, Quote
 from dinegraph.domain.delivery import Courier, Delivery, DeliveryStatus, Provider
 from dinegraph.domain.geo import GeoPoint, distance_m
 from dinegraph.domain.stamps import STORES
+
+
+async def stores_by_platform(engine: AsyncEngine) -> dict[str, list[str]]:
+    """Each carrier stores may call (their provider, or one of their platforms), with those
+    stores as "name (code)": what the start-up check holds against the settings."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.select(
+                stores.c.name,
+                stores.c.code,
+                stores.c.delivery_provider,
+                stores.c.delivery_platforms,
+            ).order_by(stores.c.id)
+        )
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            carriers = {
+                row.delivery_provider,
+                *(p for p in (row.delivery_platforms or "").split(",") if p),
+            }
+            for carrier in sorted(carriers):
+                found.setdefault(carrier, []).append(f"{row.name} ({row.code})")
+    return found
 
 
 def delivery_of(row: Any) -> Delivery:

@@ -78,6 +78,55 @@ class Courier:
 
 
 @dataclass(frozen=True, slots=True)
+class CourierContact:
+    """How a customer reaches the courier: the platform's privacy number (虚拟号/隐私号),
+    which forwards to the rider and hides both phones, never the rider's own."""
+
+    number: str
+    extension: str | None = None  # dialled after the number, when the platform binds one
+    expires_at: datetime | None = None  # when the platform says the binding ends
+
+
+# A courier is reached while they carry the order: from taking it until it is handed over.
+CONTACTABLE = frozenset(
+    {
+        DeliveryStatus.ASSIGNED,
+        DeliveryStatus.ARRIVED_AT_STORE,
+        DeliveryStatus.PICKED_UP,
+        DeliveryStatus.DELIVERING,
+    }
+)
+_EXTENSION_MARKS = (",", "，", "-", "转", "#", "_")
+
+
+def privacy_contact(text: str, expires_at: datetime | None = None) -> CourierContact | None:
+    """A platform's privacy number as it writes it (``13800138000``, ``13800138000,1234``,
+    ``13800138000转1234``...) as a contact; None when there is no number in it."""
+    text = text.strip()
+    for mark in _EXTENSION_MARKS:
+        number, found, extension = text.partition(mark)
+        if found:
+            break
+    else:
+        number, extension = text, ""
+    number, extension = number.strip(), extension.strip()
+    if not number or not all(c.isdigit() or c in "+ " for c in number):
+        return None
+    if extension and not extension.isdigit():
+        return None
+    return CourierContact(number.replace(" ", ""), extension or None, expires_at)
+
+
+def can_contact_courier(viewer: Viewer, delivery: Delivery) -> bool:
+    """The order's member, and the staff of its store (head office included)."""
+    if isinstance(viewer, MemberViewer):
+        return viewer.member_id == delivery.member_id
+    if isinstance(viewer, StaffViewer):
+        return viewer.manages(delivery.store_id) or viewer.role is StaffRole.OPERATOR
+    return False
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     id: int
     order_id: int
@@ -220,12 +269,6 @@ def speed_of(speeds: Mapping[Provider, float], provider: Provider) -> float:
     return speeds.get(provider, 15.0)
 
 
-def mask_courier_phone(phone: str | None) -> str | None:
-    if phone is None:
-        return None
-    return phone[:3] + "****" + phone[-4:] if len(phone) >= 7 else "****"
-
-
 def clean_courier(name: str, phone: str, at: Sequence[str] = ("courier",)) -> Courier:
     """A courier's (or rider's) name and mobile number; ``at`` is where the input holds them."""
     from dinegraph.domain.members import check_phone
@@ -263,7 +306,8 @@ def carries(viewer: PartnerViewer, delivery: Delivery) -> bool:
 
 
 def sees_courier_phone(viewer: Viewer) -> bool:
-    """Customers see the courier's number masked; the store and the platform see it whole."""
+    """The store and the platform see the courier's own number; customers see none of it
+    (not even masked): they call through the platform's privacy number (contactCourier)."""
     return isinstance(viewer, StaffViewer | PartnerViewer)
 
 

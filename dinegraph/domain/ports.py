@@ -14,7 +14,7 @@ from typing import Protocol
 
 from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.coupons import CouponTemplate
-from dinegraph.domain.delivery import Courier
+from dinegraph.domain.delivery import Courier, CourierContact
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.invites import Invite
@@ -78,6 +78,10 @@ class DeliveryPlatform(Protocol):
     async def quote(self, request: DispatchRequest) -> DeliveryQuote:
         """What carrying it would cost and take, ordering nothing; ``CallRefused`` when the
         platform would not carry it."""
+
+    async def courier_contact(self, delivery_id: int) -> CourierContact | None:
+        """The privacy number the customer may call the rider on now; None when the platform
+        offers none (or has no rider on it). ``RetryLater`` when it cannot say now."""
 
 
 class RefundProgress(Protocol):

@@ -12,6 +12,12 @@ The answer is ``{"status": "success"|"fail", "code", "msg", "result"}``.
 - Dada finds a courier after it answers; who it is comes in through the partner
   mutations (``reportDeliveryStatus``), as Dada's status callbacks would bring it.
 - ``formalCancel`` calls the courier off; an order Dada has already cancelled is success.
+- The rider's contact is asked of ``/api/order/status/query`` (``transporterPhone``, while
+  the order is 待取货 2, 到店 100 or 配送中 3). Dada's documentation calls that field the
+  rider's phone and documents no privacy-number call of its own: it is handed to customers
+  only when ``privacy_numbers`` says the merchant account has Dada's number protection
+  (号码保护) on, so that the number Dada answers is a privacy number; otherwise customers
+  get none.
 
 A refusal raises ``CallRefused("DADA_<code>")``; Dada busy (its code -1), an HTTP error or
 no answer in time raise ``RetryLater``: the relay of calls out tries again.
@@ -28,13 +34,14 @@ import httpx
 import orjson
 
 from dinegraph.domain.calls import CallRefused, RetryLater
-from dinegraph.domain.delivery import Courier, Provider
+from dinegraph.domain.delivery import Courier, CourierContact, Provider, privacy_contact
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 
 API_VERSION = "1.0"
 BUSY = -1  # 系统繁忙: worth another try
 CANCELLED = 5  # an order's statusCode once cancelled
 OTHER_REASON = 10000  # cancel_reason_id "other": the reason is given in words
+RIDING = frozenset({2, 100, 3})  # 待取货, 骑士到店, 配送中: a rider carries the order
 
 
 def sign(fields: Mapping[str, object], secret: str) -> str:
@@ -62,6 +69,8 @@ class DadaPlatform:
         city_code: str,
         callback_url: str,
         timeout_seconds: float = 10.0,
+        privacy_numbers: bool = False,
+        contact_timeout_seconds: float = 5.0,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._app_key = app_key
@@ -70,6 +79,8 @@ class DadaPlatform:
         self._city_code = city_code
         self._callback = callback_url
         self._timeout = timeout_seconds
+        self._privacy_numbers = privacy_numbers
+        self._contact_timeout = contact_timeout_seconds  # a customer waits on this one
 
     def _order(self, request: DispatchRequest) -> dict[str, object]:
         return {
@@ -115,6 +126,22 @@ class DadaPlatform:
         if answer["status"] != "success" and await self._status(order) != CANCELLED:
             raise CallRefused(f"DADA_{answer.get('code')}")
 
+    async def courier_contact(self, delivery_id: int) -> CourierContact | None:
+        """The rider's number as Dada answers it now, when it is a privacy number."""
+        if not self._privacy_numbers:
+            return None
+        answer = await self._call(
+            "/api/order/status/query",
+            {"order_id": origin_id(delivery_id)},
+            wait_seconds=self._contact_timeout,
+        )
+        if answer["status"] != "success":
+            raise CallRefused(f"DADA_{answer.get('code')}")
+        result = answer.get("result") or {}
+        if int(result.get("statusCode", 0)) not in RIDING:
+            return None
+        return privacy_contact(str(result.get("transporterPhone") or ""))
+
     async def _status(self, order: str) -> int | None:
         """The order's statusCode at Dada; None when Dada does not have it."""
         answer = await self._call("/api/order/status/query", {"order_id": order})
@@ -123,7 +150,9 @@ class DadaPlatform:
         result = answer.get("result") or {}
         return int(result.get("statusCode", 0))
 
-    async def _call(self, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def _call(
+        self, path: str, body: Mapping[str, Any], *, wait_seconds: float | None = None
+    ) -> dict[str, Any]:
         fields: dict[str, object] = {
             "app_key": self._app_key,
             "body": orjson.dumps(body).decode(),
@@ -134,7 +163,7 @@ class DadaPlatform:
         }
         fields["signature"] = sign(fields, self._secret)
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
+            async with httpx.AsyncClient(timeout=wait_seconds or self._timeout) as client:
                 response = await client.post(f"{self._base}{path}", json=fields)
         except httpx.TimeoutException as exc:
             raise RetryLater("DADA_TIMEOUT") from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from dinegraph.domain.delivery import Courier, Provider
+from dinegraph.domain.delivery import Courier, CourierContact, Provider
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import distance_m
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest, RefundProgress, WechatIdentity
@@ -87,6 +87,11 @@ class DevelopmentCourierPlatform:
 
     async def cancel(self, delivery_id: int) -> None:
         log_delivery.warning("%s called off delivery %s", self.provider.value, delivery_id)
+
+    async def courier_contact(self, delivery_id: int) -> CourierContact | None:
+        """A made-up privacy number (a 400 line and the delivery as extension): the
+        mini-program shows and dials something; it reaches nobody."""
+        return CourierContact("4000000000", f"{delivery_id % 10_000:04d}")
 
     async def quote(self, request: DispatchRequest) -> DeliveryQuote:
         """A made-up but steady quote: 5 yuan plus 1 per km, 3 minutes per km plus 10,

@@ -11,6 +11,11 @@ SF signs its pushes to our callback URL the same way, over the body it posts.
   order SF already has is success.
 - ``precreateorder`` quotes the fee (fen) and the expected time without ordering.
 - ``cancelorder`` calls the rider off; an order SF has already cancelled is success.
+- The rider's contact is asked of ``getorderstatus`` (its ``rider_phone``, or
+  ``operator_phone`` as SF's pushes name it, while the order is 10 taken, 12 at the store or
+  15 on its way). It is handed to customers only when ``privacy_numbers`` says the shop has
+  SF's privacy numbers (隐私号) on, so that the number SF answers is one (``number,ext``
+  when SF binds an extension); otherwise customers get none.
 
 A refusal raises ``CallRefused("SF_<code>")``; an HTTP error, a malformed answer or no
 answer in time raise ``RetryLater``: the relay of calls out tries again.
@@ -28,7 +33,7 @@ import httpx
 import orjson
 
 from dinegraph.domain.calls import CallRefused, RetryLater
-from dinegraph.domain.delivery import Courier, Provider
+from dinegraph.domain.delivery import Courier, CourierContact, Provider, privacy_contact
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 
 API_VERSION = 19
@@ -37,6 +42,7 @@ BY_SHOP_ORDER_ID = 2  # order_type: look the order up by our shop_order_id
 LBS_GAODE = 2  # coordinates are GCJ-02 (高德), as ours are
 PRODUCT_FAST_FOOD = 1  # product_type 快餐
 CANCELLED = 2  # order_status once the order is cancelled
+RIDING = frozenset({10, 12, 15})  # taken, at the store, on its way: a rider carries it
 
 
 def sign(body: bytes, dev_id: str, dev_key: str) -> str:
@@ -68,12 +74,16 @@ class SfIntraCityPlatform:
         dev_key: str,
         shop_id: str,
         timeout_seconds: float = 10.0,
+        privacy_numbers: bool = False,
+        contact_timeout_seconds: float = 5.0,
     ) -> None:
         self._base = base_url.rstrip("/")
         self._dev_id = dev_id
         self._dev_key = dev_key
         self._shop_id = shop_id
         self._timeout = timeout_seconds
+        self._privacy_numbers = privacy_numbers
+        self._contact_timeout = contact_timeout_seconds  # a customer waits on this one
 
     def _shop(self, request: DispatchRequest) -> dict[str, object]:
         return {
@@ -171,23 +181,42 @@ class SfIntraCityPlatform:
         if answer["error_code"] != 0 and await self._status(order) != CANCELLED:
             raise CallRefused(f"SF_{answer['error_code']}")
 
-    async def _status(self, order: str) -> int | None:
-        """The order's status at SF; None when SF does not have it."""
+    async def courier_contact(self, delivery_id: int) -> CourierContact | None:
+        """The rider's number as SF answers it now, when it is a privacy number."""
+        if not self._privacy_numbers:
+            return None
         answer = await self._call(
             "getorderstatus",
-            {
-                "order_id": order,
-                "order_type": BY_SHOP_ORDER_ID,
-                "shop_id": self._shop_id,
-                "shop_type": SHOP_TYPE_SF,
-            },
+            self._order_lookup(shop_order_id(delivery_id)),
+            wait_seconds=self._contact_timeout,
         )
+        if answer["error_code"] != 0:
+            raise CallRefused(f"SF_{answer['error_code']}")
+        result = answer.get("result") or {}
+        if int(result.get("order_status", 0)) not in RIDING:
+            return None
+        phone = result.get("rider_phone") or result.get("operator_phone") or ""
+        return privacy_contact(str(phone))
+
+    def _order_lookup(self, order: str) -> dict[str, object]:
+        return {
+            "order_id": order,
+            "order_type": BY_SHOP_ORDER_ID,
+            "shop_id": self._shop_id,
+            "shop_type": SHOP_TYPE_SF,
+        }
+
+    async def _status(self, order: str) -> int | None:
+        """The order's status at SF; None when SF does not have it."""
+        answer = await self._call("getorderstatus", self._order_lookup(order))
         if answer["error_code"] != 0:
             return None
         result = answer.get("result") or {}
         return int(result.get("order_status", 0))
 
-    async def _call(self, name: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    async def _call(
+        self, name: str, fields: Mapping[str, Any], *, wait_seconds: float | None = None
+    ) -> dict[str, Any]:
         body = orjson.dumps(
             {
                 "dev_id": int(self._dev_id) if self._dev_id.isdigit() else self._dev_id,
@@ -197,7 +226,7 @@ class SfIntraCityPlatform:
         )
         url = f"{self._base}/open/api/external/{name}"
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
+            async with httpx.AsyncClient(timeout=wait_seconds or self._timeout) as client:
                 response = await client.post(
                     url,
                     content=body,

@@ -21,17 +21,20 @@ Info = strawberry.Info[Context, None]
 strawberry.enum(domain.DeliveryStatus, name="DeliveryStatus")
 
 
-@strawberry.type(description="Who carries the order. Customers see the phone masked.")
+@strawberry.type(description="Who carries the order.")
 class CourierInfo:
     name: str
-    phone: str | None
+    phone: str | None = strawberry.field(
+        description="The courier's own number: for the store's staff and the carrying "
+        "platform. Customers get null: they call through contactCourier."
+    )
 
 
 def _courier(info: Info, name: str | None, phone: str | None) -> CourierInfo | None:
     if name is None:
         return None
     shown = phone if domain.sees_courier_phone(info.context.viewer) else None
-    return CourierInfo(name=name, phone=shown or domain.mask_courier_phone(phone))
+    return CourierInfo(name=name, phone=shown)
 
 
 def _point(lat: float | None, lng: float | None) -> GeoPoint | None:

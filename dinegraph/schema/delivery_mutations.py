@@ -65,8 +65,61 @@ class DispatchDeliveryInput:
     )
 
 
+@strawberry.type(
+    name="CourierContact",
+    description="The number to call the courier on: the platform's privacy number, which "
+    "forwards to the rider and shows neither phone. Dial number, then extension if any.",
+)
+class CourierContactInfo:
+    number: str
+    extension: str | None = strawberry.field(description="Dialled after the number.")
+    expires_at: datetime | None = strawberry.field(
+        description="When the platform says the number stops reaching this rider."
+    )
+
+
+@strawberry.type
+class ContactCourierPayload:
+    contact: CourierContactInfo | None
+    delivery: DeliveryNode | None
+    errors: list[UserError]
+
+
 @strawberry.type
 class DeliveryMutation:
+    @strawberry.mutation(
+        description="The order's member (or its store's staff) asks how to call the courier "
+        "now: the platform's privacy number, never the rider's own. NOT_AVAILABLE before a "
+        "courier takes it, once it is over, for the store's own riders (call the store) and "
+        "platforms without privacy numbers; PROVIDER_UNAVAILABLE: the platform did not "
+        "answer, try again."
+    )
+    async def contact_courier(
+        self, info: Info, delivery_id: strawberry.ID
+    ) -> ContactCourierPayload:
+        ctx = info.context
+
+        async def run() -> tuple[domain.Delivery, domain.CourierContact]:
+            cmd = service.ContactCourier(
+                delivery_id=decode_id(delivery_id, "Delivery", ["deliveryId"]),
+                policy=ctx.services.orders.delivery,
+            )
+            return await ctx.run(service.contact_courier, cmd)
+
+        found, errors = await attempt(info, run)
+        if found is None:
+            return ContactCourierPayload(contact=None, delivery=None, errors=errors)
+        delivery, contact = found
+        return ContactCourierPayload(
+            contact=CourierContactInfo(
+                number=contact.number,
+                extension=contact.extension,
+                expires_at=contact.expires_at,
+            ),
+            delivery=DeliveryNode.of(delivery),
+            errors=errors,
+        )
+
     @strawberry.mutation(
         description="A delivery platform reports where its courier is (delivery:write key)."
     )

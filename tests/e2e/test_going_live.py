@@ -11,7 +11,7 @@ import httpx
 
 from dinegraph.settings import Settings
 from tests.conftest import PRODUCTION_ADAPTER_ENV
-from tests.e2e.conftest import SERVER_LOGS, run_cli, running_server
+from tests.e2e.conftest import SERVER_LOGS, free_port, run_cli, running_server
 from tests.fakes.tencent_sms import FakeTencentSms
 from tests.fakes.wechat import FakeWechatServer
 from tests.integration.test_client_documents import operation_document
@@ -45,6 +45,26 @@ def test_serve_in_production_refuses_development_payments(settings: Settings) ->
     )
     assert result.returncode == 2, result.stderr
     assert "DINEGRAPH_DEVELOPMENT_PAYMENTS" in result.stderr
+
+
+def test_serve_in_production_refuses_stores_on_a_platform_it_does_not_configure(
+    settings: Settings,
+) -> None:
+    # 车公庙店 delivers by 顺丰同城 in the demo chain; these settings serve 达达 alone.
+    unset_sf = {"DINEGRAPH_SF_DEV_ID": "", "DINEGRAPH_SF_DEV_KEY": "", "DINEGRAPH_SF_SHOP_ID": ""}
+    result = run_cli(
+        settings,
+        "serve",
+        "--port",
+        str(free_port()),
+        DINEGRAPH_MODE="production",
+        DINEGRAPH_DELIVERY_PLATFORMS="DADA",
+        **unset_sf,
+    )
+    assert result.returncode != 0, result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert "SZ-FT-02" in output and "SF_INTRA_CITY" in output
+    assert all(name in output for name in unset_sf)
 
 
 def _send(url: str, name: str, variables: dict[str, Any], token: str | None = None) -> Any:

@@ -2,13 +2,23 @@
 
 It checks each request's app key and signature as Dada does, keeps one order per origin id
 (a second ``addOrder`` of the same one is refused, as Dada refuses it), answers status
-queries and cancellations, and can be taken down (HTTP 503), made busy (code -1), or told
-to hold the next ``addOrder`` unanswered until its caller goes away or it is released.
+queries (with the rider, ``transporterName``/``transporterPhone``, once one took the order)
+and cancellations, and can be taken down (HTTP 503), made busy (code -1), slowed past a
+caller's timeout (``delay_seconds``), or told to hold the next ``addOrder`` unanswered until
+its caller goes away or it is released.
+
+With ``plans`` set, it plays Dada's riders on its own: each order it takes follows the next
+plan of the cycle, a step every ``step_seconds``, posting Dada's signed status callbacks to
+the order's ``callback`` URL: ``deliver`` (taken 2, at the store 100, on its way 3,
+delivered 4), ``no_rider`` (nobody takes it: the caller hands it on), ``cancel`` (taken,
+then cancelled by the rider, 5).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 import socket
 import threading
 import time
@@ -17,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import orjson
 import uvicorn
 from starlette.applications import Starlette
@@ -26,7 +37,7 @@ from starlette.routing import Route
 
 from dinegraph.integrations.dada import sign
 
-WAITING, CANCELLED = 1, 5
+WAITING, TAKEN, AT_STORE, RIDING, DELIVERED, CANCELLED = 1, 2, 100, 3, 4, 5
 EXISTS, NO_ORDER, BAD_SIGNATURE, BAD_KEY, REFUSED = 2105, 2005, 2003, 2002, 2076
 
 
@@ -44,7 +55,17 @@ class FakeDada:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, origin id)
     held: threading.Event = field(default_factory=threading.Event)  # an addOrder waits
     abandoned: threading.Event = field(default_factory=threading.Event)  # its caller left
+    delay_seconds: float = 0.0  # answer this late (a caller's timeout)
+    riders: dict[str, tuple[str, str]] = field(default_factory=dict)  # origin id → rider
+    # What the status query answers as transporterPhone (a privacy number "main,ext"),
+    # where it is not the rider's phone of the callbacks.
+    contacts: dict[str, str] = field(default_factory=dict)
+    plans: tuple[str, ...] = ()  # deliver, no_rider, cancel: the riders' play, in turn
+    step_seconds: float = 1.0
+    callbacks: list[tuple[str, int, int]] = field(default_factory=list)  # (order, status, HTTP)
     url: str = ""
+    _plan: Iterator[str] | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _hold_next: bool = False
     _place_held: bool = False
     _release: threading.Event = field(default_factory=threading.Event)
@@ -55,6 +76,17 @@ class FakeDada:
         (``abandoned``) or ``release()``: not placed, or (``placed``) placed, its answer lost."""
         self._hold_next = True
         self._place_held = placed
+
+    def take(
+        self, order: str, name: str = "达达骑士", phone: str = "13100001111", contact: str = ""
+    ) -> None:
+        """A rider takes the order (status 2); the status query then names them, with
+        ``contact`` (when given) as their number."""
+        with self._lock:
+            self.status[order] = TAKEN
+            self.riders[order] = (name, phone)
+            if contact:
+                self.contacts[order] = contact
 
     def release(self) -> None:
         self._release.set()
@@ -82,6 +114,8 @@ class FakeDada:
         order = str(body.get("origin_id") or body.get("order_id"))
         with self._lock:
             self.requests.append((path, order))
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if self.busy:
             return _fail(-1, "系统繁忙")
         if path.endswith("/order/addOrder"):
@@ -111,7 +145,70 @@ class FakeDada:
                 return _ok({"distance": 1200.0, "fee": 6.0})
         if not self._place(order, body):
             return _fail(EXISTS, "订单已存在")
+        if self.plans:
+            self._play(order, str(body.get("callback") or ""))
         return _ok({"distance": 1200.0, "fee": 6.0})
+
+    def _play(self, order: str, callback: str) -> None:
+        with self._lock:
+            if self._plan is None:
+                self._plan = itertools.cycle(self.plans)
+            plan = next(self._plan)
+        task = asyncio.get_running_loop().create_task(self._ride(order, callback, plan))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ride(self, order: str, callback: str, plan: str) -> None:
+        """Dada's riders for one order, as its callbacks tell it."""
+        steps = {
+            "deliver": (TAKEN, AT_STORE, RIDING, DELIVERED),
+            "cancel": (TAKEN, CANCELLED),
+            "no_rider": (),
+        }[plan]
+        for status in steps:
+            await asyncio.sleep(self.step_seconds)
+            with self._lock:
+                if self.status.get(order) == CANCELLED:
+                    return  # called off meanwhile
+                self.status[order] = status
+                if status == TAKEN:
+                    n = len(self.riders) % 10_000
+                    self.riders[order] = ("达达骑士", f"1710000{n:04d}")
+                    self.contacts[order] = f"1700000{n:04d},8{n:03d}"
+            await self._callback(callback, order, status)
+
+    def callback_fields(self, order: str, status: int) -> dict[str, Any]:
+        """One status callback as Dada posts it, signed."""
+        name, phone = self.riders.get(order, ("", ""))
+        fields: dict[str, Any] = {
+            "client_id": f"DADA{abs(hash(order)) % 10**10:010d}",
+            "order_id": order,
+            "order_status": status,
+            "cancel_reason": "骑士取消" if status == CANCELLED else "",
+            "cancel_from": 1 if status == CANCELLED else 0,
+            "update_time": int(time.time()),
+            "dm_id": 1001 if name else 0,
+            "dm_name": name,
+            "dm_mobile": phone,
+        }
+        values = sorted(str(fields[k]) for k in ("client_id", "order_id", "update_time"))
+        fields["signature"] = hashlib.md5("".join(values).encode()).hexdigest()
+        return fields
+
+    async def _callback(self, url: str, order: str, status: int) -> None:
+        """Post it until it is taken (Dada tries again on anything but HTTP 200)."""
+        for _ in range(5):
+            try:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    answer = await client.post(url, json=self.callback_fields(order, status))
+                code = answer.status_code
+            except httpx.HTTPError:
+                code = 0
+            with self._lock:
+                self.callbacks.append((order, status, code))
+            if code == 200:
+                return
+            await asyncio.sleep(self.step_seconds)
 
     def _place(self, order: str, body: dict[str, Any]) -> bool:
         with self._lock:
@@ -125,7 +222,12 @@ class FakeDada:
         with self._lock:
             if order not in self.status:
                 return _fail(NO_ORDER, "订单不存在")
-            return _ok({"orderId": order, "statusCode": self.status[order]})
+            answer: dict[str, Any] = {"orderId": order, "statusCode": self.status[order]}
+            if order in self.riders:
+                name, phone = self.riders[order]
+                phone = self.contacts.get(order, phone)
+                answer.update(transporterName=name, transporterPhone=phone)
+            return _ok(answer)
 
     def _cancel(self, order: str) -> Response:
         with self._lock:

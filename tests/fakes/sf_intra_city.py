@@ -5,12 +5,21 @@ refuses a signed request it has already seen (a replay); keeps one order per
 ``shop_order_id``, quotes (``precreateorder``), answers status queries and cancellations;
 it can be taken down (HTTP 503), made to refuse orders, or told to hold the next
 ``createorder`` unanswered until its caller goes away. ``push`` posts a rider push to our
-callback URL signed as SF signs it (or badly, to see it refused).
+callback URL signed as SF signs it (or badly, to see it refused). ``getorderstatus`` names
+the rider (``rider_name``, ``rider_phone``: a privacy number ``main,ext``) once one took the
+order; ``delay_seconds`` answers past a caller's timeout.
+
+With ``plans`` set and ``callback_url`` given, it plays SF's riders on its own: each order
+it takes follows the next plan of the cycle, a step every ``step_seconds``, pushing SF's
+signed pushes: ``deliver`` (taken 10, at the store 12, picked up 15, then the rider's
+position every ``step_seconds`` from the shop to the customer, delivered 17), ``no_rider``
+(nobody takes it), ``cancel`` (taken, then cancelled, 2).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +37,7 @@ from starlette.routing import Route
 from dinegraph.integrations.sf_intra_city import sign
 from tests.fakes.dada import serving
 
-CREATED, CANCELLED = 1, 2
+CREATED, CANCELLED, TAKEN, AT_STORE, PICKED_UP, DELIVERED = 1, 2, 10, 12, 15, 17
 BAD_SIGN, BAD_DEV, EXPIRED, REPLAYED, EXISTS, NO_ORDER, REFUSED = (
     1002,
     1001,
@@ -55,7 +64,17 @@ class FakeSfIntraCity:
     refusals: list[int] = field(default_factory=list)  # error codes it answered
     held: threading.Event = field(default_factory=threading.Event)
     abandoned: threading.Event = field(default_factory=threading.Event)
+    delay_seconds: float = 0.0  # answer this late (a caller's timeout)
+    riders: dict[str, tuple[str, str]] = field(default_factory=dict)  # shop_order_id → rider
+    contacts: dict[str, str] = field(default_factory=dict)  # what getorderstatus answers
+    plans: tuple[str, ...] = ()  # deliver, no_rider, cancel: the riders' play, in turn
+    step_seconds: float = 1.2  # above a second: push_time counts whole seconds
+    positions: int = 4  # position pushes between picking up and delivering
+    callback_url: str = ""  # our push endpoint, as set in SF's console
+    pushes: list[tuple[str, int, int]] = field(default_factory=list)  # (order, status, HTTP)
     url: str = ""
+    _plan: Iterator[str] | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _hold_next: bool = False
     _seen: set[str] = field(default_factory=set)
     _lock: threading.RLock = field(default_factory=threading.RLock)
@@ -67,6 +86,17 @@ class FakeSfIntraCity:
     def placed(self) -> list[str]:
         with self._lock:
             return list(self.orders)
+
+    def take(
+        self, order: str, name: str = "顺丰骑士", phone: str = "13200002222", contact: str = ""
+    ) -> None:
+        """A rider takes the order (10); getorderstatus then names them, with ``contact``
+        (when given) as their number."""
+        with self._lock:
+            self.status[order] = TAKEN
+            self.riders[order] = (name, phone)
+            if contact:
+                self.contacts[order] = contact
 
     def app(self) -> Starlette:
         return Starlette(
@@ -86,6 +116,8 @@ class FakeSfIntraCity:
         order = str(fields.get("shop_order_id") or fields.get("order_id") or "")
         with self._lock:
             self.requests.append((api, order))
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if api == "createorder":
             return await self._create(request, order, fields)
         if api == "precreateorder":
@@ -94,7 +126,14 @@ class FakeSfIntraCity:
             with self._lock:
                 if order not in self.status:
                     return self._fail(NO_ORDER, "订单不存在")
-                return _ok({"shop_order_id": order, "order_status": self.status[order]})
+                answer: dict[str, Any] = {
+                    "shop_order_id": order,
+                    "order_status": self.status[order],
+                }
+                if order in self.riders:
+                    name, phone = self.riders[order]
+                    answer.update(rider_name=name, rider_phone=self.contacts.get(order, phone))
+                return _ok(answer)
         if api == "cancelorder":
             with self._lock:
                 if self.status.get(order) != CREATED:
@@ -147,7 +186,94 @@ class FakeSfIntraCity:
             self.orders[order] = fields
             self.status[order] = CREATED
             self._seen.add(request.query_params["sign"])
+        if self.plans and self.callback_url:
+            self._play(order, fields)
         return _ok({"sf_order_id": f"SF{len(self.orders):010d}", "shop_order_id": order})
+
+    def _play(self, order: str, fields: dict[str, Any]) -> None:
+        with self._lock:
+            if self._plan is None:
+                self._plan = itertools.cycle(self.plans)
+            plan = next(self._plan)
+        task = asyncio.get_running_loop().create_task(self._ride(order, fields, plan))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _ride(self, order: str, fields: dict[str, Any], plan: str) -> None:
+        """SF's riders for one order, as its pushes tell it."""
+        shop, user = fields["shop"], fields["receive"]
+        start = (float(shop["shop_lat"]), float(shop["shop_lng"]))
+        end = (float(user["user_lat"]), float(user["user_lng"]))
+        Step = tuple[int, tuple[float, float] | None]
+        plans: dict[str, list[Step]] = {
+            "deliver": [
+                (TAKEN, None),
+                (AT_STORE, start),
+                (PICKED_UP, start),
+                *(
+                    (
+                        PICKED_UP,
+                        (
+                            start[0] + (end[0] - start[0]) * n / self.positions,
+                            start[1] + (end[1] - start[1]) * n / self.positions,
+                        ),
+                    )
+                    for n in range(1, self.positions + 1)
+                ),
+                (DELIVERED, end),
+            ],
+            "cancel": [(TAKEN, None), (CANCELLED, None)],
+            "no_rider": [],
+        }
+        steps = plans[plan]
+        for status, where in steps:
+            await asyncio.sleep(self.step_seconds)
+            with self._lock:
+                if self.status.get(order) == CANCELLED:
+                    return  # called off meanwhile
+                self.status[order] = status
+                if status == TAKEN:
+                    n = len(self.riders) % 10_000
+                    self.riders[order] = ("顺丰骑士", f"1720000{n:04d}")
+                    self.contacts[order] = f"1700001{n:04d},9{n:03d}"
+            await self._push(order, status, where)
+
+    def push_fields(
+        self, order: str, status: int, where: tuple[float, float] | None
+    ) -> dict[str, Any]:
+        name, phone = self.riders.get(order, ("", ""))
+        fields: dict[str, Any] = {
+            "shop_order_id": order,
+            "sf_order_id": f"SF{abs(hash(order)) % 10**10:010d}",
+            "order_status": status,
+            "operator_name": name,
+            "operator_phone": phone,
+        }
+        if where is not None:
+            fields.update(rider_lat=str(where[0]), rider_lng=str(where[1]))
+        return fields
+
+    async def _push(self, order: str, status: int, where: tuple[float, float] | None) -> None:
+        """Push it until it is taken (SF tries again on anything but error_code 0)."""
+        for _ in range(5):
+            body = self.push_body(self.push_fields(order, status, where))
+            try:
+                async with httpx.AsyncClient(timeout=10) as client:
+                    answer = await client.post(
+                        self.callback_url,
+                        content=body,
+                        params={"sign": sign(body, self.dev_id, self.dev_key)},
+                        headers={"content-type": "application/json"},
+                    )
+                code = answer.status_code
+                taken = code == 200 and answer.json().get("error_code") == 0
+            except httpx.HTTPError:
+                code, taken = 0, False
+            with self._lock:
+                self.pushes.append((order, status, code))
+            if taken:
+                return
+            await asyncio.sleep(self.step_seconds)
 
     def _fail(self, code: int, msg: str) -> JSONResponse:
         with self._lock:

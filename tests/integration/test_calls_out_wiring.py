@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.app import create_app, default_services
 from dinegraph.context import Clock, Services
 from dinegraph.db.tables import outbound_calls
-from dinegraph.domain.delivery import Courier, Provider
+from dinegraph.domain.delivery import Courier, CourierContact, Provider
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 from dinegraph.resolvers.ids import decode_id
@@ -66,6 +66,9 @@ class FlakyPlatform(Outage):
     async def quote(self, request: DispatchRequest) -> DeliveryQuote:
         self.check()
         return DeliveryQuote(800, 1800)
+
+    async def courier_contact(self, delivery_id: int) -> CourierContact | None:
+        return None
 
 
 @pytest.fixture

@@ -240,10 +240,11 @@ async def test_production_sets_stores_only_to_the_platforms_it_serves(
         _,
     ):
         for provider, answer in (
-            (
-                "SF_INTRA_CITY",
+            (  # not in DINEGRAPH_DELIVERY_PLATFORMS (达达 and 顺丰同城 here), no adapter
+                "MEITUAN",
                 {"provider": None, "errors": [{"code": "NOT_AVAILABLE", "field": ["provider"]}]},
             ),
+            ("SF_INTRA_CITY", {"provider": "SF_INTRA_CITY", "errors": []}),
             ("OWN_RIDER", {"provider": "OWN_RIDER", "errors": []}),
             ("DADA", {"provider": "DADA", "errors": []}),
         ):

@@ -144,24 +144,30 @@ def test_development_says_once_which_development_adapters_it_uses(
 
 DADA = ["DINEGRAPH_DADA_APP_KEY", "DINEGRAPH_DADA_APP_SECRET", "DINEGRAPH_DADA_SOURCE_ID"]
 SF = ["DINEGRAPH_SF_DEV_ID", "DINEGRAPH_SF_DEV_KEY", "DINEGRAPH_SF_SHOP_ID"]
+# Every adapter real but 顺丰同城's, for stores on 达达 alone (the default platforms).
+DADA_ONLY = without("sf_dev_id", "sf_dev_key", "sf_shop_id", "sf_base_url", "delivery_platforms")
 
 
 def test_production_refuses_the_development_courier_for_the_platforms_stores_use() -> None:
-    no_dada = without("dada_app_key", "dada_app_secret", "dada_source_id")
+    no_dada = {
+        k: v
+        for k, v in DADA_ONLY.items()
+        if k not in ("dada_app_key", "dada_app_secret", "dada_source_id")
+    }
     message = refusal(production(**no_dada))  # DINEGRAPH_DELIVERY_PLATFORMS=DADA by default
     assert "DADA deliveries" in message and all(name in message for name in DADA)
     assert not any(name in message for name in SF + WECHAT)
     # Stores on OWN_RIDER only: no platform needed.
     production(**no_dada, delivery_platforms="OWN_RIDER").check_servable()
-    message = refusal(production(**PRODUCTION_ADAPTERS, delivery_platforms="DADA,SF_INTRA_CITY"))
+    message = refusal(production(**DADA_ONLY, delivery_platforms="DADA,SF_INTRA_CITY"))
     assert "SF_INTRA_CITY deliveries" in message and all(name in message for name in SF)
     assert not any(name in message for name in DADA)
     sf = {"sf_dev_id": "1588000001", "sf_dev_key": "k", "sf_shop_id": "3243279847393"}
-    both = production(**PRODUCTION_ADAPTERS, **sf, delivery_platforms="DADA,SF_INTRA_CITY")
+    both = production(**DADA_ONLY, **sf, delivery_platforms="DADA,SF_INTRA_CITY")
     both.check_servable()
-    message = refusal(production(**PRODUCTION_ADAPTERS, delivery_platforms="DADA,MEITUAN"))
+    message = refusal(production(**DADA_ONLY, delivery_platforms="DADA,MEITUAN"))
     assert "MEITUAN deliveries" in message and "no adapter yet" in message
-    message = refusal(production(**PRODUCTION_ADAPTERS, delivery_platforms="DADA,UBER"))
+    message = refusal(production(**DADA_ONLY, delivery_platforms="DADA,UBER"))
     assert "DINEGRAPH_DELIVERY_PLATFORMS" in message and "UBER" in message
     half = refusal(Settings(secret_key=KEY, sf_dev_id="1588000001"))
     assert "DINEGRAPH_SF_DEV_KEY" in half and "DINEGRAPH_SF_SHOP_ID" in half
@@ -174,7 +180,7 @@ def test_production_serves_only_the_platforms_in_use_by_their_real_adapters() ->
     from dinegraph.integrations.sf_intra_city import SfIntraCityPlatform
 
     sf = {"sf_dev_id": "1588000001", "sf_dev_key": "k", "sf_shop_id": "3243279847393"}
-    live = production(**PRODUCTION_ADAPTERS, **sf, delivery_platforms="DADA,SF_INTRA_CITY")
+    live = production(**DADA_ONLY, **sf, delivery_platforms="DADA,SF_INTRA_CITY")
     platforms = create_app(live).state.services.orders.delivery.platforms
     assert set(platforms) == {Provider.DADA, Provider.SF_INTRA_CITY}
     assert isinstance(platforms[Provider.DADA], DadaPlatform)
@@ -186,10 +192,31 @@ def test_production_serves_only_the_platforms_in_use_by_their_real_adapters() ->
 
 def test_a_call_out_leaves_each_configured_platform_its_own_timeout() -> None:
     # 达达 configured (PRODUCTION_ADAPTERS) with 10 s: a 5 s call would cut it short.
-    short = production(**PRODUCTION_ADAPTERS, calls_timeout_seconds=5)
+    short = production(**DADA_ONLY, calls_timeout_seconds=5)
     with pytest.raises(ConfigurationError, match="DINEGRAPH_DADA_TIMEOUT_SECONDS"):
         short.check_servable()
     # 顺丰同城 is not configured: its default timeout asks nothing of the calls'.
-    fitted = production(**PRODUCTION_ADAPTERS, calls_timeout_seconds=5, dada_timeout_seconds=5)
+    fitted = production(**DADA_ONLY, calls_timeout_seconds=5, dada_timeout_seconds=5)
     fitted.check_servable()
     assert fitted.sf_timeout_seconds > fitted.calls_timeout_seconds
+
+
+def test_stores_on_a_platform_not_configured_are_named_with_the_settings_to_set() -> None:
+    dada_only = production(**DADA_ONLY)
+    stores = {
+        "DADA": ["福田中心店 (SZ-FT-01)"],
+        "SF_INTRA_CITY": ["车公庙店 (SZ-FT-02)", "海岸城店 (SZ-NS-02)"],
+        "MEITUAN": ["宝安店 (SZ-BA-01)"],
+        "OWN_RIDER": ["南山科技园店 (SZ-NS-01)"],
+    }
+    problem = dada_only.store_platforms_problem(stores)
+    assert problem is not None
+    assert "车公庙店 (SZ-FT-02), 海岸城店 (SZ-NS-02) deliver by SF_INTRA_CITY" in problem
+    assert all(name in problem for name in SF)
+    assert "宝安店 (SZ-BA-01) deliver by MEITUAN" in problem and "no adapter yet" in problem
+    assert "SZ-FT-01" not in problem and "SZ-NS-01" not in problem
+    assert dada_only.store_platforms_problem({"DADA": ["a"], "OWN_RIDER": ["b"]}) is None
+    assert dada_only.store_platforms_problem({"SF_INTRA_CITY": []}) is None
+    sf = {"sf_dev_id": "1588000001", "sf_dev_key": "k", "sf_shop_id": "3243279847393"}
+    both = production(**DADA_ONLY, **sf)
+    assert both.store_platforms_problem({"SF_INTRA_CITY": ["车公庙店 (SZ-FT-02)"]}) is None

@@ -1030,6 +1030,13 @@ export type CourierUpdatesSubscriptionVariables = Exact<{
 
 export type CourierUpdatesSubscription = { courierUpdates: { version: number, status: DeliveryStatus | null, provider: DeliveryProvider | null, etaSeconds: number | null, position: { lat: number, lng: number } | null, courier: { name: string, phone: string | null } | null } };
 
+export type ContactCourierMutationVariables = Exact<{
+  deliveryId: Scalars['ID']['input'];
+}>;
+
+
+export type ContactCourierMutation = { contactCourier: { contact: { number: string, extension: string | null, expiresAt: string | null } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+
 export type BuyFlashSaleMutationVariables = Exact<{
   campaignId: Scalars['ID']['input'];
   order: InputMaybe<CampaignOrderInput>;

@@ -9,15 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from dinegraph.domain.calls import CallRefused, RetryLater
 from dinegraph.domain.carriers import CarrierRule, check_platforms
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.delivery import (
+    CONTACTABLE,
     FINAL,
     Courier,
+    CourierContact,
     Delivery,
     DeliveryStatus,
     PositionVerdict,
     Provider,
+    can_contact_courier,
     changed,
     check_delivery_move,
     check_position,
@@ -259,3 +263,40 @@ async def add_rider(cmd: AddRider, *, uow: UnitOfWork, viewer: Viewer) -> int:
         uow.wrote("Rider", rider_id, cmd.store_id)
         await uow.commit()
     return rider_id
+
+
+@dataclass(frozen=True, slots=True)
+class ContactCourier:
+    delivery_id: int
+    policy: DeliveryPolicy
+
+
+async def contact_courier(
+    cmd: ContactCourier, *, uow: UnitOfWork, viewer: Viewer
+) -> tuple[Delivery, CourierContact]:
+    """How the order's member (or its store's staff) reaches the courier now: the
+    platform's privacy number, asked of the platform at the moment of the call (a binding
+    may change with the rider or run out). Never the rider's own number.
+
+    NOT_AVAILABLE: no courier on it yet, the trip is over, the store's own rider (the
+    customer calls the store), or the platform offers no privacy number.
+    PROVIDER_UNAVAILABLE: the platform did not answer in time; try again.
+    """
+    async with uow:
+        delivery = await uow.deliveries.get(cmd.delivery_id)
+    if delivery is None or not can_contact_courier(viewer, delivery):
+        raise DomainError(ErrorCode.NOT_FOUND, field=["deliveryId"])
+    if delivery.status not in CONTACTABLE or delivery.provider is Provider.OWN_RIDER:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["deliveryId"], status=delivery.status)
+    platform = cmd.policy.platforms.get(delivery.provider)
+    if platform is None:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["deliveryId"])
+    try:
+        contact = await platform.courier_contact(delivery.id)
+    except RetryLater as busy:
+        raise DomainError(ErrorCode.PROVIDER_UNAVAILABLE, field=["deliveryId"]) from busy
+    except CallRefused as refused:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["deliveryId"]) from refused
+    if contact is None:
+        raise DomainError(ErrorCode.NOT_AVAILABLE, field=["deliveryId"])
+    return delivery, contact
