@@ -55,7 +55,7 @@ from dinegraph.domain.services.refund_progress import make_refund, refund_refuse
 from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.domain.staff import LoginPolicy
 from dinegraph.events.brokers import Broker, create_broker
-from dinegraph.events.codec import CREDENTIALS_TOPIC, SUPPLIES_TOPIC
+from dinegraph.events.codec import CREDENTIALS_TOPIC, READS_TOPIC, SUPPLIES_TOPIC
 from dinegraph.events.exhaustion import Board
 from dinegraph.integrations.dada import DadaPlatform
 from dinegraph.integrations.development import (
@@ -81,6 +81,7 @@ from dinegraph.schedules import (
     sweep_unaccepted,
     sweep_unpaid_orders,
 )
+from dinegraph.search_index import SearchIndexes
 from dinegraph.security import (
     MemberAccessTokens,
     SignedShareCodes,
@@ -329,6 +330,7 @@ def default_services(settings: Settings, engine: AsyncEngine | None = None) -> S
         clock=Clock(settings.clock_start),
         calls=CallRelay(relay_policy(settings)),
         wechatpay=wechatpay,
+        search=SearchIndexes(max_age=settings.read_cache_max_age_seconds),
     )
 
 
@@ -349,13 +351,18 @@ def staff_auth(settings: Settings) -> StaffAuth:
     )
 
 
-async def follow_process_news(broker: Broker, board: Board, credentials: CachedCredentials) -> None:
+async def follow_process_news(
+    broker: Broker, board: Board, credentials: CachedCredentials, search: SearchIndexes
+) -> None:
     """What every process must hear for as long as it runs: supplies gone or given back,
     credentials revoked; and when the broker may have missed some, to start afresh."""
     await broker.hub.follow(SUPPLIES_TOPIC, board.hear)
     await broker.hub.follow(CREDENTIALS_TOPIC, credentials.hear)
     broker.hub.when_lost(board.lost)
     broker.hub.when_lost(credentials.forget)
+    await broker.hub.follow(READS_TOPIC, search.heard)
+    broker.hub.when_lost(search.forget)
+    search.following = True
 
 
 def create_app(
@@ -379,7 +386,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await broker.start()
-        await follow_process_news(broker, services.board, graphql.credentials)
+        await follow_process_news(broker, services.board, graphql.credentials, services.search)
         await graphql.start_read_cache()
         schedules = [
             asyncio.create_task(
