@@ -19,12 +19,13 @@ from typing import Protocol
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.search_text import (
+    alike,
     compact,
     initials,
     is_latin,
-    likeness,
     normalise,
     pinyin,
+    syllables,
     words,
 )
 from dinegraph.domain.text import check_characters
@@ -144,6 +145,7 @@ class _Entry:
     name: str
     name_words: frozenset[str]
     pinyin: str
+    syllables: tuple[str, ...]
     initials: str
     tags: frozenset[str]
     categories: tuple[str, ...]
@@ -167,6 +169,7 @@ class _Query:
     words: frozenset[str]
     latin: bool
     pinyin: str
+    syllables: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,10 +229,32 @@ class SearchIndex:
     _suggestions: list[_Suggestion]
     _names: list[str] = field(init=False)
     _pinyins: list[str] = field(init=False)
+    _by_character: dict[str, list[int]] = field(init=False)
+    _by_syllable: dict[str, list[int]] = field(init=False)
+    _by_letters: dict[str, list[int]] = field(init=False)
 
     def __post_init__(self) -> None:
         self._names = [e.name for e in self._entries]
         self._pinyins = [e.pinyin for e in self._entries]
+        # A Chinese query can only match an entry sharing a character with it, or (typed
+        # with a homophone) the pinyin of one: the rest are never looked at.
+        # A Latin one, an entry holding its first two letters together (in its pinyin, its
+        # initials, or Latin words of its text).
+        by_character: dict[str, list[int]] = {}
+        by_syllable: dict[str, list[int]] = {}
+        by_letters: dict[str, list[int]] = {}
+        for n, e in enumerate(self._entries):
+            texts = [e.name, *e.tags, *e.categories, e.description]
+            for character in set("".join(texts)):
+                if not character.isascii():
+                    by_character.setdefault(character, []).append(n)
+            for syllable in set(e.syllables):
+                by_syllable.setdefault(syllable, []).append(n)
+            for pair in _letter_pairs([e.pinyin, e.initials, *texts]):
+                by_letters.setdefault(pair, []).append(n)
+        self._by_character = by_character
+        self._by_syllable = by_syllable
+        self._by_letters = by_letters
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -241,7 +266,7 @@ class SearchIndex:
         best: dict[int, Hit] = {}
         for variant, factor in self._variants(query):
             asked = _query(variant)
-            for entry in self._entries:
+            for entry in self._candidates(asked):
                 if channel not in entry.channels:
                     continue
                 found = _match(entry, asked)
@@ -284,6 +309,20 @@ class SearchIndex:
                 break
         return chosen
 
+    def _candidates(self, asked: _Query) -> Iterable[_Entry]:
+        """Every entry for a Latin query; for a Chinese one, those sharing a character or a
+        syllable with it, in catalogue order."""
+        if asked.latin:
+            if len(asked.text) < 2:
+                return self._entries
+            return [self._entries[n] for n in self._by_letters.get(asked.text[:2], ())]
+        found: set[int] = set()
+        for character in set(asked.text):
+            found.update(self._by_character.get(character, ()))
+        for syllable in set(asked.syllables):
+            found.update(self._by_syllable.get(syllable, ()))
+        return [self._entries[n] for n in sorted(found)]
+
     def _variants(self, query: str) -> list[tuple[str, float]]:
         """The query, then the query with each synonym it holds swapped for the others."""
         text = compact(query)
@@ -307,12 +346,9 @@ class SearchIndex:
                 return []
             choices, cutoff = self._names, _FUZZY_HANZI
         hits: list[Hit] = []
-        for n, choice in enumerate(choices):
+        for n, score in alike(asked.text, choices, cutoff):
             entry = self._entries[n]
             if entry.product_id in matched or channel not in entry.channels:
-                continue
-            score = likeness(asked.text, choice)
-            if score < cutoff:
                 continue
             # 20-45 by likeness: below every exact kind of match, above a description.
             quality = 20.0 + 25.0 * (score - cutoff) / (100.0 - cutoff)
@@ -339,6 +375,7 @@ def build_index(documents: Iterable[SearchDocument], synonyms: Iterable[SynonymS
                 name=name,
                 name_words=words(name),
                 pinyin=pinyin(name),
+                syllables=syllables(name),
                 initials=initials(name),
                 tags=frozenset(compact(normalise(t)) for t in doc.tags),
                 categories=tuple(compact(normalise(c)) for c in doc.categories),
@@ -373,6 +410,7 @@ def _query(text: str) -> _Query:
         words=frozenset(w for w in (*words(flat), *text.split(" ")) if w) - {flat},
         latin=latin,
         pinyin="" if latin else pinyin(flat),
+        syllables=() if latin else syllables(flat),
     )
 
 
@@ -428,6 +466,15 @@ def _latin_match(e: _Entry, text: str) -> tuple[float, MatchKind] | None:
     if len(text) >= 3 and text in e.initials:
         return 54.0, MatchKind.INITIALS
     return None
+
+
+def _letter_pairs(texts: Iterable[str]) -> set[str]:
+    return {
+        text[i : i + 2]
+        for text in texts
+        for i in range(len(text) - 1)
+        if text[i : i + 2].isascii() and " " not in text[i : i + 2]
+    }
 
 
 def _keep(best: dict[int, Hit], hit: Hit) -> None:

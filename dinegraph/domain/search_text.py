@@ -8,11 +8,11 @@ import logging
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from functools import cache, lru_cache
 from types import ModuleType
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 # jieba and pypinyin load large dictionaries: imported when search first needs them, not by
 # every process that imports the domain.
@@ -73,6 +73,14 @@ def pinyin(text: str) -> str:
     return "".join(s for s in lazy_pinyin(compact(text)) if s.strip()).lower()
 
 
+def syllables(text: str) -> tuple[str, ...]:
+    """The pinyin syllables of the Chinese characters in a text ("糖醋": tang, cu)."""
+    from pypinyin import lazy_pinyin
+
+    chinese = "".join(c for c in compact(text) if not c.isascii())
+    return tuple(s.lower() for s in lazy_pinyin(chinese) if s.strip())
+
+
 def initials(text: str) -> str:
     """The first letter of each syllable ("糖醋排骨": tcpg); a Latin word keeps its letters."""
     from pypinyin import Style, lazy_pinyin
@@ -81,11 +89,10 @@ def initials(text: str) -> str:
     return "".join(p for p in parts if p.strip()).lower()
 
 
-def likeness(query: str, text: str) -> float:
-    """0-100: how well ``query`` matches the best part of ``text`` (a typo or two)."""
-    return float(fuzz.partial_ratio(query, text))
-
-
-def closeness(query: str, text: str) -> float:
-    """0-100: how alike two whole strings are (edit distance)."""
-    return float(fuzz.ratio(query, text))
+def alike(query: str, choices: Sequence[str], cutoff: float) -> list[tuple[int, float]]:
+    """(index, 0-100) of each choice some part of which is at least ``cutoff`` like
+    ``query`` (a typo or two), in one pass of rapidfuzz's own loop."""
+    found = process.extract(
+        query, choices, scorer=fuzz.partial_ratio, score_cutoff=cutoff, limit=None
+    )
+    return [(int(index), float(score)) for _, score, index in found]
