@@ -4,6 +4,9 @@ following committed changes; synonyms and misses for head office."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from dinegraph.db.tables import search_misses, search_synonyms
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
+from tests.databases import broker_url
 from tests.integration.test_read_cache import serving
 
 SEARCH = """
@@ -202,8 +206,6 @@ async def test_a_query_that_finds_nothing_is_counted_per_store_and_read_by_head_
 
 
 async def test_misses_kept_are_bounded_the_least_recent_forgotten(engine: AsyncEngine) -> None:
-    from datetime import UTC, datetime, timedelta
-
     reads = SqlSearchReads(engine, misses_kept=3)
     start = datetime(2030, 1, 1, tzinfo=UTC)
     async with engine.begin() as conn:
@@ -314,3 +316,30 @@ async def test_only_head_office_keeps_synonyms(
         assert body["data"]["setSearchSynonyms"]["errors"][0]["code"] == code
         body = await gql.execute(SYNONYMS, headers=who)
         assert body["errors"][0]["extensions"]["code"] == code
+
+
+@pytest.mark.parametrize("broker", ["postgres", "redis"])
+async def test_synonyms_set_through_one_process_reach_another_processs_index(
+    settings: Settings, engine: AsyncEngine, credentials: Credentials, broker: str
+) -> None:
+    url = broker_url(settings, broker)
+    hq = credentials.hq_admin
+    # A long max age: only the broker's news can make B build its index again.
+    async with (
+        serving(settings, engine, broker_url=url, read_cache_max_age_seconds=600) as a,
+        serving(settings, engine, broker_url=url, read_cache_max_age_seconds=600) as b,
+    ):
+        reader = GraphQLClient(b.http)
+        assert "鱼香茄子煲" not in _names(await _search(reader, "矮瓜"))
+        built = b.services.search.builds
+        given = {"input": {"term": "茄子", "synonyms": ["矮瓜"]}}
+        await a.write(SET_SYNONYMS, given, hq)
+        try:
+            deadline = time.monotonic() + 10.0
+            while "鱼香茄子煲" not in _names(await _search(reader, "矮瓜")):
+                assert b.services.search.builds == built, "built again, yet without the synonym"
+                assert time.monotonic() < deadline, "the other process never heard of it"
+                await asyncio.sleep(0.02)
+            assert b.services.search.builds == built + 1
+        finally:
+            await a.write(SET_SYNONYMS, {"input": {"term": "茄子", "synonyms": []}}, hq)
