@@ -176,6 +176,7 @@ class _Query:
 class SetSearchSynonyms:
     term: str
     synonyms: tuple[str, ...]
+    now: datetime
 
 
 # --- input ------------------------------------------------------------------------------

@@ -45,11 +45,12 @@ class ProductSearchConnection:
 class SearchSynonym:
     term: str
     synonyms: list[str]
-    updated_at: datetime | None
+    updated_at: datetime
 
     @classmethod
-    def of(cls, entry: domain.SynonymSet, updated_at: datetime | None = None) -> SearchSynonym:
-        return cls(term=entry.term, synonyms=list(entry.synonyms), updated_at=updated_at)
+    def of(cls, entry: domain.SynonymEntry) -> SearchSynonym:
+        kept = entry.synonyms
+        return cls(term=kept.term, synonyms=list(kept.synonyms), updated_at=entry.updated_at)
 
 
 @strawberry.type(description="A search that found nothing at a store, normalised, and how often.")
@@ -150,7 +151,7 @@ class SearchQuery:
     async def search_synonyms(self, info: Info) -> list[SearchSynonym]:
         with raise_for_query(info):
             entries = await resolve.search_synonyms(info.context)
-        return [SearchSynonym.of(e.synonyms, e.updated_at) for e in entries]
+        return [SearchSynonym.of(e) for e in entries]
 
     @strawberry.field(
         description="Searches that found nothing, per store and normalised query, most often "
@@ -188,8 +189,10 @@ class SearchMutation:
     async def set_search_synonyms(
         self, info: Info, input: SetSearchSynonymsInput
     ) -> SearchSynonymPayload:
-        async def run() -> domain.SynonymSet:
-            cmd = domain.SetSearchSynonyms(term=input.term, synonyms=tuple(input.synonyms))
+        async def run() -> domain.SynonymEntry:
+            cmd = domain.SetSearchSynonyms(
+                term=input.term, synonyms=tuple(input.synonyms), now=info.context.now()
+            )
             return await info.context.run(set_search_synonyms, cmd)
 
         entry, errors = await attempt(info, run)

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from dinegraph.domain.identity import Viewer, require_catalog_editor
 from dinegraph.domain.ports import UnitOfWork
-from dinegraph.domain.search import SetSearchSynonyms, SynonymSet, clean_synonym_set
+from dinegraph.domain.search import SetSearchSynonyms, SynonymEntry, clean_synonym_set
 
 
 async def set_search_synonyms(
     cmd: SetSearchSynonyms, *, uow: UnitOfWork, viewer: Viewer
-) -> SynonymSet:
+) -> SynonymEntry:
     """Replace a term's synonyms; none forgets the term. Every process's index follows."""
     require_catalog_editor(viewer)
     entry = clean_synonym_set(cmd.term, cmd.synonyms)
     async with uow:
-        await uow.catalog.save_synonyms(entry, datetime.now(UTC))
+        await uow.catalog.save_synonyms(entry, cmd.now)
         await uow.commit()
-    return entry
+    return SynonymEntry(entry, cmd.now)
