@@ -45,12 +45,11 @@ from dinegraph.db import demo_data
 from dinegraph.domain.catalog import Channel
 from dinegraph.domain.search import (
     SearchDocument,
-    SearchIndex,
     SynonymSet,
-    build_index,
     clean_query,
     rank,
 )
+from dinegraph.domain.search_matching import SearchIndex, build_index
 
 QUERIES = (
     "糖醋排骨",

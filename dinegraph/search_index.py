@@ -19,7 +19,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from dinegraph.domain.events import Event
-from dinegraph.domain.search import SearchDocument, SearchIndex, SynonymSet, build_index
+from dinegraph.domain.search import SearchDocument, SynonymSet
+from dinegraph.domain.search_matching import SearchIndex, build_index
 from dinegraph.domain.stamps import CATALOG, EVERYTHING, SEARCH, ReadsChanged
 from dinegraph.read_cache import StampCounts, Stamps
 

@@ -14,12 +14,12 @@ from dinegraph.domain.search import (
     SUGGESTIONS_MAX,
     Hit,
     MatchKind,
-    SearchIndex,
     SearchMiss,
     SynonymEntry,
     clean_query,
     rank,
 )
+from dinegraph.domain.search_matching import SearchIndex
 from dinegraph.resolvers.catalog import MenuProduct, priced_products
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.resolvers.pagination import Page, page_of

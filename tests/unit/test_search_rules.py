@@ -13,12 +13,12 @@ from dinegraph.domain.search import (
     MatchKind,
     SearchDocument,
     SynonymSet,
-    build_index,
     clean_query,
     clean_synonym_set,
     popularity_points,
     rank,
 )
+from dinegraph.domain.search_matching import build_index
 from dinegraph.domain.search_text import initials, is_latin, normalise, pinyin, words
 from dinegraph.domain.stamps import CATALOG, SEARCH, ReadsChanged, stock_stamp
 from dinegraph.search_index import Catalogue, SearchIndexes
