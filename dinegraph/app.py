@@ -417,6 +417,10 @@ def create_app(
                 name="dinegraph-api-key-use",
             ),
         ]
+        if settings.production:  # the first search after a start need not load them
+            schedules.append(
+                asyncio.create_task(services.search.warm(), name="dinegraph-search-warm-up")
+            )
         if services.wechatpay is not None:
             schedules.append(
                 asyncio.create_task(

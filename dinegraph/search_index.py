@@ -15,17 +15,20 @@ minutes per store and read again after.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from dinegraph.domain.events import Event
 from dinegraph.domain.search import SearchDocument, SynonymSet
 from dinegraph.domain.search_matching import SearchIndex, build_index
+from dinegraph.domain.search_text import load_dictionaries
 from dinegraph.domain.stamps import CATALOG, EVERYTHING, SEARCH, ReadsChanged
 from dinegraph.read_cache import StampCounts, Stamps
 
 Catalogue = tuple[list[SearchDocument], list[SynonymSet]]
 _STORES_KEPT = 4096
+log = logging.getLogger("dinegraph.search")
 
 
 class SearchIndexes:
@@ -40,6 +43,13 @@ class SearchIndexes:
         self._expires = 0.0
         self._lock: asyncio.Lock | None = None
         self._popularity: dict[int, tuple[float, dict[int, int]]] = {}
+
+    async def warm(self) -> None:
+        """Load the text dictionaries off the event loop, so the first search need not."""
+        try:
+            await asyncio.to_thread(load_dictionaries)
+        except Exception:  # the first search loads them, or says why it cannot
+            log.warning("search dictionaries not loaded ahead", exc_info=True)
 
     def heard(self, event: Event) -> None:
         """A broker's (or this process's own) news of committed changes."""

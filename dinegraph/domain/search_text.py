@@ -35,6 +35,12 @@ _PUNCTUATION = re.compile(r"[^\w\u3400-\u9fff]+")
 _ASCII_WORD = re.compile(r"^[a-z0-9 ]+$")
 
 
+def load_dictionaries() -> None:
+    """Load jieba's and pypinyin's dictionaries now (a second or two), not on first use."""
+    _jieba().initialize()
+    pinyin("预热")
+
+
 def normalise(text: str) -> str:
     """Full-width to half-width (NFKC), lower case, punctuation and runs of space as one
     space, trimmed: how a query, a name or a term is compared."""

@@ -38,7 +38,9 @@ class ProductSearchEdge:
 class ProductSearchConnection:
     edges: list[ProductSearchEdge]
     page_info: relay.PageInfo
-    total_count: int = strawberry.field(description="Products found on sale at the store.")
+    total_count: int = strawberry.field(
+        description="Products found on sale at the store (of the best 200 matches)."
+    )
 
 
 @strawberry.type(description="A term and the words customers type for it.")
