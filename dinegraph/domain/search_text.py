@@ -69,6 +69,7 @@ def _cut(text: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+@lru_cache(maxsize=16384)  # a name is read for its entry and its suggestion alike
 def pinyin(text: str) -> str:
     """Full pinyin without tones or spaces ("糖醋排骨": tangcupaigu); Latin letters stay.
 
@@ -79,6 +80,7 @@ def pinyin(text: str) -> str:
     return "".join(s for s in lazy_pinyin(compact(text)) if s.strip()).lower()
 
 
+@lru_cache(maxsize=16384)
 def syllables(text: str) -> tuple[str, ...]:
     """The pinyin syllables of the Chinese characters in a text ("糖醋": tang, cu)."""
     from pypinyin import lazy_pinyin
@@ -87,6 +89,7 @@ def syllables(text: str) -> tuple[str, ...]:
     return tuple(s.lower() for s in lazy_pinyin(chinese) if s.strip())
 
 
+@lru_cache(maxsize=16384)
 def initials(text: str) -> str:
     """The first letter of each syllable ("糖醋排骨": tcpg); a Latin word keeps its letters."""
     from pypinyin import Style, lazy_pinyin
