@@ -55,6 +55,7 @@ SCENARIOS = (
         "--deliveries 4 --stores 2 --map-subscribers 1 --seconds 1 --warmup 0 --calibrate 1 "
         f"--drain 5 --client-procs 1 --report-connections 2 --setup-concurrency 4 {QUICK}",
     ),
+    Scenario("search", "--products 500 --rounds 2 --builds 1 --quiet-wait 0"),
     Scenario("subscription_memory", "--events 300", database=False),
     Scenario("cli_startup", "--runs 1 --bytecode installed", database=False),
 )

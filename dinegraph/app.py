@@ -57,7 +57,7 @@ from dinegraph.domain.services.refund_progress import make_refund, refund_refuse
 from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.domain.staff import LoginPolicy
 from dinegraph.events.brokers import Broker, create_broker
-from dinegraph.events.codec import CREDENTIALS_TOPIC, SUPPLIES_TOPIC
+from dinegraph.events.codec import CREDENTIALS_TOPIC, READS_TOPIC, SUPPLIES_TOPIC
 from dinegraph.events.exhaustion import Board
 from dinegraph.integrations.dada import DadaPlatform
 from dinegraph.integrations.development import (
@@ -83,6 +83,7 @@ from dinegraph.schedules import (
     sweep_unaccepted,
     sweep_unpaid_orders,
 )
+from dinegraph.search_index import SearchIndexes
 from dinegraph.security import (
     MemberAccessTokens,
     SignedShareCodes,
@@ -335,6 +336,7 @@ def default_services(settings: Settings, engine: AsyncEngine | None = None) -> S
         clock=Clock(settings.clock_start),
         calls=CallRelay(relay_policy(settings)),
         wechatpay=wechatpay,
+        search=SearchIndexes(max_age=settings.read_cache_max_age_seconds),
     )
 
 
@@ -355,13 +357,18 @@ def staff_auth(settings: Settings) -> StaffAuth:
     )
 
 
-async def follow_process_news(broker: Broker, board: Board, credentials: CachedCredentials) -> None:
+async def follow_process_news(
+    broker: Broker, board: Board, credentials: CachedCredentials, search: SearchIndexes
+) -> None:
     """What every process must hear for as long as it runs: supplies gone or given back,
     credentials revoked; and when the broker may have missed some, to start afresh."""
     await broker.hub.follow(SUPPLIES_TOPIC, board.hear)
     await broker.hub.follow(CREDENTIALS_TOPIC, credentials.hear)
     broker.hub.when_lost(board.lost)
     broker.hub.when_lost(credentials.forget)
+    await broker.hub.follow(READS_TOPIC, search.heard)
+    broker.hub.when_lost(search.forget)
+    search.following = True
 
 
 async def check_store_platforms(settings: Settings, engine: AsyncEngine) -> None:
@@ -408,7 +415,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await check_store_platforms(settings, engine)
         await broker.start()
-        await follow_process_news(broker, services.board, graphql.credentials)
+        await follow_process_news(broker, services.board, graphql.credentials, services.search)
         await graphql.start_read_cache()
         schedules = [
             asyncio.create_task(
@@ -439,6 +446,10 @@ def create_app(
                 name="dinegraph-api-key-use",
             ),
         ]
+        if settings.production:  # the first search after a start need not load them
+            schedules.append(
+                asyncio.create_task(services.search.warm(), name="dinegraph-search-warm-up")
+            )
         if services.wechatpay is not None:
             schedules.append(
                 asyncio.create_task(

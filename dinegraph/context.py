@@ -19,12 +19,14 @@ from starlette.websockets import WebSocket
 from dinegraph.db.audit import SqlAuditLog
 from dinegraph.db.prepays import SqlPrepays
 from dinegraph.db.queries import ReadQueries
+from dinegraph.db.search import SqlSearchReads
 from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.audit import AuditDraft, AuditLog
 from dinegraph.domain.identity import Viewer, can_see_unlisted
 from dinegraph.domain.ports import ShareCodes, SmsSender, UnitOfWork, WechatLogin
 from dinegraph.domain.reads import ReadModels
+from dinegraph.domain.search import SearchReads
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.checkout_payments import CheckoutPayments
 from dinegraph.domain.services.orders import OrderPolicy
@@ -35,6 +37,7 @@ from dinegraph.i18n import Locale
 from dinegraph.integrations.wechatpay import WechatPayClient
 from dinegraph.outbound import CallRelay
 from dinegraph.resolvers.loaders import Loaders, make_loaders
+from dinegraph.search_index import SearchIndexes
 from dinegraph.settings import Settings
 
 
@@ -105,6 +108,7 @@ class Services:
     background: BackgroundWork = field(default_factory=BackgroundWork)
     wechatpay: WechatPayClient | None = None  # WeChat Pay, when its merchant is configured
     calls: CallRelay = field(default_factory=CallRelay)  # calls out, by kind (``outbound``)
+    search: SearchIndexes = field(default_factory=SearchIndexes)  # the search index, kept fresh
 
 
 log = logging.getLogger("dinegraph")
@@ -225,6 +229,10 @@ class Context:
         uow = self.uow()
         uow.audit = self.audit  # the write's audit entry, recorded by its commit
         return await service(command, uow=uow, viewer=self.viewer)
+
+    def search_reads(self) -> SearchReads:
+        """What product search reads, and the misses it writes."""
+        return SqlSearchReads(self.engine)
 
     # --- audit log (domain/audit.py) ---
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,6 +16,7 @@ from dinegraph.db.tables import (
     combo_components,
     product_channels,
     products,
+    search_synonyms,
     skus,
     store_prices,
     stores,
@@ -27,7 +30,10 @@ from dinegraph.domain.catalog import (
     Sku,
     Store,
 )
-from dinegraph.domain.stamps import CATALOG, price_stamp
+from dinegraph.domain.stamps import CATALOG, SEARCH, price_stamp
+
+if TYPE_CHECKING:  # search's text libraries load only where search runs
+    from dinegraph.domain.search import SynonymSet
 
 
 class SqlCatalogRepository:
@@ -191,6 +197,18 @@ class SqlCatalogRepository:
                 store_prices.insert().values(store_id=store_id, sku_id=sku_id, price_fen=price_fen)
             )
         self._moved.add(price_stamp(store_id))
+
+    async def save_synonyms(self, entry: SynonymSet, at: datetime) -> None:
+        await self._conn.execute(
+            search_synonyms.delete().where(search_synonyms.c.term == entry.term)
+        )
+        if entry.synonyms:
+            await self._conn.execute(
+                search_synonyms.insert().values(
+                    term=entry.term, synonyms=list(entry.synonyms), updated_at=at
+                )
+            )
+        self._moved.add(SEARCH)
 
     async def _insert(self, table: sa.Table, **values: object) -> int:
         result = await self._conn.execute(table.insert().values(**values).returning(table.c.id))

@@ -2548,3 +2548,13 @@ DEMO_STAFF: list[dict[str, Any]] = [
         "password": "manager-demo-2026",
     },
 ]
+
+# Words customers type for what the menu calls otherwise (head office's search synonyms).
+SEARCH_SYNONYMS: list[dict[str, Any]] = [
+    {"term": "小龙虾", "synonyms": ["麻小", "龙虾", "crayfish"]},
+    {"term": "排骨", "synonyms": ["肋排", "骨头"]},
+    {"term": "冻柠茶", "synonyms": ["柠檬茶", "柠茶"]},
+    {"term": "叉烧", "synonyms": ["叉烧肉", "char siu"]},
+    {"term": "肠粉", "synonyms": ["拉肠"]},
+    {"term": "预制菜", "synonyms": ["料理包", "半成品"]},
+]

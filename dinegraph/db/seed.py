@@ -19,6 +19,7 @@ from dinegraph.db.tables import (
     product_channels,
     products,
     riders,
+    search_synonyms,
     skus,
     stock_ledger,
     stock_levels,
@@ -69,6 +70,7 @@ async def seed_demo(
             counts = await _store_state(conn, rng, store_ids, sku_ids, tracked, untracked)
             counts["coupon_templates"] = await _coupon_templates(conn, category_ids, now)
             counts["riders"] = await _riders(conn, store_ids)
+            counts["search_synonyms"] = await _search_synonyms(conn, now)
     counts["campaigns"] = await _campaigns(engine, sku_ids, now)
     return {
         "stores": len(store_ids),
@@ -77,6 +79,15 @@ async def seed_demo(
         "skus": len(sku_ids),
         **counts,
     }
+
+
+async def _search_synonyms(conn: AsyncConnection, now: datetime) -> int:
+    rows = [
+        {"term": s["term"], "synonyms": s["synonyms"], "updated_at": now}
+        for s in demo_data.SEARCH_SYNONYMS
+    ]
+    await conn.execute(search_synonyms.insert(), rows)
+    return len(rows)
 
 
 async def _riders(conn: AsyncConnection, store_ids: dict[str, int]) -> int:

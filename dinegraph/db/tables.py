@@ -935,3 +935,28 @@ kitchen_tickets = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Index("ix_kitchen_tickets_store_station", "store_id", "station_id", "id"),
 )
+
+# Words customers type for a term (麻小 for 小龙虾), kept by head office; one row per term.
+search_synonyms = sa.Table(
+    "search_synonyms",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("term", sa.String(20), nullable=False, unique=True),
+    sa.Column("synonyms", sa.JSON, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Searches that found nothing, counted per normalised query and store (bounded: the rows
+# seen least recently go first, see db/search.py).
+search_misses = sa.Table(
+    "search_misses",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, sa.ForeignKey("stores.id"), nullable=False),
+    sa.Column("query", sa.String(50), nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("first_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("store_id", "query", name="uq_search_misses_store_query"),
+    sa.Index("ix_search_misses_last_seen", "last_seen_at"),
+)

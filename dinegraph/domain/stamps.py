@@ -17,6 +17,8 @@ STORES = "stores"
 """The stores themselves: names, places, hours, delivery settings."""
 CAMPAIGNS = "campaigns"
 """Campaigns: their set-up, an early end, closing; and the quotas they hold."""
+SEARCH = "search"
+"""What search reads besides the catalogue: the synonyms head office keeps."""
 EVERYTHING = "*"
 """Every answer depends on it: moved for a change too wide to name (a campaign set up at
 hundreds of stores: a broker message has a size limit), or when news may have been missed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from dinegraph.domain.catalog import (
     Category,
@@ -24,6 +24,9 @@ from dinegraph.domain.stock import (
     SkuStock,
     StockLevel,
 )
+
+if TYPE_CHECKING:  # search's text libraries load only where search runs
+    from dinegraph.domain.search import SynonymSet
 
 
 class CatalogRepository(Protocol):
@@ -56,6 +59,10 @@ class CatalogRepository(Protocol):
     async def save_product(self, product: Product) -> None: ...
 
     async def get_sku(self, sku_id: int) -> Sku | None: ...
+
+    async def save_synonyms(self, entry: SynonymSet, at: datetime) -> None:
+        """Keep a term's synonyms (none: forget the term); search sees them once committed."""
+        ...
 
     async def skus_with_kinds(
         self, sku_ids: Iterable[int]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -142,6 +142,15 @@ async def priced_menu(
     """
     sections = await menu_categories(ctx, channel)
     products = [p for _, group in sections for p in group]
+    priced = await priced_products(ctx, store_id, products)
+    by_product = {p.product.id: p for p in priced}
+    return [(c, [by_product[p.id] for p in group]) for c, group in sections]
+
+
+async def priced_products(
+    ctx: Context, store_id: int, products: Sequence[Product]
+) -> list[MenuProduct]:
+    """Products with every SKU priced and stocked at a store, in five batched loads."""
     sku_lists = await ctx.loaders.skus_of_product.load_many([p.id for p in products])
     pairs = [(store_id, s.id) for skus in sku_lists for s in skus]
     prices = dict(zip(pairs, await ctx.loaders.store_price.load_many(pairs), strict=True))
@@ -159,8 +168,7 @@ async def priced_menu(
             view = combo_stock_view(sku, view, parts)
         return MenuSku(sku, store_price(sku, prices[(store_id, sku.id)]), view)
 
-    by_product = {
-        p.id: MenuProduct(p, [priced(s) for s in skus])
+    return [
+        MenuProduct(p, [priced(s) for s in skus])
         for p, skus in zip(products, sku_lists, strict=True)
-    }
-    return [(c, [by_product[p.id] for p in group]) for c, group in sections]
+    ]

@@ -40,6 +40,7 @@ from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.partner_orders import PartnerOrderMutation
 from dinegraph.schema.query import Query
 from dinegraph.schema.refund_mutations import RefundMutation
+from dinegraph.schema.search import SearchMutation
 from dinegraph.schema.staff import StaffMutation
 from dinegraph.schema.staff_admin import StaffAdminMutation
 from dinegraph.schema.stock import StockMutation
@@ -138,6 +139,7 @@ class Mutation(
     StaffAdminMutation,
     KitchenMutation,
     RefundMutation,
+    SearchMutation,
 ):
     pass
 

@@ -65,6 +65,7 @@ from dinegraph.domain.orders import Order, OrderLine, OrderStatus
 from dinegraph.domain.ports import Repositories, UnitOfWork
 from dinegraph.domain.quotes import Candidates, CatalogItem
 from dinegraph.domain.refunds import Refund, RefundLine, RefundStatus
+from dinegraph.domain.search import SynonymSet
 from dinegraph.domain.stock import (
     LedgerKind,
     Movement,
@@ -324,6 +325,9 @@ class FakeCatalogRepository(_Repository):
 
     async def get_product(self, product_id: int) -> Product | None:
         return self._t.products.get(product_id)
+
+    async def save_synonyms(self, entry: SynonymSet, at: datetime) -> None:
+        _not_faked("catalog.save_synonyms")
 
     async def add_product(
         self,

@@ -6,7 +6,8 @@ its imports is checked against the layers below: module level, inside functions 
 
 | layer        | modules                         | may import (and the stdlib)            |
 | ------------ | ------------------------------- | -------------------------------------- |
-| domain       | domain/**                       | domain; no outside library at all      |
+| domain       | domain/**                       | domain; no outside library but the     |
+|              |                                 | pure text ones search uses             |
 | config       | settings                        | domain                                 |
 | db           | db/**                           | domain, db, config, persisted (1)      |
 | events       | events/**                       | domain, events                         |
@@ -17,7 +18,8 @@ its imports is checked against the layers below: module level, inside functions 
 | edge         | security, payments, persisted,  | domain, config, edge, resolvers (4)    |
 |              | wechatpay_notify, admin_console,|                                        |
 |              | i18n, graphiql, request_limits, |                                        |
-|              | public_reads, read_cache        |                                        |
+|              | public_reads, read_cache,       |                                        |
+|              | search_index                    |                                        |
 |              | credential_cache, passwords,    |                                        |
 |              | key_use, printing               |                                        |
 | context      | context                         | everything (wiring)                    |
@@ -84,6 +86,7 @@ MODULE_LAYERS = {
     "request_limits": "edge",
     "public_reads": "edge",
     "read_cache": "edge",
+    "search_index": "edge",
     "outbound": "edge",
     "printing": "edge",
     "context": "context",
@@ -119,8 +122,9 @@ ALLOWED_MODULES: dict[str, frozenset[str]] = {
     "db": frozenset({"dinegraph.persisted"}),
 }
 
-# The domain may use the standard library and these pure libraries, nothing else.
-PURE_LIBRARIES: frozenset[str] = frozenset()
+# The domain may use the standard library and these pure libraries, nothing else: search
+# reads Chinese text with them (words, pinyin, typos), computing only.
+PURE_LIBRARIES: frozenset[str] = frozenset({"jieba", "pypinyin", "rapidfuzz"})
 DRIVERS = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "alembic", "redis"})
 NO_DRIVERS = frozenset({"resolvers", "schema", "edge"})
 

@@ -697,6 +697,19 @@ export type SaveAddressInput = {
   location: GeoPointInput;
 };
 
+/** What made a product match a search, best first: its name (whole, its beginning, its words), a tag, a synonym, its category, its initials or pinyin, a typo away from its name, or its description. */
+export type SearchMatch =
+  | 'CATEGORY'
+  | 'DESCRIPTION'
+  | 'INITIALS'
+  | 'NAME'
+  | 'NAME_PREFIX'
+  | 'NAME_WORDS'
+  | 'PINYIN'
+  | 'SYNONYM'
+  | 'TAG'
+  | 'TYPO';
+
 export type SetDeliveryProviderInput = {
   /** Platforms to ask for quotes at dispatch, in order of preference (unset: unchanged; empty: provider alone). */
   platforms?: InputMaybe<Array<DeliveryProvider>>;
@@ -710,6 +723,13 @@ export type SetLowStockThresholdInput = {
   skuId: Scalars['ID']['input'];
   storeId: Scalars['ID']['input'];
   threshold: Scalars['Int']['input'];
+};
+
+export type SetSearchSynonymsInput = {
+  /** Words customers type for it (麻小); empty forgets the term. */
+  synonyms: Array<Scalars['String']['input']>;
+  /** The word as products are named (小龙虾). */
+  term: Scalars['String']['input'];
 };
 
 export type SetSoldOutInput = {
@@ -1139,6 +1159,25 @@ export type RequestRefundMutationVariables = Exact<{
 
 
 export type RequestRefundMutation = { requestRefund: { refund: { id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+
+export type SearchProductsQueryVariables = Exact<{
+  query: Scalars['String']['input'];
+  storeId: Scalars['ID']['input'];
+  channel: Channel;
+  first?: InputMaybe<Scalars['Int']['input']>;
+  after: InputMaybe<Scalars['String']['input']>;
+}>;
+
+
+export type SearchProductsQuery = { searchProducts: { totalCount: number, pageInfo: { hasNextPage: boolean, endCursor: string | null }, edges: Array<{ matchedBy: SearchMatch, node: { id: string, name: string, kind: ProductKind, description: string, tags: Array<string>, imageUrls: Array<string>, skus: Array<{ id: string, name: string, specs: Array<{ name: string, value: string }>, price: { fen: number, display: string }, stock: { available: number | null, soldOut: boolean, version: number } | null }> } }> } };
+
+export type SearchSuggestionsQueryVariables = Exact<{
+  prefix: Scalars['String']['input'];
+  first?: InputMaybe<Scalars['Int']['input']>;
+}>;
+
+
+export type SearchSuggestionsQuery = { searchSuggestions: Array<string> };
 
 export type StoreCardFragment = { id: string, name: string, address: string, distanceMeters: number | null, isOpen: boolean, deliveryRadiusMeters: number, location: { lat: number, lng: number }, openingHours: { opens: string, closes: string } };
 
