@@ -168,6 +168,10 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
         "密码至少 {min_length} 位，且不能与用户名相同",
         "A password has at least {min_length} characters and differs from the username",
     ),
+    ErrorCode.PASSWORD_CHANGE_REQUIRED: (
+        "该账号使用的是临时密码，请先修改密码",
+        "This account has a temporary password: change it first",
+    ),
 }
 
 

@@ -79,6 +79,8 @@ class ErrorCode(StrEnum):
     INVALID_TOTP = "INVALID_TOTP"
     ACCOUNT_DISABLED = "ACCOUNT_DISABLED"
     WEAK_PASSWORD = "WEAK_PASSWORD"
+    # A temporary password: only changing it (and signing out) is allowed until then.
+    PASSWORD_CHANGE_REQUIRED = "PASSWORD_CHANGE_REQUIRED"
 
 
 class DomainError(Exception):
