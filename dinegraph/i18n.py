@@ -30,6 +30,10 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.NOT_FOUND: ("找不到该对象", "Not found"),
     ErrorCode.INVALID_ID: ("ID 无效或类型不符", "The ID is malformed or of the wrong type"),
     ErrorCode.INVALID_INPUT: ("输入无效", "Invalid input"),
+    ErrorCode.INVALID_URL: (
+        "须为 https:// 开头的完整网址",
+        "Must be a whole address starting with https://",
+    ),
     ErrorCode.REQUIRED: ("此项为必填", "This is required"),
     ErrorCode.TOO_LONG: ("内容过长，最多 {max} 个字符", "Too long: at most {max} characters"),
     ErrorCode.INVALID_CHARACTERS: (

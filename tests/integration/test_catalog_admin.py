@@ -160,7 +160,12 @@ async def test_head_office_builds_a_product_with_skus_and_a_combo(
         ({"channels": []}, "CHANNEL_REQUIRED", ["channels"]),
         ({"skus": []}, "REQUIRED", ["skus"]),
         ({"skus": [{"name": "x", "priceFen": -1}]}, "NEGATIVE_PRICE", ["skus", "0", "priceFen"]),
-        ({"imageUrls": ["http://insecure.example/a.jpg"]}, "INVALID_INPUT", ["imageUrls"]),
+        ({"imageUrls": ["http://insecure.example/a.jpg"]}, "INVALID_URL", ["imageUrls", "0"]),
+        (
+            {"imageUrls": ["https://img.example/a.jpg", "https://no spaces.example/b.jpg"]},
+            "INVALID_URL",
+            ["imageUrls", "1"],
+        ),
         ({"kind": "COMBO"}, "COMBO_NEEDS_COMPONENTS", ["skus", "0", "components"]),
         ({"categoryId": encode_id("Category", 99999)}, "NOT_FOUND", ["categoryId"]),
         ({"categoryId": encode_id("Store", 1)}, "INVALID_ID", ["categoryId"]),
