@@ -15,7 +15,8 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from dinegraph.settings import Settings
-from tests.e2e.test_admin_console import (  # noqa: F401  (fixtures, used by name)
+from tests.e2e import test_admin_console as console
+from tests.e2e.test_admin_console import (
     HQ,
     STORE_1,
     _gql,
@@ -23,12 +24,14 @@ from tests.e2e.test_admin_console import (  # noqa: F401  (fixtures, used by nam
     _member,
     _screenshot,
     _sign_in,
-    browser,
-    console_settings,
-    page,
-    server,
 )
 from tests.integration.test_client_documents import operation_document
+
+# The console tests' fixtures: a demo chain and a server of this module's own, a browser.
+console_settings = console.console_settings
+server = console.server
+browser = console.browser
+page = console.page
 
 CATEGORIES = "query { categories { id name parent { id } } }"
 WALLET = """query { viewer { member {
@@ -56,9 +59,7 @@ def _input(page: Page, test_id: str) -> Any:
     return page.locator(f"[data-test={test_id}]").locator("xpath=descendant-or-self::input").first
 
 
-def test_a_product_made_in_the_editor_is_on_the_mini_program_menu(
-    page: Page, server: str
-) -> None:
+def test_a_product_made_in_the_editor_is_on_the_mini_program_menu(page: Page, server: str) -> None:
     top = next(c for c in _gql(server, CATEGORIES, {})["categories"] if c["parent"] is None)
     name = f"藤椒鸡饭 {uuid.uuid4().hex[:6]}"
     _sign_in(page, server, HQ)
