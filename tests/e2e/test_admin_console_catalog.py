@@ -155,6 +155,10 @@ def test_a_coupon_issued_to_a_segment_is_followed_until_done(
     issued = int(page.locator("[data-test=job-issued-0]").inner_text())
     assert issued >= len(members)
     _screenshot(page, "coupon-issue")
+    # The page remembers the jobs it started when it is opened again.
+    page.reload()
+    expect(page.locator("[data-test=job-status-0]")).to_have_attribute("data-status", "DONE")
+    expect(page.locator("[data-test=job-issued-0]")).to_have_text(str(issued))
 
     for member in members:
         wallet = _gql(server, WALLET, {}, member)["viewer"]["member"]["coupons"]["edges"]
