@@ -8,6 +8,7 @@ Screenshots go under test-output/admin/; every wait is on what the page shows.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -114,6 +115,29 @@ def test_a_product_made_in_the_editor_is_on_the_mini_program_menu(page: Page, se
     expect(form).to_be_hidden()
     (edited,) = [p for p in _menu(server, "PICKUP") if p["name"] == name]
     assert [s["price"]["fen"] for s in edited["skus"]] == [1800, 2800]
+
+
+def test_a_combo_opens_in_the_editor_with_its_parts(page: Page, server: str) -> None:
+    hq = _hq_headers(server)
+    found = _gql(server, "query { categories { id name products { name kind } } }", {}, hq)
+    category, combo = next(
+        (c["name"], p["name"])
+        for c in found["categories"]
+        for p in c["products"]
+        if p["kind"] == "COMBO"
+    )
+    _sign_in(page, server, HQ)
+    page.locator("[data-test=menu-products]").click()
+    page.locator(f'[data-test="category-{category}"]').first.click()
+    page.locator(f'[data-test="edit-product-{combo}"]').click()
+    expect(_input(page, "product-name")).to_have_value(combo)
+    part = page.locator("[data-test=part-0-0]")
+    expect(part).to_be_visible()
+    # The part is named as the menu names it, not by its id.
+    expect(part.locator(".el-select__selected-item:not(.is-hidden)").first).not_to_have_text(
+        re.compile(r"^U2t1")
+    )
+    _screenshot(page, "product-editor-combo")
 
 
 def test_a_coupon_issued_to_a_segment_is_followed_until_done(
