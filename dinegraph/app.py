@@ -78,6 +78,7 @@ from dinegraph.request_limits import SizeLimitMiddleware
 from dinegraph.schedules import (
     prune_old_positions,
     reconcile_wechatpay,
+    resume_coupon_issues,
     sweep_calls,
     sweep_campaigns,
     sweep_unaccepted,
@@ -436,6 +437,9 @@ def create_app(
             ),
             asyncio.create_task(
                 sweep_calls(services, settings.calls_sweep_seconds), name="dinegraph-calls-out"
+            ),
+            asyncio.create_task(
+                resume_coupon_issues(engine, broker, services), name="dinegraph-coupon-issues"
             ),
             asyncio.create_task(
                 graphql.key_use.write_forever(

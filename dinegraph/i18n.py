@@ -30,6 +30,10 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.NOT_FOUND: ("找不到该对象", "Not found"),
     ErrorCode.INVALID_ID: ("ID 无效或类型不符", "The ID is malformed or of the wrong type"),
     ErrorCode.INVALID_INPUT: ("输入无效", "Invalid input"),
+    ErrorCode.INVALID_URL: (
+        "须为 https:// 开头的完整网址",
+        "Must be a whole address starting with https://",
+    ),
     ErrorCode.REQUIRED: ("此项为必填", "This is required"),
     ErrorCode.TOO_LONG: ("内容过长，最多 {max} 个字符", "Too long: at most {max} characters"),
     ErrorCode.INVALID_CHARACTERS: (
@@ -167,6 +171,10 @@ _MESSAGES: dict[ErrorCode, tuple[str, str]] = {
     ErrorCode.WEAK_PASSWORD: (
         "密码至少 {min_length} 位，且不能与用户名相同",
         "A password has at least {min_length} characters and differs from the username",
+    ),
+    ErrorCode.PASSWORD_CHANGE_REQUIRED: (
+        "该账号使用的是临时密码，请先修改密码",
+        "This account has a temporary password: change it first",
     ),
 }
 

@@ -14,6 +14,7 @@ from dinegraph.db.queries import ReadQueries
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.services.campaigns import SWEEP_BATCH as CAMPAIGN_SWEEP_BATCH
 from dinegraph.domain.services.campaigns import close_campaigns, fail_expired_groups
+from dinegraph.domain.services.coupons import resume_issue_jobs
 from dinegraph.domain.services.delivery import prune_positions
 from dinegraph.domain.services.dispatch import hand_on_unaccepted
 from dinegraph.domain.services.orders import SWEEP_BATCH, cancel_expired
@@ -27,6 +28,20 @@ log = logging.getLogger("dinegraph")
 def _unit(engine: AsyncEngine, broker: Broker, services: Services) -> SqlUnitOfWork:
     """A sweep's unit of work: its events to the broker, its supply changes to the board."""
     return SqlUnitOfWork(engine, events=broker, board=services.board.unit(), calls=services.calls)
+
+
+async def resume_coupon_issues(engine: AsyncEngine, broker: Broker, services: Services) -> None:
+    """At start: finish issuing coupons to the segments a stopped server was still on.
+    Every server does so; the job's row lock keeps them from issuing a batch twice."""
+    try:
+        resumed = await resume_issue_jobs(
+            new_uow=lambda: _unit(engine, broker, services), now=services.clock()
+        )
+    except Exception:  # logged; a later start tries again
+        log.exception("resuming coupon issues failed")
+        return
+    if resumed:
+        log.info("resumed %d coupon issues", resumed)
 
 
 async def sweep_unpaid_orders(

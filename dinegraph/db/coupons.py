@@ -305,13 +305,22 @@ class SqlIssueJobRepository:
         ).one()
         return job_of(row)
 
-    async def get(self, job_id: int) -> IssueJob | None:
-        row = (
-            await self._conn.execute(
-                sa.select(coupon_issue_jobs).where(coupon_issue_jobs.c.id == job_id)
-            )
-        ).first()
+    async def get(self, job_id: int, *, lock: bool = False) -> IssueJob | None:
+        query = sa.select(coupon_issue_jobs).where(coupon_issue_jobs.c.id == job_id)
+        if lock:  # PostgreSQL; SQLite's write transactions are one at a time anyway
+            query = query.with_for_update()
+        row = (await self._conn.execute(query)).first()
         return job_of(row) if row else None
+
+    async def unfinished(self) -> list[int]:
+        query = (
+            sa.select(coupon_issue_jobs.c.id)
+            .where(
+                coupon_issue_jobs.c.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value])
+            )
+            .order_by(coupon_issue_jobs.c.id)
+        )
+        return [int(i) for i in await self._conn.scalars(query)]
 
     async def save(self, job: IssueJob) -> None:
         await self._conn.execute(
@@ -330,19 +339,27 @@ class SqlIssueJobRepository:
         self, segment: Segment, *, now: datetime, after_id: int, limit: int
     ) -> list[int]:
         """Member ids of the segment above ``after_id``, in id order."""
-        where: list[sa.ColumnElement[bool]] = [members.c.id > after_id]
-        if segment.tier is not None:
-            where.append(members.c.tier == segment.tier.value)
-        if segment.dormant_days is not None:
-            cutoff = now - timedelta(days=segment.dormant_days)
-            where += [
-                members.c.created_at < cutoff,
-                ~sa.exists().where(
-                    (member_spend.c.member_id == members.c.id) & (member_spend.c.at >= cutoff)
-                ),
-                ~sa.exists().where(
-                    (check_ins.c.member_id == members.c.id) & (check_ins.c.day >= cutoff.date())
-                ),
-            ]
+        where = segment_filter(segment, now=now, after_id=after_id)
         query = sa.select(members.c.id).where(*where).order_by(members.c.id).limit(limit)
         return [int(i) for i in await self._conn.scalars(query)]
+
+
+def segment_filter(
+    segment: Segment, *, now: datetime, after_id: int
+) -> list[sa.ColumnElement[bool]]:
+    """The members of a segment whose id is above ``after_id``."""
+    where: list[sa.ColumnElement[bool]] = [members.c.id > after_id]
+    if segment.tier is not None:
+        where.append(members.c.tier == segment.tier.value)
+    if segment.dormant_days is not None:
+        cutoff = now - timedelta(days=segment.dormant_days)
+        where += [
+            members.c.created_at < cutoff,
+            ~sa.exists().where(
+                (member_spend.c.member_id == members.c.id) & (member_spend.c.at >= cutoff)
+            ),
+            ~sa.exists().where(
+                (check_ins.c.member_id == members.c.id) & (check_ins.c.day >= cutoff.date())
+            ),
+        ]
+    return where

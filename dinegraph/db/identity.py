@@ -43,6 +43,7 @@ async def staff_viewer(engine: AsyncEngine, staff_id: int) -> StaffViewer | None
         username=row.username,
         role=StaffRole(row.role),
         store_ids=frozenset(row.store_ids),
+        must_change_password=row.must_change_password,
     )
 
 

@@ -15,7 +15,7 @@ from dinegraph.db import mappers
 from dinegraph.db.bargains import bargain_of
 from dinegraph.db.campaigns import SqlCampaignRepository, load_campaigns
 from dinegraph.db.catalog_reads import CatalogReads
-from dinegraph.db.coupons import coupon_of, job_of, template_of
+from dinegraph.db.coupons import coupon_of, job_of, segment_filter, template_of
 from dinegraph.db.delivery import delivery_of
 from dinegraph.db.group_buys import group_of
 from dinegraph.db.members import address_of, member_of
@@ -262,6 +262,12 @@ class ReadQueries(CatalogReads, RefundReads):
     async def issue_jobs(self, ids: Sequence[int]) -> list[IssueJob]:
         query = sa.select(coupon_issue_jobs).where(coupon_issue_jobs.c.id.in_(ids))
         return [job_of(r) for r in await self._rows(query)]
+
+    async def members_ahead_of(self, job: IssueJob, now: datetime) -> int:
+        where = segment_filter(job.segment, now=now, after_id=job.last_member_id)
+        query = sa.select(sa.func.count()).select_from(members).where(*where)
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
 
     # --- orders ---------------------------------------------------------------------
 

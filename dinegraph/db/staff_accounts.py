@@ -273,18 +273,20 @@ class SqlStaffAccounts:
         )
 
     async def set_password(self, staff_id: int, password_hash: str, *, must_change: bool) -> None:
-        await self._execute(
-            staff.update()
-            .where(staff.c.id == staff_id)
-            .values(
-                password_hash=password_hash,
-                must_change_password=must_change,
-                failed_attempts=0,
-                last_failed_at=None,
-                locked_until=None,
-            ),
-            staff_id,
-        )
+        async with self._write(staff_id) as (conn, changes):
+            await conn.execute(
+                staff.update()
+                .where(staff.c.id == staff_id)
+                .values(
+                    password_hash=password_hash,
+                    must_change_password=must_change,
+                    failed_attempts=0,
+                    last_failed_at=None,
+                    locked_until=None,
+                )
+            )
+            # Every server forgets the account: its token may do everything again at once.
+            changes.append(CredentialsChanged(Account.STAFF.value, staff_id))
 
     # Head office's directory (domain.staff.StaffDirectory).
 

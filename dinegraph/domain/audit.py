@@ -40,7 +40,14 @@ class Outcome(StrEnum):
 
 
 # The refusals kept as DENIED: the caller lacked the rights, whatever its input.
-DENIED_CODES = frozenset({ErrorCode.FORBIDDEN, ErrorCode.UNAUTHENTICATED, ErrorCode.WRONG_PROVIDER})
+DENIED_CODES = frozenset(
+    {
+        ErrorCode.FORBIDDEN,
+        ErrorCode.UNAUTHENTICATED,
+        ErrorCode.WRONG_PROVIDER,
+        ErrorCode.PASSWORD_CHANGE_REQUIRED,
+    }
+)
 
 SUMMARY_MAX = 500
 _TEXT_MAX = 60

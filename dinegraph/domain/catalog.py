@@ -236,9 +236,10 @@ def clean_image_urls(values: Iterable[str]) -> tuple[str, ...]:
     urls = tuple(v.strip() for v in values)
     if len(urls) > IMAGES_MAX:
         raise DomainError(ErrorCode.OUT_OF_RANGE, field=["imageUrls"], min=0, max=IMAGES_MAX)
-    for url in urls:
+    # The mini-program loads images over https only; the path names the address at fault.
+    for n, url in enumerate(urls):
         if len(url) > URL_MAX or not _URL.match(url):
-            raise DomainError(ErrorCode.INVALID_INPUT, field=["imageUrls"])
+            raise DomainError(ErrorCode.INVALID_URL, field=["imageUrls", str(n)])
     return urls
 
 

@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     COMBO_NEEDS_COMPONENTS = "COMBO_NEEDS_COMPONENTS"
     INVALID_COMBO_COMPONENT = "INVALID_COMBO_COMPONENT"
     NEGATIVE_PRICE = "NEGATIVE_PRICE"
+    INVALID_URL = "INVALID_URL"  # not an https:// address (images are shown in a mini-program)
     PAGE_SIZE_TOO_LARGE = "PAGE_SIZE_TOO_LARGE"
     INVALID_CURSOR = "INVALID_CURSOR"
     OUT_OF_STOCK = "OUT_OF_STOCK"
@@ -79,6 +80,8 @@ class ErrorCode(StrEnum):
     INVALID_TOTP = "INVALID_TOTP"
     ACCOUNT_DISABLED = "ACCOUNT_DISABLED"
     WEAK_PASSWORD = "WEAK_PASSWORD"
+    # A temporary password: only changing it (and signing out) is allowed until then.
+    PASSWORD_CHANGE_REQUIRED = "PASSWORD_CHANGE_REQUIRED"
 
 
 class DomainError(Exception):

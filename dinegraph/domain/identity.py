@@ -43,6 +43,8 @@ class StaffViewer:
     username: str
     role: StaffRole
     store_ids: frozenset[int]
+    # A temporary password (new account, reset by head office): nothing but changing it.
+    must_change_password: bool = False
 
     def manages(self, store_id: int) -> bool:
         return self.role is StaffRole.HQ_ADMIN or store_id in self.store_ids

@@ -70,9 +70,15 @@ class CouponRepository(Protocol):
 class IssueJobRepository(Protocol):
     async def add(self, template_id: int, segment: Segment) -> IssueJob: ...
 
-    async def get(self, job_id: int) -> IssueJob | None: ...
+    async def get(self, job_id: int, *, lock: bool = False) -> IssueJob | None:
+        """With ``lock``, the row is held to the end of the transaction: one runner at a time."""
+        ...
 
     async def save(self, job: IssueJob) -> None: ...
+
+    async def unfinished(self) -> list[int]:
+        """Ids of the jobs QUEUED or RUNNING, oldest first."""
+        ...
 
     async def segment_members(
         self, segment: Segment, *, now: datetime, after_id: int, limit: int

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import StaffRole, StaffViewer
+from dinegraph.domain.identity import StaffRole, StaffViewer, Viewer
 
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 256  # argon2 takes any length; a bound keeps the work bounded
@@ -35,7 +35,11 @@ class StaffAccount:
 
     def viewer(self) -> StaffViewer:
         return StaffViewer(
-            staff_id=self.id, username=self.username, role=self.role, store_ids=self.store_ids
+            staff_id=self.id,
+            username=self.username,
+            role=self.role,
+            store_ids=self.store_ids,
+            must_change_password=self.must_change_password,
         )
 
 
@@ -301,3 +305,21 @@ def check_role_stores(role: StaffRole, store_ids: list[int], field: list[str]) -
     if role is StaffRole.STORE_MANAGER and not ids:
         raise DomainError(ErrorCode.REQUIRED, field=field)
     return ids
+
+
+# What an account with a temporary password may still call (root fields of the API): read
+# who it is, change the password, keep or end its session.
+ALLOWED_BEFORE_PASSWORD_CHANGE = frozenset(
+    {"viewer", "changeMyPassword", "staffLogout", "refreshStaffSession", "__typename"}
+)
+
+
+def must_change_password(viewer: Viewer) -> bool:
+    return isinstance(viewer, StaffViewer) and viewer.must_change_password
+
+
+def require_password_changed(viewer: Viewer, action: str) -> None:
+    """``PASSWORD_CHANGE_REQUIRED`` for a temporary password's holder, but for what it
+    takes to change it."""
+    if must_change_password(viewer) and action not in ALLOWED_BEFORE_PASSWORD_CHANGE:
+        raise DomainError(ErrorCode.PASSWORD_CHANGE_REQUIRED)

@@ -11,6 +11,7 @@ from dinegraph.domain.coupons import (
     CouponStatus,
     CouponTemplate,
     IssueJob,
+    JobStatus,
     claimable_now,
     is_new_member,
     terms_of,
@@ -118,6 +119,13 @@ async def coupons_for_cart(
     return rank_coupons(
         ((c, terms_of(templates[c.template_id], c)) for c in available), cart, shopper, now
     )
+
+
+async def issue_job_total(ctx: Context, job: IssueJob) -> int:
+    """The members a job has gone through and, unless it is done, those still ahead of it."""
+    if job.status is JobStatus.DONE:
+        return job.issued + job.skipped
+    return job.issued + job.skipped + await ctx.reads.members_ahead_of(job, ctx.now())
 
 
 async def issue_jobs(ctx: Context, ids: list[int]) -> list[IssueJob | None]:

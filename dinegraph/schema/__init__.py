@@ -38,6 +38,7 @@ from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.partner_orders import PartnerOrderMutation
+from dinegraph.schema.password_change import PasswordChangeFirst
 from dinegraph.schema.query import Query
 from dinegraph.schema.refund_mutations import RefundMutation
 from dinegraph.schema.search import SearchMutation
@@ -163,6 +164,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: GuardedValidation(
             rules=cost_rules, max_cost=settings.max_query_cost, report_cost=not settings.production
         ),
+        PasswordChangeFirst,
     ]
     if settings.production:
         extensions += [DisableIntrospection, _MaskUnexpectedErrors]

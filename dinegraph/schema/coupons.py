@@ -233,10 +233,19 @@ class CouponIssueJobNode(relay.Node):
     issued: int
     skipped: int = strawberry.field(description="Members already at the per-member limit.")
     finished_at: datetime | None
+    job: strawberry.Private[domain.IssueJob]
+
+    @strawberry.field(
+        description="Members of the segment: those gone through, and those still ahead "
+        "(counted when asked, while the job is not DONE)."
+    )
+    async def total(self, info: Info) -> int:
+        return await resolve.issue_job_total(info.context, self.job)
 
     @classmethod
     def of(cls, job: domain.IssueJob) -> CouponIssueJobNode:
         return cls(
+            job=job,
             id=job.id,
             status=job.status,
             issued=job.issued,

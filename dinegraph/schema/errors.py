@@ -13,6 +13,7 @@ from strawberry.types.nodes import SelectedField
 
 from dinegraph.context import FeedSlot
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.staff import require_password_changed
 from dinegraph.domain.text import is_storable
 from dinegraph.i18n import message_for
 from dinegraph.resolvers import audit
@@ -65,6 +66,7 @@ async def attempt(
     ctx = info.context
     ctx.audit = draft = audit.begin(ctx, info.field_name, lambda: _arguments(info))
     try:
+        require_password_changed(ctx.viewer, info.field_name)
         refuse_unstorable_text(info)
         return await action(), []
     except DomainError as error:
@@ -98,6 +100,7 @@ async def live(
     Each value's ``slot`` (default: the feed's one object, always current) is left on the
     context while the value is executed, for feeds shared by many subscribers."""
     with raise_for_query(info):
+        require_password_changed(info.context.viewer, info.field_name)
         feed = open_feed()
         try:
             first = await anext(feed)

@@ -160,7 +160,12 @@ async def test_head_office_builds_a_product_with_skus_and_a_combo(
         ({"channels": []}, "CHANNEL_REQUIRED", ["channels"]),
         ({"skus": []}, "REQUIRED", ["skus"]),
         ({"skus": [{"name": "x", "priceFen": -1}]}, "NEGATIVE_PRICE", ["skus", "0", "priceFen"]),
-        ({"imageUrls": ["http://insecure.example/a.jpg"]}, "INVALID_INPUT", ["imageUrls"]),
+        ({"imageUrls": ["http://insecure.example/a.jpg"]}, "INVALID_URL", ["imageUrls", "0"]),
+        (
+            {"imageUrls": ["https://img.example/a.jpg", "https://no spaces.example/b.jpg"]},
+            "INVALID_URL",
+            ["imageUrls", "1"],
+        ),
         ({"kind": "COMBO"}, "COMBO_NEEDS_COMPONENTS", ["skus", "0", "components"]),
         ({"categoryId": encode_id("Category", 99999)}, "NOT_FOUND", ["categoryId"]),
         ({"categoryId": encode_id("Store", 1)}, "INVALID_ID", ["categoryId"]),
@@ -311,6 +316,54 @@ async def test_update_product_and_sku_and_unlist_then_list(
         )
         assert body["data"][mutation] == {"product": {"listed": expected}, "errors": []}
         assert await on_menu() is expected
+
+
+async def test_a_bad_edit_of_a_product_or_sku_changes_none_of_it(
+    gql: GraphQLClient, credentials: Credentials
+) -> None:
+    hq = credentials.hq_admin
+    category = await _category(gql, hq, "坏改测试")
+    images = ["https://img.example.com/a.jpg"]
+    made = await gql.execute(CREATE_PRODUCT, {"input": _dish(category, imageUrls=images)}, hq)
+    product = made["data"]["createProduct"]["product"]
+    read = """query($id: ID!) { node(id: $id) { ... on Product {
+        name imageUrls channels skus { name basePrice { fen } specs { name value } } } } }"""
+    before = (await gql.execute(read, {"id": product["id"]}, hq))["data"]["node"]
+
+    # The whole edit is refused for its one bad address: the good name is not kept either.
+    update = await gql.execute(
+        """mutation($input: UpdateProductInput!) { updateProduct(input: $input) {
+            product { id } errors { code field } } }""",
+        {
+            "input": {
+                "id": product["id"],
+                "name": "改了名",
+                "imageUrls": ["https://img.example.com/b.jpg", "ftp://img.example.com/c.jpg"],
+            }
+        },
+        hq,
+    )
+    assert update["data"]["updateProduct"] == {
+        "product": None,
+        "errors": [{"code": "INVALID_URL", "field": ["imageUrls", "1"]}],
+    }
+    bad_skus: list[tuple[dict[str, Any], str, list[str]]] = [
+        ({"priceFen": -5, "name": "改了名"}, "NEGATIVE_PRICE", ["priceFen"]),
+        ({"specs": [{"name": "size", "value": " "}]}, "REQUIRED", ["specs"]),
+        ({"name": ""}, "REQUIRED", ["name"]),
+    ]
+    for change, code, field in bad_skus:
+        body = await gql.execute(
+            """mutation($input: UpdateSkuInput!) { updateSku(input: $input) {
+                sku { id } errors { code field } } }""",
+            {"input": {"id": product["skus"][0]["id"], **change}},
+            hq,
+        )
+        assert body["data"]["updateSku"] == {
+            "sku": None,
+            "errors": [{"code": code, "field": field}],
+        }
+    assert (await gql.execute(read, {"id": product["id"]}, hq))["data"]["node"] == before
 
 
 async def test_a_store_manager_prices_only_their_own_store(

@@ -730,11 +730,16 @@ class FakeIssueJobRepository(_Repository):
         self._t.jobs[job.id] = job
         return job
 
-    async def get(self, job_id: int) -> IssueJob | None:
+    async def get(self, job_id: int, *, lock: bool = False) -> IssueJob | None:
         return self._t.jobs.get(job_id)
 
     async def save(self, job: IssueJob) -> None:
         self._t.jobs[job.id] = job
+
+    async def unfinished(self) -> list[int]:
+        return sorted(
+            j.id for j in self._t.jobs.values() if j.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+        )
 
     async def segment_members(
         self, segment: Segment, *, now: datetime, after_id: int, limit: int

@@ -294,11 +294,13 @@ async def run_issue_job(
     """Issue one coupon to each member of the segment, a batch per transaction.
 
     Members over the per-member limit are skipped; the job stops early when the template
-    runs out. Progress is saved with each batch, so a restarted job resumes where it was.
+    runs out. Progress is saved with each batch, in the transaction that issues it, so a
+    restarted job resumes where it was; the job's row is held while a batch is issued, so
+    two runners of one job (a resumed job and one still going) never issue a batch twice.
     """
     while True:
         async with new_uow() as uow:
-            job = await uow.jobs.get(job_id)
+            job = await uow.jobs.get(job_id, lock=True)
             if job is None or job.status in (JobStatus.DONE, JobStatus.SOLD_OUT):
                 assert job is not None
                 return job
@@ -340,3 +342,12 @@ async def run_issue_job(
             )
             await uow.jobs.save(job)
             await uow.commit()
+
+
+async def resume_issue_jobs(*, new_uow: Callable[[], UnitOfWork], now: datetime) -> int:
+    """Finish the jobs a stopped server left QUEUED or RUNNING; how many there were."""
+    async with new_uow() as uow:
+        unfinished = await uow.jobs.unfinished()
+    for job_id in unfinished:
+        await run_issue_job(job_id, new_uow=new_uow, now=now)
+    return len(unfinished)
