@@ -104,11 +104,14 @@ async def test_head_office_sees_each_committed_purchase_move_the_quota_then_the_
     (_, first), (_, second) = await new_member(settings, engine), await new_member(settings, engine)
     async with (
         session(live_server, _staff(credentials.hq_admin)) as at_store,
+        session(live_server, _staff(credentials.hq_admin)) as twin,
         session(live_server, _staff(credentials.hq_admin)) as chain,
     ):
         await at_store.subscribe(QUOTA_FEED, {"storeId": store})
+        await twin.subscribe(QUOTA_FEED, {"storeId": store})  # shares at_store's execution
         await chain.subscribe(QUOTA_FEED, {})  # head office without a store: every store
         now = await _quota_of(at_store, campaign)
+        assert (await _quota_of(twin, campaign)) == now
         assert now["state"] == "RUNNING" and now["store"] == {"id": store}
         assert (now["sold"], now["left"]) == (0, 3)
         assert [(s["quota"], s["sold"], s["left"]) for s in now["skus"]] == [(3, 0, 3)]
@@ -117,6 +120,7 @@ async def test_head_office_sees_each_committed_purchase_move_the_quota_then_the_
         assert await _buy(live_server, campaign, store, first) == []
         bought = await _quota_of(at_store, campaign)
         assert (bought["sold"], bought["left"]) == (1, 2)
+        assert (await _quota_of(twin, campaign)) == bought
         assert (await _quota_of(chain, campaign)) == bought
 
         # A purchase refused (the member's limit) changes nothing and is never heard of:
