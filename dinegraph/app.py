@@ -75,6 +75,7 @@ from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
 from dinegraph.schedules import (
     prune_old_positions,
+    rebuild_recommendations,
     reconcile_wechatpay,
     sweep_calls,
     sweep_campaigns,
@@ -410,6 +411,13 @@ def create_app(
                 name="dinegraph-api-key-use",
             ),
         ]
+        if settings.recommendations_rebuild_minutes > 0:
+            schedules.append(
+                asyncio.create_task(
+                    rebuild_recommendations(engine, services, settings),
+                    name="dinegraph-recommendation-build",
+                )
+            )
         if services.wechatpay is not None:
             schedules.append(
                 asyncio.create_task(

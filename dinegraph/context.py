@@ -17,8 +17,10 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from dinegraph.db.audit import SqlAuditLog
+from dinegraph.db.behaviour import SqlBehaviourLog
 from dinegraph.db.prepays import SqlPrepays
 from dinegraph.db.queries import ReadQueries
+from dinegraph.db.recommendations import SqlRecommendationSource
 from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.audit import AuditDraft, AuditLog
@@ -28,6 +30,7 @@ from dinegraph.domain.reads import ReadModels
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.checkout_payments import CheckoutPayments
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.recommendations import Recommender
 from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.events.brokers import Broker
 from dinegraph.events.exhaustion import Board
@@ -105,6 +108,8 @@ class Services:
     background: BackgroundWork = field(default_factory=BackgroundWork)
     wechatpay: WechatPayClient | None = None  # WeChat Pay, when its merchant is configured
     calls: CallRelay = field(default_factory=CallRelay)  # calls out, by kind (``outbound``)
+    # 猜你喜欢: the model cached by version, profiles per member briefly (per process).
+    recommender: Recommender = field(default_factory=Recommender)
 
 
 log = logging.getLogger("dinegraph")
@@ -225,6 +230,14 @@ class Context:
         uow = self.uow()
         uow.audit = self.audit  # the write's audit entry, recorded by its commit
         return await service(command, uow=uow, viewer=self.viewer)
+
+    def behaviour_log(self) -> SqlBehaviourLog:
+        """Behaviour events the mini-program reports (domain/behaviour.py)."""
+        return SqlBehaviourLog(self.engine)
+
+    def recommendation_source(self) -> SqlRecommendationSource:
+        """The recommendation model and members' histories (domain/recommendations.py)."""
+        return SqlRecommendationSource(self.engine, self.settings.timezone)
 
     # --- audit log (domain/audit.py) ---
 

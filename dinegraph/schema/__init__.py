@@ -39,6 +39,7 @@ from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.partner_orders import PartnerOrderMutation
 from dinegraph.schema.query import Query
+from dinegraph.schema.recommendations import RecommendationMutation
 from dinegraph.schema.refund_mutations import RefundMutation
 from dinegraph.schema.staff import StaffMutation
 from dinegraph.schema.staff_admin import StaffAdminMutation
@@ -138,6 +139,7 @@ class Mutation(
     StaffAdminMutation,
     KitchenMutation,
     RefundMutation,
+    RecommendationMutation,
 ):
     pass
 

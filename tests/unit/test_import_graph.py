@@ -120,7 +120,7 @@ ALLOWED_MODULES: dict[str, frozenset[str]] = {
 }
 
 # The domain may use the standard library and these pure libraries, nothing else.
-PURE_LIBRARIES: frozenset[str] = frozenset()
+PURE_LIBRARIES: frozenset[str] = frozenset({"numpy", "scipy"})  # the recommendation model
 DRIVERS = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "alembic", "redis"})
 NO_DRIVERS = frozenset({"resolvers", "schema", "edge"})
 
