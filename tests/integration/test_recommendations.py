@@ -117,7 +117,7 @@ async def test_a_sold_out_dish_is_never_recommended(
     member = await _demo_member(settings, engine)
     before = await client.execute(RECOMMEND, {"scene": "HOME", "store": STORE_1}, member)
     top = before["data"]["recommendations"][0]["product"]
-    product_id = int((await _product_id(engine, top["name"])))
+    product_id = int(await _product_id(engine, top["name"]))
     async with engine.begin() as conn:
         sku_ids = list(
             await conn.scalars(sa.select(skus.c.id).where(skus.c.product_id == product_id))
