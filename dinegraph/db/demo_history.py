@@ -132,6 +132,7 @@ def generate_history(
     seed: int = 20261202,
     stores: Sequence[str] | None = None,
     demo_members: bool = False,
+    prefix: str = "demo-history",
 ) -> History:
     """``orders`` orders by ``members`` members over the ``days`` before ``now``."""
     rng = random.Random(seed)
@@ -158,7 +159,7 @@ def generate_history(
         n = len(people)
         chosen = tuple(rng.sample(TASTES, k=rng.choice((1, 1, 2))))
         people.append(
-            HistoryMember(f"demo-history-{n}", f"食客{n:05d}", chosen, rng.choice(store_codes))
+            HistoryMember(f"{prefix}-{n}", f"食客{n:05d}", chosen, rng.choice(store_codes))
         )
     # Each member's own favourites: the dishes they come back for.
     favourites = [
@@ -256,7 +257,7 @@ async def insert_history(conn: AsyncConnection, history: History) -> dict[str, i
                 "store_id": store_ids[o.store],
                 "channel": o.channel,
                 "status": "COMPLETED",
-                "idempotency_key": f"demo-history-{n}",
+                "idempotency_key": f"history-{n}",
                 "fingerprint": "demo-history",
                 "subtotal_fen": total,
                 "tier_discount_fen": 0,
