@@ -5,11 +5,12 @@ makes sense at once; bench/recommendations.py loads a large one and holds part o
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -168,10 +169,25 @@ def generate_history(
     activity = [rng.paretovariate(1.5) for _ in people]
     for n in range(len(DEMO_MEMBERS) if demo_members else 0):
         activity[n] = max(activity[n], 8.0)  # the demo members have a history to show
+    shelves: dict[tuple[int | None, str, frozenset[str]], list[_Dish]] = {}
+
+    def shelf(who: int | None, channel: str, categories: frozenset[str]) -> list[_Dish]:
+        """What sells on the channel in those categories: the member's liked ones first, else
+        all (``who`` None: all)."""
+        key = (who, channel, categories)
+        if key not in shelves:
+            found = [d for d in dishes if channel in d.channels and d.category in categories]
+            codes = {d.code for d in found}
+            liked = [d for d in favourites[who] if d.code in codes] if who is not None else []
+            shelves[key] = liked or found
+        return shelves[key]
+
     start = now - timedelta(days=days)
     made: list[HistoryOrder] = []
+    everyone = range(len(people))
+    cumulative = list(itertools.accumulate(activity))
     for _ in range(orders):
-        who = rng.choices(range(len(people)), weights=activity)[0]
+        who = rng.choices(everyone, cum_weights=cumulative)[0]
         member = people[who]
         day = start + timedelta(days=rng.randrange(days))
         weather = _choice(rng, WEATHER_SHARE)
@@ -183,31 +199,22 @@ def generate_history(
         placed = min(local.astimezone(UTC), now - timedelta(hours=1))
         channel = rng.choice(("DINE_IN", "PICKUP", "DELIVERY"))
         store = member.home_store if rng.random() < 0.8 else rng.choice(store_codes)
-        sellable = [d for d in dishes if channel in d.channels]
-        liked = [d for d in favourites[who] if channel in d.channels] or sellable
         basket: list[_Dish] = []
         if period == "BREAKFAST":
-            basket.append(_pick(rng, [d for d in sellable if d.category in DIMSUM], weights))
-            basket.append(_pick(rng, [d for d in sellable if d.category == "drink-tea"], weights))
+            basket.append(_pick(rng, shelf(None, channel, DIMSUM), weights))
+            basket.append(_pick(rng, shelf(None, channel, frozenset({"drink-tea"})), weights))
         else:
-            mains = [d for d in liked if d.category in MAINS] or [
-                d for d in sellable if d.category in MAINS
-            ]
-            source = mains if rng.random() < 0.75 else [d for d in sellable if d.category in MAINS]
+            source = (
+                shelf(who, channel, MAINS) if rng.random() < 0.75 else shelf(None, channel, MAINS)
+            )
             basket.append(_pick(rng, source, weights))
             if rng.random() < 0.6:
-                basket.append(_pick(rng, [d for d in sellable if d.category in RICE], weights))
+                basket.append(_pick(rng, shelf(None, channel, RICE), weights))
         warm = weather in ("RAIN", "COLD")
         if rng.random() < (0.55 if warm else 0.15):
-            soups = [d for d in liked if d.category in SOUPS] or [
-                d for d in sellable if d.category in SOUPS
-            ]
-            basket.append(_pick(rng, soups, weights))
+            basket.append(_pick(rng, shelf(who, channel, SOUPS), weights))
         if rng.random() < (0.7 if weather == "HOT" else 0.35):
-            drinks = [d for d in liked if d.category in DRINKS] or [
-                d for d in sellable if d.category in DRINKS
-            ]
-            basket.append(_pick(rng, drinks, weights))
+            basket.append(_pick(rng, shelf(who, channel, DRINKS), weights))
         skus = tuple(dict.fromkeys(d.sku for d in basket))
         made.append(HistoryOrder(who, store, channel, placed, weather, skus))
     made.sort(key=lambda o: o.placed_at)

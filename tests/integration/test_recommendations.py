@@ -355,3 +355,20 @@ async def test_two_builds_at_once_leave_one_whole_model(engine: AsyncEngine) -> 
         )
     assert newest in versions and newest in ready
     assert first.products == second.products > 50
+
+
+async def test_the_server_rebuilds_the_model_on_its_schedule_when_asked(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    from dinegraph.app import create_app
+
+    before = await current_version(engine)
+    assert before is not None  # the demo seed built one
+    often = settings.model_copy(update={"recommendations_rebuild_minutes": 0.005})
+    app = create_app(often, engine)
+    async with app.router.lifespan_context(app):
+        deadline = asyncio.get_running_loop().time() + 60
+        while (await current_version(engine) or 0) <= before:
+            assert asyncio.get_running_loop().time() < deadline, "no rebuild within 60 s"
+            await asyncio.sleep(0.05)
+    assert settings.recommendations_rebuild_minutes == 0  # off in the other tests
