@@ -221,8 +221,12 @@ def generate_history(
     return History(tuple(people), tuple(made))
 
 
+FINGERPRINT = "generated-history"
+
+
 async def insert_history(conn: AsyncConnection, history: History) -> dict[str, int]:
     """Write the members and their orders (completed, paid) in the caller's transaction."""
+    prefix = history.members[0].key if history.members else "history"
     from dinegraph.db.tables import products, skus, stores
 
     found = await conn.execute(
@@ -240,8 +244,10 @@ async def insert_history(conn: AsyncConnection, history: History) -> dict[str, i
         for sku, row in zip(p["skus"], by_product.get(p["name"], []), strict=False)
     }
     store_ids = {r.code: r.id for r in await conn.execute(sa.select(stores.c.code, stores.c.id))}
-    result = await conn.execute(
-        members.insert().returning(members.c.id, sort_by_parameter_order=True),
+    # Plain executemany, then one read of the ids: RETURNING in the order of the rows would
+    # insert them one at a time on SQLite.
+    await conn.execute(
+        members.insert(),
         [
             {
                 "phone": m.phone,
@@ -254,7 +260,16 @@ async def insert_history(conn: AsyncConnection, history: History) -> dict[str, i
             for m in history.members
         ],
     )
-    member_ids = [int(i) for i in result.scalars()]
+    keys = [m.key for m in history.members]
+    by_key: dict[str, int] = {}
+    for start in range(0, len(keys), 5000):
+        found_ids = await conn.execute(
+            sa.select(members.c.wechat_openid, members.c.id).where(
+                members.c.wechat_openid.in_(keys[start : start + 5000])
+            )
+        )
+        by_key.update({r.wechat_openid: r.id for r in found_ids})
+    member_ids = [by_key[k] for k in keys]
     rows: list[dict[str, object]] = []
     for n, o in enumerate(history.orders):
         total = sum(sku_ids[s].price_fen for s in o.skus)
@@ -264,8 +279,8 @@ async def insert_history(conn: AsyncConnection, history: History) -> dict[str, i
                 "store_id": store_ids[o.store],
                 "channel": o.channel,
                 "status": "COMPLETED",
-                "idempotency_key": f"history-{n}",
-                "fingerprint": "demo-history",
+                "idempotency_key": f"{prefix}-{n}",
+                "fingerprint": FINGERPRINT,
                 "subtotal_fen": total,
                 "tier_discount_fen": 0,
                 "coupon_discount_fen": 0,
@@ -281,13 +296,14 @@ async def insert_history(conn: AsyncConnection, history: History) -> dict[str, i
                 "version": 1,
             }
         )
-    order_ids: list[int] = []
     for start in range(0, len(rows), 5000):
-        result = await conn.execute(
-            orders.insert().returning(orders.c.id, sort_by_parameter_order=True),
-            rows[start : start + 5000],
-        )
-        order_ids += [int(i) for i in result.scalars()]
+        await conn.execute(orders.insert(), rows[start : start + 5000])
+    by_order: dict[str, int] = {}
+    found_orders = await conn.execute(
+        sa.select(orders.c.idempotency_key, orders.c.id).where(orders.c.fingerprint == FINGERPRINT)
+    )
+    by_order.update({r.idempotency_key: r.id for r in found_orders})
+    order_ids = [by_order[f"{prefix}-{n}"] for n in range(len(rows))]
     lines = [
         {
             "order_id": order_id,
