@@ -37,6 +37,7 @@ from typing import Any
 import httpx
 from harness.report import emit, log
 from harness.stats import latency_figures
+from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -178,7 +179,7 @@ async def build_and_serve(history: History, requests: int, seed: int, url: str) 
     if True:
         settings = Settings(
             database_url=url,
-            secret_key="bench-secret-key-that-is-long-enough-for-production",
+            secret_key=SecretStr("bench-secret-key-that-is-long-enough-for-production"),
             recommendations_rebuild_minutes=0,
         )
         engine = create_engine(settings)
@@ -264,7 +265,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="dinegraph-bench-recs-") as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        upgrade(url, settings=Settings(database_url=url, secret_key="bench-" * 8))
+        upgrade(url, settings=Settings(database_url=url, secret_key=SecretStr("bench-" * 8)))
         served = asyncio.run(build_and_serve(history, args.requests, args.seed, url))
     popularity = figures["popularity"]["hit_rate_at_10"]
     blend = figures["blend"]["hit_rate_at_10"]

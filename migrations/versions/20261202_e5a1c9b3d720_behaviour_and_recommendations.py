@@ -12,7 +12,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "e5a1c9b3d720"
 down_revision: str | None = "3b8d5e2a9c17"
 branch_labels: str | Sequence[str] | None = None

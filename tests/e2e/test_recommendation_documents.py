@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.db.tables import members
 from dinegraph.security import issue_member_token
 from dinegraph.settings import Settings
-from tests.e2e.conftest import running_server
+from tests.e2e.conftest import run_cli, running_server
 from tests.e2e.test_miniprogram_documents import MiniProgram
 from tests.shop import next_noon
 
@@ -121,3 +121,13 @@ async def test_events_are_recorded_once_and_can_be_cleared(
         cleared = (await app.send("ClearMyBehaviour"))["clearMyBehaviour"]
         assert cleared == {"cleared": 3, "errors": []}
         assert (await app.send("MyBehaviour"))["myBehaviour"] == []
+
+
+def test_build_recommendations_makes_a_new_model_version(settings: Settings) -> None:
+    built = run_cli(settings, "build-recommendations")
+    assert built.returncode == 0, built.stderr
+    assert built.stdout.startswith("recommendation model ")
+    again = run_cli(settings, "build-recommendations")
+    first = int(built.stdout.split()[2].rstrip(":"))
+    assert int(again.stdout.split()[2].rstrip(":")) > first
+    assert " 0 orders" not in built.stdout  # the demo chain's history
