@@ -34,6 +34,7 @@ HISTORY_MAX_FIRST = 100
 @dataclass(frozen=True, slots=True)
 class Recommendation:
     product: Product
+    store_id: int  # where it is offered: its SKUs are priced and stocked there
     reason: Reason
     score: float
 
@@ -123,14 +124,16 @@ async def recommendations(
         categories=categories,
         now=now,
     )
-    return [Recommendation(available[r.product_id], r.reason, r.score) for r in ranked]
+    return [Recommendation(available[r.product_id], store.id, r.reason, r.score) for r in ranked]
 
 
 async def track(ctx: Context, cmd: TrackEvents) -> Tracked:
     member_id = _member_id(ctx)
     tracked = await track_events(cmd, log=ctx.behaviour_log(), member_id=member_id, now=ctx.now())
-    if member_id is not None:
-        ctx.services.recommender.forget(Actor(member_id, None))
+    # The history changed: the next recommendations read it afresh.
+    ctx.services.recommender.forget(Actor(member_id, cmd.device_id))
+    if cmd.device_id is not None:
+        ctx.services.recommender.forget(Actor(None, cmd.device_id))
     return tracked
 
 

@@ -144,7 +144,7 @@ class RecommendationQuery:
             )
         return [
             Recommendation(
-                product=ProductNode.of(r.product),
+                product=ProductNode.of(r.product, store_id=r.store_id),
                 reason=reason_text(r.reason, ctx.locale),
                 reason_kind=r.reason.kind,
                 score=round(r.score, 4),

@@ -33,7 +33,7 @@ query($scene: RecommendationScene!, $store: ID, $product: ID, $cart: [ID!],
       $context: RecommendationContextInput, $device: String, $first: Int! = 10) {
   recommendations(scene: $scene, storeId: $store, productId: $product, cart: $cart,
                   context: $context, deviceId: $device, first: $first) {
-    product { id name tags }
+    product { id name tags skus { id price { fen } } }
     reason
     reasonKind
     score
@@ -47,7 +47,7 @@ mutation($input: TrackEventsInput!) {
 
 MENU = """
 query($store: ID!) { menu(storeId: $store, channel: PICKUP) {
-  categories { products { id skus { stock { soldOut } } } } } }"""
+  categories { products { id skus { id price { fen } stock { soldOut } } } } } }"""
 
 
 async def _demo_member(settings: Settings, engine: AsyncEngine, n: int = 1) -> dict[str, str]:
@@ -93,6 +93,14 @@ async def test_a_demo_members_home_shows_dishes_the_store_sells_now_with_reasons
         if any(not s["stock"]["soldOut"] for s in p["skus"])
     }
     assert {r["product"]["id"] for r in found} <= on_sale
+    prices = {
+        s["id"]: s["price"]["fen"]
+        for c in menu["data"]["menu"]["categories"]
+        for p in c["products"]
+        for s in p["skus"]
+    }
+    # Priced at the store, as its menu says (the CBD store charges more for some dishes).
+    assert all(s["price"]["fen"] == prices[s["id"]] for r in found for s in r["product"]["skus"])
     english = await client.execute(
         RECOMMEND, {"scene": "HOME", "store": STORE_1}, {**member, "Accept-Language": "en"}
     )
