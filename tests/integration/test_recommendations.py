@@ -380,3 +380,37 @@ async def test_the_server_rebuilds_the_model_on_its_schedule_when_asked(
             assert asyncio.get_running_loop().time() < deadline, "no rebuild within 60 s"
             await asyncio.sleep(0.05)
     assert settings.recommendations_rebuild_minutes == 0  # off in the other tests
+
+
+async def test_a_build_forgets_events_past_their_retention(engine: AsyncEngine) -> None:
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from dinegraph.db.tables import behaviour_events
+    from dinegraph.domain.behaviour import RETENTION_DAYS
+
+    now = datetime.now(UTC)
+    device = f"d:old-{uuid.uuid4().hex}"
+    async with engine.begin() as conn:
+        await conn.execute(
+            behaviour_events.insert(),
+            [
+                {
+                    "actor": device,
+                    "device_id": device[2:],
+                    "client_event_id": f"e-{n}-{uuid.uuid4().hex}",
+                    "kind": "SEARCH",
+                    "query": "老火汤",
+                    "occurred_at": now - timedelta(days=days),
+                    "created_at": now - timedelta(days=days),
+                }
+                for n, days in enumerate((RETENTION_DAYS + 1, RETENTION_DAYS - 1))
+            ],
+        )
+    built = await build_recommendations(engine, now, ZoneInfo("Asia/Shanghai"))
+    assert built.pruned_events >= 1
+    async with engine.connect() as conn:
+        left = await conn.scalar(
+            sa.select(sa.func.count()).where(behaviour_events.c.actor == device)
+        )
+    assert left == 1
