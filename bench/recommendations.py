@@ -9,16 +9,19 @@ latency, on order histories generated for the demo chain (dinegraph/db/demo_hist
    order's channel, in that order's meal period and weather. Figures: hit-rate@10 (some
    product of the order in the top 10), NDCG@10, coverage (distinct products recommended
    over the catalogue).
-2. Build: a fresh SQLite demo database gets the whole history written as orders, then
-   ``build_recommendations`` (what `dinegraph build-recommendations` runs) is timed.
-3. Serving: the `recommendations` HOME query through the app's /graphql endpoint in process
-   (httpx's ASGI transport, no socket), for random members, one at a time; each member's
-   first request reads their history, later ones within a minute hit the profile cache.
+2. Build: a scratch demo database (the harness's: SQLite, or with --database-url a new
+   database on that PostgreSQL server, dropped at the end) gets the whole history written
+   as orders, then ``build_recommendations`` (what `dinegraph build-recommendations` runs)
+   is timed.
+3. Serving: the `recommendations` HOME query through a real `dinegraph serve --workers 1`
+   (production mode) on a loopback port, one request at a time, for ``--requests`` random
+   members, each asked twice: cold (their history is read) and warm (the profile cached).
 
 Prints one JSON line on stdout; progress on stderr. Usage::
 
     .venv/bin/python bench/recommendations.py [--members 10000] [--orders 100000]
     .venv/bin/python bench/recommendations.py --smoke
+    .venv/bin/python bench/recommendations.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/x
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from harness.report import emit, log
+from harness.database import Demo, check_database_url, demo_database
+from harness.processes import Server, start_product, stopping, terminate_as_exit, wait_ready
+from harness.report import BenchError, emit, log
 from harness.stats import latency_figures
-from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -163,80 +167,80 @@ def accuracy(history: History, holdout: float, eval_members: int, seed: int) -> 
     return figures
 
 
-async def build_and_serve(history: History, requests: int, seed: int, url: str) -> dict[str, Any]:
+async def build(demo: Demo, history: History) -> dict[str, Any]:
+    """Write the history as orders into the demo database and time the model's build."""
+    from dinegraph.db.demo_history import insert_history
+    from dinegraph.db.engine import WRITE
+    from dinegraph.db.recommendations import build_recommendations
+
+    engine = demo.engine()
+    try:
+        started = time.perf_counter()
+        async with engine.connect() as conn:
+            await conn.execution_options(**{WRITE: True})
+            async with conn.begin():
+                await insert_history(conn, history)
+        log(f"wrote {len(history.orders)} orders in {time.perf_counter() - started:.1f} s")
+        started = time.perf_counter()
+        built = await build_recommendations(engine, datetime.now(UTC), SHANGHAI)
+        seconds = time.perf_counter() - started
+        log(f"built model {built.version} in {seconds:.1f} s")
+    finally:
+        await engine.dispose()
+    return {"build_seconds": round(seconds, 2), "build_orders": built.orders}
+
+
+async def serve(demo: Demo, server: Server, members: int, seed: int) -> dict[str, Any]:
+    """HOME recommendations through a real server's /graphql, one request at a time: each
+    member twice, the first reading their history (cold), the second from the profile cache
+    (warm)."""
     import sqlalchemy as sa
 
-    from dinegraph.app import create_app
-    from dinegraph.db.demo_history import insert_history
-    from dinegraph.db.engine import WRITE, create_engine
-    from dinegraph.db.recommendations import build_recommendations
-    from dinegraph.db.seed import seed_demo
-    from dinegraph.db.tables import members
+    from dinegraph.db.tables import members as member_table
     from dinegraph.resolvers.ids import encode_id
     from dinegraph.security import issue_member_token
-    from dinegraph.settings import Settings
 
-    if True:
-        settings = Settings(
-            database_url=url,
-            secret_key=SecretStr("bench-secret-key-that-is-long-enough-for-production"),
-            recommendations_rebuild_minutes=0,
-        )
-        engine = create_engine(settings)
-        try:
-            await seed_demo(engine)
-            started = time.perf_counter()
-            async with engine.connect() as conn:
-                await conn.execution_options(**{WRITE: True})
-                async with conn.begin():
-                    await insert_history(conn, history)
-            log(f"wrote {len(history.orders)} orders in {time.perf_counter() - started:.1f} s")
-            started = time.perf_counter()
-            built = await build_recommendations(engine, datetime.now(UTC), SHANGHAI)
-            build_seconds = time.perf_counter() - started
-            log(f"built model {built.version} in {build_seconds:.1f} s")
-            async with engine.connect() as conn:
-                ids = list(
-                    await conn.scalars(
-                        sa.select(members.c.id).where(
-                            members.c.wechat_openid.like("bench-member-%")
-                        )
+    await wait_ready(server)
+    engine = demo.engine()
+    try:
+        async with engine.connect() as conn:
+            ids = list(
+                await conn.scalars(
+                    sa.select(member_table.c.id).where(
+                        member_table.c.wechat_openid.like("bench-member-%")
                     )
                 )
-            rng = random.Random(seed)
-            app = create_app(settings, engine)
-            store = encode_id("Store", 1)
-            query = (
-                f'{{ recommendations(scene: HOME, storeId: "{store}", first: 10) '
-                "{ product { id name } reason } }"
             )
-            latencies: list[float] = []
-            transport = httpx.ASGITransport(app=app)
-            async with (
-                app.router.lifespan_context(app),
-                httpx.AsyncClient(transport=transport, base_url="http://bench") as client,
-            ):
-                for n in range(requests):
-                    member = rng.choice(ids)
-                    token = issue_member_token(settings, member)
-                    t0 = time.perf_counter()
-                    response = await client.post(
-                        "/graphql",
-                        json={"query": query},
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-                    latencies.append(time.perf_counter() - t0)
-                    body = response.json()
-                    assert response.status_code == 200 and body["data"]["recommendations"], body
-                    if n == 0:
-                        log(f"first answer: {body['data']['recommendations'][0]}")
-        finally:
-            await engine.dispose()
+    finally:
+        await engine.dispose()
+    settings = demo.settings()
+    chosen = random.Random(seed).sample(ids, min(members, len(ids)))
+    store = encode_id("Store", 1)
+    query = (
+        f'{{ recommendations(scene: HOME, storeId: "{store}", first: 10) '
+        "{ product { id name skus { id price { fen } } } reason } }"
+    )
+    cold: list[float] = []
+    warm: list[float] = []
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30, trust_env=False) as client:
+        for n, member in enumerate(chosen):
+            headers = {"Authorization": f"Bearer {issue_member_token(settings, member)}"}
+            for into in (cold, warm):
+                started = time.perf_counter()
+                response = await client.post("/graphql", json={"query": query}, headers=headers)
+                into.append(time.perf_counter() - started)
+                body = response.json()
+                if response.status_code != 200 or not body.get("data", {}).get("recommendations"):
+                    raise BenchError(f"no recommendations: {response.status_code} {body}")
+                if n == 0 and into is cold:
+                    log(f"first answer: {body['data']['recommendations'][0]}")
+    problems = server.log_problems()
+    if problems:
+        raise BenchError("errors in the server's log:\n" + "\n".join(problems[:5]))
     return {
-        "build_seconds": round(build_seconds, 2),
-        "build_orders": built.orders,
-        "serve_latency_ms": latency_figures(latencies),
-        "serve_requests": requests,
+        "serve_cold_ms": latency_figures(cold),
+        "serve_warm_ms": latency_figures(warm),
+        "serve_requests": len(cold) + len(warm),
     }
 
 
@@ -246,10 +250,14 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=100_000)
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--eval-members", type=int, default=2000)
-    parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument(
+        "--requests", type=int, default=300, help="members asked twice (cold, then warm)"
+    )
+    parser.add_argument("--database-url", default=None, help="a loopback PostgreSQL server")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--smoke", action="store_true", help="500 members, 5000 orders")
     args = parser.parse_args()
+    check_database_url(parser, args.database_url)
     if args.smoke:
         args.members, args.orders, args.eval_members, args.requests = 500, 5000, 200, 20
     now = datetime.now(UTC)
@@ -260,13 +268,14 @@ def main() -> None:
     log(f"generated {len(history.orders)} orders in {time.perf_counter() - started:.1f} s")
     figures = accuracy(history, args.holdout, args.eval_members, args.seed)
     log(f"accuracy: {figures}")
-    from dinegraph.db.migrate import upgrade
-    from dinegraph.settings import Settings
-
-    with tempfile.TemporaryDirectory(prefix="dinegraph-bench-recs-") as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        upgrade(url, settings=Settings(database_url=url, secret_key=SecretStr("bench-" * 8)))
-        served = asyncio.run(build_and_serve(history, args.requests, args.seed, url))
+    with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="dinegraph-bench-") as tmp:
+        workdir = Path(tmp)
+        with demo_database(args.database_url, workdir) as demo:
+            served = asyncio.run(build(demo, history))
+            env = {**demo.env, "DINEGRAPH_RECOMMENDATIONS_REBUILD_MINUTES": "0"}
+            server = start_product("graphql", env, workdir)
+            with stopping(server):
+                served |= asyncio.run(serve(demo, server, args.requests, args.seed))
     popularity = figures["popularity"]["hit_rate_at_10"]
     blend = figures["blend"]["hit_rate_at_10"]
     emit(
@@ -277,7 +286,8 @@ def main() -> None:
             **figures,
             "blend_vs_popularity_hit_rate_points": round((blend - popularity) * 100, 2),
             **served,
-            "serving": "in-process ASGI /graphql, HOME scene, one request at a time",
+            "database": "postgresql" if args.database_url else "sqlite",
+            "serving": "dinegraph serve --workers 1 (production), HOME, one request at a time",
         }
     )
 

@@ -57,7 +57,7 @@ SCENARIOS = (
     ),
     Scenario("subscription_memory", "--events 300", database=False),
     Scenario("cli_startup", "--runs 1 --bytecode installed", database=False),
-    Scenario("recommendations", "--smoke", database=False),
+    Scenario("recommendations", "--smoke"),
 )
 
 
