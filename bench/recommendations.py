@@ -49,20 +49,22 @@ sys.path.insert(0, str(ROOT))
 from dinegraph.db import demo_data  # noqa: E402
 from dinegraph.db.demo_history import SHANGHAI, History, generate_history  # noqa: E402
 from dinegraph.domain.catalog import Category, Channel, Product, ProductKind  # noqa: E402
-from dinegraph.domain.recommendations import (  # noqa: E402
+from dinegraph.domain.recommendation_blend import (  # noqa: E402
     BLEND,
     CF_ONLY,
     POPULARITY_ONLY,
-    Basket,
     Blend,
     Request,
+    profile_of,
+    recommend,
+)
+from dinegraph.domain.recommendations import (  # noqa: E402
+    Basket,
     Scene,
     Weather,
     build_model,
     meal_period,
     product_features,
-    profile_of,
-    recommend,
 )
 
 K = 10

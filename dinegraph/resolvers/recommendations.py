@@ -19,7 +19,8 @@ from dinegraph.domain.catalog import Channel, Product, Store, stores_by_distance
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.identity import MemberViewer
-from dinegraph.domain.recommendations import Reason, Request, Scene, Weather, meal_period
+from dinegraph.domain.recommendation_blend import Request
+from dinegraph.domain.recommendations import Reason, Scene, Weather, meal_period
 from dinegraph.domain.services.recommendations import recommend_for
 from dinegraph.resolvers.catalog import priced_menu
 from dinegraph.resolvers.ids import decode_id

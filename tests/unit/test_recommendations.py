@@ -7,24 +7,26 @@ from datetime import UTC, datetime, time, timedelta
 import pytest
 
 from dinegraph.domain.catalog import Category, Channel, Product, ProductKind
-from dinegraph.domain.recommendations import (
+from dinegraph.domain.recommendation_blend import (
     BLEND,
     CF_ONLY,
+    Profile,
+    Request,
+    profile_of,
+    recommend,
+)
+from dinegraph.domain.recommendations import (
     Basket,
     Interaction,
     MealPeriod,
-    Profile,
     Reason,
     ReasonKind,
-    Request,
     Scene,
     Signal,
     Weather,
     build_model,
     meal_period,
     product_features,
-    profile_of,
-    recommend,
     weather_reason,
 )
 

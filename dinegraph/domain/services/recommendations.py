@@ -11,19 +11,16 @@ from typing import Protocol
 
 from dinegraph.domain.behaviour import Actor
 from dinegraph.domain.catalog import Category, Product
-from dinegraph.domain.recommendations import (
+from dinegraph.domain.recommendation_blend import (
     BLEND,
-    Basket,
     Blend,
-    Interaction,
-    Model,
     Profile,
     Recommended,
     Request,
-    product_features,
     profile_of,
     recommend,
 )
+from dinegraph.domain.recommendations import Basket, Interaction, Model, product_features
 
 EMPTY_MODEL = Model(neighbours={}, popularity={})
 
