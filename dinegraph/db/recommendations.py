@@ -62,42 +62,47 @@ class BuildReport:
 async def _baskets(
     engine: AsyncEngine, tz: ZoneInfo, since: datetime, member_id: int | None = None
 ) -> list[Basket]:
-    query = (
-        sa.select(orders.c.id, orders.c.member_id, orders.c.store_id, orders.c.placed_at)
-        .add_columns(order_lines.c.product_id)
-        .join(order_lines, order_lines.c.order_id == orders.c.id)
-        .where(orders.c.placed_at >= since, orders.c.status.not_in([s.value for s in _NOT_SOLD]))
-        .order_by(orders.c.id)
-    )
+    """Orders sold since ``since`` (all, or a member's latest), as baskets of products.
+
+    The orders and their lines are read in two whole queries: rows streamed one at a time
+    cost a switch between the event loop and the driver each."""
+    sold = [orders.c.placed_at >= since, orders.c.status.not_in([s.value for s in _NOT_SOLD])]
     if member_id is not None:
         recent = (
             sa.select(orders.c.id)
-            .where(
-                orders.c.member_id == member_id,
-                orders.c.placed_at >= since,
-                orders.c.status.not_in([s.value for s in _NOT_SOLD]),
-            )
+            .where(orders.c.member_id == member_id, *sold)
             .order_by(orders.c.id.desc())
             .limit(PROFILE_ORDERS)
         )
-        query = query.where(orders.c.id.in_(recent.scalar_subquery()))
+        sold = [orders.c.id.in_(recent.scalar_subquery())]
+    heads_query = sa.select(
+        orders.c.id, orders.c.member_id, orders.c.store_id, orders.c.placed_at
+    ).where(*sold)
+    lines_query = (
+        sa.select(order_lines.c.order_id, order_lines.c.product_id)
+        .join(orders, order_lines.c.order_id == orders.c.id)
+        .where(*sold)
+        .order_by(order_lines.c.order_id, order_lines.c.line_no)
+    )
     lines: dict[int, list[int]] = defaultdict(list)
-    heads: dict[int, tuple[int | None, int, datetime]] = {}
     async with engine.connect() as conn:
-        result = await conn.stream(query)
-        async for row in result:
-            heads[row.id] = (row.member_id, row.store_id, row.placed_at)
-            lines[row.id].append(row.product_id)
-    return [
-        Basket(
-            member=f"m:{member}" if member is not None else f"o:{order_id}",
-            store_id=store_id,
-            period=meal_period(at.astimezone(tz).time()),
-            product_ids=tuple(lines[order_id]),
-            at=at,
-        )
-        for order_id, (member, store_id, at) in heads.items()
-    ]
+        heads = (await conn.execute(heads_query)).all()
+        for order_id, product_id in (await conn.execute(lines_query)).all():
+            lines[order_id].append(product_id)
+    return sorted(
+        (
+            Basket(
+                member=f"m:{member}" if member is not None else f"o:{order_id}",
+                store_id=store_id,
+                period=meal_period(at.astimezone(tz).time()),
+                product_ids=tuple(lines[order_id]),
+                at=at,
+            )
+            for order_id, member, store_id, at in heads
+            if lines[order_id]
+        ),
+        key=lambda basket: basket.at,
+    )
 
 
 async def _interactions(
