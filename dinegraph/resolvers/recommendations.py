@@ -44,12 +44,23 @@ def _member_id(ctx: Context) -> int | None:
     return ctx.viewer.member_id if isinstance(ctx.viewer, MemberViewer) else None
 
 
-async def _store(ctx: Context, store_id: str | None, near: GeoPoint | None) -> Store | None:
+async def _store(
+    ctx: Context, store_id: str | None, near: GeoPoint | None, channel: Channel
+) -> Store | None:
+    """The store asked for, else the nearest open one to ``near``; for delivery, only a
+    store that delivers there (none: nothing to recommend)."""
+    delivering = channel is Channel.DELIVERY and near is not None
     if store_id is not None:
-        return await ctx.loaders.store.load(decode_id(store_id, "Store", ["storeId"]))
+        store = await ctx.loaders.store.load(decode_id(store_id, "Store", ["storeId"]))
+        if store is not None and delivering and near is not None and not store.delivers_to(near):
+            return None
+        return store
     if near is None:
         raise DomainError(ErrorCode.REQUIRED, field=["storeId"])
-    ranked = stores_by_distance([s for s in await ctx.reads.all_stores() if s.is_open], near)
+    open_stores = [s for s in await ctx.reads.all_stores() if s.is_open]
+    if delivering:
+        open_stores = [s for s in open_stores if s.delivers_to(near)]
+    ranked = stores_by_distance(open_stores, near)
     return ranked[0][0] if ranked else None
 
 
@@ -93,7 +104,7 @@ async def recommendations(
     shown = decode_id(product_id, "Product", ["productId"]) if product_id is not None else None
     if scene is Scene.PRODUCT and shown is None:
         raise DomainError(ErrorCode.REQUIRED, field=["productId"])
-    store = await _store(ctx, store_id, near)
+    store = await _store(ctx, store_id, near, channel)
     if store is None:
         return []
     if shown is not None and await ctx.loaders.product.load(shown) is None:

@@ -40,6 +40,14 @@ query($scene: RecommendationScene!, $store: ID, $product: ID, $cart: [ID!],
   }
 }"""
 
+DELIVERY = """
+query($scene: RecommendationScene!, $store: ID, $channel: Channel!,
+      $context: RecommendationContextInput) {
+  recommendations(scene: $scene, storeId: $store, channel: $channel, context: $context) {
+    product { id channels }
+  }
+}"""
+
 TRACK = """
 mutation($input: TrackEventsInput!) {
   trackEvents(input: $input) { accepted duplicates merged errors { code field } }
@@ -196,6 +204,19 @@ async def test_a_new_visitor_gets_the_stores_popular_dishes_and_rain_brings_soup
         RECOMMEND, {"scene": "HOME", "context": {"lat": 22.5367, "lng": 114.0553}}
     )
     assert near["data"]["recommendations"]  # the nearest open store's
+    far_away = {"lat": 39.9042, "lng": 116.4074}  # Beijing: no store delivers there
+    for variables in (
+        {"scene": "HOME", "channel": "DELIVERY", "context": far_away},
+        {"scene": "HOME", "channel": "DELIVERY", "store": STORE_1, "context": far_away},
+    ):
+        body = await client.execute(DELIVERY, variables)
+        assert body["data"]["recommendations"] == [], body
+    nearby = await client.execute(
+        DELIVERY,
+        {"scene": "HOME", "channel": "DELIVERY", "context": {"lat": 22.5367, "lng": 114.0553}},
+    )
+    assert nearby["data"]["recommendations"]
+    assert all("DELIVERY" in r["product"]["channels"] for r in nearby["data"]["recommendations"])
 
 
 async def test_bad_input_gets_a_code_or_an_empty_answer(
