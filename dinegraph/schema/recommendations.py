@@ -113,7 +113,8 @@ class RecommendationQuery:
     @strawberry.field(
         description="猜你喜欢: products the store sells on the channel now, best first, each "
         "with a reason. Signed in, the member's history counts; signed out, the device's. "
-        "Without `storeId`, the nearest open store to `context`'s position."
+        "Without `storeId`, the nearest open store to `context`'s position; for DELIVERY with "
+        "a position, only a store that delivers there."
     )
     async def recommendations(
         self,
