@@ -58,6 +58,7 @@ SCENARIOS = (
     Scenario("search", "--products 500 --rounds 2 --builds 1 --quiet-wait 0"),
     Scenario("subscription_memory", "--events 300", database=False),
     Scenario("cli_startup", "--runs 1 --bytecode installed", database=False),
+    Scenario("recommendations", "--smoke"),
 )
 
 

@@ -77,6 +77,7 @@ from dinegraph.payments import payment_notify
 from dinegraph.request_limits import SizeLimitMiddleware
 from dinegraph.schedules import (
     prune_old_positions,
+    rebuild_recommendations,
     reconcile_wechatpay,
     resume_coupon_issues,
     sweep_calls,
@@ -453,6 +454,13 @@ def create_app(
         if settings.production:  # the first search after a start need not load them
             schedules.append(
                 asyncio.create_task(services.search.warm(), name="dinegraph-search-warm-up")
+            )
+        if settings.recommendations_rebuild_minutes > 0:
+            schedules.append(
+                asyncio.create_task(
+                    rebuild_recommendations(engine, services, settings),
+                    name="dinegraph-recommendation-build",
+                )
             )
         if services.wechatpay is not None:
             schedules.append(

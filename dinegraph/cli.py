@@ -40,6 +40,7 @@ from dinegraph.cli_credentials import (
     staff_token,
 )
 from dinegraph.cli_operations import (
+    build_recommendations_command,
     expire_points_command,
     prune_positions_command,
     reconcile_payments_command,
@@ -235,6 +236,7 @@ app.command("create-staff")(create_staff)
 app.command("prune-positions")(prune_positions_command)
 app.command("rotate-data-keys")(rotate_data_keys_command)
 app.command("reconcile-payments")(reconcile_payments_command)
+app.command("build-recommendations")(build_recommendations_command)
 app.command()(simulate)
 
 

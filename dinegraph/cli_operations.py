@@ -1,5 +1,5 @@
 """Maintenance and simulation commands of `dinegraph`: expire-points, prune-positions,
-rotate-data-keys, reconcile-payments, simulate.
+rotate-data-keys, reconcile-payments, build-recommendations, simulate.
 
 Registered on the app by dinegraph/cli.py; like every cli module, this imports at module
 level only typer, the standard library and the option enums (see dinegraph/cli.py).
@@ -82,6 +82,28 @@ def prune_positions_command() -> None:
             await engine.dispose()
 
     typer.echo(f"pruned {run_async(run)} courier positions")
+
+
+def build_recommendations_command() -> None:
+    """Rebuild the recommendation model (猜你喜欢) from orders and behaviour events, and
+    forget events past their retention (for cron; the server also does it on a schedule)."""
+    from datetime import UTC, datetime
+
+    from dinegraph.db.recommendations import BuildReport, build_recommendations
+
+    async def run(settings: Settings) -> BuildReport:
+        engine = open_engine(settings)
+        try:
+            return await build_recommendations(engine, datetime.now(UTC), settings.timezone)
+        finally:
+            await engine.dispose()
+
+    built = run_async(run)
+    typer.echo(
+        f"recommendation model {built.version}: {built.orders} orders, {built.events} events, "
+        f"{built.products} products, built in {built.seconds:.2f} s; "
+        f"{built.pruned_events} old events forgotten"
+    )
 
 
 def reconcile_payments_command(

@@ -17,9 +17,11 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from dinegraph.db.audit import SqlAuditLog
+from dinegraph.db.behaviour import SqlBehaviourLog
 from dinegraph.db.prepays import SqlPrepays
 from dinegraph.db.queries import ReadQueries
 from dinegraph.db.search import SqlSearchReads
+from dinegraph.db.recommendations import SqlRecommendationSource
 from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.audit import AuditDraft, AuditLog
@@ -30,6 +32,7 @@ from dinegraph.domain.search import SearchReads
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.checkout_payments import CheckoutPayments
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.recommendations import Recommender
 from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.events.brokers import Broker
 from dinegraph.events.exhaustion import Board
@@ -109,6 +112,8 @@ class Services:
     wechatpay: WechatPayClient | None = None  # WeChat Pay, when its merchant is configured
     calls: CallRelay = field(default_factory=CallRelay)  # calls out, by kind (``outbound``)
     search: SearchIndexes = field(default_factory=SearchIndexes)  # the search index, kept fresh
+    # 猜你喜欢: the model cached by version, profiles per member briefly (per process).
+    recommender: Recommender = field(default_factory=Recommender)
 
 
 log = logging.getLogger("dinegraph")
@@ -233,6 +238,13 @@ class Context:
     def search_reads(self) -> SearchReads:
         """What product search reads, and the misses it writes."""
         return SqlSearchReads(self.engine)
+    def behaviour_log(self) -> SqlBehaviourLog:
+        """Behaviour events the mini-program reports (domain/behaviour.py)."""
+        return SqlBehaviourLog(self.engine)
+
+    def recommendation_source(self) -> SqlRecommendationSource:
+        """The recommendation model and members' histories (domain/recommendations.py)."""
+        return SqlRecommendationSource(self.engine, self.settings.timezone)
 
     # --- audit log (domain/audit.py) ---
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.recommendations import MealPeriod, Reason, ReasonKind
 
 
 class Locale(StrEnum):
@@ -186,3 +187,34 @@ def message_for(error: DomainError, locale: Locale) -> str:
         return template.format(**error.params)
     except (KeyError, IndexError):
         return template
+
+
+# 猜你喜欢: the reason shown under a recommended product (domain.recommendations).
+_REASONS: dict[ReasonKind, tuple[str, str]] = {
+    ReasonKind.BOUGHT_TOGETHER: ("常与{subject}一起购买", "Often bought with {subject}"),
+    ReasonKind.ALSO_LIKED: ("喜欢{subject}的人也喜欢", "People who like {subject} like this too"),
+    ReasonKind.TASTE: ("你常点{subject}", "You often order {subject}"),
+    ReasonKind.ORDER_AGAIN: ("再来一份{subject}", "Order {subject} again"),
+    ReasonKind.RAINY_DAY: ("雨天热汤", "Something hot for a rainy day"),
+    ReasonKind.COLD_DAY: ("天冷暖一暖", "Something warm for a cold day"),
+    ReasonKind.HOT_DAY: ("天热来点清凉", "Something cool for a hot day"),
+    ReasonKind.POPULAR_NOW: ("{subject}人气", "Popular at {subject}"),
+    ReasonKind.POPULAR: ("本店人气", "Popular at this store"),
+}
+_PERIODS: dict[str, tuple[str, str]] = {
+    MealPeriod.BREAKFAST: ("早茶", "breakfast"),
+    MealPeriod.LUNCH: ("午市", "lunch"),
+    MealPeriod.AFTERNOON: ("下午茶", "tea time"),
+    MealPeriod.DINNER: ("晚市", "dinner"),
+    MealPeriod.LATE_NIGHT: ("夜宵", "late night"),
+}
+
+
+def reason_text(reason: Reason, locale: Locale) -> str:
+    """What the page shows under a recommendation: "常与糖醋排骨一起购买", "雨天热汤"."""
+    english = locale is Locale.EN
+    zh, en = _REASONS[reason.kind]
+    subject = reason.subject
+    if reason.kind is ReasonKind.POPULAR_NOW and subject in _PERIODS:
+        subject = _PERIODS[subject][1 if english else 0]
+    return (en if english else zh).format(subject=subject)

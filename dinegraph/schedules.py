@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.context import Services
 from dinegraph.db.queries import ReadQueries
+from dinegraph.db.recommendations import build_recommendations
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.services.campaigns import SWEEP_BATCH as CAMPAIGN_SWEEP_BATCH
 from dinegraph.domain.services.campaigns import close_campaigns, fail_expired_groups
@@ -168,3 +169,25 @@ async def sweep_calls(services: Services, every_seconds: float) -> None:
                 log.info("made %d calls out", made)
         except Exception:
             log.exception("sweep of calls out failed; trying again next round")
+
+
+async def rebuild_recommendations(
+    engine: AsyncEngine, services: Services, settings: Settings
+) -> None:
+    """The recommendation model, rebuilt every DINEGRAPH_RECOMMENDATIONS_REBUILD_MINUTES from
+    orders and behaviour events (never on a request's path); servers pick the new version up
+    within seconds. Builds from several processes at once are safe: each writes a version."""
+    every = settings.recommendations_rebuild_minutes * 60
+    while True:
+        await asyncio.sleep(every)
+        try:
+            built = await build_recommendations(engine, services.clock(), settings.timezone)
+            log.info(
+                "recommendation model %d built from %d orders and %d events in %.1f s",
+                built.version,
+                built.orders,
+                built.events,
+                built.seconds,
+            )
+        except Exception:
+            log.exception("recommendation build failed; trying again next round")

@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     courier_report_min_interval_seconds: float = Field(default=1.0, ge=0)  # per delivery
     position_retention_days: float = Field(default=7, gt=0)
     position_prune_every_seconds: float = Field(default=3600, gt=0)
+    # 猜你喜欢: how often the server rebuilds the recommendation model in the background
+    # (0: never; then run `dinegraph build-recommendations` from cron).
+    recommendations_rebuild_minutes: float = Field(default=60, ge=0)
     # Calls out (refunds, couriers, text messages), relayed after the commit that wants them:
     # a failed attempt waits backoff × 2^(attempt-1) (at most the max, with jitter), and
     # after max attempts the call is FAILED for an operator (`outboundCalls`). One attempt

@@ -62,6 +62,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "secret_key": "test-secret-key-that-is-long-enough-for-production",
         "data_keys": TEST_DATA_KEYS,
         "blind_index_key": TEST_BLIND_INDEX_KEY,
+        "recommendations_rebuild_minutes": 0,  # the tests that want it turn it on
         **overrides,
     }
     return Settings(**values)

@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from dinegraph.db import demo_data
 from dinegraph.db.coupons import template_values
+from dinegraph.db.demo_history import SHANGHAI, generate_history, insert_history
 from dinegraph.db.engine import WRITE
+from dinegraph.db.recommendations import build_recommendations
 from dinegraph.db.tables import (
     categories,
     combo_components,
@@ -72,6 +74,7 @@ async def seed_demo(
             counts["riders"] = await _riders(conn, store_ids)
             counts["search_synonyms"] = await _search_synonyms(conn, now)
     counts["campaigns"] = await _campaigns(engine, sku_ids, now)
+    counts.update(await _history(engine, now))
     return {
         "stores": len(store_ids),
         "categories": len(category_ids),
@@ -88,6 +91,22 @@ async def _search_synonyms(conn: AsyncConnection, now: datetime) -> int:
     ]
     await conn.execute(search_synonyms.insert(), rows)
     return len(rows)
+# Enough order history that a demo member's 猜你喜欢 makes sense at once, small enough that
+# seeding stays quick (about a second with the model's build).
+DEMO_HISTORY_MEMBERS = 400
+DEMO_HISTORY_ORDERS = 2400
+
+
+async def _history(engine: AsyncEngine, now: datetime) -> dict[str, int]:
+    history = generate_history(
+        members=DEMO_HISTORY_MEMBERS, orders=DEMO_HISTORY_ORDERS, now=now, demo_members=True
+    )
+    async with engine.connect() as conn:
+        await conn.execution_options(**{WRITE: True})
+        async with conn.begin():
+            written = await insert_history(conn, history)
+    await build_recommendations(engine, now, SHANGHAI)
+    return {"history_" + k: v for k, v in written.items()}
 
 
 async def _riders(conn: AsyncConnection, store_ids: dict[str, int]) -> int:

@@ -960,3 +960,63 @@ search_misses = sa.Table(
     sa.UniqueConstraint("store_id", "query", name="uq_search_misses_store_query"),
     sa.Index("ix_search_misses_last_seen", "last_seen_at"),
 )
+
+# What the mini-program reports a member (or, signed out, a device) did: views, searches,
+# favourites, add-to-cart. The client's event id is unique per actor ("m:<id>" or
+# "d:<device>"), so a replayed batch records nothing twice.
+behaviour_events = sa.Table(
+    "behaviour_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("actor", sa.String(72), nullable=False),
+    sa.Column("member_id", sa.Integer, sa.ForeignKey("members.id"), nullable=True),
+    sa.Column("device_id", sa.String(64), nullable=True),
+    sa.Column("client_event_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("product_id", sa.Integer, nullable=True),
+    sa.Column("query", sa.String(50), nullable=True),
+    sa.Column("store_id", sa.Integer, nullable=True),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("actor", "client_event_id", name="uq_behaviour_events_client_id"),
+    sa.Index("ix_behaviour_events_actor_created", "actor", "created_at"),
+    sa.Index("ix_behaviour_events_occurred", "occurred_at"),
+)
+
+# Builds of the recommendation model: a build writes its rows under a new version and marks
+# it READY last, so readers swap to it at once; older versions are then deleted.
+recommendation_models = sa.Table(
+    "recommendation_models",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("built_at", UtcDateTime(), nullable=True),
+    sa.Column("orders", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("events", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("products", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("seconds", sa.Float, nullable=False, server_default="0"),
+)
+
+recommendation_neighbours = sa.Table(
+    "recommendation_neighbours",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("product_id", sa.Integer, primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True),
+    sa.Column("neighbour_id", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("together", sa.Boolean, nullable=False),
+)
+
+# Store 0 is the whole chain; period "" is all day.
+recommendation_popularity = sa.Table(
+    "recommendation_popularity",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("store_id", sa.Integer, primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),
+    sa.Column("rank", sa.Integer, primary_key=True),
+    sa.Column("product_id", sa.Integer, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+)

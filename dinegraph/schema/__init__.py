@@ -40,6 +40,7 @@ from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.partner_orders import PartnerOrderMutation
 from dinegraph.schema.password_change import PasswordChangeFirst
 from dinegraph.schema.query import Query
+from dinegraph.schema.recommendations import RecommendationMutation
 from dinegraph.schema.refund_mutations import RefundMutation
 from dinegraph.schema.search import SearchMutation
 from dinegraph.schema.staff import StaffMutation
@@ -141,6 +142,7 @@ class Mutation(
     KitchenMutation,
     RefundMutation,
     SearchMutation,
+    RecommendationMutation,
 ):
     pass
 

@@ -41,6 +41,7 @@ from dinegraph.schema.kitchen import KitchenQuery
 from dinegraph.schema.members import MemberNode, Viewer, member_by_phone
 from dinegraph.schema.order_quotes import OrderQuote, quote_order
 from dinegraph.schema.orders import OrderConnection, OrderNode, order, store_orders
+from dinegraph.schema.recommendations import RecommendationQuery
 from dinegraph.schema.refunds import RefundConnection, store_refund_requests
 from dinegraph.schema.search import SearchQuery
 from dinegraph.schema.staff_admin import (
@@ -89,7 +90,7 @@ class StoreConnection(relay.Connection[StoreNode]):
 
 
 @strawberry.type
-class Query(KitchenQuery, SearchQuery):
+class Query(KitchenQuery, SearchQuery, RecommendationQuery):
     @strawberry.field(description="Any object by its global ID; null when not found or not yours.")
     async def node(self, info: Info, id: strawberry.ID) -> relay.Node | None:
         (found,) = await _resolve_nodes(info, [id])

@@ -122,9 +122,12 @@ ALLOWED_MODULES: dict[str, frozenset[str]] = {
     "db": frozenset({"dinegraph.persisted"}),
 }
 
-# The domain may use the standard library and these pure libraries, nothing else: search
-# reads Chinese text with them (words, pinyin, typos), computing only.
-PURE_LIBRARIES: frozenset[str] = frozenset({"jieba", "pypinyin", "rapidfuzz"})
+# The domain may use the standard library and these pure libraries, nothing else, computing
+# only: search reads Chinese text with jieba, pypinyin and rapidfuzz (words, pinyin, typos);
+# the recommendation model is numpy and scipy.
+PURE_LIBRARIES: frozenset[str] = frozenset(
+    {"jieba", "pypinyin", "rapidfuzz", "numpy", "scipy"}
+)
 DRIVERS = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "alembic", "redis"})
 NO_DRIVERS = frozenset({"resolvers", "schema", "edge"})
 

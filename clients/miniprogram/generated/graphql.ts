@@ -88,6 +88,24 @@ export type BargainStatus =
   | 'OPEN'
   | 'PURCHASED';
 
+export type BehaviourEventInput = {
+  /** The client's own id (8–64 of A-Z a-z 0-9 _ - : .): a replay is ignored. */
+  clientEventId: Scalars['String']['input'];
+  kind: BehaviourEventKind;
+  occurredAt?: InputMaybe<Scalars['DateTime']['input']>;
+  productId?: InputMaybe<Scalars['ID']['input']>;
+  /** SEARCH: what was searched. */
+  query?: InputMaybe<Scalars['String']['input']>;
+  storeId?: InputMaybe<Scalars['ID']['input']>;
+};
+
+/** VIEW_PRODUCT, SEARCH, FAVOURITE, ADD_TO_CART (orders are recorded as orders). */
+export type BehaviourEventKind =
+  | 'ADD_TO_CART'
+  | 'FAVOURITE'
+  | 'SEARCH'
+  | 'VIEW_PRODUCT';
+
 export type BindWechatPhoneInput = {
   /** e.detail.code of a getPhoneNumber button (open-type=getPhoneNumber). */
   code: Scalars['String']['input'];
@@ -551,6 +569,31 @@ export type QuoteOrderInput = {
   storeId?: InputMaybe<Scalars['ID']['input']>;
 };
 
+/** Where and when the member is looking: position and weather. */
+export type RecommendationContextInput = {
+  lat?: InputMaybe<Scalars['Float']['input']>;
+  lng?: InputMaybe<Scalars['Float']['input']>;
+  weather?: InputMaybe<Weather>;
+};
+
+export type RecommendationReasonKind =
+  | 'ALSO_LIKED'
+  | 'BOUGHT_TOGETHER'
+  | 'COLD_DAY'
+  | 'HOT_DAY'
+  | 'ORDER_AGAIN'
+  | 'POPULAR'
+  | 'POPULAR_NOW'
+  | 'RAINY_DAY'
+  | 'TASTE';
+
+/** The page: HOME, PRODUCT, CART, ORDER_DONE. */
+export type RecommendationScene =
+  | 'CART'
+  | 'HOME'
+  | 'ORDER_DONE'
+  | 'PRODUCT';
+
 export type RecordPartnerOrderInput = {
   customerNote?: Scalars['String']['input'];
   /** The order's id at the source; with the source it names one order, so a retry records nothing twice. */
@@ -825,6 +868,13 @@ export type Tier =
   | 'NORMAL'
   | 'SILVER';
 
+export type TrackEventsInput = {
+  /** Signed out: whose events these are. Signed in: that device's earlier events become the member's. */
+  deviceId?: InputMaybe<Scalars['String']['input']>;
+  /** At most 50. */
+  events: Array<BehaviourEventInput>;
+};
+
 export type UpdateCategoryInput = {
   id: Scalars['ID']['input'];
   name?: InputMaybe<Scalars['String']['input']>;
@@ -886,6 +936,15 @@ export type UpdateStaffAccountInput = {
   role?: InputMaybe<StaffRole>;
   storeIds?: InputMaybe<Array<Scalars['ID']['input']>>;
 };
+
+/** The weather where the member is. */
+export type Weather =
+  | 'CLEAR'
+  | 'CLOUDY'
+  | 'COLD'
+  | 'HOT'
+  | 'RAIN'
+  | 'SNOW';
 
 export type SessionFragment = { token: string | null, refreshToken: string | null, member: { id: string, nickname: string, phone: string | null, tier: MemberTier } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> };
 
@@ -1162,6 +1221,20 @@ export type RequestRefundMutationVariables = Exact<{
 
 export type RequestRefundMutation = { requestRefund: { refund: { id: string, status: RefundStatus, reason: string, refusalReason: string | null, requestedAt: string, updatedAt: string, amount: { fen: number, display: string }, lines: Array<{ lineId: number, quantity: number }> } | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
+export type RecommendationsQueryVariables = Exact<{
+  scene: RecommendationScene;
+  storeId: InputMaybe<Scalars['ID']['input']>;
+  channel?: Channel;
+  productId: InputMaybe<Scalars['ID']['input']>;
+  cart: InputMaybe<Array<Scalars['ID']['input']> | Scalars['ID']['input']>;
+  context: InputMaybe<RecommendationContextInput>;
+  deviceId: InputMaybe<Scalars['String']['input']>;
+  first?: Scalars['Int']['input'];
+}>;
+
+
+export type RecommendationsQuery = { recommendations: Array<{ reason: string, reasonKind: RecommendationReasonKind, product: { id: string, name: string, tags: Array<string>, imageUrls: Array<string>, skus: Array<{ id: string, name: string, price: { fen: number, display: string } }> } }> };
+
 export type SearchProductsQueryVariables = Exact<{
   query: Scalars['String']['input'];
   storeId: Scalars['ID']['input'];
@@ -1192,6 +1265,25 @@ export type NearbyStoresQueryVariables = Exact<{
 
 
 export type NearbyStoresQuery = { stores: { totalCount: number, edges: Array<{ node: { id: string, name: string, address: string, distanceMeters: number | null, isOpen: boolean, deliveryRadiusMeters: number, location: { lat: number, lng: number }, openingHours: { opens: string, closes: string } } }>, pageInfo: { hasNextPage: boolean, endCursor: string | null } } };
+
+export type TrackEventsMutationVariables = Exact<{
+  input: TrackEventsInput;
+}>;
+
+
+export type TrackEventsMutation = { trackEvents: { accepted: number | null, duplicates: number | null, merged: number | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
+
+export type MyBehaviourQueryVariables = Exact<{
+  first?: Scalars['Int']['input'];
+}>;
+
+
+export type MyBehaviourQuery = { myBehaviour: Array<{ kind: BehaviourEventKind, query: string | null, occurredAt: string, product: { id: string, name: string } | null }> };
+
+export type ClearMyBehaviourMutationVariables = Exact<{ [key: string]: never; }>;
+
+
+export type ClearMyBehaviourMutation = { clearMyBehaviour: { cleared: number | null, errors: Array<{ code: ErrorCode, message: string, field: Array<string> | null }> } };
 
 export type WalletCouponFragment = { id: string, title: string, status: CouponStatus, validFrom: string, expiresAt: string, shareCode: string | null, template: { id: string, kind: CouponKind, percentOff: number, amountOff: { fen: number, display: string }, threshold: { fen: number, display: string }, cap: { fen: number, display: string } | null } };
 

@@ -1,0 +1,131 @@
+"""Behaviour events in storage (``domain.behaviour.BehaviourLog``), and the histories the
+recommendation model and its serving read: orders and events by member or device."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from dinegraph.db.engine import WRITE, local_write_lock
+from dinegraph.db.tables import behaviour_events as t
+from dinegraph.db.tables import products, stores
+from dinegraph.domain.behaviour import Actor, BehaviourEvent, EventKind, NewEvent
+
+
+@contextlib.asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One write transaction (BEGIN IMMEDIATE on SQLite, one writer per process)."""
+    lock = local_write_lock(engine)
+    async with contextlib.AsyncExitStack() as stack:
+        if lock is not None:
+            await stack.enter_async_context(lock)
+        conn = await stack.enter_async_context(engine.connect())
+        await conn.execution_options(**{WRITE: True})
+        async with conn.begin():
+            yield conn
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return postgresql.insert(t) if conn.dialect.name == "postgresql" else sqlite.insert(t)
+
+
+class SqlBehaviourLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def recent_count(self, actor: Actor, since: datetime) -> int:
+        async with self._engine.connect() as conn:
+            found = await conn.scalar(
+                sa.select(sa.func.count()).where(t.c.actor == actor.key, t.c.created_at >= since)
+            )
+        return int(found or 0)
+
+    async def record(
+        self, actor: Actor, events: Sequence[NewEvent], now: datetime
+    ) -> tuple[int, int]:
+        """Insert the batch; an event id the actor sent before is skipped (a replay)."""
+        accepted = 0
+        async with writing(self._engine) as conn:
+            for event in events:
+                stmt = (
+                    _insert(conn)
+                    .values(
+                        actor=actor.key,
+                        member_id=actor.member_id,
+                        device_id=actor.device_id,
+                        client_event_id=event.client_event_id,
+                        kind=event.kind.value,
+                        product_id=event.product_id,
+                        query=event.query,
+                        store_id=event.store_id,
+                        occurred_at=event.occurred_at or now,
+                        created_at=now,
+                    )
+                    .on_conflict_do_nothing(index_elements=[t.c.actor, t.c.client_event_id])
+                )
+                accepted += (await conn.execute(stmt)).rowcount or 0
+        return accepted, len(events) - accepted
+
+    async def merge_device(self, device_id: str, member_id: int) -> int:
+        """The device's events become the member's (an id both sent stays the member's)."""
+        device, member = f"d:{device_id}", f"m:{member_id}"
+        async with writing(self._engine) as conn:
+            mine = sa.select(t.c.client_event_id).where(t.c.actor == member).scalar_subquery()
+            moved = await conn.execute(
+                t.update()
+                .where(t.c.actor == device, t.c.client_event_id.not_in(mine))
+                .values(actor=member, member_id=member_id)
+            )
+            await conn.execute(t.delete().where(t.c.actor == device))
+        return int(moved.rowcount or 0)
+
+    async def recent(self, actor: Actor, first: int) -> list[BehaviourEvent]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(t)
+                .where(t.c.actor == actor.key)
+                .order_by(t.c.occurred_at.desc(), t.c.id.desc())
+                .limit(first)
+            )
+            return [
+                BehaviourEvent(
+                    id=r.id,
+                    client_event_id=r.client_event_id,
+                    kind=EventKind(r.kind),
+                    product_id=r.product_id,
+                    query=r.query,
+                    store_id=r.store_id,
+                    occurred_at=r.occurred_at,
+                )
+                for r in rows
+            ]
+
+    async def clear(self, actor: Actor) -> int:
+        async with writing(self._engine) as conn:
+            gone = await conn.execute(t.delete().where(t.c.actor == actor.key))
+        return int(gone.rowcount or 0)
+
+    async def known_products(self, ids: Sequence[int]) -> set[int]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(products.c.id).where(products.c.id.in_(ids), products.c.listed)
+            )
+            return {int(r.id) for r in rows}
+
+    async def known_stores(self, ids: Sequence[int]) -> set[int]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(sa.select(stores.c.id).where(stores.c.id.in_(ids)))
+            return {int(r.id) for r in rows}
+
+
+async def prune_events(engine: AsyncEngine, before: datetime) -> int:
+    """Forget behaviour events that happened before ``before`` (retention)."""
+    async with writing(engine) as conn:
+        gone = await conn.execute(t.delete().where(t.c.occurred_at < before))
+    return int(gone.rowcount or 0)

@@ -1,0 +1,106 @@
+"""Serving 猜你喜欢 from the precomputed model: the model cached per process by version, a
+member's (or device's) profile cached briefly, nothing built on the request path."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+from dinegraph.domain.behaviour import Actor
+from dinegraph.domain.catalog import Category, Product
+from dinegraph.domain.recommendation_blend import (
+    BLEND,
+    Blend,
+    Profile,
+    Recommended,
+    Request,
+    profile_of,
+    recommend,
+)
+from dinegraph.domain.recommendations import Basket, Interaction, Model, product_features
+
+EMPTY_MODEL = Model(neighbours={}, popularity={})
+
+
+class RecommendationSource(Protocol):
+    """Where the model and histories are read from (db/recommendations.py)."""
+
+    async def current_version(self) -> int | None: ...
+
+    async def load_model(self, version: int) -> Model: ...
+
+    async def history_of(
+        self, actor: Actor, now: datetime
+    ) -> tuple[list[Basket], list[Interaction]]: ...
+
+
+class Recommender:
+    """One per process. The newest model version is looked up at most every
+    ``version_check`` seconds and loaded once per version; a profile is kept
+    ``profile_ttl`` seconds per member or device, at most ``max_profiles`` of them."""
+
+    def __init__(
+        self, *, version_check: float = 10.0, profile_ttl: float = 60.0, max_profiles: int = 5000
+    ) -> None:
+        self.version_check = version_check
+        self.profile_ttl = profile_ttl
+        self.max_profiles = max_profiles
+        self._version: int | None = None
+        self._model = EMPTY_MODEL
+        self._checked_at = -float("inf")
+        self._profiles: OrderedDict[str, tuple[float, Profile]] = OrderedDict()
+
+    async def model(self, source: RecommendationSource) -> Model:
+        now = time.monotonic()
+        if now - self._checked_at >= self.version_check:
+            self._checked_at = now
+            version = await source.current_version()
+            if version is not None and version != self._version:
+                self._model = await source.load_model(version)
+                self._version = version
+        return self._model
+
+    @property
+    def version(self) -> int | None:
+        return self._version
+
+    async def profile(self, source: RecommendationSource, actor: Actor, now: datetime) -> Profile:
+        key = actor.key
+        held = self._profiles.get(key)
+        if held is not None and time.monotonic() - held[0] < self.profile_ttl:
+            self._profiles.move_to_end(key)
+            return held[1]
+        baskets, interactions = await source.history_of(actor, now)
+        profile = profile_of(baskets, interactions, now)
+        self._profiles[key] = (time.monotonic(), profile)
+        self._profiles.move_to_end(key)
+        while len(self._profiles) > self.max_profiles:
+            self._profiles.popitem(last=False)
+        return profile
+
+    def forget(self, actor: Actor) -> None:
+        """The actor's history changed (cleared, merged): read it afresh next time."""
+        self._profiles.pop(actor.key, None)
+
+
+async def recommend_for(
+    request: Request,
+    *,
+    actor: Actor | None,
+    source: RecommendationSource,
+    recommender: Recommender,
+    available: Mapping[int, Product],
+    categories: Mapping[int, Category],
+    now: datetime,
+    blend: Blend = BLEND,
+) -> list[Recommended]:
+    """Recommendations for a member, a device, or nobody (popularity and context alone)."""
+    model = await recommender.model(source)
+    profile = await recommender.profile(source, actor, now) if actor is not None else Profile()
+    features = {p.id: product_features(p, categories) for p in available.values()}
+    if request.product_id is not None and request.product_id not in features:
+        features[request.product_id] = frozenset()
+    return recommend(request, model, profile, available, features, blend=blend)
