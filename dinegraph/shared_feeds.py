@@ -45,6 +45,7 @@ SHARED_FIELDS: dict[str, Callable[[Viewer], Hashable]] = {
     "storeDeliveryFeed": viewer_class,
     "orderUpdates": viewer_class,
     "groupBuyUpdates": viewer_class,
+    "campaignQuotaFeed": viewer_class,
     "storeOrderFeed": viewer_class,
     "stationTicketFeed": viewer_class,
 }

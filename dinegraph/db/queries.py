@@ -24,6 +24,7 @@ from dinegraph.db.refund_reads import RefundReads
 from dinegraph.db.stock import movement_of
 from dinegraph.db.tables import (
     bargains,
+    campaign_quotas,
     campaigns,
     coupon_issue_jobs,
     coupon_templates,
@@ -45,6 +46,7 @@ from dinegraph.db.tables import (
     store_loads,
 )
 from dinegraph.domain.bargains import Bargain
+from dinegraph.domain.campaign_quotas import QuotaRow
 from dinegraph.domain.campaigns import Campaign, CampaignKind
 from dinegraph.domain.coupons import (
     Coupon,
@@ -396,6 +398,19 @@ class ReadQueries(CatalogReads, RefundReads):
     async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None:
         async with self._engine.connect() as conn:
             return await SqlCampaignRepository(conn).quota_left(campaign_id, store_id, sku_id)
+
+    async def campaign_quotas(
+        self, campaign_ids: Sequence[int], store_ids: frozenset[int] | None
+    ) -> list[QuotaRow]:
+        if not campaign_ids:
+            return []
+        query = sa.select(campaign_quotas).where(campaign_quotas.c.campaign_id.in_(campaign_ids))
+        if store_ids is not None:
+            query = query.where(campaign_quotas.c.store_id.in_(sorted(store_ids)))
+        return [
+            QuotaRow(r.campaign_id, r.store_id, r.sku_id, r.quota, r.remaining, r.closed)
+            for r in await self._rows(query)
+        ]
 
     async def groups_by_ids(self, ids: Sequence[int]) -> list[GroupBuy]:
         rows = await self._rows(sa.select(group_buys).where(group_buys.c.id.in_(ids)))

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Protocol
 
 from dinegraph.domain.bargains import Bargain
+from dinegraph.domain.campaign_quotas import QuotaRow
 from dinegraph.domain.campaigns import Campaign, CampaignKind
 from dinegraph.domain.catalog import Category, Channel, Product, Sku, Store
 from dinegraph.domain.coupons import Coupon, CouponStatus, CouponTemplate, IssueJob
@@ -211,6 +212,11 @@ class ReadModels(Protocol):
         """The earliest start of a campaign planned to start later than ``after``."""
 
     async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None: ...
+
+    async def campaign_quotas(
+        self, campaign_ids: Sequence[int], store_ids: frozenset[int] | None
+    ) -> list[QuotaRow]:
+        """The quotas of the campaigns at the stores (None: every store)."""
 
     async def groups_by_ids(self, ids: Sequence[int]) -> list[GroupBuy]: ...
 

@@ -40,6 +40,11 @@ def quota_stamp(store_id: int) -> str:
     return f"quota.{store_id}"
 
 
+def is_quota_stamp(name: str) -> bool:
+    """Whether ``name`` is some store's ``quota_stamp``."""
+    return name.startswith("quota.")
+
+
 @dataclass(frozen=True, slots=True)
 class ReadsChanged:
     """A committed change moved these stamps: every process drops what depended on them."""

@@ -349,7 +349,13 @@ def _hq_headers(server: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {signed['accessToken']}"}
 
 
-def test_a_campaign_made_in_the_form_reaches_the_mini_program(page: Page, server: str) -> None:
+BUY_FLASH = """mutation($c: ID!, $order: CampaignOrderInput) {
+  buyFlashSale(campaignId: $c, order: $order) { order { id } errors { code } } }"""
+
+
+def test_a_campaign_made_in_the_form_reaches_the_mini_program_and_its_quota_moves_live(
+    page: Page, server: str, console_settings: Settings
+) -> None:
     dish = next(
         s
         for s in _skus(server, "PICKUP")
@@ -381,7 +387,27 @@ def test_a_campaign_made_in_the_form_reaches_the_mini_program(page: Page, server
     page.locator("input[data-test=campaign-name]").fill(name)
     page.locator("[data-test=campaign-submit]").click()
     expect(page.locator(f'[data-test="campaign-{name}"]')).to_be_visible()
+    quota = page.locator(f'tr:has([data-test="campaign-{name}"]) .el-progress')
+    expect(quota).to_contain_text("20 / 20")
     _screenshot(page, "campaigns")
+
+    # A member buys it through the API: the quota left moves on the page, which is not
+    # read again (the marker set on this very document survives).
+    page.evaluate("window.__sameDocument = true")
+    running = _gql(server, "query($s: ID!) { campaigns(storeId: $s) { id name } }", {"s": STORE_1})[
+        "campaigns"
+    ]
+    (campaign_id,) = [c["id"] for c in running if c["name"] == name]
+    bought = _gql(
+        server,
+        BUY_FLASH,
+        {"c": campaign_id, "order": {"storeId": STORE_1}},
+        _member(console_settings),
+    )["buyFlashSale"]
+    assert bought["errors"] == [], bought
+    expect(quota).to_contain_text("19 / 20")
+    assert page.evaluate("window.__sameDocument === true")
+    _screenshot(page, "campaigns-live-quota")
 
     listed = httpx.post(
         f"{server}/graphql",
