@@ -134,6 +134,7 @@ from harness.runs import (
 from harness.shop import (
     OrderSpec,
     coming_noon,
+    development_couriers,
     development_env,
     development_payments,
     insert_members,
@@ -1050,7 +1051,7 @@ def start_servers(
     for k in range(processes):
         label = f"{name}-{'AB'[k]}" if processes > 1 else name
         env = {
-            **development_payments(development_env(demo.env, frame.now())),
+            **development_couriers(development_payments(development_env(demo.env, frame.now()))),
             "DINEGRAPH_BROKER_URL": broker_url,
         }
         servers.append(start_product(label, env, workdir))

@@ -83,6 +83,14 @@ def development_payments(env: dict[str, str]) -> dict[str, str]:
     return {**kept, "DINEGRAPH_DEVELOPMENT_PAYMENTS": "1"}
 
 
+def development_couriers(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without the delivery platforms' settings: a DEVELOPMENT server then carries
+    by the development couriers, who name a courier at once, where the real adapters would
+    call the closed port and leave every trip waiting. For a scenario that follows trips."""
+    platforms = ("DINEGRAPH_DADA_", "DINEGRAPH_SF_", "DINEGRAPH_DELIVERY_PLATFORMS")
+    return {k: v for k, v in env.items() if not k.startswith(platforms)}
+
+
 # --- members -------------------------------------------------------------------------------
 
 

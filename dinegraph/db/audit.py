@@ -23,22 +23,26 @@ from dinegraph.domain.audit import (
 async def append_entry(conn: AsyncConnection, entry: AuditEntry) -> None:
     """Add ``entry`` in the caller's transaction: it commits or rolls back with the write."""
     await conn.execute(
-        audit_log.insert().values(
-            at=entry.at,
-            actor_kind=entry.actor_kind.value,
-            credential=entry.credential,
-            staff_id=entry.staff_id,
-            api_key_id=entry.api_key_id,
-            action=entry.action,
-            outcome=entry.outcome.value,
-            error_code=entry.error_code,
-            object_type=entry.object_type,
-            object_id=entry.object_id,
-            store_id=entry.store_id,
-            client_address=entry.client_address,
-            summary=entry.summary,
-        )
+        _APPEND,  # built once: every staff and partner write appends one
+        {
+            "at": entry.at,
+            "actor_kind": entry.actor_kind.value,
+            "credential": entry.credential,
+            "staff_id": entry.staff_id,
+            "api_key_id": entry.api_key_id,
+            "action": entry.action,
+            "outcome": entry.outcome.value,
+            "error_code": entry.error_code,
+            "object_type": entry.object_type,
+            "object_id": entry.object_id,
+            "store_id": entry.store_id,
+            "client_address": entry.client_address,
+            "summary": entry.summary,
+        },
     )
+
+
+_APPEND = audit_log.insert()
 
 
 def _where(f: AuditFilter) -> list[sa.ColumnElement[bool]]:

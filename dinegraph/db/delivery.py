@@ -62,6 +62,17 @@ def delivery_of(row: Any) -> Delivery:
     )
 
 
+# Built once: a delivery is read and written on every courier report (several a second per
+# trip), where building the statement anew cost more than running it. The update reports
+# its outcome by its row count, not by RETURNING: one trip less through the driver.
+_BY_ID = sa.select(deliveries).where(deliveries.c.id == sa.bindparam("delivery_id"))
+_SAVE = deliveries.update().where(
+    deliveries.c.id == sa.bindparam("saved_id"),
+    deliveries.c.version == sa.bindparam("expected_version"),
+)
+_ADD_POSITION = courier_positions.insert()
+
+
 class SqlDeliveryRepository:
     def __init__(self, conn: AsyncConnection, moved: set[str] | None = None) -> None:
         self._conn = conn
@@ -94,9 +105,7 @@ class SqlDeliveryRepository:
         return replace(delivery, id=int(new_id), version=1)
 
     async def get(self, delivery_id: int) -> Delivery | None:
-        row = (
-            await self._conn.execute(sa.select(deliveries).where(deliveries.c.id == delivery_id))
-        ).first()
+        row = (await self._conn.execute(_BY_ID, {"delivery_id": delivery_id})).first()
         return delivery_of(row) if row else None
 
     async def latest_for_order(self, order_id: int) -> Delivery | None:
@@ -114,38 +123,39 @@ class SqlDeliveryRepository:
         """Write the delivery's state if nobody changed it since ``expected_version``."""
         courier = delivery.courier
         pos = delivery.position
-        done = await self._conn.scalar(
-            deliveries.update()
-            .where(deliveries.c.id == delivery.id, deliveries.c.version == expected_version)
-            .values(
-                provider=delivery.provider.value,
-                status=delivery.status.value,
-                courier_name=courier.name if courier else None,
-                courier_phone=courier.phone if courier else None,
-                rider_id=delivery.rider_id,
-                lat=pos.lat if pos else None,
-                lng=pos.lng if pos else None,
-                position_at=delivery.position_at,
-                received_at=delivery.received_at,
-                eta_seconds=delivery.eta_seconds,
-                version=delivery.version,
-                updated_at=delivery.updated_at,
-            )
-            .returning(deliveries.c.id)
+        done = await self._conn.execute(
+            _SAVE,
+            {
+                "saved_id": delivery.id,
+                "expected_version": expected_version,
+                "provider": delivery.provider.value,
+                "status": delivery.status.value,
+                "courier_name": courier.name if courier else None,
+                "courier_phone": courier.phone if courier else None,
+                "rider_id": delivery.rider_id,
+                "lat": pos.lat if pos else None,
+                "lng": pos.lng if pos else None,
+                "position_at": delivery.position_at,
+                "received_at": delivery.received_at,
+                "eta_seconds": delivery.eta_seconds,
+                "version": delivery.version,
+                "updated_at": delivery.updated_at,
+            },
         )
-        return done is not None
+        return done.rowcount == 1
 
     async def add_position(
         self, delivery_id: int, point: GeoPoint, recorded_at: datetime, received_at: datetime
     ) -> None:
         await self._conn.execute(
-            courier_positions.insert().values(
-                delivery_id=delivery_id,
-                lat=point.lat,
-                lng=point.lng,
-                recorded_at=recorded_at,
-                received_at=received_at,
-            )
+            _ADD_POSITION,
+            {
+                "delivery_id": delivery_id,
+                "lat": point.lat,
+                "lng": point.lng,
+                "recorded_at": recorded_at,
+                "received_at": received_at,
+            },
         )
 
     async def nearest_idle_rider(self, store_id: int, near: GeoPoint) -> tuple[int, Courier] | None:

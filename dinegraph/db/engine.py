@@ -88,7 +88,10 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
 
 
 def _sqlite_engine(url: str, *, busy_timeout_ms: int) -> AsyncEngine:
-    engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+    # Check-in rolls back only a transaction still open (see ``_on_reset``), not every time.
+    engine = create_async_engine(
+        url, connect_args={"timeout": busy_timeout_ms / 1000}, pool_reset_on_return=None
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -109,4 +112,24 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int) -> AsyncEngine:
         if conn.get_execution_options().get(WRITE, False):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
+    @event.listens_for(engine.sync_engine, "reset")
+    def _on_reset(dbapi_connection: Any, _record: ConnectionPoolEntry, state: Any) -> None:
+        # A read issues no BEGIN (above), so a pooled connection coming back from one has
+        # nothing to roll back: the driver's ROLLBACK would only cost a trip through
+        # aiosqlite's thread, once per read. Whatever did leave a transaction open (a write
+        # that failed or was abandoned before its end) is rolled back here as before.
+        if state.terminate_only or not state.asyncio_safe or state.transaction_was_reset:
+            return
+        if _open_transaction(dbapi_connection):
+            dbapi_connection.rollback()
+
     return engine
+
+
+def _open_transaction(dbapi_connection: Any) -> bool:
+    """Whether SQLite holds a transaction open on this (aiosqlite-adapted) connection;
+    True when that cannot be told, so that it is rolled back."""
+    try:
+        return bool(dbapi_connection._connection.in_transaction)
+    except AttributeError:
+        return True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +18,7 @@ from dinegraph.domain.catalog import (
 )
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.identity import can_see_unlisted
+from dinegraph.domain.reads import StockRow
 from dinegraph.domain.stock import StockView, combo_stock_view, stock_view
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.resolvers.pagination import Page, page_of
@@ -84,14 +85,24 @@ async def stock_at(ctx: Context, sku: Sku, store_id: int | None) -> StockView | 
 
 
 async def component_stock(
-    ctx: Context, store_id: int, combos: Iterable[Sku]
+    ctx: Context,
+    store_id: int,
+    combos: Iterable[Sku],
+    known: Mapping[tuple[int, int], StockRow | None] | None = None,
 ) -> dict[int, StockView | None]:
-    """The stock at a store of every component of these combos, in two batched loads."""
+    """The stock at a store of every component of these combos, in two batched loads;
+    ``known``: stock rows already read (a pair read and absent maps to None)."""
     ids = sorted({part.sku_id for sku in combos for part in sku.components})
     if not ids:
         return {}
     found = await ctx.loaders.sku.load_many(ids)
-    rows = await ctx.loaders.stock.load_many([(store_id, sku_id) for sku_id in ids])
+    pairs = [(store_id, sku_id) for sku_id in ids]
+    if known is None:
+        rows = await ctx.loaders.stock.load_many(pairs)
+    else:
+        missing = [pair for pair in pairs if pair not in known]
+        loaded = dict(zip(missing, await ctx.loaders.stock.load_many(missing), strict=True))
+        rows = [known[pair] if pair in known else loaded[pair] for pair in pairs]
     views: dict[int, StockView | None] = {}
     for sku_id, sku, row in zip(ids, found, rows, strict=True):
         if sku is None:
@@ -150,12 +161,20 @@ async def priced_menu(
 async def priced_products(
     ctx: Context, store_id: int, products: Sequence[Product]
 ) -> list[MenuProduct]:
-    """Products with every SKU priced and stocked at a store, in five batched loads."""
-    sku_lists = await ctx.loaders.skus_of_product.load_many([p.id for p in products])
+    """Products with every SKU priced and stocked at a store, in five batched reads."""
+    # Straight from the batch reads, not key by key through the loaders: a menu has hundreds
+    # of SKUs, and each key through a loader costs a future and a callback of its own.
+    product_ids = [p.id for p in products]
+    grouped = await ctx.reads.skus_by_product_ids(product_ids) if product_ids else {}
+    sku_lists = [grouped.get(i, []) for i in product_ids]
     pairs = [(store_id, s.id) for skus in sku_lists for s in skus]
-    prices = dict(zip(pairs, await ctx.loaders.store_price.load_many(pairs), strict=True))
-    stocks = dict(zip(pairs, await ctx.loaders.stock.load_many(pairs), strict=True))
-    parts = await component_stock(ctx, store_id, [s for skus in sku_lists for s in skus])
+    found_prices = await ctx.reads.store_prices(pairs) if pairs else {}
+    found_stock = await ctx.reads.stock_rows(pairs) if pairs else {}
+    prices = {pair: found_prices.get(pair) for pair in pairs}
+    stocks: dict[tuple[int, int], StockRow | None] = {pair: found_stock.get(pair) for pair in pairs}
+    parts = await component_stock(
+        ctx, store_id, [s for skus in sku_lists for s in skus], known=stocks
+    )
 
     def priced(sku: Sku) -> MenuSku:
         row = stocks[(store_id, sku.id)]

@@ -7,6 +7,7 @@ by the nesting limit, so no input can exhaust the stack or take time beyond its 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -320,6 +321,27 @@ def operation_cost(
     return cost.selection_set(operation.selection_set, root, None)
 
 
+# Documents found fit (neither too complex nor holding unstorable literals), by identity:
+# the parser cache hands the same document back for the same text, and both checks walk the
+# whole document, on every request. Bounded like the parser cache; refusals are not kept.
+_FIT_DOCUMENTS: OrderedDict[int, DocumentNode] = OrderedDict()
+_FIT_DOCUMENTS_MAX = 1024
+
+
+def _document_refusal(document: DocumentNode) -> GraphQLError | None:
+    """Why the document is refused before validation (too complex, unstorable text)."""
+    if _FIT_DOCUMENTS.get(id(document)) is document:
+        return None
+    refused = document_too_complex(document)
+    if refused is None and literals_invalid(document):
+        refused = invalid_characters_error()
+    if refused is None:
+        _FIT_DOCUMENTS[id(document)] = document
+        if len(_FIT_DOCUMENTS) > _FIT_DOCUMENTS_MAX:
+            _FIT_DOCUMENTS.popitem(last=False)
+    return refused
+
+
 class GuardedValidation(ValidationCache):
     """Validation, cached, behind the checks that keep it cheap, then the cost limit.
 
@@ -345,9 +367,7 @@ class GuardedValidation(ValidationCache):
         context = self.execution_context
         document = context.graphql_document
         assert document is not None
-        refused = document_too_complex(document)
-        if refused is None and literals_invalid(document):
-            refused = invalid_characters_error()
+        refused = _document_refusal(document)
         if refused is not None:
             return [refused]
         try:
