@@ -20,8 +20,8 @@ from dinegraph.db.audit import SqlAuditLog
 from dinegraph.db.behaviour import SqlBehaviourLog
 from dinegraph.db.prepays import SqlPrepays
 from dinegraph.db.queries import ReadQueries
-from dinegraph.db.search import SqlSearchReads
 from dinegraph.db.recommendations import SqlRecommendationSource
+from dinegraph.db.search import SqlSearchReads
 from dinegraph.db.staff_accounts import SqlApiKeys, SqlStaffAccounts
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.audit import AuditDraft, AuditLog
@@ -238,6 +238,7 @@ class Context:
     def search_reads(self) -> SearchReads:
         """What product search reads, and the misses it writes."""
         return SqlSearchReads(self.engine)
+
     def behaviour_log(self) -> SqlBehaviourLog:
         """Behaviour events the mini-program reports (domain/behaviour.py)."""
         return SqlBehaviourLog(self.engine)

@@ -91,6 +91,8 @@ async def _search_synonyms(conn: AsyncConnection, now: datetime) -> int:
     ]
     await conn.execute(search_synonyms.insert(), rows)
     return len(rows)
+
+
 # Enough order history that a demo member's 猜你喜欢 makes sense at once, small enough that
 # seeding stays quick (about a second with the model's build).
 DEMO_HISTORY_MEMBERS = 400

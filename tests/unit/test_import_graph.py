@@ -125,9 +125,7 @@ ALLOWED_MODULES: dict[str, frozenset[str]] = {
 # The domain may use the standard library and these pure libraries, nothing else, computing
 # only: search reads Chinese text with jieba, pypinyin and rapidfuzz (words, pinyin, typos);
 # the recommendation model is numpy and scipy.
-PURE_LIBRARIES: frozenset[str] = frozenset(
-    {"jieba", "pypinyin", "rapidfuzz", "numpy", "scipy"}
-)
+PURE_LIBRARIES: frozenset[str] = frozenset({"jieba", "pypinyin", "rapidfuzz", "numpy", "scipy"})
 DRIVERS = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "alembic", "redis"})
 NO_DRIVERS = frozenset({"resolvers", "schema", "edge"})
 
