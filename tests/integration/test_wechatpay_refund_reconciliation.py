@@ -21,7 +21,8 @@ from dinegraph.app import create_app, default_services
 from dinegraph.context import Clock, Services
 from dinegraph.db.tables import orders, refunds
 from dinegraph.db.uow import SqlUnitOfWork
-from dinegraph.domain.events import Event, OrderChanged
+from dinegraph.domain.events import Event
+from dinegraph.domain.orders import OrderChanged
 from dinegraph.domain.payments import (
     ProviderRefused,
     ProviderUnavailable,
