@@ -29,7 +29,7 @@ from dinegraph.domain.payments import (
     RefundState,
     out_trade_no,
 )
-from dinegraph.domain.services.refund_progress import reconcile_refunds
+from dinegraph.domain.services.refund_progress import RefundsReconciled, reconcile_refunds
 from dinegraph.events.brokers import Broker
 from dinegraph.integrations.wechatpay import WechatPayClient
 from dinegraph.resolvers.ids import decode_id
@@ -350,3 +350,44 @@ async def test_a_notification_racing_the_reconciliation_settles_the_refund_once(
     assert (after.status, after.order_version) == ("REFUNDED", before.order_version + 1)
     # Pushed once, as the order's one new version.
     assert broker.order_changes(order_id) == [after.order_version]
+
+
+async def test_a_round_goes_on_after_the_last_refund_it_looked_at(
+    shop: Shop, settings: Settings, engine: AsyncEngine
+) -> None:
+    stuck, next_one = await shop.submitted_refund(settings), await shop.submitted_refund(settings)
+    stuck_id, next_id = await shop.refund_id(stuck), await shop.refund_id(next_one)
+    shop.fake.end_refund(next_one.out_refund_no, "SUCCESS")  # ``stuck`` stays PROCESSING
+    shop.services.clock.advance(QUIET + timedelta(minutes=1))
+
+    async def round_after(after_id: int) -> RefundsReconciled:
+        return await reconcile_refunds(
+            shop.services.clock(),
+            provider=shop.client,
+            new_uow=lambda: SqlUnitOfWork(engine),
+            quiet_for=QUIET,
+            after_id=after_id,
+            batch=1,
+        )
+
+    first = await round_after(stuck_id - 1)
+    assert (first.processing, first.after_id) == ([stuck_id], stuck_id)
+    second = await round_after(first.after_id)  # not ``stuck`` again: the one after it
+    assert second.refunded == [next_id]
+    assert (await shop.row(next_one)).status == "REFUNDED"
+    last = await round_after(max(stuck_id, next_id) + 10_000)  # nothing left: from the start
+    assert (last.settled, last.after_id) == (0, 0)
+
+
+async def test_a_closed_refund_notification_fails_the_refund_with_the_reason(
+    shop: Shop, settings: Settings
+) -> None:
+    refund = await shop.submitted_refund(settings)
+    note = shop.fake.refund_notification(refund.out_refund_no, "CLOSED")
+    answer = await shop.gql.http.post(
+        NOTIFY, content=note.body, headers={"content-type": "application/json", **note.headers}
+    )
+    assert answer.status_code == 204, answer.text
+    after = await shop.row(refund)
+    assert after.status == "FAILED"
+    assert after.refusal_reason is not None and "CLOSED" in after.refusal_reason
