@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dinegraph.cli_app import load_settings, open_engine, run_async
+from dinegraph.cli_app import announcing, load_settings, open_engine, run_async
 from dinegraph.domain.identity import StaffRole
 from dinegraph.domain.providers import Provider
 
@@ -111,13 +111,18 @@ def reconcile_payments_command(
         float | None,
         typer.Option(help="Ask about prepays quiet this long (default: the server's setting)."),
     ] = None,
+    refunds_older_than_seconds: Annotated[
+        float | None,
+        typer.Option(help="Ask about refunds SUBMITTED this long (default: the server's setting)."),
+    ] = None,
 ) -> None:
     """Ask WeChat Pay about orders whose payment notification never came (confirming the
-    paid ones) and close the trades of cancelled orders; the server does it every minute."""
+    paid ones), close the trades of cancelled orders, and settle refunds whose refund
+    notification never came; the server does it every minute."""
     from datetime import timedelta
 
     from dinegraph.app import default_services
-    from dinegraph.wechatpay_wiring import reconcile_once
+    from dinegraph.wechatpay_wiring import reconcile_once, reconcile_refunds_once
 
     async def run(settings: Settings) -> str:
         services = default_services(settings)
@@ -128,16 +133,27 @@ def reconcile_payments_command(
             if older_than_seconds is not None
             else settings.wechatpay_reconcile_after_seconds
         )
-        engine = open_engine(settings)
+        refunds_quiet = (
+            refunds_older_than_seconds
+            if refunds_older_than_seconds is not None
+            else settings.refund_reconcile_after_seconds
+        )
         try:
-            done = await reconcile_once(engine, None, services, timedelta(seconds=quiet))
+            # Through the servers' broker: a member watching the order hears what changed.
+            async with announcing(settings) as (engine, broker):
+                done = await reconcile_once(engine, broker, services, timedelta(seconds=quiet))
+                refunds = await reconcile_refunds_once(
+                    engine, broker, services, timedelta(seconds=refunds_quiet)
+                )
         finally:
             await services.wechatpay.aclose()
-            await engine.dispose()
         return (
             f"confirmed {len(done.confirmed)} paid, closed {len(done.closed)}, "
             f"ended unpaid {len(done.ended)}, refunded {len(done.refunded)}, "
-            f"failed {len(done.failed)}"
+            f"failed {len(done.failed)}; "
+            f"refunds settled {refunds.settled} ({len(refunds.refunded)} refunded, "
+            f"{len(refunds.failed)} failed), {len(refunds.processing)} still processing, "
+            f"{len(refunds.unanswered)} unanswered"
         )
 
     typer.echo(run_async(run))

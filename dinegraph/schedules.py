@@ -21,7 +21,7 @@ from dinegraph.domain.services.dispatch import hand_on_unaccepted
 from dinegraph.domain.services.orders import SWEEP_BATCH, cancel_expired
 from dinegraph.events.brokers import Broker
 from dinegraph.settings import Settings
-from dinegraph.wechatpay_wiring import reconcile_once
+from dinegraph.wechatpay_wiring import reconcile_once, reconcile_refunds_once
 
 log = logging.getLogger("dinegraph")
 
@@ -139,9 +139,11 @@ async def prune_old_positions(engine: AsyncEngine, services: Services, settings:
 async def reconcile_wechatpay(
     engine: AsyncEngine, broker: Broker, services: Services, settings: Settings
 ) -> None:
-    """Ask WeChat Pay about payments whose notification never came, and close the trades
-    of cancelled orders, every DINEGRAPH_WECHATPAY_RECONCILE_SECONDS."""
+    """Ask WeChat Pay about payments and refunds whose notification never came, and close
+    the trades of cancelled orders, every DINEGRAPH_WECHATPAY_RECONCILE_SECONDS."""
     quiet_for = timedelta(seconds=settings.wechatpay_reconcile_after_seconds)
+    refunds_quiet_for = timedelta(seconds=settings.refund_reconcile_after_seconds)
+    after_id = 0  # where the next round of refunds goes on
     while True:
         await asyncio.sleep(settings.wechatpay_reconcile_seconds)
         try:
@@ -157,6 +159,19 @@ async def reconcile_wechatpay(
                 )
         except Exception:
             log.exception("WeChat Pay reconciliation failed; trying again next round")
+        try:
+            refunds = await reconcile_refunds_once(
+                engine, broker, services, refunds_quiet_for, after_id=after_id
+            )
+            after_id = refunds.after_id
+            if refunds.settled:
+                log.info(
+                    "WeChat Pay refund reconciliation: %d refunded, %d failed",
+                    len(refunds.refunded),
+                    len(refunds.failed),
+                )
+        except Exception:
+            log.exception("WeChat Pay refund reconciliation failed; trying again next round")
 
 
 async def sweep_calls(services: Services, every_seconds: float) -> None:

@@ -352,6 +352,8 @@ class Settings(BaseSettings):
     # Reconciliation: how often, and how long a prepay stays quiet before WeChat Pay is asked.
     wechatpay_reconcile_seconds: float = Field(default=60, gt=0)
     wechatpay_reconcile_after_seconds: float = Field(default=180, ge=0)
+    # A refund SUBMITTED this long without the provider's final word is asked about.
+    refund_reconcile_after_seconds: float = Field(default=300, ge=0)
 
     @property
     def wechatpay_enabled(self) -> bool:

@@ -1,6 +1,6 @@
 """WeChat Pay's wiring: the client made from the settings, its notification routes, one
-reconciliation round (for the server's schedule and ``dinegraph reconcile-payments``) and
-its outbound-call handlers."""
+reconciliation round of payments and one of refunds (for the server's schedule and
+``dinegraph reconcile-payments``) and its outbound-call handlers."""
 
 from __future__ import annotations
 
@@ -20,7 +20,12 @@ from dinegraph.domain.services.checkout_payments import (
     Reconciled,
     reconcile_payments,
 )
-from dinegraph.domain.services.refund_progress import RefundSettled, refund_settled
+from dinegraph.domain.services.refund_progress import (
+    RefundSettled,
+    RefundsReconciled,
+    reconcile_refunds,
+    refund_settled,
+)
 from dinegraph.events.brokers import Broker
 from dinegraph.integrations.wechatpay import (
     DEFAULT_BASE_URL,
@@ -131,6 +136,7 @@ def wechatpay_routes(
             succeeded=outcome.succeeded,
             provider_refund_id=outcome.provider_refund_id,
             at=outcome.at or at,
+            reason=outcome.reason,
         )
         await refund_settled(event, uow=new_uow())
 
@@ -162,6 +168,29 @@ async def reconcile_once(
             engine, events=broker, board=services.board.unit(), calls=services.calls
         ),
         quiet_for=quiet_for,
+    )
+
+
+async def reconcile_refunds_once(
+    engine: AsyncEngine,
+    broker: Broker | None,
+    services: Services,
+    quiet_for: timedelta,
+    *,
+    after_id: int = 0,
+) -> RefundsReconciled:
+    """One round: WeChat Pay asked about refunds SUBMITTED and quiet for ``quiet_for``
+    (their notification lost), those it has ended settled as the notification would."""
+    if services.wechatpay is None:
+        return RefundsReconciled()
+    return await reconcile_refunds(
+        services.clock(),
+        provider=services.wechatpay,
+        new_uow=lambda: SqlUnitOfWork(
+            engine, events=broker, board=services.board.unit(), calls=services.calls
+        ),
+        quiet_for=quiet_for,
+        after_id=after_id,
     )
 
 

@@ -97,6 +97,21 @@ class SqlRefundRows:
             (refunds.c.order_id == order_id) & (refunds.c.status == RefundStatus.REQUESTED.value)
         )
 
+    async def submitted_refunds(
+        self, updated_before: datetime, *, after_id: int, limit: int
+    ) -> list[Refund]:
+        rows = await self._conn.execute(
+            sa.select(refunds)
+            .where(
+                refunds.c.status == RefundStatus.SUBMITTED.value,
+                refunds.c.id > after_id,
+                refunds.c.updated_at < updated_before,
+            )
+            .order_by(refunds.c.id)
+            .limit(limit)
+        )
+        return [refund_of(r) for r in rows]
+
     async def move_refund(
         self,
         refund_id: int,

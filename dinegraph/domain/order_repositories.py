@@ -144,6 +144,12 @@ class OrderRepository(Protocol):
     async def open_refund_request(self, order_id: int) -> Refund | None:
         """The order's REQUESTED refund, if any (there is at most one)."""
 
+    async def submitted_refunds(
+        self, updated_before: datetime, *, after_id: int, limit: int
+    ) -> list[Refund]:
+        """Refunds SUBMITTED and unchanged since before ``updated_before``, by id from
+        ``after_id`` on: those whose provider has not told us its final word."""
+
     async def move_refund(
         self,
         refund_id: int,

@@ -92,6 +92,46 @@ class RefundOutcome:
     succeeded: bool
     provider_refund_id: str | None
     at: datetime | None
+    reason: str | None = None  # why it failed, in the provider's words
+
+
+class RefundState(StrEnum):
+    """Where the provider is with a refund (WeChat Pay's refund ``status``)."""
+
+    PROCESSING = "PROCESSING"
+    SUCCESS = "SUCCESS"
+    CLOSED = "CLOSED"  # closed by the provider; the money stays with the merchant
+    ABNORMAL = "ABNORMAL"  # the payer's account could not take it: settled by hand
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRefund:
+    """A refund as the provider has it when asked (a refund query's answer)."""
+
+    out_refund_no: str
+    state: RefundState
+    provider_refund_id: str | None
+    at: datetime | None  # when it succeeded
+
+    @property
+    def outcome(self) -> RefundOutcome | None:
+        """Its end; None while the provider is still at it."""
+        if self.state is RefundState.PROCESSING:
+            return None
+        return RefundOutcome(
+            out_refund_no=self.out_refund_no,
+            succeeded=self.state is RefundState.SUCCESS,
+            provider_refund_id=self.provider_refund_id,
+            at=self.at,
+            reason=None if self.state is RefundState.SUCCESS else refund_failure(self.state),
+        )
+
+
+def refund_failure(state: RefundState) -> str:
+    """What a failed refund tells the member and head office (``Refund.refusalReason``)."""
+    if state is RefundState.ABNORMAL:
+        return "退款异常，需线下处理 (ABNORMAL)"
+    return "退款已关闭 (CLOSED)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +240,9 @@ class CheckoutProvider(Protocol):
     ) -> str:
         """Send money back; the provider's refund id. The same ``refund_no`` twice refunds
         once."""
+
+    async def query_refund(self, refund_no: str) -> ProviderRefund | None:
+        """The refund as the provider has it; None when it has none of that number."""
 
 
 class PrepayStore(Protocol):

@@ -39,10 +39,12 @@ from dinegraph.domain.payments import (
     NotificationRefused,
     PaymentNotice,
     PaymentRequest,
+    ProviderRefund,
     ProviderRefused,
     ProviderUnavailable,
     RefundNotice,
     RefundOutcome,
+    RefundState,
     Trade,
     TradeState,
     out_refund_no,
@@ -331,15 +333,17 @@ class WechatPayClient:
 
     async def _existing_refund(self, refund_no: str, refused: ProviderRefused) -> str:
         try:
-            outcome = await self.query_refund(refund_no)
+            found = await self.query_refund(refund_no)
         except ProviderRefused:
             raise refused from None
-        if outcome is None or outcome.provider_refund_id is None:
+        # Found in any state (PROCESSING too): WeChat Pay has it, so it was sent.
+        if found is None or found.provider_refund_id is None:
             raise refused
-        return outcome.provider_refund_id
+        return found.provider_refund_id
 
-    async def query_refund(self, refund_no: str) -> RefundOutcome | None:
-        """A refund as WeChat Pay has it; None when it has none of that number."""
+    async def query_refund(self, refund_no: str) -> ProviderRefund | None:
+        """查询单笔退款（通过商户退款单号）: the refund as WeChat Pay has it, its answer
+        verified; None when it has none of that number."""
         path = f"/v3/refund/domestic/refunds/{quote(refund_no, safe='')}"
         try:
             _, data = await self._call("GET", path)
@@ -347,7 +351,10 @@ class WechatPayClient:
             if refused.code in ("RESOURCE_NOT_EXISTS", "ORDER_NOT_EXIST"):
                 return None
             raise
-        return _refund_outcome(data, default_status="PROCESSING")
+        try:
+            return _provider_refund(data, default_status=RefundState.PROCESSING.value)
+        except (KeyError, ValueError) as exc:
+            raise ProviderUnavailable(f"WeChat Pay answered a refund query oddly: {exc}") from exc
 
     # --- notifications -------------------------------------------------------------------
 
@@ -410,19 +417,25 @@ class WechatPayClient:
             raise NotificationRefused("PARAM_ERROR", f"malformed notification: {exc}") from None
 
 
-def _refund_outcome(data: Mapping[str, Any], *, default_status: str) -> RefundOutcome | None:
-    """SUCCESS → succeeded; CLOSED or ABNORMAL → failed; PROCESSING → not over (None)."""
+def _provider_refund(data: Mapping[str, Any], *, default_status: str) -> ProviderRefund:
+    """A refund resource: ``status`` in a query's answer, ``refund_status`` in a
+    notification; ``success_time`` once it succeeded."""
     status = str(data.get("refund_status") or data.get("status") or default_status)
-    if status == "PROCESSING":
-        return None
-    if status not in ("SUCCESS", "CLOSED", "ABNORMAL"):
-        raise ValueError(f"unknown refund status {status}")
-    return RefundOutcome(
+    try:
+        state = RefundState(status)
+    except ValueError:
+        raise ValueError(f"unknown refund status {status}") from None
+    return ProviderRefund(
         out_refund_no=str(data["out_refund_no"]),
-        succeeded=status == "SUCCESS",
+        state=state,
         provider_refund_id=str(data["refund_id"]) if data.get("refund_id") else None,
         at=_time(data.get("success_time")),
     )
+
+
+def _refund_outcome(data: Mapping[str, Any], *, default_status: str) -> RefundOutcome | None:
+    """SUCCESS → succeeded; CLOSED or ABNORMAL → failed; PROCESSING → not over (None)."""
+    return _provider_refund(data, default_status=default_status).outcome
 
 
 class WechatPayRefunds:

@@ -44,7 +44,9 @@ class RefundNode(relay.Node):
         description="What goes back, in fen: as planned when asked, as granted once approved."
     )
     reason: str = strawberry.field(description="Why it was asked for.")
-    refusal_reason: str | None = strawberry.field(description="The store's reason, if REFUSED.")
+    refusal_reason: str | None = strawberry.field(
+        description="The store's reason, if REFUSED; the payment provider's, if FAILED."
+    )
     requested_by: domain.Requester
     requested_at: datetime
     updated_at: datetime = strawberry.field(description="When its status last changed.")

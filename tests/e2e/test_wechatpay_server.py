@@ -47,6 +47,7 @@ mutation Pay($orderId: ID!) {
 }
 """
 ORDER = "query($id: ID!) { order(id: $id) { status } }"
+REFUNDS = "query($id: ID!) { order(id: $id) { refunds { status refusalReason } } }"
 CANCEL = """
 mutation($input: UpdateOrderStatusInput!) {
   updateOrderStatus(input: $input) { order { status } errors { code } }
@@ -73,6 +74,7 @@ def wechatpay_server(
             DINEGRAPH_CLOCK_START=next_noon().isoformat(),
             DINEGRAPH_WECHATPAY_RECONCILE_SECONDS="0.5",
             DINEGRAPH_WECHATPAY_RECONCILE_AFTER_SECONDS=str(QUIET_SECONDS),
+            DINEGRAPH_REFUND_RECONCILE_AFTER_SECONDS=str(QUIET_SECONDS),
             **merchant_env(fake, merchant),
         ) as served,
     ):
@@ -179,6 +181,96 @@ async def test_reconcile_payments_command_confirms_and_closes(
             assert services.wechatpay is not None
             await services.wechatpay.aclose()
         assert found["data"]["order"]["status"] == "PAID"
+
+
+async def _cancelled_after_paying(
+    client: httpx.AsyncClient, fake: FakeWechatPay, member: dict[str, str]
+) -> str:
+    """An order paid (WeChat Pay notifies the server), then cancelled by its member: its
+    refund is SUBMITTED at WeChat Pay, which keeps it PROCESSING. Its out_refund_no."""
+    order = await _pickup_order(client, member)
+    assert (await _gql(client, PAY, {"orderId": order["id"]}, member))["payOrder"]["errors"] == []
+    trade = fake.pay(_trade_no(order["id"]))
+    answer = await fake.send(fake.paid_notification(trade.out_trade_no), trade.notify_url)
+    assert answer.status_code == 204, answer.text
+    cancelled = await _gql(
+        client, CANCEL, {"input": {"orderId": order["id"], "status": "CANCELLED"}}, member
+    )
+    assert cancelled["updateOrderStatus"]["errors"] == []
+    found = await _gql(client, REFUNDS, {"id": order["id"]}, member)
+    assert [r["status"] for r in found["order"]["refunds"]] == ["SUBMITTED"]
+    (refund,) = [r for r in fake.refunds.values() if r.out_trade_no == trade.out_trade_no]
+    return refund.out_refund_no
+
+
+async def test_reconcile_payments_command_settles_a_refund_whose_notification_was_lost(
+    settings: Settings, engine: AsyncEngine, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    fake, merchant = new_merchant(tmp_path_factory.mktemp("wechatpay-cli-refund"))
+    with fake.running():
+        served = settings.model_copy(update=merchant_overrides(fake, merchant))
+        async with shop_client(served, engine) as (gql, services):
+            assert services.wechatpay is not None
+            _, member = await new_member(settings, engine)
+            order = await _pickup_order(gql.http, member)
+            assert (await gql.execute(PAY, {"orderId": order["id"]}, member))["data"]["payOrder"][
+                "errors"
+            ] == []
+            trade = fake.pay(_trade_no(order["id"]))
+            note = fake.paid_notification(trade.out_trade_no)
+            answer = await gql.http.post(
+                "/payments/wechatpay/notify",
+                content=note.body,
+                headers={"content-type": "application/json", **note.headers},
+            )
+            assert answer.status_code == 204, answer.text
+            body = await gql.execute(
+                CANCEL, {"input": {"orderId": order["id"], "status": "CANCELLED"}}, member
+            )
+            assert body["data"]["updateOrderStatus"]["errors"] == []
+            (refund,) = [r for r in fake.refunds.values() if r.out_trade_no == trade.out_trade_no]
+            await services.wechatpay.aclose()
+        fake.end_refund(refund.out_refund_no, "SUCCESS")  # its notification is lost
+        done = await asyncio.to_thread(
+            run_cli,
+            settings,
+            "reconcile-payments",
+            "--refunds-older-than-seconds",
+            "0",
+            DINEGRAPH_CLOCK_START=(next_noon() + timedelta(minutes=5)).isoformat(),
+            **merchant_env(fake, merchant),
+        )
+        assert done.returncode == 0, done.stderr
+        # Refunds other tests left SUBMITTED are asked about too (this WeChat Pay knows none
+        # of them, so they stay): at least ours is settled.
+        said = re.search(r"refunds settled (\d+) \((\d+) refunded", done.stdout)
+        assert said is not None and int(said.group(2)) >= 1, done.stdout
+        async with shop_client(served, engine) as (gql, services):
+            found = await gql.execute(REFUNDS, {"id": order["id"]}, member)
+            assert services.wechatpay is not None
+            await services.wechatpay.aclose()
+        assert found["data"]["order"]["refunds"] == [{"status": "REFUNDED", "refusalReason": None}]
+
+
+async def test_the_server_settles_a_refund_whose_notification_was_lost(
+    wechatpay_server: tuple[str, FakeWechatPay, Merchant], settings: Settings, engine: AsyncEngine
+) -> None:
+    url, fake, _ = wechatpay_server
+    _, member = await new_member(settings, engine)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        refund_no = await _cancelled_after_paying(client, fake, member)
+        fake.end_refund(refund_no, "SUCCESS")  # and its refund notification never arrives
+        order_id = encode_id("Order", int(fake.refunds[refund_no].out_trade_no))
+        deadline = time.monotonic() + PATIENCE_SECONDS + QUIET_SECONDS
+        while True:
+            found = await _gql(client, REFUNDS, {"id": order_id}, member)
+            (refund,) = found["order"]["refunds"]
+            if refund["status"] != "SUBMITTED":
+                break
+            assert time.monotonic() < deadline, "the refund is still SUBMITTED"
+            await asyncio.sleep(0.2)
+    assert refund == {"status": "REFUNDED", "refusalReason": None}
+    assert ("GET", f"/v3/refund/domestic/refunds/{refund_no}") in fake.calls
 
 
 async def test_pay_in_wechat_and_the_notification_confirms_it_once(

@@ -6,11 +6,13 @@ A Starlette app under uvicorn in a background thread, with a platform key pair o
 - refuses a request whose ``Authorization`` is not the merchant's signature over
   ``METHOD\\nURL\\nTIMESTAMP\\nNONCE\\nBODY\\n`` (401 ``SIGN_ERROR``);
 - signs every answer (``Wechatpay-Timestamp``/``-Nonce``/``-Signature``/``-Serial``);
-- keeps trades (JSAPI prepay, query, close) and refunds (create, query; the same
-  ``out_refund_no`` twice is one refund);
+- keeps trades (JSAPI prepay, query, close) and refunds (create, query by
+  ``out_refund_no``; the same ``out_refund_no`` twice is one refund), which stay
+  PROCESSING until the test ends them (``end_refund``, ``refund_notification``);
 - sends notifications signed and AEAD_AES_256_GCM-encrypted with the APIv3 key.
 
-It can be told to fail (``fail_with``) or to hang (``hanging``), and it was written from
+It can be told to fail (``fail_with``), to hang (``hanging``) or to sign its answers with a
+key not its own (``answer_signing_key``), and it was written from
 WeChat Pay's documentation, not from the adapter: the two share no code.
 """
 
@@ -130,6 +132,7 @@ class FakeRefund:
     reason: str
     notify_url: str
     status: str = "PROCESSING"
+    success_time: str | None = None
 
 
 @dataclass
@@ -156,6 +159,8 @@ class FakeWechatPay:
     # Answer every call with (status, code) instead; or hold it until the client gives up.
     fail_with: tuple[int, str] | None = None
     hanging: bool = False
+    # Sign answers with this key instead of the platform key (a forged or garbled answer).
+    answer_signing_key: rsa.RSAPrivateKey | None = None
     port: int = 0
     _server: uvicorn.Server | None = None
     _thread: threading.Thread | None = None
@@ -253,9 +258,20 @@ class FakeWechatPay:
     def paid_notification(self, out_trade_no: str, **wrong: Any) -> Notification:
         return self.notification(self.trades[out_trade_no].resource(), **wrong)
 
+    def end_refund(self, out_refund_no: str, status: str = "SUCCESS") -> FakeRefund:
+        """WeChat Pay finishes a refund (SUCCESS, CLOSED or ABNORMAL); no notification is
+        sent (see ``refund_notification``)."""
+        refund = self.refunds[out_refund_no]
+        assert refund.status == "PROCESSING", refund.status
+        refund.status = status
+        if status == "SUCCESS":
+            refund.success_time = _wechat_time(datetime.now(UTC))
+        return refund
+
     def refund_notification(self, out_refund_no: str, status: str = "SUCCESS") -> Notification:
         refund = self.refunds[out_refund_no]
-        refund.status = status
+        if refund.status == "PROCESSING":
+            self.end_refund(out_refund_no, status)
         resource = {
             "mchid": self.mchid,
             "out_trade_no": refund.out_trade_no,
@@ -263,7 +279,7 @@ class FakeWechatPay:
             "out_refund_no": refund.out_refund_no,
             "refund_id": refund.refund_id,
             "refund_status": status,
-            "success_time": _wechat_time(datetime.now(UTC)),
+            "success_time": refund.success_time or _wechat_time(datetime.now(UTC)),
             "user_received_account": "支付用户零钱",
             "amount": {
                 "total": refund.total,
@@ -306,7 +322,7 @@ class FakeWechatPay:
 
     def _answer(self, status: int, data: dict[str, Any] | None = None) -> Response:
         body = orjson.dumps(data) if data is not None else b""
-        headers = self._signed_headers(body)
+        headers = self._signed_headers(body, signing_key=self.answer_signing_key)
         if data is not None:
             headers["Content-Type"] = "application/json; charset=utf-8"
         return Response(body, status_code=status, headers=headers)
@@ -459,7 +475,8 @@ class FakeWechatPay:
         return self._answer(200, self._refund_resource(refund))
 
     def _refund_resource(self, refund: FakeRefund) -> dict[str, Any]:
-        return {
+        # 查询单笔退款's answer: ``status``, and ``success_time`` once it is SUCCESS.
+        resource: dict[str, Any] = {
             "refund_id": refund.refund_id,
             "out_refund_no": refund.out_refund_no,
             "transaction_id": self.trades[refund.out_trade_no].transaction_id,
@@ -476,6 +493,9 @@ class FakeWechatPay:
                 "currency": "CNY",
             },
         }
+        if refund.success_time is not None:
+            resource["success_time"] = refund.success_time
+        return resource
 
 
 @dataclass(frozen=True)

@@ -876,6 +876,11 @@ class FakeOrderRepository(_Repository):
     async def open_refund_request(self, order_id: int) -> Refund | None:
         _not_faked("orders.open_refund_request")
 
+    async def submitted_refunds(
+        self, updated_before: datetime, *, after_id: int, limit: int
+    ) -> list[Refund]:
+        _not_faked("orders.submitted_refunds")
+
     async def move_refund(
         self,
         refund_id: int,
