@@ -328,11 +328,35 @@ _FIT_DOCUMENTS: OrderedDict[int, DocumentNode] = OrderedDict()
 _FIT_DOCUMENTS_MAX = 1024
 
 
+def unknown_fragment(document: DocumentNode) -> GraphQLError | None:
+    """The first spread of a fragment the document does not define, as validation says it.
+
+    Checked before validation runs: Strawberry's depth rule follows spreads without looking
+    first, and a missing fragment would fail it as a server error instead of a refusal.
+    """
+    defined = {d.name.value for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode | FragmentDefinitionNode):
+            continue
+        stack = [definition.selection_set]
+        while stack:
+            current = stack.pop()
+            for selection in current.selections:
+                if (
+                    isinstance(selection, FragmentSpreadNode)
+                    and selection.name.value not in defined
+                ):
+                    return GraphQLError(f"Unknown fragment '{selection.name.value}'.", selection)
+            stack.extend(_selection_sets(current))
+    return None
+
+
 def _document_refusal(document: DocumentNode) -> GraphQLError | None:
-    """Why the document is refused before validation (too complex, unstorable text)."""
+    """Why the document is refused before validation (too complex, unstorable text, a
+    fragment it spreads but does not define)."""
     if _FIT_DOCUMENTS.get(id(document)) is document:
         return None
-    refused = document_too_complex(document)
+    refused = document_too_complex(document) or unknown_fragment(document)
     if refused is None and literals_invalid(document):
         refused = invalid_characters_error()
     if refused is None:

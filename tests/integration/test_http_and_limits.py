@@ -124,6 +124,22 @@ async def test_depth_alias_and_token_limits(production: httpx.AsyncClient) -> No
     assert "more than 3000 tokens" in long["errors"][0]["message"]
 
 
+async def test_a_spread_of_an_undefined_fragment_is_refused_not_a_server_error(
+    either_mode: httpx.AsyncClient,
+) -> None:
+    # A client sending a document without the fragment file it spreads, at any depth.
+    for query in (
+        "query Q { categories { ...Missing } }",
+        "query Q { categories { ...Known } } fragment Known on Category { id ...Missing }",
+        "query Q { categories { id ... on Category { ...Missing } } }",
+    ):
+        response = await either_mode.post("/graphql", json={"query": query})
+        assert response.status_code == 200, response.text
+        (error,) = response.json()["errors"]
+        assert error["message"] == "Unknown fragment 'Missing'.", error
+        assert error["locations"], error
+
+
 async def test_production_hides_introspection_suggestions_and_the_ide(
     production: httpx.AsyncClient, development: httpx.AsyncClient
 ) -> None:
