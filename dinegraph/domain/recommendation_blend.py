@@ -1,11 +1,11 @@
 """猜你喜欢 per request, pure (no I/O): the precomputed model blended with the member's
 history (neighbours of what they had, their taste tags, dishes they order again), the
 store's popularity in the meal period and the weather, over what the store sells now; each
-product carries the reason that counted most."""
+product carries the reason that counted most, varied across a page (``_with_reasons``)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -134,18 +134,39 @@ def recommend(
     if request.scene is Scene.ORDER_DONE:
         excluded.update(profile.last_order)
     scored = _Scores(cf, cf_reason, cf_top, affinity, again_top, popular)
-    ranked: list[Recommended] = []
+    ranked: list[tuple[int, float, list[tuple[float, Reason]]]] = []
     for product_id in available:
         if product_id in excluded:
             continue
         parts = scored.parts(request, profile, blend, product_id, features, names)
         if not parts:
             continue
-        total = sum(score for score, _ in parts)
-        best = max(parts, key=lambda p: p[0])[1]
-        ranked.append(Recommended(product_id, round(total, 6), best))
-    ranked.sort(key=lambda r: (-r.score, r.product_id))
-    return ranked[: request.first]
+        ranked.append((product_id, round(sum(score for score, _ in parts), 6), parts))
+    ranked.sort(key=lambda r: (-r[1], r[0]))
+    return _with_reasons(ranked[: request.first])
+
+
+WEATHER_REASONS = frozenset({ReasonKind.RAINY_DAY, ReasonKind.COLD_DAY, ReasonKind.HOT_DAY})
+REASON_REPEATS = 2  # how often one reason is shown on a page while a product has another
+
+
+def _with_reasons(
+    ranked: Iterable[tuple[int, float, list[tuple[float, Reason]]]],
+) -> list[Recommended]:
+    """Each product's reason, in page order: the weather the page was given when it speaks for
+    the product (雨天热汤 is what the page asked about), else the strongest signal whose
+    wording the page has not shown ``REASON_REPEATS`` times, else the strongest. A page of
+    six dishes all "常与港式冻柠茶一起购买" tells the member less than the signals know."""
+    shown: Counter[Reason] = Counter()
+    chosen: list[Recommended] = []
+    for product_id, score, parts in ranked:
+        ordered = [reason for _, reason in sorted(parts, key=lambda p: -p[0])]
+        weather = [r for r in ordered if r.kind in WEATHER_REASONS]
+        fresh = [r for r in ordered if shown[r] < REASON_REPEATS]
+        reason = (weather or fresh or ordered)[0]
+        shown[reason] += 1
+        chosen.append(Recommended(product_id, score, reason))
+    return chosen
 
 
 @dataclass(frozen=True, slots=True)

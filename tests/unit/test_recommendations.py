@@ -12,6 +12,7 @@ from dinegraph.domain.recommendation_blend import (
     CF_ONLY,
     Profile,
     Request,
+    _with_reasons,
     profile_of,
     recommend,
 )
@@ -180,6 +181,23 @@ def test_rain_lifts_hot_soup_for_a_visitor() -> None:
     after = recommend(wet, model, Profile(), PRODUCTS, FEATURES)
     assert [r.product_id for r in after].index(SOUP.id) < before.index(SOUP.id)
     assert Reason(ReasonKind.RAINY_DAY) in {r.reason for r in after}
+
+
+def test_a_page_varies_its_reasons_and_names_the_weather_it_was_given() -> None:
+    tea = Reason(ReasonKind.BOUGHT_TOGETHER, "港式冻柠茶")
+    taste = Reason(ReasonKind.TASTE, "粤菜")
+    rain = Reason(ReasonKind.RAINY_DAY)
+    ranked = [
+        (1, 0.9, [(0.8, tea), (0.1, taste)]),
+        (2, 0.8, [(0.7, tea), (0.1, taste)]),
+        (3, 0.7, [(0.6, tea), (0.1, taste)]),  # tea said twice already: its taste instead
+        (4, 0.6, [(0.5, tea), (0.1, rain)]),  # the page asked about rain
+        (5, 0.5, [(0.5, tea)]),  # nothing else speaks for it: tea again
+    ]
+    shown = _with_reasons(ranked)
+    assert [r.product_id for r in shown] == [1, 2, 3, 4, 5]
+    assert [r.reason for r in shown] == [tea, tea, taste, rain, tea]
+    assert [r.score for r in shown] == [0.9, 0.8, 0.7, 0.6, 0.5]
 
 
 def test_an_empty_history_and_model_recommend_nothing_rather_than_fail() -> None:
