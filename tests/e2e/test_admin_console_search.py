@@ -153,6 +153,11 @@ def test_a_search_that_found_nothing_becomes_a_synonym_from_its_row(
     terms = [s["term"] for s in _gql(server, SYNONYMS, {}, hq)["searchSynonyms"]]
     assert "肠粉" not in terms and "小龙虾" in terms
 
+    # And in English on the switch.
+    page.locator("[data-test=language] label", has_text="EN").click()
+    expect(page.locator(".page-title")).to_have_text("Search")
+    expect(page.get_by_role("tab", name="Searches that found nothing")).to_be_visible()
+
 
 def test_a_store_manager_has_no_search_page_and_the_api_refuses_them(
     page: Page, server: str
