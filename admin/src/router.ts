@@ -1,5 +1,5 @@
 import { createRouter, createWebHistory } from 'vue-router'
-import { session } from './api/session'
+import { isHeadOffice, session } from './api/session'
 
 export const router = createRouter({
   history: createWebHistory('/admin/'),
@@ -15,6 +15,8 @@ export const router = createRouter({
     { path: '/products', component: () => import('./pages/ProductsPage.vue') },
     { path: '/members', component: () => import('./pages/MembersPage.vue') },
     { path: '/staff', component: () => import('./pages/StaffPage.vue') },
+    // Head office and operators only: not in a store manager's menu, and not opened by address.
+    { path: '/search', component: () => import('./pages/SearchPage.vue'), meta: { headOffice: true } },
     { path: '/:rest(.*)*', redirect: '/stock' },
   ],
 })
@@ -29,5 +31,6 @@ router.beforeEach((to) => {
   if (to.path === '/change-password' && session.staff && !session.staff.mustChangePassword && !to.query.own) {
     return { path: '/stock' }
   }
+  if (to.meta.headOffice && !isHeadOffice()) return { path: '/stock' }
   return true
 })
