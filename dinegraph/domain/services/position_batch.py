@@ -120,8 +120,8 @@ async def report_courier_positions(
             uow.record(changed(moved))
             outcomes.append((moved, verdict))
         await uow.deliveries.add_positions(kept)
-        for delivery in found.values():
-            was = read_version[delivery.id]
+        for delivery_id in sorted(found):  # in one order: two processes' batches never deadlock
+            delivery, was = found[delivery_id], read_version[delivery_id]
             if delivery.version != was and not await uow.deliveries.save(
                 delivery, expected_version=was
             ):
