@@ -53,6 +53,7 @@ from dinegraph.domain.services.dispatch import (
     call_platform,
 )
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.position_batch import PositionBatcher
 from dinegraph.domain.services.refund_progress import make_refund, refund_refused
 from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.domain.staff import LoginPolicy
@@ -339,6 +340,7 @@ def default_services(settings: Settings, engine: AsyncEngine | None = None) -> S
         calls=CallRelay(relay_policy(settings)),
         wechatpay=wechatpay,
         search=SearchIndexes(max_age=settings.read_cache_max_age_seconds),
+        positions=PositionBatcher(settings.position_batch_ms / 1000, settings.position_batch_max),
     )
 
 

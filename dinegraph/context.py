@@ -32,6 +32,7 @@ from dinegraph.domain.search import SearchReads
 from dinegraph.domain.services.auth import AuthConfig
 from dinegraph.domain.services.checkout_payments import CheckoutPayments
 from dinegraph.domain.services.orders import OrderPolicy
+from dinegraph.domain.services.position_batch import PositionBatcher
 from dinegraph.domain.services.recommendations import Recommender
 from dinegraph.domain.services.staff_auth import StaffAuth
 from dinegraph.events.brokers import Broker
@@ -114,6 +115,8 @@ class Services:
     search: SearchIndexes = field(default_factory=SearchIndexes)  # the search index, kept fresh
     # 猜你喜欢: the model cached by version, profiles per member briefly (per process).
     recommender: Recommender = field(default_factory=Recommender)
+    # Courier reports written in batches (``domain.services.position_batch``); off: window 0.
+    positions: PositionBatcher = field(default_factory=lambda: PositionBatcher(0, 1))
 
 
 log = logging.getLogger("dinegraph")
@@ -211,6 +214,12 @@ class Context:
             board=self.services.board.unit(),
             calls=self.services.calls,
         )
+
+    def audited_uow(self, audit: AuditDraft | None) -> SqlUnitOfWork:
+        """A fresh unit of work that records ``audit`` at its commit."""
+        uow = self.uow()
+        uow.audit = audit
+        return uow
 
     def reader(self) -> SqlReader:
         return SqlReader(self.engine)

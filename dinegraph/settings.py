@@ -177,6 +177,10 @@ class Settings(BaseSettings):
     courier_speeds: str = "OWN_RIDER:15,DADA:18,SF_INTRA_CITY:20,MEITUAN:18"
     courier_max_speed_kmh: float = Field(default=120, gt=0)  # faster jumps are bad fixes
     courier_report_min_interval_seconds: float = Field(default=1.0, ge=0)  # per delivery
+    # Courier reports arriving within this many ms are written in one transaction (at most
+    # position_batch_max a batch); 0 writes each report in its own, as a single write.
+    position_batch_ms: float = Field(default=3, ge=0)
+    position_batch_max: int = Field(default=64, ge=1)
     position_retention_days: float = Field(default=7, gt=0)
     position_prune_every_seconds: float = Field(default=3600, gt=0)
     # 猜你喜欢: how often the server rebuilds the recommendation model in the background

@@ -6,6 +6,8 @@ migration ``audit_log``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,24 +24,31 @@ from dinegraph.domain.audit import (
 
 async def append_entry(conn: AsyncConnection, entry: AuditEntry) -> None:
     """Add ``entry`` in the caller's transaction: it commits or rolls back with the write."""
-    await conn.execute(
-        _APPEND,  # built once: every staff and partner write appends one
-        {
-            "at": entry.at,
-            "actor_kind": entry.actor_kind.value,
-            "credential": entry.credential,
-            "staff_id": entry.staff_id,
-            "api_key_id": entry.api_key_id,
-            "action": entry.action,
-            "outcome": entry.outcome.value,
-            "error_code": entry.error_code,
-            "object_type": entry.object_type,
-            "object_id": entry.object_id,
-            "store_id": entry.store_id,
-            "client_address": entry.client_address,
-            "summary": entry.summary,
-        },
-    )
+    await conn.execute(_APPEND, _values(entry))  # built once: every staff and partner write
+
+
+async def append_entries(conn: AsyncConnection, entries: Sequence[AuditEntry]) -> None:
+    """Add several entries in one statement, in the caller's transaction."""
+    if entries:
+        await conn.execute(_APPEND, [_values(e) for e in entries])
+
+
+def _values(entry: AuditEntry) -> dict[str, object]:
+    return {
+        "at": entry.at,
+        "actor_kind": entry.actor_kind.value,
+        "credential": entry.credential,
+        "staff_id": entry.staff_id,
+        "api_key_id": entry.api_key_id,
+        "action": entry.action,
+        "outcome": entry.outcome.value,
+        "error_code": entry.error_code,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "store_id": entry.store_id,
+        "client_address": entry.client_address,
+        "summary": entry.summary,
+    }
 
 
 _APPEND = audit_log.insert()

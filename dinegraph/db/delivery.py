@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -71,6 +72,7 @@ _SAVE = deliveries.update().where(
     deliveries.c.version == sa.bindparam("expected_version"),
 )
 _ADD_POSITION = courier_positions.insert()
+_BY_IDS = sa.select(deliveries).where(deliveries.c.id.in_(sa.bindparam("ids", expanding=True)))
 
 
 class SqlDeliveryRepository:
@@ -107,6 +109,13 @@ class SqlDeliveryRepository:
     async def get(self, delivery_id: int) -> Delivery | None:
         row = (await self._conn.execute(_BY_ID, {"delivery_id": delivery_id})).first()
         return delivery_of(row) if row else None
+
+    async def get_many(self, delivery_ids: Collection[int]) -> dict[int, Delivery]:
+        """The deliveries of ``delivery_ids`` that exist, by id, in one read."""
+        if not delivery_ids:
+            return {}
+        rows = await self._conn.execute(_BY_IDS, {"ids": sorted(delivery_ids)})
+        return {row.id: delivery_of(row) for row in rows}
 
     async def latest_for_order(self, order_id: int) -> Delivery | None:
         row = (
@@ -156,6 +165,24 @@ class SqlDeliveryRepository:
                 "recorded_at": recorded_at,
                 "received_at": received_at,
             },
+        )
+
+    async def add_positions(self, rows: Sequence[tuple[int, GeoPoint, datetime, datetime]]) -> None:
+        """Keep many reported positions (delivery, point, recorded, received) at once."""
+        if not rows:
+            return
+        await self._conn.execute(
+            _ADD_POSITION,
+            [
+                {
+                    "delivery_id": delivery_id,
+                    "lat": point.lat,
+                    "lng": point.lng,
+                    "recorded_at": recorded_at,
+                    "received_at": received_at,
+                }
+                for delivery_id, point, recorded_at, received_at in rows
+            ],
         )
 
     async def nearest_idle_rider(self, store_id: int, near: GeoPoint) -> tuple[int, Courier] | None:

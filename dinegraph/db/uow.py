@@ -10,7 +10,7 @@ from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from dinegraph.db.audit import append_entry
+from dinegraph.db.audit import append_entries, append_entry
 from dinegraph.db.calls import add_calls
 from dinegraph.db.campaigns import SqlCampaignRepository
 from dinegraph.db.catalog import SqlCatalogRepository
@@ -99,6 +99,7 @@ class SqlUnitOfWork:
         self._moved: set[str] = set()
         self._pending_calls: list[OutboundCall] = []
         self._written_calls: list[int] = []
+        self._audited: list[AuditDraft] = []
 
     async def __aenter__(self) -> SqlUnitOfWork:
         self._lock = local_write_lock(self._engine)
@@ -122,6 +123,7 @@ class SqlUnitOfWork:
         self._pending = []
         self._pending_calls = []
         self._written_calls = []
+        self._audited = []
         return self
 
     async def __aexit__(
@@ -175,6 +177,11 @@ class SqlUnitOfWork:
         if self.audit is not None:
             self.audit.wrote(kind, object_id, store_id)
 
+    def audit_each(self, drafts: Sequence[AuditDraft]) -> None:
+        """Entries of several writes this one unit carries (a batch of courier reports),
+        recorded by its commit beside ``audit``, one per write."""
+        self._audited.extend(d for d in drafts if not d.written)
+
     async def commit(self) -> None:
         if self._conn is None:
             raise RuntimeError("commit() outside of 'async with uow'")
@@ -194,6 +201,9 @@ class SqlUnitOfWork:
         audit = self.audit if self.audit is not None and not self.audit.written else None
         if audit is not None:
             await append_entry(self._conn, audit.entry)
+        audited, self._audited = self._audited, []
+        if audited:
+            await append_entries(self._conn, [d.entry for d in audited])
         receipt = None
         if events and self._sink is not None:
             receipt = await self._sink.publish_in_transaction(self._conn, events)
@@ -205,6 +215,8 @@ class SqlUnitOfWork:
         self._written_calls.extend(written)
         if audit is not None:
             audit.written = True
+        for draft in audited:
+            draft.written = True
         self.board.committed(e for e in events if isinstance(e, SupplyChanged))
         if moved is not None and self._sink is not None:
             self._sink.moved_here(moved)

@@ -12,6 +12,7 @@ from dinegraph.context import Context
 from dinegraph.domain import delivery as domain
 from dinegraph.domain.carriers import CarrierRule
 from dinegraph.domain.services import delivery as service
+from dinegraph.domain.services.position_batch import PositionReport
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.common import UserError
 from dinegraph.schema.delivery import DeliveryNode
@@ -137,6 +138,10 @@ class DeliveryMutation:
                 now=ctx.now(),
                 policy=ctx.services.orders.delivery,
             )
+            batcher = ctx.services.positions
+            if batcher.enabled:  # written with the reports of the same few ms
+                report = PositionReport(cmd, ctx.viewer, ctx.audit)
+                return await batcher.report(report, ctx.audited_uow)
             return await ctx.run(service.report_courier_position, cmd)
 
         result, errors = await attempt(info, run)

@@ -11,16 +11,26 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.context import Services
+from dinegraph.db.engine import counting
+from dinegraph.db.uow import SqlUnitOfWork
+from dinegraph.domain.delivery import PositionVerdict
+from dinegraph.domain.errors import DomainError
+from dinegraph.domain.geo import GeoPoint
+from dinegraph.domain.services.position_batch import PositionReport, report_courier_positions
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
 from tests.databases import ON_POSTGRES
+from tests.integration.test_delivery import REPORT, at, delivery_of, partner_key, ready_order
+from tests.integration.test_position_batch import DADA, draft, positions_of, trip
 from tests.shop import (
     line,
     new_campaign,
@@ -182,3 +192,64 @@ async def test_a_flash_sale_order_reads_its_buyer_once(
     # lock; the key's order (when given), the quota under the lock, the member and their
     # entry; the store, SKU and its price and stock; the order, its line and the quota's take.
     assert counted <= 11 + 2 * SQLITE_BEGIN + (1 if keyed else 0)
+
+
+async def test_a_courier_report_alone_is_its_read_its_position_its_move_and_its_audit(
+    settings: Settings, engine: AsyncEngine, credentials: Credentials
+) -> None:
+    async with shop_client(
+        settings,
+        engine,
+        server_timing=True,
+        position_batch_ms=0,
+        courier_report_min_interval_seconds=0,
+    ) as (client, services):
+        shop = await new_shop(engine)
+        order = await ready_order(client, settings, engine, credentials.hq_admin, shop)
+        delivery = (await delivery_of(client, order, credentials.hq_admin))["delivery"]["id"]
+        dada = await partner_key(engine, "DADA", ["delivery:write"])
+        lat, lng = shop.centre
+        values = {"deliveryId": delivery, "lat": lat + 0.001, "lng": lng}
+        await statements_of(
+            client, REPORT, {"input": {**values, "recordedAt": at(services, 1)}}, dada
+        )
+        counted = await statements_of(
+            client, REPORT, {"input": {**values, "recordedAt": at(services, 2)}}, dada
+        )
+        # (The API key, known by now.) The delivery, the position, the conditional move,
+        # the partner's audit entry.
+        assert counted <= 4 + SQLITE_BEGIN
+
+
+async def test_a_batch_of_courier_reports_is_one_read_two_inserts_and_an_update_per_delivery(
+    settings: Settings, engine: AsyncEngine, credentials: Credentials
+) -> None:
+    ids, (lat, lng), cmd = await trip(settings, engine, credentials, 3)
+    reports = [
+        PositionReport(
+            replace(
+                cmd,
+                delivery_id=d,
+                lat=lat + 0.001 * n,
+                recorded_at=cmd.recorded_at - timedelta(seconds=120 if n <= 3 else 60),
+            ),
+            DADA,
+            draft(d),
+        )
+        for n, d in enumerate(ids * 2, start=1)  # two reports of each delivery, a minute apart
+    ]
+    counter = counting()
+    outcomes = await report_courier_positions(reports, uow=SqlUnitOfWork(engine))
+    # The deliveries read at once; positions and audit entries each one statement; one
+    # conditional update per delivery moved (however many of its reports the batch held).
+    assert counter.count <= 1 + 1 + 1 + len(ids) + SQLITE_BEGIN
+    verdicts = [o.code if isinstance(o, DomainError) else o[1] for o in outcomes]
+    assert verdicts == [PositionVerdict.ACCEPTED] * 6
+    # Each delivery moved twice: two versions on, at its second report's point.
+    for first, second in zip(outcomes[:3], outcomes[3:], strict=True):
+        assert not isinstance(first, DomainError) and not isinstance(second, DomainError)
+        assert second[0].version == first[0].version + 1
+        assert second[0].position == GeoPoint(first[0].position.lat + 0.003, lng)  # type: ignore[union-attr]
+    assert all(r.audit is not None and r.audit.written for r in reports)
+    for d in ids:
+        assert len(await positions_of(engine, d)) == 2
