@@ -77,6 +77,33 @@ class ReportPosition:
     policy: DeliveryPolicy
 
 
+def judge_position(
+    delivery: Delivery, point: GeoPoint, cmd: ReportPosition
+) -> tuple[PositionVerdict, Delivery | None]:
+    """The verdict on a reported point (its refusal raised) and the delivery moved there with
+    a fresh ETA, or None when the point is STALE: kept in the track, the courier stays put.
+    One rule for a report written alone and for one written in a batch."""
+    verdict = check_position(
+        delivery,
+        point,
+        cmd.recorded_at,
+        now=cmd.now,
+        max_speed_kmh=cmd.policy.max_speed_kmh,
+        min_interval=cmd.policy.min_report_interval,
+    )
+    if verdict is PositionVerdict.STALE:
+        return verdict, None
+    moved = replace(
+        delivery,
+        position=point,
+        position_at=cmd.recorded_at,
+        received_at=cmd.now,
+        version=delivery.version + 1,
+        updated_at=cmd.now,
+    )
+    return verdict, replace(moved, eta_seconds=eta_of(moved, cmd.policy))
+
+
 async def report_courier_position(
     cmd: ReportPosition, *, uow: UnitOfWork, viewer: Viewer
 ) -> tuple[Delivery, PositionVerdict]:
@@ -87,27 +114,11 @@ async def report_courier_position(
         require_carrier(viewer, delivery)
         assert delivery is not None
         uow.wrote("Delivery", delivery.id, delivery.store_id)
-        verdict = check_position(
-            delivery,
-            point,
-            cmd.recorded_at,
-            now=cmd.now,
-            max_speed_kmh=cmd.policy.max_speed_kmh,
-            min_interval=cmd.policy.min_report_interval,
-        )
+        verdict, moved = judge_position(delivery, point, cmd)
         await uow.deliveries.add_position(delivery.id, point, cmd.recorded_at, cmd.now)
-        if verdict is PositionVerdict.STALE:
+        if moved is None:
             await uow.commit()
             return delivery, verdict
-        moved = replace(
-            delivery,
-            position=point,
-            position_at=cmd.recorded_at,
-            received_at=cmd.now,
-            version=delivery.version + 1,
-            updated_at=cmd.now,
-        )
-        moved = replace(moved, eta_seconds=eta_of(moved, cmd.policy))
         if not await uow.deliveries.save(moved, expected_version=delivery.version):
             # Another report of this delivery landed at the same moment.
             raise DomainError(ErrorCode.RATE_LIMITED, field=["deliveryId"])

@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from dinegraph.domain.audit import AuditDraft
-from dinegraph.domain.delivery import Delivery, PositionVerdict, changed, check_position
+from dinegraph.domain.delivery import Delivery, PositionVerdict, changed
 from dinegraph.domain.errors import DomainError
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.identity import Viewer
@@ -28,10 +28,10 @@ from dinegraph.domain.order_repositories import DeliveryRepository
 from dinegraph.domain.ports import UnitOfWork
 from dinegraph.domain.services.delivery import (
     ReportPosition,
+    judge_position,
     report_courier_position,
     require_carrier,
 )
-from dinegraph.domain.services.dispatch import eta_of
 
 log = logging.getLogger("dinegraph.positions")
 
@@ -90,32 +90,16 @@ async def report_courier_positions(
                 assert delivery is not None
                 if report.audit is not None:
                     report.audit.wrote("Delivery", delivery.id, delivery.store_id)
-                verdict = check_position(
-                    delivery,
-                    point,
-                    cmd.recorded_at,
-                    now=cmd.now,
-                    max_speed_kmh=cmd.policy.max_speed_kmh,
-                    min_interval=cmd.policy.min_report_interval,
-                )
+                verdict, moved = judge_position(delivery, point, cmd)
             except DomainError as refused:
                 outcomes.append(refused)
                 continue
             kept.append((delivery.id, point, cmd.recorded_at, cmd.now))
             if report.audit is not None:
                 audited.append(report.audit)
-            if verdict is PositionVerdict.STALE:
+            if moved is None:
                 outcomes.append((delivery, verdict))
                 continue
-            moved = replace(
-                delivery,
-                position=point,
-                position_at=cmd.recorded_at,
-                received_at=cmd.now,
-                version=delivery.version + 1,
-                updated_at=cmd.now,
-            )
-            moved = replace(moved, eta_seconds=eta_of(moved, cmd.policy))
             found[moved.id] = moved
             uow.record(changed(moved))
             outcomes.append((moved, verdict))
