@@ -142,6 +142,12 @@ class MenuProduct:
     product: Product
     skus: list[MenuSku]
 
+    @property
+    def on_sale(self) -> bool:
+        """Some SKU of it can be ordered at the store now (not sold out, its combo parts
+        included): what search and 猜你喜欢 show."""
+        return any(not sku.stock.sold_out for sku in self.skus)
+
 
 async def priced_menu(
     ctx: Context, store_id: int, channel: Channel

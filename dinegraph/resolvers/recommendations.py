@@ -69,10 +69,7 @@ async def available_products(ctx: Context, store: Store, channel: Channel) -> di
     channel, with at least one SKU not sold out there (a combo's components included)."""
     sections = await priced_menu(ctx, store.id, channel)
     return {
-        item.product.id: item.product
-        for _, group in sections
-        for item in group
-        if any(not sku.stock.sold_out for sku in item.skus)
+        item.product.id: item.product for _, group in sections for item in group if item.on_sale
     }
 
 

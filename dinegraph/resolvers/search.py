@@ -80,7 +80,7 @@ async def _on_sale(
     products = await ctx.loaders.product.load_many([h.product_id for h in hits])
     current = [p for p in products if p is not None and p.listed and channel in p.channels]
     priced = {m.product.id: m for m in await priced_products(ctx, store.id, current)}
-    selling = {pid: m for pid, m in priced.items() if any(not s.stock.sold_out for s in m.skus)}
+    selling = {pid: m for pid, m in priced.items() if m.on_sale}
     units = await ctx.services.search.units_sold(
         store.id,
         lambda: ctx.search_reads().units_sold(
