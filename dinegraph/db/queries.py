@@ -386,11 +386,16 @@ class ReadQueries(CatalogReads, RefundReads):
             return await load_campaigns(conn, where)
 
     async def next_campaign_start(
-        self, after: datetime, kind: CampaignKind | None
+        self, after: datetime, kind: CampaignKind | None, store_id: int | None = None
     ) -> datetime | None:
         query = sa.select(sa.func.min(campaigns.c.starts_at)).where(campaigns.c.starts_at > after)
         if kind is not None:
             query = query.where(campaigns.c.kind == kind.value)
+        if store_id is not None:  # every store of a campaign has its quota rows
+            at_store = sa.select(campaign_quotas.c.campaign_id).where(
+                campaign_quotas.c.store_id == store_id
+            )
+            query = query.where(campaigns.c.id.in_(at_store))
         async with self._engine.connect() as conn:
             found: datetime | None = await conn.scalar(query)
         return found

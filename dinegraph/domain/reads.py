@@ -207,9 +207,10 @@ class ReadModels(Protocol):
         """Campaigns whose planned window holds ``now`` (``running_now`` picks those running)."""
 
     async def next_campaign_start(
-        self, after: datetime, kind: CampaignKind | None
+        self, after: datetime, kind: CampaignKind | None, store_id: int | None = None
     ) -> datetime | None:
-        """The earliest start of a campaign planned to start later than ``after``."""
+        """The earliest start of a campaign planned to start later than ``after`` (at
+        ``store_id``, if given)."""
 
     async def quota_left(self, campaign_id: int, store_id: int, sku_id: int) -> int | None: ...
 

@@ -30,12 +30,14 @@ from dinegraph.resolvers.subscriptions import latest_of
 async def running(ctx: Context, kind: CampaignKind | None, store_id: int | None) -> list[Campaign]:
     """What the mini-program shows: campaigns selling now, at a store if one is given.
 
-    The answer holds until one of them ends or another starts."""
+    The answer holds until one of them ends or another starts (at that store, if given:
+    another store's campaigns do not age it)."""
     now = ctx.now()
     planned = await ctx.reads.campaigns_planned_over(now, kind)
     for campaign in planned:
-        ctx.changes_at(campaign.next_change(now))
-    ctx.changes_at(await ctx.reads.next_campaign_start(now, kind))
+        if store_id is None or store_id in campaign.spec.store_ids:
+            ctx.changes_at(campaign.next_change(now))
+    ctx.changes_at(await ctx.reads.next_campaign_start(now, kind, store_id))
     return running_now(planned, now, store_id)
 
 

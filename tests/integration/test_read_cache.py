@@ -329,6 +329,40 @@ async def test_a_campaign_appears_when_it_starts_and_goes_when_it_ends_with_no_w
         assert await app.read(node, campaign) == ({"node": {"state": "ENDED"}}, False)
 
 
+async def test_another_stores_campaign_starting_leaves_a_stores_list_cached(
+    settings: Settings, engine: AsyncEngine, credentials: Credentials
+) -> None:
+    here, there = await new_shop(engine), await new_shop(engine)
+    (store,), (elsewhere,) = here.store_ids, there.store_ids
+    sku = await new_sku(engine, price_fen=3000, stock={store: 30, elsewhere: 30})
+    clock = Clock(next_noon())
+    running = {"store": here.store()}
+    async with serving(settings, engine, clock=clock) as app:
+        now = clock()
+        await app.write(
+            CREATE_CAMPAIGN,
+            _campaign(sku, elsewhere, now + timedelta(minutes=5), now + timedelta(minutes=30)),
+            credentials.operator,
+        )
+        await app.write(
+            CREATE_CAMPAIGN,
+            _campaign(sku, store, now + timedelta(minutes=10), now + timedelta(minutes=30)),
+            credentials.operator,
+        )
+        assert await app.read(CAMPAIGNS, running) == ({"campaigns": []}, False)
+
+        clock.advance(timedelta(minutes=6))  # the other store's campaign has started
+        assert await app.read(CAMPAIGNS, running) == ({"campaigns": []}, True)
+        assert [
+            c["state"]
+            for c in (await app.read(CAMPAIGNS, {"store": there.store()}))[0]["campaigns"]
+        ] == ["RUNNING"]
+
+        clock.advance(timedelta(minutes=4))  # this store's has
+        listed, hit = await app.read(CAMPAIGNS, running)
+        assert not hit and [c["state"] for c in listed["campaigns"]] == ["RUNNING"]
+
+
 async def test_staff_and_private_reads_always_execute(
     settings: Settings, engine: AsyncEngine, credentials: Credentials
 ) -> None:
