@@ -66,6 +66,13 @@ def _pg_channel(topic: str) -> str:
     return "dinegraph." + topic
 
 
+_NOTIFY_ALL = sa.text(
+    "SELECT pg_notify(m.channel, m.payload) "
+    "FROM unnest(CAST(:channels AS text[]), CAST(:payloads AS text[])) "
+    "WITH ORDINALITY AS m(channel, payload, n) ORDER BY m.n"
+)
+
+
 class PostgresBroker(Broker):
     """NOTIFY inside the writing transaction, so only committed changes are ever heard."""
 
@@ -87,9 +94,14 @@ class PostgresBroker(Broker):
     async def publish_in_transaction(
         self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object:
-        for topic, event in routed(events):
+        messages = routed(events)
+        if messages:  # one round trip, however many: NOTIFYs keep their order in a transaction
             await conn.execute(
-                sa.select(sa.func.pg_notify(_pg_channel(topic), encode(event).decode()))
+                _NOTIFY_ALL,
+                {
+                    "channels": [_pg_channel(topic) for topic, _ in messages],
+                    "payloads": [encode(event).decode() for _, event in messages],
+                },
             )
         return None
 
