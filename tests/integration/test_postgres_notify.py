@@ -22,10 +22,18 @@ async def test_a_commits_events_are_one_statement_and_heard_in_order(
     broker = PostgresBroker(broker_url(settings, "postgres"))
     await broker.start()
     heard: list[Event] = []
+    sent: list[Event] = []
+    all_heard = asyncio.Event()
+
+    def hear(event: Event) -> None:
+        heard.append(event)
+        if len(heard) == len(sent):
+            all_heard.set()
+
     try:
-        await broker.hub.follow(READS_TOPIC, heard.append)
-        await broker.hub.follow(stock_topic(1), heard.append)
-        sent: list[Event] = [
+        await broker.hub.follow(READS_TOPIC, hear)
+        await broker.hub.follow(stock_topic(1), hear)
+        sent += [
             ReadsChanged(("stock.1",)),
             StockChanged(store_id=1, sku_id=2, available=5, sold_out=False, version=7),
             ReadsChanged(("price.1",)),
@@ -37,8 +45,7 @@ async def test_a_commits_events_are_one_statement_and_heard_in_order(
             assert statements.count == 1
             assert heard == []  # nothing before the commit
         async with asyncio.timeout(10):
-            while len(heard) < len(sent):
-                await asyncio.sleep(0.01)
+            await all_heard.wait()
         assert heard == sent
     finally:
         await broker.stop()
