@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     ws_keepalive_seconds: float = Field(default=15, gt=0)
 
     sqlite_busy_timeout_ms: int = 10_000
+    # SQLite connections per process, none beyond: each is a thread of aiosqlite's with a
+    # page cache of its own, and a few hot ones serve more reads than many cold ones.
+    sqlite_pool_size: int = Field(default=3, ge=1)
     database_pool_size: int = 10
 
     # How long a process refuses a quota, coupon template or shelf it knows is gone

@@ -69,7 +69,11 @@ def is_sqlite(url: str) -> bool:
 def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     url = url or settings.database_url
     if is_sqlite(url):
-        engine = _sqlite_engine(url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        engine = _sqlite_engine(
+            url,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            pool_size=settings.sqlite_pool_size,
+        )
     else:
         engine = create_async_engine(
             url,
@@ -87,10 +91,19 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     return engine
 
 
-def _sqlite_engine(url: str, *, busy_timeout_ms: int) -> AsyncEngine:
+def _sqlite_engine(url: str, *, busy_timeout_ms: int, pool_size: int) -> AsyncEngine:
     # Check-in rolls back only a transaction still open (see ``_on_reset``), not every time.
+    # A few connections and no overflow: each one is an aiosqlite thread contending for the
+    # GIL with its own cold page cache, and sixteen concurrent menus cost a sixth more CPU
+    # each on fifteen of them than on three (bench/menu.py). A task never holds a connection
+    # while it waits for another (tests/integration/test_connection_nesting.py), so requests
+    # beyond the pool queue for a connection and never for each other.
     engine = create_async_engine(
-        url, connect_args={"timeout": busy_timeout_ms / 1000}, pool_reset_on_return=None
+        url,
+        connect_args={"timeout": busy_timeout_ms / 1000},
+        pool_reset_on_return=None,
+        pool_size=pool_size,
+        max_overflow=0,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
