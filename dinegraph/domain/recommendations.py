@@ -18,7 +18,13 @@ from enum import StrEnum
 import numpy as np
 from scipy import sparse
 
-from dinegraph.domain.catalog import Category, Product
+from dinegraph.domain.behaviour import check_device_id
+from dinegraph.domain.catalog import Category, Channel, Product, Store, stores_by_distance
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.geo import GeoPoint
+
+MAX_FIRST = 50
+"""The most recommendations one request may ask for, and the most cart items it may name."""
 
 
 class Scene(StrEnum):
@@ -61,6 +67,49 @@ class ReasonKind(StrEnum):
 class Reason:
     kind: ReasonKind
     subject: str = ""  # the dish, tag or meal period the reason names
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A recommendations request, checked: where the member is, and the device if anonymous."""
+
+    near: GeoPoint | None
+    device: str | None
+
+
+def check_ask(
+    *,
+    scene: Scene,
+    first: int,
+    lat: float | None,
+    lng: float | None,
+    device_id: str | None,
+    cart_size: int,
+    has_product: bool,
+) -> Asked:
+    """Malformed input is a coded error, before anything is read."""
+    if not 1 <= first <= MAX_FIRST:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["first"], min=1, max=MAX_FIRST)
+    if (lat is None) != (lng is None):
+        raise DomainError(ErrorCode.INVALID_COORDINATES, field=["context"])
+    near = GeoPoint.checked(lat, lng, "context") if lat is not None and lng is not None else None
+    device = check_device_id(device_id, ["deviceId"])
+    if cart_size > MAX_FIRST:
+        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["cart"], min=0, max=MAX_FIRST)
+    if scene is Scene.PRODUCT and not has_product:
+        raise DomainError(ErrorCode.REQUIRED, field=["productId"])
+    return Asked(near, device)
+
+
+def serves(store: Store, channel: Channel, near: GeoPoint | None) -> bool:
+    """Whether the store can offer its dishes there: for delivery, only if it delivers there."""
+    return not (channel is Channel.DELIVERY and near is not None and not store.delivers_to(near))
+
+
+def nearest_serving(stores: Iterable[Store], channel: Channel, near: GeoPoint) -> Store | None:
+    """Where to recommend from when no store is named: the nearest open store serving there."""
+    ranked = stores_by_distance((s for s in stores if s.is_open and serves(s, channel, near)), near)
+    return ranked[0][0] if ranked else None
 
 
 def meal_period(at: time) -> MealPeriod:

@@ -7,20 +7,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dinegraph.domain.behaviour import (
-    Actor,
-    BehaviourEvent,
-    Tracked,
-    TrackEvents,
-    check_device_id,
-    track_events,
-)
-from dinegraph.domain.catalog import Channel, Product, Store, stores_by_distance
+from dinegraph.domain.behaviour import Actor, BehaviourEvent, Tracked, TrackEvents, track_events
+from dinegraph.domain.catalog import Channel, Product, Store
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.identity import MemberViewer
 from dinegraph.domain.recommendation_blend import Request
-from dinegraph.domain.recommendations import Reason, Scene, Weather, meal_period
+from dinegraph.domain.recommendations import (
+    Reason,
+    Scene,
+    Weather,
+    check_ask,
+    meal_period,
+    nearest_serving,
+    serves,
+)
 from dinegraph.domain.services.recommendations import recommend_for
 from dinegraph.resolvers.catalog import priced_menu
 from dinegraph.resolvers.ids import decode_id
@@ -28,7 +29,6 @@ from dinegraph.resolvers.ids import decode_id
 if TYPE_CHECKING:
     from dinegraph.context import Context
 
-MAX_FIRST = 50
 HISTORY_MAX_FIRST = 100
 
 
@@ -45,23 +45,16 @@ def _member_id(ctx: Context) -> int | None:
 
 
 async def _store(
-    ctx: Context, store_id: str | None, near: GeoPoint | None, channel: Channel
+    ctx: Context, store_id: int | None, near: GeoPoint | None, channel: Channel
 ) -> Store | None:
-    """The store asked for, else the nearest open one to ``near``; for delivery, only a
-    store that delivers there (none: nothing to recommend)."""
-    delivering = channel is Channel.DELIVERY and near is not None
+    """The store asked for, else the nearest open one serving ``near``; None: nothing to
+    recommend (unknown, or not serving there)."""
     if store_id is not None:
-        store = await ctx.loaders.store.load(decode_id(store_id, "Store", ["storeId"]))
-        if store is not None and delivering and near is not None and not store.delivers_to(near):
-            return None
-        return store
+        store = await ctx.loaders.store.load(store_id)
+        return store if store is not None and serves(store, channel, near) else None
     if near is None:
         raise DomainError(ErrorCode.REQUIRED, field=["storeId"])
-    open_stores = [s for s in await ctx.reads.all_stores() if s.is_open]
-    if delivering:
-        open_stores = [s for s in open_stores if s.delivers_to(near)]
-    ranked = stores_by_distance(open_stores, near)
-    return ranked[0][0] if ranked else None
+    return nearest_serving(await ctx.reads.all_stores(), channel, near)
 
 
 async def available_products(ctx: Context, store: Store, channel: Channel) -> dict[int, Product]:
@@ -89,19 +82,20 @@ async def recommendations(
 ) -> list[Recommendation]:
     """Up to ``first`` products the store can sell now, each with its reason. An unknown
     store or product is an empty answer; malformed input is a coded error."""
-    if not 1 <= first <= MAX_FIRST:
-        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["first"], min=1, max=MAX_FIRST)
-    if (lat is None) != (lng is None):
-        raise DomainError(ErrorCode.INVALID_COORDINATES, field=["context"])
-    near = GeoPoint.checked(lat, lng, "context") if lat is not None and lng is not None else None
-    device = check_device_id(device_id, ["deviceId"])
-    if len(cart) > MAX_FIRST:
-        raise DomainError(ErrorCode.OUT_OF_RANGE, field=["cart"], min=0, max=MAX_FIRST)
+    asked = check_ask(
+        scene=scene,
+        first=first,
+        lat=lat,
+        lng=lng,
+        device_id=device_id,
+        cart_size=len(cart),
+        has_product=product_id is not None,
+    )
+    near, device = asked.near, asked.device
     cart_ids = frozenset(decode_id(c, "Product", ["cart", str(n)]) for n, c in enumerate(cart))
     shown = decode_id(product_id, "Product", ["productId"]) if product_id is not None else None
-    if scene is Scene.PRODUCT and shown is None:
-        raise DomainError(ErrorCode.REQUIRED, field=["productId"])
-    store = await _store(ctx, store_id, near, channel)
+    wanted = decode_id(store_id, "Store", ["storeId"]) if store_id is not None else None
+    store = await _store(ctx, wanted, near, channel)
     if store is None:
         return []
     if shown is not None and await ctx.loaders.product.load(shown) is None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pytest
 
-from dinegraph.domain.catalog import Category, Channel, Product, ProductKind
+from dinegraph.domain.catalog import Category, Channel, Product, ProductKind, Store
+from dinegraph.domain.errors import DomainError, ErrorCode
+from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.recommendation_blend import (
     BLEND,
     CF_ONLY,
@@ -17,6 +20,8 @@ from dinegraph.domain.recommendation_blend import (
     recommend,
 )
 from dinegraph.domain.recommendations import (
+    MAX_FIRST,
+    Asked,
     Basket,
     Interaction,
     MealPeriod,
@@ -26,8 +31,11 @@ from dinegraph.domain.recommendations import (
     Signal,
     Weather,
     build_model,
+    check_ask,
     meal_period,
+    nearest_serving,
     product_features,
+    serves,
     weather_reason,
 )
 
@@ -229,3 +237,42 @@ def test_order_done_suggests_what_goes_with_the_last_order_but_not_itself() -> N
     shown = recommend(request, model, profile, PRODUCTS, FEATURES, blend=BLEND)
     assert shown[0].product_id == LEMON_TEA.id
     assert not {RIBS.id, FRIED_RICE.id} & {r.product_id for r in shown}
+
+
+def _store(id: int, lat: float, *, is_open: bool = True, radius_m: int = 3000) -> Store:
+    return Store(
+        id, f"S{id}", f"店{id}", "深圳", GeoPoint(lat, 114.0), radius_m, time(0), time(0), is_open
+    )
+
+
+def test_a_request_is_checked_before_anything_is_read() -> None:
+    fine: dict[str, Any] = dict(
+        scene=Scene.HOME, first=10, lat=None, lng=None, device_id=None, cart_size=0
+    )
+    assert check_ask(**fine, has_product=False) == Asked(None, None)
+    refusals: list[tuple[dict[str, Any], ErrorCode, list[str]]] = [
+        ({"first": 0}, ErrorCode.OUT_OF_RANGE, ["first"]),
+        ({"first": MAX_FIRST + 1}, ErrorCode.OUT_OF_RANGE, ["first"]),
+        ({"lat": 22.5}, ErrorCode.INVALID_COORDINATES, ["context"]),
+        ({"cart_size": MAX_FIRST + 1}, ErrorCode.OUT_OF_RANGE, ["cart"]),
+        ({"scene": Scene.PRODUCT}, ErrorCode.REQUIRED, ["productId"]),
+        ({"device_id": "not a device id!"}, ErrorCode.INVALID_INPUT, ["deviceId"]),
+    ]
+    for bad, code, field in refusals:
+        with pytest.raises(DomainError) as refused:
+            check_ask(**{**fine, **bad}, has_product=False)
+        assert (refused.value.code, refused.value.field) == (code, field), bad
+
+
+def test_without_a_store_named_the_nearest_open_store_serving_there_is_chosen() -> None:
+    here = GeoPoint(22.50, 114.0)
+    near_closed = _store(1, 22.501, is_open=False)
+    near_small = _store(2, 22.505, radius_m=100)  # 550 m away, delivers within 100 m
+    farther = _store(3, 22.51)
+    stores = [farther, near_small, near_closed]
+    assert nearest_serving(stores, Channel.PICKUP, here) == near_small
+    assert nearest_serving(stores, Channel.DELIVERY, here) == farther
+    assert not serves(near_small, Channel.DELIVERY, here) and serves(
+        near_small, Channel.PICKUP, here
+    )
+    assert nearest_serving([near_closed], Channel.PICKUP, here) is None
