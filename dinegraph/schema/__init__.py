@@ -42,6 +42,7 @@ from dinegraph.schema.password_change import PasswordChangeFirst
 from dinegraph.schema.query import Query
 from dinegraph.schema.recommendations import RecommendationMutation
 from dinegraph.schema.refund_mutations import RefundMutation
+from dinegraph.schema.relay_ids import resolve_ids_directly
 from dinegraph.schema.search import SearchMutation
 from dinegraph.schema.staff import StaffMutation
 from dinegraph.schema.staff_admin import StaffAdminMutation
@@ -171,7 +172,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     if settings.production:
         extensions += [DisableIntrospection, _MaskUnexpectedErrors]
     config: Any = StrawberryConfig(disable_field_suggestions=settings.production)
-    return _Schema(
+    schema = _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -179,6 +180,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         config=config,
         execution_context_class=SubscriptionExecutor,
     )
+    resolve_ids_directly(schema)
+    return schema
 
 
 def export_sdl() -> str:
