@@ -6,6 +6,7 @@ while a transaction (or SQLite's write lock) is held.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -256,13 +257,22 @@ class SqlStaffAccounts:
         )
 
     async def enable_totp(self, staff_id: int, secret: str, step: int) -> bool:
-        result = await self._execute(
-            staff.update()
-            .where(staff.c.id == staff_id, staff.c.totp_pending_secret == secret)
-            .values(totp_secret=secret, totp_pending_secret=None, totp_last_step=step),
-            staff_id,
-        )
-        return result.rowcount == 1
+        """Enrol ``secret`` if it is still the pending one. Encrypted, it cannot be compared
+        in SQL: it is read under the row's lock (the write lock on SQLite) and compared here."""
+        async with self._write(staff_id) as (conn, _):
+            pending = await conn.scalar(
+                sa.select(staff.c.totp_pending_secret)
+                .where(staff.c.id == staff_id)
+                .with_for_update()
+            )
+            if pending is None or not hmac.compare_digest(pending, secret):
+                return False
+            await conn.execute(
+                staff.update()
+                .where(staff.c.id == staff_id)
+                .values(totp_secret=secret, totp_pending_secret=None, totp_last_step=step)
+            )
+        return True
 
     async def disable_totp(self, staff_id: int) -> None:
         await self._execute(

@@ -169,8 +169,10 @@ staff = sa.Table(
     sa.Column("display_name", Personal("staff.display_name"), nullable=True),
     sa.Column("password_hash", sa.String(200), nullable=True),
     sa.Column("must_change_password", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("totp_secret", sa.String(64), nullable=True),
-    sa.Column("totp_pending_secret", sa.String(64), nullable=True),
+    # Second-factor secrets, encrypted like personal data: a copy of the database must not
+    # be enough to make an account's codes.
+    sa.Column("totp_secret", Personal("staff.totp_secret"), nullable=True),
+    sa.Column("totp_pending_secret", Personal("staff.totp_pending_secret"), nullable=True),
     sa.Column("totp_last_step", sa.BigInteger, nullable=True),  # a code is used once
     sa.Column("failed_attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_failed_at", UtcDateTime(), nullable=True),
