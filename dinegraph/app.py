@@ -34,6 +34,7 @@ from dinegraph.db.delivery import stores_by_platform
 from dinegraph.db.engine import counting, create_engine
 from dinegraph.db.health import check_database
 from dinegraph.db.outbox import SqlOutbox
+from dinegraph.db.personal import event_sealer
 from dinegraph.db.staff_accounts import mark_keys_used
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.db.wechat_tokens import SqlWechatTokens
@@ -405,7 +406,7 @@ def create_app(
     settings = settings or get_settings()
     settings.check_servable()
     engine = engine or create_engine(settings)
-    broker = create_broker(settings.broker_url, SqlOutbox(engine))
+    broker = create_broker(settings.broker_url, SqlOutbox(engine), event_sealer(engine))
     services = services or default_services(settings, engine)
     graphql = DinegraphGraphQL(settings, engine, broker, services)
     wire_calls(services, engine, broker)

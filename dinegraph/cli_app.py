@@ -67,9 +67,10 @@ async def announcing(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, Bro
     try:
         if not settings.broker_url.startswith("memory:"):
             from dinegraph.db.outbox import SqlOutbox
+            from dinegraph.db.personal import event_sealer
             from dinegraph.events.brokers import create_broker
 
-            broker = create_broker(settings.broker_url, SqlOutbox(engine))
+            broker = create_broker(settings.broker_url, SqlOutbox(engine), event_sealer(engine))
         yield engine, broker
     finally:
         if broker is not None:

@@ -115,6 +115,28 @@ def cipher_of(dialect: Dialect) -> PersonalCipher:
     return cipher
 
 
+class EventSealer:
+    """Seals an event's personal fields for a broker (``events.codec.Sealer``) with the
+    engine's data keys. A value that was not sealed (a process from before sealing, still
+    publishing during a rolling upgrade) is opened as it is."""
+
+    def __init__(self, cipher: PersonalCipher) -> None:
+        self._cipher = cipher
+
+    def seal(self, plain: str, field: str) -> str:
+        return self._cipher.encrypt(plain, field)
+
+    def open(self, sealed: str, field: str) -> str:
+        if not sealed.startswith(f"{FORMAT}:"):
+            return sealed
+        return self._cipher.decrypt(sealed, field)
+
+
+def event_sealer(engine: Any) -> EventSealer:
+    """The sealer of an engine made by ``dinegraph.db.engine.create_engine``."""
+    return EventSealer(cipher_of(engine.sync_engine.dialect))
+
+
 T = TypeVar("T")
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dinegraph.domain.events import Event
 from dinegraph.domain.stamps import ReadsChanged
-from dinegraph.events.codec import READS_TOPIC, decode, encode, routed
+from dinegraph.events.codec import READS_TOPIC, Sealer, decode, encode, routed
 from dinegraph.events.hub import Hub
 
 log = logging.getLogger("dinegraph.events")
@@ -76,8 +76,9 @@ _NOTIFY_ALL = sa.text(
 class PostgresBroker(Broker):
     """NOTIFY inside the writing transaction, so only committed changes are ever heard."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sealer: Sealer | None) -> None:
         super().__init__()
+        self._sealer = sealer
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._conn: asyncpg.Connection | None = None
 
@@ -100,7 +101,7 @@ class PostgresBroker(Broker):
                 _NOTIFY_ALL,
                 {
                     "channels": [_pg_channel(topic) for topic, _ in messages],
-                    "payloads": [encode(event).decode() for _, event in messages],
+                    "payloads": [encode(event, self._sealer).decode() for _, event in messages],
                 },
             )
         return None
@@ -111,7 +112,7 @@ class PostgresBroker(Broker):
     def _on_notify(self, _conn: Any, _pid: int, channel: str, payload: str) -> None:
         topic = channel.removeprefix("dinegraph.")
         try:
-            self.hub.deliver(topic, decode(payload))
+            self.hub.deliver(topic, decode(payload, self._sealer))
         except Exception:
             log.exception("bad notification on %s", channel)
 
@@ -158,9 +159,10 @@ class RedisBroker(Broker):
     RELAY_AFTER = timedelta(seconds=5)
     RELAY_BATCH = 500
 
-    def __init__(self, url: str, outbox: Outbox) -> None:
+    def __init__(self, url: str, outbox: Outbox, sealer: Sealer | None) -> None:
         super().__init__()
         self._outbox = outbox
+        self._sealer = sealer
         self._redis = aioredis.from_url(url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._tasks: list[asyncio.Task[None]] = []
@@ -184,11 +186,11 @@ class RedisBroker(Broker):
     async def publish_in_transaction(
         self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object:
-        messages = [(t, encode(e).decode()) for t, e in routed(events)]
+        messages = [(t, encode(e, self._sealer).decode()) for t, e in routed(events)]
         return await self._outbox.add(conn, messages)
 
     async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None:
-        await self._publish([(t, encode(e)) for t, e in routed(events)])
+        await self._publish([(t, encode(e, self._sealer)) for t, e in routed(events)])
         ids = receipt if isinstance(receipt, list) else []
         if ids:
             await self._outbox.remove(ids)
@@ -229,7 +231,8 @@ class RedisBroker(Broker):
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
             try:
-                self.hub.deliver(channel.removeprefix("dinegraph."), decode(message["data"]))
+                event = decode(message["data"], self._sealer)
+                self.hub.deliver(channel.removeprefix("dinegraph."), event)
             except Exception:
                 log.exception("bad message on %s", channel)
 
@@ -247,15 +250,16 @@ class RedisBroker(Broker):
         await self._pubsub.unsubscribe(_pg_channel(topic))
 
 
-def create_broker(url: str, outbox: Outbox) -> Broker:
-    """The broker ``url`` names; ``outbox`` is used by the Redis broker only."""
+def create_broker(url: str, outbox: Outbox, sealer: Sealer) -> Broker:
+    """The broker ``url`` names; ``outbox`` is used by the Redis broker only, ``sealer`` by
+    the brokers between processes (the memory broker's events never leave the process)."""
     scheme = url.split(":", 1)[0]
     if scheme == "memory":
         return Broker()
     if scheme in ("postgres", "postgresql", "postgresql+asyncpg"):
-        return PostgresBroker(url)
+        return PostgresBroker(url, sealer)
     if scheme in ("redis", "rediss"):
-        return RedisBroker(url, outbox)
+        return RedisBroker(url, outbox, sealer)
     raise ValueError(
         f"DINEGRAPH_BROKER_URL scheme {scheme!r} is not supported: use memory://, "
         "postgres://user@host/db (the same database as DINEGRAPH_DATABASE_URL) or redis://host"

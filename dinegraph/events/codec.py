@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -86,14 +86,40 @@ def routed(events: Iterable[Event]) -> list[tuple[str, Event]]:
     return [(topic, event) for event in events for topic in topics_of(event)]
 
 
-def encode(event: Event) -> bytes:
-    return orjson.dumps({"type": type(event).__name__, **asdict(event)})
+class Sealer(Protocol):
+    """Encrypts the personal fields of an event for the trip between processes (and opens
+    them on arrival): a broker's messages pass through PostgreSQL's NOTIFY or Redis, which
+    must not carry a rider's phone in clear. ``field`` names what is sealed."""
+
+    def seal(self, plain: str, field: str) -> str: ...
+
+    def open(self, sealed: str, field: str) -> str: ...
 
 
-def decode(payload: bytes | str) -> Event:
+# The fields of an event that name a person, sealed on the wire when a broker has a sealer.
+PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    DeliveryChanged.__name__: ("courier_name", "courier_phone"),
+}
+
+
+def encode(event: Event, sealer: Sealer | None = None) -> bytes:
+    kind = type(event).__name__
+    data = {"type": kind, **asdict(event)}
+    if sealer is not None:
+        for name in PERSONAL_FIELDS.get(kind, ()):
+            if data[name] is not None:
+                data[name] = sealer.seal(data[name], f"events.{name}")
+    return orjson.dumps(data)
+
+
+def decode(payload: bytes | str, sealer: Sealer | None = None) -> Event:
     data: dict[str, Any] = orjson.loads(payload)
     kind = data.pop("type")
     cls = EVENT_TYPES.get(kind)
     if cls is None:
         raise ValueError(f"unknown event type {kind!r}")
+    if sealer is not None:
+        for name in PERSONAL_FIELDS.get(kind, ()):
+            if data.get(name) is not None:
+                data[name] = sealer.open(data[name], f"events.{name}")
     return cls(**data)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.context import Services
 from dinegraph.db.outbox import SqlOutbox
+from dinegraph.db.personal import event_sealer
 from dinegraph.db.tables import delivery_quotes, stores
 from dinegraph.events.brokers import create_broker
 from dinegraph.resolvers.ids import decode_id
@@ -230,7 +231,7 @@ async def test_no_rider_in_time_calls_the_platform_off_and_asks_the_next(
     delivery = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]
     number = decode_id(delivery["id"], "Delivery", [])
     await placed_at(sf, f"delivery-{number}")
-    broker = create_broker("memory://", SqlOutbox(engine))
+    broker = create_broker("memory://", SqlOutbox(engine), event_sealer(engine))
     # Four minutes on, SF still has no rider: too soon to give up on it. (Earlier tests'
     # deliveries waiting longer may be handed on meanwhile.)
     services.clock.advance(timedelta(minutes=4))

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db.engine import WRITE
 from dinegraph.db.outbox import SqlOutbox
+from dinegraph.db.personal import event_sealer
 from dinegraph.db.tables import event_outbox
 from dinegraph.domain.stock import StockChanged
 from dinegraph.events.brokers import RedisBroker
@@ -29,7 +30,7 @@ async def test_the_relay_publishes_what_a_dead_process_left_in_the_outbox(
     engine: AsyncEngine,
 ) -> None:
     assert REDIS_URL
-    broker = RedisBroker(REDIS_URL, SqlOutbox(engine))
+    broker = RedisBroker(REDIS_URL, SqlOutbox(engine), event_sealer(engine))
     await broker.start()
     try:
         event = StockChanged(store_id=777, sku_id=5, available=3, sold_out=False, version=42)
@@ -63,7 +64,7 @@ async def test_events_published_after_commit_leave_the_outbox_empty(engine: Asyn
     assert REDIS_URL
     from dinegraph.db.uow import SqlUnitOfWork
 
-    broker = RedisBroker(REDIS_URL, SqlOutbox(engine))
+    broker = RedisBroker(REDIS_URL, SqlOutbox(engine), event_sealer(engine))
     await broker.start()
     try:
         box = await broker.hub.join([stock_topic(778)])

@@ -19,7 +19,7 @@ from tests.databases import broker_url
 async def test_a_commits_events_are_one_statement_and_heard_in_order(
     settings: Settings, engine: AsyncEngine
 ) -> None:
-    broker = PostgresBroker(broker_url(settings, "postgres"))
+    broker = PostgresBroker(broker_url(settings, "postgres"), None)
     await broker.start()
     heard: list[Event] = []
     sent: list[Event] = []
