@@ -156,16 +156,7 @@ class SqlDeliveryRepository:
     async def add_position(
         self, delivery_id: int, point: GeoPoint, recorded_at: datetime, received_at: datetime
     ) -> None:
-        await self._conn.execute(
-            _ADD_POSITION,
-            {
-                "delivery_id": delivery_id,
-                "lat": point.lat,
-                "lng": point.lng,
-                "recorded_at": recorded_at,
-                "received_at": received_at,
-            },
-        )
+        await self.add_positions([(delivery_id, point, recorded_at, received_at)])
 
     async def add_positions(self, rows: Sequence[tuple[int, GeoPoint, datetime, datetime]]) -> None:
         """Keep many reported positions (delivery, point, recorded, received) at once."""
