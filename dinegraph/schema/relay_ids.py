@@ -2,11 +2,12 @@
 
 Every node's ``id`` is Strawberry's ``Node._id``: a resolver that goes through Strawberry's
 whole resolver wrapping (its ``Info``, its arguments, its extension chain) to build a
-``GlobalID`` and print it as ``base64("<Type>:<id>")``. A menu has 222 of them, and they
-cost about a sixth of its execution (BENCHMARKS.md). For a node type that keeps Strawberry's
-own ``resolve_id`` and ``resolve_typename``, the answer is known from the object alone: its
-GraphQL type's name and its ``NodeID`` attribute. Such fields get a plain graphql-core
-resolver that prints the same string; any other root (or type) keeps Strawberry's.
+``GlobalID`` and print it as ``base64("<Type>:<id>")``. A menu has 222 of them; printed
+directly, a menu costs 4-6 % less CPU (BENCHMARKS.md). For a node type that keeps
+Strawberry's own ``resolve_id`` and ``resolve_typename``, the answer is known from the
+object alone: its GraphQL type's name and its ``NodeID`` attribute. Such fields get a plain
+graphql-core resolver that prints the same string; any other root (or type) keeps
+Strawberry's.
 """
 
 from __future__ import annotations
