@@ -168,6 +168,10 @@ async def approve_refund(cmd: ApproveRefund, *, uow: UnitOfWork, viewer: Viewer)
             try:
                 plan = await _plan(uow, order, refund.lines, cmd.now)
             except DomainError as error:  # the order changed since the member asked
+                now = await uow.orders.get_refund(refund.id)
+                if now is not None and now.status is not R.REQUESTED:
+                    # It changed because another approval of this very request won.
+                    raise DomainError(ErrorCode.INVALID_TRANSITION, field=["refundId"]) from None
                 raise DomainError(error.code, field=["refundId"], **error.params) from None
             approved = await uow.orders.move_refund(
                 refund.id,
