@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from dinegraph.domain.events import Event
 from dinegraph.domain.stamps import ReadsChanged
-from dinegraph.events.codec import READS_TOPIC, Sealer, decode, encode, routed
+from dinegraph.events.codec import READS_TOPIC, Sealer, decode, encode, routed, topics_of
 from dinegraph.events.hub import Hub
 
 log = logging.getLogger("dinegraph.events")
@@ -66,6 +66,15 @@ def _pg_channel(topic: str) -> str:
     return "dinegraph." + topic
 
 
+def _messages(events: Sequence[Event], sealer: Sealer | None) -> list[tuple[str, str]]:
+    """Each event encoded (and its rider sealed) once, with each topic it goes to."""
+    out: list[tuple[str, str]] = []
+    for event in events:
+        payload = encode(event, sealer).decode()
+        out.extend((topic, payload) for topic in topics_of(event))
+    return out
+
+
 _NOTIFY_ALL = sa.text(
     "SELECT pg_notify(m.channel, m.payload) "
     "FROM unnest(CAST(:channels AS text[]), CAST(:payloads AS text[])) "
@@ -95,13 +104,13 @@ class PostgresBroker(Broker):
     async def publish_in_transaction(
         self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object:
-        messages = routed(events)
+        messages = _messages(events, self._sealer)
         if messages:  # one round trip, however many: NOTIFYs keep their order in a transaction
             await conn.execute(
                 _NOTIFY_ALL,
                 {
                     "channels": [_pg_channel(topic) for topic, _ in messages],
-                    "payloads": [encode(event, self._sealer).decode() for _, event in messages],
+                    "payloads": [payload for _, payload in messages],
                 },
             )
         return None
@@ -186,11 +195,10 @@ class RedisBroker(Broker):
     async def publish_in_transaction(
         self, conn: AsyncConnection, events: Sequence[Event]
     ) -> object:
-        messages = [(t, encode(e, self._sealer).decode()) for t, e in routed(events)]
-        return await self._outbox.add(conn, messages)
+        return await self._outbox.add(conn, _messages(events, self._sealer))
 
     async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None:
-        await self._publish([(t, encode(e, self._sealer)) for t, e in routed(events)])
+        await self._publish(_messages(events, self._sealer))
         ids = receipt if isinstance(receipt, list) else []
         if ids:
             await self._outbox.remove(ids)
