@@ -6,7 +6,10 @@ PostgreSQL.
 
 Builds a fresh demo database (``--db sqlite``: SQLite in a temporary directory; ``--db
 postgres`` or --database-url: a new ``dinegraph_bench_<random>`` database on that server,
-dropped at the end), starts ``dinegraph serve --workers 1`` on a free loopback port, inserts
+dropped at the end), starts ``dinegraph serve --workers 1`` on a free loopback port (with
+--processes N, N of them on the same database sharing a broker: PostgreSQL's NOTIFY, or on
+SQLite Redis at --redis-url; the client's connections are spread over them in turn, as a
+balancer in front of them would, and their CPU is summed), inserts
 --buyers fresh members (plus --connections warm-up members) straight into the database and
 mints their access tokens with the server's secret key before any clock starts, brings the
 level of one tracked SKU of store --store (the first tracked SKU on its PICKUP menu) high
@@ -109,7 +112,7 @@ from harness.cpu import (
     usage,
     wait_for_quiet,
 )
-from harness.database import Demo, demo_database, pg_sessions, write_connection
+from harness.database import Demo, check_redis_url, demo_database, pg_sessions, write_connection
 from harness.http import (
     KEEPALIVE_EXPIRY_S,
     REQUEST_TIMEOUT_S,
@@ -434,7 +437,7 @@ async def arrivals(  # noqa: C901
     spread_s: float,
     slots: int,
     *,
-    server_pid: int | None = None,
+    server_pids: tuple[int, ...] = (),
     postgres: bool = False,
 ) -> Run:
     """Buyer ``i`` arrives at ``i / buyers * spread_s`` and joins the client's queue; each
@@ -475,9 +478,8 @@ async def arrivals(  # noqa: C901
                 )
 
     async def sample_server_cpu(stop: asyncio.Event) -> None:
-        assert server_pid is not None
         while True:
-            cpu = pid_cpu_seconds(server_pid)
+            cpu = servers_cpu_seconds(server_pids)
             if cpu is not None:
                 run.server_cpu.append((time.perf_counter() - t0, cpu))
             try:
@@ -489,7 +491,7 @@ async def arrivals(  # noqa: C901
     databases = ("postgres",) if postgres else ()
     before = snapshot((), databases)
     stop = asyncio.Event()
-    sampler = asyncio.create_task(sample_server_cpu(stop)) if server_pid else None
+    sampler = asyncio.create_task(sample_server_cpu(stop)) if server_pids else None
     try:
         async with asyncio.timeout(RUN_TIMEOUT_S):
             await asyncio.gather(arrive(), *(connection(slot) for slot in range(slots)))
@@ -500,13 +502,19 @@ async def arrivals(  # noqa: C901
         if sampler is not None:
             await sampler
     end = time.perf_counter()
-    if server_pid:
-        cpu = pid_cpu_seconds(server_pid)
+    if server_pids:
+        cpu = servers_cpu_seconds(server_pids)
         if cpu is not None:
             run.server_cpu.append((end - t0, cpu))
     run.seconds = max(s[2] for s in run.samples)
     run.cpu = usage(before, snapshot((), databases))
     return run
+
+
+def servers_cpu_seconds(pids: tuple[int, ...]) -> float | None:
+    """The CPU seconds of the product's processes together (None if one cannot be read)."""
+    seconds = [pid_cpu_seconds(pid) for pid in pids]
+    return None if any(s is None for s in seconds) else sum(s for s in seconds if s is not None)
 
 
 def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float | None:
@@ -766,7 +774,8 @@ def save_samples(directory: Path, name: str, run: Run) -> None:
 class Bench:
     args: argparse.Namespace
     demo: Demo
-    product: Server
+    product: Server  # the first of the product's processes: setting up goes through it
+    products: list[Server]
     http: httpx.AsyncClient  # setting up
     client: Client  # the buyers' connections
     engine: AsyncEngine
@@ -830,7 +839,7 @@ async def one_run(bench: Bench, target: str, attempt_no: int) -> Result:
         args.buyers,
         args.spread,
         args.connections,
-        server_pid=bench.product.pid if target == "graphql" else None,
+        server_pids=tuple(p.pid for p in bench.products) if target == "graphql" else (),
         postgres=bench.demo.postgres,
     )
     result = summarise(run, args.connections, statements)
@@ -863,9 +872,15 @@ async def measure_target(bench: Bench, target: str) -> Result:
 
 
 async def measure(
-    args: argparse.Namespace, demo: Demo, product: Server, hq_token: str, noon: datetime
+    args: argparse.Namespace,
+    demo: Demo,
+    products: list[Server],
+    hq_token: str,
+    noon: datetime,
 ) -> Result:
-    await wait_ready(product)
+    for server in products:
+        await wait_ready(server)
+    product = products[0]
     settings = demo.settings(clock_start=noon)
     clock_offset = noon - datetime.now(UTC)  # as the server's Clock, near enough
     engine = demo.engine()
@@ -873,9 +888,12 @@ async def measure(
     buyers_http = pooled_client(args.connections) if args.client == "httpx" else None
     connections = [
         LeanConnection(
-            LOOPBACK, product.port, keepalive_expiry=KEEPALIVE_EXPIRY_S, timeout=REQUEST_TIMEOUT_S
+            LOOPBACK,
+            products[slot % len(products)].port,  # as a balancer would spread them
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+            timeout=REQUEST_TIMEOUT_S,
         )
-        for _ in range(0 if buyers_http else args.connections)
+        for slot in range(0 if buyers_http else args.connections)
     ]
     client = Client(args.client, product, connections, buyers_http)
     try:
@@ -901,6 +919,7 @@ async def measure(
                 args,
                 demo,
                 product,
+                products,
                 http,
                 client,
                 engine,
@@ -930,15 +949,17 @@ async def measure(
         "arrival_spread_s": args.spread,
         "connections": args.connections,
         "client": args.client,
+        "processes": len(products),
+        "broker": products_broker(args, demo).split(":", 1)[0],
         "store_id": item.store_id,
         "sku_id": item.sku_id,
         "server_mode": "development",
         "clock_start": noon.isoformat(),
         **graphql_,
-        "server_rss_mb": rss_mb(product.pid) or 0.0,
-        "server_peak_rss_mb": rss_mb(product.pid, "VmHWM") or 0.0,
-        "server_log_problems": product.log_problems()[:5],
-        "server_log_warnings": product.log_warnings()[:5],
+        "server_rss_mb": sum(rss_mb(p.pid) or 0.0 for p in products),
+        "server_peak_rss_mb": sum(rss_mb(p.pid, "VmHWM") or 0.0 for p in products),
+        "server_log_problems": [line for p in products for line in p.log_problems()][:5],
+        "server_log_warnings": [line for p in products for line in p.log_warnings()][:5],
         "floor_driver": "dinegraph.db.engine.create_engine (SQLAlchemy Core, "
         + ("asyncpg)" if demo.postgres else "aiosqlite, BEGIN IMMEDIATE, local_write_lock)"),
         "floor_writes": "conditional UPDATE campaign_quotas; INSERT orders, order_lines",
@@ -982,6 +1003,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="write every buyer's arrival, send and answer times there, one CSV per run",
     )
     parser.add_argument("--store", type=int, default=1, help="the store of the sale (1)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="product processes (``dinegraph serve --workers 1`` each) on one database, the "
+        "client's connections spread over them as a balancer would; more than one shares the "
+        "PostgreSQL broker, or on SQLite the Redis one at --redis-url (1)",
+    )
+    parser.add_argument("--redis-url", help="e.g. redis://127.0.0.1:6379/0 (SQLite, --processes 2)")
     add_common_options(
         parser, retries=1, database_help=f"; with --db postgres and none, {DEFAULT_POSTGRES}"
     )
@@ -999,7 +1029,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--spread must be in [0, 60] seconds")
     if not 1 <= args.connections <= 1000:
         parser.error("--connections must be in [1, 1000]")
+    if not 1 <= args.processes <= 4:
+        parser.error("--processes must be in [1, 4]")
+    if args.processes > 1 and args.client == "httpx":
+        parser.error("--client httpx talks to one process: use --processes 1")
+    if args.processes > 1 and args.db == "sqlite" and not args.redis_url:
+        parser.error("--processes above 1 on SQLite needs --redis-url for the shared broker")
+    check_redis_url(parser, args.redis_url)
     return args
+
+
+def products_broker(args: argparse.Namespace, demo: Demo) -> str:
+    """The broker the product's processes share: memory for one, PostgreSQL's own NOTIFY
+    on PostgreSQL, --redis-url on SQLite."""
+    if args.processes == 1:
+        return "memory://"
+    return demo.postgres_broker_url() if demo.postgres else str(args.redis_url)
 
 
 def failures(results: list[Result]) -> list[str]:
@@ -1018,9 +1063,12 @@ def main(argv: list[str] | None = None) -> int:
         with demo_database(args.database_url, workdir) as demo:
             hq = cli_value(["staff-token", "--role", "HQ_ADMIN"], demo.env)
             noon = shop_noon()
-            product = start_product("graphql", development_env(demo.env, noon), workdir)
-            with stopping(product):
-                out(asyncio.run(measure(args, demo, product, hq, noon)))
+            env = development_env(demo.env, noon)
+            if args.processes > 1:
+                env["DINEGRAPH_BROKER_URL"] = products_broker(args, demo)
+            products = [start_product(f"graphql-{n}", env, workdir) for n in range(args.processes)]
+            with stopping(*products):
+                out(asyncio.run(measure(args, demo, products, hq, noon)))
 
     return run_bench(measure_in, failures)
 
