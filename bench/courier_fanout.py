@@ -58,7 +58,9 @@ the drain ended.
 Configurations: ``memory_1proc`` (one ``dinegraph serve --workers 1``, memory broker; SQLite
 or PostgreSQL), ``postgres_2proc`` (PostgreSQL only: two processes on the PostgreSQL broker,
 LISTEN/NOTIFY on the same database; reports through the first, half of the subscribers on
-each), and ``floor``: bench/courier_floor.py, a bare Starlette app that takes the same
+each), ``postgres_2proc_spread`` (the same with the reports spread over both processes, as a
+balancer in front of them would: each takes half the reports and sends the pushes of the
+other's), and ``floor``: bench/courier_floor.py, a bare Starlette app that takes the same
 report requests and subscriptions and sends the same number of pushes, each message encoded
 once per topic (no database, no GraphQL), measured in the same run after the product.
 
@@ -513,18 +515,19 @@ class Report:
 
 class Reporter:
     """Every courier reports every ``interval`` seconds, at most one report in flight each,
-    over ``connections`` keep-alive connections shared by all."""
+    over ``connections`` keep-alive connections shared by all (spread over ``ports`` in turn,
+    as a balancer would spread them)."""
 
     def __init__(
         self,
         trips: list[Trip],
-        port: int,
+        ports: list[int],
         headers: dict[str, str],
         frame: Frame,
         args: argparse.Namespace,
     ) -> None:
         self.trips = trips
-        self.port = port
+        self.ports = ports
         self.headers = headers
         self.frame = frame
         self.interval = args.interval
@@ -538,8 +541,9 @@ class Reporter:
         self._pool: asyncio.Queue[LeanConnection] = asyncio.Queue()
 
     def start(self) -> None:
-        for _ in range(self.connections):
-            self._pool.put_nowait(LeanConnection(LOOPBACK, self.port, self.headers))
+        for k in range(self.connections):
+            port = self.ports[k % len(self.ports)]
+            self._pool.put_nowait(LeanConnection(LOOPBACK, port, self.headers))
         begin = time.monotonic() + 0.2
         count = len(self.trips)
         self._tasks = [
@@ -574,7 +578,7 @@ class Reporter:
                 except (OSError, asyncio.IncompleteReadError):
                     # A keep-alive connection the server closed meanwhile: once more, anew.
                     await conn.aclose()
-                    conn = LeanConnection(LOOPBACK, self.port, self.headers)
+                    conn = LeanConnection(LOOPBACK, conn.port, self.headers)
                     if attempt == 2:
                         raise
                 else:
@@ -898,10 +902,12 @@ async def run_target(
     }
     run = Run(target, engine, postgres)
     offered = len(setup.trips) / args.interval
-    port = target.servers[0].port
+    # Reports through the first process, or through all of them in turn (``_spread``).
+    spread = target.name.endswith("_spread")
+    ports = [s.port for s in (target.servers if spread else target.servers[:1])]
 
     # 1. Reports alone: what a report costs the server without anybody listening.
-    reporter = Reporter(setup.trips, port, target.headers, frame, args)
+    reporter = Reporter(setup.trips, ports, target.headers, frame, args)
     reporter.start()
     await asyncio.sleep(REPORT_WARMUP_S)
     calibration = await run.window(args.calibrate, reporter)
@@ -948,7 +954,7 @@ async def run_target(
         rss_connected = run.rss()
 
         # 3. Reports with fan-out: warm-up, then measured windows.
-        reporter = Reporter(setup.trips, port, target.headers, frame, args)
+        reporter = Reporter(setup.trips, ports, target.headers, frame, args)
         reporter.start()
         await asyncio.sleep(args.warmup)
         windows: list[Window] = []
@@ -1038,6 +1044,9 @@ async def run_target(
         w for s in target.servers for w in s.log_warnings() if "accepted delivery" not in w
     ][:5]
     return out
+
+
+CONFIGS = ("memory_1proc", "postgres_2proc", "postgres_2proc_spread")
 
 
 # --- the targets -----------------------------------------------------------------------------
@@ -1134,6 +1143,7 @@ async def measure(args: argparse.Namespace, demo: Demo, workdir: Path, out: Out)
         configs = [("memory_1proc", "memory://", 1)]
         if demo.postgres:
             configs.append(("postgres_2proc", demo.postgres_broker_url(), 2))
+            configs.append(("postgres_2proc_spread", demo.postgres_broker_url(), 2))
         configs = [c for c in configs if c[0] in args.configs or not args.configs]
         for name, broker_url, processes in configs:
             servers = start_servers(name, processes, demo, frame, broker_url, workdir)
@@ -1220,7 +1230,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--configs",
         default="",
-        help="comma-separated, of memory_1proc, postgres_2proc (default: all that apply)",
+        help=f"comma-separated, of {', '.join(CONFIGS)} (default: all that apply)",
     )
     parser.add_argument("--seed", type=int, default=1, help="of the addresses (1)")
     add_common_options(
@@ -1243,10 +1253,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 1 <= args.client_procs <= 8 or not 1 <= args.report_connections <= 512:
         parser.error("--client-procs must be in [1, 8] and --report-connections in [1, 512]")
     args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-    if set(args.configs) - {"memory_1proc", "postgres_2proc"}:
-        parser.error("--configs takes memory_1proc, postgres_2proc")
-    if "postgres_2proc" in args.configs and args.database_url is None:
-        parser.error("postgres_2proc needs --database-url")
+    if set(args.configs) - set(CONFIGS):
+        parser.error(f"--configs takes {', '.join(CONFIGS)}")
+    if any(c.startswith("postgres_") for c in args.configs) and args.database_url is None:
+        parser.error("the postgres_ configurations need --database-url")
     return args
 
 

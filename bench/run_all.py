@@ -37,6 +37,7 @@ class Scenario:
     smoke: str  # options for the smallest sizes they allow
     database: bool = True  # takes --database-url, so runs on PostgreSQL too
     redis: bool = False  # takes --redis-url
+    postgres_also: str = ""  # on PostgreSQL, a second run with these options too
 
 
 SCENARIOS = (
@@ -49,7 +50,11 @@ SCENARIOS = (
         redis=True,
     ),
     Scenario("checkout", f"--orders 10 --hot-attempts 10 --hot-stock 3 --concurrency 4 {QUICK}"),
-    Scenario("flash_sale", f"--buyers 20 --quota 5 --connections 4 --spread 0.2 {QUICK}"),
+    Scenario(
+        "flash_sale",
+        f"--buyers 20 --quota 5 --connections 4 --spread 0.2 {QUICK}",
+        postgres_also="--processes 2",  # two processes, as a two-core node serves
+    ),
     Scenario(
         "courier_fanout",
         "--deliveries 4 --stores 2 --map-subscribers 1 --seconds 1 --warmup 0 --calibrate 1 "
@@ -82,6 +87,9 @@ def commands(
                 argv += ["--redis-url", redis_url] if scenario.redis and redis_url else []
             where = "postgresql" if database else "sqlite" if scenario.database else "no database"
             runs.append((f"{scenario.name} ({where})", argv))
+            if database is not None and scenario.postgres_also:
+                also = scenario.postgres_also
+                runs.append((f"{scenario.name} {also} ({where})", [*argv, *also.split()]))
     return runs
 
 

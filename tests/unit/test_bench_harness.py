@@ -371,7 +371,16 @@ def test_postgresql_runs_follow_the_sqlite_ones_for_scenarios_with_a_database() 
         [str(BENCH / f"{s.name}.py"), *s.smoke.split()] for s in scenarios
     ]
     postgres = [(label, argv) for label, argv in both if label.endswith("(postgresql)")]
-    assert [label.split()[0] for label, _ in postgres] == [s.name for s in scenarios if s.database]
+    assert [label.split()[0] for label, _ in postgres] == [
+        name
+        for s in scenarios
+        if s.database
+        for name in ([s.name, s.name] if s.postgres_also else [s.name])
+    ]
+    # The flash sale also runs as two processes on PostgreSQL, after its one-process run.
+    flash = [argv for label, argv in postgres if label.startswith("flash_sale")]
+    assert [argv[-2:] for argv in flash][1] == ["--processes", "2"]
+    assert "--processes" not in flash[0]
     for label, argv in postgres:
         assert argv[argv.index("--database-url") + 1] == url
         assert ("--redis-url" in argv) == label.startswith("stock_fanout")
