@@ -33,6 +33,7 @@ from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupon_mutations import CouponMutation, CouponSegmentMutation
 from dinegraph.schema.delivery_mutations import DeliveryMutation, DeliverySettingsMutation
 from dinegraph.schema.errors import QueryError
+from dinegraph.schema.inputs import plan_inputs
 from dinegraph.schema.kitchen import KitchenMutation
 from dinegraph.schema.limits import CostRules, GuardedValidation
 from dinegraph.schema.member_mutations import MemberMutation
@@ -181,6 +182,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         execution_context_class=SubscriptionExecutor,
     )
     resolve_ids_directly(schema)
+    plan_inputs(schema)
     return schema
 
 
