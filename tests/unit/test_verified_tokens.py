@@ -12,6 +12,7 @@ from dinegraph.security import (
     InvalidCredentials,
     VerifiedTokens,
     _decode,
+    _own_token_claims,
     _verified,
     issue_member_token,
 )
@@ -52,3 +53,67 @@ def test_a_kept_token_is_still_checked_against_the_key_and_the_clock() -> None:
     )
     assert _decode(settings_a, soon)["sub"] == "member:8"
     assert _verified.get(KEY_A, soon, time.time() + 61) is None  # past its exp: not served
+
+
+def _signed(claims: dict[str, object], key: str = KEY_A, **headers: object) -> str:
+    return jwt.encode(claims, key, algorithm="HS256", headers=headers or None)
+
+
+def _pyjwt(token: str, key: str) -> dict[str, object] | None:
+    try:
+        claims: dict[str, object] = jwt.decode(
+            token,
+            key,
+            algorithms=["HS256"],
+            issuer="dinegraph",
+            options={"require": ["exp", "iat", "sub", "iss"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    return claims
+
+
+def test_our_own_tokens_are_read_without_pyjwt_and_accepted_only_where_pyjwt_accepts() -> None:
+    now = int(time.time())
+    good = {"iss": "dinegraph", "sub": "member:9", "iat": now - 5, "exp": now + 600}
+    issued = issue_member_token(Settings(secret_key=SecretStr(KEY_A)), 9)
+    assert _own_token_claims(KEY_A, issued, time.time()) == _pyjwt(issued, KEY_A)
+    assert _own_token_claims(KEY_A, _signed(good), time.time()) == good
+
+    head, payload, signature = _signed(good).split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    variants = {
+        "another key": _signed(good, KEY_B),
+        "a tampered signature": f"{head}.{payload}.{flipped}",
+        "a payload swapped under the signature": (
+            f"{head}.{_signed({**good, 'sub': 'member:1'}).split('.')[1]}.{signature}"
+        ),
+        "expired": _signed({**good, "exp": now - 1}),
+        "issued in the future": _signed({**good, "iat": now + 120}),
+        "another issuer": _signed({**good, "iss": "someone"}),
+        "no subject": _signed({k: v for k, v in good.items() if k != "sub"}),
+        "a numeric subject": _signed({**good, "sub": 9}),
+        "a fractional exp": _signed({**good, "exp": now + 600.5}),
+        "a claim more (nbf to come)": _signed({**good, "nbf": now + 300}),
+        "a claim more (jti)": _signed({**good, "jti": "x"}),
+        "another header (kid)": _signed(good, kid="k1"),
+        "two segments": f"{head}.{payload}",
+        "four segments": f"{head}.{payload}.{signature}.x",
+        "not base64": f"{head}.{payload}.***",
+        "not JSON": f"{head}.bm90IGpzb24.{signature}",
+    }
+    for name, token in variants.items():
+        fast = _own_token_claims(KEY_A, token, time.time())
+        slow = _pyjwt(token, KEY_A)
+        # Read without PyJWT only what PyJWT reads the same; the rest falls through to it.
+        assert fast is None or fast == slow, name
+        _verified._claims.clear()
+        if slow is None:
+            with pytest.raises(InvalidCredentials):
+                _decode(Settings(secret_key=SecretStr(KEY_A)), token)
+        else:
+            assert _decode(Settings(secret_key=SecretStr(KEY_A)), token) == slow, name
+    # PyJWT accepts these, as int(exp) and with a header of another shape: they are its to read.
+    assert _pyjwt(variants["a fractional exp"], KEY_A) is not None
+    assert _own_token_claims(KEY_A, variants["a fractional exp"], time.time()) is None
+    assert _pyjwt(variants["another header (kid)"], KEY_A) == good  # PyJWT still reads it
