@@ -10,7 +10,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     DocumentNode,
@@ -213,6 +213,7 @@ class _Cost:
         self.defaults: dict[str, int] = {}
         self.memo: dict[tuple[str, int | None], int] = {}
         self.visiting: set[str] = set()
+        self.read: set[str] = set()  # the variables the cost depends on
 
     def selection_set(
         self, selection_set: SelectionSetNode, parent: GraphQLNamedType, page: int | None
@@ -276,6 +277,7 @@ class _Cost:
                 value = int(argument.value.value)
             elif isinstance(argument.value, VariableNode):
                 name = argument.value.name.value
+                self.read.add(name)
                 value = self.variables.get(name, self.defaults.get(name))
         if not isinstance(value, int) or isinstance(value, bool):
             return self.rules.default_page
@@ -318,7 +320,86 @@ def operation_cost(
     for definition in operation.variable_definitions or ():
         if isinstance(definition.default_value, IntValueNode):
             cost.defaults[definition.variable.name.value] = int(definition.default_value.value)
-    return cost.selection_set(operation.selection_set, root, None)
+    total = cost.selection_set(operation.selection_set, root, None)
+    _COSTS.keep(schema, document, operation_name, rules, tuple(sorted(cost.read)), variables, total)
+    return total
+
+
+def cached_operation_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation_name: str | None,
+    variables: Mapping[str, Any] | None,
+    rules: CostRules,
+) -> int | None:
+    """``operation_cost``, worked out once per document, operation and values of the
+    variables the cost reads (the pages' ``first``), not on every request."""
+    found = _COSTS.get(schema, document, operation_name, rules, variables)
+    if found is not _UNKNOWN:
+        return cast(int | None, found)
+    return operation_cost(schema, document, operation_name, variables, rules)
+
+
+_UNKNOWN = object()
+
+
+class _CostCache:
+    """Costs by (schema, document, operation, rules) and the values of the variables the
+    cost read. Documents by identity, as ``_FIT_DOCUMENTS``: the parser cache hands the same
+    document back for the same text. Bounded; the oldest documents go first."""
+
+    def __init__(self, size: int = 1024, values_per_operation: int = 64) -> None:
+        self.size = size
+        self.values_per_operation = values_per_operation
+        self._entries: OrderedDict[
+            tuple[int, int, str | None, CostRules],
+            tuple[GraphQLSchema, DocumentNode, tuple[str, ...], dict[tuple[object, ...], int]],
+        ] = OrderedDict()
+
+    @staticmethod
+    def _values(names: tuple[str, ...], variables: Mapping[str, Any] | None) -> tuple[object, ...]:
+        given = variables if isinstance(variables, Mapping) else {}
+        # A value that is not a plain int costs the default page: one key for all of them.
+        return tuple(
+            v if isinstance(v := given.get(n), int) and not isinstance(v, bool) else None
+            for n in names
+        )
+
+    def get(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        rules: CostRules,
+        variables: Mapping[str, Any] | None,
+    ) -> object:
+        entry = self._entries.get((id(schema), id(document), operation_name, rules))
+        if entry is None or entry[0] is not schema or entry[1] is not document:
+            return _UNKNOWN
+        return entry[3].get(self._values(entry[2], variables), _UNKNOWN)
+
+    def keep(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation_name: str | None,
+        rules: CostRules,
+        names: tuple[str, ...],
+        variables: Mapping[str, Any] | None,
+        cost: int,
+    ) -> None:
+        key = (id(schema), id(document), operation_name, rules)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] is not schema or entry[1] is not document:
+            entry = self._entries[key] = (schema, document, names, {})
+            if len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        costs = entry[3]
+        if len(costs) < self.values_per_operation:
+            costs[self._values(names, variables)] = cost
+
+
+_COSTS = _CostCache()
 
 
 # Documents found fit (neither too complex nor holding unstorable literals), by identity:
@@ -370,8 +451,9 @@ class GuardedValidation(ValidationCache):
     """Validation, cached, behind the checks that keep it cheap, then the cost limit.
 
     Graphql-core's and Strawberry's rules recurse through fragments; a document nesting too
-    deeply is refused before any of them runs. The cost depends on the variables (`first`),
-    so it is worked out for each request, after the document is known to be valid.
+    deeply is refused before any of them runs. The cost depends on the variables (`first`):
+    it is worked out after the document is known to be valid, once for each document,
+    operation and values of the variables it reads (``cached_operation_cost``).
     """
 
     def __init__(self, *, rules: CostRules, max_cost: int, report_cost: bool) -> None:
@@ -408,7 +490,7 @@ class GuardedValidation(ValidationCache):
         if errors:
             return errors
         self._subscription = context.operation_type is OperationType.SUBSCRIPTION
-        self.cost = operation_cost(
+        self.cost = cached_operation_cost(
             context.schema._schema, document, context.operation_name, context.variables, self.rules
         )
         if self.cost is None or self.cost <= self.max_cost:
