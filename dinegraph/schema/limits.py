@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -32,7 +32,8 @@ from graphql import (
 )
 from graphql.language import Visitor
 from graphql.type import GraphQLNamedType, GraphQLOutputType
-from strawberry.extensions import ValidationCache
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 from strawberry.types.graphql import OperationType
 
 # Selection sets and fragment spreads nested along one path, fragments followed. Far above
@@ -352,8 +353,14 @@ class _CostCache:
         self.size = size
         self.values_per_operation = values_per_operation
         self._entries: OrderedDict[
-            tuple[int, int, str | None, CostRules],
-            tuple[GraphQLSchema, DocumentNode, tuple[str, ...], dict[tuple[object, ...], int]],
+            tuple[int, int, str | None, int],
+            tuple[
+                GraphQLSchema,
+                DocumentNode,
+                CostRules,
+                tuple[str, ...],
+                dict[tuple[object, ...], int],
+            ],
         ] = OrderedDict()
 
     @staticmethod
@@ -373,10 +380,10 @@ class _CostCache:
         rules: CostRules,
         variables: Mapping[str, Any] | None,
     ) -> object:
-        entry = self._entries.get((id(schema), id(document), operation_name, rules))
-        if entry is None or entry[0] is not schema or entry[1] is not document:
+        entry = self._entries.get((id(schema), id(document), operation_name, id(rules)))
+        if entry is None or not _same(entry, schema, document, rules):
             return _UNKNOWN
-        return entry[3].get(self._values(entry[2], variables), _UNKNOWN)
+        return entry[4].get(self._values(entry[3], variables), _UNKNOWN)
 
     def keep(
         self,
@@ -388,18 +395,54 @@ class _CostCache:
         variables: Mapping[str, Any] | None,
         cost: int,
     ) -> None:
-        key = (id(schema), id(document), operation_name, rules)
+        key = (id(schema), id(document), operation_name, id(rules))
         entry = self._entries.get(key)
-        if entry is None or entry[0] is not schema or entry[1] is not document:
-            entry = self._entries[key] = (schema, document, names, {})
+        if entry is None or not _same(entry, schema, document, rules):
+            entry = self._entries[key] = (schema, document, rules, names, {})
             if len(self._entries) > self.size:
                 self._entries.popitem(last=False)
-        costs = entry[3]
+        costs = entry[4]
         if len(costs) < self.values_per_operation:
             costs[self._values(names, variables)] = cost
 
 
+def _same(entry: tuple[object, ...] | None, *objects: object) -> bool:
+    """Whether a kept entry was made for these very objects (keys hold their ids only)."""
+    return entry is not None and all(a is b for a, b in zip(entry, objects, strict=False))
+
+
 _COSTS = _CostCache()
+
+
+class _Validations:
+    """Validation errors by schema, document and rules, documents by identity (the parser
+    cache hands the same document back for the same text). Strawberry's ``ValidationCache``
+    keys an lru_cache on the document itself, and a document's hash walks the whole of it:
+    about 2 % of a cheap request. Bounded; the oldest go first."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._entries: OrderedDict[
+            tuple[int, int, tuple[object, ...]],
+            tuple[GraphQLSchema, DocumentNode, list[GraphQLError]],
+        ] = OrderedDict()
+
+    def validate(
+        self, schema: GraphQLSchema, document: DocumentNode, rules: Iterable[object]
+    ) -> list[GraphQLError]:
+        ruled = tuple(rules)
+        key = (id(schema), id(document), ruled)
+        entry = self._entries.get(key)
+        if entry is not None and _same(entry, schema, document):
+            return entry[2]
+        errors: list[GraphQLError] = validate_document(schema, document, ruled)  # type: ignore[arg-type]
+        self._entries[key] = (schema, document, errors)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return errors
+
+
+_VALIDATIONS = _Validations()
 
 
 # Documents found fit (neither too complex nor holding unstorable literals), by identity:
@@ -447,7 +490,7 @@ def _document_refusal(document: DocumentNode) -> GraphQLError | None:
     return refused
 
 
-class GuardedValidation(ValidationCache):
+class GuardedValidation(SchemaExtension):
     """Validation, cached, behind the checks that keep it cheap, then the cost limit.
 
     Graphql-core's and Strawberry's rules recurse through fragments; a document nesting too
@@ -457,7 +500,7 @@ class GuardedValidation(ValidationCache):
     """
 
     def __init__(self, *, rules: CostRules, max_cost: int, report_cost: bool) -> None:
-        super().__init__(maxsize=1024)
+        super().__init__()
         self.rules = rules
         self.max_cost = max_cost
         self.report_cost = report_cost
@@ -477,7 +520,7 @@ class GuardedValidation(ValidationCache):
         if refused is not None:
             return [refused]
         try:
-            errors: list[GraphQLError] = self.cached_validate_document(
+            errors = _VALIDATIONS.validate(
                 context.schema._schema, document, context.validation_rules
             )
         except RecursionError:

@@ -1,14 +1,15 @@
-"""An operation's cost is worked out once per document, operation and page sizes asked."""
+"""An operation's validation and cost are worked out once per document (and page sizes)."""
 
 from __future__ import annotations
 
-from graphql import parse
+from graphql import parse, specified_rules
 
 from dinegraph.schema import build_schema
 from dinegraph.schema.limits import (
     _COSTS,
     _UNKNOWN,
     CostRules,
+    _Validations,
     cached_operation_cost,
     operation_cost,
 )
@@ -50,3 +51,20 @@ def test_another_document_of_the_same_text_or_other_rules_are_not_served_the_kep
     assert cached_operation_cost(SCHEMA, document, "Search", {"first": 9}, other_rules) == (
         operation_cost(SCHEMA, document, "Search", {"first": 9}, other_rules)
     )
+
+
+def test_validation_is_kept_per_document_object_and_rules() -> None:
+    validations = _Validations(size=2)
+    rules = tuple(specified_rules)
+    document = parse(TEXT)
+    first = validations.validate(SCHEMA, document, rules)
+    assert first == [] and validations.validate(SCHEMA, document, rules) is first
+    wrong = parse("query { noSuchField }")
+    errors = validations.validate(SCHEMA, wrong, rules)
+    assert [e.message for e in errors] == ["Cannot query field 'noSuchField' on type 'Query'."]
+    assert validations.validate(SCHEMA, wrong, rules) is errors  # refusals are kept as well
+    # Another document of the same text, or other rules: validated afresh.
+    assert validations.validate(SCHEMA, parse(TEXT), rules) is not first
+    assert validations.validate(SCHEMA, document, rules[:-1]) is not first
+    # Bounded: the oldest went.
+    assert validations.validate(SCHEMA, wrong, rules) is not errors
