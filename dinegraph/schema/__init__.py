@@ -9,11 +9,8 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
     SchemaExtension,
 )
 from strawberry.extensions.max_aliases import create_validator as create_alias_validator
@@ -35,7 +32,7 @@ from dinegraph.schema.delivery_mutations import DeliveryMutation, DeliverySettin
 from dinegraph.schema.errors import QueryError
 from dinegraph.schema.inputs import plan_inputs
 from dinegraph.schema.kitchen import KitchenMutation
-from dinegraph.schema.limits import CostRules, GuardedValidation
+from dinegraph.schema.limits import CostRules, RequestLimits
 from dinegraph.schema.member_mutations import MemberMutation
 from dinegraph.schema.order_mutations import OrderMutation
 from dinegraph.schema.partner_orders import PartnerOrderMutation
@@ -162,11 +159,12 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         max_page=settings.max_page_size,
     )
     extensions: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ParserCache(maxsize=1024),
-        lambda: AddValidationRules(list(limits)),
-        lambda: GuardedValidation(
-            rules=cost_rules, max_cost=settings.max_query_cost, report_cost=not settings.production
+        lambda: RequestLimits(
+            rules=cost_rules,
+            max_cost=settings.max_query_cost,
+            report_cost=not settings.production,
+            max_tokens=settings.max_tokens,
+            limit_rules=limits,
         ),
         PasswordChangeFirst,
     ]
