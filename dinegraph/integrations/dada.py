@@ -8,10 +8,16 @@ The answer is ``{"status": "success"|"fail", "code", "msg", "result"}``.
 
 - ``addOrder`` takes our delivery as ``origin_id`` (``delivery-<id>``): Dada keeps one
   order per origin id, so that is the idempotency key of a retried dispatch. When Dada
-  refuses an order, it is asked for that origin id: an order it already has is success.
+  refuses an order, it is asked for that origin id: an order it already has is success,
+  unless Dada cancelled it or let it expire (5, 7) while our delivery still waits for a
+  courier (its callback lost, or not yet applied): then ``reAddOrder`` publishes it again
+  under the same origin id, as Dada documents for such orders. (A trip that ended is
+  dispatched again as a new delivery, with an origin id of its own.)
 - Dada finds a courier after it answers; who it is comes in through the partner
   mutations (``reportDeliveryStatus``), as Dada's status callbacks would bring it.
-- ``formalCancel`` calls the courier off; an order Dada has already cancelled is success.
+- ``formalCancel`` calls the courier off, with Dada's reason: 1 没有配送员接单 when no rider
+  took it in time (it goes to the next platform), else 10000 (other) and the words; an
+  order Dada has already cancelled is success.
 - The rider's contact is asked of ``/api/order/status/query`` (``transporterPhone``, while
   the order is 待取货 2, 到店 100 or 配送中 3). Dada's documentation calls that field the
   rider's phone and documents no privacy-number call of its own: it is handed to customers
@@ -34,13 +40,20 @@ import httpx
 import orjson
 
 from dinegraph.domain.calls import CallRefused, RetryLater
-from dinegraph.domain.delivery import Courier, CourierContact, Provider, privacy_contact
+from dinegraph.domain.delivery import CallOff, Courier, CourierContact, Provider, privacy_contact
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 
 API_VERSION = "1.0"
 BUSY = -1  # 系统繁忙: worth another try
 CANCELLED = 5  # an order's statusCode once cancelled
+EXPIRED = 7  # nobody took it in Dada's time
+REPUBLISHABLE = frozenset({CANCELLED, EXPIRED})  # reAddOrder publishes these again
 OTHER_REASON = 10000  # cancel_reason_id "other": the reason is given in words
+# Dada's cancel_reason_id and words for each reason we call an order off.
+CANCEL_REASONS = {
+    CallOff.REFUNDED: (OTHER_REASON, "顾客已退款"),
+    CallOff.NO_RIDER: (1, "没有配送员接单"),
+}
 RIDING = frozenset({2, 100, 3})  # 待取货, 骑士到店, 配送中: a rider carries the order
 
 
@@ -99,9 +112,16 @@ class DadaPlatform:
 
     async def dispatch(self, request: DispatchRequest) -> Courier | None:
         order = origin_id(request.delivery_id)
-        answer = await self._call("/api/order/addOrder", self._order(request))
-        if answer["status"] != "success" and await self._status(order) is None:
-            raise CallRefused(f"DADA_{answer.get('code')}")
+        fields = self._order(request)
+        answer = await self._call("/api/order/addOrder", fields)
+        if answer["status"] != "success":
+            status = await self._status(order)
+            if status is None:
+                raise CallRefused(f"DADA_{answer.get('code')}")
+            if status in REPUBLISHABLE:
+                again = await self._call("/api/order/reAddOrder", fields)
+                if again["status"] != "success":
+                    raise CallRefused(f"DADA_{again.get('code')}")
         return None  # Dada names its courier later, through its callbacks
 
     async def quote(self, request: DispatchRequest) -> DeliveryQuote:
@@ -117,11 +137,12 @@ class DadaPlatform:
             raise RetryLater("DADA_BAD_ANSWER") from exc
         return DeliveryQuote(fee, None, round(float(distance)) if distance is not None else None)
 
-    async def cancel(self, delivery_id: int) -> None:
+    async def cancel(self, delivery_id: int, why: CallOff = CallOff.REFUNDED) -> None:
         order = origin_id(delivery_id)
+        reason_id, reason = CANCEL_REASONS[why]
         answer = await self._call(
             "/api/order/formalCancel",
-            {"order_id": order, "cancel_reason_id": OTHER_REASON, "cancel_reason": "顾客已退款"},
+            {"order_id": order, "cancel_reason_id": reason_id, "cancel_reason": reason},
         )
         if answer["status"] != "success" and await self._status(order) != CANCELLED:
             raise CallRefused(f"DADA_{answer.get('code')}")

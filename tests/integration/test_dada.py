@@ -19,7 +19,7 @@ from dinegraph.db.engine import create_engine
 from dinegraph.db.tables import outbound_calls
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.calls import CallRefused, OutboundCall, RetryLater
-from dinegraph.domain.delivery import Delivery, DeliveryStatus, Provider
+from dinegraph.domain.delivery import CallOff, Delivery, DeliveryStatus, Provider
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.ports import DispatchRequest
 from dinegraph.domain.services.dispatch import dispatch_call, request_of
@@ -85,10 +85,40 @@ async def test_an_order_is_placed_once_however_often_it_is_sent(dada: FakeDada) 
 
     await platform.cancel(41)
     assert dada.status["delivery-41"] == 5
+    assert dada.cancel_reasons["delivery-41"] == (10000, "顾客已退款")  # other, in words
     await platform.cancel(41)  # again: already cancelled is success
     with pytest.raises(CallRefused) as refused:
         await platform.cancel(99)  # never placed
     assert refused.value.reason == "DADA_2005"
+
+
+async def test_an_order_dada_cancelled_or_let_expire_is_published_again(dada: FakeDada) -> None:
+    """Our delivery still waits for a courier while Dada has given its order up (the callback
+    saying so lost): the dispatch made again re-adds it under the same origin id."""
+    platform = adapter(dada)
+    await platform.dispatch(REQUEST)
+    for given_up in (5, 7):  # cancelled, expired
+        dada.status["delivery-41"] = given_up
+        dada.requests.clear()
+        assert await platform.dispatch(REQUEST) is None
+        assert [p for p, _ in dada.requests] == [
+            "/api/order/addOrder",  # refused: Dada keeps the origin id
+            "/api/order/status/query",
+            "/api/order/reAddOrder",
+        ]
+        assert dada.status["delivery-41"] == 1  # waiting for a rider again
+    assert dada.placed() == ["delivery-41"]
+    # An order Dada still has in hand is not published twice.
+    dada.requests.clear()
+    await platform.dispatch(REQUEST)
+    assert "/api/order/reAddOrder" not in [p for p, _ in dada.requests]
+
+
+async def test_an_order_no_rider_took_is_called_off_with_dada_s_reason(dada: FakeDada) -> None:
+    platform = adapter(dada)
+    await platform.dispatch(REQUEST)
+    await platform.cancel(41, CallOff.NO_RIDER)
+    assert dada.cancel_reasons["delivery-41"] == (1, "没有配送员接单")
 
 
 async def test_refusals_are_for_good_and_outages_are_worth_another_try(dada: FakeDada) -> None:
