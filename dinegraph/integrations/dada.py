@@ -25,6 +25,11 @@ The answer is ``{"status": "success"|"fail", "code", "msg", "result"}``.
   (号码保护) on, so that the number Dada answers is a privacy number; otherwise customers
   get none.
 
+Dada's callback signature (``carrier_callbacks``) uses no secret: anyone who knows an order's
+origin id could make one. So the ``callback`` URL given with each order carries a token of
+its own, ``token=<HMAC of the origin id>`` under a key of the server's
+(``callback_token``), and a callback is taken only with the token of the order it names.
+
 A refusal raises ``CallRefused("DADA_<code>")``; Dada busy (its code -1), an HTTP error or
 no answer in time raise ``RetryLater``: the relay of calls out tries again.
 """
@@ -32,6 +37,7 @@ no answer in time raise ``RetryLater``: the relay of calls out tries again.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -67,6 +73,16 @@ def origin_id(delivery_id: int) -> str:
     return f"delivery-{delivery_id}"
 
 
+def callback_token(key: bytes, order: str) -> str:
+    """The token the callback URL of Dada's order ``order`` (an origin id) carries."""
+    return hmac.new(key, order.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def callback_for(url: str, key: bytes, order: str) -> str:
+    """The callback URL given to Dada with one order: ours, with that order's token."""
+    return f"{url}{'&' if '?' in url else '?'}token={callback_token(key, order)}"
+
+
 class DadaPlatform:
     """The DADA platform port over Dada's open API."""
 
@@ -81,6 +97,7 @@ class DadaPlatform:
         source_id: str,
         city_code: str,
         callback_url: str,
+        callback_key: bytes,
         timeout_seconds: float = 10.0,
         privacy_numbers: bool = False,
         contact_timeout_seconds: float = 5.0,
@@ -91,14 +108,16 @@ class DadaPlatform:
         self._source_id = source_id
         self._city_code = city_code
         self._callback = callback_url
+        self._callback_key = callback_key
         self._timeout = timeout_seconds
         self._privacy_numbers = privacy_numbers
         self._contact_timeout = contact_timeout_seconds  # a customer waits on this one
 
     def _order(self, request: DispatchRequest) -> dict[str, object]:
+        order = origin_id(request.delivery_id)
         return {
             "shop_no": request.store_code,
-            "origin_id": origin_id(request.delivery_id),
+            "origin_id": order,
             "city_code": self._city_code,
             "cargo_price": round(request.cargo_fen / 100, 2),
             "is_prepay": 0,
@@ -107,7 +126,7 @@ class DadaPlatform:
             "receiver_lat": request.dropoff.lat,
             "receiver_lng": request.dropoff.lng,
             "receiver_phone": request.contact_phone,
-            "callback": self._callback,
+            "callback": callback_for(self._callback, self._callback_key, order),
         }
 
     async def dispatch(self, request: DispatchRequest) -> Courier | None:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -94,6 +95,11 @@ class FakeDada:
 
     def release(self) -> None:
         self._release.set()
+
+    def callback_query(self, order: str) -> str:
+        """The query string of the callback URL the order was placed with (its token)."""
+        with self._lock:
+            return urlsplit(str(self.orders[order].get("callback") or "")).query
 
     def placed(self) -> list[str]:
         """Origin ids of the orders Dada took, in order."""

@@ -23,7 +23,7 @@ from dinegraph.domain.delivery import CallOff, Delivery, DeliveryStatus, Provide
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.ports import DispatchRequest
 from dinegraph.domain.services.dispatch import dispatch_call, request_of
-from dinegraph.integrations.dada import DadaPlatform, sign
+from dinegraph.integrations.dada import DadaPlatform, callback_token, sign
 from dinegraph.outbound import CallRelay, RelayPolicy
 from dinegraph.settings import Settings
 from tests.databases import fresh_database
@@ -57,6 +57,7 @@ def adapter(fake: FakeDada, *, secret: str | None = None, timeout: float = 5) ->
         source_id=fake.source_id,
         city_code="0755",
         callback_url="https://example.invalid/dada",
+        callback_key=b"test-callback-key",
         timeout_seconds=timeout,
     )
 
@@ -74,6 +75,9 @@ async def test_an_order_is_placed_once_however_often_it_is_sent(dada: FakeDada) 
     order = dada.orders["delivery-41"]
     assert (order["shop_no"], order["city_code"], order["cargo_price"]) == ("SZ-FT-01", "0755", 58)
     assert (order["receiver_phone"], order["receiver_lat"]) == ("13900000000", 22.55)
+    # Dada's callbacks carry no secret: the URL given with the order holds its token.
+    token = callback_token(b"test-callback-key", "delivery-41")
+    assert order["callback"] == f"https://example.invalid/dada?token={token}"
     # The answer was lost and the call made again: Dada has it, so that is success.
     assert await platform.dispatch(REQUEST) is None
     assert dada.placed() == ["delivery-41"]
@@ -151,6 +155,7 @@ async def test_refusals_are_for_good_and_outages_are_worth_another_try(dada: Fak
         source_id="1",
         city_code="0755",
         callback_url="",
+        callback_key=b"k",
     )
     with pytest.raises(RetryLater) as later:
         await closed.dispatch(REQUEST)
