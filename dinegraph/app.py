@@ -127,6 +127,11 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+def dada_callback_key(settings: Settings) -> bytes:
+    """The key of the tokens in 达达's callback URLs (``integrations.dada.callback_token``)."""
+    return derived_key(settings, b"dada-callbacks")
+
+
 def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
     """The platforms' adapters: 达达 when configured, else the development one."""
     # Production serves only the platforms stores may use, each by its real adapter (the
@@ -145,6 +150,7 @@ def courier_platforms(settings: Settings) -> dict[Provider, DeliveryPlatform]:
             source_id=settings.dada_source_id,
             city_code=settings.dada_city_code,
             callback_url=settings.dada_callback_url,
+            callback_key=dada_callback_key(settings),
             timeout_seconds=settings.dada_timeout_seconds,
             privacy_numbers=settings.dada_privacy_numbers,
             contact_timeout_seconds=settings.courier_contact_timeout_seconds,
@@ -296,7 +302,9 @@ def carrier_routes(
     routes = [
         Route(
             "/delivery/dada/callback",
-            dada_callback(new_uow=unit, policy=policy, clock=clock),
+            dada_callback(
+                key=dada_callback_key(settings), new_uow=unit, policy=policy, clock=clock
+            ),
             methods=["POST"],
         )
     ]

@@ -11,7 +11,9 @@ as that platform (a partner bound to it, every store):
   ``MAX_AGE_SECONDS`` is refused (a replay). It takes ``{"error_code": 0}`` as received.
 - 达达 signs with the md5 of ``client_id``, ``order_id`` and ``update_time`` sorted and
   joined (its documented callback signature, which carries no secret: hence the age limit
-  on ``update_time`` too). It takes HTTP 200 as received.
+  on ``update_time`` too, and the token of the order in the callback URL we gave Dada with
+  it, ``integrations.dada.callback_token``, without which anyone knowing a delivery's id
+  could move it). It takes HTTP 200 as received.
 
 A push told twice, or after a later one, changes nothing and is acknowledged, so the
 platform stops sending it; one that cannot apply (not our delivery, a step missed) is
@@ -44,6 +46,7 @@ from dinegraph.domain.services.delivery import (
     report_delivery_status,
 )
 from dinegraph.domain.services.dispatch import DeliveryPolicy
+from dinegraph.integrations.dada import callback_token
 from dinegraph.integrations.sf_intra_city import delivery_id_of, sign
 
 log = logging.getLogger("dinegraph.delivery")
@@ -227,9 +230,9 @@ def dada_report(fields: Mapping[str, Any]) -> CarrierReport | None:
 
 
 def dada_callback(
-    *, new_uow: NewUnit, policy: DeliveryPolicy, clock: Clock
+    *, key: bytes, new_uow: NewUnit, policy: DeliveryPolicy, clock: Clock
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The 达达 status callback endpoint."""
+    """The 达达 status callback endpoint; ``key`` makes the orders' callback tokens."""
 
     async def endpoint(request: Request) -> Response:
         try:
@@ -241,6 +244,11 @@ def dada_callback(
             return JSONResponse({"code": "BAD_PUSH"}, status_code=400)
         if not hmac.compare_digest(given.encode(), dada_signature(fields).encode()):
             log.warning("达达 callback refused: bad signature")
+            return JSONResponse({"code": "SIGN_ERROR"}, status_code=401)
+        token = request.query_params.get("token", "")
+        expected = callback_token(key, str(fields.get("order_id", "")))
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            log.warning("达达 callback refused: not the token of its order")
             return JSONResponse({"code": "SIGN_ERROR"}, status_code=401)
         if abs(time.time() - updated) > MAX_AGE_SECONDS:
             return JSONResponse({"code": "EXPIRED"}, status_code=400)

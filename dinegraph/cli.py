@@ -75,6 +75,8 @@ def serve(
     try:
         settings.check_servable(workers)
         wechatpay = wechatpay_config(settings)
+        if settings.production:  # development warns of them as the server starts
+            check_stores_before_serving(settings)
     except ConfigurationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -103,6 +105,23 @@ def serve(
         # "websockets" protocol costs an idle subscriber about 1.8 times the memory.
         ws="websockets-sansio",
     )
+
+
+def check_stores_before_serving(settings: Settings) -> None:
+    """The stores' carriers against the settings, before any worker starts: a refusal is
+    one line and status 2, like the settings' own (each worker checks again as it starts)."""
+    import asyncio
+
+    from dinegraph.app import check_store_platforms
+
+    async def check() -> None:
+        engine = open_engine(settings)
+        try:
+            await check_store_platforms(settings, engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(check())
 
 
 @app.command()

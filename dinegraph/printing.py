@@ -29,7 +29,13 @@ class PaperWidth(IntEnum):
 
 
 _CHANNELS = {"DINE_IN": "堂食", "PICKUP": "自取", "DELIVERY": "外卖", "RETAIL": "零售"}
-_SOURCES = {"MINI_PROGRAM": "小程序"}
+_SOURCES = {
+    "MINI_PROGRAM": "小程序",
+    "POS": "收银台",
+    "MEITUAN": "美团",
+    "ELEME": "饿了么",
+    "DOUYIN": "抖音",
+}
 
 
 def char_width(char: str) -> int:
@@ -97,7 +103,7 @@ def ticket_rows(ticket: Ticket, columns: int, time_zone: tzinfo) -> list[Row]:
     if ticket.print_count > 1:
         rows.append(Row(f"** 重打 第{ticket.print_count - 1}次 **"))
     channel = _CHANNELS.get(t.channel.value, t.channel.value)
-    source = _SOURCES.get(t.source, t.source)
+    source = _SOURCES.get(t.source.value, t.source.value)
     when = local.strftime("%m-%d %H:%M")
     rows += [Row(line) for line in two_sides(f"{channel} {source}", when, columns)]
     rows += [Row(line) for line in wrap(f"单号 {t.order_number}", columns)]
@@ -108,6 +114,8 @@ def ticket_rows(ticket: Ticket, columns: int, time_zone: tzinfo) -> list[Row]:
             rows += [Row("  " + line) for line in wrap(spec_text(item.specs), columns - 2)]
         if item.combo:
             rows += [Row("  " + line) for line in wrap(f"[套餐] {item.combo}", columns - 2)]
+        if item.note:
+            rows += [Row("  " + line) for line in wrap(f"[备注] {item.note}", columns - 2)]
     rows.append(Row(rule))
     if t.note:
         rows += [Row(line, emphasis=True) for line in wrap(f"备注: {t.note}", columns)]

@@ -206,7 +206,9 @@ class Settings(BaseSettings):
     dada_app_secret: SecretStr | None = None
     dada_source_id: str | None = None
     dada_city_code: str = "0755"  # 深圳 (Dada's city codes: /api/cityCode/list)
-    dada_callback_url: str = ""  # where Dada posts status changes
+    # Where Dada posts status changes (https://<public base>/delivery/dada/callback; each
+    # order's token is added to it). Production with Dada configured refuses to start without.
+    dada_callback_url: str = ""
     dada_timeout_seconds: float = Field(default=10.0, gt=0)
     # 顺丰同城 (SF intra-city) open platform, for stores whose carrier is SF_INTRA_CITY: with
     # the developer id and key (openic.sf-express.com → 开发者中心) and SF's id of the shop,
@@ -435,6 +437,13 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "达达 needs DINEGRAPH_DADA_APP_KEY, DINEGRAPH_DADA_APP_SECRET and "
                 "DINEGRAPH_DADA_SOURCE_ID together"
+            )
+        if self.production and all(dada) and not self.dada_callback_url.startswith("https://"):
+            # Dada learns where to post an order's news from the order itself: without it,
+            # no rider would ever be named and no trip would end.
+            raise ConfigurationError(
+                "达达 posts its status callbacks to DINEGRAPH_DADA_CALLBACK_URL: set it to "
+                "https://<public base>/delivery/dada/callback"
             )
         known = {"DADA", "SF_INTRA_CITY", "MEITUAN"}
         if unknown := [p for p in self.platforms_in_use() if p not in known]:

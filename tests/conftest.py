@@ -86,6 +86,7 @@ PRODUCTION_ADAPTERS: dict[str, Any] = {
     "dada_app_secret": "test-dada-app-secret",
     "dada_source_id": "73753",
     "dada_base_url": "http://127.0.0.1:9",
+    "dada_callback_url": "https://dinegraph.example/delivery/dada/callback",
     "sf_dev_id": "1588000001",
     "sf_dev_key": "test-sf-dev-key",
     "sf_shop_id": "3243279847393",

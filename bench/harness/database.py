@@ -53,6 +53,7 @@ PRODUCTION_ADAPTERS = {
     "DINEGRAPH_DADA_APP_SECRET": "bench-dada-app-secret",
     "DINEGRAPH_DADA_SOURCE_ID": "73753",
     "DINEGRAPH_DADA_BASE_URL": CLOSED_PORT,
+    "DINEGRAPH_DADA_CALLBACK_URL": "https://bench.invalid/delivery/dada/callback",
     "DINEGRAPH_SF_DEV_ID": "1588000001",
     "DINEGRAPH_SF_DEV_KEY": "bench-sf-dev-key",
     "DINEGRAPH_SF_SHOP_ID": "3243279847393",

@@ -29,7 +29,7 @@ from dinegraph.domain.kitchen import (
     TicketDish,
     TicketItem,
 )
-from dinegraph.domain.orders import KITCHEN_QUEUE
+from dinegraph.domain.orders import KITCHEN_QUEUE, OrderSource
 
 _DISHES = (
     sa.select(
@@ -60,14 +60,26 @@ def _dish_name(product: str, sku: str) -> str:
 
 def _items_json(items: Iterable[TicketItem]) -> list[dict[str, object]]:
     return [
-        {"name": i.name, "quantity": i.quantity, "specs": dict(i.specs), "combo": i.combo}
+        {
+            "name": i.name,
+            "quantity": i.quantity,
+            "specs": dict(i.specs),
+            "combo": i.combo,
+            **({"note": i.note} if i.note else {}),
+        }
         for i in items
     ]
 
 
 def _ticket(row: Any) -> Ticket:
     items = tuple(
-        TicketItem(i["name"], int(i["quantity"]), dict(i.get("specs") or {}), i.get("combo"))
+        TicketItem(
+            i["name"],
+            int(i["quantity"]),
+            dict(i.get("specs") or {}),
+            i.get("combo"),
+            str(i.get("note") or ""),
+        )
         for i in row.items
     )
     return Ticket(
@@ -79,7 +91,7 @@ def _ticket(row: Any) -> Ticket:
             station_name=row.station_name,
             order_number=row.order_number,
             channel=Channel(row.channel),
-            source=row.source,
+            source=OrderSource(row.source),
             table_no=row.table_no,
             pickup_code=row.pickup_code,
             note=row.note,
@@ -239,7 +251,7 @@ class SqlKitchenRepository:
                     station_name=t.station_name,
                     order_number=t.order_number,
                     channel=t.channel.value,
-                    source=t.source,
+                    source=t.source.value,
                     table_no=t.table_no,
                     pickup_code=t.pickup_code,
                     note=t.note,

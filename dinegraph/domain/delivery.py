@@ -77,6 +77,13 @@ class Courier:
     phone: str
 
 
+class CallOff(StrEnum):
+    """Why a platform's order is called off: each platform is told in its own words."""
+
+    REFUNDED = "REFUNDED"  # the order was refunded: nobody needs the trip
+    NO_RIDER = "NO_RIDER"  # no rider took it in time: the next platform carries it
+
+
 @dataclass(frozen=True, slots=True)
 class CourierContact:
     """How a customer reaches the courier: the platform's privacy number (虚拟号/隐私号),

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from dinegraph.domain.catalog import UNSET, Channel, ComboComponent, Unset
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.orders import Order, order_number
+from dinegraph.domain.orders import Order, OrderSource, order_number
 
 STATION_NAME_MAX = 20
 STATIONS_MAX = 30  # per store
@@ -24,7 +24,6 @@ SORT_MAX = 9_999
 ROUTES_MAX = 100  # categories and products mapped in one request
 PRINT_BATCH_MAX = 50  # orders printed in one request
 DEFAULT_STATION_NAME = "厨房"  # the ticket's station when the store defined none
-DEFAULT_SOURCE = "MINI_PROGRAM"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +62,7 @@ class TicketItem:
     quantity: int
     specs: Mapping[str, str] = field(default_factory=dict)
     combo: str | None = None  # the combo this item is part of
+    note: str = ""  # the line's own note, as a till or platform sent it (不要香菜)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +75,7 @@ class NewTicket:
     station_name: str
     order_number: str
     channel: Channel
-    source: str  # where the order came from: the mini-program, a partner platform, a POS
+    source: OrderSource  # the mini-program, the store's till or a takeaway platform
     table_no: str | None  # dine-in
     pickup_code: str | None
     note: str
@@ -205,13 +205,6 @@ def station_for(
     return next((s for s in stations.values() if s.is_default), None)
 
 
-def order_source(order: Order) -> str:
-    """Where the order came from. Orders carry no source of their own yet: those of partner
-    channels will name theirs (``Order.source``); every other came through the mini-program."""
-    source = getattr(order, "source", None)
-    return str(source) if source else DEFAULT_SOURCE
-
-
 def split_order(
     order: Order,
     dishes: Mapping[int, TicketDish],
@@ -222,7 +215,8 @@ def split_order(
     """One ticket per station that has something of the order to make, in station order.
 
     A combo line becomes its components (each × the combo's quantity), each at its own
-    station; refunded units are left out. Lines of SKUs no longer known go to the default.
+    station, with the line's note; refunded units are left out. Lines of SKUs no longer
+    known go to the default.
     """
     by_id = {s.id: s for s in stations}
     items: dict[int | None, list[TicketItem]] = {}
@@ -241,11 +235,11 @@ def split_order(
                 component = dishes.get(part.sku_id)
                 name = component.name if component else f"#{part.sku_id}"
                 specs = component.specs if component else {}
-                put(component, TicketItem(name, quantity * part.quantity, specs, line.name))
+                item = TicketItem(name, quantity * part.quantity, specs, line.name, line.note)
+                put(component, item)
         else:
-            put(dish, TicketItem(line.name, quantity, line.specs))
+            put(dish, TicketItem(line.name, quantity, line.specs, note=line.note))
     rank: dict[int | None, int] = {s.id: n for n, s in enumerate(ordered(stations))}
-    table_no = getattr(order, "table_no", None)
     tickets = []
     for station_id in sorted(
         items, key=lambda k: rank.get(k, len(rank)) if k is not None else len(rank)
@@ -259,8 +253,8 @@ def split_order(
                 station_name=station.name if station else DEFAULT_STATION_NAME,
                 order_number=order_number(order.id, order.placed_at),
                 channel=order.channel,
-                source=order_source(order),
-                table_no=str(table_no) if table_no else None,
+                source=order.source,
+                table_no=order.table_no,
                 pickup_code=order.pickup_code,
                 note=order.note,
                 placed_at=order.placed_at,

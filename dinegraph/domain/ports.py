@@ -14,7 +14,7 @@ from typing import Protocol
 
 from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.coupons import CouponTemplate
-from dinegraph.domain.delivery import Courier, CourierContact
+from dinegraph.domain.delivery import CallOff, Courier, CourierContact
 from dinegraph.domain.events import Event
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.invites import Invite
@@ -72,8 +72,8 @@ class DeliveryPlatform(Protocol):
     async def dispatch(self, request: DispatchRequest) -> Courier | None:
         """The courier taking it, or None when the platform has to find one first."""
 
-    async def cancel(self, delivery_id: int) -> None:
-        """The order was refunded: call the courier off."""
+    async def cancel(self, delivery_id: int, why: CallOff = CallOff.REFUNDED) -> None:
+        """Call the courier off: the order was refunded, or no rider came in time."""
 
     async def quote(self, request: DispatchRequest) -> DeliveryQuote:
         """What carrying it would cost and take, ordering nothing; ``CallRefused`` when the

@@ -8,16 +8,27 @@ The answer is ``{"status": "success"|"fail", "code", "msg", "result"}``.
 
 - ``addOrder`` takes our delivery as ``origin_id`` (``delivery-<id>``): Dada keeps one
   order per origin id, so that is the idempotency key of a retried dispatch. When Dada
-  refuses an order, it is asked for that origin id: an order it already has is success.
+  refuses an order, it is asked for that origin id: an order it already has is success,
+  unless Dada cancelled it or let it expire (5, 7) while our delivery still waits for a
+  courier (its callback lost, or not yet applied): then ``reAddOrder`` publishes it again
+  under the same origin id, as Dada documents for such orders. (A trip that ended is
+  dispatched again as a new delivery, with an origin id of its own.)
 - Dada finds a courier after it answers; who it is comes in through the partner
   mutations (``reportDeliveryStatus``), as Dada's status callbacks would bring it.
-- ``formalCancel`` calls the courier off; an order Dada has already cancelled is success.
+- ``formalCancel`` calls the courier off, with Dada's reason: 1 没有配送员接单 when no rider
+  took it in time (it goes to the next platform), else 10000 (other) and the words; an
+  order Dada has already cancelled is success.
 - The rider's contact is asked of ``/api/order/status/query`` (``transporterPhone``, while
   the order is 待取货 2, 到店 100 or 配送中 3). Dada's documentation calls that field the
   rider's phone and documents no privacy-number call of its own: it is handed to customers
   only when ``privacy_numbers`` says the merchant account has Dada's number protection
   (号码保护) on, so that the number Dada answers is a privacy number; otherwise customers
   get none.
+
+Dada's callback signature (``carrier_callbacks``) uses no secret: anyone who knows an order's
+origin id could make one. So the ``callback`` URL given with each order carries a token of
+its own, ``token=<HMAC of the origin id>`` under a key of the server's
+(``callback_token``), and a callback is taken only with the token of the order it names.
 
 A refusal raises ``CallRefused("DADA_<code>")``; Dada busy (its code -1), an HTTP error or
 no answer in time raise ``RetryLater``: the relay of calls out tries again.
@@ -26,6 +37,7 @@ no answer in time raise ``RetryLater``: the relay of calls out tries again.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -34,13 +46,20 @@ import httpx
 import orjson
 
 from dinegraph.domain.calls import CallRefused, RetryLater
-from dinegraph.domain.delivery import Courier, CourierContact, Provider, privacy_contact
+from dinegraph.domain.delivery import CallOff, Courier, CourierContact, Provider, privacy_contact
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 
 API_VERSION = "1.0"
 BUSY = -1  # 系统繁忙: worth another try
 CANCELLED = 5  # an order's statusCode once cancelled
+EXPIRED = 7  # nobody took it in Dada's time
+REPUBLISHABLE = frozenset({CANCELLED, EXPIRED})  # reAddOrder publishes these again
 OTHER_REASON = 10000  # cancel_reason_id "other": the reason is given in words
+# Dada's cancel_reason_id and words for each reason we call an order off.
+CANCEL_REASONS = {
+    CallOff.REFUNDED: (OTHER_REASON, "顾客已退款"),
+    CallOff.NO_RIDER: (1, "没有配送员接单"),
+}
 RIDING = frozenset({2, 100, 3})  # 待取货, 骑士到店, 配送中: a rider carries the order
 
 
@@ -52,6 +71,16 @@ def sign(fields: Mapping[str, object], secret: str) -> str:
 
 def origin_id(delivery_id: int) -> str:
     return f"delivery-{delivery_id}"
+
+
+def callback_token(key: bytes, order: str) -> str:
+    """The token the callback URL of Dada's order ``order`` (an origin id) carries."""
+    return hmac.new(key, order.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def callback_for(url: str, key: bytes, order: str) -> str:
+    """The callback URL given to Dada with one order: ours, with that order's token."""
+    return f"{url}{'&' if '?' in url else '?'}token={callback_token(key, order)}"
 
 
 class DadaPlatform:
@@ -68,6 +97,7 @@ class DadaPlatform:
         source_id: str,
         city_code: str,
         callback_url: str,
+        callback_key: bytes,
         timeout_seconds: float = 10.0,
         privacy_numbers: bool = False,
         contact_timeout_seconds: float = 5.0,
@@ -78,14 +108,16 @@ class DadaPlatform:
         self._source_id = source_id
         self._city_code = city_code
         self._callback = callback_url
+        self._callback_key = callback_key
         self._timeout = timeout_seconds
         self._privacy_numbers = privacy_numbers
         self._contact_timeout = contact_timeout_seconds  # a customer waits on this one
 
     def _order(self, request: DispatchRequest) -> dict[str, object]:
+        order = origin_id(request.delivery_id)
         return {
             "shop_no": request.store_code,
-            "origin_id": origin_id(request.delivery_id),
+            "origin_id": order,
             "city_code": self._city_code,
             "cargo_price": round(request.cargo_fen / 100, 2),
             "is_prepay": 0,
@@ -94,14 +126,21 @@ class DadaPlatform:
             "receiver_lat": request.dropoff.lat,
             "receiver_lng": request.dropoff.lng,
             "receiver_phone": request.contact_phone,
-            "callback": self._callback,
+            "callback": callback_for(self._callback, self._callback_key, order),
         }
 
     async def dispatch(self, request: DispatchRequest) -> Courier | None:
         order = origin_id(request.delivery_id)
-        answer = await self._call("/api/order/addOrder", self._order(request))
-        if answer["status"] != "success" and await self._status(order) is None:
-            raise CallRefused(f"DADA_{answer.get('code')}")
+        fields = self._order(request)
+        answer = await self._call("/api/order/addOrder", fields)
+        if answer["status"] != "success":
+            status = await self._status(order)
+            if status is None:
+                raise CallRefused(f"DADA_{answer.get('code')}")
+            if status in REPUBLISHABLE:
+                again = await self._call("/api/order/reAddOrder", fields)
+                if again["status"] != "success":
+                    raise CallRefused(f"DADA_{again.get('code')}")
         return None  # Dada names its courier later, through its callbacks
 
     async def quote(self, request: DispatchRequest) -> DeliveryQuote:
@@ -117,11 +156,12 @@ class DadaPlatform:
             raise RetryLater("DADA_BAD_ANSWER") from exc
         return DeliveryQuote(fee, None, round(float(distance)) if distance is not None else None)
 
-    async def cancel(self, delivery_id: int) -> None:
+    async def cancel(self, delivery_id: int, why: CallOff = CallOff.REFUNDED) -> None:
         order = origin_id(delivery_id)
+        reason_id, reason = CANCEL_REASONS[why]
         answer = await self._call(
             "/api/order/formalCancel",
-            {"order_id": order, "cancel_reason_id": OTHER_REASON, "cancel_reason": "顾客已退款"},
+            {"order_id": order, "cancel_reason_id": reason_id, "cancel_reason": reason},
         )
         if answer["status"] != "success" and await self._status(order) != CANCELLED:
             raise CallRefused(f"DADA_{answer.get('code')}")

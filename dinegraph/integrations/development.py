@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from dinegraph.domain.delivery import Courier, CourierContact, Provider
+from dinegraph.domain.delivery import CallOff, Courier, CourierContact, Provider
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import distance_m
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest, RefundProgress, WechatIdentity
@@ -85,8 +85,10 @@ class DevelopmentCourierPlatform:
         )
         return Courier(name, f"139{n % 100_000_000:08d}")
 
-    async def cancel(self, delivery_id: int) -> None:
-        log_delivery.warning("%s called off delivery %s", self.provider.value, delivery_id)
+    async def cancel(self, delivery_id: int, why: CallOff = CallOff.REFUNDED) -> None:
+        log_delivery.warning(
+            "%s called off delivery %s (%s)", self.provider.value, delivery_id, why.value
+        )
 
     async def courier_contact(self, delivery_id: int) -> CourierContact | None:
         """A made-up privacy number (a 400 line and the delivery as extension): the

@@ -10,7 +10,8 @@ SF signs its pushes to our callback URL the same way, over the body it posts.
   shop at SF: a retried dispatch that SF refuses is looked up (``getorderstatus``) and an
   order SF already has is success.
 - ``precreateorder`` quotes the fee (fen) and the expected time without ordering.
-- ``cancelorder`` calls the rider off; an order SF has already cancelled is success.
+- ``cancelorder`` calls the rider off (313, other reasons, with the reason in words: the
+  order refunded, or no rider in time); an order SF has already cancelled is success.
 - The rider's contact is asked of ``getorderstatus`` (its ``rider_phone``, or
   ``operator_phone`` as SF's pushes name it, while the order is 10 taken, 12 at the store or
   15 on its way). It is handed to customers only when ``privacy_numbers`` says the shop has
@@ -33,7 +34,7 @@ import httpx
 import orjson
 
 from dinegraph.domain.calls import CallRefused, RetryLater
-from dinegraph.domain.delivery import Courier, CourierContact, Provider, privacy_contact
+from dinegraph.domain.delivery import CallOff, Courier, CourierContact, Provider, privacy_contact
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 
 API_VERSION = 19
@@ -43,6 +44,8 @@ LBS_GAODE = 2  # coordinates are GCJ-02 (高德), as ours are
 PRODUCT_FAST_FOOD = 1  # product_type 快餐
 CANCELLED = 2  # order_status once the order is cancelled
 RIDING = frozenset({10, 12, 15})  # taken, at the store, on its way: a rider carries it
+OTHER_REASON = 313  # cancel_code 其他原因: the reason goes in words
+CANCEL_REASONS = {CallOff.REFUNDED: "顾客已退款", CallOff.NO_RIDER: "无骑手接单，改由其他平台配送"}
 
 
 def sign(body: bytes, dev_id: str, dev_key: str) -> str:
@@ -165,7 +168,7 @@ class SfIntraCityPlatform:
         eta = max(int(expect) - int(answer.get("push_time") or time.time()), 0) if expect else None
         return DeliveryQuote(fee, eta, int(distance) if distance is not None else None)
 
-    async def cancel(self, delivery_id: int) -> None:
+    async def cancel(self, delivery_id: int, why: CallOff = CallOff.REFUNDED) -> None:
         order = shop_order_id(delivery_id)
         answer = await self._call(
             "cancelorder",
@@ -174,8 +177,8 @@ class SfIntraCityPlatform:
                 "order_type": BY_SHOP_ORDER_ID,
                 "shop_id": self._shop_id,
                 "shop_type": SHOP_TYPE_SF,
-                "cancel_code": 313,  # 其他原因
-                "cancel_reason": "顾客已退款",
+                "cancel_code": OTHER_REASON,
+                "cancel_reason": CANCEL_REASONS[why],
             },
         )
         if answer["error_code"] != 0 and await self._status(order) != CANCELLED:

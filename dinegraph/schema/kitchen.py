@@ -13,6 +13,7 @@ from dinegraph import printing
 from dinegraph.context import Context, FeedSlot
 from dinegraph.domain import kitchen as domain
 from dinegraph.domain.catalog import Channel
+from dinegraph.domain.orders import OrderSource
 from dinegraph.domain.services import kitchen as service
 from dinegraph.resolvers import kitchen as resolve
 from dinegraph.resolvers.ids import decode_id, encode_id, node_row_ids
@@ -78,6 +79,9 @@ class TicketItem:
     name: str
     quantity: int
     combo: str | None = strawberry.field(description="The combo it is part of, if any.")
+    note: str = strawberry.field(
+        description="The line's own note from the till or platform (不要香菜); empty if none."
+    )
     item: strawberry.Private[domain.TicketItem]
 
     @strawberry.field
@@ -95,7 +99,9 @@ class StationTicketNode(relay.Node):
     order_number: str
     short_number: str = strawberry.field(description="The table, the pickup code, or the tail.")
     channel: Channel
-    source: str = strawberry.field(description="Where the order came from (MINI_PROGRAM, ...).")
+    source: OrderSource = strawberry.field(
+        description="Where the order came from: the mini-program, the till or a platform."
+    )
     table_number: str | None
     pickup_code: str | None
     note: str
@@ -147,7 +153,7 @@ class StationTicketNode(relay.Node):
     @strawberry.field
     def items(self) -> list[TicketItem]:
         return [
-            TicketItem(name=i.name, quantity=i.quantity, combo=i.combo, item=i)
+            TicketItem(name=i.name, quantity=i.quantity, combo=i.combo, note=i.note, item=i)
             for i in self.ticket.ticket.items
         ]
 

@@ -61,10 +61,12 @@ def test_serve_in_production_refuses_stores_on_a_platform_it_does_not_configure(
         DINEGRAPH_DELIVERY_PLATFORMS="DADA",
         **unset_sf,
     )
-    assert result.returncode != 0, result.stdout + result.stderr
-    output = result.stdout + result.stderr
-    assert "SZ-FT-02" in output and "SF_INTRA_CITY" in output
-    assert all(name in output for name in unset_sf)
+    assert result.returncode == 2, result.stdout + result.stderr
+    refusal = result.stderr.strip().splitlines()[-1]  # one line, no traceback
+    assert refusal.startswith("error: production refuses to start: "), result.stderr
+    assert "SZ-FT-02" in refusal and "SF_INTRA_CITY" in refusal
+    assert all(name in refusal for name in unset_sf)
+    assert "Traceback" not in result.stderr
 
 
 def _send(url: str, name: str, variables: dict[str, Any], token: str | None = None) -> Any:

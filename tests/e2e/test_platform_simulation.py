@@ -149,6 +149,7 @@ def test_simulate_drives_orders_through_dada_and_sf_by_their_callbacks(chain: Se
     assert "queryDeliverFee" in dada_calls and "precreateorder" in sf_calls
     assert dada_calls.count("addOrder") == 5  # three orders, one of them three times
     assert dada_calls.count("formalCancel") == 2  # the two no-rider orders, called off
+    assert set(dada.cancel_reasons.values()) == {(1, "没有配送员接单")}
     assert sf_calls.count("createorder") == 2 and not sf.refusals
     # Every callback and push was taken at once, up to delivered.
     assert dada.callbacks and all(code == 200 for *_, code in dada.callbacks), dada.callbacks

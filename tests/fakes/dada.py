@@ -1,11 +1,12 @@
 """``FakeDada``: 达达's open API on a loopback port, in a background thread.
 
 It checks each request's app key and signature as Dada does, keeps one order per origin id
-(a second ``addOrder`` of the same one is refused, as Dada refuses it), answers status
-queries (with the rider, ``transporterName``/``transporterPhone``, once one took the order)
-and cancellations, and can be taken down (HTTP 503), made busy (code -1), slowed past a
-caller's timeout (``delay_seconds``), or told to hold the next ``addOrder`` unanswered until
-its caller goes away or it is released.
+(a second ``addOrder`` of the same one is refused, as Dada refuses it; ``reAddOrder``
+publishes one it cancelled or let expire again), answers status queries (with the rider,
+``transporterName``/``transporterPhone``, once one took the order) and cancellations (a
+reason id, and words when it is 10000, other), and can be taken down (HTTP 503), made busy
+(code -1), slowed past a caller's timeout (``delay_seconds``), or told to hold the next
+``addOrder`` unanswered until its caller goes away or it is released.
 
 With ``plans`` set, it plays Dada's riders on its own: each order it takes follows the next
 plan of the cycle, a step every ``step_seconds``, posting Dada's signed status callbacks to
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import orjson
@@ -37,8 +39,9 @@ from starlette.routing import Route
 
 from dinegraph.integrations.dada import sign
 
-WAITING, TAKEN, AT_STORE, RIDING, DELIVERED, CANCELLED = 1, 2, 100, 3, 4, 5
+WAITING, TAKEN, AT_STORE, RIDING, DELIVERED, CANCELLED, EXPIRED = 1, 2, 100, 3, 4, 5, 7
 EXISTS, NO_ORDER, BAD_SIGNATURE, BAD_KEY, REFUSED = 2105, 2005, 2003, 2002, 2076
+NO_REASON, NOT_REPUBLISHABLE = 2062, 2063
 
 
 @dataclass
@@ -53,6 +56,8 @@ class FakeDada:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # origin id → order
     status: dict[str, int] = field(default_factory=dict)  # origin id → statusCode
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, origin id)
+    # origin id → (cancel_reason_id, cancel_reason) of each formalCancel taken
+    cancel_reasons: dict[str, tuple[int, str]] = field(default_factory=dict)
     held: threading.Event = field(default_factory=threading.Event)  # an addOrder waits
     abandoned: threading.Event = field(default_factory=threading.Event)  # its caller left
     delay_seconds: float = 0.0  # answer this late (a caller's timeout)
@@ -91,6 +96,11 @@ class FakeDada:
     def release(self) -> None:
         self._release.set()
 
+    def callback_query(self, order: str) -> str:
+        """The query string of the callback URL the order was placed with (its token)."""
+        with self._lock:
+            return urlsplit(str(self.orders[order].get("callback") or "")).query
+
     def placed(self) -> list[str]:
         """Origin ids of the orders Dada took, in order."""
         with self._lock:
@@ -120,14 +130,19 @@ class FakeDada:
             return _fail(-1, "系统繁忙")
         if path.endswith("/order/addOrder"):
             return await self._add_order(request, order, body)
-        if path.endswith("/order/queryDeliverFee"):
+        return self._answer(path.rsplit("/order/", 1)[-1], order, body)
+
+    def _answer(self, api: str, order: str, body: dict[str, Any]) -> Response:
+        if api == "reAddOrder":
+            return self._re_add(order, body)
+        if api == "queryDeliverFee":
             if self.refuse_quotes:
                 return _fail(REFUSED, "超出配送范围")
             return _ok({"distance": 1200.0, "fee": self.fee_fen / 100, "deliveryNo": order})
-        if path.endswith("/order/status/query"):
+        if api == "status/query":
             return self._query(order)
-        if path.endswith("/order/formalCancel"):
-            return self._cancel(order)
+        if api == "formalCancel":
+            return self._cancel(order, body)
         return _fail(404, "no such api")
 
     async def _add_order(self, request: Request, order: str, body: dict[str, Any]) -> Response:
@@ -229,12 +244,33 @@ class FakeDada:
                 answer.update(transporterName=name, transporterPhone=phone)
             return _ok(answer)
 
-    def _cancel(self, order: str) -> Response:
+    def _cancel(self, order: str, body: dict[str, Any]) -> Response:
+        reason_id, reason = (
+            int(body.get("cancel_reason_id") or 0),
+            str(body.get("cancel_reason") or ""),
+        )
+        if not reason_id or (reason_id == 10000 and not reason):
+            return _fail(NO_REASON, "取消原因不能为空")
         with self._lock:
             if self.status.get(order) != WAITING:
                 return _fail(NO_ORDER, "订单不存在或不可取消")
             self.status[order] = CANCELLED
+            self.cancel_reasons[order] = (reason_id, reason)
         return _ok({"deduct_fee": 0})
+
+    def _re_add(self, order: str, body: dict[str, Any]) -> Response:
+        """Dada publishes an order it cancelled or let expire again, under its origin id."""
+        with self._lock:
+            if order not in self.orders:
+                return _fail(NO_ORDER, "订单不存在")
+            if self.status[order] not in (CANCELLED, EXPIRED):
+                return _fail(NOT_REPUBLISHABLE, "订单状态不允许重新发布")
+            self.orders[order] = body
+            self.status[order] = WAITING
+            self.riders.pop(order, None)
+        if self.plans:
+            self._play(order, str(body.get("callback") or ""))
+        return _ok({"distance": 1200.0, "fee": 6.0})
 
     @contextmanager
     def running(self) -> Iterator[FakeDada]:

@@ -61,6 +61,8 @@ class FakeSfIntraCity:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # shop_order_id → body
     status: dict[str, int] = field(default_factory=dict)  # shop_order_id → order_status
     requests: list[tuple[str, str]] = field(default_factory=list)  # (api, shop_order_id)
+    # shop_order_id → (cancel_code, cancel_reason) of each cancelorder taken
+    cancel_reasons: dict[str, tuple[int, str]] = field(default_factory=dict)
     refusals: list[int] = field(default_factory=list)  # error codes it answered
     held: threading.Event = field(default_factory=threading.Event)
     abandoned: threading.Event = field(default_factory=threading.Event)
@@ -139,6 +141,10 @@ class FakeSfIntraCity:
                 if self.status.get(order) != CREATED:
                     return self._fail(NO_ORDER, "订单不存在或不可取消")
                 self.status[order] = CANCELLED
+                self.cancel_reasons[order] = (
+                    int(fields.get("cancel_code") or 0),
+                    str(fields.get("cancel_reason") or ""),
+                )
                 self._seen.add(given)
             return _ok({"shop_order_id": order, "deduction_detail": {"deduction_fee": 0}})
         return self._fail(404, "no such api")

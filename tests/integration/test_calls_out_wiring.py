@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.app import create_app, default_services
 from dinegraph.context import Clock, Services
 from dinegraph.db.tables import outbound_calls
-from dinegraph.domain.delivery import Courier, CourierContact, Provider
+from dinegraph.domain.delivery import CallOff, Courier, CourierContact, Provider
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.ports import DeliveryQuote, DispatchRequest
 from dinegraph.resolvers.ids import decode_id
@@ -53,15 +53,17 @@ class FlakyPlatform(Outage):
         super().__init__()
         self.dispatched: list[int] = []
         self.cancelled: list[int] = []
+        self.reasons: list[CallOff] = []
 
     async def dispatch(self, request: DispatchRequest) -> Courier | None:
         self.check()
         self.dispatched.append(request.delivery_id)
         return Courier("赵师傅", "13900001111")
 
-    async def cancel(self, delivery_id: int) -> None:
+    async def cancel(self, delivery_id: int, why: CallOff = CallOff.REFUNDED) -> None:
         self.check()
         self.cancelled.append(delivery_id)
+        self.reasons.append(why)
 
     async def quote(self, request: DispatchRequest) -> DeliveryQuote:
         self.check()
@@ -219,7 +221,7 @@ async def test_a_courier_is_asked_for_through_an_outage_and_called_off_once(
         credentials.hq_admin,
     )
     assert body["data"]["refundOrder"]["errors"] == []
-    assert platform.cancelled == [delivery_id]
+    assert (platform.cancelled, platform.reasons) == ([delivery_id], [CallOff.REFUNDED])
     assert (await call_row(engine, "delivery.cancel", key)).status == "DONE"
     services.clock.advance(timedelta(days=1))
     await services.calls.sweep()

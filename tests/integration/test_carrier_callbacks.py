@@ -18,8 +18,10 @@ import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dinegraph.app import dada_callback_key
 from dinegraph.context import Services
 from dinegraph.db.tables import stores
+from dinegraph.integrations.dada import callback_token
 from dinegraph.integrations.sf_intra_city import sign
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.settings import Mode, Settings
@@ -207,24 +209,35 @@ async def test_dada_callbacks_move_its_deliveries(
         "dm_name": "达达骑士",
         "dm_mobile": "13546670420",
     }
-    answer = await client.http.post("/delivery/dada/callback", content=dada_push(fields))
+    # Dada posts to the callback URL given with the order, with that order's token.
+    url = f"/delivery/dada/callback?token={callback_token(dada_callback_key(settings), origin)}"
+    for wrong in ("/delivery/dada/callback", f"{url}0"):  # no token, or another's
+        forged = await client.http.post(wrong, content=dada_push(fields))
+        assert forged.status_code == 401, forged.text
+    other = f"delivery-{decode_id(delivery['id'], 'Delivery', []) + 1}"
+    theirs = callback_token(dada_callback_key(settings), other)
+    forged = await client.http.post(
+        f"/delivery/dada/callback?token={theirs}", content=dada_push(fields)
+    )
+    assert forged.status_code == 401
+    found = await delivery_of(client, order_id, credentials.hq_admin)
+    assert found["delivery"]["status"] == "ASSIGNED"  # nothing forged moved it
+    answer = await client.http.post(url, content=dada_push(fields))
     assert answer.status_code == 200, answer.text
     found = await delivery_of(client, order_id, credentials.hq_admin)
     assert (found["status"], found["delivery"]["status"]) == ("DELIVERING", "PICKED_UP")
-    replay = await client.http.post("/delivery/dada/callback", content=dada_push(fields))
+    replay = await client.http.post(url, content=dada_push(fields))
     assert replay.status_code == 200
     tampered = orjson.loads(dada_push(fields))
     tampered["order_status"] = 4
     tampered["order_id"] = origin + "0"
-    refused = await client.http.post("/delivery/dada/callback", content=orjson.dumps(tampered))
+    refused = await client.http.post(url, content=orjson.dumps(tampered))
     assert refused.status_code == 401
     old = {**fields, "order_status": 4, "update_time": int(time.time()) - 3600}
-    stale = await client.http.post("/delivery/dada/callback", content=dada_push(old))
+    stale = await client.http.post(url, content=dada_push(old))
     assert stale.status_code == 400
     done = {**fields, "order_status": 4}
-    assert (
-        await client.http.post("/delivery/dada/callback", content=dada_push(done))
-    ).status_code == 200
+    assert (await client.http.post(url, content=dada_push(done))).status_code == 200
     found = await delivery_of(client, order_id, credentials.hq_admin)
     assert (found["status"], found["delivery"]["status"]) == ("DELIVERED", "DELIVERED")
 

@@ -245,6 +245,7 @@ async def test_no_rider_in_time_calls_the_platform_off_and_asks_the_next(
     while sf.status.get(f"delivery-{number}") != 2:  # and SF's order called off
         assert time.monotonic() < deadline, sf.requests
         await asyncio.sleep(0.02)
+    assert sf.cancel_reasons[f"delivery-{number}"] == (313, "无骑手接单，改由其他平台配送")
     found = (await delivery_of(client, order_id, credentials.hq_admin))["delivery"]
     assert (found["provider"], found["status"]) == ("DADA", "PENDING")
     assert await quotes_of(engine, number) == [

@@ -85,6 +85,7 @@ def dada_adapter(
         source_id=fake.source_id,
         city_code="0755",
         callback_url="https://example.invalid/dada",
+        callback_key=b"test-callback-key",
         privacy_numbers=privacy,
         contact_timeout_seconds=wait,
     )
@@ -259,7 +260,8 @@ async def test_the_member_calls_a_dada_rider_on_the_privacy_number_only(
     assert code(await contact(client, delivery, member)) == "NOT_AVAILABLE"  # no rider yet
 
     dada.take(origin, name="李骑士", phone="13100001111", contact="17000001234,5678")
-    pushed = await client.http.post("/delivery/dada/callback", json=dada.callback_fields(origin, 2))
+    callback = f"/delivery/dada/callback?{dada.callback_query(origin)}"
+    pushed = await client.http.post(callback, json=dada.callback_fields(origin, 2))
     assert pushed.status_code == 200, pushed.text
     answer = await contact(client, delivery, member)
     assert answer["errors"] == []
@@ -289,9 +291,7 @@ async def test_the_member_calls_a_dada_rider_on_the_privacy_number_only(
 
     for status in (100, 3, 4):  # at the store, on its way, delivered
         dada.status[origin] = status
-        pushed = await client.http.post(
-            "/delivery/dada/callback", json=dada.callback_fields(origin, status)
-        )
+        pushed = await client.http.post(callback, json=dada.callback_fields(origin, status))
         assert pushed.status_code == 200, pushed.text
     assert code(await contact(client, delivery, member)) == "NOT_AVAILABLE"  # it is over
 

@@ -19,11 +19,11 @@ from dinegraph.db.engine import create_engine
 from dinegraph.db.tables import outbound_calls
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.calls import CallRefused, OutboundCall, RetryLater
-from dinegraph.domain.delivery import Delivery, DeliveryStatus, Provider
+from dinegraph.domain.delivery import CallOff, Delivery, DeliveryStatus, Provider
 from dinegraph.domain.geo import GeoPoint
 from dinegraph.domain.ports import DispatchRequest
 from dinegraph.domain.services.dispatch import dispatch_call, request_of
-from dinegraph.integrations.dada import DadaPlatform, sign
+from dinegraph.integrations.dada import DadaPlatform, callback_token, sign
 from dinegraph.outbound import CallRelay, RelayPolicy
 from dinegraph.settings import Settings
 from tests.databases import fresh_database
@@ -57,6 +57,7 @@ def adapter(fake: FakeDada, *, secret: str | None = None, timeout: float = 5) ->
         source_id=fake.source_id,
         city_code="0755",
         callback_url="https://example.invalid/dada",
+        callback_key=b"test-callback-key",
         timeout_seconds=timeout,
     )
 
@@ -74,6 +75,9 @@ async def test_an_order_is_placed_once_however_often_it_is_sent(dada: FakeDada) 
     order = dada.orders["delivery-41"]
     assert (order["shop_no"], order["city_code"], order["cargo_price"]) == ("SZ-FT-01", "0755", 58)
     assert (order["receiver_phone"], order["receiver_lat"]) == ("13900000000", 22.55)
+    # Dada's callbacks carry no secret: the URL given with the order holds its token.
+    token = callback_token(b"test-callback-key", "delivery-41")
+    assert order["callback"] == f"https://example.invalid/dada?token={token}"
     # The answer was lost and the call made again: Dada has it, so that is success.
     assert await platform.dispatch(REQUEST) is None
     assert dada.placed() == ["delivery-41"]
@@ -85,10 +89,40 @@ async def test_an_order_is_placed_once_however_often_it_is_sent(dada: FakeDada) 
 
     await platform.cancel(41)
     assert dada.status["delivery-41"] == 5
+    assert dada.cancel_reasons["delivery-41"] == (10000, "顾客已退款")  # other, in words
     await platform.cancel(41)  # again: already cancelled is success
     with pytest.raises(CallRefused) as refused:
         await platform.cancel(99)  # never placed
     assert refused.value.reason == "DADA_2005"
+
+
+async def test_an_order_dada_cancelled_or_let_expire_is_published_again(dada: FakeDada) -> None:
+    """Our delivery still waits for a courier while Dada has given its order up (the callback
+    saying so lost): the dispatch made again re-adds it under the same origin id."""
+    platform = adapter(dada)
+    await platform.dispatch(REQUEST)
+    for given_up in (5, 7):  # cancelled, expired
+        dada.status["delivery-41"] = given_up
+        dada.requests.clear()
+        assert await platform.dispatch(REQUEST) is None
+        assert [p for p, _ in dada.requests] == [
+            "/api/order/addOrder",  # refused: Dada keeps the origin id
+            "/api/order/status/query",
+            "/api/order/reAddOrder",
+        ]
+        assert dada.status["delivery-41"] == 1  # waiting for a rider again
+    assert dada.placed() == ["delivery-41"]
+    # An order Dada still has in hand is not published twice.
+    dada.requests.clear()
+    await platform.dispatch(REQUEST)
+    assert "/api/order/reAddOrder" not in [p for p, _ in dada.requests]
+
+
+async def test_an_order_no_rider_took_is_called_off_with_dada_s_reason(dada: FakeDada) -> None:
+    platform = adapter(dada)
+    await platform.dispatch(REQUEST)
+    await platform.cancel(41, CallOff.NO_RIDER)
+    assert dada.cancel_reasons["delivery-41"] == (1, "没有配送员接单")
 
 
 async def test_refusals_are_for_good_and_outages_are_worth_another_try(dada: FakeDada) -> None:
@@ -121,6 +155,7 @@ async def test_refusals_are_for_good_and_outages_are_worth_another_try(dada: Fak
         source_id="1",
         city_code="0755",
         callback_url="",
+        callback_key=b"k",
     )
     with pytest.raises(RetryLater) as later:
         await closed.dispatch(REQUEST)

@@ -80,6 +80,7 @@ async def test_an_order_is_placed_once_however_often_it_is_sent(sf: FakeSfIntraC
 
     await platform.cancel(41)
     assert sf.status["delivery-41"] == 2
+    assert sf.cancel_reasons["delivery-41"] == (313, "顾客已退款")
     await platform.cancel(41)  # again: already cancelled is success
     with pytest.raises(CallRefused) as refused:
         await platform.cancel(99)  # never placed

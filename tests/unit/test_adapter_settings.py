@@ -190,6 +190,13 @@ def test_production_serves_only_the_platforms_in_use_by_their_real_adapters() ->
     assert Provider.OWN_RIDER not in development
 
 
+def test_production_dada_needs_the_https_url_it_posts_callbacks_to() -> None:
+    for url in ("", "http://dinegraph.example/delivery/dada/callback"):
+        message = refusal(production(**{**DADA_ONLY, "dada_callback_url": url}))
+        assert "DINEGRAPH_DADA_CALLBACK_URL" in message and "/delivery/dada/callback" in message
+    Settings(secret_key=KEY, **{**DADA_ONLY, "dada_callback_url": ""}).check_servable()
+
+
 def test_a_call_out_leaves_each_configured_platform_its_own_timeout() -> None:
     # 达达 configured (PRODUCTION_ADAPTERS) with 10 s: a 5 s call would cut it short.
     short = production(**DADA_ONLY, calls_timeout_seconds=5)

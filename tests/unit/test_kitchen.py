@@ -27,7 +27,7 @@ from dinegraph.domain.kitchen import (
     clean_station_name,
     split_order,
 )
-from dinegraph.domain.orders import Order, OrderLine, OrderStatus
+from dinegraph.domain.orders import Order, OrderLine, OrderSource, OrderStatus
 from dinegraph.domain.services.kitchen import create_station, issue_tickets, remove_station
 from dinegraph.domain.stock import StockView, combo_stock_view
 from dinegraph.printing import (
@@ -123,6 +123,37 @@ def test_a_combo_is_split_into_its_components_each_at_its_own_station() -> None:
     assert first.accepted_at == ACCEPTED and first.channel is Channel.PICKUP
 
 
+def test_a_platform_order_s_tickets_name_it_and_carry_each_line_s_note() -> None:
+    lines = (
+        OrderLine(0, 20, 0, "商务套餐A", {}, 3800, 1, note="不要辣"),
+        OrderLine(1, 11, 0, "拍黄瓜", {}, 1200, 1, note="不要香菜"),
+    )
+    meituan = replace(
+        order_of(),
+        channel=Channel.DELIVERY,
+        source=OrderSource.MEITUAN,
+        external_id="MT-88",
+        pickup_code="美团#23",
+        note="多放餐具",
+        lines=lines,
+    )
+    wok, cold, drinks = split_order(meituan, DISHES, [WOK, COLD, DRINKS], ROUTES, ACCEPTED)
+    assert {t.source for t in (wok, cold, drinks)} == {OrderSource.MEITUAN}
+    assert (cold.pickup_code, cold.note, cold.table_no) == ("美团#23", "多放餐具", None)
+    assert cold.items == (
+        TicketItem("拍黄瓜", 2, {}, "商务套餐A", "不要辣"),  # the combo's note, on its parts
+        TicketItem("拍黄瓜", 1, {}, note="不要香菜"),
+    )
+    till = replace(
+        order_of((10, "宫保鸡丁", 1)),
+        channel=Channel.DINE_IN,
+        source=OrderSource.POS,
+        table_no="A8",
+    )
+    (ticket,) = split_order(till, DISHES, [WOK], [], ACCEPTED)
+    assert (ticket.source, ticket.table_no) == (OrderSource.POS, "A8")
+
+
 def test_unmapped_dishes_go_to_the_default_station_and_without_stations_to_one_ticket() -> None:
     order = order_of((11, "拍黄瓜", 1), (99, "已下架的菜", 1))
     (ticket,) = split_order(order, DISHES, [WOK, COLD], [], ACCEPTED)
@@ -177,7 +208,7 @@ def a_ticket(print_count: int = 0, note: str = "少辣，不要香菜，打包�
         station_name="热炒",
         order_number="20261202000123",
         channel=Channel.DINE_IN,
-        source="MINI_PROGRAM",
+        source=OrderSource.MINI_PROGRAM,
         table_no="12",
         pickup_code="0123",
         note=note,
@@ -199,6 +230,24 @@ def test_every_line_fits_the_paper(paper: PaperWidth) -> None:
     assert "堂食 小程序" in text and "单号 20261202000123" in text
     assert "[套餐] 商务套餐A" in text and "辣度:微辣" in text
     assert "x10" in text and "重打" not in text
+
+
+def test_a_platform_ticket_prints_the_platform_and_each_line_s_note() -> None:
+    ticket = a_ticket()
+    items = (TicketItem("拍黄瓜", 1, {}, note="不要香菜"),)
+    new = replace(
+        ticket.ticket,
+        channel=Channel.DELIVERY,
+        source=OrderSource.ELEME,
+        table_no=None,
+        pickup_code="E17",
+        items=items,
+    )
+    text = ticket_text(replace(ticket, ticket=new), PaperWidth.MM58.value, SHANGHAI)
+    assert "热炒  E17" in text and "外卖 饿了么" in text
+    assert "[备注] 不要香菜" in text
+    till = replace(ticket.ticket, source=OrderSource.POS)
+    assert "堂食 收银台" in ticket_text(replace(ticket, ticket=till), 32, SHANGHAI)
 
 
 def test_a_reprint_says_so() -> None:

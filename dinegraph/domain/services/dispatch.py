@@ -19,6 +19,7 @@ from dinegraph.domain.carriers import CarrierRule, Quote, ranked
 from dinegraph.domain.catalog import Channel, Store
 from dinegraph.domain.delivery import (
     FINAL,
+    CallOff,
     Courier,
     Delivery,
     DeliveryStatus,
@@ -35,7 +36,7 @@ from dinegraph.domain.ports import DeliveryPlatform, DispatchRequest, UnitOfWork
 log = logging.getLogger("dinegraph.delivery")
 
 DISPATCH_CALL = "delivery.dispatch"  # payload: the DispatchRequest and the provider
-CANCEL_CALL = "delivery.cancel"  # payload: the provider and the delivery
+CANCEL_CALL = "delivery.cancel"  # payload: the provider, the delivery and why (CallOff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,7 +354,11 @@ async def hand_on_unaccepted(
                 OutboundCall(
                     CANCEL_CALL,
                     f"delivery-{delivery_id}-{delivery.provider.value}",
-                    {"provider": delivery.provider.value, "deliveryId": delivery_id},
+                    {
+                        "provider": delivery.provider.value,
+                        "deliveryId": delivery_id,
+                        "reason": CallOff.NO_RIDER.value,
+                    },
                 )
             )
             payload = dict(await _dispatch_payload(uow, handed))
@@ -375,11 +380,15 @@ async def _dispatch_payload(uow: UnitOfWork, delivery: Delivery) -> Mapping[str,
 
 
 def cancel_call(delivery: Delivery) -> OutboundCall:
-    """The platform calls its courier off."""
+    """The platform calls its courier off: the order was refunded."""
     return OutboundCall(
         CANCEL_CALL,
         f"delivery-{delivery.id}",
-        {"provider": delivery.provider.value, "deliveryId": delivery.id},
+        {
+            "provider": delivery.provider.value,
+            "deliveryId": delivery.id,
+            "reason": CallOff.REFUNDED.value,
+        },
     )
 
 
@@ -388,7 +397,9 @@ async def call_courier_off(call: OutboundCall, *, policy: DeliveryPolicy) -> Non
     platform = policy.platforms.get(Provider(call.payload["provider"]))
     if platform is None:
         raise DomainError(ErrorCode.NOT_AVAILABLE, field=["provider"])
-    await platform.cancel(int(call.payload["deliveryId"]))
+    # Calls recorded before reasons were kept were all refunds.
+    why = CallOff(call.payload.get("reason", CallOff.REFUNDED.value))
+    await platform.cancel(int(call.payload["deliveryId"]), why)
 
 
 async def assign(
