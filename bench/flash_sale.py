@@ -18,11 +18,13 @@ as HQ_ADMIN: FLASH_SALE, that one SKU at half its list price, that one store, PI
 --quota per store, one order per member. Each campaign holds its quota from the shelf at
 once (a CAMPAIGN_HOLD in the ledger); its orders then draw on the quota row only.
 
-As bench/checkout.py, the server runs in DEVELOPMENT mode with ``DINEGRAPH_CLOCK_START`` at
-today 12:00 Asia/Shanghai (a pickup order needs the store in its opening hours, whatever
-the hour of the run), ``DINEGRAPH_SERVER_TIMING=1`` (the statement count of each answer)
-and a payment timeout of a day, so that no unpaid order is swept, and its quota given back,
-during the checks. Development mode writes uvicorn's access log.
+The server runs in PRODUCTION mode on the real clock (no access log), the store of the sale
+opened around the clock in the scratch database (a pickup order needs the store in its
+opening hours, whatever the hour of the run), with ``DINEGRAPH_SERVER_TIMING=1`` (the
+statement count of each answer) and a payment timeout of a day, so that no unpaid order is
+swept, and its quota given back, during the checks. ``--mode development`` serves as the
+figures before 2026-12-03 were taken: DEVELOPMENT mode (which writes uvicorn's access log)
+with ``DINEGRAPH_CLOCK_START`` at today 12:00 Asia/Shanghai, as bench/checkout.py does.
 
 * ``graphql``: ``buyFlashSale(campaignId:, order: {storeId, idempotencyKey})`` by each buyer
   once, with a fresh uuid4 key. Buyer ``i`` arrives at ``i / buyers * --spread`` seconds
@@ -95,6 +97,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +139,7 @@ from harness.runs import (
     wrong_answers,
 )
 from harness.shop import (
+    PAYMENT_TIMEOUT_MINUTES,
     catalog,
     development_env,
     insert_members,
@@ -155,6 +159,7 @@ from dinegraph.db.tables import (
     order_lines,
     orders,
     stock_ledger,
+    stores,
 )
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.security import issue_member_token
@@ -876,13 +881,15 @@ async def measure(
     demo: Demo,
     products: list[Server],
     hq_token: str,
-    noon: datetime,
+    clock_start: datetime | None,
 ) -> Result:
     for server in products:
         await wait_ready(server)
     product = products[0]
-    settings = demo.settings(clock_start=noon)
-    clock_offset = noon - datetime.now(UTC)  # as the server's Clock, near enough
+    settings = demo.settings(clock_start=clock_start)
+    # As the server's Clock, near enough: started at clock_start (development), or real time.
+    clock_offset = clock_start - datetime.now(UTC) if clock_start else timedelta(0)
+    noon = clock_start or datetime.now(UTC)  # the campaigns run from an hour before it
     engine = demo.engine()
     results: dict[str, Result] = {}
     buyers_http = pooled_client(args.connections) if args.client == "httpx" else None
@@ -953,8 +960,8 @@ async def measure(
         "broker": products_broker(args, demo).split(":", 1)[0],
         "store_id": item.store_id,
         "sku_id": item.sku_id,
-        "server_mode": "development",
-        "clock_start": noon.isoformat(),
+        "server_mode": args.mode,
+        "clock_start": clock_start.isoformat() if clock_start else None,
         **graphql_,
         "server_rss_mb": sum(rss_mb(p.pid) or 0.0 for p in products),
         "server_peak_rss_mb": sum(rss_mb(p.pid, "VmHWM") or 0.0 for p in products),
@@ -1004,6 +1011,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--store", type=int, default=1, help="the store of the sale (1)")
     parser.add_argument(
+        "--mode",
+        choices=("production", "development"),
+        default="production",
+        help="the servers' mode: production, or development as before 2026-12-03 (production)",
+    )
+    parser.add_argument(
         "--processes",
         type=int,
         default=1,
@@ -1039,6 +1052,37 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def serving(args: argparse.Namespace, demo: Demo) -> tuple[datetime | None, dict[str, str]]:
+    """The servers' clock start and environment. Production (the default): the real clock,
+    no access log, the store of the sale opened around the clock in the scratch database so
+    that a pickup order is taken whatever the hour of the run. Development: the clock starts
+    at today's noon (every demo store open), as the figures before 2026-12-03 were taken."""
+    if args.mode == "development":
+        noon = shop_noon()
+        return noon, development_env(demo.env, noon)
+    asyncio.run(open_around_the_clock(demo, args.store))
+    return None, {
+        **demo.env,
+        "DINEGRAPH_SERVER_TIMING": "1",  # the statement counts; production omits it otherwise
+        "DINEGRAPH_PAYMENT_TIMEOUT_MINUTES": str(PAYMENT_TIMEOUT_MINUTES),  # no unpaid sweep
+    }
+
+
+async def open_around_the_clock(demo: Demo, store_id: int) -> None:
+    engine = demo.engine()
+    try:
+        async with engine.begin() as conn:
+            opened = await conn.execute(
+                sa.update(stores)
+                .where(stores.c.id == store_id)
+                .values(opens=dt_time(0), closes=dt_time(0), is_open=True)
+            )
+        if opened.rowcount != 1:
+            raise BenchError(f"no store {store_id} in the demo chain")
+    finally:
+        await engine.dispose()
+
+
 def products_broker(args: argparse.Namespace, demo: Demo) -> str:
     """The broker the product's processes share: memory for one, PostgreSQL's own NOTIFY
     on PostgreSQL, --redis-url on SQLite."""
@@ -1062,13 +1106,12 @@ def main(argv: list[str] | None = None) -> int:
     def measure_in(workdir: Path, out: Out) -> None:
         with demo_database(args.database_url, workdir) as demo:
             hq = cli_value(["staff-token", "--role", "HQ_ADMIN"], demo.env)
-            noon = shop_noon()
-            env = development_env(demo.env, noon)
+            clock_start, env = serving(args, demo)
             if args.processes > 1:
                 env["DINEGRAPH_BROKER_URL"] = products_broker(args, demo)
             products = [start_product(f"graphql-{n}", env, workdir) for n in range(args.processes)]
             with stopping(*products):
-                out(asyncio.run(measure(args, demo, products, hq, noon)))
+                out(asyncio.run(measure(args, demo, products, hq, clock_start)))
 
     return run_bench(measure_in, failures)
 
