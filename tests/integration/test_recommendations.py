@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -13,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.db.recommendations import build_recommendations, current_version
 from dinegraph.db.tables import (
     members,
+    order_lines,
+    orders,
     products,
     recommendation_models,
     recommendation_neighbours,
@@ -186,6 +189,74 @@ async def test_the_cart_scene_leaves_out_what_is_in_the_cart(
     body = await client.execute(RECOMMEND, {"scene": "CART", "store": STORE_1, "cart": [ribs]})
     found = body["data"]["recommendations"]
     assert found and ribs not in {r["product"]["id"] for r in found}
+
+
+async def _order_of(
+    engine: AsyncEngine, member_id: int, product_name: str, status: str, placed_at: datetime
+) -> None:
+    """An order of one dish at store 1, as the order service leaves it in ``status``."""
+    product_id = await _product_id(engine, product_name)
+    async with engine.begin() as conn:
+        sku = (
+            await conn.execute(
+                sa.select(skus.c.id, skus.c.price_fen).where(skus.c.product_id == product_id)
+            )
+        ).first()
+        assert sku is not None
+        paid = placed_at if status != "PENDING_PAYMENT" else None
+        order_id = await conn.scalar(
+            orders.insert()
+            .values(
+                member_id=member_id,
+                store_id=1,
+                channel="PICKUP",
+                status=status,
+                idempotency_key=uuid.uuid4().hex,
+                fingerprint="test-order",
+                subtotal_fen=sku.price_fen,
+                tier_discount_fen=0,
+                coupon_discount_fen=0,
+                delivery_fee_fen=0,
+                delivery_discount_fen=0,
+                packaging_fee_fen=0,
+                total_fen=sku.price_fen,
+                placed_at=placed_at,
+                pay_by=placed_at + timedelta(minutes=15),
+                paid_at=paid,
+                updated_at=placed_at,
+                version=1,
+            )
+            .returning(orders.c.id)
+        )
+        await conn.execute(
+            order_lines.insert().values(
+                order_id=order_id,
+                line_no=1,
+                sku_id=sku.id,
+                product_id=product_id,
+                name=product_name,
+                specs={},
+                unit_price_fen=sku.price_fen,
+                quantity=1,
+            )
+        )
+
+
+async def test_the_page_after_an_order_follows_that_order_even_before_it_is_paid(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    member_id, member = await new_member(settings, engine)
+    now = datetime.now(UTC)
+    await _order_of(engine, member_id, "花胶炖鸡汤", "COMPLETED", now - timedelta(days=3))
+    home = await client.execute(RECOMMEND, {"scene": "HOME", "store": STORE_1}, member)
+    assert home["data"]["recommendations"]  # the member's profile is read, and kept a minute
+    await _order_of(engine, member_id, "鲜做糖醋排骨", "PENDING_PAYMENT", now)
+    ribs = encode_id("Product", await _product_id(engine, "鲜做糖醋排骨"))
+    body = await client.execute(RECOMMEND, {"scene": "ORDER_DONE", "store": STORE_1}, member)
+    found = body["data"]["recommendations"]
+    assert found and ribs not in {r["product"]["id"] for r in found}
+    together = [r for r in found if r["reasonKind"] == "BOUGHT_TOGETHER"]
+    assert together and together[0]["reason"] == "常与鲜做糖醋排骨一起购买", found
 
 
 async def test_a_new_visitor_gets_the_stores_popular_dishes_and_rain_brings_soup(

@@ -20,7 +20,13 @@ from dinegraph.domain.recommendation_blend import (
     profile_of,
     recommend,
 )
-from dinegraph.domain.recommendations import Basket, Interaction, Model, product_features
+from dinegraph.domain.recommendations import (
+    Basket,
+    Interaction,
+    Model,
+    Scene,
+    product_features,
+)
 
 EMPTY_MODEL = Model(neighbours={}, popularity={})
 
@@ -67,10 +73,13 @@ class Recommender:
     def version(self) -> int | None:
         return self._version
 
-    async def profile(self, source: RecommendationSource, actor: Actor, now: datetime) -> Profile:
+    async def profile(
+        self, source: RecommendationSource, actor: Actor, now: datetime, *, fresh: bool = False
+    ) -> Profile:
+        """The actor's profile, from the cache unless ``fresh`` (read again and kept)."""
         key = actor.key
         held = self._profiles.get(key)
-        if held is not None and time.monotonic() - held[0] < self.profile_ttl:
+        if not fresh and held is not None and time.monotonic() - held[0] < self.profile_ttl:
             self._profiles.move_to_end(key)
             return held[1]
         baskets, interactions = await source.history_of(actor, now)
@@ -97,9 +106,17 @@ async def recommend_for(
     now: datetime,
     blend: Blend = BLEND,
 ) -> list[Recommended]:
-    """Recommendations for a member, a device, or nobody (popularity and context alone)."""
+    """Recommendations for a member, a device, or nobody (popularity and context alone).
+
+    The page after an order reads the history afresh: a profile kept from before the order
+    would not know the order it follows."""
     model = await recommender.model(source)
-    profile = await recommender.profile(source, actor, now) if actor is not None else Profile()
+    fresh = request.scene is Scene.ORDER_DONE
+    profile = (
+        await recommender.profile(source, actor, now, fresh=fresh)
+        if actor is not None
+        else Profile()
+    )
     features = {p.id: product_features(p, categories) for p in available.values()}
     if request.product_id is not None and request.product_id not in features:
         features[request.product_id] = frozenset()
