@@ -214,11 +214,12 @@ async def _write_rows(engine: AsyncEngine, version: int, model: Model) -> None:
 
 
 async def _forget_before(engine: AsyncEngine, version: int) -> None:
+    """Delete every older version's rows, by their own version: a slower build still writing
+    an older version whose model row is gone leaves rows that only this finds."""
     m = recommendation_models
     async with writing(engine) as conn:
-        old = sa.select(m.c.version).where(m.c.version < version).scalar_subquery()
         for table in (recommendation_neighbours, recommendation_popularity):
-            await conn.execute(table.delete().where(table.c.version.in_(old)))
+            await conn.execute(table.delete().where(table.c.version < version))
         await conn.execute(m.delete().where(m.c.version < version))
 
 

@@ -19,6 +19,7 @@ from dinegraph.db.tables import (
     products,
     recommendation_models,
     recommendation_neighbours,
+    recommendation_popularity,
     skus,
     stock_levels,
 )
@@ -455,6 +456,33 @@ async def test_two_builds_at_once_leave_one_whole_model(engine: AsyncEngine) -> 
         )
     assert newest in versions and newest in ready
     assert first.products == second.products > 50
+
+
+async def test_a_build_forgets_the_rows_a_slower_older_build_wrote_after_its_model_went(
+    engine: AsyncEngine,
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    before = await current_version(engine)
+    assert before is not None
+    # What an older build leaves when a newer one finished first and deleted its model row
+    # while it was still writing: neighbours and popularity of a version no model names.
+    async with engine.begin() as conn:
+        await conn.execute(
+            recommendation_neighbours.insert().values(
+                version=before - 1, product_id=1, rank=0, neighbour_id=2, score=0.5, together=True
+            )
+        )
+        await conn.execute(
+            recommendation_popularity.insert().values(
+                version=before - 1, store_id=1, period="", rank=0, product_id=1, score=1.0
+            )
+        )
+    built = await build_recommendations(engine, datetime.now(UTC), ZoneInfo("Asia/Shanghai"))
+    async with engine.connect() as conn:
+        for table in (recommendation_neighbours, recommendation_popularity):
+            kept = set(await conn.scalars(sa.select(table.c.version).distinct()))
+            assert kept == {built.version}, table.name
 
 
 async def test_the_server_rebuilds_the_model_on_its_schedule_when_asked(
