@@ -76,6 +76,13 @@ class TrackEvents:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    accepted: int
+    duplicates: int  # client event ids the actor had sent before
+    merged: int
+
+
+@dataclass(frozen=True, slots=True)
 class Tracked:
     accepted: int
     duplicates: int
@@ -88,10 +95,18 @@ class BehaviourLog(Protocol):
     async def recent_count(self, actor: Actor, since: datetime) -> int: ...
 
     async def record(
-        self, actor: Actor, events: Sequence[NewEvent], now: datetime
-    ) -> tuple[int, int]: ...
-
-    async def merge_device(self, device_id: str, member_id: int) -> int: ...
+        self,
+        actor: Actor,
+        events: Sequence[NewEvent],
+        now: datetime,
+        *,
+        since: datetime,
+        at_most: int,
+        merge_device: str | None = None,
+    ) -> Recorded | None:
+        """Record the batch (and take the device's events over, with ``merge_device``) unless
+        the actor's events since ``since`` and these would pass ``at_most``: then None, and
+        nothing changed. The count and the write are one decision."""
 
     async def recent(self, actor: Actor, first: int) -> list[BehaviourEvent]: ...
 
@@ -170,11 +185,20 @@ async def track_events(
             if event.store_id is not None and event.store_id not in known:
                 raise DomainError(ErrorCode.NOT_FOUND, field=["events", str(n), "storeId"])
     actor = Actor(member_id, None if member_id is not None else device)
-    recent = await log.recent_count(actor, now - timedelta(minutes=1))
-    if recent + len(events) > MAX_PER_MINUTE:
+    since = now - timedelta(minutes=1)
+    # Most refusals are answered from a read; the write decides again under its lock.
+    if await log.recent_count(actor, since) + len(events) > MAX_PER_MINUTE:
         raise DomainError(ErrorCode.RATE_LIMITED, field=["events"])
-    merged = 0
-    if member_id is not None and device is not None:
-        merged = await log.merge_device(device, member_id)
-    accepted, duplicates = await log.record(actor, events, now)
-    return Tracked(accepted=accepted, duplicates=duplicates, merged=merged)
+    recorded = await log.record(
+        actor,
+        events,
+        now,
+        since=since,
+        at_most=MAX_PER_MINUTE,
+        merge_device=device if member_id is not None else None,
+    )
+    if recorded is None:  # batches sent at once took the minute's room
+        raise DomainError(ErrorCode.RATE_LIMITED, field=["events"])
+    return Tracked(
+        accepted=recorded.accepted, duplicates=recorded.duplicates, merged=recorded.merged
+    )

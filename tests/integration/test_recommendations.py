@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db.recommendations import build_recommendations, current_version
 from dinegraph.db.tables import (
+    behaviour_events,
     members,
     order_lines,
     orders,
@@ -432,8 +433,27 @@ async def test_a_member_reporting_too_much_in_a_minute_is_rate_limited(
     assert body["data"]["trackEvents"]["errors"][0]["code"] == "RATE_LIMITED"
 
 
+async def test_batches_sent_at_once_never_pass_the_bound_of_a_minute(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    member_id, member = await new_member(settings, engine)
+    ribs = encode_id("Product", await _product_id(engine, "鲜做糖醋排骨"))
+    batches = [[_event("VIEW_PRODUCT", ribs) for _ in range(MAX_BATCH)] for _ in range(4)]
+    bodies = await asyncio.gather(
+        *(client.execute(TRACK, {"input": {"events": b}}, member) for b in batches)
+    )
+    answers = [body["data"]["trackEvents"] for body in bodies]
+    assert sum(a["accepted"] or 0 for a in answers) == MAX_PER_MINUTE // MAX_BATCH * MAX_BATCH
+    refused = [a["errors"] for a in answers if a["errors"]]
+    assert refused == [[{"code": "RATE_LIMITED", "field": ["events"]}]] * (4 - 2)
+    async with engine.connect() as conn:
+        kept = await conn.scalar(
+            sa.select(sa.func.count()).where(behaviour_events.c.actor == f"m:{member_id}")
+        )
+    assert kept == MAX_PER_MINUTE // MAX_BATCH * MAX_BATCH
+
+
 async def test_two_builds_at_once_leave_one_whole_model(engine: AsyncEngine) -> None:
-    from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     now = datetime.now(UTC)
@@ -503,10 +523,8 @@ async def test_the_server_rebuilds_the_model_on_its_schedule_when_asked(
 
 
 async def test_a_build_forgets_events_past_their_retention(engine: AsyncEngine) -> None:
-    from datetime import UTC, datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from dinegraph.db.tables import behaviour_events
     from dinegraph.domain.behaviour import RETENTION_DAYS
 
     now = datetime.now(UTC)
