@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dinegraph.db.engine import create_engine
 from dinegraph.db.recommendations import build_recommendations, current_version
 from dinegraph.db.tables import (
     behaviour_events,
@@ -28,7 +32,8 @@ from dinegraph.domain.behaviour import MAX_BATCH, MAX_PER_MINUTE
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.security import issue_member_token
 from dinegraph.settings import Settings
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, make_settings
+from tests.databases import fresh_database
 from tests.shop import new_member
 
 STORE_1 = encode_id("Store", 1)
@@ -520,6 +525,31 @@ async def test_the_server_rebuilds_the_model_on_its_schedule_when_asked(
             assert asyncio.get_running_loop().time() < deadline, "no rebuild within 60 s"
             await asyncio.sleep(0.05)
     assert settings.recommendations_rebuild_minutes == 0  # off in the other tests
+
+
+@pytest.fixture
+def empty_database(tmp_path: Path) -> Iterator[str]:
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+async def test_a_server_on_a_database_no_build_has_reached_builds_at_once(
+    empty_database: str,
+) -> None:
+    from dinegraph.app import create_app
+
+    hourly = make_settings(empty_database, recommendations_rebuild_minutes=60)
+    engine = create_engine(hourly)
+    try:
+        assert await current_version(engine) is None
+        app = create_app(hourly, engine)
+        async with app.router.lifespan_context(app):
+            deadline = asyncio.get_running_loop().time() + 60
+            while await current_version(engine) is None:
+                assert asyncio.get_running_loop().time() < deadline, "no build within 60 s"
+                await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
 
 
 async def test_a_build_forgets_events_past_their_retention(engine: AsyncEngine) -> None:
