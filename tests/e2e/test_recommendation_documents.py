@@ -1,6 +1,7 @@
 """The mini-program's 猜你喜欢 and behaviour documents (clients/miniprogram/recommendations
 .graphql, track-events.graphql), sent verbatim by operation name to a real `dinegraph serve`
-on the demo chain: a demo member's home page, a product page, events recorded once."""
+on the demo chain: a demo member's home page (on a rainy day too), a product page, the cart,
+the page after an order, events recorded once."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ async def _on_sale(app: MiniProgram, store_id: str) -> dict[str, str]:
     }
 
 
-async def test_a_demo_members_home_page_and_a_product_page(
+async def test_a_demo_members_home_page_a_product_page_the_cart_and_after_an_order(
     noon_server: str, settings: Settings, engine: AsyncEngine
 ) -> None:
     async with httpx.AsyncClient(base_url=noon_server, timeout=30) as client:
@@ -71,6 +72,24 @@ async def test_a_demo_members_home_page_and_a_product_page(
         together = [r for r in page if r["reasonKind"] == "BOUGHT_TOGETHER"]
         assert together and together[0]["reason"] == "常与鲜做糖醋排骨一起购买"
         assert ribs not in {r["product"]["id"] for r in page}
+        cart = (
+            await app.send(
+                "Recommendations", {"scene": "CART", "storeId": store_id, "cart": [ribs]}
+            )
+        )["recommendations"]
+        assert cart and all(r["reason"] and r["product"]["id"] in on_sale for r in cart)
+        assert ribs not in {r["product"]["id"] for r in cart}
+        rainy = (
+            await app.send(
+                "Recommendations",
+                {"scene": "HOME", "storeId": store_id, "context": {"weather": "RAIN"}},
+            )
+        )["recommendations"]
+        assert "雨天热汤" in {r["reason"] for r in rainy}
+        done = (await app.send("Recommendations", {"scene": "ORDER_DONE", "storeId": store_id}))[
+            "recommendations"
+        ]
+        assert done and all(r["reason"] and r["product"]["id"] in on_sale for r in done)
 
 
 async def test_events_are_recorded_once_and_can_be_cleared(
