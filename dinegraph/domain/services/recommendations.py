@@ -3,6 +3,7 @@ member's (or device's) profile cached briefly, nothing built on the request path
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -58,15 +59,24 @@ class Recommender:
         self._model = EMPTY_MODEL
         self._checked_at = -float("inf")
         self._profiles: OrderedDict[str, tuple[float, Profile]] = OrderedDict()
+        self._lock: asyncio.Lock | None = None
 
     async def model(self, source: RecommendationSource) -> Model:
-        now = time.monotonic()
-        if now - self._checked_at >= self.version_check:
-            self._checked_at = now
+        """The newest ready model. Requests that arrive while it is looked up or loaded wait
+        for it (one lookup, one load), rather than rank with the one before, or with nothing
+        on a new server."""
+        if time.monotonic() - self._checked_at < self.version_check:
+            return self._model
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if time.monotonic() - self._checked_at < self.version_check:
+                return self._model  # looked up while this request waited
             version = await source.current_version()
             if version is not None and version != self._version:
                 self._model = await source.load_model(version)
                 self._version = version
+            self._checked_at = time.monotonic()
         return self._model
 
     @property
