@@ -52,6 +52,19 @@ async def _merge_device(conn: AsyncConnection, device_id: str, member_id: int) -
     return int(moved.rowcount or 0)
 
 
+async def _keep_latest(conn: AsyncConnection, actor: str, keep: int) -> None:
+    """Forget the actor's events older than its ``keep`` latest (by when they were recorded)."""
+    oldest_kept = await conn.scalar(
+        sa.select(t.c.id)
+        .where(t.c.actor == actor)
+        .order_by(t.c.id.desc())
+        .offset(keep - 1)
+        .limit(1)
+    )
+    if oldest_kept is not None:
+        await conn.execute(t.delete().where(t.c.actor == actor, t.c.id < oldest_kept))
+
+
 class SqlBehaviourLog:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -71,11 +84,13 @@ class SqlBehaviourLog:
         *,
         since: datetime,
         at_most: int,
+        keep: int,
         merge_device: str | None = None,
     ) -> Recorded | None:
         """Insert the batch unless the actor's events since ``since`` and these would pass
         ``at_most`` (None: nothing changed); an event id the actor sent before is skipped (a
-        replay). With ``merge_device``, a member first takes over that device's events.
+        replay). With ``merge_device``, a member first takes over that device's events. The
+        actor's events past its ``keep`` latest are forgotten.
 
         The count and the inserts are one transaction, one per actor at a time (SQLite's
         single writer; a transaction lock per actor on PostgreSQL), so batches sent at once
@@ -115,6 +130,7 @@ class SqlBehaviourLog:
                         .on_conflict_do_nothing(index_elements=[t.c.actor, t.c.client_event_id])
                     )
                     accepted += (await conn.execute(stmt)).rowcount or 0
+                await _keep_latest(conn, actor.key, keep)
         except _OverBound:
             return None
         return Recorded(accepted, len(events) - accepted, merged)

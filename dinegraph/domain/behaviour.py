@@ -20,6 +20,7 @@ from dinegraph.domain.text import is_storable
 
 MAX_BATCH = 50  # events in one trackEvents call
 MAX_PER_MINUTE = 120  # events one member or device may report in a minute
+MAX_KEPT = 1000  # events kept per member or device: past it, the oldest go
 QUERY_MAX = 50
 EVENT_ID_MAX = 64
 DEVICE_ID_MAX = 64
@@ -102,11 +103,13 @@ class BehaviourLog(Protocol):
         *,
         since: datetime,
         at_most: int,
+        keep: int,
         merge_device: str | None = None,
     ) -> Recorded | None:
         """Record the batch (and take the device's events over, with ``merge_device``) unless
         the actor's events since ``since`` and these would pass ``at_most``: then None, and
-        nothing changed. The count and the write are one decision."""
+        nothing changed. The count and the write are one decision. The actor keeps its
+        ``keep`` latest events."""
 
     async def recent(self, actor: Actor, first: int) -> list[BehaviourEvent]: ...
 
@@ -167,7 +170,8 @@ async def track_events(
 ) -> Tracked:
     """Record a batch for the member (or the device, signed out); a replayed client event id
     changes nothing. A member reporting with a device id first takes over that device's
-    events. More than MAX_PER_MINUTE events a minute per member or device: RATE_LIMITED."""
+    events. More than MAX_PER_MINUTE events a minute per member or device: RATE_LIMITED.
+    Each keeps its MAX_KEPT latest events."""
     device = check_device_id(cmd.device_id, ["deviceId"])
     if member_id is None and device is None:
         raise DomainError(ErrorCode.UNAUTHENTICATED, field=["deviceId"])
@@ -195,6 +199,7 @@ async def track_events(
         now,
         since=since,
         at_most=MAX_PER_MINUTE,
+        keep=MAX_KEPT,
         merge_device=device if member_id is not None else None,
     )
     if recorded is None:  # batches sent at once took the minute's room

@@ -28,7 +28,7 @@ from dinegraph.db.tables import (
     skus,
     stock_levels,
 )
-from dinegraph.domain.behaviour import MAX_BATCH, MAX_PER_MINUTE
+from dinegraph.domain.behaviour import MAX_BATCH, MAX_KEPT, MAX_PER_MINUTE
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.security import issue_member_token
 from dinegraph.settings import Settings
@@ -456,6 +456,44 @@ async def test_batches_sent_at_once_never_pass_the_bound_of_a_minute(
             sa.select(sa.func.count()).where(behaviour_events.c.actor == f"m:{member_id}")
         )
     assert kept == MAX_PER_MINUTE // MAX_BATCH * MAX_BATCH
+
+
+async def test_a_member_keeps_only_their_latest_events(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    member_id, member = await new_member(settings, engine)
+    ribs_id = await _product_id(engine, "鲜做糖醋排骨")
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            behaviour_events.insert(),
+            [
+                {
+                    "actor": f"m:{member_id}",
+                    "member_id": member_id,
+                    "client_event_id": f"old-{n:06d}",
+                    "kind": "VIEW_PRODUCT",
+                    "product_id": ribs_id,
+                    "occurred_at": an_hour_ago,
+                    "created_at": an_hour_ago,
+                }
+                for n in range(MAX_KEPT)
+            ],
+        )
+    batch = [_event("FAVOURITE", encode_id("Product", ribs_id)) for _ in range(2)]
+    body = await client.execute(TRACK, {"input": {"events": batch}}, member)
+    assert body["data"]["trackEvents"]["accepted"] == 2
+    async with engine.connect() as conn:
+        kept = set(
+            await conn.scalars(
+                sa.select(behaviour_events.c.client_event_id).where(
+                    behaviour_events.c.actor == f"m:{member_id}"
+                )
+            )
+        )
+    assert len(kept) == MAX_KEPT
+    assert {e["clientEventId"] for e in batch} <= kept
+    assert not {"old-000000", "old-000001"} & kept  # the oldest went
 
 
 async def test_two_builds_at_once_leave_one_whole_model(engine: AsyncEngine) -> None:
