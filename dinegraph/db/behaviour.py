@@ -52,6 +52,26 @@ async def _merge_device(conn: AsyncConnection, device_id: str, member_id: int) -
     return int(moved.rowcount or 0)
 
 
+async def _lock_actor(conn: AsyncConnection, actor: str) -> None:
+    """One writer per member or device at a time on PostgreSQL, to the transaction's end
+    (SQLite has one writer anyway)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(actor))))
+
+
+async def take_device_events(
+    conn: AsyncConnection, device_id: str, member_id: int, *, keep: int
+) -> int:
+    """Within a member's sign-in: the device's events become the member's, who keeps their
+    ``keep`` latest. How many moved."""
+    member = f"m:{member_id}"
+    await _lock_actor(conn, member)
+    moved = await _merge_device(conn, device_id, member_id)
+    if moved:
+        await _keep_latest(conn, member, keep)
+    return moved
+
+
 async def _keep_latest(conn: AsyncConnection, actor: str, keep: int) -> None:
     """Forget the actor's events older than its ``keep`` latest (by when they were recorded)."""
     oldest_kept = await conn.scalar(
@@ -97,10 +117,7 @@ class SqlBehaviourLog:
         cannot all pass the bound on the same count."""
         try:
             async with writing(self._engine) as conn:
-                if conn.dialect.name == "postgresql":
-                    await conn.execute(
-                        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(actor.key)))
-                    )
+                await _lock_actor(conn, actor.key)
                 recent = await conn.scalar(
                     sa.select(sa.func.count()).where(
                         t.c.actor == actor.key, t.c.created_at >= since

@@ -2,7 +2,7 @@
 rules they are taken under, and the services that record, show, merge and clear them.
 
 An event belongs to a member, or to an anonymous visitor's device id until that visitor
-signs in and reports with the same device id: then the device's events become the member's.
+signs in with it (or reports with it signed in): then the device's events become the member's.
 Each carries the client's own event id, so a batch sent twice is recorded once.
 """
 
