@@ -4,6 +4,7 @@ right after sign-in already follows what they did signed out."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
@@ -198,3 +199,27 @@ async def test_a_refused_sign_in_leaves_the_visitors_events_on_the_device(
     body = await client.execute(LOGIN_SMS, {"phone": phone, "code": wrong, "deviceId": device})
     assert body["data"]["login"]["errors"][0]["code"] == "INVALID_CODE"
     assert await _device_rows(engine, device) == 3
+
+
+async def test_sign_ins_and_batches_racing_for_one_device_move_each_event_once(
+    client: GraphQLClient, engine: AsyncEngine
+) -> None:
+    wx_code = f"wx-{uuid.uuid4().hex}"
+    first = (await client.execute(LOGIN_WECHAT, {"code": wx_code}))["data"]["loginWithWechat"]
+    member = bearer(first["token"])
+    device = f"device-{uuid.uuid4().hex}"
+    browsed = await _browse_soups(client, engine, device)
+    soup = await _product(engine, "花胶炖鸡汤")
+    late = _event("FAVOURITE", soup)
+    answers = await asyncio.gather(
+        client.execute(LOGIN_WECHAT, {"code": wx_code, "deviceId": device}),
+        client.execute(LOGIN_WECHAT, {"code": wx_code, "deviceId": device}),
+        client.execute(TRACK, {"input": {"deviceId": device, "events": [late]}}, member),
+    )
+    assert [a["data"]["loginWithWechat"]["errors"] for a in answers[:2]] == [[], []]
+    tracked = answers[2]["data"]["trackEvents"]
+    assert tracked["errors"] == [] and tracked["accepted"] == 1
+    mine = await client.execute(MINE, headers=member)
+    ids = [e["clientEventId"] for e in mine["data"]["myBehaviour"]]
+    assert sorted(ids) == sorted([*browsed, late["clientEventId"]])
+    assert await _device_rows(engine, device) == 0
