@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.context import Services
 from dinegraph.db.queries import ReadQueries
-from dinegraph.db.recommendations import build_recommendations
+from dinegraph.db.recommendations import build_recommendations, current_version
 from dinegraph.db.uow import SqlReader, SqlUnitOfWork
 from dinegraph.domain.services.campaigns import SWEEP_BATCH as CAMPAIGN_SWEEP_BATCH
 from dinegraph.domain.services.campaigns import close_campaigns, fail_expired_groups
@@ -190,11 +190,19 @@ async def rebuild_recommendations(
     engine: AsyncEngine, services: Services, settings: Settings
 ) -> None:
     """The recommendation model, rebuilt every DINEGRAPH_RECOMMENDATIONS_REBUILD_MINUTES from
-    orders and behaviour events (never on a request's path); servers pick the new version up
-    within seconds. Builds from several processes at once are safe: each writes a version."""
+    orders and behaviour events (never on a request's path), and at once on a database that
+    has none yet; servers pick the new version up within seconds. Builds from several
+    processes at once are safe: each writes a version."""
     every = settings.recommendations_rebuild_minutes * 60
+    wait = every
+    try:
+        if await current_version(engine) is None:
+            wait = 0  # no build has reached this database: 猜你喜欢 would be empty for a round
+    except Exception:
+        log.exception("could not read the recommendation model's version; building next round")
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(wait)
+        wait = every
         try:
             built = await build_recommendations(engine, services.clock(), settings.timezone)
             log.info(

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from dinegraph.db.engine import WRITE, create_engine
 from dinegraph.db.personal import BlindIndex, Encrypted
-from dinegraph.db.tables import UtcDateTime, metadata
+from dinegraph.db.tables import UtcDateTime, declared_for, metadata
 from dinegraph.settings import Settings
 
 target_metadata = metadata
@@ -39,10 +39,13 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
 
 
 def _run(connection: Connection) -> None:
+    dialect = connection.dialect.name
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_item=_render_item,
+        # An index declared for one database only is not missing from the others.
+        include_object=lambda item, *_: declared_for(item, dialect),
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )

@@ -164,6 +164,8 @@ const words: Record<string, [string, string]> = {
   skuName: ['规格名', 'SKU name'],
   priceYuan: ['价格(元)', 'Price (¥)'],
   pickCategory: ['请选择左侧分类', 'Pick a category on the left'],
+  findProduct: ['按名称查找商品', 'Find products by name'],
+  foundProducts: ['名称含有', 'Names with'],
   staffAccounts: ['员工账号', 'Staff accounts'],
   apiKeys: ['合作方密钥', 'Partner keys'],
   role: ['角色', 'Role'],

@@ -73,6 +73,8 @@ export interface Checkout {
   phone: string;
   /** The texted code, as the member types it. */
   askCode: () => Promise<string>;
+  /** The id kept in wx.setStorageSync while signed out: the visitor's events follow them in. */
+  deviceId: string | null;
   storeId: string;
   channel: Extract<Channel, "PICKUP" | "DINE_IN">;
   lines: OrderLineInput[];
@@ -86,6 +88,7 @@ export async function checkout(send: Send, order: Checkout): Promise<OrderFields
   const { login } = await send("LoginWithSmsCode", {
     phone: order.phone,
     code: await order.askCode(),
+    deviceId: order.deviceId,
   });
   check(login.errors);
   if (login.token === null) {

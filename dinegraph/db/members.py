@@ -8,6 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from dinegraph.db.behaviour import take_device_events
 from dinegraph.db.tables import (
     check_ins,
     login_codes,
@@ -173,6 +174,9 @@ class SqlMemberRepository:
         return result.rowcount == 1
 
     # --- refresh tokens ---
+
+    async def take_device_events(self, device_id: str, member_id: int, *, keep: int) -> int:
+        return await take_device_events(self._conn, device_id, member_id, keep=keep)
 
     async def add_refresh_token(
         self, *, member_id: int, family: str, token_hash: str, expires_at: datetime

@@ -46,6 +46,9 @@ PROFILE_DAYS = 180  # a member's history that counts when serving
 PROFILE_ORDERS = 50
 PROFILE_EVENTS = 200
 _NOT_SOLD = (OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED, OrderStatus.REFUNDED)
+# A member's own history also counts the order awaiting payment: it is the order the page
+# after ordering follows, and WeChat Pay's notice may not have arrived when it is shown.
+_NOT_CHOSEN = (OrderStatus.CANCELLED, OrderStatus.REFUNDED)
 _PRODUCT_SIGNALS = {s.value: s for s in Signal if s is not Signal.ORDER}
 
 
@@ -62,15 +65,20 @@ class BuildReport:
 async def _baskets(
     engine: AsyncEngine, tz: ZoneInfo, since: datetime, member_id: int | None = None
 ) -> list[Basket]:
-    """Orders sold since ``since`` (all, or a member's latest), as baskets of products.
+    """Orders sold since ``since`` (all, or a member's latest, those awaiting payment
+    included), as baskets of products.
 
     The orders and their lines are read in two whole queries: rows streamed one at a time
     cost a switch between the event loop and the driver each."""
     sold = [orders.c.placed_at >= since, orders.c.status.not_in([s.value for s in _NOT_SOLD])]
     if member_id is not None:
+        chosen = [
+            orders.c.placed_at >= since,
+            orders.c.status.not_in([s.value for s in _NOT_CHOSEN]),
+        ]
         recent = (
             sa.select(orders.c.id)
-            .where(orders.c.member_id == member_id, *sold)
+            .where(orders.c.member_id == member_id, *chosen)
             .order_by(orders.c.id.desc())
             .limit(PROFILE_ORDERS)
         )
@@ -206,11 +214,12 @@ async def _write_rows(engine: AsyncEngine, version: int, model: Model) -> None:
 
 
 async def _forget_before(engine: AsyncEngine, version: int) -> None:
+    """Delete every older version's rows, by their own version: a slower build still writing
+    an older version whose model row is gone leaves rows that only this finds."""
     m = recommendation_models
     async with writing(engine) as conn:
-        old = sa.select(m.c.version).where(m.c.version < version).scalar_subquery()
         for table in (recommendation_neighbours, recommendation_popularity):
-            await conn.execute(table.delete().where(table.c.version.in_(old)))
+            await conn.execute(table.delete().where(table.c.version < version))
         await conn.execute(m.delete().where(m.c.version < version))
 
 

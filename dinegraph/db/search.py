@@ -20,6 +20,7 @@ from dinegraph.db.tables import (
     search_synonyms,
     skus,
 )
+from dinegraph.domain.catalog import Product
 from dinegraph.domain.orders import OrderStatus
 from dinegraph.domain.search import (
     MISSES_KEPT,
@@ -130,6 +131,41 @@ class SqlSearchReads:
     async def synonym_entries(self) -> list[SynonymEntry]:
         async with self._engine.connect() as conn:
             return await _synonym_entries(conn)
+
+    async def products_named(
+        self, fragment: str, *, after_id: int | None, limit: int
+    ) -> list[Product]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select_products_named(fragment, after_id, limit))).all()
+        return products_from(rows)
+
+
+LIKE_ESCAPE = "\\"
+
+
+def contains_pattern(fragment: str) -> str:
+    """A LIKE pattern matching names that hold ``fragment`` as typed: its ``%``, ``_`` and
+    escape characters are escaped, not wildcards."""
+    escaped = (
+        fragment.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+    return f"%{escaped}%"
+
+
+def select_products_named(
+    fragment: str, after_id: int | None, limit: int
+) -> sa.Select[tuple[object, ...]]:
+    """Products whose name holds ``fragment``, any letter case, by id: ``ILIKE '%…%'`` on
+    PostgreSQL, which the trigram index ``ix_products_name_trgm`` serves; on SQLite
+    ``lower(name) LIKE lower(…)``, a scan (ASCII letters folded)."""
+    where: sa.ColumnElement[bool] = products.c.name.ilike(
+        contains_pattern(fragment), escape=LIKE_ESCAPE
+    )
+    if after_id is not None:
+        where = sa.and_(where, products.c.id > after_id)
+    return select_products(where).order_by(None).order_by(products.c.id).limit(limit)
 
 
 async def _synonym_entries(conn: AsyncConnection) -> list[SynonymEntry]:

@@ -102,6 +102,26 @@ products = sa.Table(
     _created_at(),
 )
 
+
+def declared_for(item: object, dialect: str) -> bool:
+    """Whether ``item`` (a table, column, index...) exists on ``dialect``: an index declared
+    for one database only (``only_on``) is absent from the others, and the comparison of
+    the migrations with this metadata leaves it out there."""
+    info = getattr(item, "info", None)
+    only_on = info.get("only_on") if isinstance(info, dict) else None
+    return only_on is None or only_on == dialect
+
+
+# Staff find products by part of a name (``searchReads.products_named``: ILIKE '%…%'). On
+# PostgreSQL a pg_trgm GIN index serves it; SQLite has no such index and scans the table.
+products_name_trigram = sa.Index(
+    "ix_products_name_trgm",
+    products.c.name,
+    postgresql_using="gin",
+    postgresql_ops={"name": "gin_trgm_ops"},
+    info={"only_on": "postgresql"},
+).ddl_if(dialect="postgresql")
+
 # One row per channel a product is sold on, so the menu filters by channel in SQL.
 product_channels = sa.Table(
     "product_channels",

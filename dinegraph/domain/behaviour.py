@@ -2,7 +2,7 @@
 rules they are taken under, and the services that record, show, merge and clear them.
 
 An event belongs to a member, or to an anonymous visitor's device id until that visitor
-signs in and reports with the same device id: then the device's events become the member's.
+signs in with it (or reports with it signed in): then the device's events become the member's.
 Each carries the client's own event id, so a batch sent twice is recorded once.
 """
 
@@ -20,6 +20,7 @@ from dinegraph.domain.text import is_storable
 
 MAX_BATCH = 50  # events in one trackEvents call
 MAX_PER_MINUTE = 120  # events one member or device may report in a minute
+MAX_KEPT = 1000  # events kept per member or device: past it, the oldest go
 QUERY_MAX = 50
 EVENT_ID_MAX = 64
 DEVICE_ID_MAX = 64
@@ -76,6 +77,13 @@ class TrackEvents:
 
 
 @dataclass(frozen=True, slots=True)
+class Recorded:
+    accepted: int
+    duplicates: int  # client event ids the actor had sent before
+    merged: int
+
+
+@dataclass(frozen=True, slots=True)
 class Tracked:
     accepted: int
     duplicates: int
@@ -88,10 +96,20 @@ class BehaviourLog(Protocol):
     async def recent_count(self, actor: Actor, since: datetime) -> int: ...
 
     async def record(
-        self, actor: Actor, events: Sequence[NewEvent], now: datetime
-    ) -> tuple[int, int]: ...
-
-    async def merge_device(self, device_id: str, member_id: int) -> int: ...
+        self,
+        actor: Actor,
+        events: Sequence[NewEvent],
+        now: datetime,
+        *,
+        since: datetime,
+        at_most: int,
+        keep: int,
+        merge_device: str | None = None,
+    ) -> Recorded | None:
+        """Record the batch (and take the device's events over, with ``merge_device``) unless
+        the actor's events since ``since`` and these would pass ``at_most``: then None, and
+        nothing changed. The count and the write are one decision. The actor keeps its
+        ``keep`` latest events."""
 
     async def recent(self, actor: Actor, first: int) -> list[BehaviourEvent]: ...
 
@@ -152,7 +170,8 @@ async def track_events(
 ) -> Tracked:
     """Record a batch for the member (or the device, signed out); a replayed client event id
     changes nothing. A member reporting with a device id first takes over that device's
-    events. More than MAX_PER_MINUTE events a minute per member or device: RATE_LIMITED."""
+    events. More than MAX_PER_MINUTE events a minute per member or device: RATE_LIMITED.
+    Each keeps its MAX_KEPT latest events."""
     device = check_device_id(cmd.device_id, ["deviceId"])
     if member_id is None and device is None:
         raise DomainError(ErrorCode.UNAUTHENTICATED, field=["deviceId"])
@@ -170,11 +189,21 @@ async def track_events(
             if event.store_id is not None and event.store_id not in known:
                 raise DomainError(ErrorCode.NOT_FOUND, field=["events", str(n), "storeId"])
     actor = Actor(member_id, None if member_id is not None else device)
-    recent = await log.recent_count(actor, now - timedelta(minutes=1))
-    if recent + len(events) > MAX_PER_MINUTE:
+    since = now - timedelta(minutes=1)
+    # Most refusals are answered from a read; the write decides again under its lock.
+    if await log.recent_count(actor, since) + len(events) > MAX_PER_MINUTE:
         raise DomainError(ErrorCode.RATE_LIMITED, field=["events"])
-    merged = 0
-    if member_id is not None and device is not None:
-        merged = await log.merge_device(device, member_id)
-    accepted, duplicates = await log.record(actor, events, now)
-    return Tracked(accepted=accepted, duplicates=duplicates, merged=merged)
+    recorded = await log.record(
+        actor,
+        events,
+        now,
+        since=since,
+        at_most=MAX_PER_MINUTE,
+        keep=MAX_KEPT,
+        merge_device=device if member_id is not None else None,
+    )
+    if recorded is None:  # batches sent at once took the minute's room
+        raise DomainError(ErrorCode.RATE_LIMITED, field=["events"])
+    return Tracked(
+        accepted=recorded.accepted, duplicates=recorded.duplicates, merged=recorded.merged
+    )

@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
-from dinegraph.domain.catalog import Channel
+from dinegraph.domain.catalog import Channel, Product
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.search_text import normalise
 from dinegraph.domain.text import check_characters
@@ -116,6 +116,13 @@ class SearchReads(Protocol):
         """Every term with synonyms, by term."""
         ...
 
+    async def products_named(
+        self, fragment: str, *, after_id: int | None, limit: int
+    ) -> list[Product]:
+        """Every product, listed or not, whose name holds ``fragment`` in any letter case,
+        by id after ``after_id``, at most ``limit`` of them."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -141,6 +148,17 @@ def clean_query(value: str, field: Sequence[str] = ("query",)) -> str:
     if len(value) > QUERY_MAX * 4:  # refused before any work on it
         raise DomainError(ErrorCode.TOO_LONG, field=field, max=QUERY_MAX)
     text = normalise(value)
+    if len(text) > QUERY_MAX:
+        raise DomainError(ErrorCode.TOO_LONG, field=field, max=QUERY_MAX)
+    return text
+
+
+def clean_name_fragment(value: str, field: Sequence[str] = ("query",)) -> str:
+    """Part of a product name as staff type it to find the product, spaces around it
+    dropped; empty when there is nothing to look for (an empty answer); ``TOO_LONG``
+    beyond ``QUERY_MAX`` characters. Matched as typed: ``%`` and ``_`` are letters here."""
+    check_characters(value, field)
+    text = value.strip()
     if len(text) > QUERY_MAX:
         raise DomainError(ErrorCode.TOO_LONG, field=field, max=QUERY_MAX)
     return text

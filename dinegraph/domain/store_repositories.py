@@ -161,6 +161,12 @@ class MemberRepository(Protocol):
 
     async def consume_code(self, code_id: int) -> bool: ...
 
+    async def take_device_events(self, device_id: str, member_id: int, *, keep: int) -> int:
+        """The behaviour events an anonymous device reported become the member's (an event
+        id both sent stays the member's); the member keeps their ``keep`` latest. How many
+        moved."""
+        ...
+
     async def add_refresh_token(
         self, *, member_id: int, family: str, token_hash: str, expires_at: datetime
     ) -> None: ...

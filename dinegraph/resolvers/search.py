@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from dinegraph.domain.catalog import Channel, Store
+from dinegraph.domain.catalog import Channel, Product, Store
 from dinegraph.domain.errors import DomainError, ErrorCode
-from dinegraph.domain.identity import require_catalog_editor
+from dinegraph.domain.identity import require_catalog_editor, require_staff
 from dinegraph.domain.search import (
     POPULARITY_DAYS,
     SUGGESTIONS_MAX,
@@ -16,13 +16,20 @@ from dinegraph.domain.search import (
     MatchKind,
     SearchMiss,
     SynonymEntry,
+    clean_name_fragment,
     clean_query,
     rank,
 )
 from dinegraph.domain.search_matching import SearchIndex
 from dinegraph.resolvers.catalog import MenuProduct, priced_products
 from dinegraph.resolvers.ids import decode_id
-from dinegraph.resolvers.pagination import Page, page_of
+from dinegraph.resolvers.pagination import (
+    Page,
+    decode_key_cursor,
+    keyset_page,
+    page_of,
+    page_size,
+)
 
 if TYPE_CHECKING:
     from dinegraph.context import Context
@@ -113,3 +120,18 @@ async def search_misses(ctx: Context, *, first: int | None, after: str | None) -
     page_of([], first=first, after=after, max_page_size=ctx.settings.max_page_size)
     misses = await ctx.search_reads().misses(MISSES_SHOWN)
     return page_of(misses, first=first, after=after, max_page_size=ctx.settings.max_page_size)
+
+
+async def products_named(
+    ctx: Context, *, query: str, first: int | None, after: str | None
+) -> Page[Product]:
+    """The chain's products, listed or not, whose name holds ``query`` (staff, for the
+    product centre): one statement, by id. An empty query finds nothing."""
+    require_staff(ctx.viewer)
+    fragment = clean_name_fragment(query)
+    size = page_size(first, ctx.settings.max_page_size)
+    after_id = decode_key_cursor("product", after)
+    rows: list[Product] = []
+    if fragment and size:
+        rows = await ctx.search_reads().products_named(fragment, after_id=after_id, limit=size + 1)
+    return keyset_page(rows, size=size, kind="product", key=lambda p: p.id, after=after_id)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 import strawberry
 
 from dinegraph.context import Context
 from dinegraph.domain import members as domain
+from dinegraph.domain.behaviour import Actor
 from dinegraph.domain.catalog import UNSET, Unset
 from dinegraph.domain.geo import GeoPoint as DomainPoint
 from dinegraph.domain.services import auth
@@ -104,11 +106,23 @@ class BindWechatPhoneInput:
     )
 
 
+_DEVICE_ID = (
+    "The id the mini-program keeps for a signed-out visitor (8-64 of A-Z a-z 0-9 _ - : .): "
+    "the behaviour events reported under it become the member's as they sign in."
+)
+
+
 async def _login_payload(
-    info: Info, session: auth.Session | None, errors: list[UserError]
+    info: Info,
+    session: auth.Session | None,
+    errors: list[UserError],
+    device_id: str | None = None,
 ) -> LoginPayload:
     if session is None:
         return LoginPayload(token=None, refresh_token=None, member=None, errors=errors)
+    if session.merged:  # both histories changed: 猜你喜欢 reads them afresh
+        info.context.services.recommender.forget(Actor(session.member.id, None))
+        info.context.services.recommender.forget(Actor(None, device_id))
     found = await resolve.signed_in_member(info.context, session.member.id)
     return LoginPayload(
         token=session.access_token,
@@ -137,15 +151,26 @@ class MemberMutation:
         return RequestLoginCodePayload(errors=errors)
 
     @strawberry.mutation(description="Sign in with the texted code; new numbers become members.")
-    async def login(self, info: Info, phone: str, code: str) -> LoginPayload:
+    async def login(
+        self,
+        info: Info,
+        phone: str,
+        code: str,
+        device_id: Annotated[str | None, strawberry.argument(description=_DEVICE_ID)] = None,
+    ) -> LoginPayload:
         ctx = info.context
 
         async def run() -> auth.Session:
             return await auth.login(
-                phone, code, uow=ctx.uow(), auth=ctx.services.auth, now=ctx.now()
+                phone,
+                code,
+                uow=ctx.uow(),
+                auth=ctx.services.auth,
+                now=ctx.now(),
+                device_id=device_id,
             )
 
-        return await _login_payload(info, *await attempt(info, run))
+        return await _login_payload(info, *await attempt(info, run), device_id)
 
     @strawberry.mutation(
         description="Sign in with the mini-program's wx.login code; with phoneCode (from "
@@ -153,7 +178,11 @@ class MemberMutation:
         "in by SMS with that number is who signs in."
     )
     async def login_with_wechat(
-        self, info: Info, code: str, phone_code: str | None = None
+        self,
+        info: Info,
+        code: str,
+        phone_code: str | None = None,
+        device_id: Annotated[str | None, strawberry.argument(description=_DEVICE_ID)] = None,
     ) -> LoginPayload:
         ctx = info.context
 
@@ -165,9 +194,10 @@ class MemberMutation:
                 auth=ctx.services.auth,
                 now=ctx.now(),
                 phone_code=phone_code,
+                device_id=device_id,
             )
 
-        return await _login_payload(info, *await attempt(info, run))
+        return await _login_payload(info, *await attempt(info, run), device_id)
 
     @strawberry.mutation(
         description="Bind the number WeChat verified (getPhoneNumber's code) to the "

@@ -43,6 +43,18 @@ class ProductSearchConnection:
     )
 
 
+@strawberry.type
+class ProductEdge:
+    cursor: str
+    node: ProductNode
+
+
+@strawberry.type(description="Products of the chain, by id.")
+class ProductConnection:
+    edges: list[ProductEdge]
+    page_info: relay.PageInfo
+
+
 @strawberry.type(description="A term and the words customers type for it.")
 class SearchSynonym:
     term: str
@@ -135,6 +147,21 @@ class SearchQuery:
         ]
         return ProductSearchConnection(
             edges=edges, page_info=page_info(page), total_count=page.total_count or 0
+        )
+
+    @strawberry.field(
+        description="The chain's products, listed or not, whose name holds `query` as typed "
+        "(any letter case; % and _ are plain characters), by id: staff finding a product in "
+        "the product centre. An empty query finds nothing; beyond 50 characters is TOO_LONG."
+    )
+    async def products(
+        self, info: Info, query: str, first: int | None = None, after: str | None = None
+    ) -> ProductConnection:
+        with raise_for_query(info):
+            page = await resolve.products_named(info.context, query=query, first=first, after=after)
+        return ProductConnection(
+            edges=[ProductEdge(cursor=c, node=ProductNode.of(p)) for c, p in page.items],
+            page_info=page_info(page),
         )
 
     @strawberry.field(

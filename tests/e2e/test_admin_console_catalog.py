@@ -1,6 +1,7 @@
 """The console's product editor and coupon issue jobs in a real Chromium against a real
 `dinegraph serve` (the fixtures of test_admin_console: a demo chain of its own): a product
-made in the editor with two SKUs on one channel is on the mini-program's menu; a coupon
+made in the editor with two SKUs on one channel is on the mini-program's menu; products
+found by part of a name across categories (`products(query:)`); a coupon
 issued to a segment is followed on the page until the job is DONE and the members hold it.
 
 Screenshots go under test-output/admin/; every wait is on what the page shows.
@@ -138,6 +139,29 @@ def test_a_combo_opens_in_the_editor_with_its_parts(page: Page, server: str) -> 
         re.compile(r"^U2t1")
     )
     _screenshot(page, "product-editor-combo")
+
+
+def test_products_are_found_by_part_of_a_name_across_categories(page: Page, server: str) -> None:
+    hq = _hq_headers(server)
+    every = _gql(server, "query { categories { products { name } } }", {}, hq)
+    expected = {
+        p["name"] for c in every["categories"] for p in c["products"] if "糖醋" in p["name"]
+    }
+    assert len(expected) >= 2  # in more than one category on the demo chain
+    _sign_in(page, server, HQ)
+    page.locator("[data-test=menu-products]").click()
+    lookup = _input(page, "product-lookup")
+    lookup.fill("糖醋")
+    lookup.press("Enter")
+    expect(page.locator("[data-test=found-by]")).to_contain_text("糖醋")
+    rows = page.locator("b[data-test^=product-]")
+    expect(rows).to_have_count(len(expected))
+    assert set(rows.all_inner_texts()) == expected
+    _screenshot(page, "products-found")
+    # A product found opens in the editor with its own category.
+    ribs = sorted(expected)[0]
+    page.locator(f'[data-test="edit-product-{ribs}"]').click()
+    expect(_input(page, "product-name")).to_have_value(ribs)
 
 
 def test_a_coupon_issued_to_a_segment_is_followed_until_done(

@@ -1,6 +1,8 @@
 """The mini-program's 猜你喜欢 and behaviour documents (clients/miniprogram/recommendations
 .graphql, track-events.graphql), sent verbatim by operation name to a real `dinegraph serve`
-on the demo chain: a demo member's home page, a product page, events recorded once."""
+on the demo chain: a demo member's home page (on a rainy day too), a product page, the cart,
+the page after an order, events recorded once, a visitor's events taken over as they sign
+in (auth.graphql's LoginWithWechat with deviceId)."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ async def _on_sale(app: MiniProgram, store_id: str) -> dict[str, str]:
     }
 
 
-async def test_a_demo_members_home_page_and_a_product_page(
+async def test_a_demo_members_home_page_a_product_page_the_cart_and_after_an_order(
     noon_server: str, settings: Settings, engine: AsyncEngine
 ) -> None:
     async with httpx.AsyncClient(base_url=noon_server, timeout=30) as client:
@@ -71,6 +73,24 @@ async def test_a_demo_members_home_page_and_a_product_page(
         together = [r for r in page if r["reasonKind"] == "BOUGHT_TOGETHER"]
         assert together and together[0]["reason"] == "常与鲜做糖醋排骨一起购买"
         assert ribs not in {r["product"]["id"] for r in page}
+        cart = (
+            await app.send(
+                "Recommendations", {"scene": "CART", "storeId": store_id, "cart": [ribs]}
+            )
+        )["recommendations"]
+        assert cart and all(r["reason"] and r["product"]["id"] in on_sale for r in cart)
+        assert ribs not in {r["product"]["id"] for r in cart}
+        rainy = (
+            await app.send(
+                "Recommendations",
+                {"scene": "HOME", "storeId": store_id, "context": {"weather": "RAIN"}},
+            )
+        )["recommendations"]
+        assert "雨天热汤" in {r["reason"] for r in rainy}
+        done = (await app.send("Recommendations", {"scene": "ORDER_DONE", "storeId": store_id}))[
+            "recommendations"
+        ]
+        assert done and all(r["reason"] and r["product"]["id"] in on_sale for r in done)
 
 
 async def test_events_are_recorded_once_and_can_be_cleared(
@@ -121,6 +141,48 @@ async def test_events_are_recorded_once_and_can_be_cleared(
         cleared = (await app.send("ClearMyBehaviour"))["clearMyBehaviour"]
         assert cleared == {"cleared": 3, "errors": []}
         assert (await app.send("MyBehaviour"))["myBehaviour"] == []
+
+
+async def test_a_visitor_signing_in_with_the_device_id_sees_their_own_home_page_at_once(
+    noon_server: str,
+) -> None:
+    async with httpx.AsyncClient(base_url=noon_server, timeout=30) as client:
+        app = MiniProgram(client)
+        stores = await app.send("NearbyStores", {"lat": 22.5367, "lng": 114.0553, "first": 1})
+        store_id = stores["stores"]["edges"][0]["node"]["id"]
+        on_sale = await _on_sale(app, store_id)
+        soups = [pid for pid, name in on_sale.items() if "汤" in name][:2]
+        assert soups, on_sale
+        device = f"wx-device-{uuid.uuid4().hex}"
+        events = [
+            {"clientEventId": f"e-{uuid.uuid4().hex}", "kind": kind, "productId": soup}
+            for soup in soups
+            for kind in ("VIEW_PRODUCT", "FAVOURITE", "ADD_TO_CART")
+        ]
+        tracked = await app.send("TrackEvents", {"input": {"deviceId": device, "events": events}})
+        assert tracked["trackEvents"]["accepted"] == len(events)
+        login = (
+            await app.send(
+                "LoginWithWechat",
+                {"code": f"wx-{uuid.uuid4().hex}", "phoneCode": None, "deviceId": device},
+            )
+        )["loginWithWechat"]
+        assert login["errors"] == [] and login["token"]
+        app.token = login["token"]
+        # Before any trackEvents signed in: the sign-in took the visitor's events over.
+        mine = (await app.send("MyBehaviour", {"first": 20}))["myBehaviour"]
+        assert len(mine) == len(events)
+        home = (await app.send("Recommendations", {"scene": "HOME", "storeId": store_id}))[
+            "recommendations"
+        ]
+        personal = {"TASTE", "ALSO_LIKED", "BOUGHT_TOGETHER", "ORDER_AGAIN"}
+        assert {r["reasonKind"] for r in home} & personal, home
+        refused = (
+            await app.send("LoginWithWechat", {"code": f"wx-{uuid.uuid4().hex}", "deviceId": "x"})
+        )["loginWithWechat"]
+        assert refused["token"] is None
+        assert refused["errors"][0]["code"] == "INVALID_INPUT"
+        assert refused["errors"][0]["field"] == ["deviceId"]
 
 
 def test_build_recommendations_makes_a_new_model_version(settings: Settings) -> None:

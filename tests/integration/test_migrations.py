@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from dinegraph.db.engine import create_engine
 from dinegraph.db.migrate import alembic_config
-from dinegraph.db.tables import metadata
+from dinegraph.db.tables import declared_for, metadata
 from dinegraph.settings import Settings
 from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON, fresh_database
 
@@ -33,7 +33,15 @@ BACKENDS = [
 
 def _diff(url: str) -> list[Any]:
     def compare(conn: Connection) -> list[Any]:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        dialect = conn.dialect.name
+        context = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                # PostgreSQL's trigram index is PostgreSQL's only (tables.declared_for).
+                "include_object": lambda item, *_: declared_for(item, dialect),
+            },
+        )
         return list(compare_metadata(context, metadata))
 
     async def run() -> list[Any]:

@@ -5,25 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from dinegraph.db.engine import create_engine
 from dinegraph.db.recommendations import build_recommendations, current_version
 from dinegraph.db.tables import (
+    behaviour_events,
     members,
+    order_lines,
+    orders,
     products,
     recommendation_models,
     recommendation_neighbours,
+    recommendation_popularity,
     skus,
     stock_levels,
 )
-from dinegraph.domain.behaviour import MAX_BATCH, MAX_PER_MINUTE
+from dinegraph.domain.behaviour import MAX_BATCH, MAX_KEPT, MAX_PER_MINUTE
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.security import issue_member_token
 from dinegraph.settings import Settings
-from tests.conftest import GraphQLClient
+from tests.conftest import GraphQLClient, make_settings
+from tests.databases import fresh_database
 from tests.shop import new_member
 
 STORE_1 = encode_id("Store", 1)
@@ -186,6 +196,74 @@ async def test_the_cart_scene_leaves_out_what_is_in_the_cart(
     body = await client.execute(RECOMMEND, {"scene": "CART", "store": STORE_1, "cart": [ribs]})
     found = body["data"]["recommendations"]
     assert found and ribs not in {r["product"]["id"] for r in found}
+
+
+async def _order_of(
+    engine: AsyncEngine, member_id: int, product_name: str, status: str, placed_at: datetime
+) -> None:
+    """An order of one dish at store 1, as the order service leaves it in ``status``."""
+    product_id = await _product_id(engine, product_name)
+    async with engine.begin() as conn:
+        sku = (
+            await conn.execute(
+                sa.select(skus.c.id, skus.c.price_fen).where(skus.c.product_id == product_id)
+            )
+        ).first()
+        assert sku is not None
+        paid = placed_at if status != "PENDING_PAYMENT" else None
+        order_id = await conn.scalar(
+            orders.insert()
+            .values(
+                member_id=member_id,
+                store_id=1,
+                channel="PICKUP",
+                status=status,
+                idempotency_key=uuid.uuid4().hex,
+                fingerprint="test-order",
+                subtotal_fen=sku.price_fen,
+                tier_discount_fen=0,
+                coupon_discount_fen=0,
+                delivery_fee_fen=0,
+                delivery_discount_fen=0,
+                packaging_fee_fen=0,
+                total_fen=sku.price_fen,
+                placed_at=placed_at,
+                pay_by=placed_at + timedelta(minutes=15),
+                paid_at=paid,
+                updated_at=placed_at,
+                version=1,
+            )
+            .returning(orders.c.id)
+        )
+        await conn.execute(
+            order_lines.insert().values(
+                order_id=order_id,
+                line_no=1,
+                sku_id=sku.id,
+                product_id=product_id,
+                name=product_name,
+                specs={},
+                unit_price_fen=sku.price_fen,
+                quantity=1,
+            )
+        )
+
+
+async def test_the_page_after_an_order_follows_that_order_even_before_it_is_paid(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    member_id, member = await new_member(settings, engine)
+    now = datetime.now(UTC)
+    await _order_of(engine, member_id, "花胶炖鸡汤", "COMPLETED", now - timedelta(days=3))
+    home = await client.execute(RECOMMEND, {"scene": "HOME", "store": STORE_1}, member)
+    assert home["data"]["recommendations"]  # the member's profile is read, and kept a minute
+    await _order_of(engine, member_id, "鲜做糖醋排骨", "PENDING_PAYMENT", now)
+    ribs = encode_id("Product", await _product_id(engine, "鲜做糖醋排骨"))
+    body = await client.execute(RECOMMEND, {"scene": "ORDER_DONE", "store": STORE_1}, member)
+    found = body["data"]["recommendations"]
+    assert found and ribs not in {r["product"]["id"] for r in found}
+    together = [r for r in found if r["reasonKind"] == "BOUGHT_TOGETHER"]
+    assert together and together[0]["reason"] == "常与鲜做糖醋排骨一起购买", found
 
 
 async def test_a_new_visitor_gets_the_stores_popular_dishes_and_rain_brings_soup(
@@ -360,8 +438,65 @@ async def test_a_member_reporting_too_much_in_a_minute_is_rate_limited(
     assert body["data"]["trackEvents"]["errors"][0]["code"] == "RATE_LIMITED"
 
 
+async def test_batches_sent_at_once_never_pass_the_bound_of_a_minute(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    member_id, member = await new_member(settings, engine)
+    ribs = encode_id("Product", await _product_id(engine, "鲜做糖醋排骨"))
+    batches = [[_event("VIEW_PRODUCT", ribs) for _ in range(MAX_BATCH)] for _ in range(4)]
+    bodies = await asyncio.gather(
+        *(client.execute(TRACK, {"input": {"events": b}}, member) for b in batches)
+    )
+    answers = [body["data"]["trackEvents"] for body in bodies]
+    assert sum(a["accepted"] or 0 for a in answers) == MAX_PER_MINUTE // MAX_BATCH * MAX_BATCH
+    refused = [a["errors"] for a in answers if a["errors"]]
+    assert refused == [[{"code": "RATE_LIMITED", "field": ["events"]}]] * (4 - 2)
+    async with engine.connect() as conn:
+        kept = await conn.scalar(
+            sa.select(sa.func.count()).where(behaviour_events.c.actor == f"m:{member_id}")
+        )
+    assert kept == MAX_PER_MINUTE // MAX_BATCH * MAX_BATCH
+
+
+async def test_a_member_keeps_only_their_latest_events(
+    client: GraphQLClient, settings: Settings, engine: AsyncEngine
+) -> None:
+    member_id, member = await new_member(settings, engine)
+    ribs_id = await _product_id(engine, "鲜做糖醋排骨")
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    async with engine.begin() as conn:
+        await conn.execute(
+            behaviour_events.insert(),
+            [
+                {
+                    "actor": f"m:{member_id}",
+                    "member_id": member_id,
+                    "client_event_id": f"old-{n:06d}",
+                    "kind": "VIEW_PRODUCT",
+                    "product_id": ribs_id,
+                    "occurred_at": an_hour_ago,
+                    "created_at": an_hour_ago,
+                }
+                for n in range(MAX_KEPT)
+            ],
+        )
+    batch = [_event("FAVOURITE", encode_id("Product", ribs_id)) for _ in range(2)]
+    body = await client.execute(TRACK, {"input": {"events": batch}}, member)
+    assert body["data"]["trackEvents"]["accepted"] == 2
+    async with engine.connect() as conn:
+        kept = set(
+            await conn.scalars(
+                sa.select(behaviour_events.c.client_event_id).where(
+                    behaviour_events.c.actor == f"m:{member_id}"
+                )
+            )
+        )
+    assert len(kept) == MAX_KEPT
+    assert {e["clientEventId"] for e in batch} <= kept
+    assert not {"old-000000", "old-000001"} & kept  # the oldest went
+
+
 async def test_two_builds_at_once_leave_one_whole_model(engine: AsyncEngine) -> None:
-    from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     now = datetime.now(UTC)
@@ -386,6 +521,33 @@ async def test_two_builds_at_once_leave_one_whole_model(engine: AsyncEngine) -> 
     assert first.products == second.products > 50
 
 
+async def test_a_build_forgets_the_rows_a_slower_older_build_wrote_after_its_model_went(
+    engine: AsyncEngine,
+) -> None:
+    from zoneinfo import ZoneInfo
+
+    before = await current_version(engine)
+    assert before is not None
+    # What an older build leaves when a newer one finished first and deleted its model row
+    # while it was still writing: neighbours and popularity of a version no model names.
+    async with engine.begin() as conn:
+        await conn.execute(
+            recommendation_neighbours.insert().values(
+                version=before - 1, product_id=1, rank=0, neighbour_id=2, score=0.5, together=True
+            )
+        )
+        await conn.execute(
+            recommendation_popularity.insert().values(
+                version=before - 1, store_id=1, period="", rank=0, product_id=1, score=1.0
+            )
+        )
+    built = await build_recommendations(engine, datetime.now(UTC), ZoneInfo("Asia/Shanghai"))
+    async with engine.connect() as conn:
+        for table in (recommendation_neighbours, recommendation_popularity):
+            kept = set(await conn.scalars(sa.select(table.c.version).distinct()))
+            assert kept == {built.version}, table.name
+
+
 async def test_the_server_rebuilds_the_model_on_its_schedule_when_asked(
     settings: Settings, engine: AsyncEngine
 ) -> None:
@@ -403,11 +565,34 @@ async def test_the_server_rebuilds_the_model_on_its_schedule_when_asked(
     assert settings.recommendations_rebuild_minutes == 0  # off in the other tests
 
 
+@pytest.fixture
+def empty_database(tmp_path: Path) -> Iterator[str]:
+    with fresh_database(tmp_path) as url:
+        yield url
+
+
+async def test_a_server_on_a_database_no_build_has_reached_builds_at_once(
+    empty_database: str,
+) -> None:
+    from dinegraph.app import create_app
+
+    hourly = make_settings(empty_database, recommendations_rebuild_minutes=60)
+    engine = create_engine(hourly)
+    try:
+        assert await current_version(engine) is None
+        app = create_app(hourly, engine)
+        async with app.router.lifespan_context(app):
+            deadline = asyncio.get_running_loop().time() + 60
+            while await current_version(engine) is None:
+                assert asyncio.get_running_loop().time() < deadline, "no build within 60 s"
+                await asyncio.sleep(0.05)
+    finally:
+        await engine.dispose()
+
+
 async def test_a_build_forgets_events_past_their_retention(engine: AsyncEngine) -> None:
-    from datetime import UTC, datetime, timedelta
     from zoneinfo import ZoneInfo
 
-    from dinegraph.db.tables import behaviour_events
     from dinegraph.domain.behaviour import RETENTION_DAYS
 
     now = datetime.now(UTC)

@@ -542,6 +542,9 @@ class FakeMemberRepository(_Repository):
     async def consume_code(self, code_id: int) -> bool:
         _not_faked("members.consume_code")
 
+    async def take_device_events(self, device_id: str, member_id: int, *, keep: int) -> int:
+        _not_faked("members.take_device_events")
+
     async def add_refresh_token(
         self, *, member_id: int, family: str, token_hash: str, expires_at: datetime
     ) -> None:

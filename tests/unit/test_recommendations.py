@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
 
+from dinegraph.domain.behaviour import Actor
 from dinegraph.domain.catalog import Category, Channel, Product, ProductKind, Store
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.geo import GeoPoint
@@ -25,6 +27,7 @@ from dinegraph.domain.recommendations import (
     Basket,
     Interaction,
     MealPeriod,
+    Model,
     Reason,
     ReasonKind,
     Scene,
@@ -38,6 +41,7 @@ from dinegraph.domain.recommendations import (
     serves,
     weather_reason,
 )
+from dinegraph.domain.services.recommendations import Recommender, recommend_for
 
 NOW = datetime(2026, 12, 2, 4, 0, tzinfo=UTC)
 SOUPS = Category(1, "汤品炖盅", None, 0)
@@ -276,3 +280,50 @@ def test_without_a_store_named_the_nearest_open_store_serving_there_is_chosen() 
         near_small, Channel.PICKUP, here
     )
     assert nearest_serving([near_closed], Channel.PICKUP, here) is None
+
+
+class _SlowSource:
+    """A fake model store whose reads take a moment, counting the model loads."""
+
+    def __init__(self, model: Model) -> None:
+        self.stored = model
+        self.loads = 0
+
+    async def current_version(self) -> int | None:
+        await asyncio.sleep(0.01)
+        return 1
+
+    async def load_model(self, version: int) -> Model:
+        self.loads += 1
+        await asyncio.sleep(0.01)
+        return self.stored
+
+    async def history_of(
+        self, actor: Actor, now: datetime
+    ) -> tuple[list[Basket], list[Interaction]]:
+        return [], []
+
+
+async def test_requests_arriving_while_the_model_loads_wait_for_it_not_for_nothing() -> None:
+    source = _SlowSource(build_model(HISTORY))
+    recommender = Recommender()
+    models = await asyncio.gather(*(recommender.model(source) for _ in range(5)))
+    assert all(m is source.stored for m in models)
+    assert source.loads == 1
+    request = Request(Scene.HOME, 1, MealPeriod.LUNCH, first=3)
+    starting = Recommender()
+    shown = await asyncio.gather(
+        *(
+            recommend_for(
+                request,
+                actor=None,
+                source=source,
+                recommender=starting,
+                available=PRODUCTS,
+                categories=CATEGORIES,
+                now=NOW,
+            )
+            for _ in range(3)
+        )
+    )
+    assert all(len(s) == 3 for s in shown)  # a new server's first visitors see popularity

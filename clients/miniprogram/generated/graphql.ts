@@ -958,6 +958,7 @@ export type RequestLoginCodeMutation = { requestLoginCode: { errors: Array<{ cod
 export type LoginWithSmsCodeMutationVariables = Exact<{
   phone: Scalars['String']['input'];
   code: Scalars['String']['input'];
+  deviceId: InputMaybe<Scalars['String']['input']>;
 }>;
 
 
@@ -966,6 +967,7 @@ export type LoginWithSmsCodeMutation = { login: { token: string | null, refreshT
 export type LoginWithWechatMutationVariables = Exact<{
   code: Scalars['String']['input'];
   phoneCode: InputMaybe<Scalars['String']['input']>;
+  deviceId: InputMaybe<Scalars['String']['input']>;
 }>;
 
 

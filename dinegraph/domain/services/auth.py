@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from dinegraph.domain.behaviour import MAX_KEPT, check_device_id
 from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.errors import DomainError, ErrorCode
 from dinegraph.domain.members import (
@@ -44,6 +45,7 @@ class Session:
     access_token: str
     refresh_token: str
     new_member: bool
+    merged: int = 0  # behaviour events of the device signed in from, now the member's
 
 
 def _code_hash(key: bytes, phone: str, code: str) -> str:
@@ -101,9 +103,18 @@ async def send_login_code(call: OutboundCall, *, sms: SmsSender, now: datetime) 
 
 
 async def login(
-    phone: str, code: str, *, uow: UnitOfWork, auth: AuthConfig, now: datetime
+    phone: str,
+    code: str,
+    *,
+    uow: UnitOfWork,
+    auth: AuthConfig,
+    now: datetime,
+    device_id: str | None = None,
 ) -> Session:
-    """Exchange a valid code for a session; the member is created on first sign-in."""
+    """Exchange a valid code for a session; the member is created on first sign-in. With
+    ``device_id``, the events the visitor reported from that device become the member's in
+    the same transaction."""
+    device = check_device_id(device_id, ["deviceId"])
     phone = check_phone(phone)
     wrong = False
     async with uow:
@@ -122,7 +133,7 @@ async def login(
                 member = await uow.members.add(
                     phone=phone, openid=None, nickname=default_nickname(phone)
                 )
-            session = await _open_session(uow, auth, member, now, new=new)
+            session = await _open_session(uow, auth, member, now, new=new, device=device)
             await uow.commit()
     if wrong:
         raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
@@ -165,8 +176,10 @@ async def login_with_wechat(
     auth: AuthConfig,
     now: datetime,
     phone_code: str | None = None,
+    device_id: str | None = None,
 ) -> Session:
     """Sign in with the mini-program's wx.login code; a phone can be bound now or later.
+    With ``device_id``, the device's behaviour events become the member's, as in ``login``.
 
     ``phone_code`` (from a getPhoneNumber button) gives the member WeChat's verified number.
     WeChat vouches for the number as an SMS code would, so when the number belongs to a
@@ -174,6 +187,7 @@ async def login_with_wechat(
     (and keeps the openid); a number held by another WeChat account is refused (DUPLICATE),
     as ``bindPhone`` refuses it. WeChat is asked before anything is written.
     """
+    device = check_device_id(device_id, ["deviceId"])
     code = clean_text(code, ["code"], max_length=WECHAT_CODE_MAX, required=False)
     if not code:
         raise DomainError(ErrorCode.INVALID_CODE, field=["code"])
@@ -215,7 +229,7 @@ async def login_with_wechat(
             if changed != member:
                 member = changed
                 await uow.members.save_profile(member)
-        session = await _open_session(uow, auth, member, now, new=new)
+        session = await _open_session(uow, auth, member, now, new=new, device=device)
         await uow.commit()
     return session
 
@@ -301,7 +315,14 @@ async def _open_session(
     *,
     new: bool,
     family: str | None = None,
+    device: str | None = None,
 ) -> Session:
+    """A new token pair; signing in from ``device``, the device's events move over with it."""
+    merged = (
+        await uow.members.take_device_events(device, member.id, keep=MAX_KEPT)
+        if device is not None
+        else 0
+    )
     refresh = secrets.token_urlsafe(32)
     await uow.members.add_refresh_token(
         member_id=member.id,
@@ -309,4 +330,4 @@ async def _open_session(
         token_hash=_token_hash(refresh),
         expires_at=now + auth.refresh_ttl,
     )
-    return Session(member, auth.access_tokens.issue(member.id), refresh, new)
+    return Session(member, auth.access_tokens.issue(member.id), refresh, new, merged)

@@ -3,6 +3,7 @@ member's (or device's) profile cached briefly, nothing built on the request path
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -20,7 +21,13 @@ from dinegraph.domain.recommendation_blend import (
     profile_of,
     recommend,
 )
-from dinegraph.domain.recommendations import Basket, Interaction, Model, product_features
+from dinegraph.domain.recommendations import (
+    Basket,
+    Interaction,
+    Model,
+    Scene,
+    product_features,
+)
 
 EMPTY_MODEL = Model(neighbours={}, popularity={})
 
@@ -52,25 +59,37 @@ class Recommender:
         self._model = EMPTY_MODEL
         self._checked_at = -float("inf")
         self._profiles: OrderedDict[str, tuple[float, Profile]] = OrderedDict()
+        self._lock: asyncio.Lock | None = None
 
     async def model(self, source: RecommendationSource) -> Model:
-        now = time.monotonic()
-        if now - self._checked_at >= self.version_check:
-            self._checked_at = now
+        """The newest ready model. Requests that arrive while it is looked up or loaded wait
+        for it (one lookup, one load), rather than rank with the one before, or with nothing
+        on a new server."""
+        if time.monotonic() - self._checked_at < self.version_check:
+            return self._model
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if time.monotonic() - self._checked_at < self.version_check:
+                return self._model  # looked up while this request waited
             version = await source.current_version()
             if version is not None and version != self._version:
                 self._model = await source.load_model(version)
                 self._version = version
+            self._checked_at = time.monotonic()
         return self._model
 
     @property
     def version(self) -> int | None:
         return self._version
 
-    async def profile(self, source: RecommendationSource, actor: Actor, now: datetime) -> Profile:
+    async def profile(
+        self, source: RecommendationSource, actor: Actor, now: datetime, *, fresh: bool = False
+    ) -> Profile:
+        """The actor's profile, from the cache unless ``fresh`` (read again and kept)."""
         key = actor.key
         held = self._profiles.get(key)
-        if held is not None and time.monotonic() - held[0] < self.profile_ttl:
+        if not fresh and held is not None and time.monotonic() - held[0] < self.profile_ttl:
             self._profiles.move_to_end(key)
             return held[1]
         baskets, interactions = await source.history_of(actor, now)
@@ -97,9 +116,17 @@ async def recommend_for(
     now: datetime,
     blend: Blend = BLEND,
 ) -> list[Recommended]:
-    """Recommendations for a member, a device, or nobody (popularity and context alone)."""
+    """Recommendations for a member, a device, or nobody (popularity and context alone).
+
+    The page after an order reads the history afresh: a profile kept from before the order
+    would not know the order it follows."""
     model = await recommender.model(source)
-    profile = await recommender.profile(source, actor, now) if actor is not None else Profile()
+    fresh = request.scene is Scene.ORDER_DONE
+    profile = (
+        await recommender.profile(source, actor, now, fresh=fresh)
+        if actor is not None
+        else Profile()
+    )
     features = {p.id: product_features(p, categories) for p in available.values()}
     if request.product_id is not None and request.product_id not in features:
         features[request.product_id] = frozenset()
