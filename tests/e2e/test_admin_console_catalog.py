@@ -1,7 +1,8 @@
 """The console's product editor and coupon issue jobs in a real Chromium against a real
 `dinegraph serve` (the fixtures of test_admin_console: a demo chain of its own): a product
 made in the editor with two SKUs on one channel is on the mini-program's menu; a coupon
-issued to a segment is followed on the page until the job is DONE and the members hold it.
+issued to a segment is followed live on the page until the job is DONE and the members hold
+it.
 
 Screenshots go under test-output/admin/; every wait is on what the page shows.
 """
@@ -174,10 +175,14 @@ def test_a_coupon_issued_to_a_segment_is_followed_until_done(
 
     page.locator("[data-test=issue-tier]").click()
     page.locator(".el-select-dropdown__item:visible", has_text="普通").first.click()
+    # The job is followed on its feed (couponIssueJobUpdates), not asked for again and again.
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.post_data or "") if r.method == "POST" else None)
     page.locator("[data-test=issue-submit]").click()
     expect(page.locator("[data-test=job-status-0]")).to_have_attribute("data-status", "DONE")
     issued = int(page.locator("[data-test=job-issued-0]").inner_text())
     assert issued >= len(members)
+    assert not [body for body in asked if "CouponIssueJobs" in body]
     _screenshot(page, "coupon-issue")
     # The page remembers the jobs it started when it is opened again.
     page.reload()
