@@ -138,7 +138,7 @@ const words: Record<string, [string, string]> = {
   totalQuantity: ['发放总量', 'Quantity'],
   amountOff: ['减免金额(元)', 'Amount off (¥)'],
   thresholdYuan: ['使用门槛(元)', 'Minimum spend (¥)'],
-  percentOff: ['折扣(%)', 'Percent off'],
+  percentOff: ['优惠比例(% off)', 'Percent off'],
   cap: ['封顶(元)', 'Cap (¥)'],
   validDays: ['领取后有效天数', 'Days valid after claiming'],
   minTier: ['最低等级', 'Minimum tier'],
