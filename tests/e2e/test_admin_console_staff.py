@@ -2,7 +2,7 @@
 fixtures of test_admin_console: a demo chain of its own): a partner key made in the console
 is shown once, works, and stops working when revoked from its row; head office changes an
 account's stores and disables and enables it; anyone signed in changes their own password
-from the header.
+from the header, and turns on two-step sign-in there.
 
 Screenshots go under test-output/admin/; every wait is on what the page or the API shows.
 """
@@ -16,10 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pyotp
 from playwright.sync_api import Browser, Page, expect
 
+from dinegraph.settings import Settings
 from tests.e2e import test_admin_console as console
-from tests.e2e.conftest import PATIENCE_SECONDS
+from tests.e2e.conftest import PATIENCE_SECONDS, ServerClock
 from tests.e2e.test_admin_console import (
     HQ,
     RECORD_SALE,
@@ -27,6 +29,8 @@ from tests.e2e.test_admin_console import (
     STORE_2,
     _gql,
     _hq_headers,
+    _member,
+    _paid_order,
     _screenshot,
     _sign_in,
     _skus,
@@ -40,7 +44,7 @@ page = console.page
 
 STORE_NAMES = "query($a: ID!, $b: ID!) { a: store(id: $a) { name } b: store(id: $b) { name } }"
 LOGIN = """mutation($input: StaffLoginInput!) {
-  staffLogin(input: $input) { accessToken errors { code } } }"""
+  staffLogin(input: $input) { accessToken expiresAt errors { code } } }"""
 CHANGE = """mutation($input: ChangeMyPasswordInput!) {
   changeMyPassword(input: $input) { errors { code } } }"""
 
@@ -228,3 +232,32 @@ def test_a_signed_in_account_changes_its_own_password_from_the_header(
     expect(page).to_have_url(f"{server}/admin/orders")
     assert _login(server, username, "newer-password-2026")["errors"] == []
     assert _login(server, username, password)["errors"] == [{"code": "INVALID_CREDENTIALS"}]
+
+
+def test_an_account_turns_on_two_step_sign_in_from_its_own_page(
+    page: Page, server: str, console_settings: Settings
+) -> None:
+    username, password = _manager(server)
+    _sign_in(page, server, (username, password))
+    page.locator("[data-test=own-password]").click()
+    page.locator("[data-test=totp-begin]").click()
+    shown = page.locator("input[data-test=totp-secret]")
+    expect(shown).to_have_value(re.compile(r"^[A-Z2-7]{16,}$"))
+    secret = shown.input_value()
+    # The server checks the code at its own clock (a demo clock here, started at noon), which
+    # an order it places writes down.
+    clock = ServerClock(_paid_order(server, _member(console_settings), "PICKUP")["placedAt"])
+    page.locator("input[data-test=totp-confirm-code]").fill(pyotp.TOTP(secret).at(clock.now()))
+    page.locator("[data-test=totp-confirm]").click()
+    expect(page.locator("[data-test=totp-on]")).to_be_visible()
+    expect(shown).to_have_count(0)  # the secret is shown while enrolling only
+    _screenshot(page, "two-step")
+    assert _login(server, username, password)["errors"] == [{"code": "TOTP_REQUIRED"}]
+
+    # Signing in again asks for the authenticator's code.
+    page.locator("[data-test=back]").click()
+    page.locator("[data-test=sign-out]").click()
+    page.locator("input[data-test=username]").fill(username)
+    page.locator("input[data-test=password]").fill(password)
+    page.locator("[data-test=sign-in]").click()
+    expect(page.locator("input[data-test=totp]")).to_be_visible()
