@@ -66,8 +66,10 @@ lint: .venv/.synced
 	.venv/bin/ruff format --check dinegraph tests bench migrations
 
 # Strict over dinegraph, tests and bench: the files are listed in pyproject.toml [tool.mypy].
-typecheck: .venv/.synced
+# With npm, the console's TypeScript too (vue-tsc): Vite's build strips types unchecked.
+typecheck: .venv/.synced $(if $(NPM),admin/node_modules/.installed)
 	.venv/bin/mypy
+	$(if $(NPM),cd admin && npm run typecheck --silent)
 
 schema: .venv/.synced
 	.venv/bin/dinegraph export-schema --output schema.graphql

@@ -88,3 +88,14 @@ def routes(settings: Settings) -> list[BaseRoute]:
         Route(PREFIX, redirect, methods=["GET", "HEAD"]),
         Route(PREFIX + "/{path:path}", console, methods=["GET", "HEAD"]),
     ]
+
+
+def announcement(settings: Settings, base_url: str) -> str:
+    """What `serve` says of the console when it starts: where it is, or how to get it."""
+    directory = dist_dir(settings)
+    if (directory / "index.html").is_file():
+        return f"staff console: {base_url}{PREFIX}/"
+    return (
+        f"staff console: not built ({directory} has no index.html): install Node.js with npm, "
+        "then `make run`, or `cd admin && npm ci && npm run build`"
+    )

@@ -63,7 +63,7 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
 ) -> None:
-    """Serve /graphql (HTTP and WebSocket) and /health."""
+    """Serve /graphql (HTTP and WebSocket), the staff console at /admin, and /health."""
     import logging
 
     import uvicorn
@@ -90,6 +90,9 @@ def serve(
     bind_host, bind_port = host or settings.host, port or settings.port
     if not settings.production:
         typer.echo(f"GraphiQL: http://{bind_host}:{bind_port}/graphql")
+    from dinegraph.admin_console import announcement
+
+    typer.echo(announcement(settings, f"http://{bind_host}:{bind_port}"))
     uvicorn.run(
         "dinegraph.app:create_app",
         factory=True,

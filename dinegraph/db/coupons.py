@@ -30,6 +30,7 @@ from dinegraph.domain.coupons import (
     TemplateStatus,
 )
 from dinegraph.domain.pricing import CouponKind, CouponScope
+from dinegraph.domain.stamps import issue_job_stamp
 from dinegraph.domain.supplies import Taken
 from dinegraph.domain.tiers import Tier
 
@@ -284,8 +285,9 @@ def job_of(row: Any) -> IssueJob:
 
 
 class SqlIssueJobRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, moved: set[str] | None = None) -> None:
         self._conn = conn
+        self._moved = moved if moved is not None else set()  # stamps its writes move
 
     async def add(self, template_id: int, segment: Segment) -> IssueJob:
         row = (
@@ -323,6 +325,7 @@ class SqlIssueJobRepository:
         return [int(i) for i in await self._conn.scalars(query)]
 
     async def save(self, job: IssueJob) -> None:
+        self._moved.add(issue_job_stamp(job.id))  # its followers read it again
         await self._conn.execute(
             coupon_issue_jobs.update()
             .where(coupon_issue_jobs.c.id == job.id)

@@ -119,7 +119,7 @@ class SqlUnitOfWork:
         self._conn = conn
         self._moved = set()
         _bind(self, conn, self._moved)
-        self.jobs = SqlIssueJobRepository(conn)
+        self.jobs = SqlIssueJobRepository(conn, self._moved)
         self._pending = []
         self._pending_calls = []
         self._written_calls = []

@@ -40,6 +40,11 @@ def quota_stamp(store_id: int) -> str:
     return f"quota.{store_id}"
 
 
+def issue_job_stamp(job_id: int) -> str:
+    """A coupon issue job's progress: each batch it commits, and its end."""
+    return f"issue_job.{job_id}"
+
+
 def is_quota_stamp(name: str) -> bool:
     """Whether ``name`` is some store's ``quota_stamp``."""
     return name.startswith("quota.")

@@ -1,4 +1,5 @@
-"""The campaign feeds: a group-buy as it fills, and running campaigns' quotas as they sell."""
+"""The campaign feeds: a group-buy as it fills, running campaigns' quotas as they sell, and
+a coupon issue job as it goes."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ import strawberry
 
 from dinegraph.context import Context, FeedSlot
 from dinegraph.domain import campaign_quotas as quotas
-from dinegraph.domain import group_buys
+from dinegraph.domain import coupons, group_buys
 from dinegraph.domain.campaigns import CampaignState
 from dinegraph.resolvers import campaign_quotas as resolve_quotas
 from dinegraph.resolvers import campaigns as resolve
+from dinegraph.resolvers import issue_jobs as resolve_jobs
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.schema.campaigns import CampaignNode, GroupBuyNode
 from dinegraph.schema.catalog import SkuNode, StoreNode, sku_at
+from dinegraph.schema.coupons import CouponIssueJobNode
 from dinegraph.schema.errors import live
 
 Info = strawberry.Info[Context, None]
@@ -101,4 +104,19 @@ class CampaignSubscription:
         async for update in live(
             info, feed, CampaignQuota.of, may_start_empty=True, slot=_by_campaign_at_store
         ):
+            yield update
+
+    @strawberry.subscription(
+        description="A coupon issue job (head office and operators): its progress now, then "
+        "after each batch it commits; its last value is DONE or SOLD_OUT, then it completes."
+    )
+    async def coupon_issue_job_updates(
+        self, info: Info, job_id: strawberry.ID
+    ) -> AsyncGenerator[CouponIssueJobNode, None]:
+        def feed() -> AsyncIterator[coupons.IssueJob]:
+            return resolve_jobs.issue_job_feed(
+                info.context, decode_id(job_id, "CouponIssueJob", ["jobId"])
+            )
+
+        async for update in live(info, feed, CouponIssueJobNode.of):
             yield update

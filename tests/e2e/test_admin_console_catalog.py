@@ -1,8 +1,8 @@
 """The console's product editor and coupon issue jobs in a real Chromium against a real
 `dinegraph serve` (the fixtures of test_admin_console: a demo chain of its own): a product
 made in the editor with two SKUs on one channel is on the mini-program's menu; products
-found by part of a name across categories (`products(query:)`); a coupon
-issued to a segment is followed on the page until the job is DONE and the members hold it.
+found by part of a name across categories (`products(query:)`); a coupon issued to a segment
+is followed live on the page until the job is DONE and the members hold it.
 
 Screenshots go under test-output/admin/; every wait is on what the page shows.
 """
@@ -198,10 +198,14 @@ def test_a_coupon_issued_to_a_segment_is_followed_until_done(
 
     page.locator("[data-test=issue-tier]").click()
     page.locator(".el-select-dropdown__item:visible", has_text="普通").first.click()
+    # The job is followed on its feed (couponIssueJobUpdates), not asked for again and again.
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.post_data or "") if r.method == "POST" else None)
     page.locator("[data-test=issue-submit]").click()
     expect(page.locator("[data-test=job-status-0]")).to_have_attribute("data-status", "DONE")
     issued = int(page.locator("[data-test=job-issued-0]").inner_text())
     assert issued >= len(members)
+    assert not [body for body in asked if "CouponIssueJobs" in body]
     _screenshot(page, "coupon-issue")
     # The page remembers the jobs it started when it is opened again.
     page.reload()
@@ -211,3 +215,29 @@ def test_a_coupon_issued_to_a_segment_is_followed_until_done(
     for member in members:
         wallet = _gql(server, WALLET, {}, member)["viewer"]["member"]["coupons"]["edges"]
         assert [e["node"]["title"] for e in wallet].count(title) == 1
+
+
+def test_a_percent_coupon_reads_as_the_share_it_takes_off(page: Page, server: str) -> None:
+    """percentOff 12 is 8.8折 in Chinese and 12% off in English, never a bare "12%"."""
+    _sign_in(page, server, HQ)
+    page.locator("[data-test=menu-coupons]").click()
+    demo = page.locator(".el-table__row", has_text="预制菜88折")
+    expect(demo).to_contain_text("8.8折")
+    page.locator("[data-test=new-coupon]").click()
+    page.locator("[data-test=coupon-kind]").click()
+    page.locator(".el-select-dropdown__item:visible", has_text="折扣券").first.click()
+    means = page.locator("[data-test=coupon-percent-means]")
+    expect(means).to_have_text("= 9折")  # the form starts at 10% off, not 90
+    percent = _input(page, "coupon-percent")
+    percent.fill("12")
+    percent.press("Tab")
+    expect(means).to_have_text("= 8.8折")
+    _screenshot(page, "coupon-form")
+    page.locator(".el-drawer").get_by_role("button", name="取消").click()
+    expect(means).to_be_hidden()
+    page.locator("[data-test=language] label", has_text="EN").click()
+    expect(demo).to_contain_text("12% off")
+    page.locator("[data-test=new-coupon]").click()
+    page.locator("[data-test=coupon-kind]").click()
+    page.locator(".el-select-dropdown__item:visible", has_text="Percent off").first.click()
+    expect(means).to_have_text("= 10% off")

@@ -11,7 +11,7 @@ import httpx
 
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.settings import Settings
-from tests.e2e.conftest import cli_env, run_cli
+from tests.e2e.conftest import SERVER_LOGS, cli_env, run_cli, running_server
 
 SET_PRICE = """mutation($input: SetStorePriceInput!) {
   setStorePrice(input: $input) { sku { price { fen } } errors { code } }
@@ -212,3 +212,26 @@ def test_a_revoked_api_key_and_a_disabled_staff_account_stop_working(
     while _answers(live_server, staff) != 200:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_serve_says_where_the_console_is_or_how_to_build_it(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Without npm, `make run` builds no console: the server still serves the API, and says
+    in its output, as on /admin, how to get the console."""
+    unbuilt = tmp_path / "unbuilt"
+    with running_server(settings, DINEGRAPH_ADMIN_DIST=str(unbuilt)) as url:
+        said = SERVER_LOGS[url].read_text()
+        page = httpx.get(f"{url}/admin/stock", timeout=10)
+        api = httpx.post(f"{url}/graphql", json={"query": "{ __typename }"}, timeout=10)
+    assert f"staff console: not built ({unbuilt}" in said
+    assert "npm ci && npm run build" in said and "make run" in said
+    assert "make run" in page.text and "npm" in page.text
+    assert api.json()["data"] == {"__typename": "Query"}
+
+    built = tmp_path / "built"
+    built.mkdir()
+    (built / "index.html").write_text("<!doctype html><title>console</title>")
+    with running_server(settings, DINEGRAPH_ADMIN_DIST=str(built)) as url:
+        said = SERVER_LOGS[url].read_text()
+    assert f"staff console: {url}/admin/" in said

@@ -1,12 +1,12 @@
 """Issuing a coupon to a segment: a member gets at most one coupon of a job whatever happens
 to it (two runners at once, a crash in the middle of a batch and the job resumed at start),
-and the job counts what it did."""
+the job counts what it did, and each batch it commits tells whoever follows it."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.db.tables import coupon_templates, coupons, members
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.coupons import IssueJob, JobStatus, Segment
+from dinegraph.domain.events import Event
 from dinegraph.domain.identity import StaffRole, StaffViewer
 from dinegraph.domain.services.coupons import (
     IssueToSegment,
@@ -22,6 +23,7 @@ from dinegraph.domain.services.coupons import (
     run_issue_job,
     start_issue_job,
 )
+from dinegraph.domain.stamps import ReadsChanged, issue_job_stamp
 from dinegraph.resolvers.ids import decode_id, encode_id
 from tests.conftest import Credentials, GraphQLClient
 
@@ -223,3 +225,36 @@ async def test_a_job_reports_its_total_as_it_goes(
     done = (await gql.execute(JOB, {"id": node}, credentials.operator))["data"]["node"]
     assert done["status"] == "DONE"
     assert done["total"] == done["issued"] + done["skipped"] == queued["total"]
+
+
+class _HeardSink:
+    """The news each commit of a unit sends: what a process's broker would carry."""
+
+    def __init__(self) -> None:
+        self.heard: list[tuple[str, ...]] = []
+
+    async def publish_in_transaction(self, conn: object, events: Sequence[Event]) -> object:
+        return None
+
+    async def publish_after_commit(self, events: Sequence[Event], receipt: object) -> None:
+        self.heard.extend(e.stamps for e in events if isinstance(e, ReadsChanged))
+
+    def moved_here(self, change: ReadsChanged) -> None:
+        pass
+
+
+async def test_each_batch_a_job_commits_tells_its_followers(
+    gql: GraphQLClient, credentials: Credentials, engine: AsyncEngine
+) -> None:
+    """couponIssueJobUpdates reads the job again when its stamp moves: every batch moves it."""
+    now = datetime(1988, 3, 1, tzinfo=UTC)
+    await dormant_members(engine, 7, now - timedelta(days=60))
+    job = await new_job(engine, await template_for_two(gql, credentials))
+    sink = _HeardSink()
+    done = await run_issue_job(
+        job.id, new_uow=lambda: SqlUnitOfWork(engine, sink), now=now, batch=3
+    )
+    assert done.status is JobStatus.DONE and done.issued >= 7
+    # Full batches of 3, then a short one that ends it: each committed with the job's stamp.
+    batches = (done.issued + done.skipped) // 3 + 1
+    assert [issue_job_stamp(job.id) in stamps for stamps in sink.heard] == [True] * batches

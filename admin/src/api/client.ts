@@ -130,6 +130,10 @@ export function fieldErrors(errors: UserError[]): Record<string, string> {
   return found
 }
 
+/** An idempotency key. crypto.randomUUID exists only on https and localhost; a console opened
+ * by a store's LAN address over http still makes its keys from the same random source. */
 export function newKey(prefix: string): string {
-  return `${prefix}-${crypto.randomUUID()}`
+  if (typeof crypto.randomUUID === 'function') return `${prefix}-${crypto.randomUUID()}`
+  const hex = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('')
+  return `${prefix}-${hex}`
 }

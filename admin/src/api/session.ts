@@ -185,6 +185,32 @@ const CHANGE_PASSWORD = `mutation ChangeMyPassword($input: ChangeMyPasswordInput
   changeMyPassword(input: $input) { ${STAFF} errors { code field message } }
 }`
 
+// Two-step sign-in (TOTP) of the signed-in account: begin shows a secret once, a code from
+// the authenticator turns it on; the password turns it off.
+const BEGIN_TOTP = `mutation BeginTotpEnrolment { beginTotpEnrolment { secret uri errors { code field message } } }`
+const CONFIRM_TOTP = `mutation ConfirmTotpEnrolment($input: ConfirmTotpEnrolmentInput!) {
+  confirmTotpEnrolment(input: $input) { ${STAFF} errors { code field message } }
+}`
+const DISABLE_TOTP = `mutation DisableTotp($input: DisableTotpInput!) {
+  disableTotp(input: $input) { ${STAFF} errors { code field message } }
+}`
+
+export async function beginTotp(): Promise<{ secret: string | null; uri: string | null; errors: UserError[] }> {
+  return (await gql<{ beginTotpEnrolment: { secret: string | null; uri: string | null; errors: UserError[] } }>(BEGIN_TOTP)).beginTotpEnrolment
+}
+
+async function totpChange(document: string, name: string, input: Record<string, string>): Promise<UserError[]> {
+  const data = await gql<Record<string, { staff: StaffInfo | null; errors: UserError[] }>>(document, { input })
+  const answer = data[name]
+  if (!answer.errors.length && answer.staff) {
+    session.staff = answer.staff
+    persist()
+  }
+  return answer.errors
+}
+export const confirmTotp = (code: string) => totpChange(CONFIRM_TOTP, 'confirmTotpEnrolment', { code })
+export const disableTotp = (password: string) => totpChange(DISABLE_TOTP, 'disableTotp', { password })
+
 /** The signed-in account's own password; a temporary one stops being asked for. */
 export async function changeMyPassword(currentPassword: string, newPassword: string): Promise<UserError[]> {
   const data = await gql<{ changeMyPassword: { staff: StaffInfo | null; errors: UserError[] } }>(CHANGE_PASSWORD, {
