@@ -133,10 +133,7 @@ async def recommendations(
 async def track(ctx: Context, cmd: TrackEvents) -> Tracked:
     member_id = _member_id(ctx)
     tracked = await track_events(cmd, log=ctx.behaviour_log(), member_id=member_id, now=ctx.now())
-    # The history changed: the next recommendations read it afresh.
-    ctx.services.recommender.forget(Actor(member_id, cmd.device_id))
-    if cmd.device_id is not None:
-        ctx.services.recommender.forget(Actor(None, cmd.device_id))
+    ctx.services.recommender.histories_changed(member_id, cmd.device_id)
     return tracked
 
 

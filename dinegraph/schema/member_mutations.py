@@ -9,7 +9,6 @@ import strawberry
 
 from dinegraph.context import Context
 from dinegraph.domain import members as domain
-from dinegraph.domain.behaviour import Actor
 from dinegraph.domain.catalog import UNSET, Unset
 from dinegraph.domain.geo import GeoPoint as DomainPoint
 from dinegraph.domain.services import auth
@@ -120,9 +119,8 @@ async def _login_payload(
 ) -> LoginPayload:
     if session is None:
         return LoginPayload(token=None, refresh_token=None, member=None, errors=errors)
-    if session.merged:  # both histories changed: 猜你喜欢 reads them afresh
-        info.context.services.recommender.forget(Actor(session.member.id, None))
-        info.context.services.recommender.forget(Actor(None, device_id))
+    if session.merged:  # the device's events became the member's
+        info.context.services.recommender.histories_changed(session.member.id, device_id)
     found = await resolve.signed_in_member(info.context, session.member.id)
     return LoginPayload(
         token=session.access_token,

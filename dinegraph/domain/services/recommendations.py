@@ -104,6 +104,14 @@ class Recommender:
         """The actor's history changed (cleared, merged): read it afresh next time."""
         self._profiles.pop(actor.key, None)
 
+    def histories_changed(self, member_id: int | None, device_id: str | None) -> None:
+        """Events were recorded for a member or a device, or a device's were taken over by
+        the member: each history is read afresh next time."""
+        if member_id is not None:
+            self.forget(Actor(member_id, None))
+        if device_id is not None:
+            self.forget(Actor(None, device_id))
+
 
 async def recommend_for(
     request: Request,
