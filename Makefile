@@ -58,8 +58,12 @@ admin/dist/index.html: admin/node_modules/.installed $(ADMIN_SOURCES)
 
 run: $(ADMIN_BUILD)
 
+# Test files run side by side in TEST_WORKERS processes (pytest-xdist), a file to one worker so
+# that its servers and fixtures stay together; TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
+
 test: .venv/.synced $(CLIENT_PACKAGES) $(GRAPHIQL_PACKAGES) $(ADMIN_BUILD)
-	.venv/bin/pytest $(PYTEST_ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: .venv/.synced
 	.venv/bin/ruff check dinegraph tests bench migrations

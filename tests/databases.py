@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -24,7 +25,21 @@ SKIP_POSTGRES_REASON = (
     "PostgreSQL tests need DINEGRAPH_TEST_DATABASE_URL, "
     "e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test (CI sets it)"
 )
-REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
+
+
+def _redis_of_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist, worker ``gwN`` uses Redis database (given + N). The broker keeps
+    deployments on different databases apart (pub/sub ignores the number, the channels do
+    not), so one worker's servers never hear another's events on the same store."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+REDIS_URL = _redis_of_this_worker(os.environ.get("DINEGRAPH_TEST_REDIS_URL"))
 
 
 def broker_url(settings: Settings, kind: str) -> str:

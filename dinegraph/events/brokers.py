@@ -156,6 +156,15 @@ class Outbox(Protocol):
         ...
 
 
+def redis_channel_prefix(url: str) -> str:
+    """The channels of a Redis URL's deployment: ``dinegraph.`` on database 0, and
+    ``dinegraph.<n>.`` on database n. Pub/sub ignores the database number, so two deployments
+    kept apart on one Redis by it (staging on /1, production on /0) would otherwise hear
+    each other's events."""
+    database = int(aioredis.connection.parse_url(url).get("db", 0) or 0)
+    return f"dinegraph.{database}." if database else "dinegraph."
+
+
 class RedisBroker(Broker):
     """Redis pub/sub through a transactional outbox.
 
@@ -173,6 +182,7 @@ class RedisBroker(Broker):
         self._outbox = outbox
         self._sealer = sealer
         self._redis = aioredis.from_url(url)
+        self._prefix = redis_channel_prefix(url)
         self._pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -206,7 +216,7 @@ class RedisBroker(Broker):
     async def _publish(self, messages: Sequence[tuple[str, bytes | str]]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for topic, payload in messages:
-                pipe.publish(_pg_channel(topic), payload)
+                pipe.publish(self._prefix + topic, payload)
             await pipe.execute()
 
     async def _relay(self) -> None:
@@ -240,12 +250,12 @@ class RedisBroker(Broker):
             channel = channel.decode() if isinstance(channel, bytes) else channel
             try:
                 event = decode(message["data"], self._sealer)
-                self.hub.deliver(channel.removeprefix("dinegraph."), event)
+                self.hub.deliver(channel.removeprefix(self._prefix), event)
             except Exception:
                 log.exception("bad message on %s", channel)
 
     async def _listen(self, topic: str) -> None:
-        await self._pubsub.subscribe(_pg_channel(topic))
+        await self._pubsub.subscribe(self._prefix + topic)
         if self._pubsub.connection is not None:
             # Called on every reconnect (redis-py reconnects and subscribes again by itself):
             # what was published meanwhile was missed.
@@ -255,7 +265,7 @@ class RedisBroker(Broker):
         self.hub.lost()
 
     async def _unlisten(self, topic: str) -> None:
-        await self._pubsub.unsubscribe(_pg_channel(topic))
+        await self._pubsub.unsubscribe(self._prefix + topic)
 
 
 def create_broker(url: str, outbox: Outbox, sealer: Sealer) -> Broker:

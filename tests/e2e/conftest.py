@@ -102,46 +102,54 @@ def running_server(settings: Settings, *, port: int | None = None, **env: str) -
 
     Given the port of a server that has stopped, it restarts it where its clients reconnect.
     It is yielded once /health answers; a server that exits first, or is not up within
-    PATIENCE_SECONDS, fails the test with its log.
+    PATIENCE_SECONDS, fails the test with its log. A free port another test process took
+    between our look and the server's bind is given up for another one.
     """
-    port = port or free_port()
-    log = Path(tempfile.mkstemp(prefix="dinegraph-serve-", suffix=".log")[1])
-    output = log.open("w")
-    process = subprocess.Popen(
-        [DINEGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=cli_env(settings, PYTHONUNBUFFERED="1", **env),
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    SERVER_LOGS[url] = log
-    try:
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(
-                    f"dinegraph serve exited ({process.returncode}) before it was up:\n"
-                    f"{log.read_text()}"
-                )
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(
-                    f"dinegraph serve was not up within {PATIENCE_SECONDS:.0f} s "
-                    f"(DINEGRAPH_TEST_PATIENCE_SECONDS):\n{log.read_text()}"
-                )
-            time.sleep(0.2)
-        yield url
-    finally:
-        stop(process)
-        output.close()
-        SERVER_LOGS.pop(url, None)
-        log.unlink(missing_ok=True)
+    for attempt in range(3):
+        chosen = port or free_port()
+        log = Path(tempfile.mkstemp(prefix="dinegraph-serve-", suffix=".log")[1])
+        output = log.open("w")
+        process = subprocess.Popen(
+            [DINEGRAPH, "serve", "--host", "127.0.0.1", "--port", str(chosen)],
+            env=cli_env(settings, PYTHONUNBUFFERED="1", **env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        url = f"http://127.0.0.1:{chosen}"
+        SERVER_LOGS[url] = log
+        try:
+            if _up(process, url, log, port_taken_is_fatal=port is not None or attempt == 2):
+                yield url
+                return
+        finally:
+            stop(process)
+            output.close()
+            SERVER_LOGS.pop(url, None)
+            log.unlink(missing_ok=True)
+
+
+def _up(process: subprocess.Popen[Any], url: str, log: Path, *, port_taken_is_fatal: bool) -> bool:
+    """Whether the server answers /health; False when its port was taken (to try another)."""
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None:
+            output = log.read_text()
+            if "address already in use" in output and not port_taken_is_fatal:
+                return False
+            pytest.fail(f"dinegraph serve exited ({process.returncode}) early:\n{output}")
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(
+                f"dinegraph serve was not up within {PATIENCE_SECONDS:.0f} s "
+                f"(DINEGRAPH_TEST_PATIENCE_SECONDS):\n{log.read_text()}"
+            )
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,11 @@ committed purchase, and see the campaign end; staff of another store are refused
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db import identity as identity_db
@@ -18,7 +16,7 @@ from dinegraph.resolvers.ids import encode_id
 from dinegraph.security import issue_staff_token
 from dinegraph.settings import Settings
 from tests.conftest import Credentials
-from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON
+from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON, broker_url
 from tests.e2e.conftest import running_server
 from tests.shop import BUY_FLASH, CREATE_CAMPAIGN, campaign_input, new_member, new_shop, new_sku
 from tests.wsclient import Session, session
@@ -178,25 +176,13 @@ async def test_a_manager_of_another_store_is_refused_the_stores_quotas(
         assert refused["payload"]["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
 
 
-REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
-
-
 @pytest.mark.postgres
 @pytest.mark.skipif(not ON_POSTGRES, reason=SKIP_POSTGRES_REASON)
 @pytest.mark.parametrize("broker", ["postgres", "redis"])
 async def test_a_purchase_through_process_a_moves_the_quota_followed_on_process_b(
     settings: Settings, credentials: Credentials, engine: AsyncEngine, broker: str
 ) -> None:
-    if broker == "postgres":
-        url = (
-            make_url(settings.database_url)
-            .set(drivername="postgres")
-            .render_as_string(hide_password=False)
-        )
-    elif REDIS_URL:
-        url = REDIS_URL
-    else:
-        pytest.skip("the redis broker test needs DINEGRAPH_TEST_REDIS_URL (CI sets it)")
+    url = broker_url(settings, broker)
     with (
         running_server(settings, DINEGRAPH_BROKER_URL=url) as a,
         running_server(settings, DINEGRAPH_BROKER_URL=url) as b,

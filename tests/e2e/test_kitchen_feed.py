@@ -17,9 +17,8 @@ from dinegraph.domain.identity import StaffRole
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.security import issue_staff_token, new_api_key
 from dinegraph.settings import Settings
-from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON
+from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON, broker_url
 from tests.e2e.conftest import running_server
-from tests.e2e.test_many_processes import _broker_url
 from tests.integration.test_kitchen import new_kitchen_menu
 from tests.shop import PAY, PLACE, line, new_member, new_shop, next_noon, place_input
 from tests.wsclient import session
@@ -66,7 +65,7 @@ async def test_a_station_screen_receives_the_ticket_when_an_order_is_accepted(
 async def test_an_order_accepted_through_process_a_reaches_a_screen_on_process_b(
     settings: Settings, engine: AsyncEngine, broker: str
 ) -> None:
-    url = _broker_url(settings, broker)
+    url = broker_url(settings, broker)
     with (
         running_server(settings, DINEGRAPH_BROKER_URL=url) as a,
         running_server(settings, DINEGRAPH_BROKER_URL=url) as b,

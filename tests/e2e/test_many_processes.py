@@ -3,24 +3,19 @@ the subscribers of the other."""
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.resolvers.ids import encode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials
-from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON
+from tests.databases import ON_POSTGRES, SKIP_POSTGRES_REASON, broker_url
 from tests.e2e.conftest import running_server
 from tests.e2e.test_order_contract import ORDER_UPDATES, _delivery_skus, _gql, _place_input
 from tests.e2e.test_stock_feed import STORE, _restock, _sell
 from tests.shop import PAY, PLACE, new_member, next_noon
 from tests.wsclient import session
-
-REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
 
 pytestmark = [
     pytest.mark.postgres,
@@ -28,23 +23,11 @@ pytestmark = [
 ]
 
 
-def _broker_url(settings: Settings, kind: str) -> str:
-    if kind == "postgres":
-        return (
-            make_url(settings.database_url)
-            .set(drivername="postgres")
-            .render_as_string(hide_password=False)
-        )
-    if not REDIS_URL:
-        pytest.skip("the redis broker test needs DINEGRAPH_TEST_REDIS_URL (CI sets it)")
-    return REDIS_URL
-
-
 @pytest.mark.parametrize("broker", ["postgres", "redis"])
 async def test_a_sale_through_process_a_reaches_a_subscriber_of_process_b(
     settings: Settings, credentials: Credentials, engine: AsyncEngine, broker: str
 ) -> None:
-    url = _broker_url(settings, broker)
+    url = broker_url(settings, broker)
     sku = encode_id("Sku", 130)
     query = """subscription($s: ID!, $k: [ID!]) {
         stockChanged(storeId: $s, skuIds: $k) { available version } }"""

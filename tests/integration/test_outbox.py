@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import sqlalchemy as sa
@@ -14,11 +14,11 @@ from dinegraph.db.engine import WRITE
 from dinegraph.db.outbox import SqlOutbox
 from dinegraph.db.personal import event_sealer
 from dinegraph.db.tables import event_outbox
+from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.stock import StockChanged
 from dinegraph.events.brokers import RedisBroker
 from dinegraph.events.codec import encode, stock_topic
-
-REDIS_URL = os.environ.get("DINEGRAPH_TEST_REDIS_URL")
+from tests.databases import REDIS_URL
 
 pytestmark = pytest.mark.skipif(
     not REDIS_URL,
@@ -62,8 +62,6 @@ async def test_the_relay_publishes_what_a_dead_process_left_in_the_outbox(
 
 async def test_events_published_after_commit_leave_the_outbox_empty(engine: AsyncEngine) -> None:
     assert REDIS_URL
-    from dinegraph.db.uow import SqlUnitOfWork
-
     broker = RedisBroker(REDIS_URL, SqlOutbox(engine), event_sealer(engine))
     await broker.start()
     try:
@@ -88,3 +86,35 @@ async def test_events_published_after_commit_leave_the_outbox_empty(engine: Asyn
             await asyncio.wait_for(box.take(), 0.5)
     finally:
         await broker.stop()
+
+
+async def test_deployments_on_two_redis_databases_do_not_hear_each_other(
+    engine: AsyncEngine,
+) -> None:
+    """Pub/sub ignores Redis's database number; the broker's channels carry it, so staging on
+    one database and production on another of the same Redis keep their events apart."""
+    assert REDIS_URL
+    parts = urlsplit(REDIS_URL)
+    other = urlunsplit(parts._replace(path=f"/{(int(parts.path.strip('/') or 0) + 8) % 16}"))
+    here = RedisBroker(REDIS_URL, SqlOutbox(engine), event_sealer(engine))
+    there = RedisBroker(other, SqlOutbox(engine), event_sealer(engine))
+    await here.start()
+    await there.start()
+    try:
+        heard_here = await here.hub.join([stock_topic(779)])
+        heard_there = await there.hub.join([stock_topic(779)])
+        await asyncio.sleep(0.2)  # let the subscriptions reach Redis
+        ours = StockChanged(store_id=779, sku_id=7, available=4, sold_out=False, version=1)
+        theirs = StockChanged(store_id=779, sku_id=7, available=9, sold_out=False, version=2)
+        for broker, event in ((here, ours), (there, theirs)):
+            async with SqlUnitOfWork(engine, events=broker) as uow:
+                uow.record(event)
+                await uow.commit()
+        assert await asyncio.wait_for(heard_here.take(), 5) == [ours]
+        assert await asyncio.wait_for(heard_there.take(), 5) == [theirs]
+        for box in (heard_here, heard_there):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(box.take(), 0.5)
+    finally:
+        await here.stop()
+        await there.stop()
