@@ -59,11 +59,13 @@ admin/dist/index.html: admin/node_modules/.installed $(ADMIN_SOURCES)
 run: $(ADMIN_BUILD)
 
 # Test files run side by side in TEST_WORKERS processes (pytest-xdist), a file to one worker so
-# that its servers and fixtures stay together; TEST_WORKERS=0 runs everything in this process.
+# that its servers and fixtures stay together, in the order they are collected (the end-to-end
+# files first, on a demo database other tests have not yet changed, as in one process; each
+# worker has its own databases and Redis channels). TEST_WORKERS=0 runs everything in-process.
 TEST_WORKERS ?= 2
 
 test: .venv/.synced $(CLIENT_PACKAGES) $(GRAPHIQL_PACKAGES) $(ADMIN_BUILD)
-	.venv/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: .venv/.synced
 	.venv/bin/ruff check dinegraph tests bench migrations

@@ -74,13 +74,13 @@ async def _gql(
     return data
 
 
-async def _delivery_skus(client: httpx.AsyncClient) -> list[str]:
-    """Dishes store 1 sells for delivery, made to order (no stock to run out)."""
+async def _delivery_skus(client: httpx.AsyncClient, channel: str = "DELIVERY") -> list[str]:
+    """Dishes store 1 sells for delivery (or ``channel``), made to order (no stock to run out)."""
     data = await _gql(
         client,
-        """query($s: ID!) { menu(storeId: $s, channel: DELIVERY) {
+        """query($s: ID!, $c: Channel!) { menu(storeId: $s, channel: $c) {
             categories { products { skus { id stock { available soldOut } } } } } }""",
-        {"s": encode_id("Store", 1)},
+        {"s": encode_id("Store", 1), "c": channel},
         {},
     )
     return [

@@ -83,7 +83,7 @@ async def test_orders_of_every_channel_appear_on_one_store_feed(
         session(board_server, {"authorization": staff}) as board,
     ):
         await board.subscribe(BOARD, {"storeId": STORE})
-        sku = (await _delivery_skus(client))[0]
+        sku = (await _delivery_skus(client, "PICKUP"))[0]
         # A pickup at the store (delivery would be routed: a store busy with other tests'
         # orders may lose it to another).
         place = {

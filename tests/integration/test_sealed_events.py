@@ -17,7 +17,7 @@ from dinegraph.db.outbox import SqlOutbox
 from dinegraph.db.personal import EventSealer, PersonalCipher, event_sealer
 from dinegraph.domain.delivery import DeliveryChanged
 from dinegraph.domain.events import Event
-from dinegraph.events.brokers import PostgresBroker, RedisBroker
+from dinegraph.events.brokers import PostgresBroker, RedisBroker, redis_channel_prefix
 from dinegraph.events.codec import courier_topic, decode, encode
 from dinegraph.settings import Settings
 from tests.databases import broker_url
@@ -87,7 +87,7 @@ async def test_the_rider_crosses_the_broker_sealed(
         else:
             spy = aioredis.from_url(url)
             pubsub = spy.pubsub(ignore_subscribe_messages=True)
-            await pubsub.subscribe(f"dinegraph.{topic}")
+            await pubsub.subscribe(redis_channel_prefix(url) + topic)
         await asyncio.sleep(0.2)  # the subscriptions reach the broker
         event = _changed(order_id)
         async with engine.connect() as conn:
