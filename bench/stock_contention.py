@@ -517,8 +517,8 @@ async def measure(
     engine = demo.engine()
     pool: asyncpg.Pool | None = None
     if demo.postgres:
-        # As many connections as the product's pool may open (pool_size + max_overflow).
-        size = 2 * Settings().database_pool_size
+        # As many connections as the product's pool holds.
+        size = Settings().database_pool_size
         dsn = make_url(demo.url).set(drivername="postgresql")
         pool = await asyncpg.create_pool(
             dsn.render_as_string(hide_password=False), min_size=size, max_size=size

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # SQLite connections per process, none beyond: each is a thread of aiosqlite's with a
     # page cache of its own, and a few hot ones serve more reads than many cold ones.
     sqlite_pool_size: int = Field(default=3, ge=1)
-    database_pool_size: int = 10
+    database_pool_size: int = Field(default=10, ge=1)
 
     # How long a process refuses a quota, coupon template or shelf it knows is gone
     # without asking the database again (forgotten at once when units come back); 0: no board.

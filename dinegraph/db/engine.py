@@ -77,8 +77,12 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     else:
         engine = create_async_engine(
             url,
+            # A fixed pool: a request beyond it waits for a connection (as on SQLite) rather
+            # than opening one that is closed again when it is returned. Under a burst, that
+            # overflow opened and closed hundreds of connections a second, each a new
+            # PostgreSQL backend and an asyncpg handshake (BENCHMARKS.md, Stock contention).
             pool_size=settings.database_pool_size,
-            max_overflow=settings.database_pool_size,
+            max_overflow=0,
             # No pre-ping: it costs a round trip per checkout; stale connections are
             # recycled instead and a failed statement raises as usual.
             pool_recycle=1800,

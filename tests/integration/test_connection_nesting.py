@@ -1,6 +1,7 @@
-"""SQLite's pool has no overflow (``DINEGRAPH_SQLITE_POOL_SIZE``): a request beyond it waits
-for a connection. That is safe only while no task holds a connection and waits for another;
-on a pool of one, such a task would wait for itself. The busy paths run here on one."""
+"""The pools have no overflow (``DINEGRAPH_SQLITE_POOL_SIZE``, ``DINEGRAPH_DATABASE_POOL_SIZE``):
+a request beyond them waits for a connection. That is safe only while no task holds a
+connection and waits for another; on a pool of one, such a task would wait for itself. The
+busy paths run here on one, on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,22 +9,16 @@ import asyncio
 import uuid
 from typing import Any
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db.engine import create_engine
 from dinegraph.settings import Settings
 from tests.conftest import Credentials
-from tests.databases import ON_POSTGRES
 from tests.integration.test_read_cache import MENU, RECORD_SALE
 from tests.integration.test_recommendations import RECOMMEND
 from tests.integration.test_search import SEARCH
 from tests.integration.test_write_statements import PLACE
 from tests.shop import line, new_member, new_shop, new_sku, place_input, shop_client
-
-pytestmark = pytest.mark.skipif(
-    ON_POSTGRES, reason="SQLite's pool only: PostgreSQL's pool has an overflow"
-)
 
 STORES = "{ stores(first: 5) { edges { node { id name isOpen } } } }"
 CAMPAIGNS = "query($store: ID!) { campaigns(storeId: $store) { id name state } }"
@@ -39,7 +34,7 @@ async def test_the_busy_paths_run_on_a_pool_of_one_connection(
     store = shop.store()
     sku = await new_sku(engine, price_fen=1800, stock={store_id: 500})
     _, member = await new_member(settings, engine)
-    one = settings.model_copy(update={"sqlite_pool_size": 1})
+    one = settings.model_copy(update={"sqlite_pool_size": 1, "database_pool_size": 1})
     small = create_engine(one)
     assert small.pool.size() == 1 and small.pool._max_overflow == 0  # type: ignore[attr-defined]
     try:
