@@ -99,6 +99,16 @@ def stop(process: subprocess.Popen[Any]) -> None:
 @contextmanager
 def running_server(settings: Settings, *, port: int | None = None, **env: str) -> Iterator[str]:
     """A `dinegraph serve` process on a loopback port (a free one unless given); stopped on exit.
+    Its URL is yielded (``server_process`` yields the process too)."""
+    with server_process(settings, port=port, **env) as (url, _):
+        yield url
+
+
+@contextmanager
+def server_process(
+    settings: Settings, *, port: int | None = None, **env: str
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A `dinegraph serve` process and its URL; stopped on exit (a test may kill it first).
 
     Given the port of a server that has stopped, it restarts it where its clients reconnect.
     It is yielded once /health answers; a server that exits first, or is not up within
@@ -120,7 +130,7 @@ def running_server(settings: Settings, *, port: int | None = None, **env: str) -
         SERVER_LOGS[url] = log
         try:
             if _up(process, url, log, port_taken_is_fatal=port is not None or attempt == 2):
-                yield url
+                yield url, process
                 return
         finally:
             stop(process)

@@ -4,13 +4,10 @@ dispatched a delivery and before 达达 took the order; restarted, it places it,
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from contextlib import suppress
 from typing import Any
 
 import httpx
@@ -22,7 +19,7 @@ from dinegraph.db.tables import deliveries, outbound_calls, stores
 from dinegraph.resolvers.ids import decode_id
 from dinegraph.settings import Settings
 from tests.conftest import Credentials
-from tests.e2e.conftest import DINEGRAPH, PATIENCE_SECONDS, cli_env, free_port
+from tests.e2e.conftest import PATIENCE_SECONDS, free_port, server_process
 from tests.e2e.test_order_contract import _delivery_skus, _gql, _place_input
 from tests.fakes.dada import FakeDada
 from tests.shop import PAY, PLACE, new_member, next_noon
@@ -32,51 +29,6 @@ mutation Move($input: UpdateOrderStatusInput!) {
   updateOrderStatus(input: $input) { order { status } errors { code } }
 }
 """
-
-
-@contextmanager
-def serve(settings: Settings, port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """A `dinegraph serve` process, yielded once /health answers; killed on exit."""
-    log = Path(tempfile.mkstemp(prefix="dinegraph-calls-", suffix=".log")[1])
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [DINEGRAPH, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=cli_env(settings, PYTHONUNBUFFERED="1", **env),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            wait_for(
-                lambda: _healthy(port) or process.poll() is not None,
-                f"the server on {port} to start",
-                log,
-            )
-            if process.poll() is not None:
-                pytest.fail(f"dinegraph serve exited ({process.returncode}):\n{log.read_text()}")
-            yield process
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait()
-            log.unlink(missing_ok=True)
-
-
-def _healthy(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def wait_for(done: Any, what: str, log: Path | None = None) -> None:
-    """Poll ``done()`` until it is true; fail after PATIENCE_SECONDS."""
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while not done():
-        if time.monotonic() > deadline:
-            detail = log.read_text() if log is not None and log.exists() else ""
-            pytest.fail(f"waited {PATIENCE_SECONDS:.0f} s for {what}\n{detail}")
-        time.sleep(0.1)
 
 
 async def call_row(engine: AsyncEngine, key: str) -> Any:
@@ -124,8 +76,7 @@ async def test_a_dispatch_killed_after_commit_is_made_after_restart_once(
     staff = credentials.hq_admin
     _, member = await new_member(settings, engine)
     dada.hold_next_order(placed=placed_before_kill)
-    with serve(settings, port, env) as first:
-        url = f"http://127.0.0.1:{port}"
+    with server_process(settings, port=port, **env) as (url, first):
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
             sku = (await _delivery_skus(client))[0]
             key = f"e2e-calls-{placed_before_kill}-{time.time_ns()}"
@@ -173,7 +124,7 @@ async def test_a_dispatch_killed_after_commit_is_made_after_restart_once(
             assert await asyncio.to_thread(dada.abandoned.wait, PATIENCE_SECONDS)
             assert dada.placed() == ([origin] if placed_before_kill else [])
 
-            with serve(settings, port, env):
+            with server_process(settings, port=port, **env):
                 # Once the dead process's lease has run out, the sweep takes the call up.
                 deadline = time.monotonic() + PATIENCE_SECONDS
                 while (await call_row(engine, origin)).status != "DONE":
