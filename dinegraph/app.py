@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dinegraph import admin_console, graphiql
 from dinegraph.carrier_callbacks import dada_callback, sf_callback
+from dinegraph.collector import tune_collector
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.calls import SqlCallStore
@@ -404,6 +405,16 @@ async def check_store_platforms(settings: Settings, engine: AsyncEngine) -> None
     if settings.production:
         raise ConfigurationError(f"production refuses to start: {problem}")
     log.warning("development couriers carry for these stores: %s", problem)
+
+
+def serve_app() -> Starlette:
+    """The app of a ``dinegraph serve`` process, each worker's: :func:`create_app` on the
+    environment's settings, then the collector set for a long-lived server (what start-up
+    made frozen, the young generation collected less often)."""
+    settings = get_settings()
+    app = create_app(settings)
+    tune_collector(settings.gc_young_threshold)
+    return app
 
 
 def create_app(

@@ -94,7 +94,7 @@ def serve(
 
     typer.echo(announcement(settings, f"http://{bind_host}:{bind_port}"))
     uvicorn.run(
-        "dinegraph.app:create_app",
+        "dinegraph.app:serve_app",
         factory=True,
         host=bind_host,
         port=bind_port,

@@ -118,6 +118,12 @@ class Settings(BaseSettings):
     ws_init_timeout_seconds: float = Field(default=10, gt=0)
     ws_keepalive_seconds: float = Field(default=15, gt=0)
 
+    # A serving process collects its young objects after this many net allocations
+    # (Python's default is 700: a busy server then walks its whole heap every few seconds,
+    # each walk a pause for every request); 0 keeps Python's default. What start-up made
+    # is frozen out of the collections either way.
+    gc_young_threshold: int = Field(default=20_000, ge=0)
+
     sqlite_busy_timeout_ms: int = 10_000
     # SQLite connections per process, none beyond: each is a thread of aiosqlite's with a
     # page cache of its own, and a few hot ones serve more reads than many cold ones.

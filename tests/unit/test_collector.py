@@ -1,0 +1,60 @@
+"""A serving process freezes what start-up made and collects its young objects less often.
+
+Each case runs in a fresh interpreter: freezing and thresholds are the whole process's, and
+the test process's own collector must stay as pytest set it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = """
+import gc, json
+from dinegraph.app import serve_app
+before = gc.get_freeze_count()
+app = serve_app()
+print(json.dumps({"before": before, "frozen": gc.get_freeze_count(),
+                  "threshold": gc.get_threshold(), "app": type(app).__name__}))
+"""
+
+
+def _serve_app_in_fresh_process(tmp_path: Path, **env: str) -> dict[str, object]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env={
+            **os.environ,
+            "DINEGRAPH_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'collector.db'}",
+            "DINEGRAPH_BROKER_URL": "memory://",
+            "DINEGRAPH_MODE": "development",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_a_served_app_freezes_start_up_and_raises_the_young_threshold(tmp_path: Path) -> None:
+    got = _serve_app_in_fresh_process(tmp_path, DINEGRAPH_GC_YOUNG_THRESHOLD="12345")
+    assert got["app"] == "Starlette"
+    assert got["before"] == 0
+    # The modules, the schema and the settings: far more than a bare interpreter holds.
+    assert got["frozen"] > 50_000
+    threshold = got["threshold"]
+    assert isinstance(threshold, list)
+    assert threshold[0] == 12345
+    assert threshold[1:] == [10, 10]  # the older generations keep Python's ratios
+
+
+def test_a_threshold_of_zero_keeps_pythons_default(tmp_path: Path) -> None:
+    got = _serve_app_in_fresh_process(tmp_path, DINEGRAPH_GC_YOUNG_THRESHOLD="0")
+    assert got["threshold"] == [700, 10, 10]
+    assert isinstance(got["frozen"], int)
+    assert got["frozen"] > 50_000
