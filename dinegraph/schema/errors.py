@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.types.nodes import SelectedField
+from strawberry.types.nodes import convert_arguments
 
 from dinegraph.context import FeedSlot
 from dinegraph.domain.errors import DomainError, ErrorCode
@@ -78,8 +78,12 @@ async def attempt(
 
 
 def _arguments(info: strawberry.Info[Context, None]) -> dict[str, object]:
-    current = info.selected_fields[0] if info.selected_fields else None
-    return current.arguments if isinstance(current, SelectedField) else {}
+    """The field's arguments as the client sent them, variables filled in.
+
+    Only the field's own node is read: ``info.selected_fields`` would convert the whole
+    selection below it, every field and directive, on every mutation."""
+    raw = info._raw_info  # Strawberry's Info has no public field nodes
+    return convert_arguments(raw, raw.field_nodes[0].arguments)
 
 
 F = TypeVar("F")
