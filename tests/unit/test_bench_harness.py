@@ -384,3 +384,27 @@ def test_postgresql_runs_follow_the_sqlite_ones_for_scenarios_with_a_database() 
     for label, argv in postgres:
         assert argv[argv.index("--database-url") + 1] == url
         assert ("--redis-url" in argv) == label.startswith("stock_fanout")
+
+
+# --- the collector probe ---------------------------------------------------------------------
+
+
+def test_gc_probe_writes_a_serving_process_collector_totals(tmp_path: Path) -> None:
+    """bench/gc_probe times the collector of a process whose arguments name ``serve`` only:
+    the scenario and its floors run without it."""
+    script = "import gc, time\nfor _ in range(3):\n    gc.collect()\ntime.sleep(1.5)\n"
+    env = {
+        "PYTHONPATH": str(BENCH / "gc_probe"),
+        "BENCH_GC_PROBE_DIR": str(tmp_path),
+        "BENCH_GC_PROBE_SECONDS": "0.2",
+    }
+    for argv in (["serve"], ["floor"]):
+        subprocess.run([sys.executable, "-c", script, *argv], env=env, check=True, timeout=60)
+    files = list(tmp_path.iterdir())
+    assert len(files) == 1
+    fields = dict(field.split("=", 1) for field in files[0].read_text().splitlines()[-1].split())
+    collections = [int(n) for n in fields["collections"].split(",")]
+    assert collections[2] >= 3  # the three full collections the script asked for
+    assert all(float(s) >= 0 for s in fields["gc_s"].split(","))
+    assert len(fields["threshold"].split(",")) == 3
+    assert int(fields["frozen"]) == 0
