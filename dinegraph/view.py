@@ -315,8 +315,12 @@ class DinegraphGraphQL(GraphQL[Context, None]):
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET naming its document by hash alone is an operation, not a visit to the IDE.
-        params = request.query_params
-        return params.get("extensions") is None and super().should_render_graphql_ide(request)
+        # A POST never is one: asked first, so that operations do not parse a query string.
+        return (
+            request.method == "GET"
+            and request.query_params.get("extensions") is None
+            and super().should_render_graphql_ide(request)
+        )
 
     async def execute_single(
         self,

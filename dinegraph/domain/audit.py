@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 
 from dinegraph.domain.errors import DomainError, ErrorCode
@@ -172,6 +173,7 @@ def require_audit_reader(viewer: Viewer) -> StaffViewer:
     raise DomainError(ErrorCode.FORBIDDEN)
 
 
+@lru_cache(maxsize=4096)  # argument names: the schema's, and a JSON input's few
 def _hidden(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in _HIDDEN)
