@@ -5,8 +5,8 @@ objects allocated net, and a full one whenever the survivors have grown by a qua
 server keeps a large heap for its whole life (the modules, the schema, the caches, every
 open subscription) and allocates tens of thousands of objects a second. With the defaults,
 the full collections walk all of it every couple of seconds, and each one stops every
-request and every push for as long as the walk takes: a quarter of a second on a busy
-two-core node, and 17 % of the server's CPU (BENCHMARKS.md, "The collector").
+request and every push for as long as the walk takes: about 220 ms on a busy two-core
+node, and 14-16 % of the server's CPU in all (BENCHMARKS.md, "The collector").
 
 A serving process therefore freezes what start-up made (it is never garbage: the
 collector leaves frozen objects alone), and collects the young generation less often.
