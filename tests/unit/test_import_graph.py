@@ -28,7 +28,8 @@ its imports is checked against the layers below: module level, inside functions 
 |              | carrier_callbacks,              |                                        |
 |              | cli,                            |                                        |
 |              | cli_app, cli_credentials,       |                                        |
-|              | cli_operations, simulate        |                                        |
+|              | cli_operations, simulate,       |                                        |
+|              | collector                       |                                        |
 
 ``dinegraph`` itself (the package's ``__init__``: the version) may be imported by anyone.
 
@@ -55,7 +56,8 @@ viewer's language, the GraphiQL page, the limits on a request's size and JSON) b
 adapter: the app passes them ports (``security.Credentials``, ``payments.payment_notify``'s
 units of work, ``persisted.DocumentStore``). Only ``app`` (with ``view``, its GraphQL view, and
 ``schedules``, its in-server sweeps), ``context`` and ``cli`` (with its ``cli_*`` modules)
-pick concrete adapters; ``simulate`` is a client that drives a server over HTTP.
+pick concrete adapters; ``simulate`` is a client that drives a server over HTTP, and
+``collector`` sets up the garbage collector of a serving process.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ MODULE_LAYERS = {
     "cli_credentials": "wiring",
     "cli_operations": "wiring",
     "simulate": "wiring",
+    "collector": "wiring",
 }
 PACKAGE_LAYERS = {"domain", "db", "events", "integrations", "resolvers", "schema"}
 EVERYTHING = frozenset({*PACKAGE_LAYERS, "config", "edge", "context", "wiring", "package"})
