@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     # (Python's default is 700: a busy server then walks its whole heap every few seconds,
     # each walk a pause for every request); 0 keeps Python's default. What start-up made
     # is frozen out of the collections either way.
-    gc_young_threshold: int = Field(default=20_000, ge=0)
+    gc_young_threshold: int = Field(default=20_000, ge=0, le=1_000_000)
 
     sqlite_busy_timeout_ms: int = 10_000
     # SQLite connections per process, none beyond: each is a thread of aiosqlite's with a

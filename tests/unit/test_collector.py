@@ -13,6 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
+from dinegraph.settings import Settings
+
 PROBE = """
 import gc, json
 from dinegraph.app import serve_app
@@ -56,3 +61,13 @@ def test_a_threshold_of_zero_keeps_pythons_default(tmp_path: Path) -> None:
     got = _serve_app_in_fresh_process(tmp_path, DINEGRAPH_GC_YOUNG_THRESHOLD="0")
     assert got["threshold"] == got["default"]
     assert got["frozen"] > 50_000
+
+
+def test_a_threshold_python_cannot_hold_is_refused_with_the_settings() -> None:
+    """Past a C int, gc.set_threshold would fail in each worker as it starts; the setting is
+    refused before anything runs, as every other bound of the settings is."""
+    with pytest.raises(ValidationError, match="gc_young_threshold"):
+        Settings(gc_young_threshold=99_999_999_999)
+    with pytest.raises(ValidationError, match="gc_young_threshold"):
+        Settings(gc_young_threshold=-1)
+    assert Settings(gc_young_threshold=1_000_000).gc_young_threshold == 1_000_000
