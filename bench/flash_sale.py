@@ -115,7 +115,7 @@ from harness.cpu import (
     usage,
     wait_for_quiet,
 )
-from harness.database import Demo, check_redis_url, demo_database, pg_sessions, write_connection
+from harness.database import Demo, demo_database, pg_sessions, write_connection
 from harness.http import (
     KEEPALIVE_EXPIRY_S,
     REQUEST_TIMEOUT_S,
@@ -132,7 +132,9 @@ from harness.runs import (
     Out,
     Result,
     add_common_options,
+    add_processes_options,
     check_common_options,
+    check_processes_options,
     least_disturbed,
     run_bench,
     server_failures,
@@ -957,7 +959,7 @@ async def measure(
         "connections": args.connections,
         "client": args.client,
         "processes": len(products),
-        "broker": products_broker(args, demo).split(":", 1)[0],
+        "broker": demo.products_broker(args.processes, args.redis_url).split(":", 1)[0],
         "store_id": item.store_id,
         "sku_id": item.sku_id,
         "server_mode": args.mode,
@@ -1016,15 +1018,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="production",
         help="the servers' mode: production, or development as before 2026-12-03 (production)",
     )
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=1,
-        help="product processes (``dinegraph serve --workers 1`` each) on one database, the "
-        "client's connections spread over them as a balancer would; more than one shares the "
-        "PostgreSQL broker, or on SQLite the Redis one at --redis-url (1)",
-    )
-    parser.add_argument("--redis-url", help="e.g. redis://127.0.0.1:6379/0 (SQLite, --processes 2)")
+    add_processes_options(parser)
     add_common_options(
         parser, retries=1, database_help=f"; with --db postgres and none, {DEFAULT_POSTGRES}"
     )
@@ -1042,13 +1036,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--spread must be in [0, 60] seconds")
     if not 1 <= args.connections <= 1000:
         parser.error("--connections must be in [1, 1000]")
-    if not 1 <= args.processes <= 4:
-        parser.error("--processes must be in [1, 4]")
+    check_processes_options(parser, args, sqlite=args.db == "sqlite")
     if args.processes > 1 and args.client == "httpx":
         parser.error("--client httpx talks to one process: use --processes 1")
-    if args.processes > 1 and args.db == "sqlite" and not args.redis_url:
-        parser.error("--processes above 1 on SQLite needs --redis-url for the shared broker")
-    check_redis_url(parser, args.redis_url)
     return args
 
 
@@ -1083,14 +1073,6 @@ async def open_around_the_clock(demo: Demo, store_id: int) -> None:
         await engine.dispose()
 
 
-def products_broker(args: argparse.Namespace, demo: Demo) -> str:
-    """The broker the product's processes share: memory for one, PostgreSQL's own NOTIFY
-    on PostgreSQL, --redis-url on SQLite."""
-    if args.processes == 1:
-        return "memory://"
-    return demo.postgres_broker_url() if demo.postgres else str(args.redis_url)
-
-
 def failures(results: list[Result]) -> list[str]:
     found = []
     for result in results:
@@ -1108,7 +1090,7 @@ def main(argv: list[str] | None = None) -> int:
             hq = cli_value(["staff-token", "--role", "HQ_ADMIN"], demo.env)
             clock_start, env = serving(args, demo)
             if args.processes > 1:
-                env["DINEGRAPH_BROKER_URL"] = products_broker(args, demo)
+                env["DINEGRAPH_BROKER_URL"] = demo.products_broker(args.processes, args.redis_url)
             products = [start_product(f"graphql-{n}", env, workdir) for n in range(args.processes)]
             with stopping(*products):
                 out(asyncio.run(measure(args, demo, products, hq, clock_start)))

@@ -4,7 +4,10 @@ Builds a fresh demo database (SQLite in a temporary directory, or with --databas
 ``dinegraph_bench_<random>`` database on that PostgreSQL server, dropped at the end), starts
 ``dinegraph serve --workers 1`` (production mode, generated secret key) on a free loopback
 port, creates a store-1 partner API key (stock:write) and a store-1 manager token, then runs
-two scenarios, each first through the product and then through the floor:
+two scenarios, each first through the product and then through the floor. With --processes N
+the product is N such processes on the same database sharing a broker (PostgreSQL's NOTIFY, or
+on SQLite Redis at --redis-url), the clients spread over them in turn as a balancer would,
+their CPU summed, and the floor's pool as large as their pools together:
 
 * ``hot``: C concurrent clients, each sending recordSale of 1 unit (unique externalOrderId)
   of ONE tracked SKU at store 1, whose level is first set to --stock units, for --seconds or
@@ -19,7 +22,7 @@ WHERE ... AND available >= 1 RETURNING available``, INSERT stock_ledger; rollbac
 was updated). On SQLite it goes through the product's engine
 (``dinegraph.db.engine.create_engine``: WAL, BEGIN IMMEDIATE, the same pool), its writers
 queued on the product's per-process write lock as the unit of work queues them; on
-PostgreSQL through a bare asyncpg pool as large as the product's (pool_size + max_overflow).
+PostgreSQL through a bare asyncpg pool as large as the product's (its processes' pools together).
 
 Sales per second count accepted sales over the time there was stock to sell (up to the last
 accepted sale when the stock ran out); requests per second count every answer over the run.
@@ -34,7 +37,7 @@ Prints exactly one JSON line on stdout; progress goes to stderr. Usage::
 
     .venv/bin/python bench/stock_contention.py [--clients 32] [--seconds 8] [--stock 500]
     .venv/bin/python bench/stock_contention.py \
-        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/test [--processes 2]
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ from harness.runs import (
     Out,
     Result,
     add_common_options,
+    add_processes_options,
     check_common_options,
+    check_processes_options,
     least_disturbed,
     run_bench,
     server_failures,
@@ -230,7 +235,7 @@ async def drive(
     seconds: float,
     budget: int,
     prefix: str,
-    server_pid: int | None,
+    server_pids: tuple[int, ...],
     postgres: bool,
 ) -> Run:
     """``clients`` loops share one order counter; stop at ``seconds`` or after ``budget``."""
@@ -262,7 +267,7 @@ async def drive(
             # of this one taking it straight back (asyncio queues are not fair otherwise).
             await asyncio.sleep(0)
 
-    pids = [server_pid] if server_pid else []
+    pids = server_pids
     databases = ("postgres",) if postgres else ()
     before = snapshot(pids, databases)
     run.start = time.perf_counter()
@@ -286,7 +291,7 @@ async def warm_up(
         seconds=seconds,
         budget=1_000_000,
         prefix=f"warm-{tag}-{secrets.token_hex(3)}",
-        server_pid=None,
+        server_pids=(),
         postgres=False,
     )
     if run.errors:
@@ -403,6 +408,9 @@ def summarise(run: Run) -> Result:
 
     assert run.cpu is not None
     cpu = run.cpu
+    # The product's processes together (None when one could not be read, or no server ran).
+    known = [s for s in cpu.servers_s if s is not None]
+    servers_s = sum(known) if cpu.servers_s and len(known) == len(cpu.servers_s) else None
 
     return {
         "seconds": round(elapsed, 3),
@@ -422,7 +430,7 @@ def summarise(run: Run) -> Result:
         "refused_p50_ms": pct_ms(ref_lat, 50),
         "refused_p99_ms": pct_ms(ref_lat, 99),
         # CPU in % of one core over the run (the machine has nproc cores).
-        "server_cpu_pct": pct_of_core(cpu.server_s, elapsed),
+        "server_cpu_pct": pct_of_core(servers_s, elapsed),
         "client_cpu_pct": pct_of_core(cpu.client_s, elapsed),
         "database_cpu_pct": pct_of_core(cpu.database_s, elapsed),
         # Whatever else ran on the machine meanwhile (should be next to nothing).
@@ -437,17 +445,21 @@ def summarise(run: Run) -> Result:
 class Bench:
     args: argparse.Namespace
     demo: Demo
-    product: Server
+    products: list[Server]
     engine: AsyncEngine
     credentials: StoreCredentials
     make_floor: Callable[[], Sender]
+    _turn: itertools.count[int] = field(default_factory=itertools.count)
 
     def make_graphql(self) -> Sender:
-        return GraphQLSender(self.product.port, self.credentials.api_key)
+        """A client of the next process in turn."""
+        product = self.products[next(self._turn) % len(self.products)]
+        return GraphQLSender(product.port, self.credentials.api_key)
 
     async def set_levels(self, sku_ids: list[int], level: int) -> None:
         wanted = {(STORE_ID, sku): level for sku in sku_ids}
-        await set_levels(self.product.base_url, self.credentials.manager_token, self.engine, wanted)
+        base_url = self.products[0].base_url
+        await set_levels(base_url, self.credentials.manager_token, self.engine, wanted)
 
 
 async def one_run(bench: Bench, name: str, target: str, sku_ids: list[int]) -> Result:
@@ -467,7 +479,7 @@ async def one_run(bench: Bench, name: str, target: str, sku_ids: list[int]) -> R
         seconds=args.seconds,
         budget=args.budget,
         prefix=prefix,
-        server_pid=bench.product.pid if graphql else None,
+        server_pids=tuple(p.pid for p in bench.products) if graphql else (),
         postgres=bench.demo.postgres,
     )
     accepted_by_sku: dict[int, int] = {}
@@ -511,14 +523,18 @@ async def scenario(bench: Bench, name: str, sku_ids: list[int]) -> Result:
 
 
 async def measure(
-    args: argparse.Namespace, demo: Demo, product: Server, credentials: StoreCredentials
+    args: argparse.Namespace,
+    demo: Demo,
+    products: list[Server],
+    credentials: StoreCredentials,
 ) -> Result:
-    await wait_ready(product)
+    for product in products:
+        await wait_ready(product)
     engine = demo.engine()
     pool: asyncpg.Pool | None = None
     if demo.postgres:
-        # As many connections as the product's pool holds.
-        size = Settings().database_pool_size
+        # As many connections as the product's pools hold together.
+        size = Settings().database_pool_size * len(products)
         dsn = make_url(demo.url).set(drivername="postgresql")
         pool = await asyncpg.create_pool(
             dsn.render_as_string(hide_password=False), min_size=size, max_size=size
@@ -533,7 +549,7 @@ async def measure(
     def make_floor() -> Sender:
         return AsyncpgFloorSender(pool) if pool is not None else FloorSender(engine)
 
-    bench = Bench(args, demo, product, engine, credentials, make_floor)
+    bench = Bench(args, demo, products, engine, credentials, make_floor)
     try:
         tracked = await tracked_sku_ids(engine)
         if len(tracked) < 3:
@@ -549,14 +565,16 @@ async def measure(
             "product": product_revision().label(),
             "database": demo.database,
             "clients": args.clients,
+            "processes": len(products),
+            "broker": demo.products_broker(args.processes, args.redis_url).split(":", 1)[0],
             "seconds": args.seconds,
             "budget": args.budget,
             "floor_driver": floor_driver,
         }
         for name, sku_ids in (("hot", [hot]), ("spread", spread)):
             result[name] = await scenario(bench, name, sku_ids)
-        result["server_peak_rss_mb"] = rss_mb(product.pid, "VmHWM") or 0.0
-        result["server_log_problems"] = product.log_problems()[:5]
+        result["server_peak_rss_mb"] = max(rss_mb(p.pid, "VmHWM") or 0.0 for p in products)
+        result["server_log_problems"] = [x for p in products for x in p.log_problems()][:5]
         result["machine"] = machine()
         return result
     finally:
@@ -574,9 +592,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--stock", type=int, default=500, help="starting units of each SKU (500)")
     parser.add_argument("--spread-skus", type=int, default=16, help="SKUs of `spread` (16)")
+    add_processes_options(parser)
     add_common_options(parser, retries=2)
     args = parser.parse_args(argv)
     check_common_options(parser, args)
+    check_processes_options(parser, args, sqlite=args.database_url is None)
     if not 1 <= args.clients <= 512:
         parser.error("--clients must be between 1 and 512")
     if not 0 < args.seconds <= 120 or not 1 <= args.budget <= 1_000_000:
@@ -604,9 +624,13 @@ def main(argv: list[str] | None = None) -> int:
     def measure_in(workdir: Path, out: Out) -> None:
         with demo_database(args.database_url, workdir) as demo:
             credentials = store_credentials(demo)
-            product = start_product("graphql", demo.env, workdir)
-            with stopping(product):
-                out(asyncio.run(measure(args, demo, product, credentials)))
+            env = {
+                **demo.env,
+                "DINEGRAPH_BROKER_URL": demo.products_broker(args.processes, args.redis_url),
+            }
+            products = [start_product(f"graphql-{n}", env, workdir) for n in range(args.processes)]
+            with stopping(*products):
+                out(asyncio.run(measure(args, demo, products, credentials)))
 
     return run_bench(measure_in, failures)
 

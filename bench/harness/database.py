@@ -181,6 +181,13 @@ class Demo:
         url = make_url(self.url).set(drivername="postgresql")
         return url.render_as_string(hide_password=False)
 
+    def products_broker(self, processes: int, redis_url: str | None) -> str:
+        """The broker the product's processes share: memory for one, PostgreSQL's own
+        NOTIFY on PostgreSQL, ``redis_url`` on SQLite."""
+        if processes == 1:
+            return "memory://"
+        return self.postgres_broker_url() if self.postgres else str(redis_url)
+
 
 async def _admin(url: URL, statement: str) -> None:
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT")

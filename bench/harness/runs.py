@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .database import check_database_url
+from .database import check_database_url, check_redis_url
 from .processes import terminate_as_exit
 from .report import BenchError, emit, log
 
@@ -53,6 +53,29 @@ def check_common_options(parser: argparse.ArgumentParser, args: argparse.Namespa
     if not 0 <= args.quiet_wait <= 3600:
         parser.error("--quiet-wait must be in [0, 3600] seconds")
     check_database_url(parser, args.database_url)
+
+
+def add_processes_options(parser: argparse.ArgumentParser) -> None:
+    """--processes and --redis-url: the product as several processes on one database."""
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="product processes (``dinegraph serve --workers 1`` each) on one database, the "
+        "client's connections spread over them as a balancer would; more than one shares the "
+        "PostgreSQL broker, or on SQLite the Redis one at --redis-url (1)",
+    )
+    parser.add_argument("--redis-url", help="e.g. redis://127.0.0.1:6379/0 (SQLite, --processes 2)")
+
+
+def check_processes_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, *, sqlite: bool
+) -> None:
+    if not 1 <= args.processes <= 4:
+        parser.error("--processes must be in [1, 4]")
+    if args.processes > 1 and sqlite and not args.redis_url:
+        parser.error("--processes above 1 on SQLite needs --redis-url for the shared broker")
+    check_redis_url(parser, args.redis_url)
 
 
 def run_bench(
