@@ -88,7 +88,7 @@ class CatalogRepository(Protocol):
 
 
 class StockRepository(Protocol):
-    async def claim_movement(
+    async def claim_and_take(
         self,
         *,
         store_id: int,
@@ -98,8 +98,11 @@ class StockRepository(Protocol):
         reason: str,
         actor: str,
         lines: tuple[MovementLine, ...],
-    ) -> Movement | None:
-        """Record a movement's key; None when the key is taken (waits for a racing writer)."""
+        take: Sequence[MovementLine],
+    ) -> tuple[Movement, dict[int, StockLevel]] | None:
+        """Record a movement's key, then take the units of ``take`` as :meth:`take` does:
+        the movement and the levels changed, by SKU. None when the key is taken (waits for
+        a racing writer), and then nothing is taken."""
 
     async def movement_by_key(
         self, store_id: int, source: MovementSource, reference: str

@@ -386,7 +386,7 @@ class FakeCatalogRepository(_Repository):
 
 
 class FakeStockRepository(_Repository):
-    async def claim_movement(
+    async def claim_and_take(
         self,
         *,
         store_id: int,
@@ -396,7 +396,8 @@ class FakeStockRepository(_Repository):
         reason: str,
         actor: str,
         lines: tuple[MovementLine, ...],
-    ) -> Movement | None:
+        take: Sequence[MovementLine],
+    ) -> tuple[Movement, dict[int, StockLevel]] | None:
         key = (store_id, source, reference)
         if key in self._t.movements or store_id not in self._t.stores:
             return None
@@ -411,7 +412,7 @@ class FakeStockRepository(_Repository):
             created_at=EPOCH,
         )
         self._t.movements[key] = movement
-        return movement
+        return movement, await self.take(store_id, take)
 
     async def movement_by_key(
         self, store_id: int, source: MovementSource, reference: str

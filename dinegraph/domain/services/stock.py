@@ -201,7 +201,10 @@ async def apply_movement(
     ``NOT_FOUND``: its movement cannot be recorded.
     """
     print_ = fingerprint(lines, reason)
-    movement = await uow.stock.claim_movement(
+    # The key is claimed and the units of every line taken that can be, as one atomic
+    # step; only the lines left alone (a made-to-order dish, a restock, an unknown SKU, a
+    # short level) are read.
+    claimed = await uow.stock.claim_and_take(
         store_id=store_id,
         source=source,
         reference=reference,
@@ -209,12 +212,11 @@ async def apply_movement(
         reason=reason,
         actor=actor,
         lines=tuple(lines),
+        take=[line for line in lines if line.quantity < 0],
     )
-    if movement is None:
+    if claimed is None:
         return await _replay(uow, store_id, source, reference, print_, key_field)
-    # One conditional statement takes the units of every line it can; only the lines it
-    # left alone (a made-to-order dish, a restock, an unknown SKU, a short level) are read.
-    taken = await uow.stock.take(store_id, [line for line in lines if line.quantity < 0])
+    movement, taken = claimed
     left = [line.sku_id for line in lines if line.sku_id not in taken]
     found = await uow.stock.sku_stock(store_id, left) if left else {}
     changes: list[tuple[MovementLine, StockLevel]] = []
