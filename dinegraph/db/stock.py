@@ -36,14 +36,15 @@ _LEVEL_COLUMNS = (
 )
 
 
-def _level(row: Any) -> StockLevel:
+def _level(row: Any, prefix: str = "") -> StockLevel:
+    """The level in ``row``, its columns named ``prefix`` + the column's name."""
     return StockLevel(
-        store_id=row.store_id,
-        sku_id=row.sku_id,
-        available=row.available,
-        sold_out=row.sold_out,
-        low_stock_threshold=row.low_stock_threshold,
-        version=row.version,
+        store_id=getattr(row, f"{prefix}store_id"),
+        sku_id=getattr(row, f"{prefix}sku_id"),
+        available=getattr(row, f"{prefix}available"),
+        sold_out=getattr(row, f"{prefix}sold_out"),
+        low_stock_threshold=getattr(row, f"{prefix}low_stock_threshold"),
+        version=getattr(row, f"{prefix}version"),
     )
 
 
@@ -149,7 +150,7 @@ def _claim_and_take_one() -> sa.Select[Any]:
     taken = (
         _taking(1)
         .where(sa.exists(sa.select(claimed.c.id)))
-        .returning(*(c.label(f"level_{c.name}") for c in _LEVEL_COLUMNS))
+        .returning(*(c.label(f"level_{c.name}") for c in _LEVEL_COLUMNS))  # _level(row, "level_")
         .cte("taken")
     )
     return sa.select(claimed, taken).select_from(claimed.outerjoin(taken, sa.true()))
@@ -224,15 +225,7 @@ class SqlStockRepository:
             if row.level_sku_id is None:
                 return movement_of(row), {}
             self._moved.add(stock_stamp(store_id))
-            level = StockLevel(
-                store_id=row.level_store_id,
-                sku_id=row.level_sku_id,
-                available=row.level_available,
-                sold_out=row.level_sold_out,
-                low_stock_threshold=row.level_low_stock_threshold,
-                version=row.level_version,
-            )
-            return movement_of(row), {level.sku_id: level}
+            return movement_of(row), {line.sku_id: _level(row, "level_")}
         row = (await self._conn.execute(_claim(self._dialect), claim)).first()
         if row is None:
             return None
