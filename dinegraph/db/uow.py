@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -26,7 +26,13 @@ from dinegraph.domain.calls import OutboundCall
 from dinegraph.domain.coupons import CouponTemplate
 from dinegraph.domain.events import Event
 from dinegraph.domain.stamps import ReadsChanged, reads_changed
-from dinegraph.domain.supplies import NO_BOARD, ExhaustionBoard, SupplyChanged
+from dinegraph.domain.supplies import (
+    NO_BOARD,
+    ExhaustionBoard,
+    GoneWhileQueued,
+    Supply,
+    SupplyChanged,
+)
 
 
 class EventSink(Protocol):
@@ -95,16 +101,26 @@ class SqlUnitOfWork:
         self._calls = calls
         self._conn: AsyncConnection | None = None
         self._lock: asyncio.Lock | None = None
+        self._unless: Supply | None = None
         self._pending: list[Event] = []
         self._moved: set[str] = set()
         self._pending_calls: list[OutboundCall] = []
         self._written_calls: list[int] = []
         self._audited: list[AuditDraft] = []
 
+    def unless_gone(self, supply: Supply) -> SqlUnitOfWork:
+        self._unless = supply
+        return self
+
     async def __aenter__(self) -> SqlUnitOfWork:
-        self._lock = local_write_lock(self._engine)
-        if self._lock is not None:
-            await self._lock.acquire()
+        unless, self._unless = self._unless, None
+        lock = local_write_lock(self._engine)
+        if lock is not None:
+            if unless is None:
+                await lock.acquire()
+            elif not await _acquire_unless_gone(lock, self.board, unless):
+                raise GoneWhileQueued(unless)
+        self._lock = lock
         try:
             conn = await self._engine.connect()
             try:
@@ -222,6 +238,42 @@ class SqlUnitOfWork:
             self._sink.moved_here(moved)
         if events and self._sink is not None:
             await self._sink.publish_after_commit(events, receipt)
+
+
+async def _acquire_unless_gone(lock: asyncio.Lock, board: ExhaustionBoard, supply: Supply) -> bool:
+    """Takes ``lock`` (True), or leaves its queue once ``board`` learns ``supply`` is gone
+    (False): the writers queued behind the one that took the last unit then go at once,
+    instead of each waiting for the lock, and its event-loop turn, to be refused by a read."""
+    if not lock.locked():
+        await lock.acquire()
+        return True
+    if board.gone(supply):
+        return False
+    gone = board.when_gone(supply)
+    if gone is None:
+        await lock.acquire()
+        return True
+    taking = asyncio.ensure_future(lock.acquire())
+    try:
+        await asyncio.wait((taking, gone), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        gone.cancel()
+        _let_go(lock, taking)
+        raise
+    gone.cancel()
+    if taking.done() and not taking.cancelled():
+        return True
+    _let_go(lock, taking)
+    return False
+
+
+def _let_go(lock: asyncio.Lock, taking: asyncio.Future[Any]) -> None:
+    """Gives up an acquire of ``lock``: releases it if taken, or leaves its queue (a
+    cancelled acquire passes the lock on if it was handed it meanwhile)."""
+    if not taking.done():
+        taking.cancel()
+    elif not taking.cancelled():
+        lock.release()
 
 
 class SqlReader:

@@ -28,7 +28,7 @@ from dinegraph.domain.order_repositories import (
 )
 from dinegraph.domain.refunds import RefundToSend
 from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
-from dinegraph.domain.supplies import ExhaustionBoard
+from dinegraph.domain.supplies import ExhaustionBoard, Supply
 
 
 class ShareCodes(Protocol):
@@ -199,6 +199,12 @@ class UnitOfWork(Repositories, Protocol):
     def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
         """Name the object this unit wrote and its store, for the audit log (``domain.audit``),
         where the command does not: a new object's id, an order's store."""
+
+    def unless_gone(self, supply: Supply) -> UnitOfWork:
+        """This unit, whose next enter stops queueing for the one writer's lock (SQLite) and
+        raises ``GoneWhileQueued`` once the board learns ``supply`` is gone: the buyers
+        queued behind the one who took the last unit are refused together, not one by one
+        under the lock."""
 
     async def __aenter__(self) -> UnitOfWork: ...
 

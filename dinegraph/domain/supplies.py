@@ -14,7 +14,8 @@ still decides), never for long in the other direction: the replenishing commit c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -114,6 +115,14 @@ class KeptCampaign:
     order_keys: frozenset[tuple[int, str]]
 
 
+class GoneWhileQueued(Exception):
+    """The board learnt the supply was gone while this unit queued for the write lock."""
+
+    def __init__(self, supply: Supply) -> None:
+        super().__init__(supply)
+        self.supply = supply
+
+
 class ExhaustionBoard(Protocol):
     """The supplies this process knows are gone, as one unit of work sees them.
 
@@ -137,6 +146,11 @@ class ExhaustionBoard(Protocol):
         """What this unit's commit changed, told to its own process at once."""
         ...
 
+    def when_gone(self, supply: Supply) -> asyncio.Future[None] | None:
+        """Done as soon as this process learns the supply is gone (None: this board never
+        learns anything). Cancel it once it is no longer wanted."""
+        ...
+
     def campaign(self, campaign_id: int) -> KeptCampaign | None:
         """What a refused buyer of the campaign read (``keep_campaign``): forgotten when
         any of its quotas is given back, or it ends early."""
@@ -145,6 +159,14 @@ class ExhaustionBoard(Protocol):
     def keep_campaign(self, kept: KeptCampaign) -> None:
         """Keep what this unit read for a buyer a quota refused (ignored if a quota of the
         campaign was given back since the unit began)."""
+        ...
+
+    async def read_campaign(
+        self, campaign_id: int, read: Callable[[], Awaitable[KeptCampaign]]
+    ) -> KeptCampaign:
+        """What is kept of the campaign, or else ``read()``, made once for every buyer who
+        asks while it runs and kept as ``keep_campaign`` keeps: a crowd refused at the same
+        moment makes one read, not one each."""
         ...
 
 
@@ -160,11 +182,19 @@ class NoBoard:
     def committed(self, changes: Iterable[SupplyChanged]) -> None:
         return None
 
+    def when_gone(self, supply: Supply) -> asyncio.Future[None] | None:
+        return None
+
     def campaign(self, campaign_id: int) -> KeptCampaign | None:
         return None
 
     def keep_campaign(self, kept: KeptCampaign) -> None:
         return None
+
+    async def read_campaign(
+        self, campaign_id: int, read: Callable[[], Awaitable[KeptCampaign]]
+    ) -> KeptCampaign:
+        return await read()
 
 
 NO_BOARD = NoBoard()

@@ -22,8 +22,10 @@ one of its quotas is given back or newly gone (orders may have been placed meanw
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 
 from dinegraph.domain.events import Event
 from dinegraph.domain.supplies import (
@@ -60,6 +62,8 @@ class Board:
         self._campaign_moved: dict[int, int] = {}  # campaign → count its kept reads aged
         self._count = 0
         self._floor = 0  # units that began before this count may learn nothing
+        self._waiting: dict[Supply, set[asyncio.Future[None]]] = {}  # see when_gone
+        self._reading: dict[int, _Read] = {}  # campaign → the read of it under way
 
     def unit(self) -> BoardUnit:
         """The board as a unit of work that begins now sees it."""
@@ -82,6 +86,20 @@ class Board:
             del self._campaigns[campaign_id]
             return None
         return kept[1]
+
+    def when_gone(self, supply: Supply) -> asyncio.Future[None]:
+        """Done when the supply is next marked gone; cancelled by its taker once unwanted."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting = self._waiting.setdefault(supply, set())
+        waiting.add(future)
+
+        def unwatch(done: asyncio.Future[None]) -> None:
+            waiting.discard(done)
+            if not waiting and self._waiting.get(supply) is waiting:
+                del self._waiting[supply]
+
+        future.add_done_callback(unwatch)
+        return future
 
     def hear(self, event: Event) -> None:
         """A ``SupplyChanged`` from the broker (other events of the topic are ignored)."""
@@ -125,6 +143,26 @@ class Board:
         if len(self._campaigns) > _PRUNE_AT:
             self._prune()
 
+    async def read_campaign(
+        self, campaign_id: int, read: Callable[[], Awaitable[KeptCampaign]]
+    ) -> KeptCampaign:
+        """What is kept of the campaign, or the read of it under way, or a new one: a read
+        is shared only while nothing of the campaign moved since it began."""
+        kept = self.campaign(campaign_id)
+        if kept is not None:
+            return kept
+        flight = self._reading.get(campaign_id)
+        if flight is None or self._campaign_moved.get(campaign_id, 0) > flight[0]:
+            flight = self._reading[campaign_id] = (self._count, asyncio.ensure_future(read()))
+            flight[1].add_done_callback(partial(self._read, campaign_id, flight))
+        return await asyncio.shield(flight[1])
+
+    def _read(self, campaign_id: int, flight: _Read, task: asyncio.Future[KeptCampaign]) -> None:
+        if self._reading.get(campaign_id) is flight:
+            del self._reading[campaign_id]
+        if not task.cancelled() and task.exception() is None:
+            self.keep_campaign(task.result(), flight[0])
+
     def lost(self) -> None:
         """The broker may have missed events: forget everything, and what units that began
         before now saw."""
@@ -147,6 +185,9 @@ class Board:
         if supply.kind is SupplyKind.QUOTA and supply not in self._gone:
             self._campaign_aged(supply.campaign_id)  # its orders' keys may lack the last ones
         self._gone[supply] = self._clock()
+        for future in list(self._waiting.get(supply, ())):
+            if not future.done():
+                future.set_result(None)
         if len(self._gone) > _PRUNE_AT:
             self._prune()
 
@@ -175,6 +216,9 @@ class Board:
             self._campaign_moved.clear()
 
 
+_Read = tuple[int, "asyncio.Future[KeptCampaign]"]  # (the count it began at, the read)
+
+
 def _of_campaign(supply: Supply, campaign_id: int) -> bool:
     return supply.kind is SupplyKind.QUOTA and supply.campaign_id == campaign_id
 
@@ -200,8 +244,16 @@ class BoardUnit(ExhaustionBoard):
             else:
                 self._board.given_back(change.supply)
 
+    def when_gone(self, supply: Supply) -> asyncio.Future[None]:
+        return self._board.when_gone(supply)
+
     def campaign(self, campaign_id: int) -> KeptCampaign | None:
         return self._board.campaign(campaign_id)
 
     def keep_campaign(self, kept: KeptCampaign) -> None:
         self._board.keep_campaign(kept, self._began)
+
+    async def read_campaign(
+        self, campaign_id: int, read: Callable[[], Awaitable[KeptCampaign]]
+    ) -> KeptCampaign:
+        return await self._board.read_campaign(campaign_id, read)

@@ -77,7 +77,7 @@ from dinegraph.domain.stock import (
     stock_view,
 )
 from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
-from dinegraph.domain.supplies import NO_BOARD, ExhaustionBoard, SupplyChanged, Taken
+from dinegraph.domain.supplies import NO_BOARD, ExhaustionBoard, Supply, SupplyChanged, Taken
 from dinegraph.domain.tiers import Tier
 
 DEFAULT_LOW_STOCK_THRESHOLD = 5  # what a new level row starts with, as in the database
@@ -1462,6 +1462,9 @@ class FakeUnitOfWork(FakeRepositories):
 
     def wrote(self, kind: str, object_id: int, store_id: int | None = None) -> None:
         self.written_objects.append((kind, object_id))
+
+    def unless_gone(self, supply: Supply) -> FakeUnitOfWork:
+        return self  # no lock to queue for: nothing to leave
 
     async def __aenter__(self) -> FakeUnitOfWork:
         if self._snapshot is not None:

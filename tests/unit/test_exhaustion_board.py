@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from dinegraph.domain.campaigns import Campaign, CampaignItem, CampaignKind, CampaignSpec
@@ -195,3 +196,76 @@ def test_a_gone_quota_heard_right_after_its_campaign_ended_is_not_believed() -> 
     clock.now += SETTLE_SECONDS / 2
     b.hear(supply_changed(QUOTA, gone=True))  # may predate the end
     assert not b.gone(QUOTA)
+
+
+async def test_a_wait_for_a_supply_ends_when_it_is_marked_gone_and_only_then() -> None:
+    b, _ = board()
+    before = b.unit()
+    waiting, other = b.when_gone(QUOTA), b.when_gone(COUPON)
+    b.hear(supply_changed(QUOTA, gone=False))  # given back: a unit that began before
+    before.saw_gone(QUOTA)  # learns nothing, and ends no wait
+    assert not waiting.done()
+    b.unit().saw_gone(QUOTA)
+    assert waiting.done() and not other.done()
+    other.cancel()  # unwanted: forgotten
+    await asyncio.sleep(0)
+    assert b._waiting == {}
+
+
+async def test_buyers_refused_together_make_one_read_of_the_campaign() -> None:
+    b, _ = board()
+    b.hear(supply_changed(QUOTA, gone=True))
+    reads: list[int] = []
+    release = asyncio.Event()
+
+    async def read() -> KeptCampaign:
+        reads.append(1)
+        await release.wait()
+        return kept(7, (1, "k"))
+
+    crowd = [asyncio.ensure_future(b.unit().read_campaign(7, read)) for _ in range(20)]
+    await asyncio.sleep(0)
+    release.set()
+    answers = await asyncio.gather(*crowd)
+    assert len(reads) == 1 and all(a is answers[0] for a in answers)
+    assert b.campaign(7) is answers[0]
+    assert await b.unit().read_campaign(7, read) is answers[0] and len(reads) == 1
+
+
+async def test_a_read_of_the_campaign_begun_before_it_moved_is_neither_shared_nor_kept() -> None:
+    """Orders may have been placed after a read began if a quota came back meanwhile: a buyer
+    asking after that makes a read of its own, and only that one is kept."""
+    b, _ = board()
+    b.hear(supply_changed(QUOTA, gone=True))
+    first_release, reads = asyncio.Event(), []
+
+    async def old_read() -> KeptCampaign:
+        reads.append("old")
+        await first_release.wait()
+        return kept(7)
+
+    async def new_read() -> KeptCampaign:
+        reads.append("new")
+        return kept(7, (1, "k"))
+
+    old = asyncio.ensure_future(b.unit().read_campaign(7, old_read))
+    await asyncio.sleep(0)
+    b.hear(supply_changed(QUOTA, gone=False))  # a cancelled order gives a unit back
+    b.hear(supply_changed(QUOTA, gone=True))
+    new = await b.unit().read_campaign(7, new_read)
+    first_release.set()
+    await old
+    assert reads == ["old", "new"] and b.campaign(7) is new
+
+
+async def test_a_failed_read_of_the_campaign_reaches_every_asker_and_is_not_kept() -> None:
+    b, _ = board()
+
+    async def read() -> KeptCampaign:
+        await asyncio.sleep(0)
+        raise RuntimeError("database gone")
+
+    crowd = [b.unit().read_campaign(7, read) for _ in range(3)]
+    answers = await asyncio.gather(*crowd, return_exceptions=True)
+    assert [type(a) for a in answers] == [RuntimeError] * 3
+    assert b.campaign(7) is None and b._reading == {}

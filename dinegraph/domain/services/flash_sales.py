@@ -22,7 +22,7 @@ from dinegraph.domain.services.campaign_orders import (
     refuse_sold_out,
 )
 from dinegraph.domain.services.orders import OrderPolicy
-from dinegraph.domain.supplies import KeptCampaign
+from dinegraph.domain.supplies import GoneWhileQueued, KeptCampaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,27 @@ async def buy_flash_sale(cmd: BuyFlashSale, *, uow: UnitOfWork, viewer: Viewer) 
     if first is not None:
         return first
     deal = Deal(campaign.id, chosen.item.sku_id, chosen.item.price_fen)
-    async with uow:
+    while True:
+        try:
+            return await _buy(uow, cmd, campaign, chosen, deal, member_id)
+        except GoneWhileQueued:
+            # Gone while this buyer queued for the lock: refused as the board refuses (or,
+            # given back meanwhile, queued again).
+            kept = uow.board.campaign(cmd.campaign_id)
+            first = await _refused_early(uow, kept, campaign, chosen, member_id, cmd.options)
+            if first is not None:
+                return first
+
+
+async def _buy(
+    uow: UnitOfWork,
+    cmd: BuyFlashSale,
+    campaign: Campaign,
+    chosen: Chosen,
+    deal: Deal,
+    member_id: int,
+) -> Order:
+    async with uow.unless_gone(quota_of(campaign, chosen)):
         first = await _replayed(uow, member_id, cmd.options, campaign.id)
         if first is not None:
             return first
@@ -75,23 +95,22 @@ async def _refused_early(
     """Before the write: once the quota is known gone, a retry gets the order its key
     placed and every other buyer ``SOLD_OUT``, without a write transaction.
 
-    Known from this process's board; where writers queue for one lock (SQLite), also from
-    a read made before queueing for it. Elsewhere the write reads it under its lock. The
-    first refusal keeps the campaign and its orders' keys on the board, so the next needs
-    no read at all.
+    Known from this process's board, or else read by the write under its lock. Where
+    writers queue for one lock (SQLite) they leave the queue as soon as the board learns it
+    (``unless_gone``), so those already queued are refused together, not one after another.
+    The first refusal keeps the campaign and its orders' keys on the board (one read for a
+    crowd refused at once), so the next needs no read at all.
     """
     quota = quota_of(campaign, chosen)
     if not uow.board.gone(quota):
-        if not uow.one_writer:
-            return None
-        async with uow.reading() as reads:
-            if await reads.campaigns.quota_left(quota.campaign_id, quota.store_id, quota.sku_id):
-                return None
-        uow.board.saw_gone(quota)
+        return None
     if kept is None:
-        async with uow.reading() as reads:
-            kept = KeptCampaign(campaign, await reads.orders.keys_of_campaign(campaign.id))
-        uow.board.keep_campaign(kept)
+
+        async def read() -> KeptCampaign:
+            async with uow.reading() as reads:
+                return KeptCampaign(campaign, await reads.orders.keys_of_campaign(campaign.id))
+
+        kept = await uow.board.read_campaign(campaign.id, read)
     key = options.idempotency_key
     if key is not None and (member_id, clean_idempotency_key(key)) in kept.order_keys:
         async with uow.reading() as reads:
