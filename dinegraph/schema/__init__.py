@@ -29,6 +29,7 @@ from dinegraph.schema.campaign_mutations import CampaignMutation
 from dinegraph.schema.catalog_mutations import CatalogMutation
 from dinegraph.schema.coupon_mutations import CouponMutation, CouponSegmentMutation
 from dinegraph.schema.delivery_mutations import DeliveryMutation, DeliverySettingsMutation
+from dinegraph.schema.enums import name_enums_directly
 from dinegraph.schema.errors import QueryError
 from dinegraph.schema.inputs import plan_inputs
 from dinegraph.schema.kitchen import KitchenMutation
@@ -187,6 +188,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         execution_context_class=SubscriptionExecutor,
     )
     resolve_ids_directly(schema)
+    name_enums_directly(schema)
     plan_inputs(schema)
     return schema
 
