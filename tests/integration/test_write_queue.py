@@ -127,5 +127,21 @@ async def test_a_queued_unit_cancelled_or_handed_the_lock_as_it_leaves_never_kee
     board.unit().saw_gone(QUOTA)  # ... as the supply goes
     await asyncio.gather(racing, return_exceptions=True)
     assert not lock.locked()
+
+    # The other way round: the supply goes, then the lock is handed over, in one turn.
+    other = campaign_quota(8, 1, 98)
+
+    async def write_other() -> None:
+        async with SqlUnitOfWork(sqlite, board=board.unit()).unless_gone(other):
+            pass
+
+    await lock.acquire()
+    late = asyncio.ensure_future(write_other())
+    await queued(lock, 1)
+    board.unit().saw_gone(other)
+    lock.release()
+    with pytest.raises(GoneWhileQueued):
+        await late
+    assert not lock.locked()
     async with SqlUnitOfWork(sqlite, board=board.unit()):
         pass
