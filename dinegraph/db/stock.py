@@ -142,10 +142,11 @@ def _taking(lines: int) -> sa.Update:
 
 @cache
 def _claim_and_take_one() -> sa.Select[Any]:
-    """PostgreSQL: the movement claimed (``_claim``) and one line's units taken (``_take(1)``)
-    in one statement, one round trip fewer for a one-line sale. The take runs only if the
-    claim inserted a row, so a replay takes nothing. No row when the key was taken; the
-    level's columns (``level_*``) are null when nothing was taken."""
+    """PostgreSQL: the movement claimed (``_claim``), one line's units taken (``_take(1)``)
+    and its ledger row written, in one statement: two round trips fewer for a one-line sale.
+    The take runs only if the claim inserted a row, so a replay takes nothing, and the ledger
+    row only if units were taken. No row when the key was taken; the level's columns
+    (``level_*``) are null when nothing was taken."""
     claimed = _claim("postgresql").cte("claimed")
     taken = (
         _taking(1)
@@ -153,7 +154,26 @@ def _claim_and_take_one() -> sa.Select[Any]:
         .returning(*(c.label(f"level_{c.name}") for c in _LEVEL_COLUMNS))  # _level(row, "level_")
         .cte("taken")
     )
-    return sa.select(claimed, taken).select_from(claimed.outerjoin(taken, sa.true()))
+    ledgered = (
+        stock_ledger.insert()
+        .from_select(
+            ["movement_id", "store_id", "sku_id", "kind", "delta", "balance_after"],
+            sa.select(
+                claimed.c.id,
+                claimed.c.store_id,
+                taken.c.level_sku_id,
+                sa.bindparam("kind", type_=sa.String),
+                sa.bindparam("delta_0", type_=sa.Integer),
+                taken.c.level_available,
+            ).select_from(claimed.join(taken, sa.true())),
+        )
+        .cte("ledgered")
+    )
+    return (
+        sa.select(claimed, taken)
+        .select_from(claimed.outerjoin(taken, sa.true()))
+        .add_cte(ledgered)  # unreferenced: PostgreSQL runs a data-modifying CTE all the same
+    )
 
 
 # PostgreSQL locks rows as one statement meets them, in an order of its plan's choosing: a
@@ -206,6 +226,7 @@ class SqlStockRepository:
         actor: str,
         lines: tuple[MovementLine, ...],
         take: Sequence[MovementLine],
+        kind: LedgerKind,
     ) -> tuple[Movement, dict[int, StockLevel]] | None:
         claim = {
             "m_store_id": store_id,
@@ -218,7 +239,13 @@ class SqlStockRepository:
         }
         if len(take) == 1 and self._dialect == "postgresql":
             (line,) = take
-            params = {**claim, "at_store": store_id, "sku_0": line.sku_id, "delta_0": line.quantity}
+            params = {
+                **claim,
+                "at_store": store_id,
+                "sku_0": line.sku_id,
+                "delta_0": line.quantity,
+                "kind": kind.value,
+            }
             row = (await self._conn.execute(_claim_and_take_one(), params)).first()
             if row is None:
                 return None
@@ -229,7 +256,19 @@ class SqlStockRepository:
         row = (await self._conn.execute(_claim(self._dialect), claim)).first()
         if row is None:
             return None
-        return movement_of(row), await self.take(store_id, take)
+        movement = movement_of(row)
+        taken = await self.take(store_id, take)
+        await self.add_ledger_rows(
+            movement_id=movement.id,
+            store_id=store_id,
+            kind=kind,
+            rows=[
+                (line.sku_id, line.quantity, taken[line.sku_id].available or 0)
+                for line in take
+                if line.sku_id in taken
+            ],
+        )
+        return movement, taken
 
     async def movement_by_key(
         self, store_id: int, source: MovementSource, reference: str

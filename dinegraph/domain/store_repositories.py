@@ -99,10 +99,12 @@ class StockRepository(Protocol):
         actor: str,
         lines: tuple[MovementLine, ...],
         take: Sequence[MovementLine],
+        kind: LedgerKind,
     ) -> tuple[Movement, dict[int, StockLevel]] | None:
-        """Record a movement's key, then take the units of ``take`` as :meth:`take` does:
-        the movement and the levels changed, by SKU. None when the key is taken (waits for
-        a racing writer), and then nothing is taken."""
+        """Record a movement's key, then take the units of ``take`` as :meth:`take` does and
+        write the ledger rows (of ``kind``) of the lines taken: the movement and the levels
+        changed, by SKU. None when the key is taken (waits for a racing writer), and then
+        nothing is taken or written."""
 
     async def movement_by_key(
         self, store_id: int, source: MovementSource, reference: str

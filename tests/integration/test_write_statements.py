@@ -16,10 +16,12 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.context import Services
 from dinegraph.db.engine import counting
+from dinegraph.db.tables import stock_ledger
 from dinegraph.db.uow import SqlUnitOfWork
 from dinegraph.domain.delivery import PositionVerdict
 from dinegraph.domain.errors import DomainError
@@ -45,6 +47,7 @@ from tests.shop import (
 SQLITE_BEGIN = 0 if ON_POSTGRES else 1
 PG_LOCK = 1 if ON_POSTGRES else 0
 CLAIM_TAKES = 1 if ON_POSTGRES else 0  # a one-line take in the movement's statement
+CLAIM_LEDGERS = 1 if ON_POSTGRES else 0  # and the ledger row of what it took
 AUDIT = 1  # a staff or partner write's audit entry, in its transaction (domain/audit.py)
 
 SALE = """mutation($input: RecordSaleInput!) {
@@ -100,8 +103,15 @@ async def test_a_sale_is_its_key_its_conditional_take_and_its_ledger_however_man
 
     await sale(skus[0])  # the API key is read once, then remembered for a few seconds
     # The movement's key (and its store), the take, the ledger rows; the partner's audit
-    # entry. On PostgreSQL a one-line take rides in the key's statement.
-    assert await sale(skus[0]) == 3 + SQLITE_BEGIN + AUDIT - CLAIM_TAKES
+    # entry. On PostgreSQL a one-line take and its ledger row ride in the key's statement.
+    assert await sale(skus[0]) == 3 + SQLITE_BEGIN + AUDIT - CLAIM_TAKES - CLAIM_LEDGERS
+    async with engine.connect() as conn:  # each sale's ledger row, however it was written
+        rows = await conn.execute(
+            sa.select(stock_ledger.c.kind, stock_ledger.c.delta, stock_ledger.c.balance_after)
+            .where(stock_ledger.c.sku_id == skus[0])
+            .order_by(stock_ledger.c.id)
+        )
+        assert [tuple(r) for r in rows][-2:] == [("SALE", -1, 49), ("SALE", -1, 48)]
     assert await sale(*skus) == 3 + SQLITE_BEGIN + PG_LOCK + AUDIT
     # A made-to-order dish: the take passes it over, one read says it is on sale; no ledger.
     assert await sale(dish) == 3 + SQLITE_BEGIN + AUDIT - CLAIM_TAKES

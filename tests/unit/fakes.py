@@ -397,6 +397,7 @@ class FakeStockRepository(_Repository):
         actor: str,
         lines: tuple[MovementLine, ...],
         take: Sequence[MovementLine],
+        kind: LedgerKind,
     ) -> tuple[Movement, dict[int, StockLevel]] | None:
         key = (store_id, source, reference)
         if key in self._t.movements or store_id not in self._t.stores:
@@ -412,7 +413,18 @@ class FakeStockRepository(_Repository):
             created_at=EPOCH,
         )
         self._t.movements[key] = movement
-        return movement, await self.take(store_id, take)
+        taken = await self.take(store_id, take)
+        await self.add_ledger_rows(
+            movement_id=movement.id,
+            store_id=store_id,
+            kind=kind,
+            rows=[
+                (line.sku_id, line.quantity, taken[line.sku_id].available or 0)
+                for line in take
+                if line.sku_id in taken
+            ],
+        )
+        return movement, taken
 
     async def movement_by_key(
         self, store_id: int, source: MovementSource, reference: str

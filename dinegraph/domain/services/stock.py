@@ -213,6 +213,7 @@ async def apply_movement(
         actor=actor,
         lines=tuple(lines),
         take=[line for line in lines if line.quantity < 0],
+        kind=kind_of(source),
     )
     if claimed is None:
         return await _replay(uow, store_id, source, reference, print_, key_field)
@@ -228,11 +229,15 @@ async def apply_movement(
             level = await _untaken(uow, store_id, line, found.get(line.sku_id), field)
         if level is not None:
             changes.append((line, level))
-    await uow.stock.add_ledger_rows(
+    await uow.stock.add_ledger_rows(  # the lines taken have theirs already
         movement_id=movement.id,
         store_id=store_id,
         kind=kind_of(source),
-        rows=[(line.sku_id, line.quantity, level.available or 0) for line, level in changes],
+        rows=[
+            (line.sku_id, line.quantity, level.available or 0)
+            for line, level in changes
+            if line.sku_id not in taken
+        ],
     )
     for line, level in changes:
         uow.record(tracked_changed(level))
