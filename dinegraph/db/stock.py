@@ -24,6 +24,7 @@ from dinegraph.domain.stock import (
     MovementSource,
     SkuStock,
     StockLevel,
+    taken_rows,
 )
 
 _LEVEL_COLUMNS = (
@@ -262,11 +263,7 @@ class SqlStockRepository:
             movement_id=movement.id,
             store_id=store_id,
             kind=kind,
-            rows=[
-                (line.sku_id, line.quantity, taken[line.sku_id].available or 0)
-                for line in take
-                if line.sku_id in taken
-            ],
+            rows=taken_rows(take, taken),
         )
         return movement, taken
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from dinegraph.db.engine import create_engine, local_write_lock
 from dinegraph.db.uow import SqlUnitOfWork
-from dinegraph.domain.supplies import GoneWhileQueued, campaign_quota
+from dinegraph.domain.supplies import GoneWhileQueued, Supply, campaign_quota
 from dinegraph.events.exhaustion import Board
 from tests.conftest import make_settings
 
@@ -104,8 +104,8 @@ async def test_a_queued_unit_cancelled_or_handed_the_lock_as_it_leaves_never_kee
     assert lock is not None
     holder = SqlUnitOfWork(sqlite, board=board.unit())
 
-    async def write() -> None:
-        async with SqlUnitOfWork(sqlite, board=board.unit()).unless_gone(QUOTA):
+    async def write(supply: Supply = QUOTA) -> None:
+        async with SqlUnitOfWork(sqlite, board=board.unit()).unless_gone(supply):
             pass
 
     # Cancelled while queued (the buyer hung up).
@@ -130,13 +130,8 @@ async def test_a_queued_unit_cancelled_or_handed_the_lock_as_it_leaves_never_kee
 
     # The other way round: the supply goes, then the lock is handed over, in one turn.
     other = campaign_quota(8, 1, 98)
-
-    async def write_other() -> None:
-        async with SqlUnitOfWork(sqlite, board=board.unit()).unless_gone(other):
-            pass
-
     await lock.acquire()
-    late = asyncio.ensure_future(write_other())
+    late = asyncio.ensure_future(write(other))
     await queued(lock, 1)
     board.unit().saw_gone(other)
     lock.release()

@@ -75,6 +75,7 @@ from dinegraph.domain.stock import (
     StockLevel,
     StockView,
     stock_view,
+    taken_rows,
 )
 from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
 from dinegraph.domain.supplies import NO_BOARD, ExhaustionBoard, Supply, SupplyChanged, Taken
@@ -418,11 +419,7 @@ class FakeStockRepository(_Repository):
             movement_id=movement.id,
             store_id=store_id,
             kind=kind,
-            rows=[
-                (line.sku_id, line.quantity, taken[line.sku_id].available or 0)
-                for line in take
-                if line.sku_id in taken
-            ],
+            rows=taken_rows(take, taken),
         )
         return movement, taken
 
