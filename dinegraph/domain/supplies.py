@@ -116,11 +116,8 @@ class KeptCampaign:
 
 
 class GoneWhileQueued(Exception):
-    """The board learnt the supply was gone while this unit queued for the write lock."""
-
-    def __init__(self, supply: Supply) -> None:
-        super().__init__(supply)
-        self.supply = supply
+    """The board learnt the supply (the argument) was gone while this unit queued for the
+    write lock."""
 
 
 class ExhaustionBoard(Protocol):

@@ -1,10 +1,10 @@
 """Enum values named by a lookup, not a scan.
 
 Strawberry's enum type names a returned Python enum member by walking every value of the
-GraphQL enum and comparing (``CustomGraphQLEnumType.coerce_output_value``): a refusal's
-``ErrorCode``, one of about a hundred codes, cost that many comparisons of ``Enum.value``,
-about 3 % of a refused flash-sale buy. Each enum type of the schema gets a dict from member
-to name instead, made once; anything else still goes to Strawberry's own method.
+GraphQL enum and comparing (``CustomGraphQLEnumType.coerce_output_value``): 3.8 µs for
+``SOLD_OUT`` among ``ErrorCode``'s 72 codes, against 0.14 µs for a dict made once, and every
+enum field of every answer pays it. Each enum type of the schema gets such a dict from
+member to name; anything else still goes to Strawberry's own method.
 """
 
 from __future__ import annotations
