@@ -243,12 +243,17 @@ async def test_two_relays_on_one_database_make_each_call_once(url: str) -> None:
     try:
         clock = Clock()
         made: Counter[str] = Counter()
+        # Each relay's first call waits (bounded) until the other relay has taken one
+        # too, so both take part however unevenly their connections warm up; a relay
+        # that can take nothing while the other holds its leases fails the wait.
+        took = [asyncio.Event(), asyncio.Event()]
         relays = []
-        for engine in engines:
+        for me, engine in enumerate(engines):
             relay = relay_on(engine, clock, batch=5)
 
-            async def handler(call: OutboundCall) -> None:
-                await asyncio.sleep(0.01)  # the other relay gets its turn meanwhile
+            async def handler(call: OutboundCall, me: int = me) -> None:
+                took[me].set()
+                await asyncio.wait_for(took[1 - me].wait(), timeout=15)
                 made[call.key] += 1
 
             relay.register("sms.login_code", handler)
