@@ -100,8 +100,20 @@ class SqlCallStore:
             which = sa.and_(t.c.id.in_(list(ids)), t.c.status == PENDING, free)
         else:
             due = sa.and_(t.c.status == PENDING, t.c.next_attempt_at <= now, free)
-            oldest = sa.select(t.c.id).where(due).order_by(t.c.next_attempt_at, t.c.id)
-            which = sa.and_(t.c.id.in_(oldest.limit(limit).scalar_subquery()), due)
+            # SKIP LOCKED (PostgreSQL; SQLite writes one at a time anyway): a relay racing
+            # another takes the next calls instead of waiting on the same rows and finding
+            # them leased, which would end its sweep with nothing taken. MATERIALIZED: the
+            # pick runs once; a rescan of a SKIP LOCKED subquery picks more rows each time.
+            oldest = (
+                sa.select(t.c.id)
+                .where(due)
+                .order_by(t.c.next_attempt_at, t.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .cte("picked")
+                .prefix_with("MATERIALIZED", dialect="postgresql")
+            )
+            which = sa.and_(t.c.id.in_(sa.select(oldest.c.id)), due)
         stmt = (
             t.update()
             .where(which)

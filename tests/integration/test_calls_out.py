@@ -237,6 +237,28 @@ async def test_a_lease_keeps_a_call_to_one_relay_until_it_runs_out(engine: Async
     assert (row.status, row.attempts) == ("DONE", 2)
 
 
+async def test_two_takes_at_once_lease_a_batch_each_and_never_the_same_call(url: str) -> None:
+    """However two relays' takes interleave, each leases a full batch of its own: one never
+    waits on the other's rows to find them leased, nor picks more than its limit."""
+    engines = [create_engine(Settings(), url), create_engine(Settings(), url)]
+    try:
+        async with SqlUnitOfWork(engines[0]) as uow:
+            for n in range(12):
+                uow.call(sms(f"take-{n}"))
+            await uow.commit()
+        now = datetime.now(UTC) + timedelta(seconds=1)
+        stores = [SqlCallStore(engine) for engine in engines for _ in range(2)]
+        takes = await asyncio.gather(
+            *(s.take(now=now, lease_until=now + timedelta(seconds=30), limit=3) for s in stores)
+        )
+        assert [len(taken) for taken in takes] == [3, 3, 3, 3]
+        ids = [call.id for taken in takes for call in taken]
+        assert len(set(ids)) == 12
+    finally:
+        for engine in engines:
+            await engine.dispose()
+
+
 async def test_two_relays_on_one_database_make_each_call_once(url: str) -> None:
     """Two app instances sweep the same due calls at the same time."""
     engines = [create_engine(Settings(), url), create_engine(Settings(), url)]
