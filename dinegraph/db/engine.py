@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from dinegraph.db.personal import PersonalCipher, attach
+from dinegraph.db.sqlite_trips import one_trip_dbapi
 from dinegraph.settings import Settings
 
 WRITE = "dinegraph_write"
@@ -124,6 +125,7 @@ def _sqlite_engine(url: str, *, busy_timeout_ms: int, pool_size: int) -> AsyncEn
     # beyond the pool queue for a connection and never for each other.
     engine = create_async_engine(
         url,
+        module=one_trip_dbapi(),  # one trip to aiosqlite's thread a statement, not four
         connect_args={"timeout": busy_timeout_ms / 1000},
         pool_reset_on_return=None,
         pool_size=pool_size,
