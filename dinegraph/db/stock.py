@@ -24,8 +24,8 @@ from dinegraph.domain.stock import (
     MovementSource,
     SkuStock,
     StockLevel,
-    taken_rows,
 )
+from dinegraph.domain.store_repositories import take_and_ledger
 
 _LEVEL_COLUMNS = (
     stock_levels.c.store_id,
@@ -258,12 +258,8 @@ class SqlStockRepository:
         if row is None:
             return None
         movement = movement_of(row)
-        taken = await self.take(store_id, take)
-        await self.add_ledger_rows(
-            movement_id=movement.id,
-            store_id=store_id,
-            kind=kind,
-            rows=taken_rows(take, taken),
+        taken = await take_and_ledger(
+            self, movement_id=movement.id, store_id=store_id, kind=kind, take=take
         )
         return movement, taken
 

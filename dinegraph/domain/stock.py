@@ -73,17 +73,6 @@ class StockView:
     version: int
 
 
-def taken_rows(
-    take: Iterable[MovementLine], taken: Mapping[int, StockLevel]
-) -> list[tuple[int, int, int]]:
-    """The ledger rows (SKU, delta, balance after) of the lines of ``take`` that were taken."""
-    return [
-        (line.sku_id, line.quantity, taken[line.sku_id].available or 0)
-        for line in take
-        if line.sku_id in taken
-    ]
-
-
 def stock_view(sku: Sku, available: int | None, sold_out_flag: bool, version: int) -> StockView:
     """What a customer sees of a SKU's stock at one store.
 

@@ -139,6 +139,30 @@ class StockRepository(Protocol):
     async def set_threshold(self, store_id: int, sku_id: int, threshold: int) -> StockLevel: ...
 
 
+async def take_and_ledger(
+    stock: StockRepository,
+    *,
+    movement_id: int,
+    store_id: int,
+    kind: LedgerKind,
+    take: Sequence[MovementLine],
+) -> dict[int, StockLevel]:
+    """Take the units of ``take`` and write a ledger row (SKU, delta, balance after) for
+    each line taken: how ``claim_and_take`` takes when the take is not one statement."""
+    taken = await stock.take(store_id, take)
+    await stock.add_ledger_rows(
+        movement_id=movement_id,
+        store_id=store_id,
+        kind=kind,
+        rows=[
+            (line.sku_id, line.quantity, taken[line.sku_id].available or 0)
+            for line in take
+            if line.sku_id in taken
+        ],
+    )
+    return taken
+
+
 class MemberRepository(Protocol):
     async def get(self, member_id: int, *, lock: bool = False) -> Member | None: ...
 

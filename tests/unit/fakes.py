@@ -75,9 +75,13 @@ from dinegraph.domain.stock import (
     StockLevel,
     StockView,
     stock_view,
-    taken_rows,
 )
-from dinegraph.domain.store_repositories import CatalogRepository, MemberRepository, StockRepository
+from dinegraph.domain.store_repositories import (
+    CatalogRepository,
+    MemberRepository,
+    StockRepository,
+    take_and_ledger,
+)
 from dinegraph.domain.supplies import NO_BOARD, ExhaustionBoard, Supply, SupplyChanged, Taken
 from dinegraph.domain.tiers import Tier
 
@@ -414,12 +418,8 @@ class FakeStockRepository(_Repository):
             created_at=EPOCH,
         )
         self._t.movements[key] = movement
-        taken = await self.take(store_id, take)
-        await self.add_ledger_rows(
-            movement_id=movement.id,
-            store_id=store_id,
-            kind=kind,
-            rows=taken_rows(take, taken),
+        taken = await take_and_ledger(
+            self, movement_id=movement.id, store_id=store_id, kind=kind, take=take
         )
         return movement, taken
 
