@@ -201,6 +201,7 @@ async def apply_movement(
     ``NOT_FOUND``: its movement cannot be recorded.
     """
     print_ = fingerprint(lines, reason)
+    kind = kind_of(source)
     # The key is claimed and the units of every line taken that can be, as one atomic
     # step; only the lines left alone (a made-to-order dish, a restock, an unknown SKU, a
     # short level) are read.
@@ -213,7 +214,7 @@ async def apply_movement(
         actor=actor,
         lines=tuple(lines),
         take=[line for line in lines if line.quantity < 0],
-        kind=kind_of(source),
+        kind=kind,
     )
     if claimed is None:
         return await _replay(uow, store_id, source, reference, print_, key_field)
@@ -232,7 +233,7 @@ async def apply_movement(
     await uow.stock.add_ledger_rows(  # the lines taken have theirs already
         movement_id=movement.id,
         store_id=store_id,
-        kind=kind_of(source),
+        kind=kind,
         rows=[
             (line.sku_id, line.quantity, level.available or 0)
             for line, level in changes
