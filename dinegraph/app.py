@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dinegraph import admin_console, graphiql
 from dinegraph.carrier_callbacks import dada_callback, sf_callback
-from dinegraph.collector import tune_collector
+from dinegraph.collector import return_freed_memory, tune_collector
 from dinegraph.context import Clock, Services
 from dinegraph.credential_cache import CachedCredentials
 from dinegraph.db.calls import SqlCallStore
@@ -385,6 +385,12 @@ async def follow_process_news(
     search.following = True
 
 
+async def _warm_search(services: Services) -> None:
+    """Build search's dictionaries now, then hand back what building them freed."""
+    await services.search.warm()
+    return_freed_memory()
+
+
 async def check_store_platforms(settings: Settings, engine: AsyncEngine) -> None:
     """Stores set to a platform these settings do not configure: production refuses to
     start (their deliveries could not be ordered), development says so and pretends it."""
@@ -475,7 +481,7 @@ def create_app(
         ]
         if settings.production:  # the first search after a start need not load them
             schedules.append(
-                asyncio.create_task(services.search.warm(), name="dinegraph-search-warm-up")
+                asyncio.create_task(_warm_search(services), name="dinegraph-search-warm-up")
             )
         if settings.recommendations_rebuild_minutes > 0:
             schedules.append(

@@ -1,4 +1,4 @@
-"""The cyclic garbage collector of a server process.
+"""The cyclic garbage collector of a server process, and memory handed back after start-up.
 
 Python's defaults suit a short script: a collection of the young generation every 700
 objects allocated net, and a full one whenever the survivors have grown by a quarter. A
@@ -10,13 +10,20 @@ node, and 14-16 % of the server's CPU in all (BENCHMARKS.md, "The collector").
 
 A serving process therefore freezes what start-up made (it is never garbage: the
 collector leaves frozen objects alone), and collects the young generation less often.
+
+
+Work done once after start (search's dictionaries built into tries) frees far more than it
+keeps; glibc's allocator holds what C code freed for its next allocations, which an idle
+server may never make. ``return_freed_memory`` gives it back to the system.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 
-__all__ = ["tune_collector"]
+__all__ = ["return_freed_memory", "tune_collector"]
 
 
 def tune_collector(young_threshold: int) -> None:
@@ -27,3 +34,16 @@ def tune_collector(young_threshold: int) -> None:
         gc.set_threshold(young_threshold, middle, old)
     gc.collect()
     gc.freeze()
+
+
+def return_freed_memory() -> bool:
+    """Hand the memory the C allocator holds free back to the system (glibc's
+    ``malloc_trim``); False where the C library has no such call."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    if trim is None:  # not glibc (musl, macOS)
+        return False
+    trim(0)
+    return True

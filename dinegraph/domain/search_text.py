@@ -1,33 +1,18 @@
 """How search reads Chinese text: one normal form, words (jieba), pinyin and its initials
 (pypinyin), and how alike two strings are (rapidfuzz). Pure functions, no I/O of their own
-(jieba reads its bundled dictionary once, on first use)."""
+(jieba's and pypinyin's bundled dictionaries are read once, on first use, into the tries of
+``search_dictionaries``)."""
 
 from __future__ import annotations
 
-import logging
 import re
 import unicodedata
-import warnings
 from collections.abc import Iterator, Sequence
-from functools import cache, lru_cache
-from types import ModuleType
+from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
-# jieba and pypinyin load large dictionaries: imported when search first needs them, not by
-# every process that imports the domain.
-
-
-@cache
-def _jieba() -> ModuleType:
-    with warnings.catch_warnings():
-        # jieba's source raises a SyntaxWarning when first compiled on recent Pythons.
-        warnings.simplefilter("ignore")
-        import jieba  # type: ignore[import-untyped]
-    jieba.setLogLevel(logging.WARNING)
-    module: ModuleType = jieba
-    return module
-
+from dinegraph.domain import search_dictionaries
 
 _SPACES = re.compile(r"\s+")
 # What is neither a letter, a digit nor a CJK character: brackets, dots, dashes.
@@ -37,8 +22,8 @@ _ASCII_WORD = re.compile(r"^[a-z0-9 ]+$")
 
 def load_dictionaries() -> None:
     """Load jieba's and pypinyin's dictionaries now (a second or two), not on first use."""
-    _jieba().initialize()
-    pinyin("预热")
+    search_dictionaries.words()
+    search_dictionaries.pinyin()
 
 
 def normalise(text: str) -> str:
@@ -65,7 +50,7 @@ def words(text: str) -> frozenset[str]:
 
 @lru_cache(maxsize=4096)
 def _cut(text: str) -> tuple[str, ...]:
-    found: Iterator[str] = _jieba().cut_for_search(text)
+    found: Iterator[str] = search_dictionaries.words().cut_for_search(text)
     return tuple(found)
 
 
@@ -75,26 +60,21 @@ def pinyin(text: str) -> str:
 
     A character read several ways (多音字) takes the reading pypinyin's phrase dictionary
     gives it in context, the common one otherwise."""
-    from pypinyin import lazy_pinyin
-
-    return "".join(s for s in lazy_pinyin(compact(text)) if s.strip()).lower()
+    found = search_dictionaries.readings(compact(text))
+    return "".join(s for s in found if s.strip()).lower()
 
 
 @lru_cache(maxsize=16384)
 def syllables(text: str) -> tuple[str, ...]:
     """The pinyin syllables of the Chinese characters in a text ("糖醋": tang, cu)."""
-    from pypinyin import lazy_pinyin
-
     chinese = "".join(c for c in compact(text) if not c.isascii())
-    return tuple(s.lower() for s in lazy_pinyin(chinese) if s.strip())
+    return tuple(s.lower() for s in search_dictionaries.readings(chinese) if s.strip())
 
 
 @lru_cache(maxsize=16384)
 def initials(text: str) -> str:
     """The first letter of each syllable ("糖醋排骨": tcpg); a Latin word keeps its letters."""
-    from pypinyin import Style, lazy_pinyin
-
-    parts = lazy_pinyin(compact(text), style=Style.FIRST_LETTER)
+    parts = search_dictionaries.readings(compact(text), first_letters=True)
     return "".join(p for p in parts if p.strip()).lower()
 
 

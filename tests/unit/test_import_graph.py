@@ -126,9 +126,11 @@ ALLOWED_MODULES: dict[str, frozenset[str]] = {
 }
 
 # The domain may use the standard library and these pure libraries, nothing else, computing
-# only: search reads Chinese text with jieba, pypinyin and rapidfuzz (words, pinyin, typos);
-# the recommendation model is numpy and scipy.
-PURE_LIBRARIES: frozenset[str] = frozenset({"jieba", "pypinyin", "rapidfuzz", "numpy", "scipy"})
+# only: search reads Chinese text with jieba, pypinyin and rapidfuzz (words, pinyin, typos),
+# their dictionaries held in marisa tries; the recommendation model is numpy and scipy.
+PURE_LIBRARIES: frozenset[str] = frozenset(
+    {"jieba", "pypinyin", "marisa_trie", "rapidfuzz", "numpy", "scipy"}
+)
 DRIVERS = frozenset({"sqlalchemy", "asyncpg", "aiosqlite", "alembic", "redis"})
 NO_DRIVERS = frozenset({"resolvers", "schema", "edge"})
 

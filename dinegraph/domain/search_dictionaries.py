@@ -1,0 +1,198 @@
+"""jieba's and pypinyin's dictionaries, held in marisa tries instead of Python dicts.
+
+jieba's prefix dictionary (498,113 words and prefixes of words) takes about 60 MiB of a
+process as a dict, pypinyin's phrase dictionary (47,111 phrases, with a set of their
+prefixes) about 44 MiB; as tries they take a few MiB. The answers are the libraries' own:
+
+- jieba cuts with its own code over its own dictionary; only the mapping it looks words up
+  in is the trie (``Tokenizer.FREQ``, whose every use is a lookup).
+- pypinyin is loaded without its phrases (``PYPINYIN_NO_PHRASES``, its documented switch
+  to save memory) and given them back through its documented hooks: ``pre_seg`` cuts a text
+  into phrases as its own forward maximum matching does, ``post_pinyin`` gives a phrase its
+  toned readings, and pypinyin turns them into each style as it does its own.
+
+``tests/integration/test_search_dictionaries.py`` compares both with the libraries as
+shipped, word for word.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
+from importlib import resources
+from typing import Any
+
+import marisa_trie
+
+_lock = threading.Lock()
+_words: Any = None
+_pinyin: Any = None
+
+
+class WordCounts:
+    """jieba's ``FREQ``: every dictionary word, and every prefix of one, to its count (0 for
+    a mere prefix)."""
+
+    __slots__ = ("_counts", "_trie")
+
+    def __init__(self, trie: marisa_trie.Trie, counts: array.array[int]) -> None:
+        self._trie = trie
+        self._counts = counts
+
+    def __contains__(self, word: object) -> bool:
+        return word in self._trie
+
+    def __getitem__(self, word: str) -> int:
+        count: int = self._counts[self._trie[word]]  # KeyError when absent, as a dict's
+        return count
+
+    def get(self, word: str, default: int | None = None) -> int | None:
+        key = self._trie.get(word)
+        return default if key is None else self._counts[key]
+
+    def __len__(self) -> int:
+        return len(self._trie)
+
+
+def _lines(source: Iterable[bytes]) -> Iterator[tuple[str, int]]:
+    # As jieba's Tokenizer.gen_pfdict reads its dictionary: "word count [tag]" a line.
+    for line in source:
+        word, count = line.strip().decode("utf-8").split(" ")[:2]
+        yield word, int(count)
+
+
+def word_counts(tokenizer: Any) -> tuple[WordCounts, int]:
+    """The prefix dictionary jieba would build from ``tokenizer``'s dictionary file, and
+    its total count."""
+
+    def keys() -> Iterator[str]:
+        with tokenizer.get_dict_file() as f:
+            for word, _ in _lines(f):
+                for end in range(1, len(word) + 1):
+                    yield word[:end]
+
+    trie = marisa_trie.Trie(keys())
+    counts = array.array("q", bytes(8 * len(trie)))
+    total = 0
+    with tokenizer.get_dict_file() as f:
+        for word, count in _lines(f):
+            counts[trie[word]] = count  # a word listed twice keeps its last count, as jieba's
+            total += count
+    return WordCounts(trie, counts), total
+
+
+def words() -> Any:
+    """A jieba ``Tokenizer`` of jieba's own dictionary, looking words up in a trie."""
+    global _words
+    with _lock:
+        if _words is None:
+            with warnings.catch_warnings():
+                # jieba's source raises a SyntaxWarning when first compiled on recent Pythons.
+                warnings.simplefilter("ignore")
+                import jieba  # type: ignore[import-untyped]
+            jieba.setLogLevel(logging.WARNING)
+            tokenizer = jieba.Tokenizer()
+            # What Tokenizer.initialize sets, made here instead of read from jieba's cache.
+            tokenizer.FREQ, tokenizer.total = word_counts(tokenizer)
+            tokenizer.initialized = True
+            _words = tokenizer
+        return _words
+
+
+_SWITCHES = ("PYPINYIN_NO_PHRASES", "PYPINYIN_NO_DICT_COPY")
+
+
+def _import_pypinyin_without_phrases() -> None:
+    """Import pypinyin without its phrases (they come from the trie) or a copy of its
+    dictionaries kept for custom ones (there are none). It reads these switches once, as it
+    is first imported; the process's environment is left as it was."""
+    before = {name: os.environ.get(name) for name in _SWITCHES}
+    os.environ.update(dict.fromkeys(_SWITCHES, "1"))
+    try:
+        import pypinyin.core  # noqa: F401
+    finally:
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+
+def _phrase_readings() -> marisa_trie.BytesTrie:
+    """pypinyin's phrases, each to the toned reading of its characters ("chóng qìng")."""
+    data = resources.files("pypinyin").joinpath("phrases_dict.json").read_text("utf-8")
+    phrases: dict[str, list[list[str]]] = json.loads(data)
+    del data
+    # lazy_pinyin reads each character's first reading.
+    readings = ((p, " ".join(r[0] for r in rs).encode()) for p, rs in phrases.items())
+    return marisa_trie.BytesTrie(readings)
+
+
+def pinyin() -> Any:
+    """A ``pypinyin.Pinyin`` reading characters in context from pypinyin's phrases."""
+    global _pinyin
+    with _lock:
+        if _pinyin is None:
+            _import_pypinyin_without_phrases()
+            _pinyin = _phrase_pinyin(_phrase_readings())
+        return _pinyin
+
+
+def readings(text: str, *, first_letters: bool = False) -> list[str]:
+    """pypinyin's ``lazy_pinyin`` of ``text``: each character's reading in context, without
+    tones (or its first letter); what has no reading is kept as it is."""
+    reader = pinyin()
+    from pypinyin import Style  # imported by pinyin() with its switches set
+
+    found: list[str] = reader.lazy_pinyin(
+        text, style=Style.FIRST_LETTER if first_letters else Style.NORMAL
+    )
+    return found
+
+
+def _phrase_pinyin(phrases: marisa_trie.BytesTrie) -> Any:
+    from pypinyin.constants import RE_HANS
+    from pypinyin.converter import UltimateConverter
+    from pypinyin.core import Pinyin
+    from pypinyin.seg.simpleseg import simple_seg
+
+    def cut(run: str) -> Iterator[str]:
+        # pypinyin.seg.mmseg.Seg(no_non_phrases=True).cut: the longest phrase the rest
+        # begins with, else one character; and, as it does, a rest that only begins some
+        # phrase (no phrase within it) is read character by character.
+        while run:
+            found = phrases.prefixes(run)
+            if found:
+                phrase = max(found, key=len)
+                yield phrase
+                run = run[len(phrase) :]
+            elif next(phrases.iterkeys(run), None) is not None:
+                yield from run
+                return
+            else:
+                yield run[0]
+                run = run[1:]
+
+    class PhraseConverter(UltimateConverter):
+        def post_pinyin(self, han: str, heteronym: bool, pinyin: Any, **kw: Any) -> Any:
+            found = phrases.get(han)
+            if found:
+                return [[r] for r in found[0].decode().split(" ")]
+            return super().post_pinyin(han, heteronym, pinyin, **kw)
+
+    class PhrasePinyin(Pinyin):
+        def pre_seg(self, hans: str, **kw: Any) -> list[str]:
+            cuts: list[str] = []
+            for part in simple_seg(hans):
+                if RE_HANS.match(part):
+                    cuts.extend(cut(part))
+                else:
+                    cuts.append(part)
+            return cuts
+
+    return PhrasePinyin(PhraseConverter())
