@@ -34,29 +34,25 @@ _words: Any = None
 _pinyin: Any = None
 
 
-class WordCounts:
+_key_of = marisa_trie.Trie.get  # a key's id in the trie, or None
+
+
+class WordCounts(marisa_trie.Trie):  # type: ignore[misc]
     """jieba's ``FREQ``: every dictionary word, and every prefix of one, to its count (0 for
-    a mere prefix)."""
+    a mere prefix). ``in`` is the trie's own; a count is read by the key's id."""
 
-    __slots__ = ("_counts", "_trie")
-
-    def __init__(self, trie: marisa_trie.Trie, counts: array.array[int]) -> None:
-        self._trie = trie
-        self._counts = counts
-
-    def __contains__(self, word: object) -> bool:
-        return word in self._trie
+    counts: array.array[int]
 
     def __getitem__(self, word: str) -> int:
-        count: int = self._counts[self._trie[word]]  # KeyError when absent, as a dict's
+        key = _key_of(self, word)
+        if key is None:
+            raise KeyError(word)  # as a dict's
+        count: int = self.counts[key]
         return count
 
     def get(self, word: str, default: int | None = None) -> int | None:
-        key = self._trie.get(word)
-        return default if key is None else self._counts[key]
-
-    def __len__(self) -> int:
-        return len(self._trie)
+        key = _key_of(self, word)
+        return default if key is None else self.counts[key]
 
 
 def _lines(source: Iterable[bytes]) -> Iterator[tuple[str, int]]:
@@ -76,14 +72,16 @@ def word_counts(tokenizer: Any) -> tuple[WordCounts, int]:
                 for end in range(1, len(word) + 1):
                     yield word[:end]
 
-    trie = marisa_trie.Trie(keys())
+    trie = WordCounts(keys())
     counts = array.array("q", bytes(8 * len(trie)))
     total = 0
     with tokenizer.get_dict_file() as f:
         for word, count in _lines(f):
-            counts[trie[word]] = count  # a word listed twice keeps its last count, as jieba's
+            # A word listed twice keeps its last count, as in jieba's.
+            counts[trie.key_id(word)] = count
             total += count
-    return WordCounts(trie, counts), total
+    trie.counts = counts
+    return trie, total
 
 
 def words() -> Any:
@@ -123,14 +121,42 @@ def _import_pypinyin_without_phrases() -> None:
                 os.environ[name] = value
 
 
-def _phrase_readings() -> marisa_trie.BytesTrie:
-    """pypinyin's phrases, each to the toned reading of its characters ("chóng qìng")."""
+class PhraseReadings:
+    """pypinyin's phrases in a trie, and by each one's id the toned readings of its
+    characters (重庆: chóng, qìng), as numbers into the few hundred syllables there are."""
+
+    __slots__ = ("_names", "_starts", "_syllables", "trie")
+
+    def __init__(self, phrases: dict[str, list[list[str]]]) -> None:
+        self.trie = marisa_trie.Trie(phrases)
+        self._starts = array.array("I", bytes(4 * len(self.trie)))
+        self._syllables = array.array("H")
+        numbers: dict[str, int] = {}
+        for phrase, each in phrases.items():
+            self._starts[self.trie.key_id(phrase)] = len(self._syllables)
+            # lazy_pinyin reads each character's first reading.
+            self._syllables.extend(numbers.setdefault(r[0], len(numbers)) for r in each)
+        # The names are made again from one string, so that nothing of the parsed phrases
+        # outlives them (a few hundred strings among them would keep their memory).
+        joined = "\n".join(numbers)
+        del numbers
+        self._names = joined.split("\n")
+
+    def of(self, phrase: str) -> list[list[str]] | None:
+        """The readings of a phrase, in pypinyin's shape ([[chóng], [qìng]]); None if it is
+        no phrase."""
+        key = self.trie.get(phrase)
+        if key is None:
+            return None
+        start = self._starts[key]
+        return [[self._names[n]] for n in self._syllables[start : start + len(phrase)]]
+
+
+def _phrase_readings() -> PhraseReadings:
     data = resources.files("pypinyin").joinpath("phrases_dict.json").read_text("utf-8")
     phrases: dict[str, list[list[str]]] = json.loads(data)
     del data
-    # lazy_pinyin reads each character's first reading.
-    readings = ((p, " ".join(r[0] for r in rs).encode()) for p, rs in phrases.items())
-    return marisa_trie.BytesTrie(readings)
+    return PhraseReadings(phrases)
 
 
 def pinyin() -> Any:
@@ -155,11 +181,13 @@ def readings(text: str, *, first_letters: bool = False) -> list[str]:
     return found
 
 
-def _phrase_pinyin(phrases: marisa_trie.BytesTrie) -> Any:
+def _phrase_pinyin(readings: PhraseReadings) -> Any:
     from pypinyin.constants import RE_HANS
     from pypinyin.converter import UltimateConverter
     from pypinyin.core import Pinyin
     from pypinyin.seg.simpleseg import simple_seg
+
+    phrases = readings.trie
 
     def cut(run: str) -> Iterator[str]:
         # pypinyin.seg.mmseg.Seg(no_non_phrases=True).cut: the longest phrase the rest
@@ -180,9 +208,9 @@ def _phrase_pinyin(phrases: marisa_trie.BytesTrie) -> Any:
 
     class PhraseConverter(UltimateConverter):
         def post_pinyin(self, han: str, heteronym: bool, pinyin: Any, **kw: Any) -> Any:
-            found = phrases.get(han)
-            if found:
-                return [[r] for r in found[0].decode().split(" ")]
+            found = readings.of(han)
+            if found is not None:
+                return found
             return super().post_pinyin(han, heteronym, pinyin, **kw)
 
     class PhrasePinyin(Pinyin):
