@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from dinegraph.app import create_app, default_services
 from dinegraph.context import Clock, Services
 from dinegraph.db import identity as identity_db
-from dinegraph.db.engine import WRITE, create_engine
+from dinegraph.db.engine import WRITE, create_engine, local_write_lock
 from dinegraph.db.tables import campaign_quotas, orders
 from dinegraph.domain.supplies import Supply, campaign_quota, coupon_template, shelf
 from dinegraph.events.brokers import Broker
@@ -35,7 +35,12 @@ from dinegraph.security import new_api_key
 from dinegraph.settings import Settings
 from tests.conftest import Credentials, GraphQLClient
 from tests.databases import broker_url
-from tests.integration.test_stock_concurrency import RECORD_SALE, RESTOCK, sale
+from tests.integration.test_stock_concurrency import (
+    RECORD_SALE,
+    RESTOCK,
+    level_and_ledger_sum,
+    sale,
+)
 from tests.shop import BUY_FLASH, new_campaign, new_members, new_shop, new_sku, next_noon
 
 HEARD_WITHIN_S = 10.0  # how long another process may take to hear of a commit
@@ -295,6 +300,54 @@ async def test_once_a_shelf_is_empty_sales_write_nothing_until_a_restock(
             )
         )
         assert codes(again) == []  # at once
+
+
+async def test_sales_queued_behind_the_one_that_empties_a_shelf_leave_the_queue_together(
+    settings: Settings, engine: AsyncEngine, credentials: Credentials
+) -> None:
+    """Where writers queue for one lock (SQLite), the sales waiting behind the one that takes
+    the last unit are answered as the board learns the shelf is empty: none of them opens a
+    write transaction, and a retry among them still gets its first sale."""
+    async with process(settings) as shop:
+        lock = local_write_lock(shop.engine)
+        if lock is None:
+            pytest.skip("only SQLite's writers queue for a lock in the process")
+        sku = await new_sku(engine, price_fen=2990, stock={1: 2})
+        sku_id = encode_id("Sku", sku)
+        earlier = payload(
+            await shop.client.execute(
+                RECORD_SALE, sale([(sku_id, 1)], f"earlier-{sku}"), credentials.partner
+            )
+        )
+        assert codes(earlier) == []
+
+        async def record(order: str) -> dict[str, Any]:
+            found = await shop.client.execute(
+                RECORD_SALE, sale([(sku_id, 1)], order), credentials.partner
+            )
+            return payload(found)
+
+        with counting_writes(shop.engine) as writes:
+            await lock.acquire()  # another writer holds it, say
+            try:
+                last = asyncio.ensure_future(record(f"last-{sku}"))
+                await until(lambda: len(lock._waiters or ()) == 1, "the last sale queued")
+                queued = [
+                    asyncio.ensure_future(record(order))
+                    for order in [f"late-{sku}-{n}" for n in range(4)] + [f"earlier-{sku}"]
+                ]
+                await until(lambda: len(lock._waiters or ()) == 6, "the others queued behind")
+            finally:
+                lock.release()
+            # Bounded, so that a queue that is not left fails here instead of hanging.
+            answers = await asyncio.wait_for(asyncio.gather(last, *queued), 30)
+
+        assert [codes(a) for a in answers] == [[], *[["OUT_OF_STOCK"]] * 4, []]
+        assert answers[-1]["sale"] == earlier["sale"]  # the retry gets its first sale
+        assert shop.services.board.gone(shelf(1, sku))
+        assert writes.transactions == 1, writes  # the last sale's alone
+        level, _ = await level_and_ledger_sum(engine, sku_id)
+        assert level == 0  # two sold of two
 
 
 # --- two processes on a shared broker ------------------------------------------------------

@@ -41,7 +41,7 @@ from dinegraph.domain.stock import (
     sale_lines,
     tracked_changed,
 )
-from dinegraph.domain.supplies import shelf, supply_changed
+from dinegraph.domain.supplies import GoneWhileQueued, Supply, shelf, supply_changed
 
 
 async def record_sale(cmd: RecordSale, *, uow: UnitOfWork, viewer: Viewer) -> Movement:
@@ -54,19 +54,27 @@ async def record_sale(cmd: RecordSale, *, uow: UnitOfWork, viewer: Viewer) -> Mo
     reference = clean_reference(cmd.external_order_id, ["externalOrderId"])
     lines = sale_lines(cmd.lines)
     source = MovementSource(cmd.source.value)
-    if uow.board.gone(shelf(cmd.store_id, lines[0].sku_id)):
-        return await _refused_early(uow, cmd.store_id, source, reference, lines)
-    return await _apply_movement(
-        uow,
-        viewer,
-        store_id=cmd.store_id,
-        source=source,
-        reference=reference,
-        lines=lines,
-        reason="",
-        line_field="lines",
-        key_field="externalOrderId",
-    )
+    first = shelf(cmd.store_id, lines[0].sku_id)  # the first the write would take
+    while True:
+        if uow.board.gone(first):
+            return await _refused_early(uow, cmd.store_id, source, reference, lines)
+        try:
+            return await _apply_movement(
+                uow,
+                viewer,
+                store_id=cmd.store_id,
+                source=source,
+                reference=reference,
+                lines=lines,
+                reason="",
+                line_field="lines",
+                key_field="externalOrderId",
+                unless_gone=first,
+            )
+        except GoneWhileQueued:
+            # Emptied while this sale queued for the lock, with the sales queued beside it:
+            # refused as the board refuses (or, restocked meanwhile, queued again).
+            continue
 
 
 async def _refused_early(
@@ -162,8 +170,9 @@ async def _apply_movement(
     reason: str,
     line_field: str | None,
     key_field: str,
+    unless_gone: Supply | None = None,
 ) -> Movement:
-    async with uow:
+    async with uow.unless_gone(unless_gone) if unless_gone is not None else uow:
         movement = await apply_movement(
             uow,
             actor=actor_of(viewer),
