@@ -11,7 +11,6 @@ node, and 14-16 % of the server's CPU in all (BENCHMARKS.md, "The collector").
 A serving process therefore freezes what start-up made (it is never garbage: the
 collector leaves frozen objects alone), and collects the young generation less often.
 
-
 Work done once after start (search's dictionaries built into tries) frees far more than it
 keeps; glibc's allocator holds what C code freed for its next allocations, which an idle
 server may never make. ``return_freed_memory`` gives it back to the system.

@@ -87,6 +87,8 @@ def word_counts(tokenizer: Any) -> tuple[WordCounts, int]:
 def words() -> Any:
     """A jieba ``Tokenizer`` of jieba's own dictionary, looking words up in a trie."""
     global _words
+    if _words is not None:
+        return _words
     with _lock:
         if _words is None:
             with warnings.catch_warnings():
@@ -162,6 +164,8 @@ def _phrase_readings() -> PhraseReadings:
 def pinyin() -> Any:
     """A ``pypinyin.Pinyin`` reading characters in context from pypinyin's phrases."""
     global _pinyin
+    if _pinyin is not None:
+        return _pinyin
     with _lock:
         if _pinyin is None:
             _import_pypinyin_without_phrases()
