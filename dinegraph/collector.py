@@ -19,7 +19,6 @@ server may never make. ``return_freed_memory`` gives it back to the system.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 
 __all__ = ["return_freed_memory", "tune_collector"]
@@ -38,10 +37,8 @@ def tune_collector(young_threshold: int) -> None:
 def return_freed_memory() -> bool:
     """Hand the memory the C allocator holds free back to the system (glibc's
     ``malloc_trim``); False where the C library has no such call."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
-    trim = getattr(ctypes.CDLL(name), "malloc_trim", None)
+    # The symbols the process has loaded already: its C library's among them.
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
     if trim is None:  # not glibc (musl, macOS)
         return False
     trim(0)

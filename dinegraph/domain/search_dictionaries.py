@@ -23,15 +23,28 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from importlib import resources
 from typing import Any
 
 import marisa_trie
 
-_lock = threading.Lock()
-_words: Any = None
-_pinyin: Any = None
+
+def _built_once(build: Callable[[], Any]) -> Callable[[], Any]:
+    """``build()`` the first time it is asked for, once, however many threads ask together
+    (a production server's warm-up and a first search); what it built thereafter."""
+    lock = threading.Lock()
+    built: list[Any] = []
+
+    def get() -> Any:
+        if not built:
+            with lock:
+                if not built:
+                    built.append(build())
+        return built[0]
+
+    get.__doc__ = build.__doc__
+    return get
 
 
 _key_of = marisa_trie.Trie.get  # a key's id in the trie, or None
@@ -84,24 +97,19 @@ def word_counts(tokenizer: Any) -> tuple[WordCounts, int]:
     return trie, total
 
 
+@_built_once
 def words() -> Any:
     """A jieba ``Tokenizer`` of jieba's own dictionary, looking words up in a trie."""
-    global _words
-    if _words is not None:
-        return _words
-    with _lock:
-        if _words is None:
-            with warnings.catch_warnings():
-                # jieba's source raises a SyntaxWarning when first compiled on recent Pythons.
-                warnings.simplefilter("ignore")
-                import jieba  # type: ignore[import-untyped]
-            jieba.setLogLevel(logging.WARNING)
-            tokenizer = jieba.Tokenizer()
-            # What Tokenizer.initialize sets, made here instead of read from jieba's cache.
-            tokenizer.FREQ, tokenizer.total = word_counts(tokenizer)
-            tokenizer.initialized = True
-            _words = tokenizer
-        return _words
+    with warnings.catch_warnings():
+        # jieba's source raises a SyntaxWarning when first compiled on recent Pythons.
+        warnings.simplefilter("ignore")
+        import jieba  # type: ignore[import-untyped]
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    # What Tokenizer.initialize sets, made here instead of read from jieba's cache.
+    tokenizer.FREQ, tokenizer.total = word_counts(tokenizer)
+    tokenizer.initialized = True
+    return tokenizer
 
 
 _SWITCHES = ("PYPINYIN_NO_PHRASES", "PYPINYIN_NO_DICT_COPY")
@@ -161,16 +169,11 @@ def _phrase_readings() -> PhraseReadings:
     return PhraseReadings(phrases)
 
 
+@_built_once
 def pinyin() -> Any:
     """A ``pypinyin.Pinyin`` reading characters in context from pypinyin's phrases."""
-    global _pinyin
-    if _pinyin is not None:
-        return _pinyin
-    with _lock:
-        if _pinyin is None:
-            _import_pypinyin_without_phrases()
-            _pinyin = _phrase_pinyin(_phrase_readings())
-        return _pinyin
+    _import_pypinyin_without_phrases()
+    return _phrase_pinyin(_phrase_readings())
 
 
 def readings(text: str, *, first_letters: bool = False) -> list[str]:
